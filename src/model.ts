@@ -174,3 +174,27 @@ export interface SchedulerModule {
   readonly flags?: readonly string[];
   create(svc: Service): Scheduler;
 }
+
+/**
+ * Apply the kernel's upper-threshold rule when a connection is bound to `d` (ip_vs_bind_dest):
+ * with an upper threshold set, reaching it marks the dest overloaded.
+ */
+export function destOverloadOnBind(d: Dest): void {
+  if (d.uThreshold !== 0 && d.activeConns + d.inactConns >= d.uThreshold) d.flags |= DEST_F_OVERLOAD;
+}
+
+/**
+ * The kernel's hysteresis when a connection leaves `d` (ip_vs_unbind_dest): clear the overload
+ * flag below the lower threshold, or, with no lower threshold, below 3/4 of the upper one; with
+ * no thresholds at all the flag is simply cleared.
+ */
+export function destOverloadOnUnbind(d: Dest): void {
+  const total = d.activeConns + d.inactConns;
+  if (d.lThreshold !== 0) {
+    if (total < d.lThreshold) d.flags &= ~DEST_F_OVERLOAD;
+  } else if (d.uThreshold !== 0) {
+    if (total * 4 < d.uThreshold * 3) d.flags &= ~DEST_F_OVERLOAD;
+  } else {
+    d.flags &= ~DEST_F_OVERLOAD;
+  }
+}
