@@ -1,0 +1,42 @@
+/**
+ * What the control plane (lvsadm's commands, run inside lvsd) sees of a running director.
+ * The engine implements it; tests may use an engine without any I/O.
+ */
+import type { ServiceTable } from "../services.js";
+
+/** One connection-table entry as listed by `lvsadm -Lnc` (allocated per call: control plane only). */
+export interface ConnEntry {
+  proto: number;
+  caddr: number;
+  cport: number;
+  vaddr: number;
+  vport: number;
+  daddr: number;
+  dport: number;
+  /** State name as ipvsadm prints it (ESTABLISHED, SYN_RECV, UDP, NONE, ASSURED, ...). */
+  state: string;
+  /** Milliseconds until expiry (>= 0). */
+  expiresInMs: number;
+  /** Persistence template (client port 0). */
+  template: boolean;
+  /** Forwarding method (FwdMethod). */
+  fwd: number;
+}
+
+export interface Timeouts {
+  /** Seconds; ESTABLISHED, FIN_WAIT and UDP timeouts as set by `--set tcp tcpfin udp`. */
+  tcp: number;
+  tcpfin: number;
+  udp: number;
+}
+
+export interface ControlTarget {
+  readonly table: ServiceTable;
+  /** Snapshot of the connection table (templates included). */
+  conns(): ConnEntry[];
+  getTimeouts(): Timeouts;
+  /** 0 leaves a value unchanged (ipvsadm semantics). */
+  setTimeouts(t: Timeouts): void;
+  /** Connection hash bucket count printed as "size=" in listings. */
+  readonly connTabSize: number;
+}

@@ -1,0 +1,318 @@
+/**
+ * The service table: virtual services and their dests, changed by the control plane between
+ * batches with ipvsadm's rules, and looked up by the data path on a connection miss.
+ *
+ * Data path lookups use a Map keyed by a number (never a string): (addr * 65536 + port) * 4 + p,
+ * where p is 1 for TCP and 2 for UDP, below 2^53 so exact as a double. Services and dests get
+ * stable slot ids so the connection table can refer to them by number.
+ *
+ * Errors are thrown as ControlError with an errno-like code, as the kernel answers ipvsadm; the
+ * control client maps them to ipvsadm's messages.
+ */
+
+import {
+  DEFAULT_PERSIST_TIMEOUT,
+  DEST_F_AVAILABLE,
+  Dest,
+  FwdMethod,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  SVC_F_PERSISTENT,
+  Service,
+  type SchedulerModule,
+} from "./model.js";
+import { getScheduler } from "./schedulers/index.js";
+
+export type ControlErrorCode = "EEXIST" | "ESRCH" | "ENOENT" | "EINVAL" | "ENOMEM" | "EBUSY";
+
+export class ControlError extends Error {
+  readonly code: ControlErrorCode;
+  constructor(code: ControlErrorCode, message: string) {
+    super(message);
+    this.name = "ControlError";
+    this.code = code;
+  }
+}
+
+/** Identifies a service: protocol + address + port, or a firewall mark (fwmark > 0). */
+export interface ServiceKey {
+  readonly proto: number;
+  readonly addr: number;
+  readonly port: number;
+  readonly fwmark?: number;
+}
+
+export interface ServiceOptions {
+  sched: string;
+  /** SVC_F_* flags: persistence, one-packet, scheduler flags. */
+  flags: number;
+  /** Persistence timeout (s); used when SVC_F_PERSISTENT is set. */
+  timeout: number;
+  /** Persistence netmask as uint32. */
+  netmask: number;
+}
+
+export interface DestOptions {
+  addr: number;
+  port: number;
+  weight: number;
+  fwd: FwdMethod;
+  uThreshold: number;
+  lThreshold: number;
+  tunType?: number;
+  tunPort?: number;
+}
+
+/** Hooks the engine installs so table changes reach the connection table. */
+export interface ServiceTableHooks {
+  /** A dest left its service (deleted, or its service deleted). */
+  destRemoved(dest: Dest): void;
+}
+
+export const MAX_WEIGHT = 65535;
+export const MAX_PERSIST_TIMEOUT = 2678400;
+
+function protoCode(proto: number): number {
+  return proto === IPPROTO_TCP ? 1 : proto === IPPROTO_UDP ? 2 : 3;
+}
+
+/** Numeric lookup key for (proto, addr, port). */
+export function serviceKey(proto: number, addr: number, port: number): number {
+  return ((addr >>> 0) * 65536 + port) * 4 + protoCode(proto);
+}
+
+export class ServiceTable {
+  /** Services by slot id (holes are null). */
+  readonly services: (Service | null)[] = [];
+  /** Dests by slot id, including dests removed from their service that connections still use. */
+  readonly dests: (Dest | null)[] = [];
+  private readonly byKey = new Map<number, Service>();
+  private readonly byMark = new Map<number, Service>();
+  /** Number of services per VIP address (for ARP/ICMP answering and VIP checks). */
+  private readonly vipRefs = new Map<number, number>();
+  private readonly freeSvc: number[] = [];
+  private readonly freeDest: number[] = [];
+  private readonly resolve: (name: string) => SchedulerModule | undefined;
+  hooks: ServiceTableHooks = { destRemoved: () => {} };
+  /** Bumped on every change; listeners (ARP for VIPs, estimator) compare it. */
+  generation = 0;
+
+  constructor(resolve: (name: string) => SchedulerModule | undefined = getScheduler) {
+    this.resolve = resolve;
+  }
+
+  // ---- data path ----
+
+  /** Service for a packet to addr:port/proto; falls back to a port-0 (all ports) service. */
+  lookup(proto: number, addr: number, port: number): Service | undefined {
+    const s = this.byKey.get(serviceKey(proto, addr, port));
+    if (s !== undefined || port === 0) return s;
+    return this.byKey.get(serviceKey(proto, addr, 0));
+  }
+
+  lookupFwmark(mark: number): Service | undefined {
+    return this.byMark.get(mark);
+  }
+
+  /** True when addr is the VIP of some service. */
+  isVip(addr: number): boolean {
+    return this.vipRefs.has(addr >>> 0);
+  }
+
+  vips(): number[] {
+    return [...this.vipRefs.keys()];
+  }
+
+  // ---- control plane ----
+
+  find(key: ServiceKey): Service | undefined {
+    if (key.fwmark) return this.byMark.get(key.fwmark);
+    return this.byKey.get(serviceKey(key.proto, key.addr, key.port));
+  }
+
+  private mustFind(key: ServiceKey): Service {
+    const s = this.find(key);
+    if (!s) throw new ControlError("ESRCH", "No such service");
+    return s;
+  }
+
+  list(): Service[] {
+    const out: Service[] = [];
+    for (const s of this.services) if (s) out.push(s);
+    return out;
+  }
+
+  private checkOptions(key: ServiceKey, opts: ServiceOptions): SchedulerModule {
+    const mod = this.resolve(opts.sched);
+    if (!mod) throw new ControlError("ENOENT", `Scheduler not found: ${opts.sched}`);
+    if ((opts.flags & SVC_F_PERSISTENT) !== 0 && (opts.timeout < 1 || opts.timeout > MAX_PERSIST_TIMEOUT)) {
+      throw new ControlError("EINVAL", "Invalid persistence timeout");
+    }
+    if (!key.fwmark && key.port === 0 && (opts.flags & SVC_F_PERSISTENT) === 0) {
+      throw new ControlError("EINVAL", "Zero port specified for non-persistent service");
+    }
+    return mod;
+  }
+
+  addService(key: ServiceKey, opts: ServiceOptions): Service {
+    if (this.find(key)) throw new ControlError("EEXIST", "Service already exists");
+    const mod = this.checkOptions(key, opts);
+    const s = new Service(key.proto, key.addr, key.port, mod.name);
+    s.fwmark = key.fwmark ?? 0;
+    this.applyOptions(s, opts);
+    s.sched = mod.create(s);
+    const id = this.freeSvc.pop() ?? this.services.length;
+    s.id = id;
+    this.services[id] = s;
+    if (s.fwmark) this.byMark.set(s.fwmark, s);
+    else {
+      this.byKey.set(serviceKey(s.proto, s.addr, s.port), s);
+      this.vipRefs.set(s.addr, (this.vipRefs.get(s.addr) ?? 0) + 1);
+    }
+    s.sched.onDestsChanged?.(s.dests);
+    this.generation++;
+    return s;
+  }
+
+  private applyOptions(s: Service, opts: ServiceOptions): void {
+    s.flags = opts.flags;
+    s.timeout = (opts.flags & SVC_F_PERSISTENT) !== 0 ? opts.timeout || DEFAULT_PERSIST_TIMEOUT : 0;
+    s.netmask = opts.netmask >>> 0;
+  }
+
+  editService(key: ServiceKey, opts: ServiceOptions): Service {
+    const s = this.mustFind(key);
+    const mod = this.checkOptions(key, opts);
+    this.applyOptions(s, opts);
+    if (mod.name !== s.schedName) {
+      s.schedName = mod.name;
+      s.sched = mod.create(s);
+    }
+    s.sched?.onDestsChanged?.(s.dests);
+    this.generation++;
+    return s;
+  }
+
+  deleteService(key: ServiceKey): void {
+    const s = this.mustFind(key);
+    this.removeService(s);
+  }
+
+  private removeService(s: Service): void {
+    for (const d of s.dests) this.detachDest(d);
+    s.dests = [];
+    if (s.fwmark) this.byMark.delete(s.fwmark);
+    else {
+      this.byKey.delete(serviceKey(s.proto, s.addr, s.port));
+      const n = (this.vipRefs.get(s.addr) ?? 1) - 1;
+      if (n <= 0) this.vipRefs.delete(s.addr);
+      else this.vipRefs.set(s.addr, n);
+    }
+    this.services[s.id] = null;
+    this.freeSvc.push(s.id);
+    this.generation++;
+  }
+
+  clear(): void {
+    for (const s of this.services) if (s) this.removeService(s);
+  }
+
+  private static destMatch(d: Dest, addr: number, port: number): boolean {
+    return d.addr === addr >>> 0 && d.port === port;
+  }
+
+  findDest(s: Service, addr: number, port: number): Dest | undefined {
+    for (const d of s.dests) if (ServiceTable.destMatch(d, addr, port)) return d;
+    return undefined;
+  }
+
+  private checkDest(o: DestOptions): void {
+    if (o.weight < 0 || o.weight > MAX_WEIGHT || !Number.isInteger(o.weight)) {
+      throw new ControlError("EINVAL", "Invalid weight");
+    }
+    if (o.lThreshold > o.uThreshold && o.uThreshold !== 0) {
+      throw new ControlError("EINVAL", "Lower threshold is higher than upper threshold");
+    }
+  }
+
+  /** Dest port as the kernel stores it: DR and TUN use the service port (except fwmark services). */
+  private static effectivePort(s: Service, o: DestOptions): number {
+    if ((o.fwd === FwdMethod.ROUTE || o.fwd === FwdMethod.TUNNEL) && !s.fwmark) return s.port;
+    return o.port;
+  }
+
+  addDest(key: ServiceKey, o: DestOptions): Dest {
+    const s = this.mustFind(key);
+    this.checkDest(o);
+    const port = ServiceTable.effectivePort(s, o);
+    if (this.findDest(s, o.addr, port)) throw new ControlError("EEXIST", "Destination already exists");
+    const d = new Dest(o.addr, port, o.weight, o.fwd, o.uThreshold, o.lThreshold);
+    d.tunType = o.tunType ?? 0;
+    d.tunPort = o.tunPort ?? 0;
+    d.svc = s;
+    const id = this.freeDest.pop() ?? this.dests.length;
+    d.id = id;
+    this.dests[id] = d;
+    s.dests.unshift(d); // the kernel adds new dests at the head of the list
+    s.sched?.onDestsChanged?.(s.dests);
+    this.generation++;
+    return d;
+  }
+
+  editDest(key: ServiceKey, o: DestOptions): Dest {
+    const s = this.mustFind(key);
+    this.checkDest(o);
+    const d = this.findDest(s, o.addr, ServiceTable.effectivePort(s, o));
+    if (!d) throw new ControlError("ENOENT", "No such destination");
+    d.weight = o.weight;
+    if (o.weight > 0) d.lastWeight = o.weight;
+    d.fwd = o.fwd;
+    d.uThreshold = o.uThreshold;
+    d.lThreshold = o.lThreshold;
+    d.tunType = o.tunType ?? d.tunType;
+    d.tunPort = o.tunPort ?? d.tunPort;
+    // Thresholds may have changed: re-evaluate overload as the kernel does on update.
+    if (d.uThreshold === 0 || d.activeConns + d.inactConns < d.uThreshold) d.flags &= ~2;
+    s.sched?.onDestsChanged?.(s.dests);
+    this.generation++;
+    return d;
+  }
+
+  deleteDest(key: ServiceKey, addr: number, port: number): void {
+    const s = this.mustFind(key);
+    let d = this.findDest(s, addr, port);
+    if (!d && !s.fwmark) d = this.findDest(s, addr, s.port);
+    if (!d) throw new ControlError("ENOENT", "No such destination");
+    s.dests.splice(s.dests.indexOf(d), 1);
+    this.detachDest(d);
+    s.sched?.onDestsChanged?.(s.dests);
+    this.generation++;
+  }
+
+  /** Take a dest out of service; its slot stays while connections still refer to it. */
+  private detachDest(d: Dest): void {
+    d.flags &= ~DEST_F_AVAILABLE;
+    this.hooks.destRemoved(d);
+    this.releaseDestIfUnused(d);
+  }
+
+  /** Free a removed dest's slot once no connection refers to it (called by conntrack too). */
+  releaseDestIfUnused(d: Dest): void {
+    if ((d.flags & DEST_F_AVAILABLE) !== 0) return;
+    if (d.activeConns + d.inactConns + d.persistConns !== 0) return;
+    if (d.id >= 0 && this.dests[d.id] === d) {
+      this.dests[d.id] = null;
+      this.freeDest.push(d.id);
+    }
+  }
+
+  /** -Z: zero the counters of one service (and its dests) or of all. */
+  zero(key?: ServiceKey): void {
+    const list = key ? [this.mustFind(key)] : this.list();
+    for (const s of list) {
+      s.conns = s.inPkts = s.outPkts = s.inBytes = s.outBytes = 0;
+      for (const d of s.dests) d.conns = d.inPkts = d.outPkts = d.inBytes = d.outBytes = 0;
+    }
+    this.generation++;
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * Run-time knobs named after the kernel's net.ipv4.vs.* sysctls. The control plane changes
+ * them; the data path reads them per packet (plain numeric fields).
+ */
+export class Sysctl {
+  /**
+   * 1: a packet for a connection whose dest was deleted (or failed) expires that connection
+   * and is dropped, so the client's next attempt is rescheduled. The kernel's default is 0;
+   * ours is 1 because black-holed flows to removed servers are the most common LVS complaint
+   * (see docs/architecture.md). Weight changes never expire connections.
+   */
+  expireNodestConn = 1;
+  /** 1: a persistence template whose dest has weight 0 is dropped and the client rescheduled. */
+  expireQuiescentTemplate = 0;
+  /** 1 (kernel default): a SYN hitting a TIME_WAIT/CLOSE entry is rescheduled as a new connection. */
+  connReuseMode = 1;
+  /** 1: create TCP connections on any packet, not only SYN (kernel default 0). */
+  sloppyTcp = 0;
+  /** 1: NAT-mode packets to a dest with no route back are still sent (no-op here, kept for parity). */
+  conntrack = 0;
+}
