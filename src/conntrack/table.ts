@@ -98,6 +98,10 @@ export class ConnTable {
   readonly ctl: Int32Array;
   /** For templates: number of connections they control. */
   readonly nControl: Uint32Array;
+  /** For templates: first controlled connection; for connections: siblings under the template. */
+  private readonly ctlHead: Int32Array;
+  private readonly ctlNext: Int32Array;
+  private readonly ctlPrev: Int32Array;
   private readonly nextIn: Int32Array;
   private readonly nextOut: Int32Array;
   private readonly headIn: Int32Array;
@@ -148,6 +152,9 @@ export class ConnTable {
     this.expires = new Float64Array(capacity);
     this.ctl = new Int32Array(capacity);
     this.nControl = new Uint32Array(capacity);
+    this.ctlHead = new Int32Array(capacity);
+    this.ctlNext = new Int32Array(capacity);
+    this.ctlPrev = new Int32Array(capacity);
     this.nextIn = new Int32Array(capacity);
     this.nextOut = new Int32Array(capacity);
     this.headIn = new Int32Array(this.bucketCount).fill(-1);
@@ -160,7 +167,7 @@ export class ConnTable {
 
   /** Bytes held by the table's arrays (for the memory benchmark and `size` reporting). */
   byteSize(): number {
-    const perSlot = 4 * 4 + 2 * 4 + 4 + 4 + 2 + 8 + 4 + 4 + 4 + 4 + 4;
+    const perSlot = 4 * 4 + 2 * 4 + 4 + 4 + 2 + 8 + 4 + 4 + 3 * 4 + 4 + 4 + 4;
     return perSlot * this.capacity + 8 * this.bucketCount;
   }
 
@@ -239,6 +246,9 @@ export class ConnTable {
         (this.flags[i]! & CONN_F_TEMPLATE) !== 0
       ) {
         if (this.expires[i]! <= clock.nowMs) {
+          // Controlled connections may have expired without being collected yet: reap them
+          // first, so a template outlives only connections that are really alive.
+          this.reapControlled(i);
           if (this.nControl[i] === 0) {
             this.free(i);
             return -1;
@@ -250,6 +260,17 @@ export class ConnTable {
       i = this.nextIn[i]!;
     }
     return -1;
+  }
+
+  /** Free the expired connections a template controls. */
+  private reapControlled(t: number): void {
+    const now = clock.nowMs;
+    let c = this.ctlHead[t]!;
+    while (c >= 0) {
+      const next = this.ctlNext[c]!;
+      if (this.expires[c]! <= now) this.free(c);
+      c = next;
+    }
   }
 
   private rearmTemplate(i: number): void {
@@ -366,7 +387,17 @@ export class ConnTable {
         : p === IPPROTO_UDP
           ? this.udpTimeoutMs
           : this.icmpTimeoutMs);
-    if (tpl >= 0) this.nControl[tpl]!++;
+    this.ctlHead[i] = -1;
+    this.ctlPrev[i] = -1;
+    if (tpl >= 0) {
+      this.nControl[tpl]!++;
+      const h = this.ctlHead[tpl]!;
+      this.ctlNext[i] = h;
+      if (h >= 0) this.ctlPrev[h] = i;
+      this.ctlHead[tpl] = i;
+    } else {
+      this.ctlNext[i] = -1;
+    }
     dest.inactConns++;
     destOverloadOnBind(dest);
     this.hashIn(i);
@@ -403,6 +434,9 @@ export class ConnTable {
     this.svc[i] = svcId;
     this.ctl[i] = -1;
     this.nControl[i] = 0;
+    this.ctlHead[i] = -1;
+    this.ctlNext[i] = -1;
+    this.ctlPrev[i] = -1;
     this.expires[i] = clock.nowMs + timeoutS * 1000;
     dest.persistConns++;
     destOverloadOnBind(dest);
@@ -486,6 +520,12 @@ export class ConnTable {
       }
       const t = this.ctl[i]!;
       if (t >= 0) {
+        const prev = this.ctlPrev[i]!;
+        const next = this.ctlNext[i]!;
+        if (prev >= 0) this.ctlNext[prev] = next;
+        else this.ctlHead[t] = next;
+        if (next >= 0) this.ctlPrev[next] = prev;
+        this.ctl[i] = -1;
         this.nControl[t]!--;
         if (this.nControl[t] === 0 && (this.flags[t]! & CONN_F_INVALID) !== 0) this.free(t);
       }
@@ -557,9 +597,13 @@ export class ConnTable {
       const f = this.flags[i]!;
       if ((f & CONN_F_USED) === 0 || this.expires[i]! > now) continue;
       if ((f & CONN_F_TEMPLATE) !== 0 && this.nControl[i] !== 0) {
-        this.rearmTemplate(i);
-        continue;
+        this.reapControlled(i);
+        if (this.nControl[i] !== 0) {
+          this.rearmTemplate(i);
+          continue;
+        }
       }
+      if ((this.flags[i]! & CONN_F_USED) === 0) continue;
       this.free(i);
       freed++;
     }

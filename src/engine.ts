@@ -1,0 +1,539 @@
+/**
+ * The engine: one loop over a batch of frames. Classify, look up or create the connection,
+ * apply the connection's forwarding mode, set the Ethernet header for the next hop, and mark
+ * the frame's egress link. Frames the director generates itself (ARP replies and requests,
+ * ICMP echo replies and errors) go into a separate transmit batch.
+ *
+ * Nothing on this path allocates, throws, awaits or builds strings: parsing fills one reused
+ * FrameView, lookups walk typed arrays, drops bump a counter by reason (src/drops.ts).
+ *
+ * The engine also implements the control plane's view of the director (ControlTarget).
+ */
+import { clock } from "./clock.js";
+import { DIR_INPUT, DIR_OUTPUT, TcpState } from "./conntrack/states.js";
+import { CONN_F_TEMPLATE, ConnTable } from "./conntrack/table.js";
+import type { ConnEntry, ControlTarget, Timeouts } from "./control/target.js";
+import { DROP_COUNT, DROP_NAMES, Drop } from "./drops.js";
+import { EGRESS_NONE, FrameBatch, HEADROOM } from "./io/batch.js";
+import {
+  DEST_F_AVAILABLE,
+  type Dest,
+  FwdMethod,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  type Service,
+} from "./model.js";
+import { natMode } from "./modes/nat.js";
+import type { ForwardMode } from "./modes/types.js";
+import { NEIGH_INCOMPLETE, NEIGH_NONE } from "./net/neigh.js";
+import { L2_NEIGH_MISS, type Link, Net } from "./net/net.js";
+import { emitArpReply, emitArpRequest, emitIcmpEchoReply, emitIcmpError } from "./packet/emit.js";
+import { parseFrame } from "./packet/parse.js";
+import { decTtl } from "./packet/rewrite.js";
+import {
+  ETH_P_ARP,
+  FrameView,
+  ICMP_DEST_UNREACH,
+  ICMP_ECHO,
+  ICMP_PORT_UNREACH,
+  ICMP_SOURCE_QUENCH,
+  ICMP_TIME_EXCEEDED,
+  TCP_ACK,
+  TCP_RST,
+  TCP_SYN,
+} from "./packet/view.js";
+import { ServiceTable } from "./services.js";
+import { Sysctl } from "./sysctl.js";
+
+export interface EngineOptions {
+  /** Maximum connections + templates (default 1 << 20). */
+  maxConns?: number;
+  /** Hash buckets (default: next power of two >= maxConns). */
+  buckets?: number;
+  /** Capacity of the batch for director-generated frames (default 256). */
+  txCapacity?: number;
+  /** Connection-table slots examined for expiry per batch (default 256). */
+  sweepPerBatch?: number;
+}
+
+const FTP_PORT = 21;
+/** Minimum interval between ARP requests for one address. */
+const ARP_RETRY_MS = 1000;
+
+export class Engine implements ControlTarget {
+  readonly table: ServiceTable;
+  readonly ct: ConnTable;
+  readonly net = new Net();
+  readonly sysctl = new Sysctl();
+  /** Drop counters by reason (src/drops.ts). */
+  readonly drops = new Float64Array(DROP_COUNT);
+  /** Frames forwarded (egress set) and frames generated. */
+  forwarded = 0;
+  generated = 0;
+  /** Modes by forwarding method; later issues add DR, TUN and FULLNAT. */
+  readonly modes: (ForwardMode | null)[] = [natMode, null, null, null, null];
+  /** Director-generated frames of the current batch. */
+  readonly tx: FrameBatch;
+  sweepPerBatch: number;
+  private readonly v = new FrameView();
+
+  constructor(opts: EngineOptions = {}, table = new ServiceTable()) {
+    this.table = table;
+    this.ct = new ConnTable(opts.maxConns ?? 1 << 20, table, opts.buckets ?? 0);
+    this.tx = new FrameBatch(opts.txCapacity ?? 256);
+    this.sweepPerBatch = opts.sweepPerBatch ?? 256;
+    table.hooks = {
+      destRemoved: (d: Dest) => {
+        if (this.sysctl.expireNodestConn) this.ct.flushDest(d.id);
+      },
+    };
+  }
+
+  get connTabSize(): number {
+    return this.ct.bucketCount;
+  }
+
+  /** Register a mode for its forwarding method (DR, TUN, FULLNAT come in later modules). */
+  setMode(m: ForwardMode): void {
+    this.modes[m.kind] = m;
+  }
+
+  // ------------------------------------------------------------------ the batch loop
+
+  /**
+   * Process `batch` at time `nowMs`: sets `batch.egress[i]` for every frame to forward, and
+   * fills `this.tx` (reset first) with generated frames.
+   */
+  process(batch: FrameBatch, nowMs: number): void {
+    clock.nowMs = nowMs;
+    this.tx.reset();
+    const v = this.v;
+    const buf = batch.buf;
+    const dv = batch.dv;
+    for (let i = 0; i < batch.count; i++) {
+      batch.egress[i] = EGRESS_NONE;
+      const st = parseFrame(buf, dv, batch.off[i]!, batch.len[i]!, v);
+      if (st !== 0) {
+        this.drops[st]!++;
+        continue;
+      }
+      if (v.etherType === ETH_P_ARP) {
+        this.arp(v, batch.link[i]!);
+        continue;
+      }
+      const p = v.proto;
+      let r: number;
+      if (p === IPPROTO_TCP || p === IPPROTO_UDP) r = this.l4(v, batch, i);
+      else if (p === IPPROTO_ICMP) r = this.icmp(v, batch, i);
+      else r = Drop.PROTO;
+      if (r !== 0) this.drops[r]!++;
+      else this.forwarded++;
+    }
+    if (this.sweepPerBatch > 0) this.ct.sweep(this.sweepPerBatch);
+  }
+
+  /** TCP/UDP: returns 0 when the frame was forwarded, else a drop reason. */
+  private l4(v: FrameView, batch: FrameBatch, i: number): number {
+    if (v.laterFrag !== 0) return Drop.FRAGMENT;
+    const ct = this.ct;
+    const p = v.proto;
+    let dir = DIR_INPUT;
+    let c = ct.lookupIn(p, v.saddr, v.sport, v.daddr, v.dport);
+    if (c < 0) {
+      c = ct.lookupOut(p, v.saddr, v.sport, v.daddr, v.dport);
+      if (c >= 0) dir = DIR_OUTPUT;
+    }
+    if (c >= 0) {
+      const d = this.table.dests[ct.dest[c]!];
+      if (d === null || d === undefined || (d.flags & DEST_F_AVAILABLE) === 0) {
+        if (this.sysctl.expireNodestConn !== 0) {
+          ct.free(c);
+          return Drop.NODEST_CONN;
+        }
+      } else if (
+        dir === DIR_INPUT &&
+        p === IPPROTO_TCP &&
+        (v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN &&
+        this.sysctl.connReuseMode !== 0 &&
+        this.reusable(c)
+      ) {
+        // conn_reuse_mode: a new SYN on a closing entry starts a new connection.
+        ct.free(c);
+        c = -1;
+      }
+    }
+    if (c < 0) {
+      const svc = this.table.lookup(p, v.daddr, v.dport);
+      if (svc === undefined) return this.net.isLocal(v.daddr) ? Drop.LOCAL : Drop.NO_SERVICE;
+      if (
+        p === IPPROTO_TCP &&
+        this.sysctl.sloppyTcp === 0 &&
+        (v.tcpFlags & (TCP_SYN | TCP_RST)) !== TCP_SYN
+      ) {
+        return Drop.NO_CONN;
+      }
+      c = this.schedule(v, svc);
+      if (c < 0) {
+        if (c === -Drop.NO_DEST) this.icmpError(v, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, v.daddr);
+        return -c;
+      }
+    }
+    const mode = this.modes[ct.fwd[c]!];
+    if (mode === null || mode === undefined) return Drop.MODE_UNSUPPORTED;
+    if (v.ttl <= 1) {
+      this.icmpError(v, ICMP_TIME_EXCEEDED, 0, 0, 0);
+      return Drop.TTL_EXCEEDED;
+    }
+    const svc = this.table.services[ct.svc[c]!];
+    const d = this.table.dests[ct.dest[c]!];
+    const bytes = v.ipTotalLen;
+    let nh: number;
+    if (dir === DIR_INPUT) {
+      if (p === IPPROTO_TCP) ct.tcpTransition(c, DIR_INPUT, v.tcpFlags);
+      else ct.touch(c);
+      if (svc) {
+        svc.inPkts++;
+        svc.inBytes += bytes;
+      }
+      if (d) {
+        d.inPkts++;
+        d.inBytes += bytes;
+      }
+      nh = mode.inbound(v, ct, c);
+    } else {
+      if (p === IPPROTO_TCP) ct.tcpTransition(c, DIR_OUTPUT, v.tcpFlags);
+      else ct.touch(c);
+      if (svc) {
+        svc.outPkts++;
+        svc.outBytes += bytes;
+      }
+      if (d) {
+        d.outPkts++;
+        d.outBytes += bytes;
+      }
+      nh = mode.outbound(v, ct, c);
+    }
+    if (nh < 0) return Drop.MODE_FAILED;
+    return this.output(v, batch, i, nh);
+  }
+
+  /** Entry states in which a new SYN from the client is a new connection (conn_reuse_mode). */
+  private reusable(c: number): boolean {
+    const s = this.ct.state[c]!;
+    return (
+      s === TcpState.TIME_WAIT ||
+      s === TcpState.CLOSE ||
+      (s === TcpState.FIN_WAIT && this.ct.fwd[c] !== FwdMethod.MASQ)
+    );
+  }
+
+  /**
+   * ip_vs_schedule / ip_vs_sched_persist: pick a dest and create the connection (and the
+   * persistence template). Returns the slot, or a negated drop reason.
+   */
+  private schedule(v: FrameView, svc: Service): number {
+    const ct = this.ct;
+    const sched = svc.sched;
+    if (sched === null) return -Drop.NO_DEST;
+    let tpl = -1;
+    let d: Dest | undefined;
+    if (svc.timeout !== 0) {
+      const snet = (v.saddr & svc.netmask) >>> 0;
+      let tp = v.proto;
+      let tvaddr = v.daddr;
+      let tvport = 0;
+      if (svc.fwmark !== 0) {
+        tp = 0;
+        tvaddr = svc.fwmark;
+      } else if (v.dport === svc.port && svc.port !== FTP_PORT) {
+        tvport = v.dport;
+      }
+      tpl = ct.lookupTemplate(tp, snet, tvaddr, tvport);
+      if (tpl >= 0) {
+        d = this.table.dests[ct.dest[tpl]!] ?? undefined;
+        if (
+          d === undefined ||
+          (d.flags & DEST_F_AVAILABLE) === 0 ||
+          (this.sysctl.expireQuiescentTemplate !== 0 && d.weight === 0)
+        ) {
+          ct.invalidateTemplate(tpl);
+          tpl = -1;
+          d = undefined;
+        }
+      }
+      if (tpl < 0) {
+        d = sched.select(svc, v);
+        if (d === undefined) return -Drop.NO_DEST;
+        tpl = ct.createTemplate(tp, snet, tvaddr, tvport, d, tvport !== 0 ? d.port : 0, svc.id, svc.timeout);
+        if (tpl < 0) return -Drop.TABLE_FULL;
+      } else {
+        ct.touchTemplate(tpl);
+      }
+    } else {
+      d = sched.select(svc, v);
+      if (d === undefined) return -Drop.NO_DEST;
+    }
+    if (d === undefined) return -Drop.NO_DEST;
+    const mode = this.modes[d.fwd];
+    if (mode === null || mode === undefined) return -Drop.MODE_UNSUPPORTED;
+    // Port-zero (all ports) services keep the packet's port; others map to the dest's port.
+    const dport = svc.port !== 0 && v.dport === svc.port && d.port !== 0 ? d.port : v.dport;
+    const c = ct.create(
+      v.proto,
+      v.saddr,
+      v.sport,
+      v.daddr,
+      v.dport,
+      d.addr,
+      dport,
+      v.saddr,
+      v.sport,
+      d.fwd,
+      mode.inputOnly,
+      d,
+      svc.id,
+      tpl,
+    );
+    if (c < 0) return -Drop.TABLE_FULL;
+    d.conns++;
+    svc.conns++;
+    return c;
+  }
+
+  /** Decrement TTL, set L2 for next hop `nh`, mark egress. Returns 0 or a drop reason. */
+  private output(v: FrameView, batch: FrameBatch, i: number, nh: number): number {
+    decTtl(v);
+    let base = v.base;
+    if (v.vlanTci >= 0) {
+      // Forwarded frames leave untagged: slide the MAC addresses over the 802.1Q tag.
+      batch.buf.copyWithin(base + 4, base, base + 12);
+      base += 4;
+      batch.off[i] = base;
+      batch.len[i] = batch.len[i]! - 4;
+    }
+    const link = this.net.setL2(batch.buf, base, nh);
+    if (link < 0) {
+      if (link === L2_NEIGH_MISS) {
+        this.solicit(this.net.nextHop);
+        return Drop.NEIGH_MISS;
+      }
+      return Drop.NO_ROUTE;
+    }
+    batch.egress[i] = link;
+    return 0;
+  }
+
+  // ------------------------------------------------------------------ ICMP
+
+  private icmp(v: FrameView, batch: FrameBatch, i: number): number {
+    if (v.laterFrag !== 0) return Drop.FRAGMENT;
+    const t = v.icmpType;
+    if (t === ICMP_ECHO) {
+      if (this.net.isLocal(v.daddr) || this.table.isVip(v.daddr)) {
+        this.echoReply(v);
+        return 0;
+      }
+      return Drop.ICMP_UNRELATED;
+    }
+    if (t !== ICMP_DEST_UNREACH && t !== ICMP_SOURCE_QUENCH && t !== ICMP_TIME_EXCEEDED) {
+      return this.net.isLocal(v.daddr) ? Drop.LOCAL : Drop.ICMP_UNRELATED;
+    }
+    if (v.innerL4Off < 0) return Drop.ICMP_UNRELATED;
+    const ip = v.innerProto;
+    if (ip !== IPPROTO_TCP && ip !== IPPROTO_UDP) return Drop.ICMP_UNRELATED;
+    const ct = this.ct;
+    // The embedded packet is one we sent; reversed, it is the key of its connection.
+    let dir = DIR_INPUT;
+    let c = ct.lookupIn(ip, v.innerDaddr, v.innerDport, v.innerSaddr, v.innerSport);
+    if (c < 0) {
+      c = ct.lookupOut(ip, v.innerDaddr, v.innerDport, v.innerSaddr, v.innerSport);
+      if (c < 0) return Drop.ICMP_UNRELATED;
+      dir = DIR_OUTPUT;
+    }
+    const mode = this.modes[ct.fwd[c]!];
+    if (mode === null || mode === undefined) return Drop.MODE_UNSUPPORTED;
+    if (v.ttl <= 1) return Drop.TTL_EXCEEDED;
+    const svc = this.table.services[ct.svc[c]!];
+    const d = this.table.dests[ct.dest[c]!];
+    const bytes = v.ipTotalLen;
+    let nh: number;
+    if (dir === DIR_INPUT) {
+      if (svc) {
+        svc.inPkts++;
+        svc.inBytes += bytes;
+      }
+      if (d) {
+        d.inPkts++;
+        d.inBytes += bytes;
+      }
+      nh = mode.icmpIn(v, ct, c);
+    } else {
+      if (svc) {
+        svc.outPkts++;
+        svc.outBytes += bytes;
+      }
+      if (d) {
+        d.outPkts++;
+        d.outBytes += bytes;
+      }
+      nh = mode.icmpOut(v, ct, c);
+    }
+    if (nh < 0) return Drop.MODE_FAILED;
+    return this.output(v, batch, i, nh);
+  }
+
+  /** Slot for a generated frame in `tx`, or -1 (counted). */
+  private txSlot(): number {
+    const tx = this.tx;
+    if (tx.count >= tx.capacity) {
+      this.drops[Drop.TX_FULL]!++;
+      return -1;
+    }
+    const j = tx.count;
+    tx.off[j] = j * tx.slotSize + HEADROOM;
+    tx.egress[j] = EGRESS_NONE;
+    return j;
+  }
+
+  /** Route a generated frame in tx slot j to `daddr` and commit it. */
+  private txCommit(j: number, len: number, daddr: number): void {
+    if (len <= 0) return;
+    const tx = this.tx;
+    tx.len[j] = len;
+    const link = this.net.setL2(tx.buf, tx.off[j]!, daddr);
+    if (link < 0) {
+      if (link === L2_NEIGH_MISS) this.solicit(this.net.nextHop);
+      return;
+    }
+    tx.egress[j] = link;
+    tx.link[j] = link;
+    tx.count = j + 1;
+    this.generated++;
+  }
+
+  /**
+   * Send an ICMP error about the frame in `v` back to its source. `src` is the source address
+   * to use, or 0 for the address of the link the reply leaves by.
+   */
+  private icmpError(v: FrameView, type: number, code: number, mtu: number, src: number): void {
+    const j = this.txSlot();
+    if (j < 0) return;
+    const link = this.net.route(v.saddr);
+    if (link < 0) return;
+    const l: Link = this.net.links[link]!;
+    const from = src !== 0 ? src : l.primaryAddr();
+    const tx = this.tx;
+    const len = emitIcmpError(tx.buf, tx.off[j]!, l.mac, 0, l.mac, 0, from, v.saddr, type, code, mtu, v);
+    this.txCommit(j, len, v.saddr);
+  }
+
+  private echoReply(v: FrameView): void {
+    const j = this.txSlot();
+    if (j < 0) return;
+    const tx = this.tx;
+    const link = this.net.route(v.saddr);
+    if (link < 0) return;
+    const len = emitIcmpEchoReply(tx.buf, tx.off[j]!, v, this.net.links[link]!.mac, 0);
+    this.txCommit(j, len, v.saddr);
+  }
+
+  // ------------------------------------------------------------------ ARP
+
+  private arp(v: FrameView, link: number): void {
+    const l = this.net.links[link];
+    if (l === undefined) {
+      this.drops[Drop.ARP_NOT_OURS]!++;
+      return;
+    }
+    const now = clock.nowMs;
+    const shaOff = v.l3Off + 8;
+    const mine = this.net.isLocal(v.arpTpa) || (this.table.isVip(v.arpTpa) && l.onLink(v.arpTpa));
+    // Learn the sender when it is on this link (requests to us, replies, gratuitous ARP);
+    // refresh an existing entry from any ARP on the link.
+    if (v.arpSpa !== 0 && l.onLink(v.arpSpa) && (mine || this.net.neigh.find(v.arpSpa) >= 0)) {
+      this.net.neigh.learn(v.arpSpa, v.buf, shaOff, link, now);
+    }
+    if (v.arpOp === 1 && mine) {
+      const j = this.txSlot();
+      if (j < 0) return;
+      const tx = this.tx;
+      const len = emitArpReply(tx.buf, tx.off[j]!, l.mac, 0, v.arpTpa, v.buf, shaOff, v.arpSpa);
+      tx.len[j] = len;
+      tx.egress[j] = link;
+      tx.link[j] = link;
+      tx.count = j + 1;
+      this.generated++;
+      return;
+    }
+    if (!mine && v.arpOp === 1) this.drops[Drop.ARP_NOT_OURS]!++;
+  }
+
+  /** Send an ARP request for `ip` (rate-limited per address). */
+  private solicit(ip: number): void {
+    const neigh = this.net.neigh;
+    const n = neigh.findOrAdd(ip);
+    if (n < 0) return;
+    const now = clock.nowMs;
+    if (neigh.probed[n]! !== 0 && now - neigh.probed[n]! < ARP_RETRY_MS) return;
+    const link = this.net.route(ip);
+    if (link < 0) return;
+    const j = this.txSlot();
+    if (j < 0) return;
+    neigh.probed[n] = now;
+    neigh.probes[n] = neigh.probes[n]! + 1;
+    if (neigh.state[n] === NEIGH_NONE) neigh.state[n] = NEIGH_INCOMPLETE;
+    const l = this.net.links[link]!;
+    const tx = this.tx;
+    tx.len[j] = emitArpRequest(tx.buf, tx.off[j]!, l.mac, 0, l.primaryAddr(), ip);
+    tx.egress[j] = link;
+    tx.link[j] = link;
+    tx.count = j + 1;
+    this.generated++;
+  }
+
+  // ------------------------------------------------------------------ control plane
+
+  conns(): ConnEntry[] {
+    const ct = this.ct;
+    const out: ConnEntry[] = [];
+    const now = clock.nowMs;
+    for (const i of ct.slots()) {
+      out.push({
+        proto: ct.proto[i]!,
+        caddr: ct.caddr[i]!,
+        cport: ct.cport[i]!,
+        vaddr: ct.vaddr[i]!,
+        vport: ct.vport[i]!,
+        daddr: ct.daddr[i]!,
+        dport: ct.dport[i]!,
+        state: ct.stateName(i),
+        expiresInMs: Math.max(0, ct.expires[i]! - now),
+        template: (ct.flags[i]! & CONN_F_TEMPLATE) !== 0,
+        fwd: ct.fwd[i]!,
+      });
+    }
+    return out;
+  }
+
+  getTimeouts(): Timeouts {
+    return {
+      tcp: this.ct.tcpTimeoutMs[TcpState.ESTABLISHED]! / 1000,
+      tcpfin: this.ct.tcpTimeoutMs[TcpState.FIN_WAIT]! / 1000,
+      udp: this.ct.udpTimeoutMs / 1000,
+    };
+  }
+
+  setTimeouts(t: Timeouts): void {
+    if (t.tcp > 0) this.ct.tcpTimeoutMs[TcpState.ESTABLISHED] = t.tcp * 1000;
+    if (t.tcpfin > 0) this.ct.tcpTimeoutMs[TcpState.FIN_WAIT] = t.tcpfin * 1000;
+    if (t.udp > 0) this.ct.udpTimeoutMs = t.udp * 1000;
+  }
+
+  /** Drop counters by name (control plane). */
+  dropCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (let r = 1; r < DROP_COUNT; r++) if (this.drops[r]! > 0) out[DROP_NAMES[r]!] = this.drops[r]!;
+    return out;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * LVS-NAT (masquerading, ipvsadm -m): DNAT on the way in (VIP:vport -> RIP:rport, port
+ * mapping allowed), SNAT on the way out (RIP:rport -> VIP:vport). The real servers route their
+ * replies through the director. Checksums are updated incrementally (RFC 1624) by the rewrite
+ * primitives. ICMP errors are rewritten in both the outer header and the embedded one, as
+ * ip_vs_nat_icmp does: towards the real server the outer destination and the embedded source
+ * become the RIP; towards the client the outer source and the embedded destination become the VIP.
+ */
+import type { ConnTable } from "../conntrack/table.js";
+import { FwdMethod } from "../model.js";
+import {
+  setDaddr,
+  setDport,
+  setInnerDaddr,
+  setInnerDport,
+  setInnerSaddr,
+  setInnerSport,
+  setSaddr,
+  setSport,
+} from "../packet/rewrite.js";
+import type { FrameView } from "../packet/view.js";
+import type { ForwardMode } from "./types.js";
+
+export const natMode: ForwardMode = {
+  kind: FwdMethod.MASQ,
+  inputOnly: false,
+
+  inbound(v: FrameView, ct: ConnTable, c: number): number {
+    const daddr = ct.daddr[c]!;
+    setDaddr(v, daddr);
+    setDport(v, ct.dport[c]!);
+    return daddr;
+  },
+
+  outbound(v: FrameView, ct: ConnTable, c: number): number {
+    setSaddr(v, ct.vaddr[c]!);
+    setSport(v, ct.vport[c]!);
+    return v.daddr;
+  },
+
+  icmpIn(v: FrameView, ct: ConnTable, c: number): number {
+    const daddr = ct.daddr[c]!;
+    setDaddr(v, daddr);
+    setInnerSaddr(v, daddr);
+    setInnerSport(v, ct.dport[c]!);
+    return daddr;
+  },
+
+  icmpOut(v: FrameView, ct: ConnTable, c: number): number {
+    const vaddr = ct.vaddr[c]!;
+    setSaddr(v, vaddr);
+    setInnerDaddr(v, vaddr);
+    setInnerDport(v, ct.vport[c]!);
+    return v.daddr;
+  },
+};
