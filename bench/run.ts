@@ -1,0 +1,49 @@
+/**
+ * `npm run bench`: runs the in-process benchmarks, prints a table and writes
+ * bench/results.json (an array of {name, unit, value, samples}).
+ * Usage: node --expose-gc dist/bench/run.js [--quick] [--only datapath|schedulers]
+ */
+import { writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type BenchResult, runDatapathBench } from "./datapath.bench.js";
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const onlyIdx = args.indexOf("--only");
+const only = onlyIdx >= 0 ? args[onlyIdx + 1] : undefined;
+const timeMs = quick ? 300 : 1500;
+
+function fmt(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;
+  return n.toFixed(1);
+}
+
+async function main(): Promise<void> {
+  const results: BenchResult[] = [];
+  if (!only || only === "datapath") results.push(...(await runDatapathBench(timeMs)));
+  if (!only || only === "schedulers") {
+    const mod = (await import("./schedulers.bench.js")) as {
+      runSchedulerBench(t?: number): Promise<BenchResult[]>;
+    };
+    results.push(...(await mod.runSchedulerBench(timeMs)));
+  }
+  const w = Math.max(...results.map((r) => r.name.length));
+  console.log(
+    `lvs-ts benchmarks — node ${process.version}, ${cpus()[0]?.model ?? "?"} x${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
+  );
+  console.log(`${"benchmark".padEnd(w)}  ${"value".padStart(12)}  unit`);
+  for (const r of results) console.log(`${r.name.padEnd(w)}  ${fmt(r.value).padStart(12)}  ${r.unit}`);
+  const here = dirname(fileURLToPath(import.meta.url));
+  // dist/bench/run.js -> bench/results.json at the repository root
+  const out = join(here, "..", "..", "bench", "results.json");
+  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`wrote ${out}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
