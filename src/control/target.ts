@@ -3,6 +3,7 @@
  * The engine implements it; tests may use an engine without any I/O.
  */
 import type { ServiceTable } from "../services.js";
+import type { RateSource } from "./estimator.js";
 
 /** One connection-table entry as listed by `lvsadm -Lnc` (allocated per call: control plane only). */
 export interface ConnEntry {
@@ -39,4 +40,6 @@ export interface ControlTarget {
   setTimeouts(t: Timeouts): void;
   /** Connection hash bucket count printed as "size=" in listings. */
   readonly connTabSize: number;
+  /** Rate estimates for `--rate` (lvsd's RateEstimator); without one, rates list as 0. */
+  readonly rates?: RateSource;
 }

@@ -1,0 +1,379 @@
+/**
+ * Running lvsadm commands against a director (a ControlTarget), with ipvsadm's outputs, messages
+ * and exit codes.
+ *
+ * Errors the kernel would return (EEXIST, ESRCH, ENOENT, ...) come from the ServiceTable as
+ * ControlError codes and are turned into text per command, as libipvs's ipvs_strerror() does,
+ * then printed on stderr with exit status 255 (ipvsadm returns -1). Validation errors from the
+ * parser keep their own status (2, or 255 for the help hint).
+ *
+ * Everything here is synchronous: lvsd runs a command between two batches of the data path.
+ */
+
+import type { Service } from "../model.js";
+import { ControlError, type ControlErrorCode, type ServiceKey } from "../services.js";
+import {
+  type FormatContext,
+  formatConns,
+  formatList,
+  formatListService,
+  formatSave,
+  formatTimeout,
+  IPVS_VERSION,
+} from "./format.js";
+import { fwdRefusal, isFwdSupported, supportedFwdOptions } from "./fwd.js";
+import { type Command, DEF_SCHED, type DestSpec, type ParseError, parseArgs } from "./ipvsadm.js";
+import { type ServicesDb, systemServices } from "./netdb.js";
+import { schedulerList } from "./sched.js";
+import type { ControlTarget } from "./target.js";
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export interface ExecOptions {
+  /** Program name in messages and help (ipvsadm's argv[0]). */
+  prog?: string;
+  /** Port names; defaults to /etc/services. */
+  services?: ServicesDb;
+}
+
+/** lvsadm's own version (lvs-ts's package version). */
+export const LVSADM_VERSION = "0.1.0";
+/** The ipvsadm release whose behaviour lvsadm follows. */
+export const IPVSADM_COMPAT = "1.31";
+/** Where lvsd listens unless told otherwise. */
+export const DEFAULT_CONTROL_PATH = "/run/lvsd/control.sock";
+
+// ---- ipvs_strerror() ----
+
+type ErrnoName = ControlErrorCode | "ERANGE" | "EPERM" | "EOPNOTSUPP";
+
+/** Per-operation messages (libipvs's table, keyed by the function that failed). */
+const OP_ERRORS: Readonly<Record<string, Partial<Record<ErrnoName, string>>>> = {
+  "add-service": { EEXIST: "Service already exists", ENOENT: "Scheduler or persistence engine not found" },
+  "edit-service": { ESRCH: "No such service", ENOENT: "Scheduler or persistence engine not found" },
+  "delete-service": { ESRCH: "No such service" },
+  zero: { ESRCH: "No such service" },
+  "add-dest": { ESRCH: "Service not defined", EEXIST: "Destination already exists" },
+  "edit-dest": { ESRCH: "Service not defined", ENOENT: "No such destination" },
+  "delete-dest": { ESRCH: "Service not defined", ENOENT: "No such destination" },
+  "start-daemon": { EEXIST: "Daemon has already run" },
+  "stop-daemon": { ESRCH: "No daemon is running" },
+  list: { ESRCH: "No such service" },
+};
+
+/** Messages for any operation. */
+const ANY_OP_ERRORS: Readonly<Partial<Record<ErrnoName, string>>> = {
+  EPERM: "Permission denied (you must be root)",
+  EINVAL: "Invalid operation.  Possibly wrong module version, address not unicast, ...",
+  ENOMEM: "Memory allocation problem",
+  EOPNOTSUPP: "Operation not supported with IPv6",
+};
+
+/** strerror() for the rest. */
+const STRERROR: Readonly<Record<ErrnoName, string>> = {
+  EEXIST: "File exists",
+  ESRCH: "No such process",
+  ENOENT: "No such file or directory",
+  EINVAL: "Invalid argument",
+  ENOMEM: "Cannot allocate memory",
+  EBUSY: "Device or resource busy",
+  ERANGE: "Numerical result out of range",
+  EPERM: "Operation not permitted",
+  EOPNOTSUPP: "Operation not supported",
+};
+
+/** ipvs_strerror(): the text ipvsadm prints when operation `op` fails with `errno`. */
+export function ipvsStrerror(op: string, errno: ErrnoName): string {
+  return OP_ERRORS[op]?.[errno] ?? ANY_OP_ERRORS[errno] ?? STRERROR[errno];
+}
+
+// ---- help and version ----
+
+export function versionText(prog = "lvsadm"): string {
+  return `${prog} v${LVSADM_VERSION} (lvs-ts; ipvsadm v${IPVSADM_COMPAT} compatible, IPVS v${IPVS_VERSION})\n`;
+}
+
+/** ipvsadm's usage, adapted: program name, what lvs-ts supports, and how lvsadm finds lvsd. */
+export function usageText(prog = "lvsadm"): string {
+  const p = prog;
+  const scheds = schedulerList() || DEF_SCHED;
+  return `${versionText(p)}Usage:
+  ${p} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]
+  ${p} -D virtual-service
+  ${p} -C
+  ${p} -R
+  ${p} -S [-n]
+  ${p} -a|e virtual-service -r server-address [options]
+  ${p} -d virtual-service -r server-address
+  ${p} -L|l [virtual-service] [options]
+  ${p} -Z [virtual-service]
+  ${p} --set tcp tcpfin udp
+  ${p} --start-daemon {master|backup} [daemon-options]
+  ${p} --stop-daemon {master|backup}
+  ${p} -h
+
+Commands:
+Either long or short options are allowed.
+  --add-service     -A        add virtual service with options
+  --edit-service    -E        edit virtual service with options
+  --delete-service  -D        delete virtual service
+  --clear           -C        clear the whole table
+  --restore         -R        restore rules from stdin
+  --save            -S        save rules to stdout
+  --add-server      -a        add real server with options
+  --edit-server     -e        edit real server with options
+  --delete-server   -d        delete real server
+  --list            -L|-l     list the table
+  --zero            -Z        zero counters in a service or all services
+  --set tcp tcpfin udp        set connection timeout values
+  --start-daemon              start connection sync daemon (not supported yet)
+  --stop-daemon               stop connection sync daemon (not supported yet)
+  --help            -h        display this help message
+
+virtual-service:
+  --tcp-service|-t  service-address   service-address is host[:port]
+  --udp-service|-u  service-address   service-address is host[:port]
+  --fwmark-service|-f fwmark          fwmark is an integer greater than zero
+
+Options:
+  --scheduler    -s scheduler         one of ${scheds},
+                                      the default scheduler is ${DEF_SCHED}.
+  --persistent   -p [timeout]         persistent service
+  --netmask      -M netmask           persistent granularity mask
+  --real-server  -r server-address    server-address is host (and port)
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --fullnat                           full NAT (lvs-ts extension)
+  --tun-type      type                one of ipip|gue|gre,
+                                      the default tunnel type is ipip.
+  --tun-port      port                tunnel destination port
+  --tun-nocsum                        tunnel encapsulation without checksum
+  --tun-csum                          tunnel encapsulation with checksum
+  --tun-remcsum                       tunnel encapsulation with remote checksum
+  --weight       -w weight            capacity of real server
+  --u-threshold  -x uthreshold        upper threshold of connections
+  --l-threshold  -y lthreshold        lower threshold of connections
+  --connection   -c                   output of current IPVS connections
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --daemon                            output of daemon information
+  --stats                             output of statistics information
+  --rate                              output of rate information
+  --exact                             expand numbers (display exact values)
+  --thresholds                        output of thresholds information
+  --persistent-conn                   output of persistent connection info
+  --tun-info                          output of tunnel information
+  --nosort                            disable sorting output of service/server entries
+  --sort                              does nothing, for backwards compatibility
+  --ops          -o                   one-packet scheduling
+  --numeric      -n                   numeric output of addresses and ports
+  --sched-flags  -b flags             scheduler flags (comma-separated)
+
+Daemon Options:
+  --syncid sid                        syncid for connection sync (default=255)
+  --sync-maxlen length                Max sync message length (default=1472)
+  --mcast-interface interface         multicast interface for connection sync
+  --mcast-group address               IPv4 group (default=224.0.0.81)
+  --mcast-port port                   UDP port (default=8848)
+  --mcast-ttl ttl                     Multicast TTL (default=1)
+
+lvsadm:
+  --control PATH                      lvsd's control socket (default ${DEFAULT_CONTROL_PATH});
+                                      the LVSD_CONTROL environment variable sets it too.
+  Forwarding methods available now: ${supportedFwdOptions()}. The others are accepted and refused
+  when used (without a method option a server is -g, direct routing, as in ipvsadm).
+  Addresses are numeric IPv4 (no host names, no IPv6); ports may be named (/etc/services).
+  Not supported: --sctp-service, --pe, -6, the sync daemon, gue/gre tunnels.
+`;
+}
+
+// ---- execution ----
+
+function ok(stdout = ""): ExecResult {
+  return { stdout, stderr: "", code: 0 };
+}
+
+function err(message: string, code = 255): ExecResult {
+  return { stdout: "", stderr: `${message}\n`, code };
+}
+
+function formatContext(target: ControlTarget, services: ServicesDb): FormatContext {
+  return { connTabSize: target.connTabSize, services, rates: target.rates };
+}
+
+/** Kernel-side checks of a dest before it reaches the table (ip_vs_add_dest / ip_vs_edit_dest). */
+function checkDest(target: ControlTarget, svc: ServiceKey, d: DestSpec, op: string): ExecResult | undefined {
+  if (!isFwdSupported(d.fwd)) return err(fwdRefusal(d.fwd));
+  if (!target.table.find(svc)) return err(ipvsStrerror(op, "ESRCH"));
+  // The kernel refuses l_threshold > u_threshold with ERANGE, even when u_threshold is 0.
+  if (d.lThreshold > d.uThreshold) return err(ipvsStrerror(op, "ERANGE"));
+  return undefined;
+}
+
+/** Run one table operation, mapping a ControlError to ipvsadm's message. */
+function tableOp(op: string, fn: () => void): ExecResult {
+  try {
+    fn();
+    return ok();
+  } catch (e) {
+    if (e instanceof ControlError) return err(ipvsStrerror(op, e.code));
+    throw e;
+  }
+}
+
+/** Execute everything but -R (which needs the line loop) on `target`. */
+function executeOne(
+  cmd: Command,
+  target: ControlTarget,
+  services: ServicesDb,
+  prog: string,
+): ExecResult & { fatal?: boolean } {
+  if (cmd.kind === "help") return ok(usageText(prog));
+  if (cmd.kind === "version") return ok(versionText(prog));
+  const table = target.table;
+  switch (cmd.kind) {
+    case "add-service":
+      return tableOp(cmd.kind, () => table.addService(cmd.svc, cmd.opts));
+    case "edit-service":
+      return tableOp(cmd.kind, () => table.editService(cmd.svc, cmd.opts));
+    case "delete-service":
+      return tableOp(cmd.kind, () => table.deleteService(cmd.svc));
+    case "clear":
+      table.clear();
+      return ok();
+    case "add-dest":
+      return (
+        checkDest(target, cmd.svc, cmd.dest, cmd.kind) ??
+        tableOp(cmd.kind, () => table.addDest(cmd.svc, cmd.dest))
+      );
+    case "edit-dest":
+      return (
+        checkDest(target, cmd.svc, cmd.dest, cmd.kind) ??
+        tableOp(cmd.kind, () => table.editDest(cmd.svc, cmd.dest))
+      );
+    case "delete-dest":
+      return tableOp(cmd.kind, () => table.deleteDest(cmd.svc, cmd.addr, cmd.port));
+    case "list": {
+      const ctx = formatContext(target, services);
+      switch (cmd.what) {
+        case "conns":
+          return ok(formatConns(target.conns(), cmd.format, services));
+        case "timeout":
+          return ok(formatTimeout(target.getTimeouts()));
+        case "daemon":
+          return ok(""); // no sync daemon runs, so there is nothing to list
+        case "services": {
+          if (!cmd.svc) return ok(formatList(table.list(), cmd.format, ctx));
+          const s = table.find(cmd.svc);
+          // list_service() exits with 1 when the service is missing (and so ends a restore)
+          if (!s) return { ...err(ipvsStrerror("list", "ESRCH"), 1), fatal: true };
+          return ok(formatListService(s, cmd.format, ctx));
+        }
+      }
+      break;
+    }
+    case "save":
+      return ok(formatSave(table.list(), cmd.numeric, formatContext(target, services)));
+    case "zero": {
+      const r = tableOp(cmd.kind, () => (cmd.svc ? table.zero(cmd.svc) : table.zero()));
+      if (r.code === 0 && target.rates?.zero) {
+        const list: Service[] = cmd.svc
+          ? [table.find(cmd.svc)].filter((s): s is Service => !!s)
+          : table.list();
+        for (const s of list) {
+          target.rates.zero(s);
+          for (const d of s.dests) target.rates.zero(d);
+        }
+      }
+      return r;
+    }
+    case "set-timeout":
+      target.setTimeouts(cmd.timeouts);
+      return ok();
+    case "start-daemon":
+    case "stop-daemon":
+      return err(`${prog}: --${cmd.kind} is not supported: lvs-ts has no connection sync daemon yet`);
+    case "restore":
+      return err("internal: restore must go through execute()", 1);
+  }
+  return err("internal: unknown command", 1);
+}
+
+/**
+ * Split one line of a restore as ipvsadm's config_stream_read() does: words separated by blanks,
+ * every word "ipvsadm" (and, for us, "lvsadm") dropped. Unlike ipvsadm, whose comment handling
+ * never triggers, a word starting with '#' ends the line.
+ */
+export function restoreWords(line: string): string[] {
+  const out: string[] = [];
+  for (const w of line.split(/[ \t\r\n]+/)) {
+    if (!w) continue;
+    if (w.startsWith("#")) break;
+    if (w === "ipvsadm" || w === "lvsadm") continue;
+    out.push(w);
+  }
+  return out;
+}
+
+function parseErrorResult(e: ParseError): ExecResult {
+  return err(e.message, e.code);
+}
+
+/**
+ * -R: run each line of `stdin` as a command, as ipvsadm's restore_table() does. A line's
+ * output and errors are printed as they come; an error from the parser that ipvsadm reports with
+ * exit() (bad option values, a missing -r, the help hint, -h) ends the restore with its status;
+ * other failures (the table's, popt's) are printed and the restore goes on. The exit status is
+ * that of the last line run.
+ */
+function restore(target: ControlTarget, stdin: string, services: ServicesDb, prog: string): ExecResult {
+  let stdout = "";
+  let stderr = "";
+  let code = 0;
+  for (const line of stdin.split("\n")) {
+    const words = restoreWords(line);
+    if (words.length === 0) continue;
+    const parsed = parseArgs(words, { prog, services, inRestore: true });
+    if (!parsed.ok) {
+      stderr += `${parsed.error.message}\n`;
+      if (parsed.error.fatal) return { stdout, stderr, code: parsed.error.code };
+      code = parsed.error.code;
+      continue;
+    }
+    const r = executeOne(parsed.cmd, target, services, prog);
+    stdout += r.stdout;
+    stderr += r.stderr;
+    code = r.code;
+    // -h and -v end ipvsadm (usage_exit/version_exit), and so the restore.
+    if (r.fatal || parsed.cmd.kind === "help" || parsed.cmd.kind === "version")
+      return { stdout, stderr, code };
+  }
+  return { stdout, stderr, code };
+}
+
+/** Execute a parsed command on `target`. `stdin` is the input of -R. */
+export function execute(cmd: Command, target: ControlTarget, stdin = "", opts: ExecOptions = {}): ExecResult {
+  const prog = opts.prog ?? "lvsadm";
+  const services = opts.services ?? systemServices();
+  if (cmd.kind === "restore") return restore(target, stdin, services, prog);
+  const { fatal: _fatal, ...r } = executeOne(cmd, target, services, prog);
+  return r;
+}
+
+/** Parse and execute one command line (what lvsd's control server does for each request). */
+export function run(
+  argv: readonly string[],
+  target: ControlTarget,
+  stdin = "",
+  opts: ExecOptions = {},
+): ExecResult {
+  const prog = opts.prog ?? "lvsadm";
+  const services = opts.services ?? systemServices();
+  const parsed = parseArgs(argv, { prog, services });
+  if (!parsed.ok) return parseErrorResult(parsed.error);
+  return execute(parsed.cmd, target, stdin, { prog, services });
+}
