@@ -10,6 +10,7 @@
  * The engine also implements the control plane's view of the director (ControlTarget).
  */
 import { clock } from "./clock.js";
+import { FragCache } from "./conntrack/frags.js";
 import { DIR_INPUT, DIR_OUTPUT, TcpState } from "./conntrack/states.js";
 import { CONN_F_TEMPLATE, ConnTable } from "./conntrack/table.js";
 import type { ConnEntry, ControlTarget, Timeouts } from "./control/target.js";
@@ -77,6 +78,8 @@ export class Engine implements ControlTarget {
   readonly tx: FrameBatch;
   sweepPerBatch: number;
   private readonly v = new FrameView();
+  /** First fragments seen, so later fragments follow their connection. */
+  readonly frags = new FragCache();
 
   constructor(opts: EngineOptions = {}, table = new ServiceTable()) {
     this.table = table;
@@ -135,9 +138,13 @@ export class Engine implements ControlTarget {
 
   /** TCP/UDP: returns 0 when the frame was forwarded, else a drop reason. */
   private l4(v: FrameView, batch: FrameBatch, i: number): number {
-    if (v.laterFrag !== 0) return Drop.FRAGMENT;
     const ct = this.ct;
     const p = v.proto;
+    if (v.laterFrag !== 0) {
+      const c = this.frags.lookup(v.saddr, v.daddr, v.ipId, p);
+      if (c < 0 || !this.fragMatches(v, c, this.frags.lastDir)) return Drop.FRAGMENT;
+      return this.xmit(v, batch, i, c, this.frags.lastDir);
+    }
     let dir = DIR_INPUT;
     let c = ct.lookupIn(p, v.saddr, v.sport, v.daddr, v.dport);
     if (c < 0) {
@@ -179,6 +186,22 @@ export class Engine implements ControlTarget {
         return -c;
       }
     }
+    if (v.mf !== 0) this.frags.record(v.saddr, v.daddr, v.ipId, p, c, dir);
+    return this.xmit(v, batch, i, c, dir);
+  }
+
+  /** A later fragment's cached connection must still be the flow it was recorded for. */
+  private fragMatches(v: FrameView, c: number, dir: number): boolean {
+    const ct = this.ct;
+    if (ct.proto[c] !== v.proto) return false;
+    if (dir === DIR_INPUT) return ct.caddr[c] === v.saddr && ct.vaddr[c] === v.daddr;
+    return ct.daddr[c] === v.saddr && ct.laddr[c] === v.daddr;
+  }
+
+  /** Apply connection c's mode to the frame in direction `dir` and send it on. */
+  private xmit(v: FrameView, batch: FrameBatch, i: number, c: number, dir: number): number {
+    const ct = this.ct;
+    const p = v.proto;
     const mode = this.modes[ct.fwd[c]!];
     if (mode === null || mode === undefined) return Drop.MODE_UNSUPPORTED;
     if (v.ttl <= 1) {
@@ -190,7 +213,7 @@ export class Engine implements ControlTarget {
     const bytes = v.ipTotalLen;
     let nh: number;
     if (dir === DIR_INPUT) {
-      if (p === IPPROTO_TCP) ct.tcpTransition(c, DIR_INPUT, v.tcpFlags);
+      if (p === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, DIR_INPUT, v.tcpFlags);
       else ct.touch(c);
       if (svc) {
         svc.inPkts++;
@@ -202,7 +225,7 @@ export class Engine implements ControlTarget {
       }
       nh = mode.inbound(v, ct, c);
     } else {
-      if (p === IPPROTO_TCP) ct.tcpTransition(c, DIR_OUTPUT, v.tcpFlags);
+      if (p === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, DIR_OUTPUT, v.tcpFlags);
       else ct.touch(c);
       if (svc) {
         svc.outPkts++;

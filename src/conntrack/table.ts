@@ -576,9 +576,16 @@ export class ConnTable {
     this.expires[i] = clock.nowMs + this.tcpTimeoutMs[ns]!;
   }
 
-  /** Refresh a UDP/ICMP connection's timer. */
+  /** Refresh a connection's timer without a state change (UDP, ICMP, TCP later fragments). */
   touch(i: number): void {
-    this.expires[i] = clock.nowMs + (this.proto[i] === IPPROTO_UDP ? this.udpTimeoutMs : this.icmpTimeoutMs);
+    const p = this.proto[i];
+    this.expires[i] =
+      clock.nowMs +
+      (p === IPPROTO_TCP
+        ? this.tcpTimeoutMs[this.state[i]!]!
+        : p === IPPROTO_UDP
+          ? this.udpTimeoutMs
+          : this.icmpTimeoutMs);
   }
 
   // ---------------------------------------------------------------- maintenance (control plane)

@@ -592,3 +592,48 @@ describe("NAT engine: ARP", () => {
 it("state names for the ESTABLISHED constant match", () => {
   expect(TcpState.ESTABLISHED).toBe(1);
 });
+
+describe("NAT engine: fragments", () => {
+  it("sends later fragments after their first fragment's connection, both ways", () => {
+    const e = natEngine();
+    addService(e, udpKey(), "rr");
+    addNatDest(e, udpKey(), IP.rs1, 53);
+    // a 2-fragment UDP datagram: first fragment with the UDP header, then 16 more bytes
+    const first = eth({ src: MAC.client, dst: MAC.dirOut })
+      .ipv4({ src: IP.client, dst: IP.vip, id: 0x7777, mf: true })
+      .udp({ sport: 3000, dport: 53, len: 8 + 24, csum: 0x1234 })
+      .payload(new Uint8Array(16))
+      .build();
+    const later = eth({ src: MAC.client, dst: MAC.dirOut })
+      .ipv4({ src: IP.client, dst: IP.vip, id: 0x7777, fragOff: 3, proto: 17 })
+      .payload(new Uint8Array(8).fill(7))
+      .build();
+    // before its first fragment, a later fragment has nowhere to go
+    expect(run(e, later, OUT).egress).toBe(-1);
+    expect(e.drops[Drop.FRAGMENT]).toBe(1);
+    expect(run(e, first, OUT).egress).toBe(IN);
+    const r = run(e, later, OUT);
+    expect(r.egress).toBe(IN);
+    const want = eth({ src: MAC.dirIn, dst: MAC.rs1 })
+      .ipv4({ src: IP.client, dst: IP.rs1, id: 0x7777, fragOff: 3, proto: 17, ttl: 63 })
+      .payload(new Uint8Array(8).fill(7))
+      .build();
+    expect(hex(r.out)).toBe(hex(want));
+    // a fragmented reply from the real server follows the connection back
+    const rFirst = eth({ src: MAC.rs1, dst: MAC.dirIn })
+      .ipv4({ src: IP.rs1, dst: IP.client, id: 0x8888, mf: true })
+      .udp({ sport: 53, dport: 3000, len: 40, csum: 0x4321 })
+      .payload(new Uint8Array(24))
+      .build();
+    const rLater = eth({ src: MAC.rs1, dst: MAC.dirIn })
+      .ipv4({ src: IP.rs1, dst: IP.client, id: 0x8888, fragOff: 4, proto: 17 })
+      .payload(new Uint8Array(8))
+      .build();
+    expect(run(e, rFirst, IN).egress).toBe(OUT);
+    const r2 = run(e, rLater, IN);
+    expect(r2.egress).toBe(OUT);
+    const v = new FrameView();
+    parseFrame(r2.out, new DataView(r2.out.buffer), 0, r2.out.length, v);
+    expect([v.saddr, v.daddr, v.laterFrag]).toEqual([ipToU32(IP.vip), ipToU32(IP.client), 1]);
+  });
+});
