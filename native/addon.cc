@@ -1,0 +1,25 @@
+// lvs-ts I/O addon: TAP devices and AF_PACKET sockets with batched receive/transmit into
+// caller-owned slabs, and libuv readiness callbacks. See src/io/native.ts for the JS side.
+#include <napi.h>
+
+#include "addon.h"
+#include "link.h"
+
+namespace lvsio {
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->linkCtor = Napi::Persistent(Link::Define(env));
+  data->token = Napi::Persistent(Napi::Object::New(env));
+  env.SetInstanceData<AddonData>(data);
+  exports.Set("openTap", Napi::Function::New(env, OpenTap, "openTap"));
+  exports.Set("openRaw", Napi::Function::New(env, OpenRaw, "openRaw"));
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  return exports;
+}
+
+}  // namespace lvsio
+
+static Napi::Object InitLvsIo(Napi::Env env, Napi::Object exports) { return lvsio::Init(env, exports); }
+
+NODE_API_MODULE(lvs_io, InitLvsIo)

@@ -1,0 +1,594 @@
+#include "link.h"
+
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "addon.h"
+#include "common.h"
+
+namespace lvsio {
+
+namespace {
+
+constexpr uint32_t kMaxMsgs = 1024;  // recvmmsg/sendmmsg vector length per system call
+constexpr uint32_t kEthHdr = 14;
+
+// Typed-array argument: pointer and element count, with the element type checked.
+template <typename T>
+T* TypedArg(napi_env env, napi_value v, napi_typedarray_type want, size_t* length, const char* what) {
+  napi_typedarray_type type;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, v, &type, length, &data, nullptr, nullptr) != napi_ok || type != want) {
+    throw Napi::TypeError::New(env, std::string(what) + " has the wrong type");
+  }
+  return static_cast<T*>(data);
+}
+
+uint32_t U32Arg(napi_env env, napi_value v, const char* what) {
+  uint32_t out;
+  if (napi_get_value_uint32(env, v, &out) != napi_ok) throw Napi::TypeError::New(env, std::string(what) + " must be a number");
+  return out;
+}
+
+int32_t I32Arg(napi_env env, napi_value v, const char* what) {
+  int32_t out;
+  if (napi_get_value_int32(env, v, &out) != napi_ok) throw Napi::TypeError::New(env, std::string(what) + " must be a number");
+  return out;
+}
+
+inline void PutBe16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+
+}  // namespace
+
+Napi::Function Link::Define(Napi::Env env) {
+  return DefineClass(env, "Link",
+                     {
+                         InstanceMethod<&Link::Rx>("rx"),
+                         InstanceMethod<&Link::Tx>("tx"),
+                         InstanceMethod<&Link::Poll>("poll"),
+                         InstanceMethod<&Link::Stats>("stats"),
+                         InstanceMethod<&Link::Close>("close"),
+                     });
+}
+
+Napi::Object Link::Create(Napi::Env env) {
+  AddonData* data = env.GetInstanceData<AddonData>();
+  return data->linkCtor.New({data->token.Value()});
+}
+
+Link::Link(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Link>(info) {
+  AddonData* data = info.Env().GetInstanceData<AddonData>();
+  if (info.Length() < 1 || !info[0].StrictEquals(data->token.Value())) {
+    throw Napi::TypeError::New(info.Env(), "Link objects are made by openTap()/openRaw()");
+  }
+  env_ = info.Env();
+}
+
+Link::~Link() { CloseAll(); }
+
+void Link::Publish() {
+  Napi::Env env = Env();
+  Napi::Object self = Value();
+  auto ro = [&](const char* key, Napi::Value v) {
+    self.DefineProperty(Napi::PropertyDescriptor::Value(key, v, napi_enumerable));
+  };
+  ro("name", Napi::String::New(env, name));
+  ro("ifindex", Napi::Number::New(env, ifindex));
+  Napi::Uint8Array m = Napi::Uint8Array::New(env, 6);
+  memcpy(m.Data(), mac, 6);
+  ro("mac", m);
+  ro("mtu", Napi::Number::New(env, mtu));
+  ro("created", Napi::Boolean::New(env, created));
+  ro("fd", Napi::Number::New(env, fd));
+  const char* k = kind == LinkKind::kTap ? "tap" : kind == LinkKind::kRawRing ? "ring" : "mmsg";
+  ro("kind", Napi::String::New(env, k));
+  ro("rxRingFrames", Napi::Number::New(env, ring.rxFrames));
+  ro("txRingFrames", Napi::Number::New(env, ring.txFrames));
+  if (kind == LinkKind::kRawMmsg) {
+    msgs_.resize(kMaxMsgs);
+    iovs_.resize(kMaxMsgs);
+  }
+  RefreshKernelDrops();
+  kernelDropBase = st_[kKernelDrops];
+  st_[kKernelDrops] = 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receive
+
+Napi::Value Link::Rx(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  if (info.Length() < 7) throw Napi::TypeError::New(env, "rx(slab, off, len, start, max, slotSize, headroom)");
+  size_t slabLen, offLen, lenLen;
+  uint8_t* slab = TypedArg<uint8_t>(env, info[0], napi_uint8_array, &slabLen, "slab");
+  uint32_t* off = TypedArg<uint32_t>(env, info[1], napi_uint32_array, &offLen, "off");
+  uint32_t* len = TypedArg<uint32_t>(env, info[2], napi_uint32_array, &lenLen, "len");
+  uint32_t start = U32Arg(env, info[3], "start");
+  uint32_t max = U32Arg(env, info[4], "max");
+  uint32_t slot = U32Arg(env, info[5], "slotSize");
+  uint32_t headroom = U32Arg(env, info[6], "headroom");
+  if (slot <= headroom + kEthHdr) throw Napi::RangeError::New(env, "slotSize must exceed headroom + 14");
+  uint64_t end = static_cast<uint64_t>(start) + max;
+  if (end > offLen || end > lenLen || end * slot > slabLen) {
+    throw Napi::RangeError::New(env, "rx: start + max exceeds the batch");
+  }
+  int32_t n;
+  if (fd < 0) {
+    n = -EBADF;
+  } else if (max == 0) {
+    n = 0;
+  } else {
+    switch (kind) {
+      case LinkKind::kTap:
+        n = RxTap(slab, off, len, start, max, slot, headroom);
+        break;
+      case LinkKind::kRawRing:
+        n = RxRing(slab, off, len, start, max, slot, headroom);
+        break;
+      default:
+        n = RxMmsg(slab, off, len, start, max, slot, headroom);
+        break;
+    }
+  }
+  napi_value out;
+  napi_create_int32(env, n, &out);
+  return Napi::Value(env, out);
+}
+
+int32_t Link::RxTap(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint32_t slot,
+                    uint32_t headroom) {
+  const uint32_t room = slot - headroom;
+  uint32_t k = 0;
+  while (k < max) {
+    const uint32_t i = start + k;
+    const uint32_t o = i * slot + headroom;
+    ssize_t r = read(fd, slab + o, room);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      st_[kLastErrno] = errno;
+      if (k == 0) return -errno;
+      break;
+    }
+    if (r < static_cast<ssize_t>(kEthHdr) || r >= static_cast<ssize_t>(room)) {
+      // A frame that filled the whole slot may have been cut short: never pass it on.
+      st_[kRxDropped]++;
+      if (r >= static_cast<ssize_t>(room)) st_[kRxTruncated]++;
+      continue;
+    }
+    off[i] = o;
+    len[i] = static_cast<uint32_t>(r);
+    st_[kRxPackets]++;
+    st_[kRxBytes] += static_cast<uint64_t>(r);
+    k++;
+  }
+  return static_cast<int32_t>(k);
+}
+
+int32_t Link::RxRing(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint32_t slot,
+                     uint32_t headroom) {
+  const uint32_t room = slot - headroom;
+  uint32_t k = 0;
+  while (k < max) {
+    auto* h = reinterpret_cast<struct tpacket2_hdr*>(ring.rx + static_cast<size_t>(ring.rxHead) * ring.rxFrameSize);
+    uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    if (!(status & TP_STATUS_USER)) break;
+    const uint8_t* data = reinterpret_cast<const uint8_t*>(h) + h->tp_mac;
+    const uint32_t snap = h->tp_snaplen;
+    const bool vlan = (status & TP_STATUS_VLAN_VALID) != 0;
+    const uint32_t outLen = snap + (vlan ? 4 : 0);
+    if (snap < h->tp_len || outLen > room || snap < kEthHdr) {
+      st_[kRxDropped]++;
+      if (snap >= kEthHdr) st_[kRxTruncated]++;
+    } else {
+      const uint32_t i = start + k;
+      const uint32_t o = i * slot + headroom;
+      uint8_t* dst = slab + o;
+      if (vlan) {
+        // The tag was taken off by VLAN acceleration: put it back so the frame is as on the wire.
+        const uint16_t tpid = (status & TP_STATUS_VLAN_TPID_VALID) && h->tp_vlan_tpid ? h->tp_vlan_tpid : 0x8100;
+        memcpy(dst, data, 12);
+        PutBe16(dst + 12, tpid);
+        PutBe16(dst + 14, h->tp_vlan_tci);
+        memcpy(dst + 16, data + 12, snap - 12);
+      } else {
+        memcpy(dst, data, snap);
+      }
+      if (status & TP_STATUS_CSUMNOTREADY) st_[kCsumPartial]++;
+      off[i] = o;
+      len[i] = outLen;
+      st_[kRxPackets]++;
+      st_[kRxBytes] += outLen;
+      k++;
+    }
+    __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    ring.rxHead = ring.rxHead + 1 == ring.rxFrames ? 0 : ring.rxHead + 1;
+  }
+  return static_cast<int32_t>(k);
+}
+
+int32_t Link::RxMmsg(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint32_t slot,
+                     uint32_t headroom) {
+  const uint32_t room = slot - headroom;
+  uint32_t k = 0;
+  while (k < max) {
+    const uint32_t want = max - k < kMaxMsgs ? max - k : kMaxMsgs;
+    for (uint32_t j = 0; j < want; j++) {
+      iovs_[j].iov_base = slab + static_cast<size_t>(start + k + j) * slot + headroom;
+      iovs_[j].iov_len = room;
+      memset(&msgs_[j].msg_hdr, 0, sizeof(struct msghdr));
+      msgs_[j].msg_hdr.msg_iov = &iovs_[j];
+      msgs_[j].msg_hdr.msg_iovlen = 1;
+    }
+    int r = recvmmsg(fd, msgs_.data(), want, MSG_DONTWAIT, nullptr);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      st_[kLastErrno] = errno;
+      if (k == 0) return -errno;
+      break;
+    }
+    // Keep the good frames contiguous: a dropped one is overwritten by the next good one.
+    for (int j = 0; j < r; j++) {
+      const uint32_t n = msgs_[j].msg_len;
+      if ((msgs_[j].msg_hdr.msg_flags & MSG_TRUNC) || n < kEthHdr) {
+        st_[kRxDropped]++;
+        if (n >= kEthHdr) st_[kRxTruncated]++;
+        continue;
+      }
+      const uint32_t i = start + k;
+      const uint32_t o = i * slot + headroom;
+      uint8_t* src = static_cast<uint8_t*>(iovs_[j].iov_base);
+      if (src != slab + o) memmove(slab + o, src, n);
+      off[i] = o;
+      len[i] = n;
+      st_[kRxPackets]++;
+      st_[kRxBytes] += n;
+      k++;
+    }
+    if (static_cast<uint32_t>(r) < want) break;  // socket drained
+  }
+  return static_cast<int32_t>(k);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transmit
+
+Napi::Value Link::Tx(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  if (info.Length() < 6) throw Napi::TypeError::New(env, "tx(slab, off, len, egress, count, linkId)");
+  size_t slabLen, offLen, lenLen, egLen;
+  uint8_t* slab = TypedArg<uint8_t>(env, info[0], napi_uint8_array, &slabLen, "slab");
+  const uint32_t* off = TypedArg<uint32_t>(env, info[1], napi_uint32_array, &offLen, "off");
+  const uint32_t* len = TypedArg<uint32_t>(env, info[2], napi_uint32_array, &lenLen, "len");
+  const int16_t* egress = TypedArg<int16_t>(env, info[3], napi_int16_array, &egLen, "egress");
+  uint32_t count = U32Arg(env, info[4], "count");
+  int32_t linkId = I32Arg(env, info[5], "linkId");
+  if (count > offLen || count > lenLen || count > egLen) throw Napi::RangeError::New(env, "tx: count exceeds the batch");
+  uint32_t sent = 0;
+  if (fd >= 0 && count > 0) {
+    const auto id = static_cast<int16_t>(linkId);
+    switch (kind) {
+      case LinkKind::kTap:
+        sent = TxTap(slab, slabLen, off, len, egress, count, id);
+        break;
+      case LinkKind::kRawRing:
+        sent = TxRing(slab, slabLen, off, len, egress, count, id);
+        break;
+      default:
+        sent = TxMmsg(slab, slabLen, off, len, egress, count, id);
+        break;
+    }
+  } else if (fd < 0) {
+    for (uint32_t i = 0; i < count; i++)
+      if (egress[i] == linkId) st_[kTxDropped]++;
+  }
+  napi_value out;
+  napi_create_uint32(env, sent, &out);
+  return Napi::Value(env, out);
+}
+
+uint32_t Link::TxTap(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint32_t* len, const int16_t* egress,
+                     uint32_t count, int16_t linkId) {
+  uint32_t sent = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (egress[i] != linkId) continue;
+    const uint32_t o = off[i], n = len[i];
+    if (n < kEthHdr || static_cast<uint64_t>(o) + n > slabLen) {
+      st_[kTxDropped]++;
+      continue;
+    }
+    ssize_t w;
+    do {
+      w = write(fd, slab + o, n);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0) {
+      st_[kTxDropped]++;
+      if (errno != EAGAIN) st_[kLastErrno] = errno;
+      continue;
+    }
+    st_[kTxPackets]++;
+    st_[kTxBytes] += n;
+    sent++;
+  }
+  return sent;
+}
+
+// Ask the kernel to send every frame marked TP_STATUS_SEND_REQUEST. With MSG_DONTWAIT the call
+// does not wait for completions; frames it could not send stay queued for the next flush.
+bool Link::FlushTxRing() {
+  for (;;) {
+    ssize_t r = send(fd, nullptr, 0, MSG_DONTWAIT);
+    if (r >= 0) return true;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != ENOBUFS) st_[kLastErrno] = errno;
+    return false;
+  }
+}
+
+uint32_t Link::TxRing(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint32_t* len, const int16_t* egress,
+                      uint32_t count, int16_t linkId) {
+  // Data starts right after the aligned tpacket2_hdr (no PACKET_TX_HAS_OFF).
+  constexpr uint32_t kDataOff = TPACKET_ALIGN(sizeof(struct tpacket2_hdr));
+  const uint32_t maxLen = static_cast<uint32_t>(mtu) + kEthHdr + 4;
+  uint32_t queued = 0, sent = 0;
+  bool flushed = false;
+  for (uint32_t i = 0; i < count; i++) {
+    if (egress[i] != linkId) continue;
+    const uint32_t o = off[i], n = len[i];
+    if (n < kEthHdr || n > maxLen || n > ring.txFrameSize - kDataOff || static_cast<uint64_t>(o) + n > slabLen) {
+      st_[kTxDropped]++;
+      continue;
+    }
+    auto* h = reinterpret_cast<struct tpacket2_hdr*>(ring.tx + static_cast<size_t>(ring.txHead) * ring.txFrameSize);
+    uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    if (status != TP_STATUS_AVAILABLE && queued > 0 && !flushed) {
+      // Ring full of our own requests: push them out once and look again.
+      FlushTxRing();
+      flushed = true;
+      queued = 0;
+      status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    }
+    if (status != TP_STATUS_AVAILABLE) {
+      // Still owned by the kernel (being sent). The kernel walks the ring in order, so we may
+      // not skip this slot: drop the frame.
+      st_[kTxDropped]++;
+      continue;
+    }
+    memcpy(reinterpret_cast<uint8_t*>(h) + kDataOff, slab + o, n);
+    h->tp_len = n;
+    __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+    ring.txHead = ring.txHead + 1 == ring.txFrames ? 0 : ring.txHead + 1;
+    st_[kTxPackets]++;
+    st_[kTxBytes] += n;
+    queued++;
+    sent++;
+  }
+  if (queued > 0) FlushTxRing();
+  return sent;
+}
+
+uint32_t Link::TxMmsg(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint32_t* len, const int16_t* egress,
+                      uint32_t count, int16_t linkId) {
+  uint32_t sent = 0;
+  uint32_t i = 0;
+  while (i < count) {
+    uint32_t n = 0;
+    for (; i < count && n < kMaxMsgs; i++) {
+      if (egress[i] != linkId) continue;
+      const uint32_t o = off[i], l = len[i];
+      if (l < kEthHdr || static_cast<uint64_t>(o) + l > slabLen) {
+        st_[kTxDropped]++;
+        continue;
+      }
+      iovs_[n].iov_base = slab + o;
+      iovs_[n].iov_len = l;
+      memset(&msgs_[n].msg_hdr, 0, sizeof(struct msghdr));
+      msgs_[n].msg_hdr.msg_iov = &iovs_[n];
+      msgs_[n].msg_hdr.msg_iovlen = 1;
+      n++;
+    }
+    uint32_t pos = 0;
+    while (pos < n) {
+      int r = sendmmsg(fd, msgs_.data() + pos, n - pos, MSG_DONTWAIT);
+      if (r > 0) {
+        for (int j = 0; j < r; j++) st_[kTxBytes] += iovs_[pos + j].iov_len;
+        st_[kTxPackets] += r;
+        sent += r;
+        pos += r;
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
+        st_[kTxDropped] += n - pos;  // socket buffer full: the rest of this batch is lost
+        pos = n;
+        break;
+      }
+      if (r < 0) st_[kLastErrno] = errno;
+      st_[kTxDropped]++;  // this frame was refused (EMSGSIZE, ENETDOWN, ...): skip it
+      pos++;
+    }
+  }
+  return sent;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counters
+
+// Kernel-side losses: PACKET_STATISTICS (reset on read, so we accumulate) for AF_PACKET, and for a
+// TAP the interface's tx_dropped, i.e. frames the kernel dropped because our queue was full.
+void Link::RefreshKernelDrops() {
+  if (fd < 0) return;
+  if (kind != LinkKind::kTap) {
+    struct tpacket_stats s;
+    socklen_t sl = sizeof s;
+    if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &s, &sl) == 0) {
+      st_[kKernelDrops] += s.tp_drops;
+      st_[kRxDropped] += s.tp_drops;
+    }
+    return;
+  }
+  if (nlfd < 0) return;
+  struct {
+    struct nlmsghdr nh;
+    struct ifinfomsg ifm;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = sizeof req;
+  req.nh.nlmsg_type = RTM_GETLINK;
+  req.nh.nlmsg_flags = NLM_F_REQUEST;
+  req.nh.nlmsg_seq = 1;
+  req.ifm.ifi_family = AF_UNSPEC;
+  req.ifm.ifi_index = ifindex;
+  if (send(nlfd, &req, sizeof req, 0) < 0) return;
+  alignas(struct nlmsghdr) char buf[16384];
+  ssize_t r = recv(nlfd, buf, sizeof buf, 0);
+  if (r <= 0) return;
+  for (auto* nh = reinterpret_cast<struct nlmsghdr*>(buf); NLMSG_OK(nh, static_cast<size_t>(r));
+       nh = NLMSG_NEXT(nh, r)) {
+    if (nh->nlmsg_type != RTM_NEWLINK) continue;
+    auto* ifm = static_cast<struct ifinfomsg*>(NLMSG_DATA(nh));
+    int alen = static_cast<int>(IFLA_PAYLOAD(nh));
+    for (auto* a = IFLA_RTA(ifm); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+      if (a->rta_type != IFLA_STATS64 || RTA_PAYLOAD(a) < sizeof(struct rtnl_link_stats64)) continue;
+      struct rtnl_link_stats64 s;
+      memcpy(&s, RTA_DATA(a), sizeof s);
+      const uint64_t total = s.tx_dropped >= kernelDropBase ? s.tx_dropped - kernelDropBase : 0;
+      if (total > st_[kKernelDrops]) {
+        st_[kRxDropped] += total - st_[kKernelDrops];
+        st_[kKernelDrops] = total;
+      }
+    }
+  }
+}
+
+Napi::Value Link::Stats(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  size_t n;
+  double* out = TypedArg<double>(env, info[0], napi_float64_array, &n, "stats array");
+  RefreshKernelDrops();
+  for (size_t i = 0; i < n && i < kStatCount; i++) out[i] = static_cast<double>(st_[i]);
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event loop
+
+// Runs on the main thread from libuv when the descriptor is readable (level-triggered: if JS
+// leaves frames behind, it is called again on the next loop iteration).
+void Link::OnPoll(uv_poll_t* handle, int status, int /*events*/) {
+  Link* self = static_cast<Link*>(handle->data);
+  if (status < 0) self->st_[kLastErrno] = static_cast<uint64_t>(-status);
+  napi_env env = self->env_;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, result;
+  if (self->cb_ != nullptr && napi_get_reference_value(env, self->cb_, &cb) == napi_ok && cb != nullptr) {
+    napi_get_global(env, &recv);  // napi_make_callback needs an object receiver
+    if (napi_make_callback(env, self->actx_, recv, cb, 0, nullptr, &result) == napi_pending_exception) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);  // an exception in the callback is an uncaught exception
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+Napi::Value Link::Poll(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
+    StopPoll();
+    return env.Undefined();
+  }
+  if (!info[0].IsFunction()) throw Napi::TypeError::New(env, "poll(callback | null)");
+  if (fd < 0) throw Napi::Error::New(env, "link is closed");
+  if (cb_ != nullptr) {
+    napi_delete_reference(env, cb_);
+    cb_ = nullptr;
+  }
+  napi_create_reference(env, info[0], 1, &cb_);
+  if (actx_ == nullptr) {
+    napi_async_init(env, Napi::Object::New(env), Napi::String::New(env, "lvs-io:readable"), &actx_);
+  }
+  if (poll_ == nullptr) {
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    poll_ = new uv_poll_t;
+    int r = uv_poll_init(loop, poll_, fd);
+    if (r != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      throw Napi::Error::New(env, std::string("uv_poll_init: ") + uv_strerror(r));
+    }
+    poll_->data = this;
+  }
+  int r = uv_poll_start(poll_, UV_READABLE, &Link::OnPoll);
+  if (r != 0) throw Napi::Error::New(env, std::string("uv_poll_start: ") + uv_strerror(r));
+  if (!selfRef_) {
+    Ref();  // keep this object alive while the loop may call into it
+    selfRef_ = true;
+  }
+  return env.Undefined();
+}
+
+void Link::StopPoll() {
+  if (poll_ != nullptr) {
+    uv_poll_stop(poll_);
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+  }
+  if (cb_ != nullptr) {
+    napi_delete_reference(env_, cb_);
+    cb_ = nullptr;
+  }
+  if (actx_ != nullptr) {
+    napi_async_destroy(env_, actx_);
+    actx_ = nullptr;
+  }
+  if (selfRef_) {
+    selfRef_ = false;
+    Unref();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Close
+
+void Link::CloseAll() {
+  if (poll_ != nullptr) {
+    // From the destructor (environment teardown) only the libuv side can be released safely.
+    uv_poll_stop(poll_);
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+  }
+  if (ring.map != nullptr) {
+    munmap(ring.map, ring.mapLen);
+    ring = RingConfig{};
+  }
+  if (nlfd >= 0) {
+    close(nlfd);
+    nlfd = -1;
+  }
+  if (fd >= 0) {
+    close(fd);  // a TAP we created (not persistent) disappears here
+    fd = -1;
+  }
+}
+
+Napi::Value Link::Close(const Napi::CallbackInfo& info) {
+  if (fd >= 0) RefreshKernelDrops();
+  StopPoll();
+  CloseAll();
+  return info.Env().Undefined();
+}
+
+}  // namespace lvsio

@@ -1,0 +1,105 @@
+// One open link (a TAP file descriptor or an AF_PACKET socket) as a JS object.
+//
+// The data path is two calls, each one crossing from JS for a whole batch:
+//   rx(slab, off, len, start, max, slotSize, headroom) -> frames read (or -errno)
+//   tx(slab, off, len, egress, count, linkId)          -> frames queued to the kernel
+// Frames are read straight into (or copied from the PACKET_MMAP ring into) the caller's slab at
+// slot i: offset i*slotSize + headroom. Nothing is allocated per frame.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <linux/if_packet.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lvsio {
+
+enum class LinkKind { kTap, kRawRing, kRawMmsg };
+
+// Counter slots, in the order stats() writes them into a Float64Array.
+enum StatSlot {
+  kRxPackets = 0,
+  kRxBytes,
+  kTxPackets,
+  kTxBytes,
+  kRxDropped,   // all receive-side losses: truncated + kernel drops
+  kTxDropped,   // frames we could not hand to the kernel (EAGAIN, full TX ring, errors, bad length)
+  kRxTruncated, // frames longer than the slot or the ring frame (e.g. GSO super-packets on veth)
+  kKernelDrops, // ring/socket drops (PACKET_STATISTICS) or TAP queue drops (IFLA_STATS64 tx_dropped)
+  kLastErrno,   // last hard error seen by rx/tx/poll (0 = none)
+  kCsumPartial, // AF_PACKET frames flagged TP_STATUS_CSUMNOTREADY (checksum left to offload)
+  kStatCount
+};
+
+struct RingConfig {
+  uint8_t* map = nullptr;
+  size_t mapLen = 0;
+  uint8_t* rx = nullptr;
+  uint32_t rxFrames = 0, rxFrameSize = 0, rxHead = 0;
+  uint8_t* tx = nullptr;
+  uint32_t txFrames = 0, txFrameSize = 0, txHead = 0;
+};
+
+class Link : public Napi::ObjectWrap<Link> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  static Napi::Object Create(Napi::Env env);  // an empty Link, filled by the open functions
+  explicit Link(const Napi::CallbackInfo& info);
+  ~Link() override;
+
+  // Filled by openTap/openRaw before the object is handed to JS.
+  LinkKind kind = LinkKind::kTap;
+  int fd = -1;
+  int nlfd = -1;  // rtnetlink socket in the link's namespace (TAP queue-drop counter)
+  std::string name;
+  int ifindex = 0;
+  uint8_t mac[6] = {0};
+  int mtu = 0;
+  bool created = false;
+  RingConfig ring;
+  uint64_t kernelDropBase = 0;
+  void Publish();  // copy the fields above onto the JS object as read-only properties
+
+ private:
+  Napi::Value Rx(const Napi::CallbackInfo& info);
+  Napi::Value Tx(const Napi::CallbackInfo& info);
+  Napi::Value Poll(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  int32_t RxTap(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint32_t slot,
+                uint32_t headroom);
+  int32_t RxRing(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint32_t slot,
+                 uint32_t headroom);
+  int32_t RxMmsg(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint32_t slot,
+                 uint32_t headroom);
+  uint32_t TxTap(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint32_t* len, const int16_t* egress,
+                 uint32_t count, int16_t linkId);
+  uint32_t TxRing(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint32_t* len, const int16_t* egress,
+                  uint32_t count, int16_t linkId);
+  uint32_t TxMmsg(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint32_t* len, const int16_t* egress,
+                  uint32_t count, int16_t linkId);
+  bool FlushTxRing();
+  void RefreshKernelDrops();
+  void StopPoll();
+  void CloseAll();
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+
+  uint64_t st_[kStatCount] = {0};
+  // recvmmsg/sendmmsg scratch, sized once.
+  std::vector<struct mmsghdr> msgs_;
+  std::vector<struct iovec> iovs_;
+  // Event-loop integration.
+  napi_env env_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  napi_ref cb_ = nullptr;
+  napi_async_context actx_ = nullptr;
+  bool selfRef_ = false;
+};
+
+}  // namespace lvsio

@@ -1,0 +1,207 @@
+// AF_PACKET sockets bound to one interface.
+//
+// mode "ring" (default): TPACKET_V2 RX and TX rings in one mmap. rx copies frames out of the RX
+//   ring into the slab and hands the slots back; tx copies frames into the TX ring and kicks the
+//   kernel with one send(). V2 rather than V3: V3's block timeout adds latency at low rates and
+//   its TX ring behaves like V2's anyway.
+// mode "mmsg": recvmmsg straight into the slab slots and sendmmsg from them.
+//
+// The socket is created with protocol 0 (it receives nothing), the filter and rings are set up,
+// and only then is it bound with ETH_P_ALL, so no unfiltered frame ever reaches the ring.
+#include <arpa/inet.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "addon.h"
+#include "common.h"
+#include "link.h"
+
+namespace lvsio {
+
+namespace {
+
+constexpr size_t kMaxFilterMacs = 32;
+
+sock_filter Stmt(uint16_t code, uint32_t k) { return sock_filter{code, 0, 0, k}; }
+sock_filter Jump(uint16_t code, uint32_t k, size_t self, size_t jt, size_t jf) {
+  // Targets are absolute instruction indices; classic BPF wants offsets from the next one.
+  return sock_filter{code, static_cast<uint8_t>(jt - self - 1), static_cast<uint8_t>(jf - self - 1), k};
+}
+
+// What the director needs: frames whose destination is one of `macs` (IPv4, ARP, 802.1Q), and
+// ARP sent to a group address (broadcast/multicast). Everything else is dropped in the kernel.
+std::vector<sock_filter> DirectorFilter(const std::vector<const uint8_t*>& macs) {
+  const size_t n = macs.size();
+  const size_t group = 4 * n, unicast = group + 4, accept = unicast + 4, drop = accept + 1;
+  std::vector<sock_filter> p;
+  for (size_t m = 0; m < n; m++) {
+    const uint8_t* a = macs[m];
+    const size_t b = p.size();
+    const uint32_t lo = (uint32_t{a[2]} << 24) | (uint32_t{a[3]} << 16) | (uint32_t{a[4]} << 8) | a[5];
+    const uint32_t hi = (uint32_t{a[0]} << 8) | a[1];
+    p.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, 2));              // A = dst[2..5]
+    p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, lo, b + 1, b + 2, b + 4));
+    p.push_back(Stmt(BPF_LD | BPF_H | BPF_ABS, 0));              // A = dst[0..1]
+    p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, hi, b + 3, unicast, b + 4));
+  }
+  p.push_back(Stmt(BPF_LD | BPF_B | BPF_ABS, 0));  // group bit of the destination
+  p.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, 1, group + 1, group + 2, drop));
+  p.push_back(Stmt(BPF_LD | BPF_H | BPF_ABS, 12));
+  p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_ARP, group + 3, accept, drop));
+  p.push_back(Stmt(BPF_LD | BPF_H | BPF_ABS, 12));  // unicast to us: IPv4, ARP or VLAN-tagged
+  p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, unicast + 1, accept, unicast + 2));
+  p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_ARP, unicast + 2, accept, unicast + 3));
+  p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_8021Q, unicast + 3, accept, drop));
+  p.push_back(Stmt(BPF_RET | BPF_K, 0x40000));
+  p.push_back(Stmt(BPF_RET | BPF_K, 0));
+  return p;
+}
+
+uint32_t RoundPow2(uint32_t v) {
+  uint32_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+}  // namespace
+
+Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "openRaw(options)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  const std::string ifname = OptString(o, "ifname");
+  const std::string netns = OptString(o, "netns");
+  const std::string mode = OptString(o, "mode", "ring");
+  const bool filter = OptBool(o, "filter", true);
+  const bool qdiscBypass = OptBool(o, "qdiscBypass", false);
+  const int64_t rxFrames = OptInt(o, "rxFrames", 2048);
+  const int64_t txFrames = OptInt(o, "txFrames", 512);
+  if (mode != "ring" && mode != "mmsg") throw Napi::TypeError::New(env, "option mode must be \"ring\" or \"mmsg\"");
+  if (rxFrames < 8 || rxFrames > (1 << 20) || txFrames < 8 || txFrames > (1 << 20))
+    throw Napi::RangeError::New(env, "rxFrames/txFrames must be in 8..1048576");
+  std::vector<uint8_t> extra;
+  Napi::Value macsV = o.Get("macs");
+  if (!macsV.IsUndefined() && !macsV.IsNull()) {
+    if (!macsV.IsTypedArray() || macsV.As<Napi::Uint8Array>().ElementLength() % 6 != 0)
+      throw Napi::TypeError::New(env, "option macs must be a Uint8Array of 6-byte addresses");
+    Napi::Uint8Array a = macsV.As<Napi::Uint8Array>();
+    extra.assign(a.Data(), a.Data() + a.ElementLength());
+    if (extra.size() / 6 + 1 > kMaxFilterMacs) throw Napi::RangeError::New(env, "at most 31 extra MACs");
+  }
+
+  struct ifreq ifr;
+  SetIfName(env, ifr, ifname, "ifname");
+  NetnsGuard ns(env, netns);
+  Fd ctl(ControlSocket(env, "socket"));
+  const int ifindex = IfIndex(env, ctl.get(), ifname, "ifname");
+  uint8_t mac[6];
+  GetMac(env, ctl.get(), ifname, mac, "ifname");
+  const int mtu = GetMtu(env, ctl.get(), ifname, "ifname");
+
+  Fd s(socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!s) ThrowErrno(env, "socket", "socket(AF_PACKET)", errno, "packet socket");
+  auto setopt = [&](int level, int opt, const void* v, socklen_t l, const char* what) {
+    if (setsockopt(s.get(), level, opt, v, l) != 0) ThrowErrno(env, "socket", what, errno, "packet socket on " + ifname);
+  };
+
+  if (filter) {
+    std::vector<const uint8_t*> macs{mac};
+    for (size_t i = 0; i < extra.size(); i += 6)
+      if (memcmp(extra.data() + i, mac, 6) != 0) macs.push_back(extra.data() + i);
+    std::vector<sock_filter> prog = DirectorFilter(macs);
+    struct sock_fprog fp = {static_cast<unsigned short>(prog.size()), prog.data()};
+    setopt(SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp, "setsockopt(SO_ATTACH_FILTER)");
+  }
+  const int one = 1;
+  // Not seeing our own transmissions matters with ETH_P_ALL; kernels before 4.20 lack it.
+  if (setsockopt(s.get(), SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0 && errno != ENOPROTOOPT)
+    ThrowErrno(env, "socket", "setsockopt(PACKET_IGNORE_OUTGOING)", errno, "packet socket on " + ifname);
+  if (qdiscBypass) setopt(SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one, "setsockopt(PACKET_QDISC_BYPASS)");
+
+  RingConfig ring;
+  if (mode == "ring") {
+    const int version = TPACKET_V2;
+    setopt(SOL_PACKET, PACKET_VERSION, &version, sizeof version, "setsockopt(PACKET_VERSION)");
+    // Skip frames the kernel finds malformed instead of stalling the TX ring on them.
+    setopt(SOL_PACKET, PACKET_LOSS, &one, sizeof one, "setsockopt(PACKET_LOSS)");
+    // Room for the header, the MAC offset alignment, a VLAN tag and the largest frame.
+    const uint32_t need = TPACKET_ALIGN(TPACKET2_HDRLEN) + 16 + static_cast<uint32_t>(mtu) + ETH_HLEN + 4;
+    const uint32_t frameSize = RoundPow2(need < 2048 ? 2048 : need);
+    const uint32_t blockSize = frameSize > 65536 ? frameSize : 65536;
+    const uint32_t perBlock = blockSize / frameSize;
+    auto makeReq = [&](int64_t frames) {
+      struct tpacket_req r;
+      r.tp_block_size = blockSize;
+      r.tp_block_nr = static_cast<unsigned>((frames + perBlock - 1) / perBlock);
+      r.tp_frame_size = frameSize;
+      r.tp_frame_nr = r.tp_block_nr * perBlock;
+      return r;
+    };
+    struct tpacket_req rx = makeReq(rxFrames), tx = makeReq(txFrames);
+    setopt(SOL_PACKET, PACKET_RX_RING, &rx, sizeof rx, "setsockopt(PACKET_RX_RING)");
+    setopt(SOL_PACKET, PACKET_TX_RING, &tx, sizeof tx, "setsockopt(PACKET_TX_RING)");
+    const size_t rxLen = static_cast<size_t>(rx.tp_block_size) * rx.tp_block_nr;
+    const size_t txLen = static_cast<size_t>(tx.tp_block_size) * tx.tp_block_nr;
+    void* map = mmap(nullptr, rxLen + txLen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, s.get(), 0);
+    if (map == MAP_FAILED) map = mmap(nullptr, rxLen + txLen, PROT_READ | PROT_WRITE, MAP_SHARED, s.get(), 0);
+    if (map == MAP_FAILED) ThrowErrno(env, "socket", "mmap", errno, "packet ring on " + ifname);
+    ring.map = static_cast<uint8_t*>(map);
+    ring.mapLen = rxLen + txLen;
+    ring.rx = ring.map;
+    ring.rxFrames = rx.tp_frame_nr;
+    ring.rxFrameSize = frameSize;
+    ring.tx = ring.map + rxLen;
+    ring.txFrames = tx.tp_frame_nr;
+    ring.txFrameSize = frameSize;
+  } else {
+    const int buf = 8 << 20;
+    // Root may exceed rmem_max/wmem_max; fall back to the capped option otherwise.
+    if (setsockopt(s.get(), SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
+      setsockopt(s.get(), SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    if (setsockopt(s.get(), SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) != 0)
+      setsockopt(s.get(), SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  }
+  // From here on the Link owns the mapping; a throw below unmaps it through the Link destructor.
+  Napi::Object obj = Link::Create(env);
+  Link* link = Link::Unwrap(obj);
+  link->ring = ring;
+  link->kind = mode == "ring" ? LinkKind::kRawRing : LinkKind::kRawMmsg;
+
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = ifindex;
+  if (bind(s.get(), reinterpret_cast<struct sockaddr*>(&sll), sizeof sll) != 0)
+    ThrowErrno(env, "socket", "bind", errno, "packet socket on " + ifname);
+
+  // Extra unicast addresses: ask the device to accept them (promiscuous if it has no filter).
+  for (size_t i = 0; i < extra.size(); i += 6) {
+    if (memcmp(extra.data() + i, mac, 6) == 0) continue;
+    struct packet_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    mr.mr_ifindex = ifindex;
+    mr.mr_type = PACKET_MR_UNICAST;
+    mr.mr_alen = 6;
+    memcpy(mr.mr_address, extra.data() + i, 6);
+    setopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr, "setsockopt(PACKET_ADD_MEMBERSHIP)");
+  }
+
+  link->name = ifname;
+  link->ifindex = ifindex;
+  memcpy(link->mac, mac, 6);
+  link->mtu = mtu;
+  link->created = false;
+  link->fd = s.release();
+  link->Publish();
+  return obj;
+}
+
+}  // namespace lvsio

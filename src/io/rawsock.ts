@@ -1,0 +1,99 @@
+/**
+ * AF_PACKET backend: a raw socket bound to an existing interface (a veth end, a NIC). The
+ * director shares the interface with the kernel and uses its MAC.
+ *
+ * mode "ring" (default): PACKET_MMAP TPACKET_V2 RX and TX rings. recv copies frames out of the
+ *   RX ring (no system call at all when frames are waiting); send copies frames into the TX ring
+ *   and makes one send() for the whole batch.
+ * mode "mmsg": one recvmmsg()/sendmmsg() per batch, straight into/out of the batch's slots.
+ *
+ * By default a classic BPF filter keeps only what the director needs: frames to the interface's
+ * MAC or to `macs` (IPv4, ARP, 802.1Q), and ARP to broadcast/multicast. `macs: "all"` turns it off.
+ * PACKET_IGNORE_OUTGOING hides our own transmissions from our receive side.
+ *
+ * The kernel stack still sees every frame too: give the interface no address the director uses,
+ * or it will answer (RST, ICMP) for it. On veth, turn off the peer's offloads
+ * (`ethtool -K PEER tso off gso off tx off`): GSO super-packets are too long for a slot (counted
+ * in detail().rxTruncated) and offloaded checksums arrive unfinished (detail().csumPartial).
+ */
+import { IoError, IoErrorCode, toIoError } from "./link.js";
+import { loadNative, type NativeLink, NativeLinkIo, type NativeRawOptions, netnsPath } from "./native.js";
+
+export interface RawOptions {
+  /** Existing interface to bind to. */
+  ifname: string;
+  /**
+   * Which frames to receive: undefined (default) = to the interface's MAC plus group ARP;
+   * a list = also to these MACs (the device is asked to accept them); "all" = no filter.
+   */
+  macs?: readonly Uint8Array[] | "all";
+  /** "ring" (PACKET_MMAP, default) or "mmsg" (recvmmsg/sendmmsg). */
+  mode?: "ring" | "mmsg";
+  /** RX ring frames (default 2048) and TX ring frames (default 512), ring mode only. */
+  rxFrames?: number;
+  txFrames?: number;
+  /** PACKET_QDISC_BYPASS: skip the interface's qdisc on transmit (no shaping, less work). */
+  qdiscBypass?: boolean;
+  /** Network namespace (an `ip netns` name or a path) the interface lives in. */
+  netns?: string;
+}
+
+export class RawIo extends NativeLinkIo {
+  readonly mode: "ring" | "mmsg";
+  readonly rxRingFrames: number;
+  readonly txRingFrames: number;
+
+  constructor(handle: NativeLink) {
+    super(handle, handle.mac);
+    this.mode = handle.kind === "mmsg" ? "mmsg" : "ring";
+    this.rxRingFrames = handle.rxRingFrames;
+    this.txRingFrames = handle.txRingFrames;
+  }
+}
+
+/** Open an AF_PACKET socket on an interface. Throws IoError with a stable code. */
+export function openRaw(opts: RawOptions): RawIo {
+  const what = `open raw socket on ${opts.ifname}`;
+  if (typeof opts.ifname !== "string" || opts.ifname.length === 0 || Buffer.byteLength(opts.ifname) > 15) {
+    throw new IoError(IoErrorCode.INVALID, `${what}: ifname must be 1..15 bytes`);
+  }
+  const mode = opts.mode ?? "ring";
+  if (mode !== "ring" && mode !== "mmsg")
+    throw new IoError(IoErrorCode.INVALID, `${what}: mode must be ring or mmsg`);
+  for (const [k, v] of [
+    ["rxFrames", opts.rxFrames],
+    ["txFrames", opts.txFrames],
+  ] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 8 || v > 1 << 20)) {
+      throw new IoError(IoErrorCode.INVALID, `${what}: ${k} must be an integer in 8..1048576`);
+    }
+  }
+  const o: NativeRawOptions = {
+    ifname: opts.ifname,
+    mode,
+    filter: opts.macs !== "all",
+    qdiscBypass: opts.qdiscBypass ?? false,
+  };
+  if (opts.macs !== undefined && opts.macs !== "all") {
+    if (opts.macs.length > 31) throw new IoError(IoErrorCode.INVALID, `${what}: at most 31 extra MACs`);
+    const flat = new Uint8Array(opts.macs.length * 6);
+    opts.macs.forEach((m, i) => {
+      if (m.length !== 6 || (m[0]! & 1) !== 0) {
+        throw new IoError(IoErrorCode.INVALID, `${what}: macs[${i}] must be a 6-byte unicast address`);
+      }
+      flat.set(m, i * 6);
+    });
+    o.macs = flat;
+  }
+  if (opts.rxFrames !== undefined) o.rxFrames = opts.rxFrames;
+  if (opts.txFrames !== undefined) o.txFrames = opts.txFrames;
+  if (opts.netns !== undefined) o.netns = netnsPath(opts.netns);
+  const native = loadNative();
+  let handle: NativeLink;
+  try {
+    handle = native.openRaw(o);
+  } catch (err) {
+    throw toIoError(err, opts.netns === undefined ? what : `${what} in netns ${opts.netns}`);
+  }
+  return new RawIo(handle);
+}
