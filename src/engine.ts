@@ -13,6 +13,7 @@ import { clock } from "./clock.js";
 import { FragCache } from "./conntrack/frags.js";
 import { DIR_INPUT, DIR_OUTPUT, TcpState } from "./conntrack/states.js";
 import { CONN_F_TEMPLATE, ConnTable } from "./conntrack/table.js";
+import type { RateSource } from "./control/estimator.js";
 import type { ConnEntry, ControlTarget, Timeouts } from "./control/target.js";
 import { DROP_COUNT, DROP_NAMES, Drop } from "./drops.js";
 import { EGRESS_NONE, FrameBatch, HEADROOM } from "./io/batch.js";
@@ -29,7 +30,13 @@ import { natMode } from "./modes/nat.js";
 import type { ForwardMode } from "./modes/types.js";
 import { NEIGH_INCOMPLETE, NEIGH_NONE } from "./net/neigh.js";
 import { L2_NEIGH_MISS, type Link, Net } from "./net/net.js";
-import { emitArpReply, emitArpRequest, emitIcmpEchoReply, emitIcmpError } from "./packet/emit.js";
+import {
+  emitArpReply,
+  emitArpRequest,
+  emitGratuitousArp,
+  emitIcmpEchoReply,
+  emitIcmpError,
+} from "./packet/emit.js";
 import { parseFrame } from "./packet/parse.js";
 import { decTtl } from "./packet/rewrite.js";
 import {
@@ -56,11 +63,19 @@ export interface EngineOptions {
   txCapacity?: number;
   /** Connection-table slots examined for expiry per batch (default 256). */
   sweepPerBatch?: number;
+  /** Frames that may wait for ARP resolution at once (default 64). */
+  pendingMax?: number;
 }
 
 const FTP_PORT = 21;
 /** Minimum interval between ARP requests for one address. */
 const ARP_RETRY_MS = 1000;
+/** ARP requests sent for an address before its waiting frames are dropped. */
+const ARP_MAX_PROBES = 3;
+/** How long a frame may wait for its next hop's MAC. */
+const PENDING_MS = 3000;
+/** `output` result: the frame waits in the pending queue for ARP resolution. */
+const QUEUED = -1;
 
 export class Engine implements ControlTarget {
   readonly table: ServiceTable;
@@ -80,12 +95,24 @@ export class Engine implements ControlTarget {
   private readonly v = new FrameView();
   /** First fragments seen, so later fragments follow their connection. */
   readonly frags = new FragCache();
+  /** Frames waiting for their next hop's MAC (bounded; copied in, sent once ARP answers). */
+  readonly pending: FrameBatch;
+  private readonly pendingNh: Uint32Array;
+  private readonly pendingDeadline: Float64Array;
+  /** Frames that had to wait for ARP resolution. */
+  queued = 0;
+  /** Optional rate estimator for `--rate` (set by lvsd). */
+  rates?: RateSource;
 
   constructor(opts: EngineOptions = {}, table = new ServiceTable()) {
     this.table = table;
     this.ct = new ConnTable(opts.maxConns ?? 1 << 20, table, opts.buckets ?? 0);
     this.tx = new FrameBatch(opts.txCapacity ?? 256);
     this.sweepPerBatch = opts.sweepPerBatch ?? 256;
+    const pendingMax = opts.pendingMax ?? 64;
+    this.pending = new FrameBatch(pendingMax);
+    this.pendingNh = new Uint32Array(pendingMax);
+    this.pendingDeadline = new Float64Array(pendingMax);
     table.hooks = {
       destRemoved: (d: Dest) => {
         if (this.sysctl.expireNodestConn) this.ct.flushDest(d.id);
@@ -130,8 +157,9 @@ export class Engine implements ControlTarget {
       if (p === IPPROTO_TCP || p === IPPROTO_UDP) r = this.l4(v, batch, i);
       else if (p === IPPROTO_ICMP) r = this.icmp(v, batch, i);
       else r = Drop.PROTO;
-      if (r !== 0) this.drops[r]!++;
-      else this.forwarded++;
+      if (r > 0) this.drops[r]!++;
+      else if (r === 0) this.forwarded++;
+      else this.queued++;
     }
     if (this.sweepPerBatch > 0) this.ct.sweep(this.sweepPerBatch);
   }
@@ -338,13 +366,114 @@ export class Engine implements ControlTarget {
     const link = this.net.setL2(batch.buf, base, nh);
     if (link < 0) {
       if (link === L2_NEIGH_MISS) {
-        this.solicit(this.net.nextHop);
-        return Drop.NEIGH_MISS;
+        const hop = this.net.nextHop;
+        this.solicit(hop);
+        return this.enqueue(batch.buf, base, batch.len[i]!, hop) ? QUEUED : Drop.NEIGH_MISS;
       }
       return Drop.NO_ROUTE;
     }
     batch.egress[i] = link;
     return 0;
+  }
+
+  /** Copy a frame into the pending queue to wait for `hop`'s MAC. */
+  private enqueue(buf: Uint8Array, off: number, len: number, hop: number): boolean {
+    const p = this.pending;
+    if (p.count >= p.capacity || len > p.slotSize - HEADROOM) return false;
+    const j = p.count;
+    const o = j * p.slotSize + HEADROOM;
+    p.buf.set(buf.subarray(off, off + len), o);
+    p.off[j] = o;
+    p.len[j] = len;
+    this.pendingNh[j] = hop;
+    this.pendingDeadline[j] = clock.nowMs + PENDING_MS;
+    p.count = j + 1;
+    return true;
+  }
+
+  /** Remove pending frame j (the last one moves into its place). */
+  private unqueue(j: number): void {
+    const p = this.pending;
+    const last = p.count - 1;
+    if (j !== last) {
+      const o = j * p.slotSize + HEADROOM;
+      const lo = p.off[last]!;
+      p.buf.copyWithin(o, lo, lo + p.len[last]!);
+      p.off[j] = o;
+      p.len[j] = p.len[last]!;
+      this.pendingNh[j] = this.pendingNh[last]!;
+      this.pendingDeadline[j] = this.pendingDeadline[last]!;
+    }
+    p.count = last;
+  }
+
+  /** Send the frames that were waiting for `hop` (its MAC is now known). */
+  private releasePending(hop: number): void {
+    const p = this.pending;
+    for (let j = 0; j < p.count; ) {
+      if (this.pendingNh[j] !== hop) {
+        j++;
+        continue;
+      }
+      const t = this.txSlot();
+      if (t < 0) return;
+      const tx = this.tx;
+      const len = p.len[j]!;
+      const src = p.off[j]!;
+      tx.buf.set(p.buf.subarray(src, src + len), tx.off[t]!);
+      const link = this.net.setL2(tx.buf, tx.off[t]!, hop);
+      if (link >= 0) {
+        tx.len[t] = len;
+        tx.egress[t] = link;
+        tx.link[t] = link;
+        tx.count = t + 1;
+        this.forwarded++;
+      }
+      this.unqueue(j);
+    }
+  }
+
+  /**
+   * Timer work (lvsd calls it a few times a second, between batches): expire frames that
+   * waited too long for ARP, re-ask for next hops still unresolved, give up after
+   * ARP_MAX_PROBES requests. Generated frames land in `tx` (reset first); send them.
+   */
+  maintain(nowMs: number): void {
+    clock.nowMs = nowMs;
+    this.tx.reset();
+    const p = this.pending;
+    const neigh = this.net.neigh;
+    for (let j = 0; j < p.count; ) {
+      const hop = this.pendingNh[j]!;
+      const n = neigh.find(hop);
+      const failed =
+        n < 0 || (neigh.probes[n]! >= ARP_MAX_PROBES && nowMs - neigh.probed[n]! >= ARP_RETRY_MS);
+      if (this.pendingDeadline[j]! <= nowMs || failed) {
+        this.drops[Drop.NEIGH_MISS]!++;
+        this.unqueue(j);
+        continue;
+      }
+      this.solicit(hop);
+      j++;
+    }
+  }
+
+  /** Announce `vip` with gratuitous ARP on every link whose subnet holds it. Frames go to `tx`. */
+  announce(vip: number): number {
+    let n = 0;
+    for (const l of this.net.links) {
+      if (!l.onLink(vip)) continue;
+      const j = this.txSlot();
+      if (j < 0) break;
+      const tx = this.tx;
+      tx.len[j] = emitGratuitousArp(tx.buf, tx.off[j]!, l.mac, 0, vip);
+      tx.egress[j] = l.id;
+      tx.link[j] = l.id;
+      tx.count = j + 1;
+      this.generated++;
+      n++;
+    }
+    return n;
   }
 
   // ------------------------------------------------------------------ ICMP
@@ -476,6 +605,7 @@ export class Engine implements ControlTarget {
     // refresh an existing entry from any ARP on the link.
     if (v.arpSpa !== 0 && l.onLink(v.arpSpa) && (mine || this.net.neigh.find(v.arpSpa) >= 0)) {
       this.net.neigh.learn(v.arpSpa, v.buf, shaOff, link, now);
+      if (this.pending.count > 0) this.releasePending(v.arpSpa);
     }
     if (v.arpOp === 1 && mine) {
       const j = this.txSlot();
@@ -499,6 +629,11 @@ export class Engine implements ControlTarget {
     if (n < 0) return;
     const now = clock.nowMs;
     if (neigh.probed[n]! !== 0 && now - neigh.probed[n]! < ARP_RETRY_MS) return;
+    if (neigh.probes[n]! >= ARP_MAX_PROBES) {
+      // Unresolved after ARP_MAX_PROBES: back off for a while before asking again.
+      if (now - neigh.probed[n]! < 5 * ARP_RETRY_MS) return;
+      neigh.probes[n] = 0;
+    }
     const link = this.net.route(ip);
     if (link < 0) return;
     const j = this.txSlot();

@@ -574,18 +574,62 @@ describe("NAT engine: ARP", () => {
     expect(run(e, req3, OUT).generated).toHaveLength(0);
   });
 
-  it("asks for an unknown next hop and counts the miss", () => {
+  it("queues a frame for an unknown next hop, asks for it, and sends the frame when ARP answers", () => {
     const e = natEngine();
     addService(e, tcpKey(), "rr");
     addNatDest(e, tcpKey(), "192.168.10.3", 80);
-    const r = run(e, cTcp(TCP_SYN, 1, 0), OUT);
+    const r = run(e, cTcp(TCP_SYN, 1, 0), OUT, 1000);
     expect(r.egress).toBe(-1);
-    expect(e.drops[Drop.NEIGH_MISS]).toBe(1);
+    expect(e.queued).toBe(1);
+    expect(e.pending.count).toBe(1);
     const f = r.generated[0]![1];
     const v = new FrameView();
     parseFrame(f, new DataView(f.buffer), 0, f.length, v);
     expect([v.arpOp, v.arpSpa, v.arpTpa]).toEqual([1, ipToU32(IP.dirIn), ipToU32("192.168.10.3")]);
     expect(r.generated[0]![0]).toBe(IN);
+    const rs3 = "02:00:00:00:01:13";
+    const reply = eth({ src: rs3, dst: MAC.dirIn })
+      .arp({ op: 2, sha: rs3, spa: "192.168.10.3", tha: MAC.dirIn, tpa: IP.dirIn })
+      .build();
+    const r2 = run(e, reply, IN, 1100);
+    expect(e.pending.count).toBe(0);
+    expect(r2.generated).toHaveLength(1);
+    const [link, sent] = r2.generated[0]!;
+    expect(link).toBe(IN);
+    expect(hex(sent)).toBe(hex(cTcpAtRs(TCP_SYN, 1, 0, "", "192.168.10.3", rs3)));
+  });
+
+  it("retries ARP, then drops the waiting frames when nobody answers", () => {
+    const e = natEngine();
+    addService(e, tcpKey(), "rr");
+    addNatDest(e, tcpKey(), "192.168.10.9", 80);
+    run(e, cTcp(TCP_SYN, 1, 0), OUT, 1000);
+    let asks = 1;
+    for (let t = 1200; t <= 2900; t += 200) {
+      e.maintain(t);
+      asks += e.tx.count;
+    }
+    expect(asks).toBe(2); // one retry a second
+    e.maintain(3100);
+    asks += e.tx.count;
+    expect(asks).toBe(3);
+    expect(e.pending.count).toBe(1);
+    e.maintain(4000); // 3 s after it was queued
+    expect(e.tx.count).toBe(0); // no fourth request
+    expect(e.pending.count).toBe(0);
+    expect(e.drops[Drop.NEIGH_MISS]).toBe(1);
+  });
+
+  it("announces a VIP with gratuitous ARP on the link whose subnet holds it", () => {
+    const e = natEngine();
+    e.tx.reset();
+    expect(e.announce(ipToU32(IP.vip))).toBe(1);
+    const f = e.tx.frame(0);
+    expect(e.tx.egress[0]).toBe(OUT);
+    const v = new FrameView();
+    parseFrame(f, new DataView(f.buffer), 0, f.length, v);
+    expect([v.arpOp, v.arpSpa, v.arpTpa]).toEqual([1, ipToU32(IP.vip), ipToU32(IP.vip)]);
+    expect(e.announce(ipToU32("172.16.0.1"))).toBe(0);
   });
 });
 
