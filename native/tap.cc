@@ -1,9 +1,12 @@
 // TAP devices: /dev/net/tun with IFF_TAP | IFF_NO_PI, non-blocking.
 //
-// create=true  -> a new device (IFF_TUN_EXCL: EBUSY if any device already has the name); it is
-//                 removed when we close it unless persist=true.
-// create=false -> attach to an existing (persistent) TAP; ENODEV if there is none, EBUSY if
-//                 another process holds it. Closing leaves it in place.
+// create=true, exclusive=true  -> a new device (IFF_TUN_EXCL: EBUSY if any device already has
+//                                 the name); removed when we close it unless persist=true.
+// create=true, exclusive=false -> create it if missing, else attach to the existing TAP.
+// create=false                 -> attach to an existing (persistent) TAP; ENODEV if there is
+//                                 none. Attaching gives EBUSY if another process holds it, and
+//                                 EINVAL if the name belongs to a device that is not a TAP.
+// A device we did not create is left in place on close.
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
@@ -32,6 +35,7 @@ Napi::Value OpenTap(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   const std::string name = OptString(o, "name");
   const bool create = OptBool(o, "create", true);
+  const bool exclusive = OptBool(o, "exclusive", create);
   const bool persist = OptBool(o, "persist", false);
   const bool up = OptBool(o, "up", true);
   const int64_t mtu = OptInt(o, "mtu", 0);
@@ -46,15 +50,16 @@ Napi::Value OpenTap(const Napi::CallbackInfo& info) {
 
   NetnsGuard ns(env, netns);
   Fd ctl(ControlSocket(env, "tun"));
-  if (!create && if_nametoindex(name.c_str()) == 0) {
+  const bool existed = if_nametoindex(name.c_str()) != 0;
+  if (!create && !existed) {
     ThrowErrno(env, "attach", "if_nametoindex", ENODEV, "TAP device " + name + " does not exist (create: false)");
   }
   Fd fd(open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
   if (!fd) ThrowErrno(env, "tun", "open", errno, "/dev/net/tun");
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (create ? IFF_TUN_EXCL : 0);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (create && exclusive ? IFF_TUN_EXCL : 0);
   if (ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
     int err = errno;
-    if (err == EINVAL && !create) {
+    if (err == EINVAL && existed) {
       ThrowErrno(env, "tunsetiff", "TUNSETIFF", err, "device " + name + " exists but is not a TAP");
     }
     ThrowErrno(env, "tunsetiff", "TUNSETIFF", err, "TAP device " + name);
@@ -90,7 +95,7 @@ Napi::Value OpenTap(const Napi::CallbackInfo& info) {
   link->ifindex = ifindex;
   GetMac(env, ctl.get(), actual, link->mac, "mac");
   link->mtu = GetMtu(env, ctl.get(), actual, "mtu");
-  link->created = create;
+  link->created = !existed;
   link->nlfd = OpenRtnl();  // in the TAP's namespace, for its tx_dropped counter
   link->fd = fd.release();
   link->Publish();

@@ -53,7 +53,10 @@ export interface NativeLink {
 
 export interface NativeTapOptions {
   name: string;
+  /** Create the device if it is missing (else it must exist). */
   create: boolean;
+  /** With create: fail with EBUSY if the name exists at all (IFF_TUN_EXCL). */
+  exclusive: boolean;
   persist: boolean;
   up: boolean;
   mtu?: number;

@@ -22,9 +22,12 @@ export interface TapOptions {
   /** Set the interface MTU (default: leave the kernel's, 1500 for a new TAP). */
   mtu?: number;
   /**
-   * true (default): create a new TAP, ERR_IO_NAME_IN_USE if the name exists; removed on close
-   * unless `persist`. false: attach to an existing persistent TAP (ERR_IO_NO_DEVICE if none,
-   * ERR_IO_NAME_IN_USE if another process holds it); it stays after close.
+   * undefined (default): create the TAP, or attach to an existing persistent one of that name.
+   * true: create a new TAP; ERR_IO_NAME_IN_USE (EBUSY) if any device has the name.
+   * false: attach to an existing persistent TAP; ERR_IO_NO_DEVICE if there is none.
+   * Attaching gives ERR_IO_NAME_IN_USE if another process holds the TAP or the name belongs to a
+   * device that is not a TAP. A TAP we created goes away on close unless `persist`; one we
+   * attached to stays.
    */
   create?: boolean;
   /** Keep a created TAP after close (TUNSETPERSIST). */
@@ -79,7 +82,8 @@ export function openTap(opts: TapOptions): TapIo {
   const native = loadNative();
   const o: NativeTapOptions = {
     name: opts.name,
-    create: opts.create ?? true,
+    create: opts.create !== false,
+    exclusive: opts.create === true,
     persist: opts.persist ?? false,
     up: opts.up ?? true,
   };

@@ -173,6 +173,11 @@ describe.skipIf(!canRun)("TAP backend (root, network namespaces)", () => {
   });
 
   it("refuses a name in use: ERR_IO_NAME_IN_USE with errno EBUSY", () => {
+    expectIoError(
+      () => openTap({ name: tap.name, netns: ns, create: true }),
+      IoErrorCode.NAME_IN_USE,
+      "EBUSY",
+    );
     expectIoError(() => openTap({ name: tap.name, netns: ns }), IoErrorCode.NAME_IN_USE, "EBUSY");
     // Attaching to a TAP another descriptor holds is refused the same way.
     expectIoError(
@@ -182,7 +187,17 @@ describe.skipIf(!canRun)("TAP backend (root, network namespaces)", () => {
     );
     // So is creating a TAP under the name of a device of another kind.
     lab.ip(ns, "link", "add", lab.dev("v0"), "type", "veth", "peer", "name", lab.dev("v1"));
-    expectIoError(() => openTap({ name: lab.dev("v0"), netns: ns }), IoErrorCode.NAME_IN_USE, "EBUSY");
+    expectIoError(
+      () => openTap({ name: lab.dev("v0"), netns: ns, create: true }),
+      IoErrorCode.NAME_IN_USE,
+      "EBUSY",
+    );
+    const e = expectIoError(
+      () => openTap({ name: lab.dev("v0"), netns: ns }),
+      IoErrorCode.NAME_IN_USE,
+      "EINVAL",
+    );
+    expect(e.message).toMatch(/not a TAP/);
   });
 
   it("attaches to an existing persistent TAP and leaves it in place on close", () => {
@@ -192,6 +207,12 @@ describe.skipIf(!canRun)("TAP backend (root, network namespaces)", () => {
     expect(p.created).toBe(false);
     expect(p.ifaceMac).toEqual(parseMac(linkInfo(lab, ns, name).address));
     p.close();
+    expect(() => lab.ip(ns, "link", "show", "dev", name)).not.toThrow();
+    // The default mode attaches too; create: true refuses.
+    const q = keep(openTap({ name, netns: ns }));
+    expect(q.created).toBe(false);
+    q.close();
+    expectIoError(() => openTap({ name, netns: ns, create: true }), IoErrorCode.NAME_IN_USE, "EBUSY");
     expect(() => lab.ip(ns, "link", "show", "dev", name)).not.toThrow();
     expectIoError(() => openTap({ name: lab.dev("nx"), netns: ns, create: false }), IoErrorCode.NO_DEVICE);
   });
