@@ -6,8 +6,23 @@
 
 import type { SchedulerModule } from "../model.js";
 import { SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from "../model.js";
+import { dhScheduler } from "./dh.js";
+import { foScheduler } from "./fo.js";
+import { lblcScheduler } from "./lblc.js";
+import { lblcrScheduler } from "./lblcr.js";
+import { lcScheduler } from "./lc.js";
+import { ltScheduler } from "./lt.js";
+import { mhScheduler } from "./mh.js";
+import { nqScheduler } from "./nq.js";
+import { ovfScheduler } from "./ovf.js";
 import { rrScheduler } from "./rr.js";
+import { sedScheduler } from "./sed.js";
+import { shScheduler } from "./sh.js";
+import { twosScheduler } from "./twos.js";
+import { wlcScheduler } from "./wlc.js";
+import { wltScheduler } from "./wlt.js";
 import { wrrScheduler } from "./wrr.js";
+import { wrtScheduler } from "./wrt.js";
 
 export type SchedulerErrorCode = "EINVAL" | "EEXIST" | "ENOENT";
 
@@ -115,4 +130,25 @@ export function parseSchedFlags(sched: string, arg: string): number {
   return flags;
 }
 
-for (const mod of [rrScheduler, wrrScheduler]) registerScheduler(mod);
+/** The built-in schedulers: the kernel's, in ipvsadm's man-page order, then ours (lt, wlt, wrt). */
+export const BUILTIN_SCHEDULERS: readonly SchedulerModule[] = [
+  rrScheduler,
+  wrrScheduler,
+  lcScheduler,
+  wlcScheduler,
+  lblcScheduler,
+  lblcrScheduler,
+  dhScheduler,
+  shScheduler,
+  sedScheduler,
+  nqScheduler,
+  foScheduler,
+  ovfScheduler,
+  mhScheduler,
+  twosScheduler,
+  ltScheduler,
+  wltScheduler,
+  wrtScheduler,
+];
+
+for (const mod of BUILTIN_SCHEDULERS) registerScheduler(mod);
