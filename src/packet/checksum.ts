@@ -13,6 +13,7 @@
  * Accumulators are plain JS numbers (doubles): sums of 16-bit words stay exact far beyond any
  * packet size, so `csumAdd` never folds inside its loop. Nothing here allocates.
  */
+import type { FrameView } from "./view.js";
 
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
@@ -107,4 +108,19 @@ export function csumReplace32(check: number, oldV: number, newV: number): number
   s = (s & 0xffff) + (s >>> 16);
   s = (s & 0xffff) + (s >>> 16);
   return ~s & 0xffff;
+}
+
+/**
+ * The checksum the L4 header of a parsed, unfragmented frame should carry: TCP/UDP with the
+ * pseudo-header, ICMP without; -1 when there is none to compute (fragment, no L4 header, other
+ * protocol). For UDP this is the computed value even when the frame carries 0 ("none").
+ */
+export function l4ChecksumFull(v: FrameView): number {
+  const o = v.l4Off;
+  if (o < 0 || v.isFrag !== 0) return -1;
+  if (v.proto === IPPROTO_TCP)
+    return tcpUdpChecksum(v.buf, v.saddr, v.daddr, IPPROTO_TCP, o, v.l4Len, o + 16);
+  if (v.proto === IPPROTO_UDP) return tcpUdpChecksum(v.buf, v.saddr, v.daddr, IPPROTO_UDP, o, v.l4Len, o + 6);
+  if (v.proto === IPPROTO_ICMP) return icmpChecksum(v.buf, o, v.l4Len);
+  return -1;
 }

@@ -24,6 +24,9 @@
  * carry a wrong checksum through as wrong, so the end host still detects the corruption and
  * drops the segment. `checkL4Checksum` does the full check for tests and slow paths.
  *
+ * `payloadOff` is the first byte after the TCP/UDP/ICMP header; for a later fragment or another
+ * IP protocol (no L4 header parsed) it is the first byte after the IP header; 0 for ARP / L2_OTHER.
+ *
  * Per-packet path: no allocation, no closures, no strings, no exceptions; statuses are numbers.
  */
 import {

@@ -25,7 +25,7 @@ import {
   IPPROTO_UDP,
   icmpChecksum,
   ipv4HeaderChecksum,
-  tcpUdpChecksum,
+  l4ChecksumFull,
 } from "./checksum.js";
 import type { FrameView } from "./view.js";
 
@@ -284,18 +284,12 @@ export function fixIcmpChecksum(v: FrameView): number {
  * Returns 1 when done, 0 when not applicable.
  */
 export function fixL4Checksum(v: FrameView): number {
-  if (v.l4Off < 0 || v.isFrag !== 0) return 0;
-  const o = v.l4Off;
-  if (v.proto === IPPROTO_TCP) {
-    v.dv.setUint16(o + 16, tcpUdpChecksum(v.buf, v.saddr, v.daddr, IPPROTO_TCP, o, v.l4Len, o + 16));
-    return 1;
-  }
-  if (v.proto === IPPROTO_UDP) {
-    if (v.dv.getUint16(o + 6) === 0) return 1;
-    v.dv.setUint16(o + 6, tcpUdpChecksum(v.buf, v.saddr, v.daddr, IPPROTO_UDP, o, v.l4Len, o + 6));
-    return 1;
-  }
-  return fixIcmpChecksum(v);
+  const c = l4ChecksumFull(v);
+  if (c < 0) return 0;
+  const off = v.l4Off + (v.proto === IPPROTO_TCP ? 16 : v.proto === IPPROTO_UDP ? 6 : 2);
+  if (v.proto === IPPROTO_UDP && v.dv.getUint16(off) === 0) return 1;
+  v.dv.setUint16(off, c);
+  return 1;
 }
 
 /** Recompute the embedded IP header checksum of an ICMP error, then the ICMP checksum. */

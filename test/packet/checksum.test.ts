@@ -10,10 +10,12 @@ import {
   IPPROTO_UDP,
   icmpChecksum,
   ipv4HeaderChecksum,
+  l4ChecksumFull,
   pseudoHeaderSum,
   tcpUdpChecksum,
 } from "../../src/packet/checksum.js";
 import * as G from "./golden.js";
+import { parsed } from "./helpers.js";
 
 /** Reference: RFC 1071 checksum by the book, word by word with immediate end-around carry. */
 function refChecksum(bytes: Uint8Array): number {
@@ -188,5 +190,24 @@ describe("csumReplace16 / csumReplace32 (RFC 1624 eqn. 3)", () => {
     expect(csumFold(0)).toBe(0xffff);
     // No change, no change.
     expect(csumReplace32(0x1234, 0xdeadbeef, 0xdeadbeef)).toBe(0x1234);
+  });
+});
+
+describe("l4ChecksumFull", () => {
+  it.each([
+    ["TCP", G.TCP_SYN, 16],
+    ["UDP", G.UDP_DGRAM, 6],
+    ["UDP in 802.1Q", G.VLAN_UDP, 6],
+    ["ICMP echo", G.ICMP_ECHO, 2],
+    ["ICMP error", G.ICMP_FRAG_NEEDED, 2],
+  ])("equals the captured %s checksum", (_n, f, rel) => {
+    const { v } = parsed(f);
+    expect(l4ChecksumFull(v)).toBe(v.dv.getUint16(v.l4Off + rel));
+  });
+
+  it("is -1 where there is nothing to compute", () => {
+    expect(l4ChecksumFull(parsed(G.FRAG_FIRST).v)).toBe(-1);
+    expect(l4ChecksumFull(parsed(G.FRAG_LATER).v)).toBe(-1);
+    expect(l4ChecksumFull(parsed(G.ARP_REQUEST).v)).toBe(-1);
   });
 });
