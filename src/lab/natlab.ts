@@ -1,0 +1,164 @@
+/**
+ * The LVS-NAT lab topology, as in the LVS-NAT tutorials, built from network namespaces:
+ *
+ *   client 10.0.0.7 ──┐                          ┌── rs1 192.168.10.1 (HTTP :80 :8080, UDP :53)
+ *   (ns c)            │  bridge out     bridge in │   rs2 192.168.10.2 ...
+ *                     └──[lvsd link 0]   [link 1]─┴── rsN
+ *                     10.0.0.1/24, VIP 10.0.0.100   192.168.10.254/24 (the real servers' gateway)
+ *
+ * lvsd runs in its own namespace ("d") that holds the two bridges. With the TAP backend lvsd
+ * creates a TAP on each bridge; with the raw backend it binds AF_PACKET sockets to veth ends
+ * whose peers sit on the bridges. The kernel of namespace "d" has no addresses, so it never
+ * answers for the director: lvsd does, in userspace.
+ */
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type ExecResult, ip, sh, Topology, waitFor } from "./netns.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Repository root (this file is src/lab/natlab.ts or dist/src/lab/natlab.js). */
+export const ROOT = existsSync(join(here, "..", "..", "package.json"))
+  ? join(here, "..", "..")
+  : join(here, "..", "..", "..");
+export const LVSD = join(ROOT, "bin", "lvsd");
+export const LVSADM = join(ROOT, "bin", "lvsadm");
+export const PEER = join(ROOT, "dist", "src", "lab", "peer.js");
+
+export const CLIENT_IP = "10.0.0.7";
+export const DIRECTOR_OUT = "10.0.0.1";
+export const DIRECTOR_IN = "192.168.10.254";
+export const VIP = "10.0.0.100";
+
+export function rsIp(k: number): string {
+  return `192.168.10.${k}`;
+}
+
+export interface NatLabOptions {
+  prefix: string;
+  servers?: number;
+  backend?: "tap" | "raw";
+  /** Extra lvsd arguments. */
+  lvsdArgs?: string[];
+}
+
+export class NatLab {
+  readonly topo: Topology;
+  readonly servers: number;
+  readonly backend: "tap" | "raw";
+  readonly control: string;
+  private lvsdLog = "";
+  private readonly extra: string[];
+
+  constructor(opts: NatLabOptions) {
+    this.topo = new Topology(opts.prefix);
+    this.servers = opts.servers ?? 4;
+    this.backend = opts.backend ?? "tap";
+    this.control = `/run/lvsd/${opts.prefix}.sock`;
+    this.extra = opts.lvsdArgs ?? [];
+  }
+
+  /** Build the namespaces, start the real servers and lvsd. */
+  async up(): Promise<void> {
+    const t = this.topo;
+    const d = t.addNs("d");
+    const bo = t.dev("bo");
+    const bi = t.dev("bi");
+    for (const br of [bo, bi]) {
+      ip("-n", d, "link", "add", br, "type", "bridge");
+      ip("-n", d, "link", "set", br, "up");
+    }
+    const c = t.addNs("c");
+    this.veth(c, t.dev("ca"), t.dev("cb"), bo);
+    ip("-n", c, "addr", "add", `${CLIENT_IP}/24`, "dev", t.dev("ca"));
+    ip("-n", c, "route", "add", "default", "via", DIRECTOR_OUT);
+    for (let k = 1; k <= this.servers; k++) {
+      const r = t.addNs(`r${k}`);
+      this.veth(r, t.dev(`r${k}a`), t.dev(`r${k}b`), bi);
+      ip("-n", r, "addr", "add", `${rsIp(k)}/24`, "dev", t.dev(`r${k}a`));
+      ip("-n", r, "route", "add", "default", "via", DIRECTOR_IN);
+      t.spawn(`r${k}`, process.execPath, [
+        PEER,
+        "--name",
+        `rs${k}`,
+        "--http",
+        "80",
+        "--http",
+        "8080",
+        "--udp",
+        "53",
+      ]);
+    }
+    let links: string[];
+    if (this.backend === "tap") {
+      links = [
+        `tap=${t.dev("t0")},bridge=${bo},addr=${DIRECTOR_OUT}/24`,
+        `tap=${t.dev("t1")},bridge=${bi},addr=${DIRECTOR_IN}/24`,
+      ];
+    } else {
+      // veth pairs: lvsd binds to x0/x1, their peers y0/y1 sit on the bridges
+      this.vethLocal(d, t.dev("x0"), t.dev("y0"), bo);
+      this.vethLocal(d, t.dev("x1"), t.dev("y1"), bi);
+      links = [`raw=${t.dev("x0")},addr=${DIRECTOR_OUT}/24`, `raw=${t.dev("x1")},addr=${DIRECTOR_IN}/24`];
+    }
+    const args = [LVSD, ...links.flatMap((l) => ["--link", l]), "--control", this.control, ...this.extra];
+    const p = t.spawn("d", process.execPath, args);
+    p.stderr?.on("data", (b: Buffer) => {
+      this.lvsdLog += b.toString();
+    });
+    await waitFor("lvsd's control socket", () => this.lvsadm("-Ln").code === 0, 15_000);
+    await waitFor("the real servers", () => {
+      for (let k = 1; k <= this.servers; k++) {
+        if (t.exec(`r${k}`, "ss", ["-ltn", "sport = :80"]).stdout.split("\n").length < 3) return false;
+      }
+      return true;
+    });
+  }
+
+  private veth(ns: string, inside: string, outside: string, bridge: string): void {
+    const d = this.topo.ns("d");
+    ip("link", "add", inside, "netns", ns, "type", "veth", "peer", "name", outside, "netns", d);
+    ip("-n", d, "link", "set", outside, "master", bridge, "up");
+    ip("-n", ns, "link", "set", inside, "up");
+    sh("ip", ["netns", "exec", ns, "sysctl", "-qw", `net.ipv6.conf.${inside}.disable_ipv6=1`]);
+  }
+
+  private vethLocal(d: string, a: string, b: string, bridge: string): void {
+    ip("-n", d, "link", "add", a, "type", "veth", "peer", "name", b);
+    ip("-n", d, "link", "set", b, "master", bridge, "up");
+    sh("ip", ["netns", "exec", d, "sysctl", "-qw", `net.ipv6.conf.${a}.disable_ipv6=1`]);
+    ip("-n", d, "link", "set", a, "up");
+  }
+
+  /** Run lvsadm against this lab's lvsd (from the root namespace, over the control socket). */
+  lvsadm(...args: string[]): ExecResult {
+    process.env.LVSD_CONTROL = this.control;
+    return sh(process.execPath, [LVSADM, ...args], undefined, 10_000);
+  }
+
+  /** Run lvsadm with standard input (for -R). */
+  lvsadmIn(input: string, ...args: string[]): ExecResult {
+    process.env.LVSD_CONTROL = this.control;
+    return sh(process.execPath, [LVSADM, ...args], input, 10_000);
+  }
+
+  /** Run a command in the client namespace. */
+  client(cmd: string, args: readonly string[], input?: string, timeoutMs = 30_000): ExecResult {
+    return this.topo.exec("c", cmd, args, input, timeoutMs);
+  }
+
+  /** One HTTP GET from the client (curl), body or "" on failure. */
+  get(url: string): string {
+    const r = this.client("curl", ["-s", "-m", "5", url]);
+    return r.code === 0 ? r.stdout : "";
+  }
+
+  log(): string {
+    return this.lvsdLog;
+  }
+
+  down(): void {
+    this.topo.destroy();
+    sh("rm", ["-f", this.control]);
+  }
+}
