@@ -83,7 +83,7 @@ export class EstState {
 }
 
 /** The EWMA step: avg += (rate - avg) >> 2, with >> on a signed 64-bit value (floor). */
-function ewma(avg: number, rate: number): number {
+export function ewma(avg: number, rate: number): number {
   return avg + Math.floor((rate - avg) / 4);
 }
 

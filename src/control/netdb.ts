@@ -61,7 +61,7 @@ export function stringToNumber(s: string, min: number, max: number): number {
   if (!/^[ \t\n\v\f\r]*[+-]?[0-9]+$/.test(s)) return -1;
   const v = Number.parseInt(s.trim(), 10);
   if (!Number.isSafeInteger(v) || v < min || v > max) return -1;
-  return v;
+  return v === 0 ? 0 : v; // "-0" is 0, not JavaScript's negative zero
 }
 
 /** A services(5) table: port numbers and names per protocol. */
