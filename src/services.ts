@@ -17,9 +17,9 @@ import {
   FwdMethod,
   IPPROTO_TCP,
   IPPROTO_UDP,
-  SVC_F_PERSISTENT,
-  Service,
   type SchedulerModule,
+  Service,
+  SVC_F_PERSISTENT,
 } from "./model.js";
 import { getScheduler } from "./schedulers/index.js";
 
