@@ -12,9 +12,10 @@
  * difference. Reading rounds back: (cps + 0x1FF) >> 10 and (bps + 0xF) >> 5.
  *
  * The kernel's timer runs every 2 s and assumes the interval; here `tick(nowMs)` is driven by a
- * timer in lvsd (or a fake clock in tests) and runs one estimation step when 2 s passed since the
- * last one (within EST_SLACK_MS). A step later than that scales its rate by 2000 / elapsed so a
- * stalled timer does not inflate rates; on time the arithmetic is the kernel's, bit for bit.
+ * timer in lvsd (or a fake clock in tests) and runs one estimation step per 2-second period,
+ * keeping the period's phase so that a caller ticking at any finer granularity gets exactly one
+ * step per 2 s. On time (within EST_SLACK_MS) the arithmetic is the kernel's, bit for bit; a late
+ * step (a stalled timer) scales its rate by 2000 / elapsed so rates are not inflated.
  *
  * Counters are plain JS numbers (exact to 2^53), so the "shifts" are written as multiplications
  * and floored divisions: `>>` would truncate to 32 bits.
@@ -121,9 +122,16 @@ export class RateEstimator implements RateSource {
     }
     const elapsed = nowMs - this.lastRunMs;
     if (elapsed < EST_INTERVAL_MS - EST_SLACK_MS) return false;
-    this.lastRunMs = nowMs;
-    // A timer within the slack of 2 s counts as on time (the kernel's exact arithmetic).
-    this.estimate(elapsed > EST_INTERVAL_MS + EST_SLACK_MS ? elapsed : EST_INTERVAL_MS);
+    if (elapsed > EST_INTERVAL_MS + EST_SLACK_MS) {
+      // Late (a stalled timer): estimate over the real interval and restart the phase here.
+      this.lastRunMs = nowMs;
+      this.estimate(elapsed);
+    } else {
+      // On time within the slack: the kernel's exact arithmetic, keeping a 2 s phase so a
+      // coarse caller (lvsd ticks every 200 ms) averages exactly one step per 2 s.
+      this.lastRunMs += EST_INTERVAL_MS;
+      this.estimate(EST_INTERVAL_MS);
+    }
     return true;
   }
 

@@ -92,6 +92,24 @@ describe("RateEstimator", () => {
     expect(est.rates(svc).cps).toBe(12);
   });
 
+  it("keeps a 2 s phase when ticked finely (lvsd ticks every 200 ms)", () => {
+    let steps = 0;
+    for (let t = 0; t <= 60_000; t += 200) if (est.tick(t)) steps++;
+    expect(steps).toBe(30);
+  });
+
+  it("stays accurate when the caller's timer drifts (ticks every 1950 ms at 1000 conn/s)", () => {
+    // Phase-locked steps: a tick that falls short of the phase waits, and the next step is late
+    // and scaled by 2000/elapsed, so no step counts 1.95 s as 2 s.
+    for (let t = 0; t <= 120_000; t += 1950) {
+      svc.conns += 1950;
+      est.tick(t);
+    }
+    const cps = est.rates(svc).cps;
+    expect(cps).toBeGreaterThanOrEqual(980);
+    expect(cps).toBeLessThanOrEqual(1020);
+  });
+
   it("scales a late step by 2000/elapsed so a stalled timer does not inflate rates", () => {
     est.tick(0);
     add(svc, { conns: 200, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 });
