@@ -70,9 +70,10 @@ export function sendRequest(path: string, req: ControlRequest): Promise<ExecResu
     sock.once("connect", () => sock.write(`${JSON.stringify(req)}\n`));
     sock.on("data", (d: Buffer) => {
       chunks.push(d);
+      // The reply is one line: look for its end in the new chunk only (listings can be large).
+      if (d.indexOf(0x0a) === -1) return;
       const buf = Buffer.concat(chunks);
       const nl = buf.indexOf(0x0a);
-      if (nl === -1) return;
       finish(() => {
         try {
           const r = JSON.parse(buf.subarray(0, nl).toString("utf8")) as ExecResult;

@@ -136,6 +136,23 @@ describe("control server and lvsadm client", () => {
     );
   });
 
+  it("carries large requests and replies (a 3000-service restore and its listing)", async () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const vip = `10.${(i >> 8) & 255}.${i & 255}.1:80`;
+      lines.push(`-A -t ${vip} -s rr`, `-a -t ${vip} -r 192.168.${i & 255}.${(i >> 8) + 1}:8080 -m`);
+    }
+    expect(await lvsadm(["--control", path, "-R"], { stdin: `${lines.join("\n")}\n` })).toEqual({
+      out: "",
+      err: "",
+      code: 0,
+    });
+    const listed = await lvsadm(["--control", path, "-Ln"]);
+    expect(listed.code).toBe(0);
+    expect(listed.out.split("\n")).toHaveLength(3 + 6000 + 1);
+    expect(target.table.list()).toHaveLength(3000);
+  });
+
   it("answers several requests on one connection, in order, and refuses bad ones", async () => {
     const replies = await rawExchange(
       path,
