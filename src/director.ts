@@ -55,6 +55,26 @@ export class Director {
     return n;
   }
 
+  /**
+   * One round for a single link that reported readable: receive a batch from it, process, and
+   * transmit on every link. Reading only the readable link saves the empty reads of the others
+   * (their own readiness callbacks bring their frames). Returns frames received.
+   */
+  pumpLink(l: number, nowMs: number): number {
+    const rx = this.rx;
+    rx.reset();
+    const links = this.links;
+    const n = links[l]!.recv(rx, l);
+    if (n === 0) return 0;
+    this.engine.process(rx, nowMs);
+    for (let k = 0; k < links.length; k++) links[k]!.send(rx, k);
+    const tx = this.engine.tx;
+    if (tx.count > 0) for (let k = 0; k < links.length; k++) links[k]!.send(tx, k);
+    this.batches++;
+    this.frames += n;
+    return n;
+  }
+
   /** Pump until every link is drained (bounded by `maxRounds`). */
   drain(nowMs: number, maxRounds = 1_000_000): number {
     let total = 0;

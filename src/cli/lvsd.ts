@@ -118,10 +118,14 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
   }
   announceNewVips();
 
-  const pump = (): void => {
-    for (let r = 0; r < ROUNDS_PER_WAKE; r++) if (director.pump(now()) === 0) break;
-  };
-  for (const io of director.links) io.onReadable(pump);
+  // Per link: read a batch, process, send; go on only while batches come back full (the
+  // readiness callback is level-triggered, so anything left brings us back next loop turn).
+  const cap = director.rx.capacity;
+  director.links.forEach((io, l) => {
+    io.onReadable(() => {
+      for (let r = 0; r < ROUNDS_PER_WAKE; r++) if (director.pumpLink(l, now()) < cap) break;
+    });
+  });
 
   const timer = setInterval(() => {
     const t = now();

@@ -34,10 +34,23 @@ export function rsIp(k: number): string {
   return `192.168.10.${k}`;
 }
 
+/**
+ * tap / raw: lvsd on TAP devices or AF_PACKET sockets. kernel: no lvsd; the director namespace
+ * forwards with the kernel (addresses on the bridges, the VIP as a local /32, ip_forward on;
+ * the caller adds nftables DNAT rules) — the end-to-end benchmark's reference. tapcopy: no
+ * director; a C program copies frames between a TAP on each bridge, so both sides are one
+ * Ethernet segment (the client reaches rs1 at 10.0.0.8 directly) — the TAP I/O ceiling.
+ */
+export type LabBackend = "tap" | "raw" | "kernel" | "tapcopy";
+
+export const TAPCOPY = join(ROOT, "build", "Release", "tapcopy");
+/** rs1's address on the client's subnet in the tapcopy topology. */
+export const TAPCOPY_PEER = "10.0.0.8";
+
 export interface NatLabOptions {
   prefix: string;
   servers?: number;
-  backend?: "tap" | "raw";
+  backend?: LabBackend;
   /** Extra lvsd arguments. */
   lvsdArgs?: string[];
 }
@@ -45,7 +58,7 @@ export interface NatLabOptions {
 export class NatLab {
   readonly topo: Topology;
   readonly servers: number;
-  readonly backend: "tap" | "raw";
+  readonly backend: LabBackend;
   readonly control: string;
   private lvsdLog = "";
   private readonly extra: string[];
@@ -77,6 +90,8 @@ export class NatLab {
       this.veth(r, t.dev(`r${k}a`), t.dev(`r${k}b`), bi);
       ip("-n", r, "addr", "add", `${rsIp(k)}/24`, "dev", t.dev(`r${k}a`));
       ip("-n", r, "route", "add", "default", "via", DIRECTOR_IN);
+      if (this.backend === "tapcopy" && k === 1)
+        ip("-n", r, "addr", "add", `${TAPCOPY_PEER}/24`, "dev", t.dev("r1a"));
       t.spawn(`r${k}`, process.execPath, [
         PEER,
         "--name",
@@ -88,6 +103,26 @@ export class NatLab {
         "--udp",
         "53",
       ]);
+    }
+    if (this.backend === "kernel") {
+      ip("-n", d, "addr", "add", `${DIRECTOR_OUT}/24`, "dev", bo);
+      ip("-n", d, "addr", "add", `${VIP}/32`, "dev", bo);
+      ip("-n", d, "addr", "add", `${DIRECTOR_IN}/24`, "dev", bi);
+      t.exec("d", "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
+      await this.waitServers();
+      return;
+    }
+    if (this.backend === "tapcopy") {
+      t.spawn("d", TAPCOPY, ["-c", t.dev("t0"), t.dev("t1")]);
+      await waitFor(
+        "tapcopy's TAPs",
+        () => t.exec("d", "ip", ["link", "show", t.dev("t1")]).code === 0,
+        10_000,
+      );
+      ip("-n", d, "link", "set", t.dev("t0"), "master", bo, "up");
+      ip("-n", d, "link", "set", t.dev("t1"), "master", bi, "up");
+      await this.waitServers();
+      return;
     }
     let links: string[];
     if (this.backend === "tap") {
@@ -107,6 +142,11 @@ export class NatLab {
       this.lvsdLog += b.toString();
     });
     await waitFor("lvsd's control socket", () => this.lvsadm("-Ln").code === 0, 15_000);
+    await this.waitServers();
+  }
+
+  private async waitServers(): Promise<void> {
+    const t = this.topo;
     await waitFor("the real servers", () => {
       for (let k = 1; k <= this.servers; k++) {
         if (t.exec(`r${k}`, "ss", ["-ltn", "sport = :80"]).stdout.split("\n").length < 3) return false;
