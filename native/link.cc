@@ -97,9 +97,11 @@ void Link::Publish() {
     msgs_.resize(kMaxMsgs);
     iovs_.resize(kMaxMsgs);
   }
+  // Start from zero: drops an attached persistent TAP saw before we opened it are not ours.
   RefreshKernelDrops();
   kernelDropBase = st_[kKernelDrops];
   st_[kKernelDrops] = 0;
+  st_[kRxDropped] = 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -342,6 +344,11 @@ uint32_t Link::TxRing(uint8_t* slab, size_t slabLen, const uint32_t* off, const 
   const uint32_t maxLen = static_cast<uint32_t>(mtu) + kEthHdr + 4;
   uint32_t queued = 0, sent = 0;
   bool flushed = false;
+  // Requests an earlier send() left behind (EAGAIN: socket send buffer full) go first.
+  if (txBacklog_) {
+    txBacklog_ = !FlushTxRing();
+    flushed = true;
+  }
   for (uint32_t i = 0; i < count; i++) {
     if (egress[i] != linkId) continue;
     const uint32_t o = off[i], n = len[i];
@@ -351,16 +358,17 @@ uint32_t Link::TxRing(uint8_t* slab, size_t slabLen, const uint32_t* off, const 
     }
     auto* h = reinterpret_cast<struct tpacket2_hdr*>(ring.tx + static_cast<size_t>(ring.txHead) * ring.txFrameSize);
     uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
-    if (status != TP_STATUS_AVAILABLE && queued > 0 && !flushed) {
-      // Ring full of our own requests: push them out once and look again.
-      FlushTxRing();
+    if (status != TP_STATUS_AVAILABLE && !flushed) {
+      // The ring is full (of our requests, or of frames the kernel is still sending): push out
+      // what is queued once, and look again.
+      txBacklog_ = !FlushTxRing();
       flushed = true;
       queued = 0;
       status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
     }
     if (status != TP_STATUS_AVAILABLE) {
-      // Still owned by the kernel (being sent). The kernel walks the ring in order, so we may
-      // not skip this slot: drop the frame.
+      // Still owned by the kernel. It walks the ring in order, so we may not skip this slot:
+      // drop the frame.
       st_[kTxDropped]++;
       continue;
     }
@@ -373,8 +381,31 @@ uint32_t Link::TxRing(uint8_t* slab, size_t slabLen, const uint32_t* off, const 
     queued++;
     sent++;
   }
-  if (queued > 0) FlushTxRing();
+  if (queued > 0) txBacklog_ = !FlushTxRing();
+  if (txBacklog_) NoteBacklog();
   return sent;
+}
+
+// Frames left in the TX ring must not wait for the next tx() call, which on a quiet link may
+// never come: retry from a timer. The timer does not keep the event loop alive.
+void Link::NoteBacklog() {
+  if (retry_ == nullptr) {
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env_, &loop) != napi_ok || loop == nullptr) return;
+    retry_ = new uv_timer_t;
+    uv_timer_init(loop, retry_);
+    retry_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(retry_));
+  }
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(retry_))) uv_timer_start(retry_, &Link::OnRetry, 1, 1);
+}
+
+void Link::OnRetry(uv_timer_t* t) {
+  Link* self = static_cast<Link*>(t->data);
+  if (self->fd < 0 || !self->txBacklog_ || self->FlushTxRing()) {
+    self->txBacklog_ = false;
+    uv_timer_stop(t);
+  }
 }
 
 uint32_t Link::TxMmsg(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint32_t* len, const int16_t* egress,
@@ -564,6 +595,11 @@ void Link::StopPoll() {
 // Close
 
 void Link::CloseAll() {
+  if (retry_ != nullptr) {
+    uv_timer_stop(retry_);
+    uv_close(reinterpret_cast<uv_handle_t*>(retry_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    retry_ = nullptr;
+  }
   if (poll_ != nullptr) {
     // From the destructor (environment teardown) only the libuv side can be released safely.
     uv_poll_stop(poll_);

@@ -91,6 +91,12 @@ class Link : public Napi::ObjectWrap<Link> {
   static void OnPoll(uv_poll_t* handle, int status, int events);
 
   uint64_t st_[kStatCount] = {0};
+  // TX ring requests the kernel has not taken yet (send() said ENOBUFS/EAGAIN: the device or its
+  // queue was full; the kernel keeps the head frame and retries it on the next send()).
+  bool txBacklog_ = false;
+  uv_timer_t* retry_ = nullptr;  // retries the flush every millisecond while there is a backlog
+  void NoteBacklog();
+  static void OnRetry(uv_timer_t* t);
   // recvmmsg/sendmmsg scratch, sized once.
   std::vector<struct mmsghdr> msgs_;
   std::vector<struct iovec> iovs_;

@@ -160,6 +160,11 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
     ring.tx = ring.map + rxLen;
     ring.txFrames = tx.tp_frame_nr;
     ring.txFrameSize = frameSize;
+    // Every frame in flight is an skb charged to the socket: let the whole TX ring be in flight,
+    // or send() stops with EAGAIN long before the ring is full.
+    const int sndbuf = static_cast<int>(tx.tp_frame_nr > 16384 ? 16384 * 4096u : tx.tp_frame_nr * 4096u);
+    if (setsockopt(s.get(), SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0)
+      setsockopt(s.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   } else {
     const int buf = 8 << 20;
     // Root may exceed rmem_max/wmem_max; fall back to the capped option otherwise.

@@ -7,6 +7,11 @@
  *   and makes one send() for the whole batch.
  * mode "mmsg": one recvmmsg()/sendmmsg() per batch, straight into/out of the batch's slots.
  *
+ * send() in ring mode counts a frame as sent once it is in the TX ring. If the device or its
+ * queue is full, the kernel keeps the frame at the head of the ring and retries it (on our next
+ * send, or from a 1 ms timer while frames wait): backpressure, not loss. Frames are dropped and
+ * counted in txDropped only when the ring itself is full. In mmsg mode a refused frame is dropped.
+ *
  * By default a classic BPF filter keeps only what the director needs: frames to the interface's
  * MAC or to `macs` (IPv4, ARP, 802.1Q), and ARP to broadcast/multicast. `macs: "all"` turns it off.
  * PACKET_IGNORE_OUTGOING hides our own transmissions from our receive side.

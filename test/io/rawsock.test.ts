@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EGRESS_NONE, FrameBatch } from "../../src/io/batch.js";
 import { IoError, IoErrorCode, type LinkIo } from "../../src/io/link.js";
 import { openRaw, type RawIo } from "../../src/io/rawsock.js";
+import { openTap } from "../../src/io/tap.js";
 import {
   answerInPlace,
   canRun,
@@ -249,6 +250,34 @@ describe.skipIf(!canRun)("AF_PACKET backend (root, network namespaces)", () => {
       expect(d.kernelDrops + 32).toBeLessThanOrEqual(300);
     } finally {
       small.close();
+    }
+  });
+
+  it("keeps TX ring frames the device refused and sends them later, without another send call", async () => {
+    // A raw socket on a TAP's kernel side: the TAP queue holds 16 frames, the rest of a batch
+    // of 64 waits in our TX ring (the kernel retries the head frame) until the TAP is read.
+    const tap = openTap({ name: lab.dev("tq"), netns: dir });
+    lab.ip(dir, "link", "set", "dev", tap.name, "txqueuelen", "16");
+    const raw = openRaw({ ifname: tap.name, netns: dir, qdiscBypass: true });
+    try {
+      const out = new FrameBatch(64);
+      for (let k = 0; k < 64; k++) {
+        out.egress[out.push(udpFrame(tap.mac, raw.mac, OUR_IP, ip4(PEER_IP), 1, 9, `q${k}`))] = 0;
+      }
+      expect(raw.send(out, 0)).toBe(64);
+      const got: string[] = [];
+      const batch = new FrameBatch(64);
+      await until(() => {
+        batch.reset();
+        tap.recv(batch, 0);
+        got.push(...Array.from({ length: batch.count }, (_, i) => udpPayload(batch, i) ?? "?"));
+        return got.length >= 64;
+      }, 3000);
+      expect(got).toEqual(Array.from({ length: 64 }, (_, k) => `q${k}`));
+      expect(raw.stats.txDropped).toBe(0);
+    } finally {
+      raw.close();
+      tap.close();
     }
   });
 
