@@ -13,6 +13,10 @@
 
 import { GOLDEN_RATIO_32 } from "./common.js";
 
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const GOLDEN = GOLDEN_RATIO_32;
+
 export class AddrTable {
   readonly capacity: number;
   private readonly bits: number;
@@ -45,14 +49,14 @@ export class AddrTable {
   }
 
   private home(key: number): number {
-    return Math.imul(key, GOLDEN_RATIO_32) >>> (32 - this.bits);
+    return Math.imul(key, GOLDEN) >>> (32 - this.bits);
   }
 
   /** Slot holding `key`, or -1. */
   find(key: number): number {
     const k = key | 0;
     const mask = this.mask;
-    let i = Math.imul(k, GOLDEN_RATIO_32) >>> (32 - this.bits);
+    let i = Math.imul(k, GOLDEN) >>> (32 - this.bits);
     while (this.used[i] !== 0) {
       if (this.keys[i] === k) return i;
       i = (i + 1) & mask;

@@ -15,6 +15,12 @@ import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../mod
 import { DEST_F_AVAILABLE } from "../model.js";
 import { FLAGS_MASK, GOLDEN_RATIO_32 } from "./common.js";
 
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+const GOLDEN = GOLDEN_RATIO_32;
+
 export const DH_TAB_BITS = 8;
 export const DH_TAB_SIZE = 1 << DH_TAB_BITS;
 
@@ -45,18 +51,16 @@ export class DhScheduler implements Scheduler {
 
   /** Bucket for an address (exposed for tests and the simulator). */
   bucketOf(addr: number): number {
-    return this.legacy
-      ? Math.imul(addr, LEGACY_MULT) & (DH_TAB_SIZE - 1)
-      : Math.imul(addr, GOLDEN_RATIO_32) >>> 24;
+    return this.legacy ? Math.imul(addr, LEGACY_MULT) & (DH_TAB_SIZE - 1) : Math.imul(addr, GOLDEN) >>> 24;
   }
 
   select(_svc: Service, flow: FlowInfo): Dest | undefined {
     const a = flow.daddr;
-    const b = this.legacy ? Math.imul(a, LEGACY_MULT) & 255 : Math.imul(a, GOLDEN_RATIO_32) >>> 24;
+    const b = this.legacy ? Math.imul(a, LEGACY_MULT) & 255 : Math.imul(a, GOLDEN) >>> 24;
     const i = this.buckets[b]!;
     if (i < 0) return undefined;
     const d = this.tab[i]!;
-    if ((d.flags & FLAGS_MASK) !== DEST_F_AVAILABLE || d.weight <= 0) return undefined;
+    if ((d.flags & MASK) !== AVAILABLE || d.weight <= 0) return undefined;
     return d;
   }
 }

@@ -10,6 +10,11 @@ import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../mod
 import { DEST_F_AVAILABLE } from "../model.js";
 import { FLAGS_MASK } from "./common.js";
 
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+
 export class FoScheduler implements Scheduler {
   select(svc: Service, _flow: FlowInfo): Dest | undefined {
     const dests = svc.dests;
@@ -17,7 +22,7 @@ export class FoScheduler implements Scheduler {
     let hw = 0;
     for (let i = 0; i < dests.length; i++) {
       const d = dests[i]!;
-      if ((d.flags & FLAGS_MASK) === DEST_F_AVAILABLE && d.weight > hw) {
+      if ((d.flags & MASK) === AVAILABLE && d.weight > hw) {
         best = d;
         hw = d.weight;
       }

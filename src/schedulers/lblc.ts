@@ -33,6 +33,10 @@ import {
 } from "./locality.js";
 import { wlcIndex } from "./wlc.js";
 
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const AVAILABLE = DEST_F_AVAILABLE;
+
 export class LblcScheduler implements Scheduler {
   readonly table: AddrTable;
   readonly timer: ExpiryTimer;
@@ -85,7 +89,7 @@ export class LblcScheduler implements Scheduler {
     if (slot >= 0) {
       t.lastUse[slot] = now;
       const d = refs[t.a[slot]!]!;
-      if ((d.flags & DEST_F_AVAILABLE) !== 0 && d.weight > 0 && !localityOverloaded(d, refs)) return d;
+      if ((d.flags & AVAILABLE) !== 0 && d.weight > 0 && !localityOverloaded(d, refs)) return d;
     }
     const i = wlcIndex(refs);
     if (i < 0) return undefined;

@@ -34,6 +34,11 @@ import {
 } from "./locality.js";
 import { wlcIndex } from "./wlc.js";
 
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const AVAILABLE = DEST_F_AVAILABLE;
+const OVERLOAD = DEST_F_OVERLOAD;
+
 const POOL_PER_ENTRY = 4;
 
 export class LblcrScheduler implements Scheduler {
@@ -146,8 +151,8 @@ export class LblcrScheduler implements Scheduler {
     let loh = 0;
     for (; e >= 0; e = this.next[e]!) {
       const d = refs[this.elDest[e]!]!;
-      if ((d.flags & DEST_F_OVERLOAD) !== 0) continue;
-      if (d.weight > 0 && (d.flags & DEST_F_AVAILABLE) !== 0) {
+      if ((d.flags & OVERLOAD) !== 0) continue;
+      if (d.weight > 0 && (d.flags & AVAILABLE) !== 0) {
         least = d;
         li = this.elDest[e]!;
         loh = d.activeConns * 256 + d.inactConns;
@@ -158,9 +163,9 @@ export class LblcrScheduler implements Scheduler {
     if (least === undefined) return -1;
     for (; e >= 0; e = this.next[e]!) {
       const d = refs[this.elDest[e]!]!;
-      if ((d.flags & DEST_F_OVERLOAD) !== 0) continue;
+      if ((d.flags & OVERLOAD) !== 0) continue;
       const doh = d.activeConns * 256 + d.inactConns;
-      if (loh * d.weight > doh * least.weight && (d.flags & DEST_F_AVAILABLE) !== 0) {
+      if (loh * d.weight > doh * least.weight && (d.flags & AVAILABLE) !== 0) {
         least = d;
         li = this.elDest[e]!;
         loh = doh;

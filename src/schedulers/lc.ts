@@ -11,6 +11,11 @@ import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../mod
 import { DEST_F_AVAILABLE } from "../model.js";
 import { FLAGS_MASK } from "./common.js";
 
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+
 export class LcScheduler implements Scheduler {
   select(svc: Service, _flow: FlowInfo): Dest | undefined {
     const dests = svc.dests;
@@ -18,7 +23,7 @@ export class LcScheduler implements Scheduler {
     let loh = 0;
     for (let i = 0; i < dests.length; i++) {
       const d = dests[i]!;
-      if ((d.flags & FLAGS_MASK) !== DEST_F_AVAILABLE || d.weight <= 0) continue;
+      if ((d.flags & MASK) !== AVAILABLE || d.weight <= 0) continue;
       const doh = d.activeConns * 256 + d.inactConns;
       if (least === undefined || doh < loh) {
         least = d;

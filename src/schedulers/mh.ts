@@ -27,8 +27,17 @@
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../model.js";
 import { DEST_F_AVAILABLE, IPPROTO_TCP, IPPROTO_UDP, SVC_F_SCHED1, SVC_F_SCHED2 } from "../model.js";
-import { FLAGS_MASK, IPPROTO_SCTP } from "./common.js";
-import { hsiphash1u32, SipKey } from "./siphash.js";
+import { FLAGS_MASK, GOLDEN_RATIO_32, IPPROTO_SCTP } from "./common.js";
+import { hsiphashMod, SipKey } from "./siphash.js";
+
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+const TCP = IPPROTO_TCP;
+const UDP = IPPROTO_UDP;
+const SCTP = IPPROTO_SCTP;
+const GOLDEN = GOLDEN_RATIO_32;
 
 export const SVC_F_SCHED_MH_FALLBACK = SVC_F_SCHED1;
 export const SVC_F_SCHED_MH_PORT = SVC_F_SCHED2;
@@ -73,7 +82,14 @@ function gcd(a: number, b: number): number {
 export interface MhOptions {
   /** Lookup table size, a prime (default 4093, the kernel's default). */
   tableSize?: number;
+  /**
+   * log2 of the entries of the key → slot memo (default 14: 16384 entries, 128 KiB); 0 turns it
+   * off. The slot of a key depends only on the key and M, so the memo never needs invalidating.
+   */
+  memoBits?: number;
 }
+
+export const MH_DEFAULT_MEMO_BITS = 14;
 
 export class MhScheduler implements Scheduler {
   readonly size: number;
@@ -83,6 +99,13 @@ export class MhScheduler implements Scheduler {
   private tab: Dest[] = [];
   /** Scratch for population, reused across rebuilds. */
   private readonly used: Uint8Array;
+  /**
+   * Direct-mapped memo of hsiphash(key) mod M: the kernel's hash costs ~50 ns here (64-bit
+   * SipHash on 32-bit halves), a memo hit a few ns, and clients come back with the same address.
+   */
+  private readonly memoKey: Int32Array;
+  private readonly memoSlot: Int32Array;
+  private readonly memoShift: number;
 
   constructor(svc: Service, opts: MhOptions = {}) {
     const size = opts.tableSize ?? MH_DEFAULT_TABLE_SIZE;
@@ -91,12 +114,31 @@ export class MhScheduler implements Scheduler {
     this.tabBits = mhTabBits(size);
     this.lookup = new Int32Array(size).fill(-1);
     this.used = new Uint8Array(size);
+    const memoBits = opts.memoBits ?? MH_DEFAULT_MEMO_BITS;
+    if (!Number.isInteger(memoBits) || memoBits < 0 || memoBits > 24) {
+      throw new RangeError(`mh memoBits must be 0..24, got ${memoBits}`);
+    }
+    this.memoShift = 32 - memoBits;
+    this.memoKey = new Int32Array(memoBits > 0 ? 1 << memoBits : 0);
+    this.memoSlot = new Int32Array(memoBits > 0 ? 1 << memoBits : 0).fill(-1);
     this.onDestsChanged(svc.dests);
+  }
+
+  /** hsiphash(v, key1) mod M, through the memo. */
+  private slotFor(v: number): number {
+    if (this.memoShift === 32) return hsiphashMod(MH_KEY1, v, this.size);
+    const i = Math.imul(v, GOLDEN) >>> this.memoShift;
+    const cached = this.memoSlot[i]!;
+    if (cached >= 0 && this.memoKey[i] === v) return cached;
+    const slot = hsiphashMod(MH_KEY1, v, this.size);
+    this.memoKey[i] = v;
+    this.memoSlot[i] = slot;
+    return slot;
   }
 
   /** The slot a key (address + port) hashes to. */
   slotOf(addr: number, port = 0): number {
-    return hsiphash1u32(MH_KEY1, (port + addr) | 0) % this.size;
+    return hsiphashMod(MH_KEY1, (port + addr) | 0, this.size);
   }
 
   onDestsChanged(dests: readonly Dest[]): void {
@@ -125,8 +167,8 @@ export class MhScheduler implements Scheduler {
     for (let i = 0; i < n; i++) {
       const d = dests[i]!;
       const v = (d.port + d.addr) | 0;
-      perm[i] = hsiphash1u32(MH_KEY1, v) % M;
-      skip[i] = (hsiphash1u32(MH_KEY2, v) % (M - 1)) + 1;
+      perm[i] = hsiphashMod(MH_KEY1, v, M);
+      skip[i] = hsiphashMod(MH_KEY2, v, M - 1) + 1;
       const lw = d.lastWeight;
       turns[i] = Math.trunc(lw / g) >> rshift || (lw !== 0 ? 1 : 0);
     }
@@ -162,16 +204,15 @@ export class MhScheduler implements Scheduler {
     let port = 0;
     if ((flags & SVC_F_SCHED_MH_PORT) !== 0) {
       const p = flow.proto;
-      if (p === IPPROTO_TCP || p === IPPROTO_UDP || p === IPPROTO_SCTP) port = flow.sport;
+      if (p === TCP || p === UDP || p === SCTP) port = flow.sport;
     }
     const v = (port + flow.saddr) | 0;
-    const M = this.size;
-    const ihash = hsiphash1u32(MH_KEY1, v) % M;
+    const ihash = this.slotFor(v);
     const i = this.lookup[ihash]!;
     if (i < 0) return undefined;
     const tab = this.tab;
     const d = tab[i]!;
-    if ((d.flags & FLAGS_MASK) === DEST_F_AVAILABLE && d.weight > 0) return d;
+    if ((d.flags & MASK) === AVAILABLE && d.weight > 0) return d;
     if ((flags & SVC_F_SCHED_MH_FALLBACK) === 0) return undefined;
     return this.fallback(v, ihash);
   }
@@ -182,7 +223,7 @@ export class MhScheduler implements Scheduler {
     let any = false;
     for (let k = 0; k < tab.length; k++) {
       const d = tab[k]!;
-      if ((d.flags & FLAGS_MASK) === DEST_F_AVAILABLE && d.weight > 0 && d.lastWeight > 0) {
+      if ((d.flags & MASK) === AVAILABLE && d.weight > 0 && d.lastWeight > 0) {
         any = true;
         break;
       }
@@ -193,10 +234,10 @@ export class MhScheduler implements Scheduler {
     for (let offset = 0; offset < M; offset++) {
       let roffset = offset + ihash;
       if (roffset >= M) roffset -= M;
-      const j = lookup[hsiphash1u32(MH_KEY1, (roffset + v) | 0) % M]!;
+      const j = lookup[hsiphashMod(MH_KEY1, (roffset + v) | 0, M)]!;
       if (j < 0) break;
       const f = tab[j]!;
-      if ((f.flags & FLAGS_MASK) === DEST_F_AVAILABLE && f.weight > 0) return f;
+      if ((f.flags & MASK) === AVAILABLE && f.weight > 0) return f;
     }
     return undefined;
   }

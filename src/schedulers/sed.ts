@@ -12,6 +12,11 @@ import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../mod
 import { DEST_F_AVAILABLE } from "../model.js";
 import { FLAGS_MASK } from "./common.js";
 
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+
 export class SedScheduler implements Scheduler {
   select(svc: Service, _flow: FlowInfo): Dest | undefined {
     const dests = svc.dests;
@@ -19,14 +24,14 @@ export class SedScheduler implements Scheduler {
     let i = 0;
     for (; i < n; i++) {
       const d = dests[i]!;
-      if ((d.flags & FLAGS_MASK) === DEST_F_AVAILABLE && d.weight > 0) break;
+      if ((d.flags & MASK) === AVAILABLE && d.weight > 0) break;
     }
     if (i === n) return undefined;
     let least = dests[i]!;
     let loh = least.activeConns + 1;
     for (i++; i < n; i++) {
       const d = dests[i]!;
-      if ((d.flags & FLAGS_MASK) !== DEST_F_AVAILABLE) continue;
+      if ((d.flags & MASK) !== AVAILABLE) continue;
       const doh = d.activeConns + 1;
       if (loh * d.weight > doh * least.weight) {
         least = d;

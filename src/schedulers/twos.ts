@@ -16,6 +16,11 @@ import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../mod
 import { DEST_F_AVAILABLE } from "../model.js";
 import { FLAGS_MASK, Prng32, serviceSeed } from "./common.js";
 
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+
 /** A source of uniform uint32 values. */
 export interface RandomSource {
   next(): number;
@@ -34,7 +39,7 @@ export class TwosScheduler implements Scheduler {
     let total = 0;
     for (let i = 0; i < n; i++) {
       const d = dests[i]!;
-      if ((d.flags & FLAGS_MASK) === DEST_F_AVAILABLE && d.weight > 0) total += d.weight;
+      if ((d.flags & MASK) === AVAILABLE && d.weight > 0) total += d.weight;
     }
     if (total === 0) return undefined;
     total += 1;
@@ -49,7 +54,7 @@ export class TwosScheduler implements Scheduler {
     for (let i = 0; i < n; i++) {
       const d = dests[i]!;
       const w = d.weight;
-      if ((d.flags & FLAGS_MASK) !== DEST_F_AVAILABLE || w <= 0) continue;
+      if ((d.flags & MASK) !== AVAILABLE || w <= 0) continue;
       r1 -= w;
       r2 -= w;
       if (r1 <= 0 && c1 === undefined) {

@@ -13,13 +13,18 @@ import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../mod
 import { DEST_F_AVAILABLE } from "../model.js";
 import { FLAGS_MASK } from "./common.js";
 
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+
 /** The wlc pick over `dests` (shared with lblc/lblcr); -1 when no dest is usable. */
 export function wlcIndex(dests: readonly Dest[]): number {
   const n = dests.length;
   let i = 0;
   for (; i < n; i++) {
     const d = dests[i]!;
-    if ((d.flags & FLAGS_MASK) === DEST_F_AVAILABLE && d.weight > 0) break;
+    if ((d.flags & MASK) === AVAILABLE && d.weight > 0) break;
   }
   if (i === n) return -1;
   let best = i;
@@ -27,7 +32,7 @@ export function wlcIndex(dests: readonly Dest[]): number {
   let loh = least.activeConns * 256 + least.inactConns;
   for (i++; i < n; i++) {
     const d = dests[i]!;
-    if ((d.flags & FLAGS_MASK) !== DEST_F_AVAILABLE) continue;
+    if ((d.flags & MASK) !== AVAILABLE) continue;
     const doh = d.activeConns * 256 + d.inactConns;
     if (loh * d.weight > doh * least.weight) {
       least = d;

@@ -22,7 +22,12 @@
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../model.js";
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD } from "../model.js";
 
-const MASK = DEST_F_AVAILABLE | DEST_F_OVERLOAD;
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const AVAILABLE = DEST_F_AVAILABLE;
+const OVERLOAD = DEST_F_OVERLOAD;
+
+const MASK = AVAILABLE | OVERLOAD;
 
 function gcd(a: number, b: number): number {
   while (b !== 0) {
@@ -89,7 +94,7 @@ export class WrrScheduler implements Scheduler {
       // Walk from the entry after `pos` to the end of the list.
       for (let i = pos + 1; i < n; i++) {
         const d = dests[i]!;
-        if ((d.flags & MASK) === DEST_F_AVAILABLE && d.weight >= cw) {
+        if ((d.flags & MASK) === AVAILABLE && d.weight >= cw) {
           this.cl = i;
           this.cw = cw;
           return d;

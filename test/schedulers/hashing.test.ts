@@ -276,6 +276,23 @@ describe("mh (ip_vs_mh.c)", () => {
     expect(collateral / m.size).toBeLessThan(0.01);
   });
 
+  it("the key → slot memo never changes a decision (including colliding keys)", () => {
+    const dests = Array.from({ length: 7 }, (_, i) =>
+      mkDest({ addr: `10.3.0.${i + 1}`, weight: 1 + (i % 3) }),
+    );
+    const plain = bound(createMhModule({ memoBits: 0 }), dests);
+    const tiny = bound(createMhModule({ memoBits: 2 }), dests);
+    const dflt = bound(mhScheduler, dests);
+    for (const s of [plain, tiny, dflt]) s.svc.flags = SVC_F_SCHED2;
+    for (let i = 0; i < 5000; i++) {
+      const f = flow((0xcb007100 + (i % 300) * 13) >>> 0, 1000 + (i % 17));
+      const want = plain.sched.select(plain.svc, f);
+      expect(tiny.sched.select(tiny.svc, f)).toBe(want);
+      expect(dflt.sched.select(dflt.svc, f)).toBe(want);
+    }
+    expect(() => bound(createMhModule({ memoBits: 30 }), [])).toThrow(RangeError);
+  });
+
   it("more dests than slots: the kernel refuses the rebuild and keeps the old table", () => {
     const small = bound(createMhModule({ tableSize: 5 }), [mkDest(), mkDest()]);
     const m = small.sched as MhScheduler;
