@@ -177,20 +177,25 @@ function procCpuMicros(pid: number): number {
 /** Wake-ups of the current pump (for frames per wake-up). */
 let wakeups = 0;
 
-/** Drain a link into a batch on every wake-up, sending everything to `out` (or discarding). */
+/**
+ * On every wake-up, take up to MAX_BATCHES_PER_WAKEUP batches from a link, sending everything to
+ * `out` (or discarding): the lvsd pattern. Readiness is level-triggered, so what is left is taken
+ * on the next loop turn, after the other links and timers had theirs.
+ */
+const MAX_BATCHES_PER_WAKEUP = 16;
 function pump(src: LinkIo, out: LinkIo | null, outId: number): () => void {
   const batch = new FrameBatch(BATCH);
   wakeups = 0;
   return () => {
     wakeups++;
-    batch.reset();
-    while (src.recv(batch, 0) > 0) {
+    for (let b = 0; b < MAX_BATCHES_PER_WAKEUP; b++) {
+      batch.reset();
+      if (src.recv(batch, 0) === 0) break;
       if (out !== null) {
         const eg = batch.egress;
         for (let i = 0; i < batch.count; i++) eg[i] = outId;
         out.send(batch, outId);
       }
-      batch.reset();
     }
   };
 }
