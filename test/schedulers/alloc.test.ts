@@ -1,4 +1,4 @@
-import { PerformanceObserver } from "node:perf_hooks";
+import { constants, PerformanceObserver } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clock } from "../../src/clock.js";
 import type { FlowInfo } from "../../src/model.js";
@@ -8,8 +8,10 @@ import { bound, flow, mkDest } from "./helpers.js";
 
 /**
  * `select` must not allocate. After warm-up, 1e5 decisions must neither grow the heap measurably
- * nor trigger a garbage collection (nothing else runs during the synchronous loop, so a GC there
- * can only come from allocation in it).
+ * nor trigger a minor GC (a scavenge only happens when the young generation fills up, and nothing
+ * else runs during the synchronous loop). A major GC may still finish during the loop — marking
+ * started earlier completes through an interrupt — and can hide growth, so the growth check only
+ * counts runs without one.
  */
 
 const N = 100_000;
@@ -17,9 +19,14 @@ const flows: FlowInfo[] = Array.from({ length: 4096 }, (_, i) =>
   flow((0xc6336400 + i * 7919) >>> 0, 1024 + (i % 50000), (0x0a000000 + (i % 1500)) >>> 0),
 );
 
-let gcCount = 0;
+let minorGcs = 0;
+let majorGcs = 0;
 const obs = new PerformanceObserver((list) => {
-  gcCount += list.getEntries().length;
+  for (const e of list.getEntries()) {
+    const kind = (e as { detail?: { kind?: number } }).detail?.kind;
+    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) minorGcs++;
+    else majorGcs++;
+  }
 });
 let saved = 0;
 beforeAll(() => {
@@ -61,21 +68,29 @@ describe("select() allocates nothing", () => {
       const g = globalThis as { gc?: () => void };
       g.gc?.();
       await settle();
-      let worst = 0;
-      let gcs = 0;
-      for (let rep = 0; rep < 3; rep++) {
+      // The least growth over the clean runs: per-decision allocation shows in every run, while a
+      // one-off (the JIT optimising a rarely run path such as the lblc timer) shows in one.
+      let least = Number.POSITIVE_INFINITY;
+      let minor = 0;
+      let clean = 0;
+      for (let rep = 0; rep < 4; rep++) {
         await settle();
-        const gcBefore = gcCount;
+        const minorBefore = minorGcs;
+        const majorBefore = majorGcs;
         const before = process.memoryUsage().heapUsed;
         run(N);
         const grown = process.memoryUsage().heapUsed - before;
         await settle(); // deliver gc entries recorded during the loop
-        gcs += gcCount - gcBefore;
-        worst = Math.max(worst, grown);
+        minor += minorGcs - minorBefore;
+        if (majorGcs === majorBefore) {
+          clean++;
+          least = Math.min(least, grown);
+        }
       }
       expect(sink).toBeGreaterThan(0);
-      expect(gcs).toBe(0);
-      expect(worst).toBeLessThan(64 * 1024); // < 0.7 byte per decision
+      expect(minor).toBe(0);
+      expect(clean).toBeGreaterThan(0);
+      expect(least).toBeLessThan(32 * 1024); // < 0.33 byte per decision
     });
   }
 });
