@@ -38,9 +38,13 @@ export const Drop = {
   ARP_NOT_OURS: P + 14,
   /** Traffic to the director's own address that it does not serve (only ARP and echo are). */
   LOCAL: P + 15,
+  /** Too big for the tunnel's path MTU (fragmentation-needed sent when DF is set). */
+  TOO_BIG: P + 16,
+  /** FULLNAT service without a free local address/port: ICMP port unreachable was sent. */
+  LADDR_EXHAUSTED: P + 17,
 } as const;
 
-export const DROP_COUNT = P + 16;
+export const DROP_COUNT = P + 18;
 
 export const DROP_NAMES: readonly string[] = [
   "ok",
@@ -77,4 +81,6 @@ export const DROP_NAMES: readonly string[] = [
   "mode_failed",
   "arp_not_ours",
   "local",
+  "too_big",
+  "laddr_exhausted",
 ];

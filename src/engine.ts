@@ -22,12 +22,16 @@ import {
   type Dest,
   FwdMethod,
   IPPROTO_ICMP,
+  IPPROTO_IPIP,
   IPPROTO_TCP,
   IPPROTO_UDP,
   type Service,
 } from "./model.js";
+import { drMode } from "./modes/dr.js";
+import { fullnatMode } from "./modes/fullnat.js";
 import { natMode } from "./modes/nat.js";
-import type { ForwardMode } from "./modes/types.js";
+import { tunMode } from "./modes/tun.js";
+import type { ForwardMode, ModeContext } from "./modes/types.js";
 import { NEIGH_INCOMPLETE, NEIGH_NONE } from "./net/neigh.js";
 import { L2_NEIGH_MISS, type Link, Net } from "./net/net.js";
 import {
@@ -44,6 +48,7 @@ import {
   FrameView,
   ICMP_DEST_UNREACH,
   ICMP_ECHO,
+  ICMP_FRAG_NEEDED,
   ICMP_PORT_UNREACH,
   ICMP_SOURCE_QUENCH,
   ICMP_TIME_EXCEEDED,
@@ -76,8 +81,10 @@ const ARP_MAX_PROBES = 3;
 const PENDING_MS = 3000;
 /** `output` result: the frame waits in the pending queue for ARP resolution. */
 const QUEUED = -1;
+/** `l4`/`icmp` result: the frame was answered or absorbed by the director itself. */
+const CONSUMED = -2;
 
-export class Engine implements ControlTarget {
+export class Engine implements ControlTarget, ModeContext {
   readonly table: ServiceTable;
   readonly ct: ConnTable;
   readonly net = new Net();
@@ -87,12 +94,18 @@ export class Engine implements ControlTarget {
   /** Frames forwarded (egress set) and frames generated. */
   forwarded = 0;
   generated = 0;
-  /** Modes by forwarding method; later issues add DR, TUN and FULLNAT. */
-  readonly modes: (ForwardMode | null)[] = [natMode, null, null, null, null];
+  /** Modes by forwarding method (index = FwdMethod). */
+  readonly modes: (ForwardMode | null)[] = [natMode, drMode, tunMode, fullnatMode, null];
+  /** ModeContext: drop reason set by a mode that refuses a frame, and free bytes after the frame. */
+  modeDrop = 0;
+  room = 0;
   /** Director-generated frames of the current batch. */
   readonly tx: FrameBatch;
   sweepPerBatch: number;
   private readonly v = new FrameView();
+  private readonly scratch = new Uint8Array(2048);
+  private readonly scratchDv = new DataView(this.scratch.buffer);
+  private readonly scratchView = new FrameView();
   /** First fragments seen, so later fragments follow their connection. */
   readonly frags = new FragCache();
   /** Frames waiting for their next hop's MAC (bounded; copied in, sent once ARP answers). */
@@ -113,6 +126,10 @@ export class Engine implements ControlTarget {
     this.pending = new FrameBatch(pendingMax);
     this.pendingNh = new Uint32Array(pendingMax);
     this.pendingDeadline = new Float64Array(pendingMax);
+    this.ct.releaseHooks[FwdMethod.FULLNAT] = (t: ConnTable, c: number) => {
+      const svc = table.services[t.svc[c]!];
+      svc?.laddrs?.release(t.laddr[c]!, t.lport[c]!, t.proto[c] === IPPROTO_TCP ? 0 : 1);
+    };
     table.hooks = {
       destRemoved: (d: Dest) => {
         if (this.sysctl.expireNodestConn) this.ct.flushDest(d.id);
@@ -159,7 +176,7 @@ export class Engine implements ControlTarget {
       else r = Drop.PROTO;
       if (r > 0) this.drops[r]!++;
       else if (r === 0) this.forwarded++;
-      else this.queued++;
+      else if (r === QUEUED) this.queued++;
     }
     if (this.sweepPerBatch > 0) this.ct.sweep(this.sweepPerBatch);
   }
@@ -210,7 +227,8 @@ export class Engine implements ControlTarget {
       }
       c = this.schedule(v, svc);
       if (c < 0) {
-        if (c === -Drop.NO_DEST) this.icmpError(v, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, v.daddr);
+        if (c === -Drop.NO_DEST || c === -Drop.LADDR_EXHAUSTED)
+          this.sendIcmpError(v, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, v.daddr);
         return -c;
       }
     }
@@ -232,13 +250,17 @@ export class Engine implements ControlTarget {
     const p = v.proto;
     const mode = this.modes[ct.fwd[c]!];
     if (mode === null || mode === undefined) return Drop.MODE_UNSUPPORTED;
-    if (v.ttl <= 1) {
-      this.icmpError(v, ICMP_TIME_EXCEEDED, 0, 0, 0);
-      return Drop.TTL_EXCEEDED;
+    if (mode.decrementsTtl) {
+      if (v.ttl <= 1) {
+        this.sendIcmpError(v, ICMP_TIME_EXCEEDED, 0, 0, 0);
+        return Drop.TTL_EXCEEDED;
+      }
+      decTtl(v);
     }
     const svc = this.table.services[ct.svc[c]!];
     const d = this.table.dests[ct.dest[c]!];
     const bytes = v.ipTotalLen;
+    this.room = batch.room(i) - v.len;
     let nh: number;
     if (dir === DIR_INPUT) {
       if (p === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, DIR_INPUT, v.tcpFlags);
@@ -251,7 +273,7 @@ export class Engine implements ControlTarget {
         d.inPkts++;
         d.inBytes += bytes;
       }
-      nh = mode.inbound(v, ct, c);
+      nh = mode.inbound(v, ct, c, this);
     } else {
       if (p === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, DIR_OUTPUT, v.tcpFlags);
       else ct.touch(c);
@@ -263,9 +285,11 @@ export class Engine implements ControlTarget {
         d.outPkts++;
         d.outBytes += bytes;
       }
-      nh = mode.outbound(v, ct, c);
+      nh = mode.outbound(v, ct, c, this);
     }
-    if (nh < 0) return Drop.MODE_FAILED;
+    if (nh < 0) return this.modeDrop;
+    batch.off[i] = v.base;
+    batch.len[i] = v.len;
     return this.output(v, batch, i, nh);
   }
 
@@ -330,6 +354,15 @@ export class Engine implements ControlTarget {
     if (mode === null || mode === undefined) return -Drop.MODE_UNSUPPORTED;
     // Port-zero (all ports) services keep the packet's port; others map to the dest's port.
     const dport = svc.port !== 0 && v.dport === svc.port && d.port !== 0 ? d.port : v.dport;
+    let laddr = v.saddr;
+    let lport = v.sport;
+    const pslot = v.proto === IPPROTO_TCP ? 0 : 1;
+    if (d.fwd === FwdMethod.FULLNAT) {
+      const pool = svc.laddrs;
+      if (pool === null || !pool.alloc(pslot)) return -Drop.LADDR_EXHAUSTED;
+      laddr = pool.allocAddr;
+      lport = pool.allocPort;
+    }
     const c = ct.create(
       v.proto,
       v.saddr,
@@ -338,15 +371,18 @@ export class Engine implements ControlTarget {
       v.dport,
       d.addr,
       dport,
-      v.saddr,
-      v.sport,
+      laddr,
+      lport,
       d.fwd,
       mode.inputOnly,
       d,
       svc.id,
       tpl,
     );
-    if (c < 0) return -Drop.TABLE_FULL;
+    if (c < 0) {
+      if (d.fwd === FwdMethod.FULLNAT) svc.laddrs?.release(laddr, lport, pslot);
+      return -Drop.TABLE_FULL;
+    }
     d.conns++;
     svc.conns++;
     return c;
@@ -354,7 +390,6 @@ export class Engine implements ControlTarget {
 
   /** Decrement TTL, set L2 for next hop `nh`, mark egress. Returns 0 or a drop reason. */
   private output(v: FrameView, batch: FrameBatch, i: number, nh: number): number {
-    decTtl(v);
     let base = v.base;
     if (v.vlanTci >= 0) {
       // Forwarded frames leave untagged: slide the MAC addresses over the 802.1Q tag.
@@ -484,12 +519,15 @@ export class Engine implements ControlTarget {
     if (t === ICMP_ECHO) {
       if (this.net.isLocal(v.daddr) || this.table.isVip(v.daddr)) {
         this.echoReply(v);
-        return 0;
+        return CONSUMED;
       }
       return Drop.ICMP_UNRELATED;
     }
     if (t !== ICMP_DEST_UNREACH && t !== ICMP_SOURCE_QUENCH && t !== ICMP_TIME_EXCEEDED) {
       return this.net.isLocal(v.daddr) ? Drop.LOCAL : Drop.ICMP_UNRELATED;
+    }
+    if (v.innerProto === IPPROTO_IPIP && v.innerL3Off >= 0 && this.net.isLocal(v.innerSaddr)) {
+      return this.tunnelIcmp(v);
     }
     if (v.innerL4Off < 0) return Drop.ICMP_UNRELATED;
     const ip = v.innerProto;
@@ -505,10 +543,14 @@ export class Engine implements ControlTarget {
     }
     const mode = this.modes[ct.fwd[c]!];
     if (mode === null || mode === undefined) return Drop.MODE_UNSUPPORTED;
-    if (v.ttl <= 1) return Drop.TTL_EXCEEDED;
+    if (mode.decrementsTtl) {
+      if (v.ttl <= 1) return Drop.TTL_EXCEEDED;
+      decTtl(v);
+    }
     const svc = this.table.services[ct.svc[c]!];
     const d = this.table.dests[ct.dest[c]!];
     const bytes = v.ipTotalLen;
+    this.room = batch.room(i) - v.len;
     let nh: number;
     if (dir === DIR_INPUT) {
       if (svc) {
@@ -519,7 +561,7 @@ export class Engine implements ControlTarget {
         d.inPkts++;
         d.inBytes += bytes;
       }
-      nh = mode.icmpIn(v, ct, c);
+      nh = mode.icmpIn(v, ct, c, this);
     } else {
       if (svc) {
         svc.outPkts++;
@@ -529,10 +571,56 @@ export class Engine implements ControlTarget {
         d.outPkts++;
         d.outBytes += bytes;
       }
-      nh = mode.icmpOut(v, ct, c);
+      nh = mode.icmpOut(v, ct, c, this);
     }
-    if (nh < 0) return Drop.MODE_FAILED;
+    if (nh < 0) return this.modeDrop;
+    batch.off[i] = v.base;
+    batch.len[i] = v.len;
     return this.output(v, batch, i, nh);
+  }
+
+  /**
+   * An ICMP error about one of our IPIP tunnel packets (a router between us and a TUN real
+   * server): find the connection of the packet inside the tunnel, remember the path MTU for
+   * fragmentation-needed, and tell the client about its own packet, with the MTU reduced by the
+   * tunnel header (ip_vs_in_icmp's IPIP branch).
+   */
+  private tunnelIcmp(v: FrameView): number {
+    const b = v.buf;
+    const dv = v.dv;
+    const end = v.l3Off + v.ipTotalLen;
+    const o = v.innerL3Off + v.innerHdrLen;
+    if (o + 20 > end || b[o]! >>> 4 !== 4) return Drop.ICMP_UNRELATED;
+    const ihl = (b[o]! & 15) * 4;
+    if (ihl < 20 || o + ihl + 4 > end) return Drop.ICMP_UNRELATED;
+    const p = b[o + 9]!;
+    if (p !== IPPROTO_TCP && p !== IPPROTO_UDP) return Drop.ICMP_UNRELATED;
+    const c = this.ct.lookupIn(
+      p,
+      dv.getUint32(o + 12),
+      dv.getUint16(o + ihl),
+      dv.getUint32(o + 16),
+      dv.getUint16(o + ihl + 2),
+    );
+    if (c < 0 || this.ct.fwd[c] !== FwdMethod.TUNNEL) return Drop.ICMP_UNRELATED;
+    let mtu = 0;
+    if (v.icmpType === ICMP_DEST_UNREACH && v.icmpCode === ICMP_FRAG_NEEDED) {
+      const pmtu = dv.getUint16(v.l4Off + 6);
+      const d = this.table.dests[this.ct.dest[c]!];
+      if (d && pmtu >= 68 + 20) d.pmtu = pmtu;
+      if ((dv.getUint16(o + 6) & 0x4000) === 0) return CONSUMED; // the client does not do PMTUD
+      mtu = pmtu > 68 + 20 ? pmtu - 20 : pmtu;
+    }
+    // Re-parse the client's packet from a scratch copy so the error can quote it.
+    const len = Math.min(end - o, this.scratch.length - 14);
+    this.scratch.fill(0, 0, 14);
+    this.scratch[12] = 0x08;
+    this.scratch.set(b.subarray(o, o + len), 14);
+    const sv = this.scratchView;
+    parseFrame(this.scratch, this.scratchDv, 0, 14 + len, sv);
+    if (sv.etherType !== 0x0800 || sv.ipHdrLen === 0) return Drop.ICMP_UNRELATED;
+    this.sendIcmpError(sv, v.icmpType, v.icmpCode, mtu, sv.daddr);
+    return CONSUMED;
   }
 
   /** Slot for a generated frame in `tx`, or -1 (counted). */
@@ -568,7 +656,7 @@ export class Engine implements ControlTarget {
    * Send an ICMP error about the frame in `v` back to its source. `src` is the source address
    * to use, or 0 for the address of the link the reply leaves by.
    */
-  private icmpError(v: FrameView, type: number, code: number, mtu: number, src: number): void {
+  sendIcmpError(v: FrameView, type: number, code: number, mtu: number, src: number): void {
     const j = this.txSlot();
     if (j < 0) return;
     const link = this.net.route(v.saddr);
@@ -600,7 +688,9 @@ export class Engine implements ControlTarget {
     }
     const now = clock.nowMs;
     const shaOff = v.l3Off + 8;
-    const mine = this.net.isLocal(v.arpTpa) || (this.table.isVip(v.arpTpa) && l.onLink(v.arpTpa));
+    const tpa = v.arpTpa;
+    const mine =
+      this.net.isLocal(tpa) || ((this.table.isVip(tpa) || this.table.isLaddr(tpa)) && l.onLink(tpa));
     // Learn the sender when it is on this link (requests to us, replies, gratuitous ARP);
     // refresh an existing entry from any ARP on the link.
     if (v.arpSpa !== 0 && l.onLink(v.arpSpa) && (mine || this.net.neigh.find(v.arpSpa) >= 0)) {

@@ -7,6 +7,8 @@
  * path never allocates. Addresses are IPv4 as uint32 (host order, `>>> 0`), ports host order.
  */
 
+import type { LocalAddrPool } from "./modes/laddr.js";
+
 /** IP protocol numbers used as service protocols. */
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
@@ -87,6 +89,8 @@ export class Dest {
   rateBps = 0;
   /** Measured response time in microseconds (wrt scheduler); 0 = not measured yet. */
   respTimeUs = 0;
+  /** Path MTU towards this dest learned from ICMP fragmentation-needed (TUN), 0 = unknown. */
+  pmtu = 0;
   /** Tunnel type for TUN dests (0 = ipip). */
   tunType = 0;
   tunPort = 0;
@@ -131,6 +135,10 @@ export class Service {
   timeout = 0;
   /** Persistence netmask as uint32. */
   netmask = 0xffffffff;
+  /** PROXY protocol version sent to real servers by FULLNAT (0 = off, 1, 2). */
+  proxyProtocol = 0;
+  /** FULLNAT local addresses (created on first --add-laddr). */
+  laddrs: LocalAddrPool | null = null;
   /** Dests in list order; new dests go to the head, as in the kernel. */
   dests: Dest[] = [];
   /** The bound scheduler instance (set by the service table). */

@@ -21,6 +21,7 @@ import {
   Service,
   SVC_F_PERSISTENT,
 } from "./model.js";
+import { LocalAddrPool } from "./modes/laddr.js";
 import { getScheduler } from "./schedulers/index.js";
 
 export type ControlErrorCode = "EEXIST" | "ESRCH" | "ENOENT" | "EINVAL" | "ENOMEM" | "EBUSY";
@@ -50,6 +51,8 @@ export interface ServiceOptions {
   timeout: number;
   /** Persistence netmask as uint32. */
   netmask: number;
+  /** PROXY protocol version FULLNAT sends to the real servers: 0 (off), 1 or 2. */
+  proxyProtocol?: number;
 }
 
 export interface DestOptions {
@@ -90,6 +93,8 @@ export class ServiceTable {
   private readonly byMark = new Map<number, Service>();
   /** Number of services per VIP address (for ARP/ICMP answering and VIP checks). */
   private readonly vipRefs = new Map<number, number>();
+  /** Number of services using each FULLNAT local address. */
+  private readonly laddrRefs = new Map<number, number>();
   private readonly freeSvc: number[] = [];
   private readonly freeDest: number[] = [];
   private readonly resolve: (name: string) => SchedulerModule | undefined;
@@ -121,6 +126,15 @@ export class ServiceTable {
 
   vips(): number[] {
     return [...this.vipRefs.keys()];
+  }
+
+  /** True when addr is a FULLNAT local address of some service (the director answers ARP for it). */
+  isLaddr(addr: number): boolean {
+    return this.laddrRefs.has(addr >>> 0);
+  }
+
+  laddrList(): number[] {
+    return [...this.laddrRefs.keys()];
   }
 
   // ---- control plane ----
@@ -175,6 +189,15 @@ export class ServiceTable {
   }
 
   private applyOptions(s: Service, opts: ServiceOptions): void {
+    if (opts.proxyProtocol !== undefined) {
+      if (opts.proxyProtocol !== 0 && opts.proxyProtocol !== 1 && opts.proxyProtocol !== 2) {
+        throw new ControlError("EINVAL", "PROXY protocol version must be 1 or 2");
+      }
+      if (opts.proxyProtocol !== 0 && s.proto !== IPPROTO_TCP) {
+        throw new ControlError("EINVAL", "PROXY protocol applies to TCP services only");
+      }
+      s.proxyProtocol = opts.proxyProtocol;
+    }
     s.flags = opts.flags;
     s.timeout = (opts.flags & SVC_F_PERSISTENT) !== 0 ? opts.timeout || DEFAULT_PERSIST_TIMEOUT : 0;
     s.netmask = opts.netmask >>> 0;
@@ -199,6 +222,7 @@ export class ServiceTable {
   }
 
   private removeService(s: Service): void {
+    for (const a of s.laddrs?.list() ?? []) this.unrefLaddr(a);
     for (const d of s.dests) this.detachDest(d);
     s.dests = [];
     if (s.fwmark) this.byMark.delete(s.fwmark);
@@ -304,6 +328,33 @@ export class ServiceTable {
       this.dests[d.id] = null;
       this.freeDest.push(d.id);
     }
+  }
+
+  // ---- FULLNAT local addresses (lvsadm --add-laddr / --del-laddr / --get-laddr) ----
+
+  addLaddr(key: ServiceKey, addr: number): void {
+    const s = this.mustFind(key);
+    if (!s.laddrs) s.laddrs = new LocalAddrPool();
+    if (!s.laddrs.add(addr)) throw new ControlError("EEXIST", "Local address already exists");
+    this.laddrRefs.set(addr >>> 0, (this.laddrRefs.get(addr >>> 0) ?? 0) + 1);
+    this.generation++;
+  }
+
+  deleteLaddr(key: ServiceKey, addr: number): void {
+    const s = this.mustFind(key);
+    if (!s.laddrs?.remove(addr)) throw new ControlError("ENOENT", "No such local address");
+    this.unrefLaddr(addr >>> 0);
+    this.generation++;
+  }
+
+  getLaddrs(key: ServiceKey): number[] {
+    return this.mustFind(key).laddrs?.list() ?? [];
+  }
+
+  private unrefLaddr(addr: number): void {
+    const n = (this.laddrRefs.get(addr) ?? 1) - 1;
+    if (n <= 0) this.laddrRefs.delete(addr);
+    else this.laddrRefs.set(addr, n);
   }
 
   /** -Z: zero the counters of one service (and its dests) or of all. */

@@ -98,6 +98,10 @@ export class ConnTable {
   readonly ctl: Int32Array;
   /** For templates: number of connections they control. */
   readonly nControl: Uint32Array;
+  /** PROXY protocol (FULLNAT): the client's first data sequence number (ISN + 1). */
+  readonly isn: Uint32Array;
+  /** PROXY protocol: bytes inserted into the client's stream (0 until the header is sent). */
+  readonly seqDelta: Uint16Array;
   /** For templates: first controlled connection; for connections: siblings under the template. */
   private readonly ctlHead: Int32Array;
   private readonly ctlNext: Int32Array;
@@ -152,6 +156,8 @@ export class ConnTable {
     this.expires = new Float64Array(capacity);
     this.ctl = new Int32Array(capacity);
     this.nControl = new Uint32Array(capacity);
+    this.isn = new Uint32Array(capacity);
+    this.seqDelta = new Uint16Array(capacity);
     this.ctlHead = new Int32Array(capacity);
     this.ctlNext = new Int32Array(capacity);
     this.ctlPrev = new Int32Array(capacity);
@@ -167,7 +173,7 @@ export class ConnTable {
 
   /** Bytes held by the table's arrays (for the memory benchmark and `size` reporting). */
   byteSize(): number {
-    const perSlot = 4 * 4 + 2 * 4 + 4 + 4 + 2 + 8 + 4 + 4 + 3 * 4 + 4 + 4 + 4;
+    const perSlot = 4 * 4 + 2 * 4 + 4 + 4 + 2 + 8 + 4 + 4 + 3 * 4 + 4 + 4 + 4 + 4 + 2;
     return perSlot * this.capacity + 8 * this.bucketCount;
   }
 
@@ -375,6 +381,8 @@ export class ConnTable {
     this.lport[i] = lport;
     this.fwd[i] = fwd;
     this.state[i] = 0;
+    this.isn[i] = 0;
+    this.seqDelta[i] = 0;
     this.flags[i] = CONN_F_USED | CONN_F_INACTIVE | (noOutput ? CONN_F_NOOUTPUT : 0);
     this.dest[i] = dest.id;
     this.svc[i] = svcId;

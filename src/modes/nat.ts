@@ -24,6 +24,7 @@ import type { ForwardMode } from "./types.js";
 export const natMode: ForwardMode = {
   kind: FwdMethod.MASQ,
   inputOnly: false,
+  decrementsTtl: true,
 
   inbound(v: FrameView, ct: ConnTable, c: number): number {
     const daddr = ct.daddr[c]!;

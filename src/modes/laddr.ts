@@ -1,0 +1,116 @@
+/**
+ * FULLNAT local-address pool of one service (after DPVS's laddr): the director rewrites the
+ * client's address and port to one of these addresses and a port allocated from it, so real
+ * servers answer the director without any route back to clients.
+ *
+ * Ports 1025..65535 per (local address, protocol) are tracked in bitmaps; allocation is a
+ * rotating scan from where the last one stopped (no allocation, no collisions), release clears
+ * the bit when the connection leaves the table. Local addresses are used round robin.
+ */
+
+export const LPORT_MIN = 1025;
+export const LPORT_MAX = 65535;
+const WORDS = 65536 / 32;
+
+class AddrPorts {
+  readonly addr: number;
+  /** [TCP bitmap, UDP bitmap]. */
+  readonly used: [Uint32Array, Uint32Array] = [new Uint32Array(WORDS), new Uint32Array(WORDS)];
+  readonly cursor = new Uint32Array(2);
+  readonly inUse = new Uint32Array(2);
+  constructor(addr: number) {
+    this.addr = addr >>> 0;
+    this.cursor[0] = LPORT_MIN;
+    this.cursor[1] = LPORT_MIN;
+  }
+}
+
+export class LocalAddrPool {
+  private readonly addrs: AddrPorts[] = [];
+  private next = 0;
+  /** Allocations refused because every port of every address was in use. */
+  exhausted = 0;
+  /** Result of the last successful `alloc`. */
+  allocAddr = 0;
+  allocPort = 0;
+
+  list(): number[] {
+    return this.addrs.map((a) => a.addr);
+  }
+
+  has(addr: number): boolean {
+    return this.addrs.some((a) => a.addr === addr >>> 0);
+  }
+
+  get size(): number {
+    return this.addrs.length;
+  }
+
+  add(addr: number): boolean {
+    if (this.has(addr)) return false;
+    this.addrs.push(new AddrPorts(addr));
+    return true;
+  }
+
+  /** Remove an address; its ports in use are forgotten (their connections keep their tuple). */
+  remove(addr: number): boolean {
+    const i = this.addrs.findIndex((a) => a.addr === addr >>> 0);
+    if (i < 0) return false;
+    this.addrs.splice(i, 1);
+    if (this.next >= this.addrs.length) this.next = 0;
+    return true;
+  }
+
+  /** Ports in use on `addr` for protocol slot p (0 TCP, 1 UDP). */
+  inUse(addr: number, p: number): number {
+    const a = this.addrs.find((x) => x.addr === addr >>> 0);
+    return a ? a.inUse[p]! : 0;
+  }
+
+  /**
+   * Allocate a (local address, port) for protocol slot p (0 TCP, 1 UDP); sets `allocAddr` and
+   * `allocPort` and returns true, or returns false (and counts) when all are in use.
+   */
+  alloc(p: number): boolean {
+    const n = this.addrs.length;
+    for (let k = 0; k < n; k++) {
+      const idx = (this.next + k) % n;
+      const a = this.addrs[idx]!;
+      if (a.inUse[p]! >= LPORT_MAX - LPORT_MIN + 1) continue;
+      const bits = a.used[p]!;
+      let port = a.cursor[p]!;
+      for (let tries = 0; tries <= LPORT_MAX - LPORT_MIN; tries++) {
+        const w = port >>> 5;
+        const m = 1 << (port & 31);
+        if ((bits[w]! & m) === 0) {
+          bits[w] = bits[w]! | m;
+          a.inUse[p] = a.inUse[p]! + 1;
+          a.cursor[p] = port === LPORT_MAX ? LPORT_MIN : port + 1;
+          this.next = (idx + 1) % n;
+          this.allocAddr = a.addr;
+          this.allocPort = port;
+          return true;
+        }
+        port = port === LPORT_MAX ? LPORT_MIN : port + 1;
+      }
+    }
+    this.exhausted++;
+    return false;
+  }
+
+  /** Give a port back. Unknown addresses (removed from the pool) are ignored. */
+  release(addr: number, port: number, p: number): void {
+    for (let k = 0; k < this.addrs.length; k++) {
+      const a = this.addrs[k]!;
+      if (a.addr !== addr) continue;
+      const bits = a.used[p]!;
+      const w = port >>> 5;
+      const m = 1 << (port & 31);
+      if ((bits[w]! & m) !== 0) {
+        bits[w] = bits[w]! & ~m;
+        a.inUse[p] = a.inUse[p]! - 1;
+      }
+      return;
+    }
+  }
+}
