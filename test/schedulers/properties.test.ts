@@ -33,7 +33,9 @@ const caseArb = fc.record({
   churn: fc.array(fc.tuple(fc.boolean(), fc.nat()), { minLength: 8, maxLength: 8 }),
 });
 
-function build(name: string, specs: fc.RecordValue<typeof destArb>[], flags: number) {
+type DestCase = typeof destArb extends fc.Arbitrary<infer T> ? T : never;
+
+function build(name: string, specs: DestCase[], flags: number) {
   const dests = specs.map((s, i) =>
     mkDest({ ...s, lastWeight: s.weight > 0 ? s.weight : s.lastWeight, addr: `192.168.7.${i + 1}` }),
   );
