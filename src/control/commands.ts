@@ -12,6 +12,7 @@
 
 import type { Service } from "../model.js";
 import { ControlError, type ControlErrorCode, type ServiceKey } from "../services.js";
+import { runLaddr, splitExtensions } from "./extensions.js";
 import {
   type FormatContext,
   formatConns,
@@ -149,6 +150,10 @@ Options:
   --ipip         -i                   ipip encapsulation (tunneling)
   --masquerading -m                   masquerading (NAT)
   --fullnat                           full NAT (lvs-ts extension)
+  --proxy-protocol v1|v2|off          with -A/-E: PROXY protocol header FULLNAT sends to
+                                      the real servers of a TCP service (lvs-ts extension)
+  --add-laddr|--del-laddr -z address  add/delete a FULLNAT local address of the service
+  --get-laddr                         list the service's FULLNAT local addresses
   --tun-type      type                one of ipip|gue|gre,
                                       the default tunnel type is ipip.
   --tun-port      port                tunnel destination port
@@ -335,13 +340,32 @@ function restore(target: ControlTarget, stdin: string, services: ServicesDb, pro
   let stderr = "";
   let code = 0;
   for (const line of stdin.split("\n")) {
-    const words = restoreWords(line);
+    const ext = splitExtensions(restoreWords(line));
+    if (ext.error) {
+      stderr += `${ext.error}\n`;
+      code = 2;
+      continue;
+    }
+    if (ext.laddr) {
+      const r = runLaddr(ext.laddr.op, ext.laddr.addr, ext.argv, target.table, services);
+      stdout += r.stdout;
+      stderr += r.stderr;
+      code = r.code;
+      continue;
+    }
+    const words = ext.argv;
     if (words.length === 0) continue;
     const parsed = parseArgs(words, { prog, services, inRestore: true });
     if (!parsed.ok) {
       stderr += `${parsed.error.message}\n`;
       if (parsed.error.fatal) return { stdout, stderr, code: parsed.error.code };
       code = parsed.error.code;
+      continue;
+    }
+    const pp = applyProxyProtocol(parsed.cmd, ext.proxyProtocol);
+    if (pp) {
+      stderr += pp.stderr;
+      code = pp.code;
       continue;
     }
     const r = executeOne(parsed.cmd, target, services, prog);
@@ -373,7 +397,22 @@ export function run(
 ): ExecResult {
   const prog = opts.prog ?? "lvsadm";
   const services = opts.services ?? systemServices();
-  const parsed = parseArgs(argv, { prog, services });
+  const ext = splitExtensions(argv);
+  if (ext.error) return err(ext.error, 2);
+  if (ext.laddr) return runLaddr(ext.laddr.op, ext.laddr.addr, ext.argv, target.table, services);
+  const parsed = parseArgs(ext.argv, { prog, services });
   if (!parsed.ok) return parseErrorResult(parsed.error);
+  const pp = applyProxyProtocol(parsed.cmd, ext.proxyProtocol);
+  if (pp) return pp;
   return execute(parsed.cmd, target, stdin, { prog, services });
+}
+
+/** Put --proxy-protocol into an -A/-E command; refuse it elsewhere. */
+function applyProxyProtocol(cmd: Command, pp: number | undefined): ExecResult | undefined {
+  if (pp === undefined) return undefined;
+  if (cmd.kind !== "add-service" && cmd.kind !== "edit-service") {
+    return err("--proxy-protocol goes with -A or -E", 2);
+  }
+  cmd.opts.proxyProtocol = pp;
+  return undefined;
 }

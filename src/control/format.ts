@@ -271,7 +271,9 @@ export function formatSave(services: readonly Service[], numeric: boolean, ctx: 
     }
     if ((s.flags & SVC_F_ONEPACKET) !== 0) out += " -o";
     if ((s.flags & SCHED_FLAGS_MASK) !== 0) out += ` -b ${schedFlagsText(s.schedName, s.flags)}`;
+    if (s.proxyProtocol !== 0) out += ` --proxy-protocol v${s.proxyProtocol}`;
     out += "\n";
+    for (const a of s.laddrs?.list() ?? []) out += `--add-laddr ${svc} -z ${ipToString(a)}\n`;
     for (const d of [...s.dests].sort(compareDests)) {
       out += `-a ${svc} -r ${addrPort(d.addr, d.port, s.proto, numeric, ctx.services)} ${fwdSwitch(d.fwd)} -w ${d.weight}`;
       if (d.fwd === FwdMethod.TUNNEL) out += ` --tun-type ${TUN_TYPES[d.tunType] ?? "ipip"}`;

@@ -7,7 +7,12 @@
 import { FwdMethod } from "../model.js";
 
 /** Forwarding methods the data path implements now. */
-export const SUPPORTED_FWD_METHODS: readonly FwdMethod[] = [FwdMethod.MASQ];
+export const SUPPORTED_FWD_METHODS: readonly FwdMethod[] = [
+  FwdMethod.MASQ,
+  FwdMethod.ROUTE,
+  FwdMethod.TUNNEL,
+  FwdMethod.FULLNAT,
+];
 
 /** The option that selects each method, for messages and help. */
 export const FWD_OPTIONS: Readonly<Record<FwdMethod, string>> = {

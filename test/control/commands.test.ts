@@ -16,7 +16,7 @@ import {
 } from "../../src/control/commands.js";
 import { RateEstimator } from "../../src/control/estimator.js";
 import { parseArgs } from "../../src/control/ipvsadm.js";
-import { IPPROTO_TCP } from "../../src/model.js";
+import { FwdMethod, IPPROTO_TCP } from "../../src/model.js";
 import { type FakeTarget, fakeTarget, ip, TEST_SERVICES } from "./fake.js";
 
 const OPTS = { services: TEST_SERVICES };
@@ -29,9 +29,6 @@ function sh(t: FakeTarget, line: string, stdin = ""): ExecResult {
 function snapshot(t: FakeTarget): string {
   return sh(t, "-Sn").stdout + sh(t, "-Ln --stats --exact").stdout + sh(t, "-Ln --thresholds").stdout;
 }
-
-const DR_REFUSAL =
-  "DR (-g) forwarding is not implemented yet\nAvailable now: -m (without a method option the default is -g, as in ipvsadm)\n";
 
 describe("executing commands", () => {
   let t: FakeTarget;
@@ -145,7 +142,8 @@ describe("executing commands", () => {
     );
     expect(h.stdout).toContain("  --control PATH");
     expect(h.stdout).toContain("LVSD_CONTROL");
-    expect(h.stdout).toContain("Forwarding methods available now: -m.");
+    expect(h.stdout).toContain("Forwarding methods available now: -m, -g, -i, --fullnat.");
+    expect(h.stdout).toContain("--proxy-protocol v1|v2|off");
     expect(h.stdout).toContain("the default scheduler is wlc.");
     expect(sh(t, "--version")).toEqual({ stdout: versionText("lvsadm"), stderr: "", code: 0 });
   });
@@ -215,20 +213,6 @@ describe("refusals print ipvsadm's error and change nothing", () => {
       "ERANGE on edit too",
       "-e -t 10.0.0.1:80 -r 192.168.1.1 -m -x 5 -y 6",
       "Numerical result out of range\n",
-      255,
-    ],
-    ["a dest without -m (DR, ipvsadm's default)", "-a -t 10.0.0.1:80 -r 192.168.1.9", DR_REFUSAL, 255],
-    ["an explicit -g", "-e -t 10.0.0.1:80 -r 192.168.1.1 -g", DR_REFUSAL, 255],
-    [
-      "-i",
-      "-a -t 10.0.0.1:80 -r 192.168.1.9 -i",
-      "TUN (-i) forwarding is not implemented yet\nAvailable now: -m (without a method option the default is -g, as in ipvsadm)\n",
-      255,
-    ],
-    [
-      "--fullnat",
-      "-a -t 10.0.0.1:80 -r 192.168.1.9 --fullnat",
-      "FULLNAT forwarding is not implemented yet\nAvailable now: -m (without a method option the default is -g, as in ipvsadm)\n",
       255,
     ],
     [
@@ -342,14 +326,15 @@ describe("restore (-R)", () => {
     expect(t.table.list()).toHaveLength(1);
   });
 
-  it("refuses unsupported methods per line and goes on", () => {
+  it("restores every forwarding method, a dest without one being DR as in ipvsadm", () => {
     const r = sh(
       t,
       "-R",
-      "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 192.168.1.1\n-a -t 10.0.0.1:80 -r 192.168.1.2 -m\n",
+      "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 192.168.1.1\n-a -t 10.0.0.1:80 -r 192.168.1.2 -m\n-a -t 10.0.0.1:80 -r 192.168.1.3 -i\n-a -t 10.0.0.1:80 -r 192.168.1.4 --fullnat\n",
     );
-    expect(r).toEqual({ stdout: "", stderr: DR_REFUSAL, code: 0 });
-    expect(t.table.list()[0]?.dests).toHaveLength(1);
+    expect(r).toEqual({ stdout: "", stderr: "", code: 0 });
+    const fwd = Object.fromEntries(t.table.list()[0]!.dests.map((d) => [d.addr & 0xff, d.fwd]));
+    expect(fwd).toEqual({ 1: FwdMethod.ROUTE, 2: FwdMethod.MASQ, 3: FwdMethod.TUNNEL, 4: FwdMethod.FULLNAT });
   });
 
   it("execute() takes stdin for a parsed -R", () => {

@@ -1,0 +1,124 @@
+/**
+ * lvsadm's extensions beyond ipvsadm, taken out of a command line before ipvsadm's parser sees
+ * it:
+ *   --proxy-protocol v1|v2|off   with -A/-E: PROXY protocol header that FULLNAT sends to the
+ *                                real servers of a TCP service.
+ *   --add-laddr / --del-laddr -t|-u VIP:PORT -z ADDR
+ *   --get-laddr -t|-u VIP:PORT   FULLNAT local addresses of a service (DPVS's commands).
+ */
+import { u32ToIp } from "../packet/addr.js";
+import { ControlError, type ServiceKey, type ServiceTable } from "../services.js";
+import { parseArgs } from "./ipvsadm.js";
+import type { ServicesDb } from "./netdb.js";
+import { inetAton } from "./netdb.js";
+
+export type LaddrOp = "add" | "del" | "get";
+
+export interface Extensions {
+  /** The command line without our extension words. */
+  argv: string[];
+  proxyProtocol?: number;
+  laddr?: { op: LaddrOp; addr?: number };
+  error?: string;
+}
+
+const LADDR_OPS: Record<string, LaddrOp> = {
+  "--add-laddr": "add",
+  "--del-laddr": "del",
+  "--get-laddr": "get",
+};
+
+/** Split our extension options from an lvsadm command line. */
+export function splitExtensions(argv: readonly string[]): Extensions {
+  const out: Extensions = { argv: [] };
+  let laddrAddr: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.startsWith("--") ? a.indexOf("=") : -1;
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    const value = (): string | undefined => (eq > 0 ? a.slice(eq + 1) : argv[++i]);
+    if (name === "--proxy-protocol") {
+      const v = value();
+      const n = v === "v1" || v === "1" ? 1 : v === "v2" || v === "2" ? 2 : v === "off" || v === "0" ? 0 : -1;
+      if (n < 0) return { argv: [], error: `--proxy-protocol takes v1, v2 or off, not '${v ?? ""}'` };
+      out.proxyProtocol = n;
+    } else if (name in LADDR_OPS) {
+      if (out.laddr) return { argv: [], error: "only one of --add-laddr, --del-laddr, --get-laddr" };
+      out.laddr = { op: LADDR_OPS[name]! };
+    } else if (name === "-z" || name === "--laddr") {
+      laddrAddr = value();
+      if (laddrAddr === undefined) return { argv: [], error: `${name} needs a local address` };
+    } else {
+      out.argv.push(a);
+    }
+  }
+  if (laddrAddr !== undefined) {
+    if (!out.laddr) return { argv: [], error: "-z (local address) goes with --add-laddr or --del-laddr" };
+    const addr = inetAton(laddrAddr);
+    if (addr === undefined) return { argv: [], error: `illegal local address '${laddrAddr}' specified` };
+    out.laddr.addr = addr;
+  }
+  if (out.laddr && out.laddr.op !== "get" && out.laddr.addr === undefined) {
+    return { argv: [], error: `--${out.laddr.op}-laddr needs -z ADDR` };
+  }
+  return out;
+}
+
+/** The service a laddr command names (-t/-u VIP:PORT), parsed as ipvsadm parses -L's. */
+function laddrService(argv: readonly string[], services: ServicesDb): ServiceKey | string {
+  const parsed = parseArgs(["-L", ...argv], { services });
+  if (!parsed.ok) return parsed.error.message;
+  if (parsed.cmd.kind !== "list" || !parsed.cmd.svc) return "a local-address command needs -t|-u VIP:PORT";
+  return parsed.cmd.svc;
+}
+
+export interface LaddrResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Run --add-laddr / --del-laddr / --get-laddr. */
+export function runLaddr(
+  op: LaddrOp,
+  addr: number | undefined,
+  argv: readonly string[],
+  table: ServiceTable,
+  services: ServicesDb,
+): LaddrResult {
+  const key = laddrService(argv, services);
+  if (typeof key === "string") return { stdout: "", stderr: `${key}\n`, code: 2 };
+  try {
+    if (op === "add") table.addLaddr(key, addr!);
+    else if (op === "del") table.deleteLaddr(key, addr!);
+    else {
+      const s = table.find(key);
+      if (!s) throw new ControlError("ESRCH", "No such service");
+      const vip = `${u32ToIp(s.addr)}:${s.port}`;
+      let out = `${"VIP:VPORT".padEnd(24)}${"TOTAL CONNS".padEnd(16)}${"LIP".padEnd(20)}CONNS\n`;
+      const pool = s.laddrs;
+      const slot = s.proto === 6 ? 0 : 1;
+      const addrs = pool?.list() ?? [];
+      const total = addrs.reduce((n, a) => n + (pool?.inUse(a, slot) ?? 0), 0);
+      if (addrs.length === 0) out += `${vip.padEnd(24)}${String(total).padEnd(16)}\n`;
+      addrs.forEach((a, k) => {
+        out += `${(k === 0 ? vip : "").padEnd(24)}${(k === 0 ? String(total) : "").padEnd(16)}${u32ToIp(a).padEnd(20)}${pool?.inUse(a, slot) ?? 0}\n`;
+      });
+      return { stdout: out, stderr: "", code: 0 };
+    }
+    return { stdout: "", stderr: "", code: 0 };
+  } catch (e) {
+    if (e instanceof ControlError) {
+      const msg =
+        e.code === "ESRCH"
+          ? "No such service"
+          : e.code === "EEXIST"
+            ? "Local address already exists"
+            : e.code === "ENOENT"
+              ? "No such local address"
+              : e.message;
+      return { stdout: "", stderr: `${msg}\n`, code: 255 };
+    }
+    throw e;
+  }
+}
