@@ -12,7 +12,7 @@
 
 import type { Service } from "../model.js";
 import { ControlError, type ControlErrorCode, type ServiceKey } from "../services.js";
-import { runLaddr, splitExtensions } from "./extensions.js";
+import { formatDrops, runLaddr, splitExtensions } from "./extensions.js";
 import {
   type FormatContext,
   formatConns,
@@ -154,6 +154,7 @@ Options:
                                       the real servers of a TCP service (lvs-ts extension)
   --add-laddr|--del-laddr -z address  add/delete a FULLNAT local address of the service
   --get-laddr                         list the service's FULLNAT local addresses
+  --drops                             the data path's drop counters by reason (lvs-ts)
   --tun-type      type                one of ipip|gue|gre,
                                       the default tunnel type is ipip.
   --tun-port      port                tunnel destination port
@@ -400,6 +401,10 @@ export function run(
   const ext = splitExtensions(argv);
   if (ext.error) return err(ext.error, 2);
   if (ext.laddr) return runLaddr(ext.laddr.op, ext.laddr.addr, ext.argv, target.table, services);
+  if (ext.drops) {
+    if (ext.argv.length > 0) return err("--drops takes no other options", 2);
+    return ok(formatDrops(target.dropCounts?.()));
+  }
   const parsed = parseArgs(ext.argv, { prog, services });
   if (!parsed.ok) return parseErrorResult(parsed.error);
   const pp = applyProxyProtocol(parsed.cmd, ext.proxyProtocol);

@@ -5,6 +5,7 @@
  *                                real servers of a TCP service.
  *   --add-laddr / --del-laddr -t|-u VIP:PORT -z ADDR
  *   --get-laddr -t|-u VIP:PORT   FULLNAT local addresses of a service (DPVS's commands).
+ *   --drops                      the data path's drop counters by reason (non-zero ones).
  */
 import { u32ToIp } from "../packet/addr.js";
 import { ControlError, type ServiceKey, type ServiceTable } from "../services.js";
@@ -19,6 +20,7 @@ export interface Extensions {
   argv: string[];
   proxyProtocol?: number;
   laddr?: { op: LaddrOp; addr?: number };
+  drops?: boolean;
   error?: string;
 }
 
@@ -42,6 +44,8 @@ export function splitExtensions(argv: readonly string[]): Extensions {
       const n = v === "v1" || v === "1" ? 1 : v === "v2" || v === "2" ? 2 : v === "off" || v === "0" ? 0 : -1;
       if (n < 0) return { argv: [], error: `--proxy-protocol takes v1, v2 or off, not '${v ?? ""}'` };
       out.proxyProtocol = n;
+    } else if (name === "--drops") {
+      out.drops = true;
     } else if (name in LADDR_OPS) {
       if (out.laddr) return { argv: [], error: "only one of --add-laddr, --del-laddr, --get-laddr" };
       out.laddr = { op: LADDR_OPS[name]! };
@@ -70,6 +74,15 @@ function laddrService(argv: readonly string[], services: ServicesDb): ServiceKey
   if (!parsed.ok) return parsed.error.message;
   if (parsed.cmd.kind !== "list" || !parsed.cmd.svc) return "a local-address command needs -t|-u VIP:PORT";
   return parsed.cmd.svc;
+}
+
+/** `--drops`: one line per non-zero drop reason, "reason count", sorted by reason. */
+export function formatDrops(counts: Record<string, number> | undefined): string {
+  if (!counts) return "";
+  return Object.keys(counts)
+    .sort()
+    .map((k) => `${k.padEnd(20)} ${counts[k]}\n`)
+    .join("");
 }
 
 export interface LaddrResult {

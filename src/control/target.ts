@@ -40,6 +40,8 @@ export interface ControlTarget {
   setTimeouts(t: Timeouts): void;
   /** Connection hash bucket count printed as "size=" in listings. */
   readonly connTabSize: number;
+  /** Drop counters by reason (`lvsadm --drops`), when the target has a data path. */
+  dropCounts?(): Record<string, number>;
   /** Rate estimates for `--rate` (lvsd's RateEstimator); without one, rates list as 0. */
   readonly rates?: RateSource;
 }

@@ -53,6 +53,11 @@ export interface NatLabOptions {
   backend?: LabBackend;
   /** Extra lvsd arguments. */
   lvsdArgs?: string[];
+  /**
+   * Give the real servers a default route via the director (default true: LVS-NAT needs it).
+   * FULLNAT labs turn it off: the real servers then have no route to the client at all.
+   */
+  rsRoute?: boolean;
 }
 
 export class NatLab {
@@ -62,6 +67,7 @@ export class NatLab {
   readonly control: string;
   private lvsdLog = "";
   private readonly extra: string[];
+  private readonly rsRoute: boolean;
 
   constructor(opts: NatLabOptions) {
     this.topo = new Topology(opts.prefix);
@@ -69,6 +75,7 @@ export class NatLab {
     this.backend = opts.backend ?? "tap";
     this.control = `/run/lvsd/${opts.prefix}.sock`;
     this.extra = opts.lvsdArgs ?? [];
+    this.rsRoute = opts.rsRoute ?? true;
   }
 
   /** Build the namespaces, start the real servers and lvsd. */
@@ -89,7 +96,7 @@ export class NatLab {
       const r = t.addNs(`r${k}`);
       this.veth(r, t.dev(`r${k}a`), t.dev(`r${k}b`), bi);
       ip("-n", r, "addr", "add", `${rsIp(k)}/24`, "dev", t.dev(`r${k}a`));
-      ip("-n", r, "route", "add", "default", "via", DIRECTOR_IN);
+      if (this.rsRoute) ip("-n", r, "route", "add", "default", "via", DIRECTOR_IN);
       if (this.backend === "tapcopy" && k === 1)
         ip("-n", r, "addr", "add", `${TAPCOPY_PEER}/24`, "dev", t.dev("r1a"));
       t.spawn(`r${k}`, process.execPath, [

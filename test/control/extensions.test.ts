@@ -76,3 +76,15 @@ describe("lvsadm extensions", () => {
     expect(sh(t2, "-Sn").stdout).toBe(saved);
   });
 });
+
+describe("lvsadm --drops", () => {
+  it("lists the target's non-zero drop counters by reason", () => {
+    const t = { ...fakeTarget(), dropCounts: () => ({ no_service: 3, ip_bad_csum: 1 }) };
+    expect(sh(t, "--drops")).toEqual({
+      stdout: "ip_bad_csum          1\nno_service           3\n",
+      stderr: "",
+      code: 0,
+    });
+    expect(sh(t, "--drops -n").code).toBe(2);
+  });
+});
