@@ -18,6 +18,7 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { type LabBackend, NatLab, ROOT, rsIp, TAPCOPY_PEER, VIP } from "../../src/lab/natlab.js";
 import { canUseNetns, sh } from "../../src/lab/netns.js";
+import { nginxConf } from "../../src/lab/nginx.js";
 
 interface Row {
   setup: string;
@@ -32,33 +33,16 @@ const SECONDS = secIdx >= 0 ? Number(args[secIdx + 1]) : 4;
 const onlyIdx = args.indexOf("--only");
 const ONLY = onlyIdx >= 0 ? (args[onlyIdx + 1] ?? "").split(",") : ["tapcopy", "tap", "raw", "kernel"];
 
-function nginxConf(prefix: string, k: number): string {
-  const dir = `/tmp/${prefix}-ngx${k}`;
-  sh("mkdir", ["-p", dir]);
-  const conf = `${dir}/nginx.conf`;
-  writeFileSync(
-    conf,
-    `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
-  server { listen 8081 reuseport; keepalive_requests 1000000; location / { return 200 "rs${k}\\n"; } }
-}
-`,
-  );
-  return conf;
-}
-
 async function measure(backend: LabBackend): Promise<Row> {
   const prefix = `eb${backend.slice(0, 2)}${process.pid % 1000}`;
   const lab = new NatLab({ prefix, servers: 2, backend });
   try {
     await lab.up();
     const t = lab.topo;
-    for (let k = 1; k <= 2; k++) t.spawn(`r${k}`, "nginx", ["-c", nginxConf(prefix, k), "-g", "daemon off;"]);
+    for (let k = 1; k <= 2; k++) {
+      const conf = nginxConf({ dir: `/tmp/${prefix}-ngx${k}`, name: `rs${k}`, port: 8081 });
+      t.spawn(`r${k}`, "nginx", ["-c", conf, "-g", "daemon off;"]);
+    }
     t.spawn("r1", "iperf3", ["-s", "-p", "5201"]);
     let udpTarget = VIP;
     let httpTarget = VIP;

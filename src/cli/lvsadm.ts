@@ -9,6 +9,7 @@
 
 import { connect } from "node:net";
 import { DEFAULT_CONTROL_PATH, type ExecResult, usageText, versionText } from "../control/commands.js";
+import { splitExtensions } from "../control/extensions.js";
 import { parseArgs } from "../control/ipvsadm.js";
 import type { ControlRequest } from "../control/server.js";
 
@@ -101,8 +102,16 @@ export async function runClient(argv: readonly string[], io: ClientIO): Promise<
   }
   const path = split.control ?? (io.env.LVSD_CONTROL || DEFAULT_CONTROL_PATH);
 
+  // lvs-ts extensions (FULLNAT local addresses, --proxy-protocol, --drops): lvsd parses them.
+  const ext = splitExtensions(split.argv);
+  if (ext.error) {
+    io.writeErr(`${ext.error}\n`);
+    return 2;
+  }
+  if (ext.laddr || ext.drops) return send(path, { argv: split.argv }, io);
+
   // Check the line here: errors, -h and -v print the same as lvsd would, without needing it.
-  const parsed = parseArgs(split.argv);
+  const parsed = parseArgs(ext.argv);
   if (!parsed.ok) {
     io.writeErr(`${parsed.error.message}\n`);
     return parsed.error.code;
@@ -116,8 +125,16 @@ export async function runClient(argv: readonly string[], io: ClientIO): Promise<
     return 0;
   }
 
-  const req: ControlRequest = { argv: split.argv };
+  // --import FILE: send the absolute path parseArgs made, not lvsadm's relative one
+  const req: ControlRequest = {
+    argv: parsed.cmd.kind === "import" ? ["--import", parsed.cmd.file] : split.argv,
+  };
   if (parsed.cmd.kind === "restore") req.stdin = await io.readStdin();
+  return send(path, req, io);
+}
+
+/** Send a request to lvsd and print its reply; returns the exit status. */
+async function send(path: string, req: ControlRequest, io: ClientIO): Promise<number> {
   let res: ExecResult;
   try {
     res = await sendRequest(path, req);

@@ -1,7 +1,7 @@
 /**
  * The LVS-NAT lab topology, as in the LVS-NAT tutorials, built from network namespaces:
  *
- *   client 10.0.0.7 ──┐                          ┌── rs1 192.168.10.1 (HTTP :80 :8080, UDP :53)
+ *   client 10.0.0.7 ──┐                          ┌── rs1 192.168.10.1 (HTTP :80 :8080, PROXY+HTTP :8082, UDP :53)
  *   (ns c)            │  bridge out     bridge in │   rs2 192.168.10.2 ...
  *                     └──[lvsd link 0]   [link 1]─┴── rsN
  *                     10.0.0.1/24, VIP 10.0.0.100   192.168.10.254/24 (the real servers' gateway)
@@ -29,6 +29,8 @@ export const CLIENT_IP = "10.0.0.7";
 export const DIRECTOR_OUT = "10.0.0.1";
 export const DIRECTOR_IN = "192.168.10.254";
 export const VIP = "10.0.0.100";
+/** The director's kernel address on the inside network (option mgmt): health checks leave from it. */
+export const DIRECTOR_MGMT = "192.168.10.253";
 
 export function rsIp(k: number): string {
   return `192.168.10.${k}`;
@@ -58,6 +60,11 @@ export interface NatLabOptions {
    * FULLNAT labs turn it off: the real servers then have no route to the client at all.
    */
   rsRoute?: boolean;
+  /**
+   * Put DIRECTOR_MGMT/24 on namespace "d"'s inside bridge (default off), so the director's
+   * kernel reaches the real servers: lvsd's health checks use the host's sockets.
+   */
+  mgmt?: boolean;
 }
 
 export class NatLab {
@@ -68,6 +75,7 @@ export class NatLab {
   private lvsdLog = "";
   private readonly extra: string[];
   private readonly rsRoute: boolean;
+  private readonly mgmt: boolean;
 
   constructor(opts: NatLabOptions) {
     this.topo = new Topology(opts.prefix);
@@ -76,6 +84,7 @@ export class NatLab {
     this.control = `/run/lvsd/${opts.prefix}.sock`;
     this.extra = opts.lvsdArgs ?? [];
     this.rsRoute = opts.rsRoute ?? true;
+    this.mgmt = opts.mgmt ?? false;
   }
 
   /** Build the namespaces, start the real servers and lvsd. */
@@ -88,6 +97,7 @@ export class NatLab {
       ip("-n", d, "link", "add", br, "type", "bridge");
       ip("-n", d, "link", "set", br, "up");
     }
+    if (this.mgmt) ip("-n", d, "addr", "add", `${DIRECTOR_MGMT}/24`, "dev", bi);
     const c = t.addNs("c");
     this.veth(c, t.dev("ca"), t.dev("cb"), bo);
     ip("-n", c, "addr", "add", `${CLIENT_IP}/24`, "dev", t.dev("ca"));
@@ -107,6 +117,8 @@ export class NatLab {
         "80",
         "--http",
         "8080",
+        "--proxy-http",
+        "8082",
         "--udp",
         "53",
       ]);
