@@ -1,0 +1,180 @@
+/**
+ * The LVS-DR and LVS-TUN lab topologies, as in the tutorials, from network namespaces:
+ *
+ *   DR:   client 10.0.1.7 ── router ── segment 10.0.0.0/24 ── director (lvsd) 10.0.0.1
+ *                              10.0.1.1  10.0.0.254            rs1 10.0.0.11, rs2 10.0.0.12
+ *                                                              (VIP 10.0.0.100 on their lo)
+ *   TUN:  client 10.0.1.7 ── router ── 10.0.0.0/24 ── director (lvsd) 10.0.0.1
+ *                              │
+ *                              └────── 10.0.2.0/24 ── rs1 10.0.2.11, rs2 10.0.2.12
+ *                                     (VIP on lo, IPIP decapsulated by lvs-realserver)
+ *
+ * The real servers are prepared with `lvs-realserver` exactly as a user would; they answer the
+ * client directly through the router. Namespace "d" holds the segment bridges and runs lvsd on
+ * a TAP device. The router forwards with rp_filter off (replies come from the VIP, which lives
+ * on another segment in the TUN topology).
+ */
+import { join } from "node:path";
+import { LVSADM, LVSD, PEER, ROOT, VIP } from "./natlab.js";
+import { type ExecResult, ip, sh, Topology, waitFor } from "./netns.js";
+
+export const REALSERVER = join(ROOT, "bin", "lvs-realserver");
+export const ROUTED_CLIENT = "10.0.1.7";
+export const ROUTER_CLIENT_SIDE = "10.0.1.1";
+export const ROUTER_DIRECTOR_SIDE = "10.0.0.254";
+export const ROUTER_RS_SIDE = "10.0.2.254";
+export const ROUTED_DIRECTOR = "10.0.0.1";
+
+export type RoutedMode = "dr" | "tun";
+
+export interface RoutedLabOptions {
+  prefix: string;
+  mode: RoutedMode;
+  servers?: number;
+  /** MTU of the router's leg towards the real servers (TUN path-MTU test). */
+  rsLinkMtu?: number;
+}
+
+export class RoutedLab {
+  readonly topo: Topology;
+  readonly mode: RoutedMode;
+  readonly servers: number;
+  readonly control: string;
+  private readonly rsLinkMtu: number;
+  private lvsdLog = "";
+
+  constructor(o: RoutedLabOptions) {
+    this.topo = new Topology(o.prefix);
+    this.mode = o.mode;
+    this.servers = o.servers ?? 2;
+    this.control = `/run/lvsd/${o.prefix}.sock`;
+    this.rsLinkMtu = o.rsLinkMtu ?? 1500;
+  }
+
+  /** Real server k's address. */
+  rsIp(k: number): string {
+    return this.mode === "dr" ? `10.0.0.${10 + k}` : `10.0.2.${10 + k}`;
+  }
+
+  async up(): Promise<void> {
+    const t = this.topo;
+    const d = t.addNs("d");
+    const segA = t.dev("sa");
+    const segB = t.dev("sb");
+    ip("-n", d, "link", "add", segA, "type", "bridge");
+    ip("-n", d, "link", "set", segA, "up");
+    if (this.mode === "tun") {
+      ip("-n", d, "link", "add", segB, "type", "bridge");
+      ip("-n", d, "link", "set", segB, "up");
+    }
+    // router
+    const rt = t.addNs("rt");
+    for (const k of ["all", "default"]) t.exec("rt", "sysctl", ["-qw", `net.ipv4.conf.${k}.rp_filter=0`]);
+    t.exec("rt", "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
+    // client <-> router: a direct veth
+    const c = t.addNs("c");
+    ip("link", "add", t.dev("ca"), "netns", c, "type", "veth", "peer", "name", t.dev("cr"), "netns", rt);
+    ip("-n", c, "addr", "add", `${ROUTED_CLIENT}/24`, "dev", t.dev("ca"));
+    ip("-n", c, "link", "set", t.dev("ca"), "up");
+    ip("-n", c, "route", "add", "default", "via", ROUTER_CLIENT_SIDE);
+    ip("-n", rt, "addr", "add", `${ROUTER_CLIENT_SIDE}/24`, "dev", t.dev("cr"));
+    ip("-n", rt, "link", "set", t.dev("cr"), "up");
+    // router <-> director segment
+    this.toBridge(rt, t.dev("ra"), t.dev("rA"), segA);
+    ip("-n", rt, "addr", "add", `${ROUTER_DIRECTOR_SIDE}/24`, "dev", t.dev("ra"));
+    if (this.mode === "tun") {
+      this.toBridge(rt, t.dev("rb"), t.dev("rB"), segB);
+      ip("-n", rt, "addr", "add", `${ROUTER_RS_SIDE}/24`, "dev", t.dev("rb"));
+      if (this.rsLinkMtu !== 1500) ip("-n", rt, "link", "set", t.dev("rb"), "mtu", String(this.rsLinkMtu));
+    }
+    for (const dev of ["cr", "ra", ...(this.mode === "tun" ? ["rb"] : [])]) {
+      t.exec("rt", "sysctl", ["-qw", `net.ipv4.conf.${t.dev(dev)}.rp_filter=0`]);
+    }
+    // real servers
+    for (let k = 1; k <= this.servers; k++) {
+      const r = t.addNs(`r${k}`);
+      const dev = t.dev(`r${k}a`);
+      this.toBridge(r, dev, t.dev(`r${k}b`), this.mode === "dr" ? segA : segB);
+      ip("-n", r, "addr", "add", `${this.rsIp(k)}/24`, "dev", dev);
+      ip(
+        "-n",
+        r,
+        "route",
+        "add",
+        "default",
+        "via",
+        this.mode === "dr" ? ROUTER_DIRECTOR_SIDE : ROUTER_RS_SIDE,
+      );
+      t.spawn(`r${k}`, process.execPath, [PEER, "--name", `rs${k}`, "--http", "80", "--udp", "53"]);
+      if (this.mode === "dr") {
+        const res = sh(process.execPath, [REALSERVER, "dr", "--vip", VIP, "--netns", r]);
+        if (res.code !== 0) throw new Error(`lvs-realserver dr: ${res.stderr.trim()}`);
+      } else {
+        // the decapsulator runs in the foreground until the lab ends
+        t.spawn(`r${k}`, process.execPath, [REALSERVER, "tun", "--vip", VIP, "--dev", dev]);
+      }
+    }
+    const args = [
+      LVSD,
+      "--link",
+      `tap=${t.dev("t0")},bridge=${segA},addr=${ROUTED_DIRECTOR}/24`,
+      "--route",
+      `default,via=${ROUTER_DIRECTOR_SIDE}`,
+      "--control",
+      this.control,
+    ];
+    const p = t.spawn("d", process.execPath, args);
+    p.stderr?.on("data", (b: Buffer) => {
+      this.lvsdLog += b.toString();
+    });
+    await waitFor("lvsd's control socket", () => this.lvsadm("-Ln").code === 0, 15_000);
+    await waitFor("the real servers", () => {
+      for (let k = 1; k <= this.servers; k++) {
+        if (t.exec(`r${k}`, "ss", ["-ltn", "sport = :80"]).stdout.split("\n").length < 3) return false;
+        if (this.mode === "tun" && t.exec(`r${k}`, "ip", ["-o", "link", "show", "type", "tun"]).stdout === "")
+          return false;
+      }
+      return true;
+    });
+  }
+
+  private toBridge(ns: string, inside: string, outside: string, bridge: string): void {
+    const d = this.topo.ns("d");
+    ip("link", "add", inside, "netns", ns, "type", "veth", "peer", "name", outside, "netns", d);
+    ip("-n", d, "link", "set", outside, "master", bridge, "up");
+    ip("-n", ns, "link", "set", inside, "up");
+  }
+
+  lvsadm(...args: string[]): ExecResult {
+    process.env.LVSD_CONTROL = this.control;
+    return sh(process.execPath, [LVSADM, ...args], undefined, 10_000);
+  }
+
+  lvsadmIn(input: string, ...args: string[]): ExecResult {
+    process.env.LVSD_CONTROL = this.control;
+    return sh(process.execPath, [LVSADM, ...args], input, 10_000);
+  }
+
+  client(cmd: string, args: readonly string[], input?: string, timeoutMs = 30_000): ExecResult {
+    return this.topo.exec("c", cmd, args, input, timeoutMs);
+  }
+
+  get(url: string): string {
+    const r = this.client("curl", ["-s", "-m", "5", url]);
+    return r.code === 0 ? r.stdout : "";
+  }
+
+  log(): string {
+    return this.lvsdLog;
+  }
+
+  down(): void {
+    if (this.mode === "dr") {
+      for (let k = 1; k <= this.servers; k++) {
+        sh(process.execPath, [REALSERVER, "dr", "--vip", VIP, "--netns", this.topo.ns(`r${k}`), "--undo"]);
+      }
+    }
+    this.topo.destroy();
+    sh("rm", ["-f", this.control]);
+  }
+}
