@@ -5,8 +5,10 @@
       "sources": [
         "native/addon.cc",
         "native/common.cc",
+        "native/csum.cc",
         "native/link.cc",
         "native/rawsock.cc",
+        "native/sys.cc",
         "native/tap.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

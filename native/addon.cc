@@ -1,4 +1,4 @@
-// lvs-ts I/O addon: TAP devices and AF_PACKET sockets with batched receive/transmit into
+// lvs-ts I/O addon: TAP/TUN devices and AF_PACKET sockets with batched receive/transmit into
 // caller-owned slabs, and libuv readiness callbacks. See src/io/native.ts for the JS side.
 #include <napi.h>
 
@@ -14,7 +14,10 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(data);
   exports.Set("openTap", Napi::Function::New(env, OpenTap, "openTap"));
   exports.Set("openRaw", Napi::Function::New(env, OpenRaw, "openRaw"));
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
+  InitSys(env, exports);
+  // 2: openTun, the ipip filter, csumFixed/rxGso counters, sysctl/addr/ethtool/ipipGuard.
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   return exports;
 }
 

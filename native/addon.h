@@ -13,5 +13,8 @@ struct AddonData {
 
 Napi::Value OpenTap(const Napi::CallbackInfo& info);
 Napi::Value OpenRaw(const Napi::CallbackInfo& info);
+Napi::Value OpenTun(const Napi::CallbackInfo& info);
+// sys.cc: host configuration in a namespace (sysctl, addresses, ethtool offloads, IPIP guard).
+void InitSys(Napi::Env env, Napi::Object exports);
 
 }  // namespace lvsio

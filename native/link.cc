@@ -11,6 +11,7 @@
 
 #include "addon.h"
 #include "common.h"
+#include "csum.h"
 
 namespace lvsio {
 
@@ -18,6 +19,8 @@ namespace {
 
 constexpr uint32_t kMaxMsgs = 1024;  // recvmmsg/sendmmsg vector length per system call
 constexpr uint32_t kEthHdr = 14;
+// Room for one PACKET_AUXDATA control message per received frame (mmsg mode).
+constexpr size_t kAuxSpace = CMSG_SPACE(sizeof(struct tpacket_auxdata));
 
 // Typed-array argument: pointer and element count, with the element type checked.
 template <typename T>
@@ -89,13 +92,17 @@ void Link::Publish() {
   ro("mtu", Napi::Number::New(env, mtu));
   ro("created", Napi::Boolean::New(env, created));
   ro("fd", Napi::Number::New(env, fd));
-  const char* k = kind == LinkKind::kTap ? "tap" : kind == LinkKind::kRawRing ? "ring" : "mmsg";
+  const char* k = kind == LinkKind::kTap   ? "tap"
+                  : kind == LinkKind::kTun ? "tun"
+                  : kind == LinkKind::kRawRing ? "ring"
+                                               : "mmsg";
   ro("kind", Napi::String::New(env, k));
   ro("rxRingFrames", Napi::Number::New(env, ring.rxFrames));
   ro("txRingFrames", Napi::Number::New(env, ring.txFrames));
   if (kind == LinkKind::kRawMmsg) {
     msgs_.resize(kMaxMsgs);
     iovs_.resize(kMaxMsgs);
+    rxCtl_.assign(kMaxMsgs * kAuxSpace, 0);
   }
   // Start from zero: drops an attached persistent TAP saw before we opened it are not ours.
   RefreshKernelDrops();
@@ -131,6 +138,7 @@ Napi::Value Link::Rx(const Napi::CallbackInfo& info) {
   } else {
     switch (kind) {
       case LinkKind::kTap:
+      case LinkKind::kTun:
         n = RxTap(slab, off, len, start, max, slot, headroom);
         break;
       case LinkKind::kRawRing:
@@ -191,6 +199,7 @@ int32_t Link::RxRing(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start
     if (snap < h->tp_len || outLen > room || snap < kEthHdr) {
       st_[kRxDropped]++;
       if (snap >= kEthHdr) st_[kRxTruncated]++;
+      if (IsGso(h->tp_len)) st_[kRxGso]++;
     } else {
       const uint32_t i = start + k;
       const uint32_t o = i * slot + headroom;
@@ -205,7 +214,10 @@ int32_t Link::RxRing(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start
       } else {
         memcpy(dst, data, snap);
       }
-      if (status & TP_STATUS_CSUMNOTREADY) st_[kCsumPartial]++;
+      if (status & TP_STATUS_CSUMNOTREADY) {
+        st_[kCsumPartial]++;
+        if (FinishL4Checksum(dst, outLen)) st_[kCsumFixed]++;
+      }
       off[i] = o;
       len[i] = outLen;
       st_[kRxPackets]++;
@@ -230,6 +242,8 @@ int32_t Link::RxMmsg(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start
       memset(&msgs_[j].msg_hdr, 0, sizeof(struct msghdr));
       msgs_[j].msg_hdr.msg_iov = &iovs_[j];
       msgs_[j].msg_hdr.msg_iovlen = 1;
+      msgs_[j].msg_hdr.msg_control = rxCtl_.data() + j * kAuxSpace;
+      msgs_[j].msg_hdr.msg_controllen = kAuxSpace;
     }
     int r = recvmmsg(fd, msgs_.data(), want, MSG_DONTWAIT, nullptr);
     if (r < 0) {
@@ -241,16 +255,43 @@ int32_t Link::RxMmsg(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start
     }
     // Keep the good frames contiguous: a dropped one is overwritten by the next good one.
     for (int j = 0; j < r; j++) {
-      const uint32_t n = msgs_[j].msg_len;
-      if ((msgs_[j].msg_hdr.msg_flags & MSG_TRUNC) || n < kEthHdr) {
+      uint32_t n = msgs_[j].msg_len;
+      // PACKET_AUXDATA: the status (checksum, VLAN) and the frame's length before truncation.
+      const struct tpacket_auxdata* aux = nullptr;
+      for (struct cmsghdr* c = CMSG_FIRSTHDR(&msgs_[j].msg_hdr); c != nullptr;
+           c = CMSG_NXTHDR(&msgs_[j].msg_hdr, c)) {
+        if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct tpacket_auxdata)))
+          aux = reinterpret_cast<const struct tpacket_auxdata*>(CMSG_DATA(c));
+      }
+      const uint32_t status = aux != nullptr ? aux->tp_status : 0;
+      const bool vlan = (status & TP_STATUS_VLAN_VALID) != 0;
+      if ((msgs_[j].msg_hdr.msg_flags & MSG_TRUNC) || n < kEthHdr || (vlan && n + 4 > room)) {
         st_[kRxDropped]++;
         if (n >= kEthHdr) st_[kRxTruncated]++;
+        if (aux != nullptr && IsGso(aux->tp_len)) st_[kRxGso]++;
         continue;
       }
       const uint32_t i = start + k;
       const uint32_t o = i * slot + headroom;
       uint8_t* src = static_cast<uint8_t*>(iovs_[j].iov_base);
-      if (src != slab + o) memmove(slab + o, src, n);
+      uint8_t* dst = slab + o;
+      if (vlan) {
+        // As in ring mode: put the tag VLAN acceleration took off back into the frame.
+        const uint16_t tpid =
+            (status & TP_STATUS_VLAN_TPID_VALID) && aux->tp_vlan_tpid ? aux->tp_vlan_tpid : 0x8100;
+        memmove(dst + 16, src + 12, n - 12);
+        if (src != dst) memmove(dst, src, 12);
+        PutBe16(dst + 12, tpid);
+        PutBe16(dst + 14, aux->tp_vlan_tci);
+        n += 4;
+      } else if (src != dst) {
+        memmove(dst, src, n);
+      }
+      if (status & TP_STATUS_CSUMNOTREADY) {
+        st_[kCsumPartial]++;
+        if (FinishL4Checksum(dst, n)) st_[kCsumFixed]++;
+      }
       off[i] = o;
       len[i] = n;
       st_[kRxPackets]++;
@@ -281,6 +322,7 @@ Napi::Value Link::Tx(const Napi::CallbackInfo& info) {
     const auto id = static_cast<int16_t>(linkId);
     switch (kind) {
       case LinkKind::kTap:
+      case LinkKind::kTun:
         sent = TxTap(slab, slabLen, off, len, egress, count, id);
         break;
       case LinkKind::kRawRing:
@@ -459,7 +501,7 @@ uint32_t Link::TxMmsg(uint8_t* slab, size_t slabLen, const uint32_t* off, const 
 // TAP the interface's tx_dropped, i.e. frames the kernel dropped because our queue was full.
 void Link::RefreshKernelDrops() {
   if (fd < 0) return;
-  if (kind != LinkKind::kTap) {
+  if (kind == LinkKind::kRawRing || kind == LinkKind::kRawMmsg) {
     struct tpacket_stats s;
     socklen_t sl = sizeof s;
     if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &s, &sl) == 0) {

@@ -19,7 +19,7 @@
 
 namespace lvsio {
 
-enum class LinkKind { kTap, kRawRing, kRawMmsg };
+enum class LinkKind { kTap, kTun, kRawRing, kRawMmsg };
 
 // Counter slots, in the order stats() writes them into a Float64Array.
 enum StatSlot {
@@ -33,6 +33,8 @@ enum StatSlot {
   kKernelDrops, // ring/socket drops (PACKET_STATISTICS) or TAP queue drops (IFLA_STATS64 tx_dropped)
   kLastErrno,   // last hard error seen by rx/tx/poll (0 = none)
   kCsumPartial, // AF_PACKET frames flagged TP_STATUS_CSUMNOTREADY (checksum left to offload)
+  kCsumFixed,   // ... of which we completed the TCP/UDP checksum before handing them on
+  kRxGso,       // frames longer than MTU + 18: GSO/TSO super-frames from a local sender (dropped)
   kStatCount
 };
 
@@ -85,6 +87,8 @@ class Link : public Napi::ObjectWrap<Link> {
   uint32_t TxMmsg(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint32_t* len, const int16_t* egress,
                   uint32_t count, int16_t linkId);
   bool FlushTxRing();
+  // Longer than any frame the wire could carry: a GSO/TSO super-frame from a local sender.
+  bool IsGso(uint32_t frameLen) const { return frameLen > static_cast<uint32_t>(mtu) + 14 + 4; }
   void RefreshKernelDrops();
   void StopPoll();
   void CloseAll();
@@ -97,9 +101,10 @@ class Link : public Napi::ObjectWrap<Link> {
   uv_timer_t* retry_ = nullptr;  // retries the flush every millisecond while there is a backlog
   void NoteBacklog();
   static void OnRetry(uv_timer_t* t);
-  // recvmmsg/sendmmsg scratch, sized once.
+  // recvmmsg/sendmmsg scratch, sized once; rxCtl_ holds one PACKET_AUXDATA cmsg per message.
   std::vector<struct mmsghdr> msgs_;
   std::vector<struct iovec> iovs_;
+  std::vector<uint8_t> rxCtl_;
   // Event-loop integration.
   napi_env env_ = nullptr;
   uv_poll_t* poll_ = nullptr;

@@ -8,6 +8,13 @@
 //
 // The socket is created with protocol 0 (it receives nothing), the filter and rings are set up,
 // and only then is it bound with ETH_P_ALL, so no unfiltered frame ever reaches the ring.
+//
+// Filters: by default the director's (frames to our MACs, group ARP); `ipip` (a list of local
+// IPv4 addresses) replaces it with the IPIP decapsulator's: untagged IPv4 protocol 4 to one of
+// those addresses, PACKET_HOST only (socket bound to ETH_P_IP).
+//
+// Frames a local sender left with an unfinished TCP/UDP checksum (TP_STATUS_CSUMNOTREADY, from
+// the ring header or, in mmsg mode, from PACKET_AUXDATA) get it finished in Link::Rx* (csum.h).
 #include <arpa/inet.h>
 #include <linux/filter.h>
 #include <linux/if_ether.h>
@@ -28,6 +35,7 @@ namespace lvsio {
 namespace {
 
 constexpr size_t kMaxFilterMacs = 32;
+constexpr size_t kMaxFilterAddrs = 32;
 
 sock_filter Stmt(uint16_t code, uint32_t k) { return sock_filter{code, 0, 0, k}; }
 sock_filter Jump(uint16_t code, uint32_t k, size_t self, size_t jt, size_t jf) {
@@ -64,6 +72,31 @@ std::vector<sock_filter> DirectorFilter(const std::vector<const uint8_t*>& macs)
   return p;
 }
 
+// What a userspace IPIP decapsulator needs: untagged IPv4 frames addressed to this host
+// (PACKET_HOST: not seen only because the device is promiscuous) with protocol 4 (IPIP) and a
+// destination address in `addrs` (network byte order, 4 bytes each).
+std::vector<sock_filter> IpipFilter(const std::vector<uint32_t>& addrs) {
+  const size_t n = addrs.size();
+  const size_t first = 7, host = first + n, accept = host + 2, drop = accept + 1;
+  std::vector<sock_filter> p;
+  p.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT)));
+  p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 2, drop));
+  p.push_back(Stmt(BPF_LD | BPF_H | BPF_ABS, 12));
+  p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 3, 4, drop));
+  p.push_back(Stmt(BPF_LD | BPF_B | BPF_ABS, ETH_HLEN + 9));  // IPv4 protocol
+  p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_IPIP, 5, 6, drop));
+  p.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, ETH_HLEN + 16));  // IPv4 destination address
+  for (size_t k = 0; k < n; k++) {
+    const size_t at = first + k;
+    p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, ntohl(addrs[k]), at, host, k + 1 < n ? at + 1 : drop));
+  }
+  p.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)));
+  p.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, PACKET_HOST, host + 1, accept, drop));
+  p.push_back(Stmt(BPF_RET | BPF_K, 0x40000));
+  p.push_back(Stmt(BPF_RET | BPF_K, 0));
+  return p;
+}
+
 uint32_t RoundPow2(uint32_t v) {
   uint32_t p = 1;
   while (p < v) p <<= 1;
@@ -95,6 +128,21 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
     extra.assign(a.Data(), a.Data() + a.ElementLength());
     if (extra.size() / 6 + 1 > kMaxFilterMacs) throw Napi::RangeError::New(env, "at most 31 extra MACs");
   }
+  std::vector<uint32_t> ipip;  // network byte order
+  Napi::Value ipipV = o.Get("ipip");
+  if (!ipipV.IsUndefined() && !ipipV.IsNull()) {
+    if (!ipipV.IsTypedArray() || ipipV.As<Napi::Uint8Array>().ElementLength() % 4 != 0 ||
+        ipipV.As<Napi::Uint8Array>().ElementLength() == 0)
+      throw Napi::TypeError::New(env, "option ipip must be a Uint8Array of 4-byte IPv4 addresses");
+    Napi::Uint8Array a = ipipV.As<Napi::Uint8Array>();
+    if (a.ElementLength() / 4 > kMaxFilterAddrs) throw Napi::RangeError::New(env, "at most 32 ipip addresses");
+    if (!extra.empty()) throw Napi::TypeError::New(env, "options ipip and macs exclude each other");
+    for (size_t i = 0; i < a.ElementLength(); i += 4) {
+      uint32_t v;
+      memcpy(&v, a.Data() + i, 4);
+      ipip.push_back(v);
+    }
+  }
 
   struct ifreq ifr;
   SetIfName(env, ifr, ifname, "ifname");
@@ -111,7 +159,11 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
     if (setsockopt(s.get(), level, opt, v, l) != 0) ThrowErrno(env, "socket", what, errno, "packet socket on " + ifname);
   };
 
-  if (filter) {
+  if (!ipip.empty()) {
+    std::vector<sock_filter> prog = IpipFilter(ipip);
+    struct sock_fprog fp = {static_cast<unsigned short>(prog.size()), prog.data()};
+    setopt(SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp, "setsockopt(SO_ATTACH_FILTER)");
+  } else if (filter) {
     std::vector<const uint8_t*> macs{mac};
     for (size_t i = 0; i < extra.size(); i += 6)
       if (memcmp(extra.data() + i, mac, 6) != 0) macs.push_back(extra.data() + i);
@@ -166,6 +218,8 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
     if (setsockopt(s.get(), SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0)
       setsockopt(s.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   } else {
+    // The frame's status (unfinished checksum, VLAN tag) and length come as a control message.
+    setopt(SOL_PACKET, PACKET_AUXDATA, &one, sizeof one, "setsockopt(PACKET_AUXDATA)");
     const int buf = 8 << 20;
     // Root may exceed rmem_max/wmem_max; fall back to the capped option otherwise.
     if (setsockopt(s.get(), SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
@@ -182,7 +236,7 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
   struct sockaddr_ll sll;
   memset(&sll, 0, sizeof sll);
   sll.sll_family = AF_PACKET;
-  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_protocol = htons(ipip.empty() ? ETH_P_ALL : ETH_P_IP);
   sll.sll_ifindex = ifindex;
   if (bind(s.get(), reinterpret_cast<struct sockaddr*>(&sll), sizeof sll) != 0)
     ThrowErrno(env, "socket", "bind", errno, "packet socket on " + ifname);

@@ -7,6 +7,10 @@
 //                                 none. Attaching gives EBUSY if another process holds it, and
 //                                 EINVAL if the name belongs to a device that is not a TAP.
 // A device we did not create is left in place on close.
+//
+// TUN devices (OpenTun): the same with IFF_TUN | IFF_NO_PI, so each read()/write() is one bare IP
+// packet. The userspace IPIP decapsulator writes inner packets into one to hand them to the
+// local stack.
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
@@ -97,6 +101,53 @@ Napi::Value OpenTap(const Napi::CallbackInfo& info) {
   link->mtu = GetMtu(env, ctl.get(), actual, "mtu");
   link->created = !existed;
   link->nlfd = OpenRtnl();  // in the TAP's namespace, for its tx_dropped counter
+  link->fd = fd.release();
+  link->Publish();
+  return obj;
+}
+
+Napi::Value OpenTun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "openTun(options)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  const std::string name = OptString(o, "name");
+  const bool create = OptBool(o, "create", true);
+  const bool exclusive = OptBool(o, "exclusive", create);
+  const bool up = OptBool(o, "up", true);
+  const int64_t mtu = OptInt(o, "mtu", 0);
+  const std::string netns = OptString(o, "netns");
+
+  struct ifreq ifr;
+  SetIfName(env, ifr, name, "tunsetiff");
+  NetnsGuard ns(env, netns);
+  Fd ctl(ControlSocket(env, "tun"));
+  const bool existed = if_nametoindex(name.c_str()) != 0;
+  if (!create && !existed) {
+    ThrowErrno(env, "attach", "if_nametoindex", ENODEV, "TUN device " + name + " does not exist (create: false)");
+  }
+  Fd fd(open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) ThrowErrno(env, "tun", "open", errno, "/dev/net/tun");
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (create && exclusive ? IFF_TUN_EXCL : 0);
+  if (ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
+    int err = errno;
+    if (err == EINVAL && existed) {
+      ThrowErrno(env, "tunsetiff", "TUNSETIFF", err, "device " + name + " exists but is not a TUN");
+    }
+    ThrowErrno(env, "tunsetiff", "TUNSETIFF", err, "TUN device " + name);
+  }
+  const std::string actual(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+  if (mtu > 0) SetMtu(env, ctl.get(), actual, static_cast<int>(mtu), "mtu");
+  const int ifindex = IfIndex(env, ctl.get(), actual, "tunsetiff");
+  if (up) SetUp(env, ctl.get(), actual, "up");
+
+  Napi::Object obj = Link::Create(env);
+  Link* link = Link::Unwrap(obj);
+  link->kind = LinkKind::kTun;
+  link->name = actual;
+  link->ifindex = ifindex;
+  link->mtu = GetMtu(env, ctl.get(), actual, "mtu");
+  link->created = !existed;
+  link->nlfd = OpenRtnl();
   link->fd = fd.release();
   link->Publish();
   return obj;

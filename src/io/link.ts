@@ -127,7 +127,7 @@ export function toIoError(err: unknown, what: string): unknown {
     hint = " (is the tun module loaded?)";
   } else if (stage === "tunsetiff" && (errno === "EBUSY" || errno === "EEXIST")) {
     code = IoErrorCode.NAME_IN_USE;
-  } else if (stage === "tunsetiff" && errno === "EINVAL" && /not a TAP/.test(e.message)) {
+  } else if (stage === "tunsetiff" && errno === "EINVAL" && /not a T(AP|UN)/.test(e.message)) {
     code = IoErrorCode.NAME_IN_USE;
   } else if ((stage === "attach" || stage === "ifname") && (errno === "ENODEV" || errno === "ENXIO")) {
     code = IoErrorCode.NO_DEVICE;

@@ -23,7 +23,7 @@ export interface NativeLink {
   /** A TAP this link created (removed on close unless persistent). */
   readonly created: boolean;
   readonly fd: number;
-  readonly kind: "tap" | "ring" | "mmsg";
+  readonly kind: "tap" | "tun" | "ring" | "mmsg";
   readonly rxRingFrames: number;
   readonly txRingFrames: number;
   /** Read up to `max` frames into slots start.. (offset i*slotSize+headroom); count, or -errno. */
@@ -72,15 +72,54 @@ export interface NativeRawOptions {
   filter: boolean;
   /** Extra destination MACs to accept, 6 bytes each. */
   macs?: Uint8Array;
+  /** IPIP decapsulator filter instead of the director's: protocol 4 to these addresses (4 bytes each). */
+  ipip?: Uint8Array;
   qdiscBypass: boolean;
   rxFrames?: number;
   txFrames?: number;
+}
+
+export interface NativeTunOptions {
+  name: string;
+  create: boolean;
+  exclusive: boolean;
+  up: boolean;
+  mtu?: number;
+  netns?: string;
+}
+
+/** An IPv4 address as the addon lists it (addr in host order). */
+export interface NativeAddr {
+  ifindex: number;
+  label: string;
+  addr: number;
+  prefix: number;
+  scope: number;
+}
+
+/** Offload flags of an interface (null: the device does not report it). */
+export interface NativeOffloads {
+  txCsum: boolean | null;
+  sg: boolean | null;
+  tso: boolean | null;
+  gso: boolean | null;
+  gro: boolean | null;
 }
 
 export interface NativeAddon {
   readonly abiVersion: number;
   openTap(o: NativeTapOptions): NativeLink;
   openRaw(o: NativeRawOptions): NativeLink;
+  openTun(o: NativeTunOptions): NativeLink;
+  /** Read /proc/sys/<path> in the namespace ("" = ours); write `value` if given. Returns the old value. */
+  sysctl(netns: string, path: string, value?: string): string;
+  ifIndex(netns: string, name: string): number;
+  addrList(netns: string): NativeAddr[];
+  addrChange(netns: string, add: boolean, ifindex: number, addr: number, prefix: number): void;
+  /** Set the given offload flags; returns the flags as they were before. */
+  ethtool(netns: string, ifname: string, set: Partial<Record<keyof NativeOffloads, boolean>>): NativeOffloads;
+  /** A raw IPPROTO_IPIP socket that drops everything (see native/sys.cc); returns its descriptor. */
+  ipipGuard(netns: string, addr: number, ifname: string): number;
 }
 
 /** Slots of the counter array filled by NativeLink.stats (native/link.h StatSlot). */
@@ -95,10 +134,12 @@ export const STAT = {
   KERNEL_DROPS: 7,
   LAST_ERRNO: 8,
   CSUM_PARTIAL: 9,
+  CSUM_FIXED: 10,
+  RX_GSO: 11,
 } as const;
-export const STAT_COUNT = 10;
+export const STAT_COUNT = 12;
 
-const ADDON_ABI = 1;
+const ADDON_ABI = 2;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 
@@ -182,8 +223,23 @@ export interface LinkDetail extends LinkStats {
   rxTruncated: number;
   /** Drops reported by the kernel (PACKET_STATISTICS, or a TAP's queue overflow). */
   kernelDrops: number;
-  /** AF_PACKET frames whose L4 checksum was left to offload (turn off tx checksumming on the peer). */
+  /**
+   * AF_PACKET frames a local sender left with an unfinished TCP/UDP checksum
+   * (TP_STATUS_CSUMNOTREADY: veth, or virtio with offloads).
+   */
   csumPartial: number;
+  /**
+   * Of those, the IPv4 TCP/UDP frames (also inside IPIP) whose checksum the addon completed before
+   * handing them over, so they can be forwarded as they are. The rest (IPv6, fragments, other
+   * protocols) are passed on unchanged.
+   */
+  csumFixed: number;
+  /**
+   * Frames longer than MTU + 18 (GSO/TSO super-frames a local sender handed over unsegmented).
+   * They do not fit a slot and are dropped (also counted in rxTruncated and rxDropped): turn off
+   * TSO/GSO on the sending interface (src/io/netconf.ts disableOffloads).
+   */
+  rxGso: number;
   /** Last hard errno seen on the data path, 0 if none. */
   lastErrno: number;
 }
@@ -261,6 +317,8 @@ export class NativeLinkIo implements LinkIo {
       rxTruncated: c[STAT.RX_TRUNCATED]!,
       kernelDrops: c[STAT.KERNEL_DROPS]!,
       csumPartial: c[STAT.CSUM_PARTIAL]!,
+      csumFixed: c[STAT.CSUM_FIXED]!,
+      rxGso: c[STAT.RX_GSO]!,
       lastErrno: c[STAT.LAST_ERRNO]!,
     };
   }

@@ -14,12 +14,16 @@
  *
  * By default a classic BPF filter keeps only what the director needs: frames to the interface's
  * MAC or to `macs` (IPv4, ARP, 802.1Q), and ARP to broadcast/multicast. `macs: "all"` turns it off.
- * PACKET_IGNORE_OUTGOING hides our own transmissions from our receive side.
+ * PACKET_IGNORE_OUTGOING hides our own transmissions from our receive side. `ipip` replaces that
+ * filter with a userspace IPIP decapsulator's: untagged IPv4 protocol 4 addressed to this host
+ * (PACKET_HOST) at one of the given addresses.
  *
  * The kernel stack still sees every frame too: give the interface no address the director uses,
  * or it will answer (RST, ICMP) for it. On veth, turn off the peer's offloads
- * (`ethtool -K PEER tso off gso off tx off`): GSO super-packets are too long for a slot (counted
- * in detail().rxTruncated) and offloaded checksums arrive unfinished (detail().csumPartial).
+ * (netconf.ts `disableOffloads(ns, peer)`, i.e. `ethtool -K PEER tso off gso off gro off`): GSO
+ * super-packets are too long for a slot and are dropped (detail().rxGso, also in rxTruncated).
+ * TCP/UDP checksums a local sender left to offload (detail().csumPartial) are completed by the
+ * addon before the frame reaches the batch (detail().csumFixed), so forwarded frames are valid.
  */
 import { IoError, IoErrorCode, toIoError } from "./link.js";
 import { loadNative, type NativeLink, NativeLinkIo, type NativeRawOptions, netnsPath } from "./native.js";
@@ -41,6 +45,11 @@ export interface RawOptions {
   qdiscBypass?: boolean;
   /** Network namespace (an `ip netns` name or a path) the interface lives in. */
   netns?: string;
+  /**
+   * Receive only IPIP (IPv4 protocol 4) addressed to this host at one of these addresses (uint32,
+   * at most 32), for a userspace decapsulator. Excludes `macs`.
+   */
+  ipip?: readonly number[];
 }
 
 export class RawIo extends NativeLinkIo {
@@ -89,6 +98,20 @@ export function openRaw(opts: RawOptions): RawIo {
       flat.set(m, i * 6);
     });
     o.macs = flat;
+  }
+  if (opts.ipip !== undefined) {
+    if (opts.macs !== undefined)
+      throw new IoError(IoErrorCode.INVALID, `${what}: ipip and macs exclude each other`);
+    if (opts.ipip.length === 0 || opts.ipip.length > 32)
+      throw new IoError(IoErrorCode.INVALID, `${what}: ipip needs 1..32 addresses`);
+    const flat = new Uint8Array(opts.ipip.length * 4);
+    const dv = new DataView(flat.buffer);
+    opts.ipip.forEach((a, i) => {
+      if (!Number.isInteger(a) || a < 0 || a > 0xffffffff)
+        throw new IoError(IoErrorCode.INVALID, `${what}: ipip[${i}] must be a uint32 IPv4 address`);
+      dv.setUint32(i * 4, a);
+    });
+    o.ipip = flat;
   }
   if (opts.rxFrames !== undefined) o.rxFrames = opts.rxFrames;
   if (opts.txFrames !== undefined) o.txFrames = opts.txFrames;
