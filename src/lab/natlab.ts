@@ -11,24 +11,15 @@
  * whose peers sit on the bridges. The kernel of namespace "d" has no addresses, so it never
  * answers for the director: lvsd does, in userspace.
  */
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { type ExecResult, ip, sh, Topology, waitFor } from "./netns.js";
+import { join } from "node:path";
+import { LabBase, PEER, ROOT, VIP } from "./labbase.js";
+import { ip, sh, waitFor } from "./netns.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** Repository root (this file is src/lab/natlab.ts or dist/src/lab/natlab.js). */
-export const ROOT = existsSync(join(here, "..", "..", "package.json"))
-  ? join(here, "..", "..")
-  : join(here, "..", "..", "..");
-export const LVSD = join(ROOT, "bin", "lvsd");
-export const LVSADM = join(ROOT, "bin", "lvsadm");
-export const PEER = join(ROOT, "dist", "src", "lab", "peer.js");
+export { LVSADM, LVSD, PEER, ROOT, VIP } from "./labbase.js";
 
 export const CLIENT_IP = "10.0.0.7";
 export const DIRECTOR_OUT = "10.0.0.1";
 export const DIRECTOR_IN = "192.168.10.254";
-export const VIP = "10.0.0.100";
 /** The director's kernel address on the inside network (option mgmt): health checks leave from it. */
 export const DIRECTOR_MGMT = "192.168.10.253";
 
@@ -67,21 +58,17 @@ export interface NatLabOptions {
   mgmt?: boolean;
 }
 
-export class NatLab {
-  readonly topo: Topology;
+export class NatLab extends LabBase {
   readonly servers: number;
   readonly backend: LabBackend;
-  readonly control: string;
-  private lvsdLog = "";
   private readonly extra: string[];
   private readonly rsRoute: boolean;
   private readonly mgmt: boolean;
 
   constructor(opts: NatLabOptions) {
-    this.topo = new Topology(opts.prefix);
+    super(opts.prefix);
     this.servers = opts.servers ?? 4;
     this.backend = opts.backend ?? "tap";
-    this.control = `/run/lvsd/${opts.prefix}.sock`;
     this.extra = opts.lvsdArgs ?? [];
     this.rsRoute = opts.rsRoute ?? true;
     this.mgmt = opts.mgmt ?? false;
@@ -155,12 +142,7 @@ export class NatLab {
       this.vethLocal(d, t.dev("x1"), t.dev("y1"), bi);
       links = [`raw=${t.dev("x0")},addr=${DIRECTOR_OUT}/24`, `raw=${t.dev("x1")},addr=${DIRECTOR_IN}/24`];
     }
-    const args = [LVSD, ...links.flatMap((l) => ["--link", l]), "--control", this.control, ...this.extra];
-    const p = t.spawn("d", process.execPath, args);
-    p.stderr?.on("data", (b: Buffer) => {
-      this.lvsdLog += b.toString();
-    });
-    await waitFor("lvsd's control socket", () => this.lvsadm("-Ln").code === 0, 15_000);
+    await this.startLvsd([...links.flatMap((l) => ["--link", l]), ...this.extra]);
     await this.waitServers();
   }
 
@@ -187,37 +169,5 @@ export class NatLab {
     ip("-n", d, "link", "set", b, "master", bridge, "up");
     sh("ip", ["netns", "exec", d, "sysctl", "-qw", `net.ipv6.conf.${a}.disable_ipv6=1`]);
     ip("-n", d, "link", "set", a, "up");
-  }
-
-  /** Run lvsadm against this lab's lvsd (from the root namespace, over the control socket). */
-  lvsadm(...args: string[]): ExecResult {
-    process.env.LVSD_CONTROL = this.control;
-    return sh(process.execPath, [LVSADM, ...args], undefined, 10_000);
-  }
-
-  /** Run lvsadm with standard input (for -R). */
-  lvsadmIn(input: string, ...args: string[]): ExecResult {
-    process.env.LVSD_CONTROL = this.control;
-    return sh(process.execPath, [LVSADM, ...args], input, 10_000);
-  }
-
-  /** Run a command in the client namespace. */
-  client(cmd: string, args: readonly string[], input?: string, timeoutMs = 30_000): ExecResult {
-    return this.topo.exec("c", cmd, args, input, timeoutMs);
-  }
-
-  /** One HTTP GET from the client (curl), body or "" on failure. */
-  get(url: string): string {
-    const r = this.client("curl", ["-s", "-m", "5", url]);
-    return r.code === 0 ? r.stdout : "";
-  }
-
-  log(): string {
-    return this.lvsdLog;
-  }
-
-  down(): void {
-    this.topo.destroy();
-    sh("rm", ["-f", this.control]);
   }
 }

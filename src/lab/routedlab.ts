@@ -15,8 +15,8 @@
  * on another segment in the TUN topology).
  */
 import { join } from "node:path";
-import { LVSADM, LVSD, PEER, ROOT, VIP } from "./natlab.js";
-import { type ExecResult, ip, sh, Topology, waitFor } from "./netns.js";
+import { LabBase, PEER, ROOT, VIP } from "./labbase.js";
+import { ip, sh, waitFor } from "./netns.js";
 
 export const REALSERVER = join(ROOT, "bin", "lvs-realserver");
 export const ROUTED_CLIENT = "10.0.1.7";
@@ -35,19 +35,15 @@ export interface RoutedLabOptions {
   rsLinkMtu?: number;
 }
 
-export class RoutedLab {
-  readonly topo: Topology;
+export class RoutedLab extends LabBase {
   readonly mode: RoutedMode;
   readonly servers: number;
-  readonly control: string;
   private readonly rsLinkMtu: number;
-  private lvsdLog = "";
 
   constructor(o: RoutedLabOptions) {
-    this.topo = new Topology(o.prefix);
+    super(o.prefix);
     this.mode = o.mode;
     this.servers = o.servers ?? 2;
-    this.control = `/run/lvsd/${o.prefix}.sock`;
     this.rsLinkMtu = o.rsLinkMtu ?? 1500;
   }
 
@@ -114,20 +110,12 @@ export class RoutedLab {
         t.spawn(`r${k}`, process.execPath, [REALSERVER, "tun", "--vip", VIP, "--dev", dev]);
       }
     }
-    const args = [
-      LVSD,
+    await this.startLvsd([
       "--link",
       `tap=${t.dev("t0")},bridge=${segA},addr=${ROUTED_DIRECTOR}/24`,
       "--route",
       `default,via=${ROUTER_DIRECTOR_SIDE}`,
-      "--control",
-      this.control,
-    ];
-    const p = t.spawn("d", process.execPath, args);
-    p.stderr?.on("data", (b: Buffer) => {
-      this.lvsdLog += b.toString();
-    });
-    await waitFor("lvsd's control socket", () => this.lvsadm("-Ln").code === 0, 15_000);
+    ]);
     await waitFor("the real servers", () => {
       for (let k = 1; k <= this.servers; k++) {
         if (t.exec(`r${k}`, "ss", ["-ltn", "sport = :80"]).stdout.split("\n").length < 3) return false;
@@ -145,36 +133,12 @@ export class RoutedLab {
     ip("-n", ns, "link", "set", inside, "up");
   }
 
-  lvsadm(...args: string[]): ExecResult {
-    process.env.LVSD_CONTROL = this.control;
-    return sh(process.execPath, [LVSADM, ...args], undefined, 10_000);
-  }
-
-  lvsadmIn(input: string, ...args: string[]): ExecResult {
-    process.env.LVSD_CONTROL = this.control;
-    return sh(process.execPath, [LVSADM, ...args], input, 10_000);
-  }
-
-  client(cmd: string, args: readonly string[], input?: string, timeoutMs = 30_000): ExecResult {
-    return this.topo.exec("c", cmd, args, input, timeoutMs);
-  }
-
-  get(url: string): string {
-    const r = this.client("curl", ["-s", "-m", "5", url]);
-    return r.code === 0 ? r.stdout : "";
-  }
-
-  log(): string {
-    return this.lvsdLog;
-  }
-
-  down(): void {
+  override down(): void {
     if (this.mode === "dr") {
       for (let k = 1; k <= this.servers; k++) {
         sh(process.execPath, [REALSERVER, "dr", "--vip", VIP, "--netns", this.topo.ns(`r${k}`), "--undo"]);
       }
     }
-    this.topo.destroy();
-    sh("rm", ["-f", this.control]);
+    super.down();
   }
 }
