@@ -12,6 +12,7 @@
  * answers for the director: lvsd does, in userspace.
  */
 import { join } from "node:path";
+import { disableOffloads } from "../io/netconf.js";
 import { LabBase, PEER, ROOT, VIP } from "./labbase.js";
 import { ip, sh, waitFor } from "./netns.js";
 
@@ -137,6 +138,10 @@ export class NatLab extends LabBase {
         `tap=${t.dev("t1")},bridge=${bi},addr=${DIRECTOR_IN}/24`,
       ];
     } else {
+      // AF_PACKET reads wire-sized frames only: the senders on veth must not hand over TCP
+      // super-frames (TSO/GSO), which would not fit a batch slot.
+      disableOffloads(c, t.dev("ca"));
+      for (let k = 1; k <= this.servers; k++) disableOffloads(t.ns(`r${k}`), t.dev(`r${k}a`));
       // veth pairs: lvsd binds to x0/x1, their peers y0/y1 sit on the bridges
       this.vethLocal(d, t.dev("x0"), t.dev("y0"), bo);
       this.vethLocal(d, t.dev("x1"), t.dev("y1"), bi);

@@ -150,3 +150,32 @@ describe.skipIf(!ok)("LVS-NAT through lvsd on TAP", () => {
     expect(must("-Sn")).toBe(before);
   });
 });
+
+describe.skipIf(!ok)("LVS-NAT through lvsd on AF_PACKET sockets", () => {
+  const lab = new NatLab({ prefix: `nr${process.pid % 100000}`, servers: 2, backend: "raw" });
+  beforeAll(async () => {
+    await lab.up();
+  }, 60_000);
+  afterAll(() => lab.down());
+
+  it("balances HTTP with rr and moves 10 MB byte for byte", () => {
+    for (const c of [
+      ["-A", "-t", `${VIP}:80`, "-s", "rr"],
+      ["-a", "-t", `${VIP}:80`, "-r", `${rsIp(1)}:80`, "-m"],
+      ["-a", "-t", `${VIP}:80`, "-r", `${rsIp(2)}:80`, "-m"],
+    ]) {
+      expect(lab.lvsadm(...c).code).toBe(0);
+    }
+    const answers = Array.from({ length: 4 }, () => lab.get(`http://${VIP}/`).trim());
+    expect(answers).toEqual(["rs2", "rs1", "rs2", "rs1"]);
+    const n = 10 * 1024 * 1024;
+    const want = createHash("sha256").update(pattern(n)).digest("hex");
+    const down = lab.client(
+      "sh",
+      ["-c", `curl -s -m 60 http://${VIP}/bytes/${n} | sha256sum`],
+      undefined,
+      90_000,
+    );
+    expect(down.stdout.split(" ")[0]).toBe(want);
+  });
+});
