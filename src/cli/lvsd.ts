@@ -11,6 +11,7 @@ import { RateEstimator } from "../control/estimator.js";
 import { type ControlServer, ControlServerError, startControlServer } from "../control/server.js";
 import { Director, type LinkBackend } from "../director.js";
 import { Engine } from "../engine.js";
+import { HealthManager } from "../health/manager.js";
 import { IoError } from "../io/link.js";
 import { openRaw } from "../io/rawsock.js";
 import { openTap } from "../io/tap.js";
@@ -32,6 +33,8 @@ function log(msg: string): void {
 export interface Daemon {
   readonly engine: Engine;
   readonly director: Director;
+  /** Health checks and keepalived.conf (src/health); reload() on SIGHUP. */
+  readonly health: HealthManager;
   stop(): Promise<void>;
 }
 
@@ -109,13 +112,28 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
     if (r.code !== 0) throw new LvsdArgError(`--restore ${args.restore}: ${r.stderr.trim() || "failed"}`);
   }
 
+  // ---- health checks and keepalived.conf (src/health, src/config; docs/health.md) ----
+  // The configuration is applied before the control socket opens; checks start once it is
+  // open. Their table changes run on timers, between batches. SIGHUP (main) reloads; stop()
+  // stops the checks (omega scripts).
+  const health = new HealthManager(engine.table, { log });
+  if (args.config) {
+    const r = health.loadFile(args.config);
+    if (!r.ok) {
+      for (const io of opened) io.close();
+      throw new LvsdArgError(`--config: ${r.error}`);
+    }
+  }
+  // ---- end of health checks ----
+
   let control: ControlServer;
   try {
-    control = await startControlServer(args.control, engine, { onRequest: () => announceNewVips() });
+    control = await startControlServer(args.control, engine, { onRequest: () => announceNewVips(), health });
   } catch (err) {
     for (const io of opened) io.close();
     throw err;
   }
+  health.start(); // health checks (src/health)
   announceNewVips();
 
   // Per link: read a batch, process, send; go on only while batches come back full (the
@@ -140,9 +158,11 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
   return {
     engine,
     director,
+    health,
     async stop() {
       if (stopped) return;
       stopped = true;
+      health.stop(); // health checks (src/health)
       clearInterval(timer);
       for (const io of director.links) {
         io.onReadable(null);
@@ -199,4 +219,10 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   };
   process.once("SIGINT", () => shutdown("SIGINT"));
   process.once("SIGTERM", () => shutdown("SIGTERM"));
+  // health checks (src/health): SIGHUP reloads the keepalived.conf; an error keeps the old state
+  process.on("SIGHUP", () => {
+    log("SIGHUP: reloading the configuration");
+    const r = d.health.reload();
+    if (!r.ok && d.health.configFile === undefined) log(`SIGHUP: ${r.error}`);
+  });
 }

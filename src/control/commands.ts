@@ -24,6 +24,7 @@ import {
 } from "./format.js";
 import { fwdRefusal, isFwdSupported, supportedFwdOptions } from "./fwd.js";
 import { type Command, DEF_SCHED, type DestSpec, type ParseError, parseArgs } from "./ipvsadm.js";
+import { type HealthControl, runExtension } from "./keepalived.js";
 import { type ServicesDb, systemServices } from "./netdb.js";
 import { schedulerList } from "./sched.js";
 import type { ControlTarget } from "./target.js";
@@ -39,6 +40,8 @@ export interface ExecOptions {
   prog?: string;
   /** Port names; defaults to /etc/services. */
   services?: ServicesDb;
+  /** lvsd's health manager, for --health and --import (src/control/keepalived.ts). */
+  health?: HealthControl;
 }
 
 /** lvsadm's own version (lvs-ts's package version). */
@@ -190,6 +193,10 @@ Daemon Options:
 lvsadm:
   --control PATH                      lvsd's control socket (default ${DEFAULT_CONTROL_PATH});
                                       the LVSD_CONTROL environment variable sets it too.
+  ${p} --health                   health checks: each dest's check, state, last result,
+                                      last change and reason
+  ${p} --import FILE              load a keepalived.conf into lvsd (as a reload: only what
+                                      changed is touched; on an error nothing changes)
   Forwarding methods available now: ${supportedFwdOptions()}. The others are accepted and refused
   when used (without a method option a server is -g, direct routing, as in ipvsadm).
   Addresses are numeric IPv4 (no host names, no IPv6); ports may be named (/etc/services).
@@ -237,9 +244,12 @@ function executeOne(
   target: ControlTarget,
   services: ServicesDb,
   prog: string,
+  health?: HealthControl,
 ): ExecResult & { fatal?: boolean } {
   if (cmd.kind === "help") return ok(usageText(prog));
   if (cmd.kind === "version") return ok(versionText(prog));
+  // lvs-ts extensions: src/control/keepalived.ts
+  if (cmd.kind === "health" || cmd.kind === "import") return runExtension(cmd, health, prog);
   const table = target.table;
   switch (cmd.kind) {
     case "add-service":
@@ -385,7 +395,7 @@ export function execute(cmd: Command, target: ControlTarget, stdin = "", opts: E
   const prog = opts.prog ?? "lvsadm";
   const services = opts.services ?? systemServices();
   if (cmd.kind === "restore") return restore(target, stdin, services, prog);
-  const { fatal: _fatal, ...r } = executeOne(cmd, target, services, prog);
+  const { fatal: _fatal, ...r } = executeOne(cmd, target, services, prog, opts.health);
   return r;
 }
 
@@ -409,7 +419,7 @@ export function run(
   if (!parsed.ok) return parseErrorResult(parsed.error);
   const pp = applyProxyProtocol(parsed.cmd, ext.proxyProtocol);
   if (pp) return pp;
-  return execute(parsed.cmd, target, stdin, { prog, services });
+  return execute(parsed.cmd, target, stdin, { ...opts, prog, services });
 }
 
 /** Put --proxy-protocol into an -A/-E command; refuse it elsewhere. */

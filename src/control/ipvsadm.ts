@@ -21,6 +21,7 @@
 import { isIPv6 } from "node:net";
 import { FwdMethod, IPPROTO_TCP, IPPROTO_UDP, SVC_F_ONEPACKET, SVC_F_PERSISTENT } from "../model.js";
 import type { DestOptions, ServiceKey, ServiceOptions } from "../services.js";
+import { type ExtensionCommand, parseExtension } from "./keepalived.js";
 import { inetAton, type ServicesDb, stringToNumber, systemServices } from "./netdb.js";
 import { parseSchedFlagsIpvsadm } from "./sched.js";
 import type { Timeouts } from "./target.js";
@@ -87,7 +88,9 @@ export type Command =
   | { kind: "zero"; svc?: ServiceKey }
   | { kind: "set-timeout"; timeouts: Timeouts }
   | { kind: "start-daemon"; state: "master" | "backup"; daemon: DaemonOptions }
-  | { kind: "stop-daemon"; state: "master" | "backup"; syncid?: number };
+  | { kind: "stop-daemon"; state: "master" | "backup"; syncid?: number }
+  // lvs-ts extensions (--health, --import FILE): src/control/keepalived.ts
+  | ExtensionCommand;
 
 export type CommandKind = Command["kind"];
 
@@ -943,6 +946,9 @@ export function parseArgs(argv: readonly string[], opts: ParseOptions = {}): Par
   try {
     if (argv.length === 0)
       return { ok: true, cmd: { kind: "list", what: "services", format: { ...DEFAULT_LIST_FORMAT } } };
+    // lvs-ts extensions (--health, --import FILE) come first: src/control/keepalived.ts
+    const ext = parseExtension(argv, prog, opts.inRestore);
+    if (ext) return ext;
     const popt = new Popt(argv);
     const e = newEntry();
 

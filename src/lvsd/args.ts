@@ -35,6 +35,8 @@ export interface LvsdArgs {
   maxConns: number;
   /** ipvsadm -S format file applied at start (like `lvsadm -R < FILE`). */
   restore?: string;
+  /** keepalived.conf with virtual servers and health checks (src/config, src/health). */
+  config?: string;
   quiet: boolean;
   help: boolean;
   version: boolean;
@@ -65,6 +67,8 @@ Options:
   --control PATH        Control socket (default ${DEFAULT_CONTROL}, mode 0600).
   --max-conns N         Connection table size (default 1048576).
   --restore FILE        Apply an ipvsadm -S style rule file at start.
+  --config FILE         Load a keepalived.conf (virtual_server blocks with health checks)
+                        and run its checks; SIGHUP reloads it (docs/keepalived.md).
   -q, --quiet           Do not log the per-link summary.
   -h, --help            This text.
   -v, --version         Version.
@@ -206,6 +210,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
       }
       case "--restore":
         out.restore = value();
+        break;
+      case "--config":
+        out.config = value();
         break;
       case "-q":
       case "--quiet":
