@@ -27,8 +27,9 @@ const BATCH = 256;
 /** Small slots so a whole batch restores with one memcpy of 256 * 128 bytes. */
 const SLOT = 128;
 const VIP = "10.0.0.100";
+const LADDR = "192.168.10.200";
 
-function setup(maxConns: number): Engine {
+function setup(maxConns: number, fwd: FwdMethod = FwdMethod.MASQ): Engine {
   const e = new Engine({ maxConns, sweepPerBatch: 64 });
   e.net.addLink("out0", macToBytes("02:00:00:00:00:01"), [{ addr: ipToU32("10.0.0.1"), prefix: 24 }]);
   e.net.addLink("in0", macToBytes("02:00:00:00:01:01"), [{ addr: ipToU32("192.168.10.254"), prefix: 24 }]);
@@ -39,12 +40,13 @@ function setup(maxConns: number): Engine {
   }
   const key = { proto: IPPROTO_TCP, addr: ipToU32(VIP), port: 80 };
   e.table.addService(key, { sched: "wrr", flags: 0, timeout: 0, netmask: 0xffffffff });
+  if (fwd === FwdMethod.FULLNAT) e.table.addLaddr(key, ipToU32(LADDR));
   for (let k = 1; k <= 2; k++) {
     e.table.addDest(key, {
       addr: ipToU32(`192.168.10.${k}`),
       port: 80,
       weight: k,
-      fwd: FwdMethod.MASQ,
+      fwd,
       uThreshold: 0,
       lThreshold: 0,
     });
@@ -65,6 +67,7 @@ function packed(frames: Uint8Array[]): FrameBatch {
 
 /** Establish `flows` connections and return batches of data segments both ways. */
 function establishedBatches(e: Engine, flows: number): { inb: FrameBatch; outb: FrameBatch } {
+  // (for DR and TUN the replies never reach the director; the reply batch is built but unused)
   const setupBatch = new FrameBatch(1);
   const send = (f: Uint8Array, link: number) => {
     setupBatch.reset();
@@ -88,10 +91,13 @@ function establishedBatches(e: Engine, flows: number): { inb: FrameBatch; outb: 
     const rip = e.ct.daddr[conn]!;
     const ripS = `192.168.10.${rip & 0xff}`;
     const ripMac = `02:00:00:00:01:1${rip & 0xff}`;
+    // where the real server answers: the client (NAT), or the local address and port (FULLNAT)
+    const replyTo = e.ct.laddr[conn] === ipToU32(c) ? c : LADDR;
+    const replyPort = e.ct.lport[conn]!;
     send(
       eth({ src: ripMac, dst: "02:00:00:00:01:01" })
-        .ipv4({ src: ripS, dst: c })
-        .tcp({ sport: 80, dport: sport, flags: TCP_SYN | TCP_ACK })
+        .ipv4({ src: ripS, dst: replyTo })
+        .tcp({ sport: 80, dport: replyPort, flags: TCP_SYN | TCP_ACK })
         .build(),
       1,
     );
@@ -112,8 +118,8 @@ function establishedBatches(e: Engine, flows: number): { inb: FrameBatch; outb: 
       );
       outFrames.push(
         eth({ src: ripMac, dst: "02:00:00:00:01:01" })
-          .ipv4({ src: ripS, dst: c })
-          .tcp({ sport: 80, dport: sport, seq: 1, ack: 7, flags: TCP_ACK })
+          .ipv4({ src: ripS, dst: replyTo })
+          .tcp({ sport: 80, dport: replyPort, seq: 1, ack: 7, flags: TCP_ACK })
           .payload(payload)
           .build(),
       );
@@ -183,6 +189,59 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
   results.push({ name: "NAT established client->server", unit: "packets/s", ...inP });
   results.push({ name: "NAT established server->client", unit: "packets/s", ...outP });
   results.push({ name: "NAT established both directions", unit: "packets/s", ...both });
+
+  // ---- every forwarding mode, same run: established flows, ratios to NAT ----
+  const modes: [string, FwdMethod, boolean][] = [
+    ["NAT", FwdMethod.MASQ, true],
+    ["DR", FwdMethod.ROUTE, false],
+    ["TUN", FwdMethod.TUNNEL, false],
+    ["FULLNAT", FwdMethod.FULLNAT, true],
+  ];
+  const bm = new Bench({ time: timeMs, warmupTime: 300 });
+  const engines: Engine[] = [];
+  for (const [name, fwd, replies] of modes) {
+    const em = setup(1 << 16, fwd);
+    engines.push(em);
+    const bb = establishedBatches(em, 4096);
+    em.drops.fill(0); // DR/TUN drop the set-up's server replies (they never pass the director)
+    const rIn = restorer(bb.inb);
+    const rOut = restorer(bb.outb);
+    let t = 10;
+    bm.add(`${name} established client->server`, () => {
+      rIn();
+      em.process(bb.inb, t++);
+    });
+    if (replies) {
+      bm.add(`${name} established server->client`, () => {
+        rOut();
+        for (let i = 0; i < bb.outb.count; i++) bb.outb.link[i] = 1;
+        em.process(bb.outb, t++);
+      });
+    }
+  }
+  await bm.run();
+  for (const em of engines) {
+    if (em.drops.reduce((a, b) => a + b, 0) !== 0)
+      throw new Error(`mode bench dropped: ${JSON.stringify(em.dropCounts())}`);
+  }
+  const modeRes = new Map<string, { value: number; samples: number }>();
+  for (const task of bm.tasks) {
+    const r = pps(task, BATCH);
+    modeRes.set(task.name, r);
+    results.push({ name: task.name.replace("established", "established (modes)"), unit: "packets/s", ...r });
+  }
+  const natIn = modeRes.get("NAT established client->server")?.value ?? 0;
+  const natOut = modeRes.get("NAT established server->client")?.value ?? 0;
+  for (const [name, , replies] of modes) {
+    if (name === "NAT") continue;
+    const vin = modeRes.get(`${name} established client->server`)?.value ?? 0;
+    if (natIn > 0)
+      results.push({ name: `${name}/NAT client->server`, unit: "ratio", value: vin / natIn, samples: 1 });
+    if (replies && natOut > 0) {
+      const vout = modeRes.get(`${name} established server->client`)?.value ?? 0;
+      results.push({ name: `${name}/NAT server->client`, unit: "ratio", value: vout / natOut, samples: 1 });
+    }
+  }
 
   // ---- new connections: SYN -> schedule -> insert ----
   const e2 = setup(1 << 21);

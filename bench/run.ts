@@ -35,7 +35,10 @@ async function main(): Promise<void> {
     `lvs-ts benchmarks — node ${process.version}, ${cpus()[0]?.model ?? "?"} x${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
   );
   console.log(`${"benchmark".padEnd(w)}  ${"value".padStart(12)}  unit`);
-  for (const r of results) console.log(`${r.name.padEnd(w)}  ${fmt(r.value).padStart(12)}  ${r.unit}`);
+  for (const r of results) {
+    const v = r.unit === "ratio" ? r.value.toFixed(2) : fmt(r.value);
+    console.log(`${r.name.padEnd(w)}  ${v.padStart(12)}  ${r.unit}`);
+  }
   const here = dirname(fileURLToPath(import.meta.url));
   // dist/bench/run.js -> bench/results.json at the repository root
   const out = join(here, "..", "..", "bench", "results.json");
