@@ -13,12 +13,14 @@
  *
  * Usage: node dist/bench/e2e/nat.js [--seconds N] [--only tap,raw,kernel,tapcopy]
  */
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
+import type { LabBase } from "../../src/lab/labbase.js";
 import { type LabBackend, NatLab, ROOT, rsIp, TAPCOPY_PEER, VIP } from "../../src/lab/natlab.js";
 import { canUseNetns, sh } from "../../src/lab/netns.js";
 import { nginxConf } from "../../src/lab/nginx.js";
+import { REALSERVER, RoutedLab } from "../../src/lab/routedlab.js";
 
 interface Row {
   setup: string;
@@ -31,11 +33,24 @@ const args = process.argv.slice(2);
 const secIdx = args.indexOf("--seconds");
 const SECONDS = secIdx >= 0 ? Number(args[secIdx + 1]) : 4;
 const onlyIdx = args.indexOf("--only");
-const ONLY = onlyIdx >= 0 ? (args[onlyIdx + 1] ?? "").split(",") : ["tapcopy", "tap", "raw", "kernel"];
+const SETUPS = ["tapcopy", "tap", "raw", "kernel", "fullnat", "dr", "tun"] as const;
+type Setup = (typeof SETUPS)[number];
+const ONLY = onlyIdx >= 0 ? (args[onlyIdx + 1] ?? "").split(",") : [...SETUPS];
 
-async function measure(backend: LabBackend): Promise<Row> {
+/** The lab for a setup: NAT-style labs for the backends and FULLNAT, routed labs for DR and TUN. */
+function makeLab(setup: Setup, prefix: string): { lab: LabBase; rs: (k: number) => string; method: string } {
+  if (setup === "dr" || setup === "tun") {
+    const lab = new RoutedLab({ prefix, mode: setup });
+    return { lab, rs: (k) => lab.rsIp(k), method: setup === "dr" ? "-g" : "-i" };
+  }
+  if (setup === "fullnat")
+    return { lab: new NatLab({ prefix, servers: 2, rsRoute: false }), rs: rsIp, method: "--fullnat" };
+  return { lab: new NatLab({ prefix, servers: 2, backend: setup as LabBackend }), rs: rsIp, method: "-m" };
+}
+
+async function measure(backend: Setup): Promise<Row> {
   const prefix = `eb${backend.slice(0, 2)}${process.pid % 1000}`;
-  const lab = new NatLab({ prefix, servers: 2, backend });
+  const { lab, rs, method } = makeLab(backend, prefix);
   try {
     await lab.up();
     const t = lab.topo;
@@ -46,16 +61,31 @@ async function measure(backend: LabBackend): Promise<Row> {
     t.spawn("r1", "iperf3", ["-s", "-p", "5201"]);
     let udpTarget = VIP;
     let httpTarget = VIP;
-    if (backend === "tap" || backend === "raw") {
-      for (const c of [
+    if (backend !== "kernel" && backend !== "tapcopy") {
+      const dport = (p: number) => (method === "-g" || method === "-i" ? rs(1) : `${rs(1)}:${p}`);
+      const cmds = [
         ["-A", "-u", `${VIP}:5201`, "-s", "rr"],
-        ["-a", "-u", `${VIP}:5201`, "-r", `${rsIp(1)}:5201`, "-m"],
+        ["-a", "-u", `${VIP}:5201`, "-r", dport(5201), method],
         ["-A", "-t", `${VIP}:5201`, "-s", "rr"],
-        ["-a", "-t", `${VIP}:5201`, "-r", `${rsIp(1)}:5201`, "-m"],
+        ["-a", "-t", `${VIP}:5201`, "-r", dport(5201), method],
         ["-A", "-t", `${VIP}:8081`, "-s", "rr"],
-        ["-a", "-t", `${VIP}:8081`, "-r", `${rsIp(1)}:8081`, "-m"],
-        ["-a", "-t", `${VIP}:8081`, "-r", `${rsIp(2)}:8081`, "-m"],
-      ]) {
+        ["-a", "-t", `${VIP}:8081`, "-r", dport(8081), method],
+        [
+          "-a",
+          "-t",
+          `${VIP}:8081`,
+          "-r",
+          method === "-g" || method === "-i" ? rs(2) : `${rs(2)}:8081`,
+          method,
+        ],
+      ];
+      if (method === "--fullnat") {
+        for (const svc of ["-u 5201", "-t 5201", "-t 8081"]) {
+          const [sel, port] = svc.split(" ");
+          cmds.push(["--add-laddr", sel!, `${VIP}:${port}`, "-z", "192.168.10.200"]);
+        }
+      }
+      for (const c of cmds) {
         const r = lab.lvsadm(...c);
         if (r.code !== 0) throw new Error(`lvsadm ${c.join(" ")}: ${r.stderr}`);
       }
@@ -118,6 +148,9 @@ const NAMES: Record<string, string> = {
   tap: "lvsd NAT on TAP",
   raw: "lvsd NAT on AF_PACKET",
   kernel: "kernel forwarding + nftables DNAT",
+  fullnat: "lvsd FULLNAT on TAP",
+  dr: "lvsd DR on TAP",
+  tun: "lvsd TUN on TAP",
 };
 
 async function main(): Promise<void> {
@@ -134,8 +167,12 @@ async function main(): Promise<void> {
     }
   }
   const rows: Row[] = [];
-  for (const b of ["tapcopy", "tap", "raw", "kernel"] as const) {
+  for (const b of SETUPS) {
     if (!ONLY.includes(b)) continue;
+    if ((b === "dr" || b === "tun") && !existsSync(REALSERVER)) {
+      process.stderr.write(`skipping ${NAMES[b]}: bin/lvs-realserver is missing\n`);
+      continue;
+    }
     process.stderr.write(`measuring ${NAMES[b]}...\n`);
     rows.push(await measure(b));
   }
@@ -157,6 +194,9 @@ async function main(): Promise<void> {
   for (const r of rows) {
     if (r.setup === "tapcopy" || r.setup === "kernel") continue;
     if (tc && tc.udpPps > 0) ratios[`${r.setup} UDP / tapcopy`] = r.udpPps / tc.udpPps;
+    const nat = ref("tap");
+    if (r.setup !== "tap" && nat && nat.udpPps > 0)
+      ratios[`${r.setup} UDP / NAT on TAP`] = r.udpPps / nat.udpPps;
     if (k && k.udpPps > 0) ratios[`${r.setup} UDP / kernel`] = r.udpPps / k.udpPps;
     if (k && k.httpKeepAliveRps > 0)
       ratios[`${r.setup} HTTP keep-alive / kernel`] = r.httpKeepAliveRps / k.httpKeepAliveRps;
