@@ -6,7 +6,9 @@
  *   UDP              -> "<name>:" + the datagram
  * With --proxy-http PORT the HTTP server expects a PROXY protocol header (v1 or v2) first, and
  * GET / answers "<name> <client address>:<client port>" from it.
- * Usage: node dist/src/lab/peer.js --name rs1 [--http PORT]... [--proxy-http PORT]... [--udp PORT]...
+ * UDP sockets bind to --udp-addr when given: a DR/TUN real server must answer a datagram to
+ * the VIP from the VIP, which a socket bound to 0.0.0.0 does not do.
+ * Usage: node dist/src/lab/peer.js --name rs1 [--http PORT]... [--proxy-http PORT]... [--udp PORT]... [--udp-addr IP]
  */
 import { createHash } from "node:crypto";
 import { createSocket } from "node:dgram";
@@ -55,6 +57,7 @@ function main(): void {
   let name = "peer";
   const http: number[] = [];
   const udp: number[] = [];
+  let udpAddr: string | undefined;
   const proxied: number[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -62,6 +65,7 @@ function main(): void {
     if (a === "--name" && v) name = v;
     else if (a === "--http" && v) http.push(Number(v));
     else if (a === "--udp" && v) udp.push(Number(v));
+    else if (a === "--udp-addr" && v) udpAddr = v;
     else if (a === "--proxy-http" && v) proxied.push(Number(v));
     else continue;
     i++;
@@ -126,7 +130,7 @@ function main(): void {
     s.on("message", (msg, rinfo) =>
       s.send(Buffer.concat([Buffer.from(`${name}:`), msg]), rinfo.port, rinfo.address),
     );
-    s.bind(port);
+    s.bind(port, udpAddr);
   }
   process.stdout.write(`peer ${name} ready\n`);
 }

@@ -101,7 +101,7 @@ export class RoutedLab extends LabBase {
         "via",
         this.mode === "dr" ? ROUTER_DIRECTOR_SIDE : ROUTER_RS_SIDE,
       );
-      t.spawn(`r${k}`, process.execPath, [PEER, "--name", `rs${k}`, "--http", "80", "--udp", "53"]);
+      t.spawn(`r${k}`, process.execPath, [PEER, "--name", `rs${k}`, "--http", "80"]);
       if (this.mode === "dr") {
         const res = sh(process.execPath, [REALSERVER, "dr", "--vip", VIP, "--netns", r]);
         if (res.code !== 0) throw new Error(`lvs-realserver dr: ${res.stderr.trim()}`);
@@ -121,9 +121,15 @@ export class RoutedLab extends LabBase {
         if (t.exec(`r${k}`, "ss", ["-ltn", "sport = :80"]).stdout.split("\n").length < 3) return false;
         if (this.mode === "tun" && t.exec(`r${k}`, "ip", ["-o", "link", "show", "type", "tun"]).stdout === "")
           return false;
+        if (!t.exec(`r${k}`, "ip", ["-4", "addr", "show", "dev", "lo"]).stdout.includes(`${VIP}/32`))
+          return false;
       }
       return true;
     });
+    // UDP answers must leave from the VIP: bind the UDP server to it once it is on lo.
+    for (let k = 1; k <= this.servers; k++) {
+      t.spawn(`r${k}`, process.execPath, [PEER, "--name", `rs${k}`, "--udp", "53", "--udp-addr", VIP]);
+    }
   }
 
   private toBridge(ns: string, inside: string, outside: string, bridge: string): void {
