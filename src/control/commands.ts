@@ -193,10 +193,10 @@ Daemon Options:
 lvsadm:
   --control PATH                      lvsd's control socket (default ${DEFAULT_CONTROL_PATH});
                                       the LVSD_CONTROL environment variable sets it too.
-  ${p} --health                   health checks: each dest's check, state, last result,
-                                      last change and reason
-  ${p} --import FILE              load a keepalived.conf into lvsd (as a reload: only what
-                                      changed is touched; on an error nothing changes)
+  --health                            health checks: each dest's check, state, last result,
+                                      last change and reason (first option of the line)
+  --import FILE                       load a keepalived.conf into lvsd as a reload: only what
+                                      changed is touched; on an error nothing changes
   Forwarding methods available now: ${supportedFwdOptions()}. The others are accepted and refused
   when used (without a method option a server is -g, direct routing, as in ipvsadm).
   Addresses are numeric IPv4 (no host names, no IPv6); ports may be named (/etc/services).
