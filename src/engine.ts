@@ -245,14 +245,14 @@ export class Engine implements ControlTarget, ModeContext {
   }
 
   /** Apply connection c's mode to the frame in direction `dir` and send it on. */
-  private xmit(v: FrameView, batch: FrameBatch, i: number, c: number, dir: number): number {
+  private xmit(v: FrameView, batch: FrameBatch, i: number, c: number, dir: number, icmp = false): number {
     const ct = this.ct;
-    const p = v.proto;
     const mode = this.modes[ct.fwd[c]!];
     if (mode === null || mode === undefined) return Drop.MODE_UNSUPPORTED;
     if (mode.decrementsTtl) {
       if (v.ttl <= 1) {
-        this.sendIcmpError(v, ICMP_TIME_EXCEEDED, 0, 0, 0);
+        // No ICMP error about an ICMP error (RFC 1122 3.2.2).
+        if (!icmp) this.sendIcmpError(v, ICMP_TIME_EXCEEDED, 0, 0, 0);
         return Drop.TTL_EXCEEDED;
       }
       decTtl(v);
@@ -261,10 +261,12 @@ export class Engine implements ControlTarget, ModeContext {
     const d = this.table.dests[ct.dest[c]!];
     const bytes = v.ipTotalLen;
     this.room = batch.room(i) - v.len;
+    if (!icmp) {
+      if (v.proto === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, dir, v.tcpFlags);
+      else ct.touch(c);
+    }
     let nh: number;
     if (dir === DIR_INPUT) {
-      if (p === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, DIR_INPUT, v.tcpFlags);
-      else ct.touch(c);
       if (svc) {
         svc.inPkts++;
         svc.inBytes += bytes;
@@ -273,10 +275,8 @@ export class Engine implements ControlTarget, ModeContext {
         d.inPkts++;
         d.inBytes += bytes;
       }
-      nh = mode.inbound(v, ct, c, this);
+      nh = icmp ? mode.icmpIn(v, ct, c, this) : mode.inbound(v, ct, c, this);
     } else {
-      if (p === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, DIR_OUTPUT, v.tcpFlags);
-      else ct.touch(c);
       if (svc) {
         svc.outPkts++;
         svc.outBytes += bytes;
@@ -285,7 +285,7 @@ export class Engine implements ControlTarget, ModeContext {
         d.outPkts++;
         d.outBytes += bytes;
       }
-      nh = mode.outbound(v, ct, c, this);
+      nh = icmp ? mode.icmpOut(v, ct, c, this) : mode.outbound(v, ct, c, this);
     }
     if (nh < 0) return this.modeDrop;
     batch.off[i] = v.base;
@@ -541,42 +541,7 @@ export class Engine implements ControlTarget, ModeContext {
       if (c < 0) return Drop.ICMP_UNRELATED;
       dir = DIR_OUTPUT;
     }
-    const mode = this.modes[ct.fwd[c]!];
-    if (mode === null || mode === undefined) return Drop.MODE_UNSUPPORTED;
-    if (mode.decrementsTtl) {
-      if (v.ttl <= 1) return Drop.TTL_EXCEEDED;
-      decTtl(v);
-    }
-    const svc = this.table.services[ct.svc[c]!];
-    const d = this.table.dests[ct.dest[c]!];
-    const bytes = v.ipTotalLen;
-    this.room = batch.room(i) - v.len;
-    let nh: number;
-    if (dir === DIR_INPUT) {
-      if (svc) {
-        svc.inPkts++;
-        svc.inBytes += bytes;
-      }
-      if (d) {
-        d.inPkts++;
-        d.inBytes += bytes;
-      }
-      nh = mode.icmpIn(v, ct, c, this);
-    } else {
-      if (svc) {
-        svc.outPkts++;
-        svc.outBytes += bytes;
-      }
-      if (d) {
-        d.outPkts++;
-        d.outBytes += bytes;
-      }
-      nh = mode.icmpOut(v, ct, c, this);
-    }
-    if (nh < 0) return this.modeDrop;
-    batch.off[i] = v.base;
-    batch.len[i] = v.len;
-    return this.output(v, batch, i, nh);
+    return this.xmit(v, batch, i, c, dir, true);
   }
 
   /**
