@@ -12,7 +12,7 @@
 import { clock } from "./clock.js";
 import { FragCache } from "./conntrack/frags.js";
 import { DIR_INPUT, DIR_OUTPUT, TcpState } from "./conntrack/states.js";
-import { CONN_F_TEMPLATE, ConnTable } from "./conntrack/table.js";
+import { CONN_F_ONE_PACKET, CONN_F_TEMPLATE, ConnTable } from "./conntrack/table.js";
 import type { RateSource } from "./control/estimator.js";
 import type { ConnEntry, ControlTarget, Timeouts } from "./control/target.js";
 import { DROP_COUNT, DROP_NAMES, Drop } from "./drops.js";
@@ -26,6 +26,7 @@ import {
   IPPROTO_TCP,
   IPPROTO_UDP,
   type Service,
+  SVC_F_ONEPACKET,
 } from "./model.js";
 import { drMode } from "./modes/dr.js";
 import { fullnatMode } from "./modes/fullnat.js";
@@ -203,6 +204,10 @@ export class Engine implements ControlTarget, ModeContext {
           ct.free(c);
           return Drop.NODEST_CONN;
         }
+      } else if (dir === DIR_INPUT && (ct.flags[c]! & CONN_F_ONE_PACKET) !== 0) {
+        // one-packet scheduling: every datagram is scheduled on its own
+        ct.free(c);
+        c = -1;
       } else if (
         dir === DIR_INPUT &&
         p === IPPROTO_TCP &&
@@ -383,6 +388,7 @@ export class Engine implements ControlTarget, ModeContext {
       if (d.fwd === FwdMethod.FULLNAT) svc.laddrs?.release(laddr, lport, pslot);
       return -Drop.TABLE_FULL;
     }
+    if ((svc.flags & SVC_F_ONEPACKET) !== 0 && v.proto === IPPROTO_UDP) ct.flags[c]! |= CONN_F_ONE_PACKET;
     d.conns++;
     svc.conns++;
     return c;

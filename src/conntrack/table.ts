@@ -49,6 +49,12 @@ export const CONN_F_HASHED_IN = 0x10;
 export const CONN_F_HASHED_OUT = 0x20;
 /** Template whose dest became unusable: unhashed, freed once it controls nothing. */
 export const CONN_F_INVALID = 0x40;
+/**
+ * One-packet scheduling (-o, UDP): the next datagram from the client is scheduled afresh; the
+ * entry lives one second so that NAT/FULLNAT replies to this datagram still find it.
+ */
+export const CONN_F_ONE_PACKET = 0x80;
+export const ONE_PACKET_TIMEOUT_MS = 1000;
 
 /** Why `alloc` could not give a slot. */
 export const ALLOC_FAIL = -1;
@@ -586,6 +592,10 @@ export class ConnTable {
 
   /** Refresh a connection's timer without a state change (UDP, ICMP, TCP later fragments). */
   touch(i: number): void {
+    if ((this.flags[i]! & CONN_F_ONE_PACKET) !== 0) {
+      this.expires[i] = clock.nowMs + ONE_PACKET_TIMEOUT_MS;
+      return;
+    }
     const p = this.proto[i];
     this.expires[i] =
       clock.nowMs +

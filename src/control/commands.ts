@@ -206,6 +206,10 @@ lvsadm:
 
 // ---- execution ----
 
+/** Printed (exit status 0) when a fwmark service is added. */
+export const FWMARK_WARNING =
+  "lvsadm: warning: fwmark services are kept but receive no traffic: lvsd sees no netfilter marks (use -t/-u)\n";
+
 function ok(stdout = ""): ExecResult {
   return { stdout, stderr: "", code: 0 };
 }
@@ -252,8 +256,12 @@ function executeOne(
   if (cmd.kind === "health" || cmd.kind === "import") return runExtension(cmd, health, prog);
   const table = target.table;
   switch (cmd.kind) {
-    case "add-service":
-      return tableOp(cmd.kind, () => table.addService(cmd.svc, cmd.opts));
+    case "add-service": {
+      const r = tableOp(cmd.kind, () => table.addService(cmd.svc, cmd.opts));
+      // lvsd sees no netfilter marks: say so instead of letting the service sit idle unexplained.
+      if (r.code === 0 && cmd.svc.fwmark) return { ...r, stderr: FWMARK_WARNING };
+      return r;
+    }
     case "edit-service":
       return tableOp(cmd.kind, () => table.editService(cmd.svc, cmd.opts));
     case "delete-service":

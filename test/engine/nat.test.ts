@@ -7,6 +7,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { TcpState } from "../../src/conntrack/states.js";
 import { Drop } from "../../src/drops.js";
 import type { Engine } from "../../src/engine.js";
+import { SVC_F_ONEPACKET } from "../../src/model.js";
 import { ipToU32 } from "../../src/packet/addr.js";
 import { eth, ipv4 } from "../../src/packet/build.js";
 import { parseFrame } from "../../src/packet/parse.js";
@@ -679,5 +680,32 @@ describe("NAT engine: fragments", () => {
     const v = new FrameView();
     parseFrame(r2.out, new DataView(r2.out.buffer), 0, r2.out.length, v);
     expect([v.saddr, v.daddr, v.laterFrag]).toEqual([ipToU32(IP.vip), ipToU32(IP.client), 1]);
+  });
+});
+
+describe("NAT engine: one-packet scheduling (-o)", () => {
+  it("schedules every UDP datagram on its own and still carries its reply", () => {
+    const e = natEngine();
+    e.table.addService(udpKey(), { sched: "rr", flags: SVC_F_ONEPACKET, timeout: 0, netmask: 0xffffffff });
+    addNatDest(e, udpKey(), IP.rs1, 53);
+    addNatDest(e, udpKey(), IP.rs2, 53);
+    const q = eth({ src: MAC.client, dst: MAC.dirOut })
+      .ipv4({ src: IP.client, dst: IP.vip })
+      .udp({ sport: 5000, dport: 53 })
+      .payload("q")
+      .build();
+    const macs = [1000, 1100, 1200, 1300].map((t) => hex(run(e, q, OUT, t).out.subarray(0, 6)));
+    const m = (s: string) => s.replaceAll(":", "");
+    // the same client port, yet each datagram goes to the next dest
+    expect(macs).toEqual([m(MAC.rs2), m(MAC.rs1), m(MAC.rs2), m(MAC.rs1)]);
+    // the last datagram went to rs1: its answer within a second is translated back
+    const ans = eth({ src: MAC.rs1, dst: MAC.dirIn })
+      .ipv4({ src: IP.rs1, dst: IP.client })
+      .udp({ sport: 53, dport: 5000 })
+      .payload("a")
+      .build();
+    expect(run(e, ans, IN, 1500).egress).toBe(OUT);
+    expect(e.ct.count).toBe(1);
+    expect(run(e, ans, IN, 2600).egress).toBe(-1); // its entry lived one second
   });
 });
