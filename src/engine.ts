@@ -129,7 +129,7 @@ export class Engine implements ControlTarget, ModeContext {
     this.pendingDeadline = new Float64Array(pendingMax);
     this.ct.releaseHooks[FwdMethod.FULLNAT] = (t: ConnTable, c: number) => {
       const svc = table.services[t.svc[c]!];
-      svc?.laddrs?.release(t.laddr[c]!, t.lport[c]!, t.proto[c] === IPPROTO_TCP ? 0 : 1);
+      svc?.laddrs?.release(t.laddr[c]! | 0, t.lport[c]!, t.proto[c] === IPPROTO_TCP ? 0 : 1);
     };
     table.hooks = {
       destRemoved: (d: Dest) => {
@@ -187,14 +187,14 @@ export class Engine implements ControlTarget, ModeContext {
     const ct = this.ct;
     const p = v.proto;
     if (v.laterFrag !== 0) {
-      const c = this.frags.lookup(v.saddr, v.daddr, v.ipId, p);
+      const c = this.frags.lookup(v.saddr | 0, v.daddr | 0, v.ipId, p);
       if (c < 0 || !this.fragMatches(v, c, this.frags.lastDir)) return Drop.FRAGMENT;
       return this.xmit(v, batch, i, c, this.frags.lastDir);
     }
     let dir = DIR_INPUT;
-    let c = ct.lookupIn(p, v.saddr, v.sport, v.daddr, v.dport);
+    let c = ct.lookupIn(p, v.saddr | 0, v.sport, v.daddr | 0, v.dport);
     if (c < 0) {
-      c = ct.lookupOut(p, v.saddr, v.sport, v.daddr, v.dport);
+      c = ct.lookupOut(p, v.saddr | 0, v.sport, v.daddr | 0, v.dport);
       if (c >= 0) dir = DIR_OUTPUT;
     }
     if (c >= 0) {
@@ -221,8 +221,8 @@ export class Engine implements ControlTarget, ModeContext {
       }
     }
     if (c < 0) {
-      const svc = this.table.lookup(p, v.daddr, v.dport);
-      if (svc === undefined) return this.net.isLocal(v.daddr) ? Drop.LOCAL : Drop.NO_SERVICE;
+      const svc = this.table.lookup(p, v.daddr | 0, v.dport);
+      if (svc === undefined) return this.net.isLocal(v.daddr | 0) ? Drop.LOCAL : Drop.NO_SERVICE;
       if (
         p === IPPROTO_TCP &&
         this.sysctl.sloppyTcp === 0 &&
@@ -237,7 +237,7 @@ export class Engine implements ControlTarget, ModeContext {
         return -c;
       }
     }
-    if (v.mf !== 0) this.frags.record(v.saddr, v.daddr, v.ipId, p, c, dir);
+    if (v.mf !== 0) this.frags.record(v.saddr | 0, v.daddr | 0, v.ipId, p, c, dir);
     return this.xmit(v, batch, i, c, dir);
   }
 
@@ -292,7 +292,7 @@ export class Engine implements ControlTarget, ModeContext {
       }
       nh = icmp ? mode.icmpOut(v, ct, c, this) : mode.outbound(v, ct, c, this);
     }
-    if (nh < 0) return this.modeDrop;
+    if (nh === -1) return this.modeDrop;
     batch.off[i] = v.base;
     batch.len[i] = v.len;
     return this.output(v, batch, i, nh);
@@ -319,13 +319,13 @@ export class Engine implements ControlTarget, ModeContext {
     let tpl = -1;
     let d: Dest | undefined;
     if (svc.timeout !== 0) {
-      const snet = (v.saddr & svc.netmask) >>> 0;
+      const snet = v.saddr & svc.netmask; // int32
       let tp = v.proto;
-      let tvaddr = v.daddr;
+      let tvaddr = v.daddr | 0;
       let tvport = 0;
       if (svc.fwmark !== 0) {
         tp = 0;
-        tvaddr = svc.fwmark;
+        tvaddr = svc.fwmark | 0;
       } else if (v.dport === svc.port && svc.port !== FTP_PORT) {
         tvport = v.dport;
       }
@@ -345,7 +345,16 @@ export class Engine implements ControlTarget, ModeContext {
       if (tpl < 0) {
         d = sched.select(svc, v);
         if (d === undefined) return -Drop.NO_DEST;
-        tpl = ct.createTemplate(tp, snet, tvaddr, tvport, d, tvport !== 0 ? d.port : 0, svc.id, svc.timeout);
+        tpl = ct.createTemplate(
+          tp,
+          snet,
+          tvaddr | 0,
+          tvport,
+          d,
+          tvport !== 0 ? d.port : 0,
+          svc.id,
+          svc.timeout,
+        );
         if (tpl < 0) return -Drop.TABLE_FULL;
       } else {
         ct.touchTemplate(tpl);
@@ -368,15 +377,16 @@ export class Engine implements ControlTarget, ModeContext {
       laddr = pool.allocAddr;
       lport = pool.allocPort;
     }
+    // Addresses as int32 across the call (no boxing); the table stores them as uint32.
     const c = ct.create(
       v.proto,
-      v.saddr,
+      v.saddr | 0,
       v.sport,
-      v.daddr,
+      v.daddr | 0,
       v.dport,
-      d.addr,
+      d.addr | 0,
       dport,
-      laddr,
+      laddr | 0,
       lport,
       d.fwd,
       mode.inputOnly,
@@ -385,7 +395,7 @@ export class Engine implements ControlTarget, ModeContext {
       tpl,
     );
     if (c < 0) {
-      if (d.fwd === FwdMethod.FULLNAT) svc.laddrs?.release(laddr, lport, pslot);
+      if (d.fwd === FwdMethod.FULLNAT) svc.laddrs?.release(laddr | 0, lport, pslot);
       return -Drop.TABLE_FULL;
     }
     if ((svc.flags & SVC_F_ONEPACKET) !== 0 && v.proto === IPPROTO_UDP) ct.flags[c]! |= CONN_F_ONE_PACKET;
@@ -541,9 +551,9 @@ export class Engine implements ControlTarget, ModeContext {
     const ct = this.ct;
     // The embedded packet is one we sent; reversed, it is the key of its connection.
     let dir = DIR_INPUT;
-    let c = ct.lookupIn(ip, v.innerDaddr, v.innerDport, v.innerSaddr, v.innerSport);
+    let c = ct.lookupIn(ip, v.innerDaddr | 0, v.innerDport, v.innerSaddr | 0, v.innerSport);
     if (c < 0) {
-      c = ct.lookupOut(ip, v.innerDaddr, v.innerDport, v.innerSaddr, v.innerSport);
+      c = ct.lookupOut(ip, v.innerDaddr | 0, v.innerDport, v.innerSaddr | 0, v.innerSport);
       if (c < 0) return Drop.ICMP_UNRELATED;
       dir = DIR_OUTPUT;
     }

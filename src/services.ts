@@ -108,11 +108,53 @@ export class ServiceTable {
 
   // ---- data path ----
 
-  /** Service for a packet to addr:port/proto; falls back to a port-0 (all ports) service. */
+  /**
+   * Service for a packet to addr:port/proto; falls back to a port-0 (all ports) service.
+   * An open-addressed index of typed arrays, rebuilt when services change: no Map with a
+   * number key (a key above 2^31 would be boxed on every call), no allocation.
+   */
   lookup(proto: number, addr: number, port: number): Service | undefined {
-    const s = this.byKey.get(serviceKey(proto, addr, port));
-    if (s !== undefined || port === 0) return s;
-    return this.byKey.get(serviceKey(proto, addr, 0));
+    const s = this.probe(proto, addr | 0, port);
+    if (s >= 0 || port === 0) return s >= 0 ? (this.services[s] ?? undefined) : undefined;
+    const z = this.probe(proto, addr | 0, 0);
+    return z >= 0 ? (this.services[z] ?? undefined) : undefined;
+  }
+
+  private probe(proto: number, addr: number, port: number): number {
+    const mask = this.idxMask;
+    let h = (Math.imul(addr ^ (port << 8) ^ proto, 0x9e3779b1) >>> 16) & mask;
+    for (;;) {
+      const sid = this.idxSvc[h]!;
+      if (sid < 0) return -1;
+      if (this.idxAddr[h] === addr && this.idxPort[h] === port && this.idxProto[h] === proto) return sid;
+      h = (h + 1) & mask;
+    }
+  }
+
+  private idxAddr = new Int32Array(16);
+  private idxPort = new Uint16Array(16);
+  private idxProto = new Uint8Array(16);
+  private idxSvc = new Int32Array(16).fill(-1);
+  private idxMask = 15;
+
+  /** Rebuild the lookup index (control plane, after a service is added or removed). */
+  private reindex(): void {
+    let size = 16;
+    while (size < this.byKey.size * 4) size *= 2;
+    this.idxAddr = new Int32Array(size);
+    this.idxPort = new Uint16Array(size);
+    this.idxProto = new Uint8Array(size);
+    this.idxSvc = new Int32Array(size).fill(-1);
+    this.idxMask = size - 1;
+    for (const s of this.byKey.values()) {
+      const addr = s.addr | 0;
+      let h = (Math.imul(addr ^ (s.port << 8) ^ s.proto, 0x9e3779b1) >>> 16) & this.idxMask;
+      while (this.idxSvc[h]! >= 0) h = (h + 1) & this.idxMask;
+      this.idxAddr[h] = addr;
+      this.idxPort[h] = s.port;
+      this.idxProto[h] = s.proto;
+      this.idxSvc[h] = s.id;
+    }
   }
 
   lookupFwmark(mark: number): Service | undefined {
@@ -184,6 +226,7 @@ export class ServiceTable {
       this.vipRefs.set(s.addr, (this.vipRefs.get(s.addr) ?? 0) + 1);
     }
     s.sched.onDestsChanged?.(s.dests);
+    this.reindex();
     this.generation++;
     return s;
   }
@@ -234,6 +277,7 @@ export class ServiceTable {
     }
     this.services[s.id] = null;
     this.freeSvc.push(s.id);
+    this.reindex();
     this.generation++;
   }
 

@@ -44,7 +44,7 @@ export class FragCache {
   }
 
   record(saddr: number, daddr: number, id: number, proto: number, conn: number, dir: number): void {
-    const s = this.slot(saddr, daddr, id, proto);
+    const s = this.slot(saddr | 0, daddr | 0, id, proto);
     this.saddr[s] = saddr;
     this.daddr[s] = daddr;
     this.idProto[s] = (id << 8) | proto;
@@ -55,7 +55,9 @@ export class FragCache {
 
   /** Connection slot for a later fragment, or -1; sets `lastDir`. */
   lookup(saddr: number, daddr: number, id: number, proto: number): number {
-    const s = this.slot(saddr, daddr, id, proto);
+    const s = this.slot(saddr | 0, daddr | 0, id, proto);
+    saddr >>>= 0;
+    daddr >>>= 0;
     if (
       this.idProto[s] !== ((id << 8) | proto) ||
       this.saddr[s] !== saddr ||

@@ -198,7 +198,10 @@ export class ConnTable {
    * Expired entries found on the way are removed.
    */
   lookupIn(p: number, saddr: number, sport: number, daddr: number, dport: number): number {
-    let i = this.headIn[this.hash(p, saddr, sport, daddr, dport)]!;
+    // Addresses come in as int32 or uint32 (see src/packet/rewrite.ts on boxing); compare as uint32.
+    let i = this.headIn[this.hash(p, saddr | 0, sport, daddr | 0, dport)]!;
+    saddr >>>= 0;
+    daddr >>>= 0;
     while (i >= 0) {
       if (
         this.caddr[i] === saddr &&
@@ -221,7 +224,9 @@ export class ConnTable {
 
   /** Connection for a packet from the real-server side (saddr:sport -> daddr:dport), or -1. */
   lookupOut(p: number, saddr: number, sport: number, daddr: number, dport: number): number {
-    let i = this.headOut[this.hash(p, saddr, sport, daddr, dport)]!;
+    let i = this.headOut[this.hash(p, saddr | 0, sport, daddr | 0, dport)]!;
+    saddr >>>= 0;
+    daddr >>>= 0;
     while (i >= 0) {
       if (
         this.daddr[i] === saddr &&
@@ -247,7 +252,9 @@ export class ConnTable {
    * it controls any); an expired idle one is freed.
    */
   lookupTemplate(p: number, caddr: number, vaddr: number, vport: number): number {
-    let i = this.headIn[this.hash(p, caddr, 0, vaddr, vport)]!;
+    let i = this.headIn[this.hash(p, caddr | 0, 0, vaddr | 0, vport)]!;
+    caddr >>>= 0;
+    vaddr >>>= 0;
     while (i >= 0) {
       if (
         this.caddr[i] === caddr &&
@@ -471,21 +478,39 @@ export class ConnTable {
   }
 
   private hashIn(i: number): void {
-    const b = this.hash(this.proto[i]!, this.caddr[i]!, this.cport[i]!, this.vaddr[i]!, this.vport[i]!);
+    const b = this.hash(
+      this.proto[i]!,
+      this.caddr[i]! | 0,
+      this.cport[i]!,
+      this.vaddr[i]! | 0,
+      this.vport[i]!,
+    );
     this.nextIn[i] = this.headIn[b]!;
     this.headIn[b] = i;
     this.flags[i]! |= CONN_F_HASHED_IN;
   }
 
   private hashOut(i: number): void {
-    const b = this.hash(this.proto[i]!, this.daddr[i]!, this.dport[i]!, this.laddr[i]!, this.lport[i]!);
+    const b = this.hash(
+      this.proto[i]!,
+      this.daddr[i]! | 0,
+      this.dport[i]!,
+      this.laddr[i]! | 0,
+      this.lport[i]!,
+    );
     this.nextOut[i] = this.headOut[b]!;
     this.headOut[b] = i;
     this.flags[i]! |= CONN_F_HASHED_OUT;
   }
 
   private unhashIn(i: number): void {
-    const b = this.hash(this.proto[i]!, this.caddr[i]!, this.cport[i]!, this.vaddr[i]!, this.vport[i]!);
+    const b = this.hash(
+      this.proto[i]!,
+      this.caddr[i]! | 0,
+      this.cport[i]!,
+      this.vaddr[i]! | 0,
+      this.vport[i]!,
+    );
     let j = this.headIn[b]!;
     if (j === i) this.headIn[b] = this.nextIn[i]!;
     else {
@@ -502,7 +527,13 @@ export class ConnTable {
   }
 
   private unhashOut(i: number): void {
-    const b = this.hash(this.proto[i]!, this.daddr[i]!, this.dport[i]!, this.laddr[i]!, this.lport[i]!);
+    const b = this.hash(
+      this.proto[i]!,
+      this.daddr[i]! | 0,
+      this.dport[i]!,
+      this.laddr[i]! | 0,
+      this.lport[i]!,
+    );
     let j = this.headOut[b]!;
     if (j === i) this.headOut[b] = this.nextOut[i]!;
     else {

@@ -141,53 +141,53 @@ export const fullnatMode: ForwardMode = {
     const vaddr = v.daddr;
     const vport = v.dport;
     const rip = ct.daddr[c]!;
-    setSaddr(v, ct.laddr[c]!);
+    setSaddr(v, ct.laddr[c]! | 0);
     setSport(v, ct.lport[c]!);
-    setDaddr(v, rip);
+    setDaddr(v, rip | 0);
     setDport(v, ct.dport[c]!);
     if (v.proto === IPPROTO_TCP && v.l4Off >= 0) {
       const ver = proxyVersion(ct, c, cx);
       if (ver !== 0 && !proxyInbound(v, ct, c, cx, ver, caddr, cport, vaddr, vport)) return -1;
     }
-    return rip;
+    return rip | 0;
   },
 
   outbound(v: FrameView, ct: ConnTable, c: number, cx: ModeContext): number {
     const caddr = ct.caddr[c]!;
-    setSaddr(v, ct.vaddr[c]!);
+    setSaddr(v, ct.vaddr[c]! | 0);
     setSport(v, ct.vport[c]!);
-    setDaddr(v, caddr);
+    setDaddr(v, caddr | 0);
     setDport(v, ct.cport[c]!);
     if (v.proto === IPPROTO_TCP && v.l4Off >= 0) {
       const ver = proxyVersion(ct, c, cx);
       if (ver !== 0) proxyOutbound(v, ct, c, ver);
     }
-    return caddr;
+    return caddr | 0;
   },
 
   icmpIn(v: FrameView, ct: ConnTable, c: number): number {
     // The client reports on our reply VIP:vport -> caddr:cport; the server sent RIP:rport -> laddr:lport.
     const rip = ct.daddr[c]!;
     const laddr = ct.laddr[c]!;
-    setSaddr(v, laddr);
-    setDaddr(v, rip);
-    setInnerSaddr(v, rip);
+    setSaddr(v, laddr | 0);
+    setDaddr(v, rip | 0);
+    setInnerSaddr(v, rip | 0);
     setInnerSport(v, ct.dport[c]!);
-    setInnerDaddr(v, laddr);
+    setInnerDaddr(v, laddr | 0);
     setInnerDport(v, ct.lport[c]!);
-    return rip;
+    return rip | 0;
   },
 
   icmpOut(v: FrameView, ct: ConnTable, c: number): number {
     // The server side reports on our packet laddr:lport -> RIP:rport; the client sent caddr:cport -> VIP:vport.
     const caddr = ct.caddr[c]!;
     const vaddr = ct.vaddr[c]!;
-    setSaddr(v, vaddr);
-    setDaddr(v, caddr);
-    setInnerSaddr(v, caddr);
+    setSaddr(v, vaddr | 0);
+    setDaddr(v, caddr | 0);
+    setInnerSaddr(v, caddr | 0);
     setInnerSport(v, ct.cport[c]!);
-    setInnerDaddr(v, vaddr);
+    setInnerDaddr(v, vaddr | 0);
     setInnerDport(v, ct.vport[c]!);
-    return caddr;
+    return caddr | 0;
   },
 };

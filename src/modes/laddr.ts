@@ -100,6 +100,7 @@ export class LocalAddrPool {
 
   /** Give a port back. Unknown addresses (removed from the pool) are ignored. */
   release(addr: number, port: number, p: number): void {
+    addr >>>= 0; // callers pass int32 (no boxing)
     for (let k = 0; k < this.addrs.length; k++) {
       const a = this.addrs[k]!;
       if (a.addr !== addr) continue;

@@ -28,30 +28,30 @@ export const natMode: ForwardMode = {
 
   inbound(v: FrameView, ct: ConnTable, c: number): number {
     const daddr = ct.daddr[c]!;
-    setDaddr(v, daddr);
+    setDaddr(v, daddr | 0);
     setDport(v, ct.dport[c]!);
-    return daddr;
+    return daddr | 0;
   },
 
   outbound(v: FrameView, ct: ConnTable, c: number): number {
-    setSaddr(v, ct.vaddr[c]!);
+    setSaddr(v, ct.vaddr[c]! | 0);
     setSport(v, ct.vport[c]!);
-    return v.daddr;
+    return v.daddr | 0;
   },
 
   icmpIn(v: FrameView, ct: ConnTable, c: number): number {
     const daddr = ct.daddr[c]!;
-    setDaddr(v, daddr);
-    setInnerSaddr(v, daddr);
+    setDaddr(v, daddr | 0);
+    setInnerSaddr(v, daddr | 0);
     setInnerSport(v, ct.dport[c]!);
-    return daddr;
+    return daddr | 0;
   },
 
   icmpOut(v: FrameView, ct: ConnTable, c: number): number {
     const vaddr = ct.vaddr[c]!;
-    setSaddr(v, vaddr);
-    setInnerDaddr(v, vaddr);
+    setSaddr(v, vaddr | 0);
+    setInnerDaddr(v, vaddr | 0);
     setInnerDport(v, ct.vport[c]!);
-    return v.daddr;
+    return v.daddr | 0;
   },
 };

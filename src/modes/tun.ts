@@ -24,7 +24,7 @@ export const IPIP_HLEN = 20;
 
 function encapsulate(v: FrameView, ct: ConnTable, c: number, cx: ModeContext): number {
   const rip = ct.daddr[c]!;
-  const link = cx.net.route(rip);
+  const link = cx.net.route(rip | 0);
   if (link < 0) {
     cx.modeDrop = Drop.NO_ROUTE;
     return -1;
@@ -59,7 +59,7 @@ function encapsulate(v: FrameView, ct: ConnTable, c: number, cx: ModeContext): n
   v.base = o - ETH_HLEN;
   v.len = ETH_HLEN + IPIP_HLEN + innerLen;
   v.vlanTci = -1;
-  return rip;
+  return rip | 0;
 }
 
 export const tunMode: ForwardMode = {

@@ -6,8 +6,9 @@
  * Each function rewrites the frame in place (addresses, ports, checksums, encapsulation; the
  * engine has already decremented the TTL when the mode routes the packet as an IP hop, and
  * sets the Ethernet addresses afterwards) and
- * returns the IPv4 address whose route and neighbour decide where the frame goes next, or -1
- * to drop it, with the reason in `cx.modeDrop`. A mode that moves the frame's start or changes
+ * returns the IPv4 address whose route and neighbour decide where the frame goes next, as an
+ * int32 (`addr | 0`, so that V8 never boxes it), or -1 (255.255.255.255, never a next hop) to
+ * drop it, with the reason in `cx.modeDrop`. A mode that moves the frame's start or changes
  * its length updates `v.base` / `v.len`; it may use `cx.room` bytes after the frame's end.
  */
 import type { ConnTable } from "../conntrack/table.js";

@@ -49,7 +49,8 @@ export class NeighTable {
 
   /** Index of ip's entry, or -1. */
   find(ip: number): number {
-    let i = this.h(ip);
+    ip >>>= 0;
+    let i = this.h(ip | 0);
     for (let n = 0; n < this.capacity; n++) {
       const s = this.slot[i];
       if (s === EMPTY) return -1;
@@ -61,7 +62,8 @@ export class NeighTable {
 
   /** Index of ip's entry, created (state NONE) if missing; -1 when the table is full. */
   findOrAdd(ip: number): number {
-    let i = this.h(ip);
+    ip >>>= 0;
+    let i = this.h(ip | 0);
     let firstFree = -1;
     for (let n = 0; n < this.capacity; n++) {
       const s = this.slot[i];

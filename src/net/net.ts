@@ -20,12 +20,14 @@ export class Link {
   readonly mac: Uint8Array;
   readonly addrs: LinkAddr[];
   mtu: number;
+  private readonly primary: number;
   constructor(id: number, name: string, mac: Uint8Array, addrs: LinkAddr[], mtu: number) {
     this.id = id;
     this.name = name;
     this.mac = mac;
     this.addrs = addrs;
     this.mtu = mtu;
+    this.primary = (addrs[0]?.addr ?? 0) | 0;
   }
 
   /** True when addr lies in one of this link's connected subnets. */
@@ -37,9 +39,14 @@ export class Link {
     return false;
   }
 
-  /** The link's first address, used as the source of frames the director originates. */
+  /**
+   * The link's first address, used as the source of frames the director originates (tunnel
+   * headers, ARP requests, ICMP errors). An int32, like every address that crosses a call on the
+   * data path (a uint32 above 2^31 would be boxed): write it with setUint32/setInt32 or `>>> 0` it.
+   * Cached at construction: loading a double field through a generic access copies its box.
+   */
   primaryAddr(): number {
-    return this.addrs[0]?.addr ?? 0;
+    return this.primary;
   }
 }
 
@@ -65,7 +72,7 @@ export class Net {
   private routes: Route[] = [];
   private readonly local: number[] = [];
   readonly neigh = new NeighTable();
-  /** Next-hop address chosen by the last `route` call. */
+  /** Next-hop address chosen by the last `route` call, as an int32 (`>>> 0` for the uint32). */
   nextHop = 0;
   /** Learned neighbours older than this are re-probed by the resolver. */
   reachableMs = 30_000;
@@ -103,6 +110,7 @@ export class Net {
 
   /** True when addr is one of the director's own addresses. */
   isLocal(addr: number): boolean {
+    addr >>>= 0;
     const l = this.local;
     for (let k = 0; k < l.length; k++) if (l[k] === addr) return true;
     return false;
@@ -114,7 +122,7 @@ export class Net {
     for (let k = 0; k < rs.length; k++) {
       const r = rs[k]!;
       if ((daddr & r.mask) >>> 0 === r.net) {
-        this.nextHop = r.via !== 0 ? r.via : daddr;
+        this.nextHop = (r.via !== 0 ? r.via : daddr) | 0; // int32: no boxing across calls
         return r.link;
       }
     }

@@ -53,28 +53,34 @@ function l4Replace16(v: FrameView, oldV: number, newV: number): void {
   }
 }
 
-/** Set the IPv4 source address (uint32); updates the IP and TCP/UDP checksums and `v.saddr`. */
+/*
+ * Addresses cross function boundaries as int32 (`| 0`): a uint32 at or above 2^31 (128.0.0.0 and
+ * up, 192.168.x.x among them) is not a small integer for V8, and passing it to a function that
+ * is not inlined boxes it in a new heap number. Inside, `>>> 0` gives the uint32 back.
+ */
+
+/** Set the IPv4 source address; updates the IP and TCP/UDP checksums and `v.saddr` (uint32). */
 export function setSaddr(v: FrameView, addr: number): void {
-  addr >>>= 0;
+  const a = addr | 0;
   const dv = v.dv;
   const l3 = v.l3Off;
-  const old = dv.getUint32(l3 + 12);
-  dv.setUint32(l3 + 12, addr);
-  dv.setUint16(l3 + 10, csumReplace32(dv.getUint16(l3 + 10), old, addr));
-  l4Replace32(v, old, addr);
-  v.saddr = addr;
+  const old = dv.getInt32(l3 + 12);
+  dv.setInt32(l3 + 12, a);
+  dv.setUint16(l3 + 10, csumReplace32(dv.getUint16(l3 + 10), old, a));
+  l4Replace32(v, old, a);
+  v.saddr = a >>> 0;
 }
 
-/** Set the IPv4 destination address (uint32); updates the IP and TCP/UDP checksums and `v.daddr`. */
+/** Set the IPv4 destination address; updates the IP and TCP/UDP checksums and `v.daddr` (uint32). */
 export function setDaddr(v: FrameView, addr: number): void {
-  addr >>>= 0;
+  const a = addr | 0;
   const dv = v.dv;
   const l3 = v.l3Off;
-  const old = dv.getUint32(l3 + 16);
-  dv.setUint32(l3 + 16, addr);
-  dv.setUint16(l3 + 10, csumReplace32(dv.getUint16(l3 + 10), old, addr));
-  l4Replace32(v, old, addr);
-  v.daddr = addr;
+  const old = dv.getInt32(l3 + 16);
+  dv.setInt32(l3 + 16, a);
+  dv.setUint16(l3 + 10, csumReplace32(dv.getUint16(l3 + 10), old, a));
+  l4Replace32(v, old, a);
+  v.daddr = a >>> 0;
 }
 
 /**
@@ -203,9 +209,9 @@ function innerL4Replace(v: FrameView, oldV: number, newV: number, is32: number):
 function setInnerAddr(v: FrameView, rel: number, addr: number): number {
   const in3 = v.innerL3Off;
   if (in3 < 0) return 0;
-  addr >>>= 0;
+  addr |= 0;
   const dv = v.dv;
-  const old = dv.getUint32(in3 + rel);
+  const old = dv.getInt32(in3 + rel);
   if (old === addr) return 1;
   icmpWrite16(v, in3 + rel, addr >>> 16);
   icmpWrite16(v, in3 + rel + 2, addr & 0xffff);
@@ -220,14 +226,14 @@ function setInnerAddr(v: FrameView, rel: number, addr: number): number {
  * Returns 1 when done, 0 when the frame is not an ICMP error with an embedded header.
  */
 export function setInnerSaddr(v: FrameView, addr: number): number {
-  if (setInnerAddr(v, 12, addr) === 0) return 0;
+  if (setInnerAddr(v, 12, addr | 0) === 0) return 0;
   v.innerSaddr = addr >>> 0;
   return 1;
 }
 
 /** Set the destination address of the embedded packet; like setInnerSaddr. */
 export function setInnerDaddr(v: FrameView, addr: number): number {
-  if (setInnerAddr(v, 16, addr) === 0) return 0;
+  if (setInnerAddr(v, 16, addr | 0) === 0) return 0;
   v.innerDaddr = addr >>> 0;
   return 1;
 }
