@@ -78,9 +78,14 @@ export function readReply(
   signal: AbortSignal,
 ): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    // Until the header is complete the bytes pile up in `chunks`; then the body's go to `body`,
+    // and are joined only when the body may be complete (no quadratic copying of large bodies).
+    let chunks: Buffer[] = [];
     let size = 0;
-    let head: { status: number; headers: Map<string, string>; bodyStart: number } | undefined;
+    let head: { status: number; headers: Map<string, string> } | undefined;
+    const body: Buffer[] = [];
+    let bodySize = 0;
+    let tail = ""; // the last bytes of the body, to spot the end of a chunked body
     const timer = setTimeout(
       () => done(new ProbeFailure(`timeout after ${secs(whole / 1000)}`)),
       Math.max(0, timeoutMs),
@@ -100,15 +105,22 @@ export function readReply(
       else if (reply) resolve(reply);
     }
 
+    function addBody(d: Buffer): void {
+      if (d.length === 0) return;
+      body.push(d);
+      bodySize += d.length;
+      tail = (tail + d.subarray(Math.max(0, d.length - 16)).toString("latin1")).slice(-16);
+    }
+
     function tryBody(ended: boolean): void {
       const h = head;
       if (!h) return;
-      const raw = Buffer.concat(chunks).subarray(h.bodyStart);
       const te = h.headers.get("transfer-encoding")?.toLowerCase() ?? "";
       const cl = h.headers.get("content-length");
-      const reply = (body: Buffer): HttpReply => ({ status: h.status, headers: h.headers, body });
+      const reply = (b: Buffer): HttpReply => ({ status: h.status, headers: h.headers, body: b });
       if (te.includes("chunked")) {
-        const d = decodeChunked(raw);
+        if (!ended && !tail.includes("0\r\n\r\n")) return; // the last chunk has not come
+        const d = decodeChunked(Buffer.concat(body));
         if (!d) done(new ProbeFailure("malformed chunked body"));
         else if (d.complete) done(undefined, reply(d.body));
         else if (ended) done(new ProbeFailure("connection closed before the end of the chunked body"));
@@ -116,15 +128,16 @@ export function readReply(
       }
       if (cl !== undefined && /^[0-9]+$/.test(cl)) {
         const n = Number(cl);
-        if (raw.length >= n) done(undefined, reply(raw.subarray(0, n)));
-        else if (ended) done(new ProbeFailure(`connection closed after ${raw.length} of ${n} body bytes`));
+        if (bodySize >= n) done(undefined, reply(Buffer.concat(body).subarray(0, n)));
+        else if (ended) done(new ProbeFailure(`connection closed after ${bodySize} of ${n} body bytes`));
         return;
       }
-      if (ended) done(undefined, reply(raw));
+      if (ended) done(undefined, reply(Buffer.concat(body)));
     }
 
     function parseHead(): void {
       const all = Buffer.concat(chunks);
+      chunks = [all];
       let end = all.indexOf("\r\n\r\n");
       let sepLen = 4;
       if (end < 0) {
@@ -146,31 +159,38 @@ export function readReply(
         const i = l.indexOf(":");
         if (i > 0) headers.set(l.slice(0, i).trim().toLowerCase(), l.slice(i + 1).trim());
       }
-      head = { status: Number(m[1]), headers, bodyStart: end + sepLen };
+      head = { status: Number(m[1]), headers };
       if (!wantBody) {
         done(undefined, { status: head.status, headers });
         return;
       }
+      addBody(all.subarray(end + sepLen));
+      chunks = [];
       tryBody(false);
     }
 
     sock.on("data", (d: Buffer) => {
-      chunks.push(d);
       size += d.length;
       if (size > MAX_BODY + MAX_HEADER) {
         done(new ProbeFailure(`reply larger than ${MAX_BODY} bytes`));
         return;
       }
-      if (!head) parseHead();
-      else tryBody(false);
+      if (head) {
+        addBody(d);
+        tryBody(false);
+        return;
+      }
+      chunks.push(d);
+      parseHead();
     });
     sock.on("end", () => {
       if (!head) {
         parseHead();
-        if (!head)
+        if (!head) {
           done(
             new ProbeFailure(size === 0 ? "connection closed without a reply" : "incomplete reply header"),
           );
+        }
         return;
       }
       tryBody(true);

@@ -233,7 +233,14 @@ export class HealthManager {
       };
     }
     this.counters.reloads++;
-    const r = this.loadFile(this.file);
+    let r: LoadResult;
+    try {
+      r = this.loadFile(this.file);
+    } catch (err) {
+      // SIGHUP runs this from a signal handler: report, never throw
+      this.counters.reloadErrors++;
+      r = { ok: false, warnings: [], error: `internal error: ${(err as Error).message}` };
+    }
     if (!r.ok) this.log(`health: reload failed, keeping the running configuration: ${r.error}`);
     return r;
   }
@@ -330,7 +337,14 @@ export class HealthManager {
   }
 
   private makeChecker(rs: RealServer, cfg: RealServerConfig["checkers"][number]): Checker {
-    return new Checker(cfg, this.probeFn, this.clock, (c, e) => this.onResult(rs, c, e));
+    return new Checker(cfg, this.probeFn, this.clock, (c, e) => {
+      // a timer callback: a bug here must not take the daemon (and its data path) down
+      try {
+        this.onResult(rs, c, e);
+      } catch (err) {
+        this.log(`health: internal error handling ${e.result.reason}: ${(err as Error).stack ?? err}`);
+      }
+    });
   }
 
   private updateRealServer(rs: RealServer, rc: RealServerConfig): void {
