@@ -3,10 +3,12 @@
 //   sysctl(netns, path, value?)          read (and write) /proc/sys/<path>; returns the old value
 //   ifIndex(netns, name)                 interface index (ENODEV when missing)
 //   addrList(netns)                      IPv4 addresses: [{ ifindex, label, addr, prefix, scope }]
-//   addrChange(netns, add, ifindex, addr, prefix)   RTM_NEWADDR (exclusive) / RTM_DELADDR
+//   addrChange(netns, add, ifindex, addr, prefix, scope?)   RTM_NEWADDR (exclusive) / RTM_DELADDR
 //   ethtool(netns, ifname, set)          offload flags (legacy ETHTOOL_[GS]{TXCSUM,SG,TSO,GSO,GRO});
 //                                        returns the values before the change
 //   ipipGuard(netns, addr, ifname)       a raw IPPROTO_IPIP socket that takes no packets (see below)
+//   netnsId(netns)                       "cookie:<n>" (SO_NETNS_COOKIE, never reused until reboot)
+//                                        or "ino:<dev>:<inode>" on kernels before 5.14
 //
 // Every call runs with the calling thread switched into `netns` (NetnsGuard; "" = stay), which is
 // what makes /proc/sys/net, rtnetlink and ioctls act on that namespace. Addresses cross as uint32
@@ -22,6 +24,7 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -198,12 +201,15 @@ Napi::Value AddrList(const Napi::CallbackInfo& info) {
 Napi::Value AddrChange(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string netns = StrArg(info, 0, "netns");
-  if (info.Length() < 5 || !info[1].IsBoolean()) throw Napi::TypeError::New(env, "addrChange(netns, add, ifindex, addr, prefix)");
+  if (info.Length() < 5 || !info[1].IsBoolean())
+    throw Napi::TypeError::New(env, "addrChange(netns, add, ifindex, addr, prefix, scope?)");
   const bool add = info[1].As<Napi::Boolean>().Value();
   const uint32_t ifindex = U32(info, 2, "ifindex");
   const uint32_t addr = htonl(U32(info, 3, "addr"));
   const uint32_t prefix = U32(info, 4, "prefix");
   if (prefix > 32) throw Napi::RangeError::New(env, "prefix must be 0..32");
+  const uint32_t scope = info.Length() > 5 && info[5].IsNumber() ? U32(info, 5, "scope") : static_cast<uint32_t>(RT_SCOPE_UNIVERSE);
+  if (scope > 255) throw Napi::RangeError::New(env, "scope must be 0..255");
   NetnsGuard ns(env, netns);
   struct {
     struct nlmsghdr nh;
@@ -217,7 +223,7 @@ Napi::Value AddrChange(const Napi::CallbackInfo& info) {
   req.nh.nlmsg_seq = 1;
   req.ifa.ifa_family = AF_INET;
   req.ifa.ifa_prefixlen = static_cast<unsigned char>(prefix);
-  req.ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+  req.ifa.ifa_scope = static_cast<unsigned char>(scope);
   req.ifa.ifa_index = ifindex;
   AddAttr(&req.nh, sizeof req, IFA_LOCAL, &addr, 4);
   AddAttr(&req.nh, sizeof req, IFA_ADDRESS, &addr, 4);
@@ -320,6 +326,25 @@ Napi::Value IpipGuard(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, s.release());
 }
 
+Napi::Value NetnsId(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string netns = StrArg(info, 0, "netns");
+  NetnsGuard ns(env, netns);
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+  Fd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s) ThrowErrno(env, "netns", "socket", errno, "socket for the namespace cookie");
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  if (getsockopt(s.get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) == 0 && len == sizeof cookie)
+    return Napi::String::New(env, "cookie:" + std::to_string(cookie));
+  struct stat st;
+  if (stat("/proc/thread-self/ns/net", &st) != 0)
+    ThrowErrno(env, "netns", "stat", errno, "/proc/thread-self/ns/net");
+  return Napi::String::New(env, "ino:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino));
+}
+
 }  // namespace
 
 void InitSys(Napi::Env env, Napi::Object exports) {
@@ -329,6 +354,7 @@ void InitSys(Napi::Env env, Napi::Object exports) {
   exports.Set("addrChange", Napi::Function::New(env, AddrChange, "addrChange"));
   exports.Set("ethtool", Napi::Function::New(env, Ethtool, "ethtool"));
   exports.Set("ipipGuard", Napi::Function::New(env, IpipGuard, "ipipGuard"));
+  exports.Set("netnsId", Napi::Function::New(env, NetnsId, "netnsId"));
 }
 
 }  // namespace lvsio

@@ -115,11 +115,21 @@ export interface NativeAddon {
   sysctl(netns: string, path: string, value?: string): string;
   ifIndex(netns: string, name: string): number;
   addrList(netns: string): NativeAddr[];
-  addrChange(netns: string, add: boolean, ifindex: number, addr: number, prefix: number): void;
+  /** scope: RT_SCOPE_* (0 global, default; 253 link; 254 host). */
+  addrChange(
+    netns: string,
+    add: boolean,
+    ifindex: number,
+    addr: number,
+    prefix: number,
+    scope?: number,
+  ): void;
   /** Set the given offload flags; returns the flags as they were before. */
   ethtool(netns: string, ifname: string, set: Partial<Record<keyof NativeOffloads, boolean>>): NativeOffloads;
   /** A raw IPPROTO_IPIP socket that drops everything (see native/sys.cc); returns its descriptor. */
   ipipGuard(netns: string, addr: number, ifname: string): number;
+  /** A stable identity of the namespace: "cookie:<n>" (SO_NETNS_COOKIE) or "ino:<dev>:<inode>". */
+  netnsId(netns: string): string;
 }
 
 /** Slots of the counter array filled by NativeLink.stats (native/link.h StatSlot). */
@@ -139,7 +149,7 @@ export const STAT = {
 } as const;
 export const STAT_COUNT = 12;
 
-const ADDON_ABI = 2;
+const ADDON_ABI = 3;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 

@@ -60,11 +60,14 @@ export function listAddrs(netns?: string): AddrInfo[] {
   return wrap("list addresses", netns, () => loadNative().addrList(nsArg(netns)));
 }
 
+/** Address scopes (RT_SCOPE_*): who may use the address as a source. */
+export const AddrScope = { GLOBAL: 0, LINK: 253, HOST: 254 } as const;
+
 /** Add addr/prefix to an interface. Fails (errno EEXIST) if it is there already. */
-export function addAddr(ifname: string, addr: number, prefix: number, netns?: string): void {
+export function addAddr(ifname: string, addr: number, prefix: number, netns?: string, scope = 0): void {
   const idx = ifIndex(ifname, netns);
   wrap(`add address to ${ifname}`, netns, () =>
-    loadNative().addrChange(nsArg(netns), true, idx, addr, prefix),
+    loadNative().addrChange(nsArg(netns), true, idx, addr, prefix, scope),
   );
 }
 
@@ -114,6 +117,15 @@ export function disableOffloads(
   extra: Partial<Record<keyof Offloads, boolean>> = {},
 ): Offloads {
   return setOffloads(dev, { tso: false, gso: false, gro: false, ...extra }, netns);
+}
+
+/**
+ * An identity for a network namespace that is never reused while the machine is up
+ * ("cookie:<n>", SO_NETNS_COOKIE; "ino:<dev>:<inode>" on kernels before 5.14). Also proves that
+ * the namespace exists (ERR_IO_NO_NETNS otherwise).
+ */
+export function netnsId(netns?: string): string {
+  return wrap("identify namespace", netns, () => loadNative().netnsId(nsArg(netns)));
 }
 
 /** A held descriptor; close() releases it (idempotent). */
