@@ -66,9 +66,12 @@ export class Director {
     const links = this.links;
     const n = links[l]!.recv(rx, l);
     if (n === 0) return 0;
-    this.engine.process(rx, nowMs);
-    for (let k = 0; k < links.length; k++) links[k]!.send(rx, k);
-    const tx = this.engine.tx;
+    const e = this.engine;
+    e.process(rx, nowMs);
+    // one native call per link that has frames to send (links beyond 30 are always tried)
+    const mask = e.egressMask;
+    for (let k = 0; k < links.length; k++) if (k > 30 || (mask & (1 << k)) !== 0) links[k]!.send(rx, k);
+    const tx = e.tx;
     if (tx.count > 0) for (let k = 0; k < links.length; k++) links[k]!.send(tx, k);
     this.batches++;
     this.frames += n;

@@ -97,6 +97,8 @@ export class Engine implements ControlTarget, ModeContext {
   generated = 0;
   /** Modes by forwarding method (index = FwdMethod). */
   readonly modes: (ForwardMode | null)[] = [natMode, drMode, tunMode, fullnatMode, null];
+  /** Bit l set when the last `process` gave a frame of its batch egress link l (links < 31). */
+  egressMask = 0;
   /** ModeContext: drop reason set by a mode that refuses a frame, and free bytes after the frame. */
   modeDrop = 0;
   room = 0;
@@ -156,6 +158,7 @@ export class Engine implements ControlTarget, ModeContext {
   process(batch: FrameBatch, nowMs: number): void {
     clock.nowMs = nowMs;
     this.tx.reset();
+    this.egressMask = 0;
     const v = this.v;
     const buf = batch.buf;
     const dv = batch.dv;
@@ -424,6 +427,7 @@ export class Engine implements ControlTarget, ModeContext {
       return Drop.NO_ROUTE;
     }
     batch.egress[i] = link;
+    this.egressMask |= 1 << link;
     return 0;
   }
 
