@@ -8,8 +8,7 @@
 
 import { spawn } from "node:child_process";
 import type { MiscCheckConfig } from "../config/types.js";
-import type { ProbeResult } from "./probe.js";
-import { secs } from "./probe.js";
+import { errnoText, type ProbeResult, secs } from "./probe.js";
 
 /** Seconds between SIGTERM and SIGKILL for a script past its timeout. */
 export const KILL_GRACE_MS = 2000;
@@ -48,11 +47,7 @@ export function probeMisc(c: MiscCheckConfig, signal: AbortSignal): Promise<Prob
       finish({ ok: false, reason: `${label} stopped` });
     };
     signal.addEventListener("abort", onAbort, { once: true });
-    child.on("error", (err: NodeJS.ErrnoException) => {
-      const why =
-        err.code === "ENOENT" ? "no such file" : err.code === "EACCES" ? "permission denied" : err.message;
-      finish({ ok: false, reason: `${label} cannot run: ${why}` });
-    });
+    child.on("error", (err) => finish({ ok: false, reason: `${label} cannot run: ${errnoText(err)}` }));
     child.on("exit", (code, sig) => {
       if (timedOut) return finish({ ok: false, reason: `${label} timed out after ${secs(c.timeout)}` });
       if (code === null) return finish({ ok: false, reason: `${label} killed by ${sig ?? "a signal"}` });

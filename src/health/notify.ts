@@ -4,6 +4,7 @@
  */
 
 import { spawn } from "node:child_process";
+import { errnoText } from "./probe.js";
 
 /** Start `argv` for `what` ("notify_up", ...); never throws. */
 export type ScriptRunner = (argv: readonly string[], what: string) => void;
@@ -19,11 +20,7 @@ export function scriptRunner(log: (msg: string) => void): ScriptRunner {
       log(`health: ${what} ${prog}: cannot run: ${(err as Error).message}`);
       return;
     }
-    child.on("error", (err: NodeJS.ErrnoException) => {
-      const why =
-        err.code === "ENOENT" ? "no such file" : err.code === "EACCES" ? "permission denied" : err.message;
-      log(`health: ${what} ${prog}: cannot run: ${why}`);
-    });
+    child.on("error", (err) => log(`health: ${what} ${prog}: cannot run: ${errnoText(err)}`));
     child.on("exit", (code, sig) => {
       if (code !== 0) log(`health: ${what} ${prog}: ${code === null ? `killed by ${sig}` : `exit ${code}`}`);
     });

@@ -38,6 +38,7 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
   EADDRINUSE: "source port in use (bind_port)",
   EPIPE: "connection closed while sending",
   EACCES: "permission denied",
+  ENOENT: "no such file",
 };
 
 /** A short reason for a socket error. */
