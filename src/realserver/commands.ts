@@ -254,7 +254,10 @@ export class TunSession {
     } catch (err) {
       decap?.close();
       try {
-        release(t, "tun");
+        t.store.withLock(() => {
+          if (t.store.load()?.decap?.pid === process.pid) setDecap(t, undefined);
+          release(t, "tun");
+        });
       } catch (e2) {
         out.warn(`could not revert after the failure: ${(e2 as Error).message}`);
       }

@@ -144,29 +144,43 @@ export function claim(
       if (!st.sysctls.some((r) => r.path === p)) st.sysctls.push({ path: p, prev: current[i]! });
     });
     t.store.save(st);
-    wanted.forEach(([p, v], i) => {
-      if (current[i] === v) return;
-      io(() => sysctlSet(p, v, ns));
-      report.changed.push([p, current[i]!, v]);
-    });
-    for (const v of vips) {
-      const addr = u32ToIp(v);
-      const onLo = addrs.some((a) => a.addr === v && a.ifindex === lo);
-      let c = st.vips.find((x) => x.addr === addr && x.by === by);
-      if (c === undefined) {
-        c = { addr, by, added: false };
-        st.vips.push(c);
+    const fresh: number[] = []; // claims made by this call, dropped again if it fails
+    try {
+      wanted.forEach(([p, v], i) => {
+        if (current[i] === v) return;
+        io(() => sysctlSet(p, v, ns));
+        report.changed.push([p, current[i]!, v]);
+      });
+      for (const v of vips) {
+        const addr = u32ToIp(v);
+        const onLo = addrs.some((a) => a.addr === v && a.ifindex === lo);
+        let c = st.vips.find((x) => x.addr === addr && x.by === by);
+        if (c === undefined) {
+          c = { addr, by, added: false };
+          st.vips.push(c);
+          fresh.push(v);
+        }
+        if (onLo) {
+          report.present.push(addr);
+        } else {
+          t.store.save(st);
+          io(() => addAddr("lo", v, 32, ns));
+          // Whoever added it owns its removal (there is one owner at most).
+          for (const x of st.vips) if (x.addr === addr) x.added = false;
+          c.added = true;
+          report.added.push(addr);
+        }
+        t.store.save(st);
       }
-      if (onLo) {
-        report.present.push(addr);
-      } else {
-        io(() => addAddr("lo", v, 32, ns));
-        // Whoever added it owns its removal (there is one owner at most).
-        for (const x of st.vips) if (x.addr === addr) x.added = false;
-        c.added = true;
-        report.added.push(addr);
+    } catch (err) {
+      // All or nothing: drop this call's claims (and what they added); the sysctls go back if
+      // nothing else claims them.
+      try {
+        release(t, by, fresh);
+      } catch {
+        // the original error matters more
       }
-      t.store.save(st);
+      throw err;
     }
     return report;
   });

@@ -355,6 +355,28 @@ describe.skipIf(!canRun)("lvs-realserver tun: userspace IPIP decapsulation (root
     expect(await until(() => protoUnreach > n0, 2000)).toBe(true);
   });
 
+  it("refuses a --local address the host does not have, changing nothing", async () => {
+    const args = [
+      "tun",
+      "--vip",
+      VIP,
+      "--dev",
+      rv,
+      "--netns",
+      r,
+      "--state-dir",
+      stateDir,
+      "--local",
+      "198.18.8.99",
+    ];
+    expect(await rs(...args)).toBe(2);
+    expect(onLo(r, VIP)).toBe(false);
+    expect(["all", "lo", rv].map((dev) => sysctlGet(`net/ipv4/conf/${dev}/arp_ignore`, r))).toEqual(
+      beforeArp,
+    );
+    expect(await rs("status", "--netns", r, "--state-dir", stateDir)).toBe(0);
+  });
+
   it("tun sets up the VIP, the ARP sysctls and a TUN device; the kernel has no ipip module here", () => {
     const a = parseRsArgs([
       "tun",
@@ -447,7 +469,7 @@ describe.skipIf(!canRun)("lvs-realserver tun: userspace IPIP decapsulation (root
     const run = (...args: string[]) =>
       spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 20_000 });
 
-    it("--daemon runs the decapsulator in the background; status shows it; tun --undo stops it and reverts", async () => {
+    it("--daemon (recvmmsg mode) runs the decapsulator in the background; status shows it; tun --undo stops it and reverts", async () => {
       const pidFile = join(stateDir, "d.pid");
       const start = run(
         "tun",
@@ -459,6 +481,8 @@ describe.skipIf(!canRun)("lvs-realserver tun: userspace IPIP decapsulation (root
         r,
         "--tun-name",
         tunName,
+        "--mode",
+        "mmsg",
         "--daemon",
         "--pid-file",
         pidFile,
