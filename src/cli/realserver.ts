@@ -107,7 +107,9 @@ async function runTunForeground(a: RsArgs, out: Reporter, child: boolean): Promi
   if (child && process.send !== undefined) {
     process.send({ ok: true, pid: process.pid }, () => process.disconnect());
   }
-  const sig = await untilStopSignal(() => out.warn(`tun: ${statsLine(session.decap.stats())}`));
+  const sig = await untilStopSignal(() =>
+    process.stderr.write(`lvs-realserver: tun: ${statsLine(session.decap.stats())}\n`),
+  );
   const stats = session.stop(out);
   out.info(`tun: stopped by ${sig}; ${statsLine(stats)}`);
   if (pidFile !== undefined) {
