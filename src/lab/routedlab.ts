@@ -14,6 +14,7 @@
  * a TAP device. The router forwards with rp_filter off (replies come from the VIP, which lives
  * on another segment in the TUN topology).
  */
+import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { LabBase, PEER, ROOT, VIP } from "./labbase.js";
 import { ip, sh, waitFor } from "./netns.js";
@@ -39,6 +40,8 @@ export class RoutedLab extends LabBase {
   readonly mode: RoutedMode;
   readonly servers: number;
   private readonly rsLinkMtu: number;
+  /** TUN decapsulators: stopped with SIGTERM so that they undo their set-up. */
+  private readonly decaps: ChildProcess[] = [];
 
   constructor(o: RoutedLabOptions) {
     super(o.prefix);
@@ -81,7 +84,12 @@ export class RoutedLab extends LabBase {
     if (this.mode === "tun") {
       this.toBridge(rt, t.dev("rb"), t.dev("rB"), segB);
       ip("-n", rt, "addr", "add", `${ROUTER_RS_SIDE}/24`, "dev", t.dev("rb"));
-      if (this.rsLinkMtu !== 1500) ip("-n", rt, "link", "set", t.dev("rb"), "mtu", String(this.rsLinkMtu));
+      if (this.rsLinkMtu !== 1500) {
+        // the whole real-server segment gets the smaller MTU: router leg, bridge, ports
+        ip("-n", rt, "link", "set", t.dev("rb"), "mtu", String(this.rsLinkMtu));
+        ip("-n", d, "link", "set", t.dev("rB"), "mtu", String(this.rsLinkMtu));
+        ip("-n", d, "link", "set", segB, "mtu", String(this.rsLinkMtu));
+      }
     }
     for (const dev of ["cr", "ra", ...(this.mode === "tun" ? ["rb"] : [])]) {
       t.exec("rt", "sysctl", ["-qw", `net.ipv4.conf.${t.dev(dev)}.rp_filter=0`]);
@@ -91,6 +99,10 @@ export class RoutedLab extends LabBase {
       const r = t.addNs(`r${k}`);
       const dev = t.dev(`r${k}a`);
       this.toBridge(r, dev, t.dev(`r${k}b`), this.mode === "dr" ? segA : segB);
+      if (this.mode === "tun" && this.rsLinkMtu !== 1500) {
+        ip("-n", r, "link", "set", dev, "mtu", String(this.rsLinkMtu));
+        ip("-n", d, "link", "set", t.dev(`r${k}b`), "mtu", String(this.rsLinkMtu));
+      }
       ip("-n", r, "addr", "add", `${this.rsIp(k)}/24`, "dev", dev);
       ip(
         "-n",
@@ -107,7 +119,7 @@ export class RoutedLab extends LabBase {
         if (res.code !== 0) throw new Error(`lvs-realserver dr: ${res.stderr.trim()}`);
       } else {
         // the decapsulator runs in the foreground until the lab ends
-        t.spawn(`r${k}`, process.execPath, [REALSERVER, "tun", "--vip", VIP, "--dev", dev]);
+        this.decaps.push(t.spawn(`r${k}`, process.execPath, [REALSERVER, "tun", "--vip", VIP, "--dev", dev]));
       }
     }
     await this.startLvsd([
@@ -140,6 +152,8 @@ export class RoutedLab extends LabBase {
   }
 
   override down(): void {
+    for (const p of this.decaps) if (p.exitCode === null) p.kill("SIGTERM");
+    if (this.decaps.length > 0) sh("sleep", ["0.5"]);
     if (this.mode === "dr") {
       for (let k = 1; k <= this.servers; k++) {
         sh(process.execPath, [REALSERVER, "dr", "--vip", VIP, "--netns", this.topo.ns(`r${k}`), "--undo"]);
