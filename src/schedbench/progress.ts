@@ -77,6 +77,6 @@ export class Progress {
     if (!force && (now - this.start < this.delayMs || now - this.lastDraw < 100)) return;
     this.lastDraw = now;
     this.shown = true;
-    this.stream.write(`\r\x1b[2K${this.render(this.stream.columns ?? 80)}`);
+    this.stream.write(`\r\x1b[2K${this.render(this.stream.columns || 80)}`);
   }
 }

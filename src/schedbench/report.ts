@@ -153,7 +153,7 @@ function best(runs: readonly RunResult[], f: (r: RunResult) => number | undefine
   if (Number.isNaN(bv)) return "—";
   const tied = pool.filter((r) => {
     const v = f(r);
-    return v !== undefined && Math.abs(v - bv) <= Math.abs(bv) * 1e-9;
+    return v !== undefined && Math.abs(v - bv) <= Math.abs(bv) * BEST_TOLERANCE;
   });
   return tied.map((r) => r.scheduler).join(", ");
 }
@@ -225,6 +225,12 @@ function scenarioPanels(
     };
   });
 }
+
+/** Schedulers keyed on the destination address. */
+const DADDR_KEYED = new Set(["dh", "lblc", "lblcr"]);
+
+/** Values within this relative distance of the best count as tied for best. */
+export const BEST_TOLERANCE = 0.01;
 
 const MS = (v: number): string => `${ms(v)} ms`;
 const PCT = (v: number): string => pct(v, 1);
@@ -347,14 +353,18 @@ export function buildCharts(r: Report): ChartFile[] {
       if (withDisruption.length === 0) break;
       const panels: Panel[] = withDisruption.map((s) => {
         const target = s.disruption![0]?.changes.find((c) => c.change === change)?.target ?? "";
-        const what = change === "add" ? "added" : change === "remove" ? "removed" : "set to weight 0";
-        const oneKey = s.setup.targets === 0 ? "; one VIP: dh, lblc, lblcr see a single key" : "";
+        const what =
+          change === "add"
+            ? "a new dest added"
+            : `${target} ${change === "remove" ? "removed" : "set to weight 0"}`;
+        // With one VIP, the schedulers keyed on the destination address see a single key: not shown.
+        const oneKey = s.setup.targets === 0;
         return {
           title: s.name,
-          subtitle: `${target} ${what}${oneKey}`,
+          subtitle: `${what}${oneKey ? "; one VIP, so dh/lblc/lblcr (keyed on it) are left out" : ""}`,
           max: 1,
           bars: s.disruption!.flatMap((d, i): Bar[] => {
-            if (!d.keyBased) return [];
+            if (!d.keyBased || (oneKey && DADDR_KEYED.has(d.scheduler.split("+")[0]!))) return [];
             const c = d.changes.find((x) => x.change === change);
             if (!c || c.moved === null || !Number.isFinite(c.moved)) {
               return [{ label: d.scheduler, value: null, color: colorFor(i) }];

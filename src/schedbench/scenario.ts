@@ -659,6 +659,12 @@ export function parseScenario(text: string, file: string, baseDir = dirname(reso
     }
   }
   if (destLines.length === 0) issues.push({ line: 0, message: "missing `dest` (at least one real server)" });
+  if (cache !== null && targets === null && pcapRel === null) {
+    issues.push({
+      line: single["cache"]!.no,
+      message: "`cache` needs `targets` (without them every connection goes to the VIP, one address)",
+    });
+  }
   if (durationMs > 0 && warmupMs >= durationMs && single["warmup"]) {
     issues.push({ line: single["warmup"].no, message: "warmup must be shorter than duration" });
   }

@@ -35,8 +35,9 @@ export interface Panel {
   readonly max?: number;
   /** Draw a reference line at this value (e.g. 1 for max/mean). */
   readonly ref?: number;
-  /** Mark the best bar(s). */
+  /** Mark the best bar(s): the extreme value, and those within `tolerance` (relative) of it. */
   readonly better?: "lower" | "higher";
+  readonly tolerance?: number;
   /** Which bars may be marked best (default: all). */
   readonly eligible?: readonly boolean[];
   /** Logarithmic axis (for values spanning decades, such as latency). */
@@ -186,7 +187,8 @@ function panelSvg(p: Panel, x0: number, y0: number, height: number, c: Chart): s
       const vs = cand.map((e) => e.v);
       const target = p.better === "lower" ? Math.min(...vs) : Math.max(...vs);
       if (Math.min(...values) !== Math.max(...values)) {
-        for (const e of cand) if (Math.abs(e.v - target) <= Math.abs(target) * 1e-9) bestSet.add(e.i);
+        const tol = Math.abs(target) * (p.tolerance ?? 0.01);
+        for (const e of cand) if (Math.abs(e.v - target) <= tol) bestSet.add(e.i);
       }
     }
   }
