@@ -90,10 +90,25 @@ export class Topology {
     return p;
   }
 
-  /** Kill every process we started and delete every namespace we created. */
+  /**
+   * Stop every process we started (SIGTERM, then SIGKILL), kill whatever else still runs in our
+   * namespaces (children such as nginx workers outlive their parent), and delete the namespaces.
+   */
   destroy(): void {
+    let waiting = false;
+    for (const p of this.procs) {
+      if (p.exitCode === null) {
+        p.kill("SIGTERM");
+        waiting = true;
+      }
+    }
+    if (waiting) sh("sleep", ["0.2"]);
     for (const p of this.procs) if (p.exitCode === null) p.kill("SIGKILL");
     this.procs.length = 0;
+    for (const n of this.namespaces) {
+      const pids = sh("ip", ["netns", "pids", n]).stdout.split(/\s+/).filter(Boolean);
+      if (pids.length > 0) sh("kill", ["-9", ...pids]);
+    }
     for (const n of this.namespaces.reverse()) sh("ip", ["netns", "del", n]);
     this.namespaces.length = 0;
   }
