@@ -10,7 +10,7 @@
  */
 
 import { realpathSync, writeFileSync } from "node:fs";
-import { relative } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { schedulerNames } from "../schedulers/index.js";
@@ -218,7 +218,7 @@ function run(argv: readonly string[], io: CliIo): number {
   if (values.out !== undefined) {
     const written = writeOutputs(report, values.out, command);
     io.stderr.write(
-      `wrote ${written.length} files to ${values.out} (open ${relative(process.cwd(), `${values.out}/index.html`)})\n`,
+      `wrote ${written.length} files to ${values.out} (open ${join(values.out, "index.html")})\n`,
     );
   }
   return 0;

@@ -18,6 +18,10 @@ function run(sched: string, lines: string[]): RunResult {
 
 const conns = (r: RunResult) => r.servers.map((s) => s.conns);
 
+function factorial(n: number): number {
+  return n <= 1 ? 1 : n * factorial(n - 1);
+}
+
 describe("load balance on workloads with a known answer", () => {
   const equal = (n: number, extra: string[] = []) => [
     "connections 1000",
@@ -87,6 +91,31 @@ describe("load balance on workloads with a known answer", () => {
       const r = run(s, equal(4));
       expect(r.affinity).toBe(1);
     }
+  });
+
+  it("one server is an M/M/c queue: mean latency and P(wait) match Erlang C", () => {
+    // c = 8 slots, service 20 ms (mu = 50/s per slot), lambda = 300/s: offered load a = 6, rho = 0.75.
+    const c = 8;
+    const a = 6;
+    let sum = 0;
+    for (let k = 0; k < c; k++) sum += a ** k / factorial(k);
+    const tail = ((a ** c / factorial(c)) * c) / (c - a);
+    const erlangC = tail / (sum + tail); // P(wait) = 0.357
+    const wq = erlangC / (c * 50 - 300); // mean wait, s = 3.57 ms
+    const r = run("rr", [
+      "duration 600s",
+      "warmup 10s",
+      "rate 300",
+      "cost exp 20ms",
+      "clients all 10.1.0.0/16 count 5000",
+      "dest a 192.168.10.1 slots 8 backlog 100000",
+    ]);
+    expect(r.latencyMs!.mean).toBeGreaterThan((20 + wq * 1000) * 0.97);
+    expect(r.latencyMs!.mean).toBeLessThan((20 + wq * 1000) * 1.03);
+    expect(r.servers[0]!.util).toBeGreaterThan(0.74);
+    expect(r.servers[0]!.util).toBeLessThan(0.76);
+    // Median of (wait + exp service): without waiting, the exponential's median 20 ln 2 = 13.9 ms.
+    expect(r.latencyMs!.p50).toBeGreaterThan(13.9);
   });
 
   it("busy time, utilization and latency add up with constant cost and no queueing", () => {
