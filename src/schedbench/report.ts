@@ -377,6 +377,7 @@ export function buildCharts(r: Report): ChartFile[] {
                 value: c.moved,
                 color: colorFor(i),
                 text: `${pct(c.moved)} · ${pct(coll)} collateral`,
+                ...(c.dropped !== null && c.dropped > 0 ? { note: `${pct(c.dropped)} get no dest` } : {}),
                 segments: [
                   { name: "forced by the change", value: nec, color: "#8c959f" },
                   { name: "collateral", value: coll, color: "#d62728" },
