@@ -58,7 +58,9 @@ async function measure(backend: Setup): Promise<Row> {
       const conf = nginxConf({ dir: `/tmp/${prefix}-ngx${k}`, name: `rs${k}`, port: 8081 });
       t.spawn(`r${k}`, "nginx", ["-c", conf, "-g", "daemon off;"]);
     }
-    t.spawn("r1", "iperf3", ["-s", "-p", "5201"]);
+    // DR/TUN real servers must answer from the VIP: bind iperf3's server to it (on their lo)
+    const bind = backend === "dr" || backend === "tun" ? ["-B", VIP] : [];
+    t.spawn("r1", "iperf3", ["-s", "-p", "5201", ...bind]);
     let udpTarget = VIP;
     let httpTarget = VIP;
     if (backend !== "kernel" && backend !== "tapcopy") {
