@@ -139,9 +139,24 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
   // Per link: read a batch, process, send; go on only while batches come back full (the
   // readiness callback is level-triggered, so anything left brings us back next loop turn).
   const cap = director.rx.capacity;
+  let internalErrors = 0;
+  let lastErrorLog = Number.NEGATIVE_INFINITY;
   director.links.forEach((io, l) => {
     io.onReadable(() => {
-      for (let r = 0; r < ROUNDS_PER_WAKE; r++) if (director.pumpLink(l, now()) < cap) break;
+      // The data path returns statuses and never throws; should a bug make it throw anyway,
+      // lvsd logs it (rate-limited), counts it and keeps forwarding with its state intact.
+      try {
+        for (let r = 0; r < ROUNDS_PER_WAKE; r++) if (director.pumpLink(l, now()) < cap) break;
+      } catch (err) {
+        internalErrors++;
+        const t = now();
+        if (t - lastErrorLog > 10_000) {
+          lastErrorLog = t;
+          log(
+            `internal error #${internalErrors} on link ${l} (batch dropped): ${(err as Error).stack ?? err}`,
+          );
+        }
+      }
     });
   });
 
