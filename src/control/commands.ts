@@ -197,9 +197,10 @@ lvsadm:
                                       last change and reason (first option of the line)
   --import FILE                       load a keepalived.conf into lvsd as a reload: only what
                                       changed is touched; on an error nothing changes
-  Forwarding methods available now: ${supportedFwdOptions()}. The others are accepted and refused
-  when used (without a method option a server is -g, direct routing, as in ipvsadm).
+  Forwarding methods available now: ${supportedFwdOptions()} (without a method option a server
+  is -g, direct routing, as in ipvsadm).
   Addresses are numeric IPv4 (no host names, no IPv6); ports may be named (/etc/services).
+  fwmark services are kept but get no traffic (lvsd sees no netfilter marks).
   Not supported: --sctp-service, --pe, -6, the sync daemon, gue/gre tunnels.
 `;
 }

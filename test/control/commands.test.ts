@@ -143,7 +143,7 @@ describe("executing commands", () => {
     );
     expect(h.stdout).toContain("  --control PATH");
     expect(h.stdout).toContain("LVSD_CONTROL");
-    expect(h.stdout).toContain("Forwarding methods available now: -m, -g, -i, --fullnat.");
+    expect(h.stdout).toContain("Forwarding methods available now: -m, -g, -i, --fullnat (without");
     expect(h.stdout).toContain("--proxy-protocol v1|v2|off");
     expect(h.stdout).toContain("the default scheduler is wlc.");
     expect(sh(t, "--version")).toEqual({ stdout: versionText("lvsadm"), stderr: "", code: 0 });
