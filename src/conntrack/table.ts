@@ -511,18 +511,7 @@ export class ConnTable {
       this.vaddr[i]! | 0,
       this.vport[i]!,
     );
-    let j = this.headIn[b]!;
-    if (j === i) this.headIn[b] = this.nextIn[i]!;
-    else {
-      while (j >= 0) {
-        const n = this.nextIn[j]!;
-        if (n === i) {
-          this.nextIn[j] = this.nextIn[i]!;
-          break;
-        }
-        j = n;
-      }
-    }
+    ConnTable.unlink(this.headIn, this.nextIn, b, i);
     this.flags[i]! &= ~CONN_F_HASHED_IN;
   }
 
@@ -534,19 +523,25 @@ export class ConnTable {
       this.laddr[i]! | 0,
       this.lport[i]!,
     );
-    let j = this.headOut[b]!;
-    if (j === i) this.headOut[b] = this.nextOut[i]!;
-    else {
-      while (j >= 0) {
-        const n = this.nextOut[j]!;
-        if (n === i) {
-          this.nextOut[j] = this.nextOut[i]!;
-          break;
-        }
-        j = n;
-      }
-    }
+    ConnTable.unlink(this.headOut, this.nextOut, b, i);
     this.flags[i]! &= ~CONN_F_HASHED_OUT;
+  }
+
+  /** Remove slot i from the chain of bucket b (singly linked through `next`). */
+  private static unlink(head: Int32Array, next: Int32Array, b: number, i: number): void {
+    let j = head[b]!;
+    if (j === i) {
+      head[b] = next[i]!;
+      return;
+    }
+    while (j >= 0) {
+      const n = next[j]!;
+      if (n === i) {
+        next[j] = next[i]!;
+        return;
+      }
+      j = n;
+    }
   }
 
   /** Remove slot i: unhash, unbind from its dest and template, run the release hook. */
