@@ -7,17 +7,10 @@
 
 import type { Engine } from "./engine.js";
 import { FrameBatch } from "./io/batch.js";
+import type { LinkIo } from "./io/link.js";
 
-/** What the director needs of a link backend (TAP, AF_PACKET, memory). */
-export interface LinkBackend {
-  readonly name: string;
-  readonly mac: Uint8Array;
-  readonly mtu: number;
-  recv(batch: FrameBatch, linkId: number): number;
-  send(batch: FrameBatch, linkId: number): number;
-  onReadable(cb: (() => void) | null): void;
-  close(): void;
-}
+/** What the director needs of a link backend (TAP, AF_PACKET, memory): the LinkIo interface. */
+export type LinkBackend = LinkIo;
 
 export class Director {
   readonly engine: Engine;

@@ -14,7 +14,7 @@ import { FragCache } from "./conntrack/frags.js";
 import { DIR_INPUT, DIR_OUTPUT, TcpState } from "./conntrack/states.js";
 import { CONN_F_ONE_PACKET, CONN_F_TEMPLATE, ConnTable } from "./conntrack/table.js";
 import type { RateSource } from "./control/estimator.js";
-import type { ConnEntry, ControlTarget, Timeouts } from "./control/target.js";
+import type { ConnEntry, ControlTarget, LinkStatRow, Timeouts } from "./control/target.js";
 import { DROP_COUNT, DROP_NAMES, Drop } from "./drops.js";
 import { EGRESS_NONE, FrameBatch, HEADROOM } from "./io/batch.js";
 import {
@@ -119,6 +119,8 @@ export class Engine implements ControlTarget, ModeContext {
   queued = 0;
   /** Optional rate estimator for `--rate` (set by lvsd). */
   rates?: RateSource;
+  /** Per-link counters for `lvsadm --links` (set by lvsd, which owns the links). */
+  linkStats?: () => LinkStatRow[];
 
   constructor(opts: EngineOptions = {}, table = new ServiceTable()) {
     this.table = table;

@@ -108,7 +108,7 @@ export async function runClient(argv: readonly string[], io: ClientIO): Promise<
     io.writeErr(`${ext.error}\n`);
     return 2;
   }
-  if (ext.laddr || ext.drops) return send(path, { argv: split.argv }, io);
+  if (ext.laddr || ext.drops || ext.links) return send(path, { argv: split.argv }, io);
 
   // Check the line here: errors, -h and -v print the same as lvsd would, without needing it.
   const parsed = parseArgs(ext.argv);

@@ -87,6 +87,12 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
 
   const estimator = new RateEstimator(engine.table);
   engine.rates = estimator;
+  engine.linkStats = () =>
+    director.links.map((io) => ({
+      name: io.name,
+      mac: bytesToMac(io.mac),
+      ...io.stats,
+    }));
   const sendTx = (): void => {
     const tx = engine.tx;
     if (tx.count === 0) return;

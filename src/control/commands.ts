@@ -12,7 +12,7 @@
 
 import type { Service } from "../model.js";
 import { ControlError, type ControlErrorCode, type ServiceKey } from "../services.js";
-import { formatDrops, runLaddr, splitExtensions } from "./extensions.js";
+import { formatDrops, formatLinks, runLaddr, splitExtensions } from "./extensions.js";
 import {
   type FormatContext,
   formatConns,
@@ -158,6 +158,7 @@ Options:
   --add-laddr|--del-laddr -z address  add/delete a FULLNAT local address of the service
   --get-laddr                         list the service's FULLNAT local addresses
   --drops                             the data path's drop counters by reason (lvs-ts)
+  --links                             per-link frame, byte and drop counters (lvs-ts)
   --tun-type      type                one of ipip|gue|gre,
                                       the default tunnel type is ipip.
   --tun-port      port                tunnel destination port
@@ -420,9 +421,10 @@ export function run(
   const ext = splitExtensions(argv);
   if (ext.error) return err(ext.error, 2);
   if (ext.laddr) return runLaddr(ext.laddr.op, ext.laddr.addr, ext.argv, target.table, services);
-  if (ext.drops) {
-    if (ext.argv.length > 0) return err("--drops takes no other options", 2);
-    return ok(formatDrops(target.dropCounts?.()));
+  if (ext.drops || ext.links) {
+    if (ext.argv.length > 0 || (ext.drops && ext.links))
+      return err("--drops and --links take no other options", 2);
+    return ok(ext.drops ? formatDrops(target.dropCounts?.()) : formatLinks(target.linkStats?.()));
   }
   const parsed = parseArgs(ext.argv, { prog, services });
   if (!parsed.ok) return parseErrorResult(parsed.error);

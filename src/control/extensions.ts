@@ -6,12 +6,14 @@
  *   --add-laddr / --del-laddr -t|-u VIP:PORT -z ADDR
  *   --get-laddr -t|-u VIP:PORT   FULLNAT local addresses of a service (DPVS's commands).
  *   --drops                      the data path's drop counters by reason (non-zero ones).
+ *   --links                      per-link frame and byte counters, with drops.
  */
 import { u32ToIp } from "../packet/addr.js";
 import { ControlError, type ServiceKey, type ServiceTable } from "../services.js";
 import { parseArgs } from "./ipvsadm.js";
 import type { ServicesDb } from "./netdb.js";
 import { inetAton } from "./netdb.js";
+import type { LinkStatRow } from "./target.js";
 
 export type LaddrOp = "add" | "del" | "get";
 
@@ -21,6 +23,7 @@ export interface Extensions {
   proxyProtocol?: number;
   laddr?: { op: LaddrOp; addr?: number };
   drops?: boolean;
+  links?: boolean;
   error?: string;
 }
 
@@ -46,6 +49,8 @@ export function splitExtensions(argv: readonly string[]): Extensions {
       out.proxyProtocol = n;
     } else if (name === "--drops") {
       out.drops = true;
+    } else if (name === "--links") {
+      out.links = true;
     } else if (name in LADDR_OPS) {
       if (out.laddr) return { argv: [], error: "only one of --add-laddr, --del-laddr, --get-laddr" };
       out.laddr = { op: LADDR_OPS[name]! };
@@ -83,6 +88,17 @@ export function formatDrops(counts: Record<string, number> | undefined): string 
     .sort()
     .map((k) => `${k.padEnd(20)} ${counts[k]}\n`)
     .join("");
+}
+
+/** `--links`: a table of per-link counters. */
+export function formatLinks(rows: readonly LinkStatRow[] | undefined): string {
+  if (!rows) return "";
+  const head = `${"Link".padEnd(16)}${"MAC".padEnd(19)}${"RxPkts".padStart(12)}${"RxBytes".padStart(14)}${"RxDrop".padStart(9)}${"TxPkts".padStart(12)}${"TxBytes".padStart(14)}${"TxDrop".padStart(9)}\n`;
+  let out = head;
+  for (const r of rows) {
+    out += `${r.name.padEnd(16)}${r.mac.padEnd(19)}${String(r.rxPackets).padStart(12)}${String(r.rxBytes).padStart(14)}${String(r.rxDropped).padStart(9)}${String(r.txPackets).padStart(12)}${String(r.txBytes).padStart(14)}${String(r.txDropped).padStart(9)}\n`;
+  }
+  return out;
 }
 
 export interface LaddrResult {

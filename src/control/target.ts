@@ -24,6 +24,18 @@ export interface ConnEntry {
   fwd: number;
 }
 
+/** One link's counters as `lvsadm --links` lists them. */
+export interface LinkStatRow {
+  name: string;
+  mac: string;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  rxDropped: number;
+  txDropped: number;
+}
+
 export interface Timeouts {
   /** Seconds; ESTABLISHED, FIN_WAIT and UDP timeouts as set by `--set tcp tcpfin udp`. */
   tcp: number;
@@ -42,6 +54,8 @@ export interface ControlTarget {
   readonly connTabSize: number;
   /** Drop counters by reason (`lvsadm --drops`), when the target has a data path. */
   dropCounts?(): Record<string, number>;
+  /** Per-link counters (`lvsadm --links`), when the target runs on links. */
+  linkStats?(): LinkStatRow[];
   /** Rate estimates for `--rate` (lvsd's RateEstimator); without one, rates list as 0. */
   readonly rates?: RateSource;
 }

@@ -88,3 +88,24 @@ describe("lvsadm --drops", () => {
     expect(sh(t, "--drops -n").code).toBe(2);
   });
 });
+
+describe("lvsadm --links", () => {
+  it("prints one row of counters per link", () => {
+    const row = {
+      name: "lvs0",
+      mac: "02:00:00:00:00:01",
+      rxPackets: 12,
+      rxBytes: 1500,
+      txPackets: 10,
+      txBytes: 1200,
+      rxDropped: 0,
+      txDropped: 1,
+    };
+    const t = { ...fakeTarget(), linkStats: () => [row] };
+    expect(sh(t, "--links").stdout).toBe(
+      "Link            MAC                      RxPkts       RxBytes   RxDrop      TxPkts       TxBytes   TxDrop\n" +
+        "lvs0            02:00:00:00:00:01            12          1500        0          10          1200        1\n",
+    );
+    expect(sh(t, "--links --drops").code).toBe(2);
+  });
+});
