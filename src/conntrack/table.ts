@@ -112,8 +112,13 @@ export class ConnTable {
   private readonly ctlHead: Int32Array;
   private readonly ctlNext: Int32Array;
   private readonly ctlPrev: Int32Array;
-  private readonly nextIn: Int32Array;
-  private readonly nextOut: Int32Array;
+  /**
+   * Lookup records, 16 bytes a slot per direction: [address, address, ports, next in chain].
+   * A lookup walks these (one cache line holds four slots) instead of touching the separate
+   * address and port arrays, which are kept for everything else.
+   */
+  private readonly kin: Int32Array;
+  private readonly kout: Int32Array;
   private readonly headIn: Int32Array;
   private readonly headOut: Int32Array;
   private readonly freeList: Int32Array;
@@ -167,8 +172,8 @@ export class ConnTable {
     this.ctlHead = new Int32Array(capacity);
     this.ctlNext = new Int32Array(capacity);
     this.ctlPrev = new Int32Array(capacity);
-    this.nextIn = new Int32Array(capacity);
-    this.nextOut = new Int32Array(capacity);
+    this.kin = new Int32Array(capacity * 4);
+    this.kout = new Int32Array(capacity * 4);
     this.headIn = new Int32Array(this.bucketCount).fill(-1);
     this.headOut = new Int32Array(this.bucketCount).fill(-1);
     this.freeList = new Int32Array(capacity);
@@ -179,7 +184,7 @@ export class ConnTable {
 
   /** Bytes held by the table's arrays (for the memory benchmark and `size` reporting). */
   byteSize(): number {
-    const perSlot = 4 * 4 + 2 * 4 + 4 + 4 + 2 + 8 + 4 + 4 + 3 * 4 + 4 + 4 + 4 + 4 + 2;
+    const perSlot = 4 * 4 + 2 * 4 + 4 + 4 + 2 + 8 + 4 + 4 + 3 * 4 + 2 * 16 + 4 + 4 + 2;
     return perSlot * this.capacity + 8 * this.bucketCount;
   }
 
@@ -198,16 +203,18 @@ export class ConnTable {
    * Expired entries found on the way are removed.
    */
   lookupIn(p: number, saddr: number, sport: number, daddr: number, dport: number): number {
-    // Addresses come in as int32 or uint32 (see src/packet/rewrite.ts on boxing); compare as uint32.
-    let i = this.headIn[this.hash(p, saddr | 0, sport, daddr | 0, dport)]!;
-    saddr >>>= 0;
-    daddr >>>= 0;
+    // Addresses come in as int32 or uint32 (see src/packet/rewrite.ts on boxing); compared as int32.
+    const a = saddr | 0;
+    const b = daddr | 0;
+    const ports = (sport << 16) | dport;
+    const k = this.kin;
+    let i = this.headIn[this.hash(p, a, sport, b, dport)]!;
     while (i >= 0) {
+      const o = i << 2;
       if (
-        this.caddr[i] === saddr &&
-        this.vaddr[i] === daddr &&
-        this.cport[i] === sport &&
-        this.vport[i] === dport &&
+        k[o] === a &&
+        k[o + 1] === b &&
+        k[o + 2] === ports &&
         this.proto[i] === p &&
         (this.flags[i]! & CONN_F_TEMPLATE) === 0
       ) {
@@ -217,31 +224,28 @@ export class ConnTable {
         }
         return i;
       }
-      i = this.nextIn[i]!;
+      i = k[o + 3]!;
     }
     return -1;
   }
 
   /** Connection for a packet from the real-server side (saddr:sport -> daddr:dport), or -1. */
   lookupOut(p: number, saddr: number, sport: number, daddr: number, dport: number): number {
-    let i = this.headOut[this.hash(p, saddr | 0, sport, daddr | 0, dport)]!;
-    saddr >>>= 0;
-    daddr >>>= 0;
+    const a = saddr | 0;
+    const b = daddr | 0;
+    const ports = (sport << 16) | dport;
+    const k = this.kout;
+    let i = this.headOut[this.hash(p, a, sport, b, dport)]!;
     while (i >= 0) {
-      if (
-        this.daddr[i] === saddr &&
-        this.laddr[i] === daddr &&
-        this.dport[i] === sport &&
-        this.lport[i] === dport &&
-        this.proto[i] === p
-      ) {
+      const o = i << 2;
+      if (k[o] === a && k[o + 1] === b && k[o + 2] === ports && this.proto[i] === p) {
         if (this.expires[i]! <= clock.nowMs) {
           this.free(i);
           return -1;
         }
         return i;
       }
-      i = this.nextOut[i]!;
+      i = k[o + 3]!;
     }
     return -1;
   }
@@ -252,15 +256,16 @@ export class ConnTable {
    * it controls any); an expired idle one is freed.
    */
   lookupTemplate(p: number, caddr: number, vaddr: number, vport: number): number {
-    let i = this.headIn[this.hash(p, caddr | 0, 0, vaddr | 0, vport)]!;
-    caddr >>>= 0;
-    vaddr >>>= 0;
+    const a = caddr | 0;
+    const b = vaddr | 0;
+    const k = this.kin;
+    let i = this.headIn[this.hash(p, a, 0, b, vport)]!;
     while (i >= 0) {
+      const o = i << 2;
       if (
-        this.caddr[i] === caddr &&
-        this.vaddr[i] === vaddr &&
-        this.cport[i] === 0 &&
-        this.vport[i] === vport &&
+        k[o] === a &&
+        k[o + 1] === b &&
+        k[o + 2] === vport &&
         this.proto[i] === p &&
         (this.flags[i]! & CONN_F_TEMPLATE) !== 0
       ) {
@@ -276,7 +281,7 @@ export class ConnTable {
         }
         return i;
       }
-      i = this.nextIn[i]!;
+      i = k[o + 3]!;
     }
     return -1;
   }
@@ -478,66 +483,68 @@ export class ConnTable {
   }
 
   private hashIn(i: number): void {
-    const b = this.hash(
-      this.proto[i]!,
-      this.caddr[i]! | 0,
-      this.cport[i]!,
-      this.vaddr[i]! | 0,
-      this.vport[i]!,
-    );
-    this.nextIn[i] = this.headIn[b]!;
-    this.headIn[b] = i;
+    const a = this.caddr[i]! | 0;
+    const b = this.vaddr[i]! | 0;
+    const h = this.hash(this.proto[i]!, a, this.cport[i]!, b, this.vport[i]!);
+    const o = i << 2;
+    const k = this.kin;
+    k[o] = a;
+    k[o + 1] = b;
+    k[o + 2] = (this.cport[i]! << 16) | this.vport[i]!;
+    k[o + 3] = this.headIn[h]!;
+    this.headIn[h] = i;
     this.flags[i]! |= CONN_F_HASHED_IN;
   }
 
   private hashOut(i: number): void {
-    const b = this.hash(
-      this.proto[i]!,
-      this.daddr[i]! | 0,
-      this.dport[i]!,
-      this.laddr[i]! | 0,
-      this.lport[i]!,
-    );
-    this.nextOut[i] = this.headOut[b]!;
-    this.headOut[b] = i;
+    const a = this.daddr[i]! | 0;
+    const b = this.laddr[i]! | 0;
+    const h = this.hash(this.proto[i]!, a, this.dport[i]!, b, this.lport[i]!);
+    const o = i << 2;
+    const k = this.kout;
+    k[o] = a;
+    k[o + 1] = b;
+    k[o + 2] = (this.dport[i]! << 16) | this.lport[i]!;
+    k[o + 3] = this.headOut[h]!;
+    this.headOut[h] = i;
     this.flags[i]! |= CONN_F_HASHED_OUT;
   }
 
   private unhashIn(i: number): void {
-    const b = this.hash(
+    const h = this.hash(
       this.proto[i]!,
       this.caddr[i]! | 0,
       this.cport[i]!,
       this.vaddr[i]! | 0,
       this.vport[i]!,
     );
-    ConnTable.unlink(this.headIn, this.nextIn, b, i);
+    ConnTable.unlink(this.headIn, this.kin, h, i);
     this.flags[i]! &= ~CONN_F_HASHED_IN;
   }
 
   private unhashOut(i: number): void {
-    const b = this.hash(
+    const h = this.hash(
       this.proto[i]!,
       this.daddr[i]! | 0,
       this.dport[i]!,
       this.laddr[i]! | 0,
       this.lport[i]!,
     );
-    ConnTable.unlink(this.headOut, this.nextOut, b, i);
+    ConnTable.unlink(this.headOut, this.kout, h, i);
     this.flags[i]! &= ~CONN_F_HASHED_OUT;
   }
 
-  /** Remove slot i from the chain of bucket b (singly linked through `next`). */
-  private static unlink(head: Int32Array, next: Int32Array, b: number, i: number): void {
+  /** Remove slot i from the chain of bucket b (the link is word 3 of each 4-word record). */
+  private static unlink(head: Int32Array, rec: Int32Array, b: number, i: number): void {
     let j = head[b]!;
     if (j === i) {
-      head[b] = next[i]!;
+      head[b] = rec[(i << 2) + 3]!;
       return;
     }
     while (j >= 0) {
-      const n = next[j]!;
+      const n = rec[(j << 2) + 3]!;
       if (n === i) {
-        next[j] = next[i]!;
+        rec[(j << 2) + 3] = rec[(i << 2) + 3]!;
         return;
       }
       j = n;
