@@ -4,6 +4,7 @@
  * network namespace of its own; needs root, skipped with a message otherwise.
  */
 import { spawn } from "node:child_process";
+import { rmSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nativeAvailable } from "../../src/io/native.js";
 import { LVSADM, LVSD } from "../../src/lab/labbase.js";
@@ -49,7 +50,9 @@ describe.skipIf(!ok)("lvsd daemon", () => {
     expect(sh("ip", ["-n", ns, "link", "show", t.dev("t0")]).code).not.toBe(0); // nothing left behind
   });
 
-  it("runs, lists its links' counters, refuses a second daemon on its socket or its TAP, and cleans up on SIGTERM", async () => {
+  it("runs with --restore, lists its links' counters, refuses a second daemon on its socket or its TAP, and cleans up on SIGTERM", async () => {
+    const rules = `/tmp/${prefix}.rules`;
+    writeFileSync(rules, "-A -t 10.0.0.100:80 -s wrr\n-a -t 10.0.0.100:80 -r 10.0.0.11:8080 -m -w 3\n");
     const p = spawn("ip", [
       "netns",
       "exec",
@@ -60,6 +63,8 @@ describe.skipIf(!ok)("lvsd daemon", () => {
       `tap=${t.dev("t0")},bridge=${t.dev("br")},addr=10.0.0.1/24`,
       "--control",
       sock,
+      "--restore",
+      rules,
     ]);
     let log = "";
     p.stderr.on("data", (b: Buffer) => {
@@ -67,6 +72,11 @@ describe.skipIf(!ok)("lvsd daemon", () => {
     });
     try {
       await waitFor("lvsd", () => lvsadm("-Ln").code === 0, 15_000);
+      // --restore applied the rule file at start
+      expect(lvsadm("-Sn").stdout).toBe(
+        "-A -t 10.0.0.100:80 -s wrr\n-a -t 10.0.0.100:80 -r 10.0.0.11:8080 -m -w 3\n",
+      );
+      rmSync(rules);
       expect(log).toMatch(
         new RegExp(
           `lvsd: link 0: tap ${t.dev("t0")} bridge ${t.dev("br")} mac [0-9a-f:]{17} mtu 1500 addr 10\\.0\\.0\\.1/24`,
