@@ -33,6 +33,32 @@ static int OpenRtnl() {
   return s;
 }
 
+// The part of opening a TAP or a TUN device that is the same for both: attach-or-create by name
+// with the create/exclusive rules above, set the MTU. `kind` is "TAP" or "TUN" for messages.
+static int OpenTunTapFd(Napi::Env env, const std::string& name, short type, const char* kind, bool create,
+                       bool exclusive, int64_t mtu, int ctl, bool* existed, std::string* actual) {
+  struct ifreq ifr;
+  SetIfName(env, ifr, name, "tunsetiff");
+  *existed = if_nametoindex(name.c_str()) != 0;
+  if (!create && !*existed) {
+    ThrowErrno(env, "attach", "if_nametoindex", ENODEV,
+               std::string(kind) + " device " + name + " does not exist (create: false)");
+  }
+  Fd fd(open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) ThrowErrno(env, "tun", "open", errno, "/dev/net/tun");
+  ifr.ifr_flags = type | IFF_NO_PI | (create && exclusive ? IFF_TUN_EXCL : 0);
+  if (ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
+    int err = errno;
+    if (err == EINVAL && *existed) {
+      ThrowErrno(env, "tunsetiff", "TUNSETIFF", err, "device " + name + " exists but is not a " + kind);
+    }
+    ThrowErrno(env, "tunsetiff", "TUNSETIFF", err, std::string(kind) + " device " + name);
+  }
+  actual->assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+  if (mtu > 0) SetMtu(env, ctl, *actual, static_cast<int>(mtu), "mtu");
+  return fd.release();
+}
+
 Napi::Value OpenTap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "openTap(options)");
@@ -49,28 +75,11 @@ Napi::Value OpenTap(const Napi::CallbackInfo& info) {
   if (!ifaceMacV.IsUndefined() && !(ifaceMacV.IsTypedArray() && ifaceMacV.As<Napi::Uint8Array>().ElementLength() == 6))
     throw Napi::TypeError::New(env, "option ifaceMac must be a 6-byte Uint8Array");
 
-  struct ifreq ifr;
-  SetIfName(env, ifr, name, "tunsetiff");
-
   NetnsGuard ns(env, netns);
   Fd ctl(ControlSocket(env, "tun"));
-  const bool existed = if_nametoindex(name.c_str()) != 0;
-  if (!create && !existed) {
-    ThrowErrno(env, "attach", "if_nametoindex", ENODEV, "TAP device " + name + " does not exist (create: false)");
-  }
-  Fd fd(open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
-  if (!fd) ThrowErrno(env, "tun", "open", errno, "/dev/net/tun");
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (create && exclusive ? IFF_TUN_EXCL : 0);
-  if (ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
-    int err = errno;
-    if (err == EINVAL && existed) {
-      ThrowErrno(env, "tunsetiff", "TUNSETIFF", err, "device " + name + " exists but is not a TAP");
-    }
-    ThrowErrno(env, "tunsetiff", "TUNSETIFF", err, "TAP device " + name);
-  }
-  const std::string actual(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
-
-  if (mtu > 0) SetMtu(env, ctl.get(), actual, static_cast<int>(mtu), "mtu");
+  bool existed = false;
+  std::string actual;
+  Fd fd(OpenTunTapFd(env, name, IFF_TAP, "TAP", create, exclusive, mtu, ctl.get(), &existed, &actual));
   if (!ifaceMacV.IsUndefined()) SetMac(env, ctl.get(), actual, ifaceMacV.As<Napi::Uint8Array>().Data(), "mac");
   const int ifindex = IfIndex(env, ctl.get(), actual, "tunsetiff");
 
@@ -117,26 +126,11 @@ Napi::Value OpenTun(const Napi::CallbackInfo& info) {
   const int64_t mtu = OptInt(o, "mtu", 0);
   const std::string netns = OptString(o, "netns");
 
-  struct ifreq ifr;
-  SetIfName(env, ifr, name, "tunsetiff");
   NetnsGuard ns(env, netns);
   Fd ctl(ControlSocket(env, "tun"));
-  const bool existed = if_nametoindex(name.c_str()) != 0;
-  if (!create && !existed) {
-    ThrowErrno(env, "attach", "if_nametoindex", ENODEV, "TUN device " + name + " does not exist (create: false)");
-  }
-  Fd fd(open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
-  if (!fd) ThrowErrno(env, "tun", "open", errno, "/dev/net/tun");
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (create && exclusive ? IFF_TUN_EXCL : 0);
-  if (ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
-    int err = errno;
-    if (err == EINVAL && existed) {
-      ThrowErrno(env, "tunsetiff", "TUNSETIFF", err, "device " + name + " exists but is not a TUN");
-    }
-    ThrowErrno(env, "tunsetiff", "TUNSETIFF", err, "TUN device " + name);
-  }
-  const std::string actual(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
-  if (mtu > 0) SetMtu(env, ctl.get(), actual, static_cast<int>(mtu), "mtu");
+  bool existed = false;
+  std::string actual;
+  Fd fd(OpenTunTapFd(env, name, IFF_TUN, "TUN", create, exclusive, mtu, ctl.get(), &existed, &actual));
   const int ifindex = IfIndex(env, ctl.get(), actual, "tunsetiff");
   if (up) SetUp(env, ctl.get(), actual, "up");
 
