@@ -8,13 +8,13 @@
  * same run ("batch restore only") and reported, so the engine's share can be read off.
  */
 import { Bench } from "tinybench";
-import { clock } from "../src/clock.js";
-import { Engine } from "../src/engine.js";
-import { FrameBatch } from "../src/io/batch.js";
-import { FwdMethod, IPPROTO_TCP } from "../src/model.js";
-import { ipToU32, macToBytes } from "../src/packet/addr.js";
-import { eth } from "../src/packet/build.js";
-import { TCP_ACK, TCP_SYN } from "../src/packet/view.js";
+import { clock } from "../src/datapath/clock.js";
+import { Engine } from "../src/datapath/engine.js";
+import { FrameBatch } from "../src/datapath/io/batch.js";
+import { eth } from "../src/datapath/packet/build.js";
+import { TCP_ACK, TCP_SYN } from "../src/datapath/packet/view.js";
+import { ipToU32, macToBytes } from "../src/lib/addr.js";
+import { FwdMethod, IPPROTO_TCP } from "../src/tables/model.js";
 
 export interface BenchResult {
   name: string;

@@ -11,11 +11,11 @@
 
 import { pathToFileURL } from "node:url";
 import { Bench } from "tinybench";
-import { clock } from "../src/clock.js";
-import type { FlowInfo, SchedulerModule } from "../src/model.js";
-import { Dest, FwdMethod, IPPROTO_TCP, Service } from "../src/model.js";
-import { getScheduler, schedulerNames } from "../src/schedulers/index.js";
-import { createMhModule } from "../src/schedulers/mh.js";
+import { clock } from "../src/datapath/clock.js";
+import { getScheduler, schedulerNames } from "../src/datapath/schedulers/index.js";
+import { createMhModule } from "../src/datapath/schedulers/mh.js";
+import type { FlowInfo, SchedulerModule } from "../src/tables/model.js";
+import { Dest, FwdMethod, IPPROTO_TCP, Service } from "../src/tables/model.js";
 
 export interface SchedulerBenchResult {
   name: string;

@@ -1,5 +1,5 @@
 // lvs-ts I/O addon: TAP/TUN devices and AF_PACKET sockets with batched receive/transmit into
-// caller-owned slabs, and libuv readiness callbacks. See src/io/native.ts for the JS side.
+// caller-owned slabs, and libuv readiness callbacks. See src/datapath/io/native.ts for the JS side.
 #include <napi.h>
 
 #include "addon.h"

@@ -19,7 +19,7 @@ const r = gyp
 if (r.status !== 0) {
   console.error(
     "lvs-ts: building the native I/O addon failed (needs python3, make, g++ and Node's headers).\n" +
-      "The TAP and AF_PACKET backends (src/io/tap.ts, src/io/rawsock.ts) will not load until it builds;\n" +
+      "The TAP and AF_PACKET backends (src/datapath/io/tap.ts, src/datapath/io/rawsock.ts) will not load until it builds;\n" +
       "retry with: npm run install  (or: npx node-gyp rebuild)",
   );
   process.exit(r.status ?? 1);

@@ -3,7 +3,7 @@
 //
 // Errors thrown to JS carry `code` (the errno name, e.g. "EBUSY"), `errno` (positive number),
 // `syscall` and `stage` (which step of opening failed: "tun", "tunsetiff", "bridge", ...).
-// src/io/link.ts maps (stage, code) to the project's stable IoError codes.
+// src/datapath/io/link.ts maps (stage, code) to the project's stable IoError codes.
 #pragma once
 
 #include <napi.h>

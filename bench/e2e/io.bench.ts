@@ -23,11 +23,11 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { EGRESS_NONE, FrameBatch, HEADROOM } from "../../src/io/batch.js";
-import type { LinkIo } from "../../src/io/link.js";
-import { buildOutput } from "../../src/io/native.js";
-import { openRaw } from "../../src/io/rawsock.js";
-import { openTap } from "../../src/io/tap.js";
+import { EGRESS_NONE, FrameBatch, HEADROOM } from "../../src/datapath/io/batch.js";
+import type { LinkIo } from "../../src/datapath/io/link.js";
+import { buildOutput } from "../../src/datapath/io/native.js";
+import { openRaw } from "../../src/datapath/io/rawsock.js";
+import { openTap } from "../../src/datapath/io/tap.js";
 
 const SECONDS = Number(process.env["IO_BENCH_SECONDS"] ?? 2);
 const MAX_FRAMES = Number(process.env["IO_BENCH_MAX_FRAMES"] ?? 50_000_000);

@@ -16,11 +16,11 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import type { LabBase } from "../../src/lab/labbase.js";
-import { type LabBackend, NatLab, ROOT, rsIp, TAPCOPY_PEER, VIP } from "../../src/lab/natlab.js";
-import { canUseNetns, sh } from "../../src/lab/netns.js";
-import { nginxConf } from "../../src/lab/nginx.js";
-import { REALSERVER, RoutedLab } from "../../src/lab/routedlab.js";
+import type { LabBase } from "../../src/tools/lab/labbase.js";
+import { type LabBackend, NatLab, ROOT, rsIp, TAPCOPY_PEER, VIP } from "../../src/tools/lab/natlab.js";
+import { canUseNetns, sh } from "../../src/tools/lab/netns.js";
+import { nginxConf } from "../../src/tools/lab/nginx.js";
+import { REALSERVER, RoutedLab } from "../../src/tools/lab/routedlab.js";
 
 interface Row {
   setup: string;

@@ -10,8 +10,8 @@
  * Everything here is synchronous: lvsd runs a command between two batches of the data path.
  */
 
-import type { Service } from "../model.js";
-import { ControlError, type ControlErrorCode, type ServiceKey } from "../services.js";
+import type { Service } from "../tables/model.js";
+import { ControlError, type ControlErrorCode, type ServiceKey } from "../tables/services.js";
 import { formatDrops, formatLinks, runLaddr, splitExtensions } from "./extensions.js";
 import {
   type FormatContext,

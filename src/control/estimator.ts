@@ -26,8 +26,8 @@
  * last value (zeroed without telling us) restarts its estimate the same way.
  */
 
-import type { Dest, Service } from "../model.js";
-import type { ServiceTable } from "../services.js";
+import type { Dest, Service } from "../tables/model.js";
+import type { ServiceTable } from "../tables/services.js";
 
 /** Rates as ipvsadm --rate prints them: per second, rounded as the kernel reads them. */
 export interface Rates {

@@ -8,8 +8,8 @@
  *   --drops                      the data path's drop counters by reason (non-zero ones).
  *   --links                      per-link frame and byte counters, with drops.
  */
-import { u32ToIp } from "../packet/addr.js";
-import { ControlError, type ServiceKey, type ServiceTable } from "../services.js";
+import { u32ToIp } from "../lib/addr.js";
+import { ControlError, type ServiceKey, type ServiceTable } from "../tables/services.js";
 import { parseArgs } from "./ipvsadm.js";
 import type { ServicesDb } from "./netdb.js";
 import { inetAton } from "./netdb.js";

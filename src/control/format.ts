@@ -21,7 +21,7 @@ import {
   IPPROTO_UDP,
   type Service,
   SVC_F_ONEPACKET,
-} from "../model.js";
+} from "../tables/model.js";
 import type { RateSource, Rates } from "./estimator.js";
 import { type ListFormat, TUN_TYPE_IPIP, TUN_TYPES } from "./ipvsadm.js";
 import { ipToString, type ServicesDb } from "./netdb.js";

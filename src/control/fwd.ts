@@ -1,10 +1,10 @@
 /**
  * Which forwarding methods lvsd can carry today. The parser accepts all of ipvsadm's (-g, -i, -m)
  * and our --fullnat; commands that would create or change a dest with a method not listed here
- * are refused with the message below. When a mode lands in src/modes/, add it to the list.
+ * are refused with the message below. When a mode lands in src/datapath/modes/, add it to the list.
  */
 
-import { FwdMethod } from "../model.js";
+import { FwdMethod } from "../tables/model.js";
 
 /** Forwarding methods the data path implements now. */
 export const SUPPORTED_FWD_METHODS: readonly FwdMethod[] = [

@@ -9,14 +9,14 @@
  *
  * They are parsed before ipvsadm's options (src/control/ipvsadm.ts calls parseExtension first)
  * and run against lvsd's health manager, which lvsd hands to the control server in
- * ExecOptions.health (src/control/commands.ts). The rest lives in src/health and src/config.
+ * ExecOptions.health (src/control/commands.ts). The rest lives in src/control/health and src/control/config.
  */
 
 import { resolve } from "node:path";
 import type { ExecResult } from "./commands.js";
 import type { ParseResult } from "./ipvsadm.js";
 
-/** What the control plane needs from lvsd's health manager (src/health/manager.ts). */
+/** What the control plane needs from lvsd's health manager (src/control/health/manager.ts). */
 export interface HealthControl {
   statusText(): string;
   importFile(path: string): ExecResult;

@@ -1,10 +1,15 @@
 /**
- * The control plane's view of the scheduler registry (src/schedulers/index.ts): `-b` parsing,
+ * The control plane's view of the scheduler registry (src/datapath/schedulers/index.ts): `-b` parsing,
  * the names printed for SVC_F_SCHED* bits, and the list shown in `lvsadm -h`.
  */
 
-import { SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from "../model.js";
-import { parseSchedFlags, SchedFlagError, schedulerFlags, schedulerNames } from "../schedulers/index.js";
+import {
+  parseSchedFlags,
+  SchedFlagError,
+  schedulerFlags,
+  schedulerNames,
+} from "../datapath/schedulers/index.js";
+import { SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from "../tables/model.js";
 
 export const SCHED_FLAG_BITS: readonly number[] = [SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3];
 export const SCHED_FLAGS_MASK = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;

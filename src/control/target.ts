@@ -2,7 +2,7 @@
  * What the control plane (lvsadm's commands, run inside lvsd) sees of a running director.
  * The engine implements it; tests may use an engine without any I/O.
  */
-import type { ServiceTable } from "../services.js";
+import type { ServiceTable } from "../tables/services.js";
 import type { RateSource } from "./estimator.js";
 
 /** One connection-table entry as listed by `lvsadm -Lnc` (allocated per call: control plane only). */

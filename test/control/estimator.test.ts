@@ -7,8 +7,8 @@
 
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ewma, RateEstimator } from "../../src/control/estimator.js";
-import { FwdMethod, IPPROTO_TCP, type Service } from "../../src/model.js";
-import { ServiceTable } from "../../src/services.js";
+import { FwdMethod, IPPROTO_TCP, type Service } from "../../src/tables/model.js";
+import { ServiceTable } from "../../src/tables/services.js";
 import { ip, resolveScheduler } from "./fake.js";
 
 const KEY = { proto: IPPROTO_TCP, addr: ip("10.0.0.1"), port: 80 };

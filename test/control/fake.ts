@@ -9,9 +9,9 @@
 import type { RateSource } from "../../src/control/estimator.js";
 import { parseServices } from "../../src/control/netdb.js";
 import type { ConnEntry, ControlTarget, Timeouts } from "../../src/control/target.js";
-import type { SchedulerModule } from "../../src/model.js";
-import { getScheduler } from "../../src/schedulers/index.js";
-import { ServiceTable } from "../../src/services.js";
+import { getScheduler } from "../../src/datapath/schedulers/index.js";
+import type { SchedulerModule } from "../../src/tables/model.js";
+import { ServiceTable } from "../../src/tables/services.js";
 
 const KERNEL_SCHEDULERS = [
   "rr",

@@ -28,8 +28,8 @@ import {
   SVC_F_PERSISTENT,
   SVC_F_SCHED1,
   SVC_F_SCHED2,
-} from "../../src/model.js";
-import type { ServiceTable } from "../../src/services.js";
+} from "../../src/tables/model.js";
+import type { ServiceTable } from "../../src/tables/services.js";
 import { fakeTarget, ip, TEST_SERVICES } from "./fake.js";
 
 const fmt = (f: Partial<ListFormat> = {}): ListFormat => ({ ...DEFAULT_LIST_FORMAT, ...f });

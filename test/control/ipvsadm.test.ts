@@ -23,7 +23,7 @@ import {
   SVC_F_SCHED1,
   SVC_F_SCHED2,
   SVC_F_SCHED3,
-} from "../../src/model.js";
+} from "../../src/tables/model.js";
 import { ip, TEST_SERVICES } from "./fake.js";
 
 const parse = (argv: string[], inRestore = false) => parseArgs(argv, { services: TEST_SERVICES, inRestore });

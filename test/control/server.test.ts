@@ -12,7 +12,6 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runClient, sendRequest, splitControlOption } from "../../src/cli/lvsadm.js";
 import { usageText } from "../../src/control/commands.js";
 import {
   type ControlServer,
@@ -20,6 +19,7 @@ import {
   handleRequestLine,
   startControlServer,
 } from "../../src/control/server.js";
+import { runClient, sendRequest, splitControlOption } from "../../src/tools/cli/lvsadm.js";
 import { type FakeTarget, fakeTarget } from "./fake.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -321,7 +321,7 @@ describe("handleRequestLine", () => {
   });
 });
 
-const BUILT = join(ROOT, "dist", "src", "cli", "lvsadm.js");
+const BUILT = join(ROOT, "dist", "src", "tools", "cli", "lvsadm.js");
 
 describe.skipIf(!existsSync(BUILT))("bin/lvsadm (built)", () => {
   it("works as a program: -h without a daemon, -Ln and exit codes through the socket", async () => {

@@ -1,0 +1,177 @@
+/**
+ * keepalived.conf as lvsd understands it: the virtual servers, their real servers and the
+ * checkers, with every default and inherited value resolved (virtual server → real server →
+ * checker, as keepalived inherits them). Times are seconds (keepalived's <TIMER>, fractions
+ * allowed); addresses are uint32.
+ */
+
+import type { FwdMethod } from "../../tables/model.js";
+import type { ServiceKey, ServiceOptions } from "../../tables/services.js";
+
+/** Where a configuration item was written, for messages. */
+export interface Where {
+  readonly file: string;
+  readonly line: number;
+}
+
+export const CHECKER_TYPES = [
+  "TCP_CHECK",
+  "HTTP_GET",
+  "SSL_GET",
+  "PING_CHECK",
+  "UDP_CHECK",
+  "MISC_CHECK",
+] as const;
+export type CheckerType = (typeof CHECKER_TYPES)[number];
+
+/** Scheduling of one checker (keepalived's defaults in parentheses). */
+export interface CheckTiming {
+  /** Seconds between checks (60). */
+  delayLoop: number;
+  /** Seconds a probe may take: connect, request and reply (5). */
+  connectTimeout: number;
+  /** Extra probes after a failure before an up checker goes down (1; MISC_CHECK 0). */
+  retry: number;
+  /** Seconds before such a retry (1; HTTP_GET and SSL_GET 3). */
+  delayBeforeRetry: number;
+  /** The first probe waits a random time up to this many seconds (delay_loop). */
+  warmup: number;
+  /** Start down until the first success. */
+  alpha: boolean;
+}
+
+/** Where a probe goes and where it leaves from. */
+export interface ProbeTarget {
+  addr: number;
+  port: number;
+  /** Source address (bindto); the kernel picks one when absent. */
+  bindto?: number;
+  /** Source port (bind_port). */
+  bindPort?: number;
+}
+
+export interface UrlCheck {
+  path: string;
+  /** Lower-case hex MD5 of the body, when the check wants one. */
+  digest?: string;
+  /** Accepted status codes as inclusive ranges (default 200-299). */
+  status: readonly (readonly [number, number])[];
+  virtualhost?: string;
+}
+
+interface CheckerBase {
+  readonly where: Where;
+  timing: CheckTiming;
+  /** Log every failed probe, not only state changes (log_all_failures). */
+  logAllFailures?: boolean;
+}
+
+export interface TcpCheckConfig extends CheckerBase {
+  type: "TCP_CHECK";
+  target: ProbeTarget;
+}
+
+export interface HttpCheckConfig extends CheckerBase {
+  type: "HTTP_GET" | "SSL_GET";
+  target: ProbeTarget;
+  urls: UrlCheck[];
+  /** "1.0" (default), "1.0C" (1.0 with Connection: close) or "1.1" (with Connection: close). */
+  protocol: "1.0" | "1.0C" | "1.1";
+}
+
+export interface PingCheckConfig extends CheckerBase {
+  type: "PING_CHECK";
+  target: ProbeTarget;
+}
+
+export interface UdpCheckConfig extends CheckerBase {
+  type: "UDP_CHECK";
+  target: ProbeTarget;
+  /** Datagram to send; empty = 16 random bytes per probe. */
+  payload: Uint8Array;
+  requireReply: boolean;
+  /** Expected reply prefix and its mask (0x0f/0xf0 where the pattern has an X nibble). */
+  reply?: { bytes: Uint8Array; mask: Uint8Array };
+  minReplyLength: number;
+  maxReplyLength: number;
+}
+
+export interface MiscCheckConfig extends CheckerBase {
+  type: "MISC_CHECK";
+  /** misc_path split into program and arguments. */
+  argv: string[];
+  /** Seconds before the script is killed (misc_timeout; default delay_loop). */
+  timeout: number;
+  /** Exit codes 2..255 are success with weight = code - 2. */
+  dynamic: boolean;
+}
+
+export type CheckerConfig =
+  | TcpCheckConfig
+  | HttpCheckConfig
+  | PingCheckConfig
+  | UdpCheckConfig
+  | MiscCheckConfig;
+
+export interface RealServerConfig {
+  readonly where: Where;
+  addr: number;
+  port: number;
+  /** lvs_method (the real server's, else the virtual server's; default NAT). */
+  fwd: FwdMethod;
+  weight: number;
+  uThreshold: number;
+  lThreshold: number;
+  /** Weight 0 instead of removal when down. */
+  inhibit: boolean;
+  notifyUp?: string[];
+  notifyDown?: string[];
+  checkers: CheckerConfig[];
+}
+
+export interface SorryServerConfig {
+  addr: number;
+  port: number;
+  /** sorry_server_lvs_method, else the virtual server's lvs_method. */
+  fwd: FwdMethod;
+  weight: number;
+  /** sorry_server_inhibit: kept at weight 0 while not needed. */
+  inhibit: boolean;
+}
+
+export interface VirtualServerConfig {
+  readonly where: Where;
+  /** Display name and identity across reloads: "TCP 10.0.0.100:80" or "group web (TCP)". */
+  name: string;
+  /** The services this block makes (one, or one per virtual_server_group entry). */
+  keys: ServiceKey[];
+  opts: ServiceOptions;
+  quorum: number;
+  hysteresis: number;
+  quorumUp?: string[];
+  quorumDown?: string[];
+  sorry?: SorryServerConfig;
+  omega: boolean;
+  realServers: RealServerConfig[];
+}
+
+export interface KeepalivedConfig {
+  /** The file given, and every file it included. */
+  files: string[];
+  virtualServers: VirtualServerConfig[];
+  /** "FILE:LINE: ..." for unknown or unsupported keywords (the rest still applies). */
+  warnings: string[];
+}
+
+/** A file lvsd cannot apply: syntax errors, bad values, unsupported features. */
+export class ConfigError extends Error {
+  readonly code = "ECONFIG";
+  readonly file: string;
+  readonly line: number;
+  constructor(where: Where, message: string) {
+    super(where.line > 0 ? `${where.file}:${where.line}: ${message}` : `${where.file}: ${message}`);
+    this.name = "ConfigError";
+    this.file = where.file;
+    this.line = where.line;
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Drop reasons: parse statuses first (src/datapath/packet/view.ts ParseStatus, same numbers), then the
+ * engine's own. Counters are a Float64Array indexed by these values.
+ */
+import { PARSE_STATUS_COUNT } from "./packet/view.js";
+
+const P = PARSE_STATUS_COUNT;
+
+export const Drop = {
+  /** IPv4 fragment with no L4 header (reassembly is not supported; see docs/architecture.md). */
+  FRAGMENT: P,
+  /** TCP/UDP packet to an address/port with no service and no connection. */
+  NO_SERVICE: P + 1,
+  /** Non-SYN TCP packet with no connection (and sloppy_tcp off). */
+  NO_CONN: P + 2,
+  /** Service has no usable dest: ICMP port unreachable was sent. */
+  NO_DEST: P + 3,
+  /** Connection table full and nothing could be evicted. */
+  TABLE_FULL: P + 4,
+  /** TTL would reach 0: ICMP time exceeded was sent. */
+  TTL_EXCEEDED: P + 5,
+  NO_ROUTE: P + 6,
+  /** Next hop's MAC unknown: an ARP request was sent. */
+  NEIGH_MISS: P + 7,
+  /** ICMP error that matches no connection, or an ICMP type IPVS does not relay. */
+  ICMP_UNRELATED: P + 8,
+  /** Packet of a connection whose dest was removed (expire_nodest_conn): connection expired. */
+  NODEST_CONN: P + 9,
+  /** No room in the transmit batch for a frame the director generates. */
+  TX_FULL: P + 10,
+  /** IP protocol other than TCP, UDP, ICMP. */
+  PROTO: P + 11,
+  /** The dest's forwarding method has no mode in this build. */
+  MODE_UNSUPPORTED: P + 12,
+  /** The mode refused the packet. */
+  MODE_FAILED: P + 13,
+  /** ARP not for us (not our address or VIP on that link). */
+  ARP_NOT_OURS: P + 14,
+  /** Traffic to the director's own address that it does not serve (only ARP and echo are). */
+  LOCAL: P + 15,
+  /** Too big for the tunnel's path MTU (fragmentation-needed sent when DF is set). */
+  TOO_BIG: P + 16,
+  /** FULLNAT service without a free local address/port: ICMP port unreachable was sent. */
+  LADDR_EXHAUSTED: P + 17,
+} as const;
+
+export const DROP_COUNT = P + 18;
+
+export const DROP_NAMES: readonly string[] = [
+  "ok",
+  "eth_short",
+  "vlan_short",
+  "arp_short",
+  "arp_unsupported",
+  "ip_short",
+  "ip_bad_version",
+  "ip_bad_ihl",
+  "ip_bad_totlen",
+  "ip_bad_csum",
+  "ip_bad_options",
+  "tcp_short",
+  "tcp_bad_doff",
+  "udp_short",
+  "udp_bad_len",
+  "icmp_short",
+  "icmp_inner_short",
+  "l2_other",
+  "fragment",
+  "no_service",
+  "no_conn",
+  "no_dest",
+  "table_full",
+  "ttl_exceeded",
+  "no_route",
+  "neigh_miss",
+  "icmp_unrelated",
+  "nodest_conn",
+  "tx_full",
+  "proto",
+  "mode_unsupported",
+  "mode_failed",
+  "arp_not_ours",
+  "local",
+  "too_big",
+  "laddr_exhausted",
+];

@@ -1,0 +1,346 @@
+/**
+ * Loads the I/O addon (native/, built by node-gyp into build/Release/lvs_io.node during
+ * `npm ci`) on first use, and holds the LinkIo implementation shared by the native backends.
+ *
+ * Importing this module never loads the addon: only opening a TAP or raw socket does, and if
+ * the addon is missing that throws IoError ERR_IO_NATIVE_MISSING naming the paths tried and how
+ * to build it. Set LVS_IO_ADDON to load it from another path.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { EGRESS_NONE, type FrameBatch, HEADROOM } from "./batch.js";
+import { IoError, IoErrorCode, type LinkIo, type LinkStats } from "./link.js";
+
+/** A link object made by the addon. One method call per batch on the data path. */
+export interface NativeLink {
+  readonly name: string;
+  readonly ifindex: number;
+  /** Kernel interface MAC (for a TAP: the kernel side of the wire). */
+  readonly mac: Uint8Array;
+  readonly mtu: number;
+  /** A TAP this link created (removed on close unless persistent). */
+  readonly created: boolean;
+  readonly fd: number;
+  readonly kind: "tap" | "tun" | "ring" | "mmsg";
+  readonly rxRingFrames: number;
+  readonly txRingFrames: number;
+  /** Read up to `max` frames into slots start.. (offset i*slotSize+headroom); count, or -errno. */
+  rx(
+    slab: Uint8Array,
+    off: Uint32Array,
+    len: Uint32Array,
+    start: number,
+    max: number,
+    slotSize: number,
+    headroom: number,
+  ): number;
+  /** Send frames i < count with egress[i] === linkId; returns how many were handed to the kernel. */
+  tx(
+    slab: Uint8Array,
+    off: Uint32Array,
+    len: Uint32Array,
+    egress: Int16Array,
+    count: number,
+    linkId: number,
+  ): number;
+  poll(cb: (() => void) | null): void;
+  /** Fill `out` with the counters, in STAT order. */
+  stats(out: Float64Array): void;
+  close(): void;
+}
+
+export interface NativeTapOptions {
+  name: string;
+  /** Create the device if it is missing (else it must exist). */
+  create: boolean;
+  /** With create: fail with EBUSY if the name exists at all (IFF_TUN_EXCL). */
+  exclusive: boolean;
+  persist: boolean;
+  up: boolean;
+  mtu?: number;
+  bridge?: string;
+  netns?: string;
+  ifaceMac?: Uint8Array;
+}
+
+export interface NativeRawOptions {
+  ifname: string;
+  netns?: string;
+  mode: "ring" | "mmsg";
+  filter: boolean;
+  /** Extra destination MACs to accept, 6 bytes each. */
+  macs?: Uint8Array;
+  /** IPIP decapsulator filter instead of the director's: protocol 4 to these addresses (4 bytes each). */
+  ipip?: Uint8Array;
+  qdiscBypass: boolean;
+  rxFrames?: number;
+  txFrames?: number;
+}
+
+export interface NativeTunOptions {
+  name: string;
+  create: boolean;
+  exclusive: boolean;
+  up: boolean;
+  mtu?: number;
+  netns?: string;
+}
+
+/** An IPv4 address as the addon lists it (addr in host order). */
+export interface NativeAddr {
+  ifindex: number;
+  label: string;
+  addr: number;
+  prefix: number;
+  scope: number;
+}
+
+/** Offload flags of an interface (null: the device does not report it). */
+export interface NativeOffloads {
+  txCsum: boolean | null;
+  sg: boolean | null;
+  tso: boolean | null;
+  gso: boolean | null;
+  gro: boolean | null;
+}
+
+export interface NativeAddon {
+  readonly abiVersion: number;
+  openTap(o: NativeTapOptions): NativeLink;
+  openRaw(o: NativeRawOptions): NativeLink;
+  openTun(o: NativeTunOptions): NativeLink;
+  /** Read /proc/sys/<path> in the namespace ("" = ours); write `value` if given. Returns the old value. */
+  sysctl(netns: string, path: string, value?: string): string;
+  ifIndex(netns: string, name: string): number;
+  addrList(netns: string): NativeAddr[];
+  /** scope: RT_SCOPE_* (0 global, default; 253 link; 254 host). */
+  addrChange(
+    netns: string,
+    add: boolean,
+    ifindex: number,
+    addr: number,
+    prefix: number,
+    scope?: number,
+  ): void;
+  /** Set the given offload flags; returns the flags as they were before. */
+  ethtool(netns: string, ifname: string, set: Partial<Record<keyof NativeOffloads, boolean>>): NativeOffloads;
+  /** A raw IPPROTO_IPIP socket that drops everything (see native/sys.cc); returns its descriptor. */
+  ipipGuard(netns: string, addr: number, ifname: string): number;
+  /** A stable identity of the namespace: "cookie:<n>" (SO_NETNS_COOKIE) or "ino:<dev>:<inode>". */
+  netnsId(netns: string): string;
+}
+
+/** Slots of the counter array filled by NativeLink.stats (native/link.h StatSlot). */
+export const STAT = {
+  RX_PACKETS: 0,
+  RX_BYTES: 1,
+  TX_PACKETS: 2,
+  TX_BYTES: 3,
+  RX_DROPPED: 4,
+  TX_DROPPED: 5,
+  RX_TRUNCATED: 6,
+  KERNEL_DROPS: 7,
+  LAST_ERRNO: 8,
+  CSUM_PARTIAL: 9,
+  CSUM_FIXED: 10,
+  RX_GSO: 11,
+} as const;
+export const STAT_COUNT = 12;
+
+const ADDON_ABI = 3;
+const here = dirname(fileURLToPath(import.meta.url));
+let cached: NativeAddon | undefined;
+
+/** Where to look for a build output, nearest first (src/datapath/io and dist/src/datapath/io both work). */
+function candidates(file: string): string[] {
+  const out: string[] = [];
+  let dir = here;
+  for (let up = 0; up < 7; up++) {
+    out.push(join(dir, "build", "Release", file), join(dir, "build", "Debug", file));
+    dir = dirname(dir);
+  }
+  return out;
+}
+
+/** Path of a build output (the addon or bench/e2e/tapcopy), or undefined if it is not built. */
+export function buildOutput(file: string): string | undefined {
+  return candidates(file).find((p) => existsSync(p));
+}
+
+/** Load the addon (once). Throws IoError ERR_IO_NATIVE_MISSING with a clear message. */
+export function loadNative(): NativeAddon {
+  if (cached !== undefined) return cached;
+  const env = process.env["LVS_IO_ADDON"];
+  const tried = env ? [env] : candidates("lvs_io.node");
+  const path = tried.find((p) => existsSync(p));
+  if (process.platform !== "linux") {
+    throw new IoError(
+      IoErrorCode.NATIVE_MISSING,
+      `the TAP/AF_PACKET I/O addon is Linux-only (${process.platform})`,
+    );
+  }
+  if (path === undefined) {
+    throw new IoError(
+      IoErrorCode.NATIVE_MISSING,
+      "the native I/O addon is not built (looked for lvs_io.node in build/Release and build/Debug). " +
+        "Build it with `npm ci` or `npx node-gyp rebuild` (needs python3, make, g++).",
+    );
+  }
+  let mod: NativeAddon;
+  try {
+    mod = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (err) {
+    throw new IoError(
+      IoErrorCode.NATIVE_MISSING,
+      `cannot load the native I/O addon ${path}: ${(err as Error).message}. Rebuild it with \`npx node-gyp rebuild\`.`,
+      { cause: err },
+    );
+  }
+  if (mod.abiVersion !== ADDON_ABI) {
+    throw new IoError(
+      IoErrorCode.NATIVE_MISSING,
+      `native I/O addon ${path} is stale (abi ${mod.abiVersion}, want ${ADDON_ABI}): rebuild with \`npx node-gyp rebuild\``,
+    );
+  }
+  cached = mod;
+  return mod;
+}
+
+/** True when the addon can be loaded (for tests and tools that want to skip rather than fail). */
+export function nativeAvailable(): boolean {
+  try {
+    loadNative();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolve a namespace name (as `ip netns` names it) or a path (/proc/PID/ns/net) to a path. */
+export function netnsPath(ns: string): string {
+  if (ns.includes("/")) return ns;
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(ns) || ns === "." || ns === "..") {
+    throw new IoError(IoErrorCode.INVALID, `bad network namespace name: ${JSON.stringify(ns)}`);
+  }
+  return `/var/run/netns/${ns}`;
+}
+
+/** Counters beyond LinkStats, for diagnostics. */
+export interface LinkDetail extends LinkStats {
+  /** Frames longer than a slot or ring frame (GSO super-packets on veth: turn off TSO/GSO on the peer). */
+  rxTruncated: number;
+  /** Drops reported by the kernel (PACKET_STATISTICS, or a TAP's queue overflow). */
+  kernelDrops: number;
+  /**
+   * AF_PACKET frames a local sender left with an unfinished TCP/UDP checksum
+   * (TP_STATUS_CSUMNOTREADY: veth, or virtio with offloads).
+   */
+  csumPartial: number;
+  /**
+   * Of those, the IPv4 TCP/UDP frames (also inside IPIP) whose checksum the addon completed before
+   * handing them over, so they can be forwarded as they are. The rest (IPv6, fragments, other
+   * protocols) are passed on unchanged.
+   */
+  csumFixed: number;
+  /**
+   * Frames longer than MTU + 18 (GSO/TSO super-frames a local sender handed over unsegmented).
+   * They do not fit a slot and are dropped (also counted in rxTruncated and rxDropped): turn off
+   * TSO/GSO on the sending interface (src/datapath/io/netconf.ts disableOffloads).
+   */
+  rxGso: number;
+  /** Last hard errno seen on the data path, 0 if none. */
+  lastErrno: number;
+}
+
+/** LinkIo over a NativeLink: the data path is one native call per batch, no allocation. */
+export class NativeLinkIo implements LinkIo {
+  readonly name: string;
+  readonly mac: Uint8Array;
+  readonly mtu: number;
+  readonly ifindex: number;
+  protected readonly handle: NativeLink;
+  private readonly counters = new Float64Array(STAT_COUNT);
+  private closed = false;
+
+  constructor(handle: NativeLink, mac: Uint8Array) {
+    this.handle = handle;
+    this.name = handle.name;
+    this.mac = mac;
+    this.mtu = handle.mtu;
+    this.ifindex = handle.ifindex;
+  }
+
+  /** The descriptor (for diagnostics; do not read or close it). -1 once closed. */
+  get fd(): number {
+    return this.closed ? -1 : this.handle.fd;
+  }
+
+  recv(batch: FrameBatch, linkId: number): number {
+    const start = batch.count;
+    const max = batch.capacity - start;
+    if (max <= 0) return 0;
+    const n = this.handle.rx(batch.buf, batch.off, batch.len, start, max, batch.slotSize, HEADROOM);
+    if (n <= 0) return 0; // nothing waiting, closed, or failed (counted in detail().lastErrno)
+    const end = start + n;
+    const link = batch.link;
+    const egress = batch.egress;
+    for (let i = start; i < end; i++) {
+      link[i] = linkId;
+      egress[i] = EGRESS_NONE;
+    }
+    batch.count = end;
+    return n;
+  }
+
+  send(batch: FrameBatch, linkId: number): number {
+    return this.handle.tx(batch.buf, batch.off, batch.len, batch.egress, batch.count, linkId);
+  }
+
+  onReadable(cb: (() => void) | null): void {
+    if (cb === null) {
+      this.handle.poll(null);
+      return;
+    }
+    if (this.closed) throw new IoError(IoErrorCode.CLOSED, `link ${this.name} is closed`);
+    this.handle.poll(cb);
+  }
+
+  get stats(): LinkStats {
+    const c = this.readCounters();
+    return {
+      rxPackets: c[STAT.RX_PACKETS]!,
+      rxBytes: c[STAT.RX_BYTES]!,
+      txPackets: c[STAT.TX_PACKETS]!,
+      txBytes: c[STAT.TX_BYTES]!,
+      rxDropped: c[STAT.RX_DROPPED]!,
+      txDropped: c[STAT.TX_DROPPED]!,
+    };
+  }
+
+  /** All counters, including why frames were lost. */
+  detail(): LinkDetail {
+    const c = this.readCounters();
+    return {
+      ...this.stats,
+      rxTruncated: c[STAT.RX_TRUNCATED]!,
+      kernelDrops: c[STAT.KERNEL_DROPS]!,
+      csumPartial: c[STAT.CSUM_PARTIAL]!,
+      csumFixed: c[STAT.CSUM_FIXED]!,
+      rxGso: c[STAT.RX_GSO]!,
+      lastErrno: c[STAT.LAST_ERRNO]!,
+    };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handle.close();
+  }
+
+  private readCounters(): Float64Array {
+    this.handle.stats(this.counters);
+    return this.counters;
+  }
+}

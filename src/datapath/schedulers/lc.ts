@@ -1,0 +1,40 @@
+/**
+ * lc — Least-Connection scheduling, after net/netfilter/ipvs/ip_vs_lc.c.
+ *
+ * Pick the dest with the least overhead = activeconns * 256 + inactconns (ip_vs_dest_conn_overhead;
+ * the file's comment says `<< 5`, the code uses the shared `<< 8`), skipping overloaded and
+ * weight-0 dests. Strictly-less comparison: the first dest in list order wins ties. Weights play
+ * no other part.
+ */
+
+import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
+import { DEST_F_AVAILABLE } from "../../tables/model.js";
+import { FLAGS_MASK } from "./common.js";
+
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+
+export class LcScheduler implements Scheduler {
+  select(svc: Service, _flow: FlowInfo): Dest | undefined {
+    const dests = svc.dests;
+    let least: Dest | undefined;
+    let loh = 0;
+    for (let i = 0; i < dests.length; i++) {
+      const d = dests[i]!;
+      if ((d.flags & MASK) !== AVAILABLE || d.weight <= 0) continue;
+      const doh = d.activeConns * 256 + d.inactConns;
+      if (least === undefined || doh < loh) {
+        least = d;
+        loh = doh;
+      }
+    }
+    return least;
+  }
+}
+
+export const lcScheduler: SchedulerModule = {
+  name: "lc",
+  create: () => new LcScheduler(),
+};

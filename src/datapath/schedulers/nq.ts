@@ -1,0 +1,40 @@
+/**
+ * nq — Never Queue scheduling, after net/netfilter/ipvs/ip_vs_nq.c.
+ *
+ * Two-speed model: the first usable dest (not overloaded, weight > 0) with no active connection
+ * is taken at once; otherwise the sed choice, least (activeconns + 1) / weight compared as
+ * loh * dest.weight > doh * least.weight, earlier dest on ties.
+ */
+
+import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
+import { DEST_F_AVAILABLE } from "../../tables/model.js";
+import { FLAGS_MASK } from "./common.js";
+
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+
+export class NqScheduler implements Scheduler {
+  select(svc: Service, _flow: FlowInfo): Dest | undefined {
+    const dests = svc.dests;
+    let least: Dest | undefined;
+    let loh = 0;
+    for (let i = 0; i < dests.length; i++) {
+      const d = dests[i]!;
+      if ((d.flags & MASK) !== AVAILABLE || d.weight <= 0) continue;
+      if (d.activeConns === 0) return d; // an idle server: never queue
+      const doh = d.activeConns + 1;
+      if (least === undefined || loh * d.weight > doh * least.weight) {
+        least = d;
+        loh = doh;
+      }
+    }
+    return least;
+  }
+}
+
+export const nqScheduler: SchedulerModule = {
+  name: "nq",
+  create: () => new NqScheduler(),
+};

@@ -1,0 +1,41 @@
+/**
+ * ovf — Overflow-connection scheduling, after net/netfilter/ipvs/ip_vs_ovf.c.
+ *
+ * Send everything to the highest-weight dest until its active connections exceed its weight, then
+ * overflow to the next. A dest qualifies when it is not overloaded, has weight > 0 and
+ * activeconns <= weight (the kernel skips `activeconns > weight`); among those the highest weight
+ * wins, first in list order on ties. Only active connections count, so (as the kernel notes) it
+ * suits UDP poorly.
+ */
+
+import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
+import { DEST_F_AVAILABLE } from "../../tables/model.js";
+import { FLAGS_MASK } from "./common.js";
+
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+
+export class OvfScheduler implements Scheduler {
+  select(svc: Service, _flow: FlowInfo): Dest | undefined {
+    const dests = svc.dests;
+    let h: Dest | undefined;
+    let hw = 0;
+    for (let i = 0; i < dests.length; i++) {
+      const d = dests[i]!;
+      const w = d.weight;
+      if ((d.flags & MASK) !== AVAILABLE || d.activeConns > w || w === 0) continue;
+      if (h === undefined || w > hw) {
+        h = d;
+        hw = w;
+      }
+    }
+    return h;
+  }
+}
+
+export const ovfScheduler: SchedulerModule = {
+  name: "ovf",
+  create: () => new OvfScheduler(),
+};

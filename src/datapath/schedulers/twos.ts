@@ -1,0 +1,89 @@
+/**
+ * twos — Power of Two Choices, after net/netfilter/ipvs/ip_vs_twos.c (Mitzenmacher).
+ *
+ * total = sum of the weights of the dests that are not overloaded and have weight > 0 (none →
+ * no dest). Draw r1 = rand % (total + 1) and r2 = rand % (total + 1), in that order. Walk those
+ * dests in list order subtracting each weight from r1 and r2; the first dest where r1 <= 0 is
+ * choice 1, the first where r2 <= 0 is choice 2. Keep choice 2 when its overhead/weight is lower:
+ * weight2 * overhead1 > weight1 * overhead2 (overhead = activeconns * 256 + inactconns).
+ *
+ * Like the kernel, the draw is over [0, total] inclusive, so the first dest gets weight + 1 chances
+ * out of total + 1 and the others weight. The random source is a seeded PRNG (the kernel uses
+ * get_random_u32()), so sequences are reproducible; pass a seed with `createTwosModule`.
+ */
+
+import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
+import { DEST_F_AVAILABLE } from "../../tables/model.js";
+import { FLAGS_MASK, Prng32, serviceSeed } from "./common.js";
+
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+
+/** A source of uniform uint32 values. */
+export interface RandomSource {
+  next(): number;
+}
+
+export class TwosScheduler implements Scheduler {
+  private readonly rng: RandomSource;
+
+  constructor(seedOrRng: number | RandomSource) {
+    this.rng = typeof seedOrRng === "number" ? new Prng32(seedOrRng) : seedOrRng;
+  }
+
+  select(svc: Service, _flow: FlowInfo): Dest | undefined {
+    const dests = svc.dests;
+    const n = dests.length;
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const d = dests[i]!;
+      if ((d.flags & MASK) === AVAILABLE && d.weight > 0) total += d.weight;
+    }
+    if (total === 0) return undefined;
+    total += 1;
+    let r1 = this.rng.next() % total;
+    let r2 = this.rng.next() % total;
+    let c1: Dest | undefined;
+    let c2: Dest | undefined;
+    let w1 = 0;
+    let w2 = 0;
+    let oh1 = 0;
+    let oh2 = 0;
+    for (let i = 0; i < n; i++) {
+      const d = dests[i]!;
+      const w = d.weight;
+      if ((d.flags & MASK) !== AVAILABLE || w <= 0) continue;
+      r1 -= w;
+      r2 -= w;
+      if (r1 <= 0 && c1 === undefined) {
+        c1 = d;
+        w1 = w;
+        oh1 = d.activeConns * 256 + d.inactConns;
+      }
+      if (r2 <= 0 && c2 === undefined) {
+        c2 = d;
+        w2 = w;
+        oh2 = d.activeConns * 256 + d.inactConns;
+      }
+      if (c1 !== undefined && c2 !== undefined) break;
+    }
+    if (c2 !== undefined && w2 * oh1 > w1 * oh2) return c2;
+    return c1;
+  }
+}
+
+/**
+ * A twos module with a fixed seed (reproducible runs) or a custom random source (tests);
+ * by default each service gets its own deterministic seed.
+ */
+export function createTwosModule(opts: { seed?: number; rng?: () => RandomSource } = {}): SchedulerModule {
+  return {
+    name: "twos",
+    create: (svc) =>
+      new TwosScheduler(opts.rng?.() ?? opts.seed ?? serviceSeed(svc.proto, svc.addr, svc.port)),
+  };
+}
+
+export const twosScheduler: SchedulerModule = createTwosModule();

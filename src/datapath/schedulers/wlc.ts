@@ -1,0 +1,56 @@
+/**
+ * wlc — Weighted Least-Connection scheduling (ipvsadm's default), after
+ * net/netfilter/ipvs/ip_vs_wlc.c.
+ *
+ * Pick the dest with the least overhead / weight, overhead = activeconns * 256 + inactconns.
+ * Division is avoided as in the kernel: dest replaces the current least when
+ * loh * dest.weight > doh * least.weight. The first usable dest (not overloaded, weight > 0) seeds
+ * the search; later dests are only skipped when overloaded — a weight-0 dest can never win
+ * because loh * 0 > doh * w is false. Ties keep the earlier dest in list order.
+ */
+
+import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
+import { DEST_F_AVAILABLE } from "../../tables/model.js";
+import { FLAGS_MASK } from "./common.js";
+
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+
+/** The wlc pick over `dests` (shared with lblc/lblcr); -1 when no dest is usable. */
+export function wlcIndex(dests: readonly Dest[]): number {
+  const n = dests.length;
+  let i = 0;
+  for (; i < n; i++) {
+    const d = dests[i]!;
+    if ((d.flags & MASK) === AVAILABLE && d.weight > 0) break;
+  }
+  if (i === n) return -1;
+  let best = i;
+  let least = dests[i]!;
+  let loh = least.activeConns * 256 + least.inactConns;
+  for (i++; i < n; i++) {
+    const d = dests[i]!;
+    if ((d.flags & MASK) !== AVAILABLE) continue;
+    const doh = d.activeConns * 256 + d.inactConns;
+    if (loh * d.weight > doh * least.weight) {
+      least = d;
+      loh = doh;
+      best = i;
+    }
+  }
+  return best;
+}
+
+export class WlcScheduler implements Scheduler {
+  select(svc: Service, _flow: FlowInfo): Dest | undefined {
+    const i = wlcIndex(svc.dests);
+    return i < 0 ? undefined : svc.dests[i];
+  }
+}
+
+export const wlcScheduler: SchedulerModule = {
+  name: "wlc",
+  create: () => new WlcScheduler(),
+};

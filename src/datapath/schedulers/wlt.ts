@@ -1,0 +1,40 @@
+/**
+ * wlt — Weighted Least Traffic (not in the kernel; named in our seed material).
+ *
+ * Pick the usable dest with the lowest rateBps / weight, compared without division like wlc:
+ * dest replaces the current least when lrate * dest.weight > drate * least.weight. Ties keep the
+ * earlier dest in list order. Rates are bytes/s (below 2^37 in practice), so the products stay
+ * exact in doubles.
+ */
+
+import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
+import { DEST_F_AVAILABLE } from "../../tables/model.js";
+import { FLAGS_MASK } from "./common.js";
+
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+
+export class WltScheduler implements Scheduler {
+  select(svc: Service, _flow: FlowInfo): Dest | undefined {
+    const dests = svc.dests;
+    let least: Dest | undefined;
+    let lr = 0;
+    for (let i = 0; i < dests.length; i++) {
+      const d = dests[i]!;
+      if ((d.flags & MASK) !== AVAILABLE || d.weight <= 0) continue;
+      const r = d.rateBps;
+      if (least === undefined || lr * d.weight > r * least.weight) {
+        least = d;
+        lr = r;
+      }
+    }
+    return least;
+  }
+}
+
+export const wltScheduler: SchedulerModule = {
+  name: "wlt",
+  create: () => new WltScheduler(),
+};

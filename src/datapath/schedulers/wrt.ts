@@ -1,0 +1,41 @@
+/**
+ * wrt — Weighted Response Time (not in the kernel; named in our seed material).
+ *
+ * Pick the usable dest with the lowest respTimeUs / weight, compared as
+ * lresp * dest.weight > dresp * least.weight; ties keep the earlier dest. `respTimeUs` is the
+ * measured response time (health checks or connection set-up), 0 while nothing has been measured:
+ * an unmeasured dest therefore counts as the fastest and is preferred, so new dests get traffic
+ * (and a measurement) at once. Among several unmeasured dests the first in list order wins.
+ */
+
+import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
+import { DEST_F_AVAILABLE } from "../../tables/model.js";
+import { FLAGS_MASK } from "./common.js";
+
+// Module-local copies of imported constants: hot loops then read locals, not imported bindings
+// (which bundlers and vite-node turn into property reads on a module object).
+const MASK = FLAGS_MASK;
+const AVAILABLE = DEST_F_AVAILABLE;
+
+export class WrtScheduler implements Scheduler {
+  select(svc: Service, _flow: FlowInfo): Dest | undefined {
+    const dests = svc.dests;
+    let least: Dest | undefined;
+    let lt = 0;
+    for (let i = 0; i < dests.length; i++) {
+      const d = dests[i]!;
+      if ((d.flags & MASK) !== AVAILABLE || d.weight <= 0) continue;
+      const t = d.respTimeUs;
+      if (least === undefined || lt * d.weight > t * least.weight) {
+        least = d;
+        lt = t;
+      }
+    }
+    return least;
+  }
+}
+
+export const wrtScheduler: SchedulerModule = {
+  name: "wrt",
+  create: () => new WrtScheduler(),
+};

@@ -1,0 +1,175 @@
+/**
+ * lvsadm: ipvsadm's command line for lvsd. It checks the command line itself (so mistakes, -h and
+ * -v need no daemon), sends valid commands to lvsd's control socket, prints the reply and exits
+ * with its status.
+ *
+ * The socket is `--control PATH` (anywhere on the line), else $LVSD_CONTROL, else
+ * /run/lvsd/control.sock. For -R the whole of stdin is read and sent with the command.
+ */
+
+import { connect } from "node:net";
+import { DEFAULT_CONTROL_PATH, type ExecResult, usageText, versionText } from "../../control/commands.js";
+import { splitExtensions } from "../../control/extensions.js";
+import { parseArgs } from "../../control/ipvsadm.js";
+import type { ControlRequest } from "../../control/server.js";
+
+/** Exit status when lvsd cannot be reached. */
+export const EXIT_NO_DAEMON = 2;
+
+export interface ClientIO {
+  write(s: string): void;
+  writeErr(s: string): void;
+  /** All of stdin (read only for -R). */
+  readStdin(): Promise<string>;
+  env: Record<string, string | undefined>;
+}
+
+/** Take `--control PATH` / `--control=PATH` out of argv. */
+export function splitControlOption(argv: readonly string[]): {
+  argv: string[];
+  control?: string;
+  error?: string;
+} {
+  const rest: string[] = [];
+  let control: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? "";
+    if (a === "--control") {
+      const v = argv[i + 1];
+      if (v === undefined || v === "") return { argv: rest, error: "lvsadm: --control needs a socket path" };
+      control = v;
+      i++;
+    } else if (a.startsWith("--control=")) {
+      control = a.slice("--control=".length);
+      if (control === "") return { argv: rest, error: "lvsadm: --control needs a socket path" };
+    } else {
+      rest.push(a);
+    }
+  }
+  return control === undefined ? { argv: rest } : { argv: rest, control };
+}
+
+const CONNECT_HINTS: Readonly<Record<string, string>> = {
+  ENOENT: "no such socket (is lvsd running?)",
+  ECONNREFUSED: "connection refused (is lvsd running?)",
+  EACCES: "permission denied (lvsadm needs the rights of lvsd's user, usually root)",
+  ENOTSOCK: "not a socket",
+};
+
+/** Send one request to lvsd at `path` and wait for its reply. */
+export function sendRequest(path: string, req: ControlRequest): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(path);
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const finish = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      fn();
+    };
+    sock.once("connect", () => sock.write(`${JSON.stringify(req)}\n`));
+    sock.on("data", (d: Buffer) => {
+      chunks.push(d);
+      // The reply is one line: look for its end in the new chunk only (listings can be large).
+      if (d.indexOf(0x0a) === -1) return;
+      const buf = Buffer.concat(chunks);
+      const nl = buf.indexOf(0x0a);
+      finish(() => {
+        try {
+          const r = JSON.parse(buf.subarray(0, nl).toString("utf8")) as ExecResult;
+          resolve({
+            stdout: String(r.stdout ?? ""),
+            stderr: String(r.stderr ?? ""),
+            code: Number(r.code ?? 1),
+          });
+        } catch (err) {
+          reject(new Error(`bad reply from lvsd: ${(err as Error).message}`));
+        }
+      });
+    });
+    sock.once("error", (err) => finish(() => reject(err)));
+    sock.once("close", () => finish(() => reject(new Error("lvsd closed the connection without a reply"))));
+  });
+}
+
+/** Run lvsadm with `argv` (program name excluded); returns the exit status. */
+export async function runClient(argv: readonly string[], io: ClientIO): Promise<number> {
+  const split = splitControlOption(argv);
+  if (split.error) {
+    io.writeErr(`${split.error}\n`);
+    return EXIT_NO_DAEMON;
+  }
+  const path = split.control ?? (io.env.LVSD_CONTROL || DEFAULT_CONTROL_PATH);
+
+  // lvs-ts extensions (FULLNAT local addresses, --proxy-protocol, --drops): lvsd parses them.
+  const ext = splitExtensions(split.argv);
+  if (ext.error) {
+    io.writeErr(`${ext.error}\n`);
+    return 2;
+  }
+  if (ext.laddr || ext.drops || ext.links) return send(path, { argv: split.argv }, io);
+
+  // Check the line here: errors, -h and -v print the same as lvsd would, without needing it.
+  const parsed = parseArgs(ext.argv);
+  if (!parsed.ok) {
+    io.writeErr(`${parsed.error.message}\n`);
+    return parsed.error.code;
+  }
+  if (parsed.cmd.kind === "help") {
+    io.write(usageText());
+    return 0;
+  }
+  if (parsed.cmd.kind === "version") {
+    io.write(versionText());
+    return 0;
+  }
+
+  // --import FILE: send the absolute path parseArgs made, not lvsadm's relative one
+  const req: ControlRequest = {
+    argv: parsed.cmd.kind === "import" ? ["--import", parsed.cmd.file] : split.argv,
+  };
+  if (parsed.cmd.kind === "restore") req.stdin = await io.readStdin();
+  return send(path, req, io);
+}
+
+/** Send a request to lvsd and print its reply; returns the exit status. */
+async function send(path: string, req: ControlRequest, io: ClientIO): Promise<number> {
+  let res: ExecResult;
+  try {
+    res = await sendRequest(path, req);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = (e.code && CONNECT_HINTS[e.code]) ?? e.message;
+    io.writeErr(`lvsadm: cannot connect to lvsd at ${path}: ${why}\n`);
+    return EXIT_NO_DAEMON;
+  }
+  io.write(res.stdout);
+  io.writeErr(res.stderr);
+  return res.code;
+}
+
+function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on("data", (c: Buffer | string) => chunks.push(typeof c === "string" ? Buffer.from(c) : c));
+    stream.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    stream.on("error", reject);
+  });
+}
+
+/** The lvsadm program (bin/lvsadm). */
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  const code = await runClient(argv, {
+    write: (s) => {
+      if (s) process.stdout.write(s);
+    },
+    writeErr: (s) => {
+      if (s) process.stderr.write(s);
+    },
+    readStdin: () => readAll(process.stdin),
+    env: process.env,
+  });
+  // Let stdout drain before exiting (large listings through a pipe).
+  process.exitCode = code;
+}

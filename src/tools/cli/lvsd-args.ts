@@ -1,0 +1,242 @@
+/**
+ * lvsd's command line. Parsing is pure (no I/O) so it can be tested; errors are LvsdArgError
+ * with a message that names the bad argument.
+ */
+import { AddrError, ipToU32, macToBytes } from "../../lib/addr.js";
+
+export const DEFAULT_CONTROL = "/run/lvsd/control.sock";
+
+export interface LinkSpec {
+  kind: "tap" | "raw";
+  /** TAP device name or interface name. */
+  name: string;
+  bridge?: string;
+  mtu?: number;
+  mac?: Uint8Array;
+  addrs: { addr: number; prefix: number }[];
+}
+
+export interface RouteSpec {
+  net: number;
+  prefix: number;
+  via: number;
+}
+
+export interface NeighSpec {
+  addr: number;
+  mac: Uint8Array;
+}
+
+export interface LvsdArgs {
+  links: LinkSpec[];
+  routes: RouteSpec[];
+  neighs: NeighSpec[];
+  control: string;
+  maxConns: number;
+  /** ipvsadm -S format file applied at start (like `lvsadm -R < FILE`). */
+  restore?: string;
+  /** keepalived.conf with virtual servers and health checks (src/control/config, src/control/health). */
+  config?: string;
+  quiet: boolean;
+  help: boolean;
+  version: boolean;
+}
+
+export class LvsdArgError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "LvsdArgError";
+  }
+}
+
+export const LVSD_USAGE = `Usage: lvsd [options]
+
+Forwarding daemon of lvs-ts, a userspace IPVS. Runs until SIGINT/SIGTERM, then removes
+the TAP devices it created. Needs root (CAP_NET_ADMIN, CAP_NET_RAW).
+
+Options:
+  --link tap=NAME[,bridge=BR][,mtu=N][,mac=MAC],addr=IP/PREFIX[,addr=IP/PREFIX...]
+        Create (or attach to) TAP device NAME, optionally enslaved to bridge BR.
+  --link raw=IFNAME,addr=IP/PREFIX[,addr=...]
+        Attach to an existing interface with an AF_PACKET socket. The host must not
+        configure the VIPs (or the director's addresses given here) on that interface:
+        the kernel would answer ARP for them and reset TCP connections it does not know.
+  --route default,via=IP | --route NET/PREFIX,via=IP
+        Static route through a gateway on a connected subnet (repeatable).
+  --neigh IP,MAC        Static neighbour (ARP) entry (repeatable).
+  --control PATH        Control socket (default ${DEFAULT_CONTROL}, mode 0600).
+  --max-conns N         Connection table size (default 1048576).
+  --restore FILE        Apply an ipvsadm -S style rule file at start.
+  --config FILE         Load a keepalived.conf (virtual_server blocks with health checks)
+                        and run its checks; SIGHUP reloads it (docs/keepalived.md).
+  -q, --quiet           Do not log the per-link summary.
+  -h, --help            This text.
+  -v, --version         Version.
+
+Example (the NAT lab):
+  lvsd --link tap=lvs0,bridge=br-out,addr=10.0.0.1/24 \\
+       --link tap=lvs1,bridge=br-in,addr=192.168.10.254/24 \\
+       --route default,via=10.0.0.254
+  lvsadm -A -t 10.0.0.100:80 -s rr
+  lvsadm -a -t 10.0.0.100:80 -r 192.168.10.1:80 -m
+`;
+
+function parseCidr(s: string, what: string): { addr: number; prefix: number } {
+  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(s);
+  if (!m) throw new LvsdArgError(`${what}: '${s}' is not an IPv4 address with a prefix (like 10.0.0.1/24)`);
+  const prefix = Number(m[2]);
+  if (prefix < 0 || prefix > 32) throw new LvsdArgError(`${what}: prefix /${prefix} is out of range 0..32`);
+  return { addr: parseIp(m[1]!, what), prefix };
+}
+
+function parseIp(s: string, what: string): number {
+  try {
+    return ipToU32(s);
+  } catch (err) {
+    if (err instanceof AddrError) throw new LvsdArgError(`${what}: '${s}' is not an IPv4 address`);
+    throw err;
+  }
+}
+
+function parseMac(s: string, what: string): Uint8Array {
+  try {
+    return macToBytes(s);
+  } catch {
+    throw new LvsdArgError(`${what}: '${s}' is not a MAC address`);
+  }
+}
+
+const IFNAME = /^[A-Za-z0-9_.:-]{1,15}$/;
+
+function parseLink(spec: string): LinkSpec {
+  const parts = spec.split(",");
+  const first = parts.shift() ?? "";
+  const eq = first.indexOf("=");
+  const kind = first.slice(0, eq);
+  const name = first.slice(eq + 1);
+  if (eq < 0 || (kind !== "tap" && kind !== "raw")) {
+    throw new LvsdArgError(`--link ${spec}: must start with tap=NAME or raw=IFNAME`);
+  }
+  if (!IFNAME.test(name)) throw new LvsdArgError(`--link ${spec}: '${name}' is not a valid interface name`);
+  const link: LinkSpec = { kind, name, addrs: [] };
+  for (const p of parts) {
+    const i = p.indexOf("=");
+    const k = i < 0 ? p : p.slice(0, i);
+    const val = i < 0 ? "" : p.slice(i + 1);
+    switch (k) {
+      case "addr":
+        link.addrs.push(parseCidr(val, `--link ${name} addr`));
+        break;
+      case "bridge":
+        if (kind !== "tap") throw new LvsdArgError(`--link ${name}: bridge= applies to tap links only`);
+        if (!IFNAME.test(val)) throw new LvsdArgError(`--link ${name}: '${val}' is not a valid bridge name`);
+        link.bridge = val;
+        break;
+      case "mtu": {
+        const n = Number(val);
+        if (!Number.isInteger(n) || n < 576 || n > 9000)
+          throw new LvsdArgError(`--link ${name}: mtu must be 576..9000`);
+        link.mtu = n;
+        break;
+      }
+      case "mac":
+        link.mac = parseMac(val, `--link ${name} mac`);
+        break;
+      default:
+        throw new LvsdArgError(`--link ${name}: unknown key '${k}' (expected addr, bridge, mtu, mac)`);
+    }
+  }
+  if (link.addrs.length === 0)
+    throw new LvsdArgError(`--link ${name}: at least one addr=IP/PREFIX is required`);
+  return link;
+}
+
+function parseRoute(spec: string): RouteSpec {
+  const [dst, via, ...rest] = spec.split(",");
+  if (!dst || !via || rest.length > 0 || !via.startsWith("via=")) {
+    throw new LvsdArgError(`--route ${spec}: expected default,via=IP or NET/PREFIX,via=IP`);
+  }
+  const gw = parseIp(via.slice(4), `--route ${spec}`);
+  if (dst === "default") return { net: 0, prefix: 0, via: gw };
+  const c = parseCidr(dst, `--route ${spec}`);
+  return { net: c.addr, prefix: c.prefix, via: gw };
+}
+
+export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
+  const out: LvsdArgs = {
+    links: [],
+    routes: [],
+    neighs: [],
+    control: DEFAULT_CONTROL,
+    maxConns: 1 << 20,
+    quiet: false,
+    help: false,
+    version: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.startsWith("--") ? a.indexOf("=") : -1;
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    const value = (): string => {
+      if (eq > 0) return a.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) throw new LvsdArgError(`${name} needs a value`);
+      return v;
+    };
+    switch (name) {
+      case "--link":
+        out.links.push(parseLink(value()));
+        break;
+      case "--route":
+        out.routes.push(parseRoute(value()));
+        break;
+      case "--neigh": {
+        const v = value();
+        const [ip, mac] = v.split(",");
+        if (!ip || !mac) throw new LvsdArgError(`--neigh ${v}: expected IP,MAC`);
+        out.neighs.push({ addr: parseIp(ip, "--neigh"), mac: parseMac(mac, "--neigh") });
+        break;
+      }
+      case "--control":
+        out.control = value();
+        break;
+      case "--max-conns": {
+        const v = value();
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 16 || n > 1 << 26)
+          throw new LvsdArgError(`--max-conns ${v}: must be 16..67108864`);
+        out.maxConns = n;
+        break;
+      }
+      case "--restore":
+        out.restore = value();
+        break;
+      case "--config":
+        out.config = value();
+        break;
+      case "-q":
+      case "--quiet":
+        out.quiet = true;
+        break;
+      case "-h":
+      case "--help":
+        out.help = true;
+        break;
+      case "-v":
+      case "--version":
+        out.version = true;
+        break;
+      default:
+        throw new LvsdArgError(`unknown option '${a}' (see lvsd --help)`);
+    }
+  }
+  if (!out.help && !out.version && out.links.length === 0) {
+    throw new LvsdArgError("no links: give at least one --link (see lvsd --help)");
+  }
+  const names = new Set<string>();
+  for (const l of out.links) {
+    if (names.has(l.name)) throw new LvsdArgError(`--link ${l.name} is given twice`);
+    names.add(l.name);
+  }
+  return out;
+}

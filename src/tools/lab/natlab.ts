@@ -1,0 +1,178 @@
+/**
+ * The LVS-NAT lab topology, as in the LVS-NAT tutorials, built from network namespaces:
+ *
+ *   client 10.0.0.7 ──┐                          ┌── rs1 192.168.10.1 (HTTP :80 :8080, PROXY+HTTP :8082, UDP :53)
+ *   (ns c)            │  bridge out     bridge in │   rs2 192.168.10.2 ...
+ *                     └──[lvsd link 0]   [link 1]─┴── rsN
+ *                     10.0.0.1/24, VIP 10.0.0.100   192.168.10.254/24 (the real servers' gateway)
+ *
+ * lvsd runs in its own namespace ("d") that holds the two bridges. With the TAP backend lvsd
+ * creates a TAP on each bridge; with the raw backend it binds AF_PACKET sockets to veth ends
+ * whose peers sit on the bridges. The kernel of namespace "d" has no addresses, so it never
+ * answers for the director: lvsd does, in userspace.
+ */
+import { join } from "node:path";
+import { disableOffloads } from "../../datapath/io/netconf.js";
+import { LabBase, PEER, ROOT, VIP } from "./labbase.js";
+import { ip, sh, waitFor } from "./netns.js";
+
+export { LVSADM, LVSD, PEER, ROOT, VIP } from "./labbase.js";
+
+export const CLIENT_IP = "10.0.0.7";
+export const DIRECTOR_OUT = "10.0.0.1";
+export const DIRECTOR_IN = "192.168.10.254";
+/** The director's kernel address on the inside network (option mgmt): health checks leave from it. */
+export const DIRECTOR_MGMT = "192.168.10.253";
+
+export function rsIp(k: number): string {
+  return `192.168.10.${k}`;
+}
+
+/**
+ * tap / raw: lvsd on TAP devices or AF_PACKET sockets. kernel: no lvsd; the director namespace
+ * forwards with the kernel (addresses on the bridges, the VIP as a local /32, ip_forward on;
+ * the caller adds nftables DNAT rules) — the end-to-end benchmark's reference. tapcopy: no
+ * director; a C program copies frames between a TAP on each bridge, so both sides are one
+ * Ethernet segment (the client reaches rs1 at 10.0.0.8 directly) — the TAP I/O ceiling.
+ */
+export type LabBackend = "tap" | "raw" | "kernel" | "tapcopy";
+
+export const TAPCOPY = join(ROOT, "build", "Release", "tapcopy");
+/** rs1's address on the client's subnet in the tapcopy topology. */
+export const TAPCOPY_PEER = "10.0.0.8";
+
+export interface NatLabOptions {
+  prefix: string;
+  servers?: number;
+  backend?: LabBackend;
+  /** Extra lvsd arguments. */
+  lvsdArgs?: string[];
+  /**
+   * Give the real servers a default route via the director (default true: LVS-NAT needs it).
+   * FULLNAT labs turn it off: the real servers then have no route to the client at all.
+   */
+  rsRoute?: boolean;
+  /**
+   * Put DIRECTOR_MGMT/24 on namespace "d"'s inside bridge (default off), so the director's
+   * kernel reaches the real servers: lvsd's health checks use the host's sockets.
+   */
+  mgmt?: boolean;
+}
+
+export class NatLab extends LabBase {
+  readonly servers: number;
+  readonly backend: LabBackend;
+  private readonly extra: string[];
+  private readonly rsRoute: boolean;
+  private readonly mgmt: boolean;
+
+  constructor(opts: NatLabOptions) {
+    super(opts.prefix);
+    this.servers = opts.servers ?? 4;
+    this.backend = opts.backend ?? "tap";
+    this.extra = opts.lvsdArgs ?? [];
+    this.rsRoute = opts.rsRoute ?? true;
+    this.mgmt = opts.mgmt ?? false;
+  }
+
+  /** Build the namespaces, start the real servers and lvsd. */
+  async up(): Promise<void> {
+    const t = this.topo;
+    const d = t.addNs("d");
+    const bo = t.dev("bo");
+    const bi = t.dev("bi");
+    for (const br of [bo, bi]) {
+      ip("-n", d, "link", "add", br, "type", "bridge");
+      ip("-n", d, "link", "set", br, "up");
+    }
+    if (this.mgmt) ip("-n", d, "addr", "add", `${DIRECTOR_MGMT}/24`, "dev", bi);
+    const c = t.addNs("c");
+    this.veth(c, t.dev("ca"), t.dev("cb"), bo);
+    ip("-n", c, "addr", "add", `${CLIENT_IP}/24`, "dev", t.dev("ca"));
+    ip("-n", c, "route", "add", "default", "via", DIRECTOR_OUT);
+    for (let k = 1; k <= this.servers; k++) {
+      const r = t.addNs(`r${k}`);
+      this.veth(r, t.dev(`r${k}a`), t.dev(`r${k}b`), bi);
+      ip("-n", r, "addr", "add", `${rsIp(k)}/24`, "dev", t.dev(`r${k}a`));
+      if (this.rsRoute) ip("-n", r, "route", "add", "default", "via", DIRECTOR_IN);
+      if (this.backend === "tapcopy" && k === 1)
+        ip("-n", r, "addr", "add", `${TAPCOPY_PEER}/24`, "dev", t.dev("r1a"));
+      t.spawn(`r${k}`, process.execPath, [
+        PEER,
+        "--name",
+        `rs${k}`,
+        "--http",
+        "80",
+        "--http",
+        "8080",
+        "--proxy-http",
+        "8082",
+        "--udp",
+        "53",
+      ]);
+    }
+    if (this.backend === "kernel") {
+      ip("-n", d, "addr", "add", `${DIRECTOR_OUT}/24`, "dev", bo);
+      ip("-n", d, "addr", "add", `${VIP}/32`, "dev", bo);
+      ip("-n", d, "addr", "add", `${DIRECTOR_IN}/24`, "dev", bi);
+      t.exec("d", "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
+      await this.waitServers();
+      return;
+    }
+    if (this.backend === "tapcopy") {
+      t.spawn("d", TAPCOPY, ["-c", t.dev("t0"), t.dev("t1")]);
+      await waitFor(
+        "tapcopy's TAPs",
+        () => t.exec("d", "ip", ["link", "show", t.dev("t1")]).code === 0,
+        10_000,
+      );
+      ip("-n", d, "link", "set", t.dev("t0"), "master", bo, "up");
+      ip("-n", d, "link", "set", t.dev("t1"), "master", bi, "up");
+      await this.waitServers();
+      return;
+    }
+    let links: string[];
+    if (this.backend === "tap") {
+      links = [
+        `tap=${t.dev("t0")},bridge=${bo},addr=${DIRECTOR_OUT}/24`,
+        `tap=${t.dev("t1")},bridge=${bi},addr=${DIRECTOR_IN}/24`,
+      ];
+    } else {
+      // AF_PACKET reads wire-sized frames only: the senders on veth must not hand over TCP
+      // super-frames (TSO/GSO), which would not fit a batch slot.
+      disableOffloads(c, t.dev("ca"));
+      for (let k = 1; k <= this.servers; k++) disableOffloads(t.ns(`r${k}`), t.dev(`r${k}a`));
+      // veth pairs: lvsd binds to x0/x1, their peers y0/y1 sit on the bridges
+      this.vethLocal(d, t.dev("x0"), t.dev("y0"), bo);
+      this.vethLocal(d, t.dev("x1"), t.dev("y1"), bi);
+      links = [`raw=${t.dev("x0")},addr=${DIRECTOR_OUT}/24`, `raw=${t.dev("x1")},addr=${DIRECTOR_IN}/24`];
+    }
+    await this.startLvsd([...links.flatMap((l) => ["--link", l]), ...this.extra]);
+    await this.waitServers();
+  }
+
+  private async waitServers(): Promise<void> {
+    const t = this.topo;
+    await waitFor("the real servers", () => {
+      for (let k = 1; k <= this.servers; k++) {
+        if (t.exec(`r${k}`, "ss", ["-ltn", "sport = :80"]).stdout.split("\n").length < 3) return false;
+      }
+      return true;
+    });
+  }
+
+  private veth(ns: string, inside: string, outside: string, bridge: string): void {
+    const d = this.topo.ns("d");
+    ip("link", "add", inside, "netns", ns, "type", "veth", "peer", "name", outside, "netns", d);
+    ip("-n", d, "link", "set", outside, "master", bridge, "up");
+    ip("-n", ns, "link", "set", inside, "up");
+    sh("ip", ["netns", "exec", ns, "sysctl", "-qw", `net.ipv6.conf.${inside}.disable_ipv6=1`]);
+  }
+
+  private vethLocal(d: string, a: string, b: string, bridge: string): void {
+    ip("-n", d, "link", "add", a, "type", "veth", "peer", "name", b);
+    ip("-n", d, "link", "set", b, "master", bridge, "up");
+    sh("ip", ["netns", "exec", d, "sysctl", "-qw", `net.ipv6.conf.${a}.disable_ipv6=1`]);
+    ip("-n", d, "link", "set", a, "up");
+  }
+}
