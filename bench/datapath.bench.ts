@@ -7,6 +7,7 @@
  * processed again. The restore (one memcpy of the packed batch) is measured on its own in the
  * same run ("batch restore only") and reported, so the engine's share can be read off.
  */
+
 import { Bench } from "tinybench";
 import { clock } from "../src/datapath/clock.js";
 import { Engine } from "../src/datapath/engine.js";
@@ -14,7 +15,8 @@ import { FrameBatch } from "../src/datapath/io/batch.js";
 import { eth } from "../src/datapath/packet/build.js";
 import { TCP_ACK, TCP_SYN } from "../src/datapath/packet/view.js";
 import { ipToU32, macToBytes } from "../src/lib/addr.js";
-import { FwdMethod, IPPROTO_TCP } from "../src/tables/model.js";
+import { IPPROTO_TCP } from "../src/lib/proto.js";
+import { FwdMethod } from "../src/tables/model.js";
 
 export interface BenchResult {
   name: string;

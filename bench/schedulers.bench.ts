@@ -14,8 +14,9 @@ import { Bench } from "tinybench";
 import { clock } from "../src/datapath/clock.js";
 import { getScheduler, schedulerNames } from "../src/datapath/schedulers/index.js";
 import { createMhModule } from "../src/datapath/schedulers/mh.js";
+import { IPPROTO_TCP } from "../src/lib/proto.js";
 import type { FlowInfo, SchedulerModule } from "../src/tables/model.js";
-import { Dest, FwdMethod, IPPROTO_TCP, Service } from "../src/tables/model.js";
+import { Dest, FwdMethod, Service } from "../src/tables/model.js";
 
 export interface SchedulerBenchResult {
   name: string;

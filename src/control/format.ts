@@ -13,15 +13,8 @@
  * /etc/services (read once), which matches ipvsadm on a host whose addresses have no PTR records.
  */
 
-import {
-  type Dest,
-  FWD_NAMES,
-  FwdMethod,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  type Service,
-  SVC_F_ONEPACKET,
-} from "../tables/model.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
+import { type Dest, FWD_NAMES, FwdMethod, type Service, SVC_F_ONEPACKET } from "../tables/model.js";
 import type { RateSource, Rates } from "./estimator.js";
 import { type ListFormat, TUN_TYPE_IPIP, TUN_TYPES } from "./ipvsadm.js";
 import { ipToString, type ServicesDb } from "./netdb.js";

@@ -19,7 +19,8 @@
  */
 
 import { isIPv6 } from "node:net";
-import { FwdMethod, IPPROTO_TCP, IPPROTO_UDP, SVC_F_ONEPACKET, SVC_F_PERSISTENT } from "../tables/model.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
+import { FwdMethod, SVC_F_ONEPACKET, SVC_F_PERSISTENT } from "../tables/model.js";
 import type { DestOptions, ServiceKey, ServiceOptions } from "../tables/services.js";
 import { type ExtensionCommand, parseExtension } from "./keepalived.js";
 import { inetAton, type ServicesDb, stringToNumber, systemServices } from "./netdb.js";

@@ -9,7 +9,7 @@
  */
 
 import { readFileSync } from "node:fs";
-import { IPPROTO_TCP, IPPROTO_UDP } from "../tables/model.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
 
 /**
  * inet_aton(3): "a.b.c.d", "a.b.c" (c is 16 bits), "a.b" (b is 24 bits) or "a" (32 bits); each

@@ -12,17 +12,8 @@
 
 import type { RateSource } from "../control/estimator.js";
 import type { ConnEntry, ControlTarget, LinkStatRow, Timeouts } from "../control/target.js";
-import {
-  DEST_F_AVAILABLE,
-  type Dest,
-  FwdMethod,
-  IPPROTO_ICMP,
-  IPPROTO_IPIP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  type Service,
-  SVC_F_ONEPACKET,
-} from "../tables/model.js";
+import { IPPROTO_ICMP, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
+import { DEST_F_AVAILABLE, type Dest, FwdMethod, type Service, SVC_F_ONEPACKET } from "../tables/model.js";
 import { ServiceTable } from "../tables/services.js";
 import { Sysctl } from "../tables/sysctl.js";
 import { clock } from "./clock.js";

@@ -9,12 +9,6 @@
 
 import type { LocalAddrPool } from "./laddr.js";
 
-/** IP protocol numbers used as service protocols. */
-export const IPPROTO_ICMP = 1;
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
-export const IPPROTO_IPIP = 4;
-
 /** Forwarding methods (ipvsadm -m/-g/-i and our --fullnat). Values are stable (used in arrays). */
 export const FwdMethod = {
   MASQ: 0,

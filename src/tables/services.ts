@@ -11,14 +11,13 @@
  */
 
 import { getScheduler } from "../datapath/schedulers/index.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
 import { LocalAddrPool } from "./laddr.js";
 import {
   DEFAULT_PERSIST_TIMEOUT,
   DEST_F_AVAILABLE,
   Dest,
   FwdMethod,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
   type SchedulerModule,
   Service,
   SVC_F_PERSISTENT,

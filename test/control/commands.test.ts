@@ -17,7 +17,8 @@ import {
 } from "../../src/control/commands.js";
 import { RateEstimator } from "../../src/control/estimator.js";
 import { parseArgs } from "../../src/control/ipvsadm.js";
-import { FwdMethod, IPPROTO_TCP } from "../../src/tables/model.js";
+import { IPPROTO_TCP } from "../../src/lib/proto.js";
+import { FwdMethod } from "../../src/tables/model.js";
 import { type FakeTarget, fakeTarget, ip, TEST_SERVICES } from "./fake.js";
 
 const OPTS = { services: TEST_SERVICES };

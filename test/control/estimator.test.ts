@@ -7,7 +7,8 @@
 
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ewma, RateEstimator } from "../../src/control/estimator.js";
-import { FwdMethod, IPPROTO_TCP, type Service } from "../../src/tables/model.js";
+import { IPPROTO_TCP } from "../../src/lib/proto.js";
+import { FwdMethod, type Service } from "../../src/tables/model.js";
 import { ServiceTable } from "../../src/tables/services.js";
 import { ip, resolveScheduler } from "./fake.js";
 

@@ -18,11 +18,10 @@ import {
 import { DEFAULT_LIST_FORMAT, type ListFormat } from "../../src/control/ipvsadm.js";
 import { parseServices } from "../../src/control/netdb.js";
 import type { ConnEntry } from "../../src/control/target.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../src/lib/proto.js";
 import {
   type Dest,
   FwdMethod,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
   type Service,
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,

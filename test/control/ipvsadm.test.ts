@@ -14,10 +14,9 @@ import {
   tryHelpMessage,
 } from "../../src/control/ipvsadm.js";
 import { inetAton, ipToString, parseServices, stringToNumber } from "../../src/control/netdb.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../src/lib/proto.js";
 import {
   FwdMethod,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
   SVC_F_SCHED1,

@@ -14,14 +14,8 @@
 import { isIPv6 } from "node:net";
 import { getScheduler, schedulerNames } from "../../datapath/schedulers/index.js";
 import { AddrError, ipToU32, u32ToIp } from "../../lib/addr.js";
-import {
-  DEFAULT_PERSIST_TIMEOUT,
-  FwdMethod,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  SVC_F_ONEPACKET,
-  SVC_F_PERSISTENT,
-} from "../../tables/model.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
+import { DEFAULT_PERSIST_TIMEOUT, FwdMethod, SVC_F_ONEPACKET, SVC_F_PERSISTENT } from "../../tables/model.js";
 import { MAX_PERSIST_TIMEOUT, MAX_WEIGHT, type ServiceKey, serviceKey } from "../../tables/services.js";
 import { fwdRefusal, isFwdSupported, SUPPORTED_FWD_METHODS } from "../fwd.js";
 import { parseSchedFlagsIpvsadm } from "../sched.js";

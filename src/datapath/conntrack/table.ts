@@ -14,14 +14,12 @@
  *   and count the connections they control; a template never expires while it controls any.
  */
 
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import {
   DEST_F_AVAILABLE,
   type Dest,
   destOverloadOnBind,
   destOverloadOnUnbind,
-  IPPROTO_ICMP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
   type Service,
 } from "../../tables/model.js";
 import { clock } from "../clock.js";

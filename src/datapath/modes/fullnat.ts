@@ -14,7 +14,8 @@
  * sends; that suits HTTP (nginx and haproxy `proxy_protocol`).
  */
 
-import { FwdMethod, IPPROTO_TCP } from "../../tables/model.js";
+import { IPPROTO_TCP } from "../../lib/proto.js";
+import { FwdMethod } from "../../tables/model.js";
 import type { ConnTable } from "../conntrack/table.js";
 import { Drop } from "../drops.js";
 import { clampTcpMss, setTcpAck, setTcpSeq, tcpAck, tcpSeq } from "../packet/parse.js";

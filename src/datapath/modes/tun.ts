@@ -13,7 +13,8 @@
  * The outer header is written into the frame's headroom (no copy of the payload).
  */
 
-import { FwdMethod, IPPROTO_IPIP } from "../../tables/model.js";
+import { IPPROTO_IPIP } from "../../lib/proto.js";
+import { FwdMethod } from "../../tables/model.js";
 import type { ConnTable } from "../conntrack/table.js";
 import { Drop } from "../drops.js";
 import { ipv4HeaderChecksum } from "../packet/checksum.js";

@@ -12,15 +12,10 @@
  * option kind 2); UDP (RFC 768, checksum 0 = none, computed 0 sent as 0xffff); ICMP (RFC 792,
  * frag-needed next-hop MTU per RFC 1191). Checksums per RFC 1071.
  */
+
 import { toMac, toU32 } from "../../lib/addr.js";
-import {
-  IPPROTO_ICMP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  icmpChecksum,
-  ipv4HeaderChecksum,
-  tcpUdpChecksum,
-} from "./checksum.js";
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
+import { icmpChecksum, ipv4HeaderChecksum, tcpUdpChecksum } from "./checksum.js";
 import { ETH_P_8021Q, ETH_P_ARP, ETH_P_IP } from "./view.js";
 
 /** IPv4 address as dotted string or uint32. */

@@ -13,11 +13,8 @@
  * Accumulators are plain JS numbers (doubles): sums of 16-bit words stay exact far beyond any
  * packet size, so `csumAdd` never folds inside its loop. Nothing here allocates.
  */
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import type { FrameView } from "./view.js";
-
-export const IPPROTO_ICMP = 1;
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
 
 /**
  * Add the bytes `buf[off, off+len)` to `sum` as 16-bit big-endian words. An odd trailing byte

@@ -21,7 +21,8 @@
  *
  * Frames are not padded to the 60-byte Ethernet minimum: NIC drivers and TAP do that on output.
  */
-import { csumReplace16, IPPROTO_ICMP, icmpChecksum, ipv4HeaderChecksum } from "./checksum.js";
+import { IPPROTO_ICMP } from "../../lib/proto.js";
+import { csumReplace16, icmpChecksum, ipv4HeaderChecksum } from "./checksum.js";
 import { checkL4Checksum, L4Csum } from "./parse.js";
 import {
   ETH_HLEN,

@@ -29,16 +29,8 @@
  *
  * Per-packet path: no allocation, no closures, no strings, no exceptions; statuses are numbers.
  */
-import {
-  csumAdd,
-  csumFold16,
-  csumReplace16,
-  csumReplace32,
-  IPPROTO_ICMP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  pseudoHeaderSum,
-} from "./checksum.js";
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
+import { csumAdd, csumFold16, csumReplace16, csumReplace32, pseudoHeaderSum } from "./checksum.js";
 import {
   ETH_HLEN,
   ETH_P_8021Q,

@@ -17,12 +17,10 @@
  *
  * Callers pass a view that parsed OK. Nothing here allocates.
  */
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import {
   csumReplace16,
   csumReplace32,
-  IPPROTO_ICMP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
   icmpChecksum,
   ipv4HeaderChecksum,
   l4ChecksumFull,

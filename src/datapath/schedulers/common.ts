@@ -28,8 +28,6 @@ export function connOverhead(d: Dest): number {
   return d.activeConns * 256 + d.inactConns;
 }
 
-export const IPPROTO_SCTP = 132;
-
 /** GOLDEN_RATIO_32 from include/linux/hash.h. */
 export const GOLDEN_RATIO_32 = 0x61c88647;
 

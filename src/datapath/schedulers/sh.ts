@@ -16,15 +16,10 @@
  * offset = 0..255 and take the first usable dest (the original hash is the deterministic start).
  */
 
+import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
-import {
-  DEST_F_AVAILABLE,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  SVC_F_SCHED1,
-  SVC_F_SCHED2,
-} from "../../tables/model.js";
-import { FLAGS_MASK, GOLDEN_RATIO_32, IPPROTO_SCTP } from "./common.js";
+import { DEST_F_AVAILABLE, SVC_F_SCHED1, SVC_F_SCHED2 } from "../../tables/model.js";
+import { FLAGS_MASK, GOLDEN_RATIO_32 } from "./common.js";
 import { type HashTableOptions, LEGACY_MULT } from "./dh.js";
 
 // Module-local copies of imported constants: hot loops then read locals, not imported bindings

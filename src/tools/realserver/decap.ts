@@ -19,12 +19,14 @@
  * with an inner packet not addressed to it is what its forwarding settings say. Outer fragments
  * are dropped (counted): the director sets DF and handles path MTU.
  */
+
 import { DEFAULT_SLOT_SIZE, FrameBatch, HEADROOM } from "../../datapath/io/batch.js";
 import type { LinkDetail } from "../../datapath/io/native.js";
 import { type IpipGuard, openIpipGuard } from "../../datapath/io/netconf.js";
 import { openRaw, type RawIo } from "../../datapath/io/rawsock.js";
 import { openTun, type TunIo } from "../../datapath/io/tun.js";
 import { csumReplace16 } from "../../datapath/packet/checksum.js";
+import { IPPROTO_IPIP } from "../../lib/proto.js";
 
 /** Per-frame verdicts; every value but OK is a drop reason. */
 export const DecapStatus = {
@@ -56,7 +58,6 @@ export const DECAP_STATUS_NAMES = [
 
 const ETH_HLEN = 14;
 const ETH_P_IP = 0x0800;
-const IPPROTO_IPIP = 4;
 
 /**
  * Decapsulate the Ethernet frame buf[off, off+len) in place. On OK, `out[0]` is the inner

@@ -10,7 +10,8 @@
  */
 
 import { clock } from "../../datapath/clock.js";
-import { Dest, type FlowInfo, FwdMethod, IPPROTO_TCP, Service } from "../../tables/model.js";
+import { IPPROTO_TCP } from "../../lib/proto.js";
+import { Dest, type FlowInfo, FwdMethod, Service } from "../../tables/model.js";
 import { median } from "./stats.js";
 import type { SchedVariant } from "./variants.js";
 

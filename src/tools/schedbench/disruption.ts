@@ -24,7 +24,8 @@
  */
 
 import { clock } from "../../datapath/clock.js";
-import { type Dest, FwdMethod, IPPROTO_TCP, IPPROTO_UDP, SVC_F_PERSISTENT } from "../../tables/model.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
+import { type Dest, FwdMethod, SVC_F_PERSISTENT } from "../../tables/model.js";
 import { type DestOptions, type ServiceKey, ServiceTable } from "../../tables/services.js";
 import { deriveSeed, Rng } from "./rng.js";
 import type { DestSpec, Scenario } from "./scenario.js";

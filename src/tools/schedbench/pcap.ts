@@ -15,6 +15,7 @@
  */
 
 import { readFileSync } from "node:fs";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 
 export const LINKTYPE_ETHERNET = 1;
 export const LINKTYPE_RAW = 101;
@@ -32,8 +33,6 @@ const MAX_RECORD = 256 * 1024;
 const ETH_P_IP = 0x0800;
 const ETH_P_8021Q = 0x8100;
 const ETH_P_8021AD = 0x88a8;
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
 const TCP_SYN = 0x02;
 const TCP_ACK = 0x10;
 

@@ -43,6 +43,7 @@
  */
 
 import { clock } from "../../datapath/clock.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import {
   DEST_F_AVAILABLE,
   type Dest,
@@ -50,8 +51,6 @@ import {
   destOverloadOnUnbind,
   type FlowInfo,
   FwdMethod,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
   type Service,
   SVC_F_PERSISTENT,
 } from "../../tables/model.js";

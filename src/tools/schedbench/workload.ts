@@ -13,7 +13,7 @@
  * Capture replay: the arrivals of a pcap (see pcap.ts) with the scenario's cost and bytes.
  */
 
-import { IPPROTO_TCP, IPPROTO_UDP } from "../../tables/model.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import type { PcapFlows, PcapStats } from "./pcap.js";
 import { deriveSeed, Rng, sample } from "./rng.js";
 import type { Scenario, ScenarioEvent } from "./scenario.js";

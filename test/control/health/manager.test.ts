@@ -15,7 +15,7 @@ import { HealthManager } from "../../../src/control/health/manager.js";
 import { parseServices } from "../../../src/control/netdb.js";
 import { Engine } from "../../../src/datapath/engine.js";
 import { ipToU32 } from "../../../src/lib/addr.js";
-import { IPPROTO_TCP } from "../../../src/tables/model.js";
+import { IPPROTO_TCP } from "../../../src/lib/proto.js";
 import { FakeClock, ScriptedProbes } from "./fake.js";
 
 const NO_NAMES = parseServices("");

@@ -2,15 +2,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { clock } from "../../../src/datapath/clock.js";
 import { DIR_INPUT, DIR_OUTPUT, TcpState } from "../../../src/datapath/conntrack/states.js";
 import { ALLOC_FAIL, ConnTable, type ConnTableOwner } from "../../../src/datapath/conntrack/table.js";
-import {
-  DEST_F_AVAILABLE,
-  DEST_F_OVERLOAD,
-  Dest,
-  FwdMethod,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  Service,
-} from "../../../src/tables/model.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../../src/lib/proto.js";
+import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, Dest, FwdMethod, Service } from "../../../src/tables/model.js";
 
 const SYN = 0x02;
 const ACK = 0x10;

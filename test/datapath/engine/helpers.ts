@@ -3,7 +3,8 @@
 import { Engine, type EngineOptions } from "../../../src/datapath/engine.js";
 import { FrameBatch } from "../../../src/datapath/io/batch.js";
 import { ipToU32, macToBytes } from "../../../src/lib/addr.js";
-import { FwdMethod, IPPROTO_TCP, IPPROTO_UDP, SVC_F_PERSISTENT } from "../../../src/tables/model.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../../src/lib/proto.js";
+import { FwdMethod, SVC_F_PERSISTENT } from "../../../src/tables/model.js";
 import type { ServiceKey } from "../../../src/tables/services.js";
 
 export const MAC = {

@@ -2,6 +2,7 @@
  * DR, TUN and FULLNAT in the engine: input frame -> expected output bytes (expected frames are
  * built from scratch with full checksums).
  */
+
 import { describe, expect, it } from "vitest";
 import { TcpState } from "../../../src/datapath/conntrack/states.js";
 import { Drop } from "../../../src/datapath/drops.js";
@@ -19,7 +20,8 @@ import {
   TCP_SYN,
 } from "../../../src/datapath/packet/view.js";
 import { ipToU32 } from "../../../src/lib/addr.js";
-import { FwdMethod, IPPROTO_TCP } from "../../../src/tables/model.js";
+import { IPPROTO_TCP } from "../../../src/lib/proto.js";
+import { FwdMethod } from "../../../src/tables/model.js";
 import { addService, hex, IN, IP, MAC, natEngine, OUT, run, tcpKey, udpKey } from "./helpers.js";
 
 function addDest(

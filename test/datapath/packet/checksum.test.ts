@@ -6,14 +6,13 @@ import {
   csumFold16,
   csumReplace16,
   csumReplace32,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
   icmpChecksum,
   ipv4HeaderChecksum,
   l4ChecksumFull,
   pseudoHeaderSum,
   tcpUdpChecksum,
 } from "../../../src/datapath/packet/checksum.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../../src/lib/proto.js";
 import * as G from "./golden.js";
 import { parsed } from "./helpers.js";
 

@@ -4,8 +4,6 @@ import { eth, ipv4 } from "../../../src/datapath/packet/build.js";
 import {
   csumAdd,
   csumFold16,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
   icmpChecksum,
   ipv4HeaderChecksum,
   tcpUdpChecksum,
@@ -30,6 +28,7 @@ import {
 } from "../../../src/datapath/packet/rewrite.js";
 import { FrameView, ParseStatus, TCP_ACK } from "../../../src/datapath/packet/view.js";
 import { ipToU32, macToBytes } from "../../../src/lib/addr.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../../src/lib/proto.js";
 import * as G from "./golden.js";
 import { bytesOf, parsed, toHex } from "./helpers.js";
 

@@ -14,7 +14,8 @@ import {
   SipKey,
   sipHashBytes,
 } from "../../../src/datapath/schedulers/siphash.js";
-import { DEST_F_OVERLOAD, IPPROTO_ICMP, SVC_F_SCHED1, SVC_F_SCHED2 } from "../../../src/tables/model.js";
+import { IPPROTO_ICMP } from "../../../src/lib/proto.js";
+import { DEST_F_OVERLOAD, SVC_F_SCHED1, SVC_F_SCHED2 } from "../../../src/tables/model.js";
 import { addDest, bound, delDest, flow, ip, mkDest, named, setWeight } from "./helpers.js";
 
 // hash_32(v, 8) = top 8 bits of v * 0x61C88647 (mod 2^32); the old formula (v * 2654435761) & 255.

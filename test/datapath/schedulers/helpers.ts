@@ -1,12 +1,6 @@
+import { IPPROTO_TCP } from "../../../src/lib/proto.js";
 import type { FlowInfo, Scheduler, SchedulerModule } from "../../../src/tables/model.js";
-import {
-  DEST_F_AVAILABLE,
-  DEST_F_OVERLOAD,
-  Dest,
-  FwdMethod,
-  IPPROTO_TCP,
-  Service,
-} from "../../../src/tables/model.js";
+import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, Dest, FwdMethod, Service } from "../../../src/tables/model.js";
 
 /** Dotted quad → uint32 (host order). */
 export function ip(s: string): number {

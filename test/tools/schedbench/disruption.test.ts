@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type ShScheduler, shScheduler } from "../../../src/datapath/schedulers/sh.js";
-import { Dest, FwdMethod, IPPROTO_TCP, Service } from "../../../src/tables/model.js";
+import { IPPROTO_TCP } from "../../../src/lib/proto.js";
+import { Dest, FwdMethod, Service } from "../../../src/tables/model.js";
 import { probeDisruption, probeFlows } from "../../../src/tools/schedbench/disruption.js";
 import { dests, scenario, variant } from "./helpers.js";
 
