@@ -9,6 +9,7 @@
  */
 
 import { Bench } from "tinybench";
+import { dropCounts } from "../src/control/adapter.js";
 import { clock } from "../src/datapath/clock.js";
 import { Engine } from "../src/datapath/engine.js";
 import { FrameBatch } from "../src/datapath/io/batch.js";
@@ -185,7 +186,7 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
   // Every frame of every iteration must have been forwarded, or the numbers mean nothing.
   const dropped = e.drops.reduce((a, b) => a + b, 0);
   if (dropped !== 0 || inb.egress[BATCH - 1] !== 1 || outb.egress[BATCH - 1] !== 0) {
-    throw new Error(`benchmark frames were not forwarded: ${JSON.stringify(e.dropCounts())}`);
+    throw new Error(`benchmark frames were not forwarded: ${JSON.stringify(dropCounts(e.drops))}`);
   }
   results.push({ name: "batch restore only (reference)", unit: "packets/s", ...ref });
   results.push({ name: "NAT established client->server", unit: "packets/s", ...inP });
@@ -224,7 +225,7 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
   await bm.run();
   for (const em of engines) {
     if (em.drops.reduce((a, b) => a + b, 0) !== 0)
-      throw new Error(`mode bench dropped: ${JSON.stringify(em.dropCounts())}`);
+      throw new Error(`mode bench dropped: ${JSON.stringify(dropCounts(em.drops))}`);
   }
   const modeRes = new Map<string, { value: number; samples: number }>();
   for (const task of bm.tasks) {
@@ -276,7 +277,7 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
   await b2.run();
   const cps = pps(b2.tasks[0], BATCH);
   if (e2.drops.reduce((a, b) => a + b, 0) !== 0)
-    throw new Error(`SYNs dropped: ${JSON.stringify(e2.dropCounts())}`);
+    throw new Error(`SYNs dropped: ${JSON.stringify(dropCounts(e2.drops))}`);
   results.push({ name: "new connections (SYN -> schedule -> insert)", unit: "connections/s", ...cps });
 
   // ---- conntrack lookup at 1M entries, and memory per connection ----

@@ -1,6 +1,7 @@
 /**
  * What the control plane (lvsadm's commands, run inside lvsd) sees of a running director.
- * The engine implements it; tests may use an engine without any I/O.
+ * EngineControl (adapter.ts) implements it over a data-path Engine; tests may use an engine
+ * without any I/O, or a fake.
  */
 import type { ServiceTable } from "../tables/services.js";
 import type { RateSource } from "./estimator.js";

@@ -1,56 +1,51 @@
 /**
- * The engine: one loop over a batch of frames. Classify, look up or create the connection,
- * apply the connection's forwarding mode, set the Ethernet header for the next hop, and mark
- * the frame's egress link. Frames the director generates itself (ARP replies and requests,
- * ICMP echo replies and errors) go into a separate transmit batch.
+ * The engine: one loop over a batch of frames. Parse each frame in place, look its flow up in
+ * the connection table or schedule a new connection, apply the connection's forwarding mode,
+ * set the Ethernet header for the next hop and mark the frame's egress link.
+ *
+ * What is not the loop lives beside it and is called through narrow interfaces: ARP input,
+ * the ARP queue and gratuitous ARP in the resolver (net/resolver.ts), ICMP echo, errors and
+ * tunnel path MTU in icmp.ts, the frames the director generates in the transmit queue
+ * (txqueue.ts), and what a mode may see of the director in ModeContext (modes/types.ts).
+ * The control plane reads and changes these tables between batches through its own adapter
+ * (src/control/adapter.ts); nothing here imports the control plane.
  *
  * Nothing on this path allocates, throws, awaits or builds strings: parsing fills one reused
- * FrameView, lookups walk typed arrays, drops bump a counter by reason (src/datapath/drops.ts).
- *
- * The engine also implements the control plane's view of the director (ControlTarget).
+ * FrameView, lookups walk typed arrays, drops bump a counter by reason (drops.ts).
  */
-
-import type { RateSource } from "../control/estimator.js";
-import type { ConnEntry, ControlTarget, LinkStatRow, Timeouts } from "../control/target.js";
-import { IPPROTO_ICMP, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
 import { DEST_F_AVAILABLE, type Dest, FwdMethod, type Service, SVC_F_ONEPACKET } from "../tables/model.js";
 import { ServiceTable } from "../tables/services.js";
 import { Sysctl } from "../tables/sysctl.js";
 import { clock } from "./clock.js";
 import { FragCache } from "./conntrack/frags.js";
 import { DIR_INPUT, DIR_OUTPUT, TcpState } from "./conntrack/states.js";
-import { CONN_F_ONE_PACKET, CONN_F_TEMPLATE, ConnTable } from "./conntrack/table.js";
-import { DROP_COUNT, DROP_NAMES, Drop } from "./drops.js";
-import { EGRESS_NONE, FrameBatch, HEADROOM } from "./io/batch.js";
+import { CONN_F_ONE_PACKET, ConnTable } from "./conntrack/table.js";
+import { DROP_COUNT, Drop } from "./drops.js";
+import { ICMP_ANSWERED, Icmp } from "./icmp.js";
+import { EGRESS_NONE, type FrameBatch } from "./io/batch.js";
+import { ModeCall } from "./modes/context.js";
 import { drMode } from "./modes/dr.js";
 import { fullnatMode } from "./modes/fullnat.js";
 import { natMode } from "./modes/nat.js";
 import { tunMode } from "./modes/tun.js";
-import type { ForwardMode, ModeContext } from "./modes/types.js";
-import { NEIGH_INCOMPLETE, NEIGH_NONE } from "./net/neigh.js";
-import { L2_NEIGH_MISS, type Link, Net } from "./net/net.js";
-import {
-  emitArpReply,
-  emitArpRequest,
-  emitGratuitousArp,
-  emitIcmpEchoReply,
-  emitIcmpError,
-} from "./packet/emit.js";
+import type { ForwardMode } from "./modes/types.js";
+import { L2_NEIGH_MISS, Net } from "./net/net.js";
+import { Resolver } from "./net/resolver.js";
 import { parseFrame } from "./packet/parse.js";
 import { decTtl } from "./packet/rewrite.js";
 import {
   ETH_P_ARP,
   FrameView,
   ICMP_DEST_UNREACH,
-  ICMP_ECHO,
-  ICMP_FRAG_NEEDED,
   ICMP_PORT_UNREACH,
-  ICMP_SOURCE_QUENCH,
   ICMP_TIME_EXCEEDED,
   TCP_ACK,
   TCP_RST,
   TCP_SYN,
 } from "./packet/view.js";
+import { getScheduler } from "./schedulers/index.js";
+import { TxQueue } from "./txqueue.js";
 
 export interface EngineOptions {
   /** Maximum connections + templates (default 1 << 20). */
@@ -66,63 +61,45 @@ export interface EngineOptions {
 }
 
 const FTP_PORT = 21;
-/** Minimum interval between ARP requests for one address. */
-const ARP_RETRY_MS = 1000;
-/** ARP requests sent for an address before its waiting frames are dropped. */
-const ARP_MAX_PROBES = 3;
-/** How long a frame may wait for its next hop's MAC. */
-const PENDING_MS = 3000;
-/** `output` result: the frame waits in the pending queue for ARP resolution. */
+/** Per-frame result: the frame waits in the resolver's queue for its next hop's MAC. */
 const QUEUED = -1;
-/** `l4`/`icmp` result: the frame was answered or absorbed by the director itself. */
+/** Per-frame result: the director answered or absorbed the frame itself. */
 const CONSUMED = -2;
 
-export class Engine implements ControlTarget, ModeContext {
+export class Engine {
   readonly table: ServiceTable;
   readonly ct: ConnTable;
   readonly net = new Net();
   readonly sysctl = new Sysctl();
-  /** Drop counters by reason (src/datapath/drops.ts). */
+  /** Drop counters by reason (drops.ts). */
   readonly drops = new Float64Array(DROP_COUNT);
-  /** Frames forwarded (egress set) and frames generated. */
+  /** Frames forwarded in place (egress set), and frames that had to wait for ARP. */
   forwarded = 0;
-  generated = 0;
+  queued = 0;
   /** Modes by forwarding method (index = FwdMethod). */
-  readonly modes: (ForwardMode | null)[] = [natMode, drMode, tunMode, fullnatMode, null];
+  readonly modes: readonly (ForwardMode | null)[] = [natMode, drMode, tunMode, fullnatMode, null];
   /** Bit l set when the last `process` gave a frame of its batch egress link l (links < 31). */
   egressMask = 0;
-  /** ModeContext: drop reason set by a mode that refuses a frame, and free bytes after the frame. */
-  modeDrop = 0;
-  room = 0;
-  /** Director-generated frames of the current batch. */
+  /** Frames the director generates; `tx` is its batch, sent after each `process`/`maintain`. */
+  readonly txq: TxQueue;
   readonly tx: FrameBatch;
-  sweepPerBatch: number;
-  private readonly v = new FrameView();
-  private readonly scratch = new Uint8Array(2048);
-  private readonly scratchDv = new DataView(this.scratch.buffer);
-  private readonly scratchView = new FrameView();
+  readonly resolver: Resolver;
+  readonly icmp: Icmp;
   /** First fragments seen, so later fragments follow their connection. */
   readonly frags = new FragCache();
-  /** Frames waiting for their next hop's MAC (bounded; copied in, sent once ARP answers). */
-  readonly pending: FrameBatch;
-  private readonly pendingNh: Uint32Array;
-  private readonly pendingDeadline: Float64Array;
-  /** Frames that had to wait for ARP resolution. */
-  queued = 0;
-  /** Optional rate estimator for `--rate` (set by lvsd). */
-  rates?: RateSource;
-  /** Per-link counters for `lvsadm --links` (set by lvsd, which owns the links). */
-  linkStats?: () => LinkStatRow[];
+  sweepPerBatch: number;
+  private readonly v = new FrameView();
+  private readonly mx: ModeCall;
 
-  constructor(opts: EngineOptions = {}, table = new ServiceTable()) {
+  constructor(opts: EngineOptions = {}, table = new ServiceTable(getScheduler)) {
     this.table = table;
     this.ct = new ConnTable(opts.maxConns ?? 1 << 20, table, opts.buckets ?? 0);
-    this.tx = new FrameBatch(opts.txCapacity ?? 256);
+    this.txq = new TxQueue(opts.txCapacity ?? 256, this.drops);
+    this.tx = this.txq.batch;
+    this.resolver = new Resolver(this.net, table, this.txq, this.drops, opts.pendingMax ?? 64);
+    this.icmp = new Icmp(this.net, table, this.ct, this.txq, this.resolver);
+    this.mx = new ModeCall(this.net, this.icmp);
     this.sweepPerBatch = opts.sweepPerBatch ?? 256;
-    const pendingMax = opts.pendingMax ?? 64;
-    this.pending = new FrameBatch(pendingMax);
-    this.pendingNh = new Uint32Array(pendingMax);
-    this.pendingDeadline = new Float64Array(pendingMax);
     this.ct.releaseHooks[FwdMethod.FULLNAT] = (t: ConnTable, c: number) => {
       const svc = table.services[t.svc[c]!];
       svc?.laddrs?.release(t.laddr[c]! | 0, t.lport[c]!, t.proto[c] === IPPROTO_TCP ? 0 : 1);
@@ -134,15 +111,6 @@ export class Engine implements ControlTarget, ModeContext {
     };
   }
 
-  get connTabSize(): number {
-    return this.ct.bucketCount;
-  }
-
-  /** Register a mode for its forwarding method (DR, TUN, FULLNAT come in later modules). */
-  setMode(m: ForwardMode): void {
-    this.modes[m.kind] = m;
-  }
-
   // ------------------------------------------------------------------ the batch loop
 
   /**
@@ -151,7 +119,7 @@ export class Engine implements ControlTarget, ModeContext {
    */
   process(batch: FrameBatch, nowMs: number): void {
     clock.nowMs = nowMs;
-    this.tx.reset();
+    this.txq.reset();
     this.egressMask = 0;
     const v = this.v;
     const buf = batch.buf;
@@ -164,19 +132,35 @@ export class Engine implements ControlTarget, ModeContext {
         continue;
       }
       if (v.etherType === ETH_P_ARP) {
-        this.arp(v, batch.link[i]!);
+        this.resolver.input(v, batch.link[i]!);
         continue;
       }
       const p = v.proto;
       let r: number;
       if (p === IPPROTO_TCP || p === IPPROTO_UDP) r = this.l4(v, batch, i);
-      else if (p === IPPROTO_ICMP) r = this.icmp(v, batch, i);
+      else if (p === IPPROTO_ICMP) r = this.icmpIn(v, batch, i);
       else r = Drop.PROTO;
       if (r > 0) this.drops[r]!++;
       else if (r === 0) this.forwarded++;
       else if (r === QUEUED) this.queued++;
     }
     if (this.sweepPerBatch > 0) this.ct.sweep(this.sweepPerBatch);
+  }
+
+  /**
+   * Timer work (lvsd calls it a few times a second, between batches): the resolver drops frames
+   * that waited too long for ARP and asks again for next hops still unresolved. Generated
+   * frames land in `tx` (reset first); send them.
+   */
+  maintain(nowMs: number): void {
+    clock.nowMs = nowMs;
+    this.txq.reset();
+    this.resolver.maintain(nowMs);
+  }
+
+  /** Announce `vip` with gratuitous ARP on every link whose subnet holds it. Frames go to `tx`. */
+  announce(vip: number): number {
+    return this.resolver.announce(vip);
   }
 
   /** TCP/UDP: returns 0 when the frame was forwarded, else a drop reason. */
@@ -230,7 +214,7 @@ export class Engine implements ControlTarget, ModeContext {
       c = this.schedule(v, svc);
       if (c < 0) {
         if (c === -Drop.NO_DEST || c === -Drop.LADDR_EXHAUSTED)
-          this.sendIcmpError(v, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, v.daddr);
+          this.icmp.sendError(v, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, v.daddr);
         return -c;
       }
     }
@@ -254,15 +238,18 @@ export class Engine implements ControlTarget, ModeContext {
     if (mode.decrementsTtl) {
       if (v.ttl <= 1) {
         // No ICMP error about an ICMP error (RFC 1122 3.2.2).
-        if (!icmp) this.sendIcmpError(v, ICMP_TIME_EXCEEDED, 0, 0, 0);
+        if (!icmp) this.icmp.sendError(v, ICMP_TIME_EXCEEDED, 0, 0, 0);
         return Drop.TTL_EXCEEDED;
       }
       decTtl(v);
     }
-    const svc = this.table.services[ct.svc[c]!];
-    const d = this.table.dests[ct.dest[c]!];
+    const svc = this.table.services[ct.svc[c]!] ?? undefined;
+    const d = this.table.dests[ct.dest[c]!] ?? undefined;
     const bytes = v.ipTotalLen;
-    this.room = batch.room(i) - v.len;
+    const mx = this.mx;
+    mx.svc = svc;
+    mx.dest = d;
+    mx.room = batch.room(i) - v.len;
     if (!icmp) {
       if (v.proto === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, dir, v.tcpFlags);
       else ct.touch(c);
@@ -277,7 +264,7 @@ export class Engine implements ControlTarget, ModeContext {
         d.inPkts++;
         d.inBytes += bytes;
       }
-      nh = icmp ? mode.icmpIn(v, ct, c, this) : mode.inbound(v, ct, c, this);
+      nh = icmp ? mode.icmpIn(v, ct, c, mx) : mode.inbound(v, ct, c, mx);
     } else {
       if (svc) {
         svc.outPkts++;
@@ -287,9 +274,9 @@ export class Engine implements ControlTarget, ModeContext {
         d.outPkts++;
         d.outBytes += bytes;
       }
-      nh = icmp ? mode.icmpOut(v, ct, c, this) : mode.outbound(v, ct, c, this);
+      nh = icmp ? mode.icmpOut(v, ct, c, mx) : mode.outbound(v, ct, c, mx);
     }
-    if (nh === -1) return this.modeDrop;
+    if (nh === -1) return mx.drop;
     batch.off[i] = v.base;
     batch.len[i] = v.len;
     return this.output(v, batch, i, nh);
@@ -401,7 +388,7 @@ export class Engine implements ControlTarget, ModeContext {
     return c;
   }
 
-  /** Decrement TTL, set L2 for next hop `nh`, mark egress. Returns 0 or a drop reason. */
+  /** Set L2 for next hop `nh` and mark the egress link. Returns 0, QUEUED or a drop reason. */
   private output(v: FrameView, batch: FrameBatch, i: number, nh: number): number {
     let base = v.base;
     if (v.vlanTci >= 0) {
@@ -415,8 +402,8 @@ export class Engine implements ControlTarget, ModeContext {
     if (link < 0) {
       if (link === L2_NEIGH_MISS) {
         const hop = this.net.nextHop;
-        this.solicit(hop);
-        return this.enqueue(batch.buf, base, batch.len[i]!, hop) ? QUEUED : Drop.NEIGH_MISS;
+        this.resolver.solicit(hop);
+        return this.resolver.hold(batch.buf, base, batch.len[i]!, hop) ? QUEUED : Drop.NEIGH_MISS;
       }
       return Drop.NO_ROUTE;
     }
@@ -425,342 +412,10 @@ export class Engine implements ControlTarget, ModeContext {
     return 0;
   }
 
-  /** Copy a frame into the pending queue to wait for `hop`'s MAC. */
-  private enqueue(buf: Uint8Array, off: number, len: number, hop: number): boolean {
-    const p = this.pending;
-    if (p.count >= p.capacity || len > p.slotSize - HEADROOM) return false;
-    const j = p.count;
-    const o = j * p.slotSize + HEADROOM;
-    p.buf.set(buf.subarray(off, off + len), o);
-    p.off[j] = o;
-    p.len[j] = len;
-    this.pendingNh[j] = hop;
-    this.pendingDeadline[j] = clock.nowMs + PENDING_MS;
-    p.count = j + 1;
-    return true;
-  }
-
-  /** Remove pending frame j (the last one moves into its place). */
-  private unqueue(j: number): void {
-    const p = this.pending;
-    const last = p.count - 1;
-    if (j !== last) {
-      const o = j * p.slotSize + HEADROOM;
-      const lo = p.off[last]!;
-      p.buf.copyWithin(o, lo, lo + p.len[last]!);
-      p.off[j] = o;
-      p.len[j] = p.len[last]!;
-      this.pendingNh[j] = this.pendingNh[last]!;
-      this.pendingDeadline[j] = this.pendingDeadline[last]!;
-    }
-    p.count = last;
-  }
-
-  /** Send the frames that were waiting for `hop` (its MAC is now known). */
-  private releasePending(hop: number): void {
-    const p = this.pending;
-    for (let j = 0; j < p.count; ) {
-      if (this.pendingNh[j] !== hop) {
-        j++;
-        continue;
-      }
-      const t = this.txSlot();
-      if (t < 0) return;
-      const tx = this.tx;
-      const len = p.len[j]!;
-      const src = p.off[j]!;
-      tx.buf.set(p.buf.subarray(src, src + len), tx.off[t]!);
-      const link = this.net.setL2(tx.buf, tx.off[t]!, hop);
-      if (link >= 0) {
-        tx.len[t] = len;
-        tx.egress[t] = link;
-        tx.link[t] = link;
-        tx.count = t + 1;
-        this.forwarded++;
-      }
-      this.unqueue(j);
-    }
-  }
-
-  /**
-   * Timer work (lvsd calls it a few times a second, between batches): expire frames that
-   * waited too long for ARP, re-ask for next hops still unresolved, give up after
-   * ARP_MAX_PROBES requests. Generated frames land in `tx` (reset first); send them.
-   */
-  maintain(nowMs: number): void {
-    clock.nowMs = nowMs;
-    this.tx.reset();
-    const p = this.pending;
-    const neigh = this.net.neigh;
-    for (let j = 0; j < p.count; ) {
-      const hop = this.pendingNh[j]!;
-      const n = neigh.find(hop);
-      const failed =
-        n < 0 || (neigh.probes[n]! >= ARP_MAX_PROBES && nowMs - neigh.probed[n]! >= ARP_RETRY_MS);
-      if (this.pendingDeadline[j]! <= nowMs || failed) {
-        this.drops[Drop.NEIGH_MISS]!++;
-        this.unqueue(j);
-        continue;
-      }
-      this.solicit(hop);
-      j++;
-    }
-  }
-
-  /** Announce `vip` with gratuitous ARP on every link whose subnet holds it. Frames go to `tx`. */
-  announce(vip: number): number {
-    let n = 0;
-    for (const l of this.net.links) {
-      if (!l.onLink(vip)) continue;
-      const j = this.txSlot();
-      if (j < 0) break;
-      const tx = this.tx;
-      tx.len[j] = emitGratuitousArp(tx.buf, tx.off[j]!, l.mac, 0, vip);
-      tx.egress[j] = l.id;
-      tx.link[j] = l.id;
-      tx.count = j + 1;
-      this.generated++;
-      n++;
-    }
-    return n;
-  }
-
-  // ------------------------------------------------------------------ ICMP
-
-  private icmp(v: FrameView, batch: FrameBatch, i: number): number {
-    if (v.laterFrag !== 0) return Drop.FRAGMENT;
-    const t = v.icmpType;
-    if (t === ICMP_ECHO) {
-      if (this.net.isLocal(v.daddr) || this.table.isVip(v.daddr)) {
-        this.echoReply(v);
-        return CONSUMED;
-      }
-      return Drop.ICMP_UNRELATED;
-    }
-    if (t !== ICMP_DEST_UNREACH && t !== ICMP_SOURCE_QUENCH && t !== ICMP_TIME_EXCEEDED) {
-      return this.net.isLocal(v.daddr) ? Drop.LOCAL : Drop.ICMP_UNRELATED;
-    }
-    if (v.innerProto === IPPROTO_IPIP && v.innerL3Off >= 0 && this.net.isLocal(v.innerSaddr)) {
-      return this.tunnelIcmp(v);
-    }
-    if (v.innerL4Off < 0) return Drop.ICMP_UNRELATED;
-    const ip = v.innerProto;
-    if (ip !== IPPROTO_TCP && ip !== IPPROTO_UDP) return Drop.ICMP_UNRELATED;
-    const ct = this.ct;
-    // The embedded packet is one we sent; reversed, it is the key of its connection.
-    let dir = DIR_INPUT;
-    let c = ct.lookupIn(ip, v.innerDaddr | 0, v.innerDport, v.innerSaddr | 0, v.innerSport);
-    if (c < 0) {
-      c = ct.lookupOut(ip, v.innerDaddr | 0, v.innerDport, v.innerSaddr | 0, v.innerSport);
-      if (c < 0) return Drop.ICMP_UNRELATED;
-      dir = DIR_OUTPUT;
-    }
-    return this.xmit(v, batch, i, c, dir, true);
-  }
-
-  /**
-   * An ICMP error about one of our IPIP tunnel packets (a router between us and a TUN real
-   * server): find the connection of the packet inside the tunnel, remember the path MTU for
-   * fragmentation-needed, and tell the client about its own packet, with the MTU reduced by the
-   * tunnel header (ip_vs_in_icmp's IPIP branch).
-   */
-  private tunnelIcmp(v: FrameView): number {
-    const b = v.buf;
-    const dv = v.dv;
-    const end = v.l3Off + v.ipTotalLen;
-    const o = v.innerL3Off + v.innerHdrLen;
-    if (o + 20 > end || b[o]! >>> 4 !== 4) return Drop.ICMP_UNRELATED;
-    const ihl = (b[o]! & 15) * 4;
-    if (ihl < 20 || o + ihl + 4 > end) return Drop.ICMP_UNRELATED;
-    const p = b[o + 9]!;
-    if (p !== IPPROTO_TCP && p !== IPPROTO_UDP) return Drop.ICMP_UNRELATED;
-    const c = this.ct.lookupIn(
-      p,
-      dv.getUint32(o + 12),
-      dv.getUint16(o + ihl),
-      dv.getUint32(o + 16),
-      dv.getUint16(o + ihl + 2),
-    );
-    if (c < 0 || this.ct.fwd[c] !== FwdMethod.TUNNEL) return Drop.ICMP_UNRELATED;
-    let mtu = 0;
-    if (v.icmpType === ICMP_DEST_UNREACH && v.icmpCode === ICMP_FRAG_NEEDED) {
-      const pmtu = dv.getUint16(v.l4Off + 6);
-      const d = this.table.dests[this.ct.dest[c]!];
-      if (d && pmtu >= 68 + 20) d.pmtu = pmtu;
-      if ((dv.getUint16(o + 6) & 0x4000) === 0) return CONSUMED; // the client does not do PMTUD
-      mtu = pmtu > 68 + 20 ? pmtu - 20 : pmtu;
-    }
-    // Re-parse the client's packet from a scratch copy so the error can quote it.
-    const len = Math.min(end - o, this.scratch.length - 14);
-    this.scratch.fill(0, 0, 14);
-    this.scratch[12] = 0x08;
-    this.scratch.set(b.subarray(o, o + len), 14);
-    const sv = this.scratchView;
-    parseFrame(this.scratch, this.scratchDv, 0, 14 + len, sv);
-    if (sv.etherType !== 0x0800 || sv.ipHdrLen === 0) return Drop.ICMP_UNRELATED;
-    this.sendIcmpError(sv, v.icmpType, v.icmpCode, mtu, sv.daddr);
-    return CONSUMED;
-  }
-
-  /** Slot for a generated frame in `tx`, or -1 (counted). */
-  private txSlot(): number {
-    const tx = this.tx;
-    if (tx.count >= tx.capacity) {
-      this.drops[Drop.TX_FULL]!++;
-      return -1;
-    }
-    const j = tx.count;
-    tx.off[j] = j * tx.slotSize + HEADROOM;
-    tx.egress[j] = EGRESS_NONE;
-    return j;
-  }
-
-  /** Route a generated frame in tx slot j to `daddr` and commit it. */
-  private txCommit(j: number, len: number, daddr: number): void {
-    if (len <= 0) return;
-    const tx = this.tx;
-    tx.len[j] = len;
-    const link = this.net.setL2(tx.buf, tx.off[j]!, daddr);
-    if (link < 0) {
-      if (link === L2_NEIGH_MISS) this.solicit(this.net.nextHop);
-      return;
-    }
-    tx.egress[j] = link;
-    tx.link[j] = link;
-    tx.count = j + 1;
-    this.generated++;
-  }
-
-  /**
-   * Send an ICMP error about the frame in `v` back to its source. `src` is the source address
-   * to use, or 0 for the address of the link the reply leaves by.
-   */
-  sendIcmpError(v: FrameView, type: number, code: number, mtu: number, src: number): void {
-    const j = this.txSlot();
-    if (j < 0) return;
-    const link = this.net.route(v.saddr);
-    if (link < 0) return;
-    const l: Link = this.net.links[link]!;
-    const from = src !== 0 ? src : l.primaryAddr();
-    const tx = this.tx;
-    const len = emitIcmpError(tx.buf, tx.off[j]!, l.mac, 0, l.mac, 0, from, v.saddr, type, code, mtu, v);
-    this.txCommit(j, len, v.saddr);
-  }
-
-  private echoReply(v: FrameView): void {
-    const j = this.txSlot();
-    if (j < 0) return;
-    const tx = this.tx;
-    const link = this.net.route(v.saddr);
-    if (link < 0) return;
-    const len = emitIcmpEchoReply(tx.buf, tx.off[j]!, v, this.net.links[link]!.mac, 0);
-    this.txCommit(j, len, v.saddr);
-  }
-
-  // ------------------------------------------------------------------ ARP
-
-  private arp(v: FrameView, link: number): void {
-    const l = this.net.links[link];
-    if (l === undefined) {
-      this.drops[Drop.ARP_NOT_OURS]!++;
-      return;
-    }
-    const now = clock.nowMs;
-    const shaOff = v.l3Off + 8;
-    const tpa = v.arpTpa;
-    const mine =
-      this.net.isLocal(tpa) || ((this.table.isVip(tpa) || this.table.isLaddr(tpa)) && l.onLink(tpa));
-    // Learn the sender when it is on this link (requests to us, replies, gratuitous ARP);
-    // refresh an existing entry from any ARP on the link.
-    if (v.arpSpa !== 0 && l.onLink(v.arpSpa) && (mine || this.net.neigh.find(v.arpSpa) >= 0)) {
-      this.net.neigh.learn(v.arpSpa, v.buf, shaOff, link, now);
-      if (this.pending.count > 0) this.releasePending(v.arpSpa);
-    }
-    if (v.arpOp === 1 && mine) {
-      const j = this.txSlot();
-      if (j < 0) return;
-      const tx = this.tx;
-      const len = emitArpReply(tx.buf, tx.off[j]!, l.mac, 0, v.arpTpa, v.buf, shaOff, v.arpSpa);
-      tx.len[j] = len;
-      tx.egress[j] = link;
-      tx.link[j] = link;
-      tx.count = j + 1;
-      this.generated++;
-      return;
-    }
-    if (!mine && v.arpOp === 1) this.drops[Drop.ARP_NOT_OURS]!++;
-  }
-
-  /** Send an ARP request for `ip` (rate-limited per address). */
-  private solicit(ip: number): void {
-    const neigh = this.net.neigh;
-    const n = neigh.findOrAdd(ip);
-    if (n < 0) return;
-    const now = clock.nowMs;
-    if (neigh.probed[n]! !== 0 && now - neigh.probed[n]! < ARP_RETRY_MS) return;
-    if (neigh.probes[n]! >= ARP_MAX_PROBES) {
-      // Unresolved after ARP_MAX_PROBES: back off for a while before asking again.
-      if (now - neigh.probed[n]! < 5 * ARP_RETRY_MS) return;
-      neigh.probes[n] = 0;
-    }
-    const link = this.net.route(ip);
-    if (link < 0) return;
-    const j = this.txSlot();
-    if (j < 0) return;
-    neigh.probed[n] = now;
-    neigh.probes[n] = neigh.probes[n]! + 1;
-    if (neigh.state[n] === NEIGH_NONE) neigh.state[n] = NEIGH_INCOMPLETE;
-    const l = this.net.links[link]!;
-    const tx = this.tx;
-    tx.len[j] = emitArpRequest(tx.buf, tx.off[j]!, l.mac, 0, l.primaryAddr(), ip);
-    tx.egress[j] = link;
-    tx.link[j] = link;
-    tx.count = j + 1;
-    this.generated++;
-  }
-
-  // ------------------------------------------------------------------ control plane
-
-  conns(): ConnEntry[] {
-    const ct = this.ct;
-    const out: ConnEntry[] = [];
-    const now = clock.nowMs;
-    for (const i of ct.slots()) {
-      out.push({
-        proto: ct.proto[i]!,
-        caddr: ct.caddr[i]!,
-        cport: ct.cport[i]!,
-        vaddr: ct.vaddr[i]!,
-        vport: ct.vport[i]!,
-        daddr: ct.daddr[i]!,
-        dport: ct.dport[i]!,
-        state: ct.stateName(i),
-        expiresInMs: Math.max(0, ct.expires[i]! - now),
-        template: (ct.flags[i]! & CONN_F_TEMPLATE) !== 0,
-        fwd: ct.fwd[i]!,
-      });
-    }
-    return out;
-  }
-
-  getTimeouts(): Timeouts {
-    return {
-      tcp: this.ct.tcpTimeoutMs[TcpState.ESTABLISHED]! / 1000,
-      tcpfin: this.ct.tcpTimeoutMs[TcpState.FIN_WAIT]! / 1000,
-      udp: this.ct.udpTimeoutMs / 1000,
-    };
-  }
-
-  setTimeouts(t: Timeouts): void {
-    if (t.tcp > 0) this.ct.tcpTimeoutMs[TcpState.ESTABLISHED] = t.tcp * 1000;
-    if (t.tcpfin > 0) this.ct.tcpTimeoutMs[TcpState.FIN_WAIT] = t.tcpfin * 1000;
-    if (t.udp > 0) this.ct.udpTimeoutMs = t.udp * 1000;
-  }
-
-  /** Drop counters by name (control plane). */
-  dropCounts(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (let r = 1; r < DROP_COUNT; r++) if (this.drops[r]! > 0) out[DROP_NAMES[r]!] = this.drops[r]!;
-    return out;
+  /** ICMP: answered by the director, relayed through the connection it is about, or dropped. */
+  private icmpIn(v: FrameView, batch: FrameBatch, i: number): number {
+    const c = this.icmp.input(v);
+    if (c >= 0) return this.xmit(v, batch, i, c, this.icmp.dir, true);
+    return c === ICMP_ANSWERED ? CONSUMED : -c;
   }
 }

@@ -10,7 +10,6 @@
  * control client maps them to ipvsadm's messages.
  */
 
-import { getScheduler } from "../datapath/schedulers/index.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
 import { LocalAddrPool } from "./laddr.js";
 import {
@@ -101,7 +100,11 @@ export class ServiceTable {
   /** Bumped on every change; listeners (ARP for VIPs, estimator) compare it. */
   generation = 0;
 
-  constructor(resolve: (name: string) => SchedulerModule | undefined = getScheduler) {
+  /**
+   * `resolve` finds a scheduler module by name: the data path's registry
+   * (src/datapath/schedulers/index.ts getScheduler) in lvsd; the tables do not import it.
+   */
+  constructor(resolve: (name: string) => SchedulerModule | undefined) {
     this.resolve = resolve;
   }
 

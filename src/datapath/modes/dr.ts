@@ -20,14 +20,14 @@ export const drMode: ForwardMode = {
     return ct.daddr[c]! | 0;
   },
   outbound(_v: FrameView, _ct: ConnTable, _c: number, cx: ModeContext): number {
-    cx.modeDrop = Drop.ICMP_UNRELATED;
+    cx.drop = Drop.ICMP_UNRELATED;
     return -1;
   },
   icmpIn(_v: FrameView, ct: ConnTable, c: number): number {
     return ct.daddr[c]! | 0;
   },
   icmpOut(_v: FrameView, _ct: ConnTable, _c: number, cx: ModeContext): number {
-    cx.modeDrop = Drop.ICMP_UNRELATED;
+    cx.drop = Drop.ICMP_UNRELATED;
     return -1;
   },
 };

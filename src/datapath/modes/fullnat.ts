@@ -35,9 +35,9 @@ import { type FrameView, TCP_ACK, TCP_SYN } from "../packet/view.js";
 import { proxyLen, proxyMaxLen, writeProxy } from "./proxyproto.js";
 import type { ForwardMode, ModeContext } from "./types.js";
 
-function proxyVersion(ct: ConnTable, c: number, cx: ModeContext): number {
-  const s = cx.table.services[ct.svc[c]!];
-  return s ? s.proxyProtocol : 0;
+function proxyVersion(cx: ModeContext): number {
+  const s = cx.svc;
+  return s !== undefined ? s.proxyProtocol : 0;
 }
 
 /** Client -> server with PROXY protocol: record the ISN, insert the header, shift sequence numbers. */
@@ -65,7 +65,7 @@ function proxyInbound(
     const h = proxyLen(ver, caddr, vaddr, cport, vport);
     // Room after the IP packet: the slot's free tail plus any Ethernet padding.
     if (cx.room + (v.base + v.len - ipEnd) < h) {
-      cx.modeDrop = Drop.MODE_FAILED;
+      cx.drop = Drop.MODE_FAILED;
       return false;
     }
     v.buf.copyWithin(v.payloadOff + h, v.payloadOff, ipEnd);
@@ -148,7 +148,7 @@ export const fullnatMode: ForwardMode = {
     setDaddr(v, rip | 0);
     setDport(v, ct.dport[c]!);
     if (v.proto === IPPROTO_TCP && v.l4Off >= 0) {
-      const ver = proxyVersion(ct, c, cx);
+      const ver = proxyVersion(cx);
       if (ver !== 0 && !proxyInbound(v, ct, c, cx, ver, caddr, cport, vaddr, vport)) return -1;
     }
     return rip | 0;
@@ -161,7 +161,7 @@ export const fullnatMode: ForwardMode = {
     setDaddr(v, caddr | 0);
     setDport(v, ct.cport[c]!);
     if (v.proto === IPPROTO_TCP && v.l4Off >= 0) {
-      const ver = proxyVersion(ct, c, cx);
+      const ver = proxyVersion(cx);
       if (ver !== 0) proxyOutbound(v, ct, c, ver);
     }
     return caddr | 0;

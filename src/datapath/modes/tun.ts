@@ -26,19 +26,18 @@ export const IPIP_HLEN = 20;
 
 function encapsulate(v: FrameView, ct: ConnTable, c: number, cx: ModeContext): number {
   const rip = ct.daddr[c]!;
-  const link = cx.net.route(rip | 0);
+  const link = cx.route(rip | 0);
   if (link < 0) {
-    cx.modeDrop = Drop.NO_ROUTE;
+    cx.drop = Drop.NO_ROUTE;
     return -1;
   }
-  const l = cx.net.links[link]!;
   const innerLen = v.ipTotalLen;
-  let mtu = l.mtu;
-  const d = cx.table.dests[ct.dest[c]!];
-  if (d && d.pmtu > 0 && d.pmtu < mtu) mtu = d.pmtu;
+  let mtu = cx.linkMtu(link);
+  const d = cx.dest;
+  if (d !== undefined && d.pmtu > 0 && d.pmtu < mtu) mtu = d.pmtu;
   if (innerLen + IPIP_HLEN > mtu) {
     if (v.df !== 0) cx.sendIcmpError(v, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu - IPIP_HLEN, v.daddr);
-    cx.modeDrop = Drop.TOO_BIG;
+    cx.drop = Drop.TOO_BIG;
     return -1;
   }
   const b = v.buf;
@@ -53,7 +52,7 @@ function encapsulate(v: FrameView, ct: ConnTable, c: number, cx: ModeContext): n
   b[o + 8] = v.ttl;
   b[o + 9] = IPPROTO_IPIP;
   dv.setUint16(o + 10, 0);
-  dv.setUint32(o + 12, l.primaryAddr());
+  dv.setUint32(o + 12, cx.linkAddr(link));
   dv.setUint32(o + 16, rip);
   dv.setUint16(o + 10, ipv4HeaderChecksum(b, o, IPIP_HLEN));
   // New Ethernet header in front (addresses are set by the engine); any VLAN tag is gone.
@@ -70,12 +69,12 @@ export const tunMode: ForwardMode = {
   decrementsTtl: false,
   inbound: encapsulate,
   outbound(_v: FrameView, _ct: ConnTable, _c: number, cx: ModeContext): number {
-    cx.modeDrop = Drop.ICMP_UNRELATED;
+    cx.drop = Drop.ICMP_UNRELATED;
     return -1;
   },
   icmpIn: encapsulate,
   icmpOut(_v: FrameView, _ct: ConnTable, _c: number, cx: ModeContext): number {
-    cx.modeDrop = Drop.ICMP_UNRELATED;
+    cx.drop = Drop.ICMP_UNRELATED;
     return -1;
   },
 };

@@ -1,32 +1,39 @@
 /**
  * A forwarding mode (ip_vs_xmit.c has one transmit function per mode). The mode is bound to a
  * connection once, when it is created: the connection stores its forwarding method and the
- * engine indexes `modes[fwd]` — no switch on the mode per packet.
+ * engine indexes its mode table by it — no switch on the mode per packet.
  *
  * Each function rewrites the frame in place (addresses, ports, checksums, encapsulation; the
  * engine has already decremented the TTL when the mode routes the packet as an IP hop, and
- * sets the Ethernet addresses afterwards) and
- * returns the IPv4 address whose route and neighbour decide where the frame goes next, as an
- * int32 (`addr | 0`, so that V8 never boxes it), or -1 (255.255.255.255, never a next hop) to
- * drop it, with the reason in `cx.modeDrop`. A mode that moves the frame's start or changes
- * its length updates `v.base` / `v.len`; it may use `cx.room` bytes after the frame's end.
+ * sets the Ethernet addresses afterwards) and returns the IPv4 address whose route and
+ * neighbour decide where the frame goes next, as an int32 (`addr | 0`, so that V8 never boxes
+ * it), or -1 (255.255.255.255, never a next hop) to drop it, with the reason in `cx.drop`. A
+ * mode that moves the frame's start or changes its length updates `v.base` / `v.len`; it may
+ * use `cx.room` bytes after the frame's end.
+ *
+ * A mode sees the director only through ModeContext: the connection's service and dest, the
+ * room in the frame's slot, routes and link properties, and an ICMP error sender.
  */
-
-import type { FwdMethod } from "../../tables/model.js";
-import type { ServiceTable } from "../../tables/services.js";
+import type { Dest, FwdMethod, Service } from "../../tables/model.js";
 import type { ConnTable } from "../conntrack/table.js";
-import type { Net } from "../net/net.js";
 import type { FrameView } from "../packet/view.js";
 
 export interface ModeContext {
-  readonly net: Net;
-  readonly table: ServiceTable;
+  /** The connection's service and dest (set by the engine before each call; undefined once removed). */
+  readonly svc: Service | undefined;
+  readonly dest: Dest | undefined;
+  /** Bytes free after the frame's end in its slot. */
+  readonly room: number;
+  /** Drop reason when the mode returns -1 (written by the mode). */
+  drop: number;
+  /** The link a packet to `addr` leaves by, or -1 when there is no route. */
+  route(addr: number): number;
+  /** MTU of link `l` (from `route`). */
+  linkMtu(l: number): number;
+  /** Primary address of link `l`, as uint32. */
+  linkAddr(l: number): number;
   /** Send an ICMP error about `v` back to its source (src 0: the egress link's address). */
   sendIcmpError(v: FrameView, type: number, code: number, mtu: number, src: number): void;
-  /** Drop reason when a mode returns -1. */
-  modeDrop: number;
-  /** Bytes free after the frame's end in its slot. */
-  room: number;
 }
 
 export interface ForwardMode {

@@ -4,8 +4,10 @@
  * expiry sweep, ARP retries, rate estimation, gratuitous ARP for new VIPs). Runs until
  * SIGINT/SIGTERM, then closes its links (TAP devices it created disappear) and its socket.
  */
+
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
+import { EngineControl } from "../../control/adapter.js";
 import { run as runCommand } from "../../control/commands.js";
 import { RateEstimator } from "../../control/estimator.js";
 import { HealthManager } from "../../control/health/manager.js";
@@ -86,8 +88,9 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
   }
 
   const estimator = new RateEstimator(engine.table);
-  engine.rates = estimator;
-  engine.linkStats = () =>
+  const target = new EngineControl(engine);
+  target.rates = estimator;
+  target.linkStats = () =>
     director.links.map((io) => ({
       name: io.name,
       mac: bytesToMac(io.mac),
@@ -114,7 +117,7 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
 
   if (args.restore) {
     const text = readFileSync(args.restore, "utf8");
-    const r = runCommand(["-R"], engine, text);
+    const r = runCommand(["-R"], target, text);
     if (r.code !== 0) throw new LvsdArgError(`--restore ${args.restore}: ${r.stderr.trim() || "failed"}`);
   }
 
@@ -134,7 +137,7 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
 
   let control: ControlServer;
   try {
-    control = await startControlServer(args.control, engine, { onRequest: () => announceNewVips(), health });
+    control = await startControlServer(args.control, target, { onRequest: () => announceNewVips(), health });
   } catch (err) {
     for (const io of opened) io.close();
     throw err;

@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EngineControl } from "../../../src/control/adapter.js";
 import { run } from "../../../src/control/commands.js";
 import { parseConfigFile, parseConfigText, splitCommand } from "../../../src/control/config/parser.js";
 import { ConfigError } from "../../../src/control/config/types.js";
@@ -132,8 +133,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function load(path: string): { engine: Engine; manager: HealthManager; log: string[] } {
-  const engine = new Engine({ maxConns: 1024 });
+function load(path: string): { engine: EngineControl; manager: HealthManager; log: string[] } {
+  const engine = new EngineControl(new Engine({ maxConns: 1024 }));
   const log: string[] = [];
   const manager = new HealthManager(engine.table, { log: (m) => log.push(m) });
   const r = manager.loadFile(path);

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { EngineControl } from "../../../src/control/adapter.js";
 import { run } from "../../../src/control/commands.js";
 import { parseConfigText } from "../../../src/control/config/parser.js";
 import { HealthManager } from "../../../src/control/health/manager.js";
@@ -21,7 +22,7 @@ import { FakeClock, ScriptedProbes } from "./fake.js";
 const NO_NAMES = parseServices("");
 
 interface Rig {
-  engine: Engine;
+  engine: EngineControl;
   clock: FakeClock;
   probes: ScriptedProbes;
   manager: HealthManager;
@@ -32,7 +33,7 @@ interface Rig {
 }
 
 function rig(): Rig {
-  const engine = new Engine({ maxConns: 1024 });
+  const engine = new EngineControl(new Engine({ maxConns: 1024 }));
   const clock = new FakeClock();
   const probes = new ScriptedProbes(clock);
   const log: string[] = [];

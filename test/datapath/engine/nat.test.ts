@@ -3,7 +3,9 @@
  * frames are built from scratch with full checksums, so byte equality also proves that the
  * engine's incremental checksum updates equal a full recompute.
  */
+
 import { beforeEach, describe, expect, it } from "vitest";
+import { dropCounts, EngineControl } from "../../../src/control/adapter.js";
 import { TcpState } from "../../../src/datapath/conntrack/states.js";
 import { Drop } from "../../../src/datapath/drops.js";
 import type { Engine } from "../../../src/datapath/engine.js";
@@ -404,7 +406,7 @@ describe("NAT engine: persistence", () => {
     const tpl = e.ct.lookupTemplate(6, ipToU32("10.0.0.0"), ipToU32(IP.vip), 80);
     expect(tpl).toBeGreaterThanOrEqual(0);
     expect(e.ct.nControl[tpl]).toBe(7);
-    expect(e.conns().filter((c) => c.template)).toHaveLength(1);
+    expect(new EngineControl(e).conns().filter((c) => c.template)).toHaveLength(1);
   });
 
   it("reschedules once the template has expired", () => {
@@ -519,7 +521,7 @@ describe("NAT engine: bad input", () => {
     expect(run(e, good.subarray(0, 10), OUT).egress).toBe(-1);
     expect(run(e, good.subarray(0, 30), OUT).egress).toBe(-1);
     expect(run(e, badCsum, OUT).egress).toBe(-1);
-    expect(e.dropCounts()).toEqual({ eth_short: 1, ip_short: 1, ip_bad_csum: 1 });
+    expect(dropCounts(e.drops)).toEqual({ eth_short: 1, ip_short: 1, ip_bad_csum: 1 });
     // non-SYN without a connection, packet to an address with no service
     expect(run(e, cTcp(TCP_ACK, 1, 1), OUT).egress).toBe(-1);
     const other = eth({ src: MAC.client, dst: MAC.dirOut })
@@ -527,7 +529,7 @@ describe("NAT engine: bad input", () => {
       .tcp({ sport: 1, dport: 80, flags: TCP_SYN })
       .build();
     expect(run(e, other, OUT).egress).toBe(-1);
-    expect(e.dropCounts()).toMatchObject({ no_conn: 1, no_service: 1 });
+    expect(dropCounts(e.drops)).toMatchObject({ no_conn: 1, no_service: 1 });
   });
 
   it("survives a batch of random bytes", () => {
@@ -546,7 +548,7 @@ describe("NAT engine: bad input", () => {
       }
       expect(() => run(e, f, OUT)).not.toThrow();
     }
-    expect(Object.values(e.dropCounts()).reduce((a, b) => a + b, 0)).toBeGreaterThan(1900);
+    expect(Object.values(dropCounts(e.drops)).reduce((a, b) => a + b, 0)).toBeGreaterThan(1900);
   });
 });
 
@@ -582,7 +584,7 @@ describe("NAT engine: ARP", () => {
     const r = run(e, cTcp(TCP_SYN, 1, 0), OUT, 1000);
     expect(r.egress).toBe(-1);
     expect(e.queued).toBe(1);
-    expect(e.pending.count).toBe(1);
+    expect(e.resolver.pending.count).toBe(1);
     const f = r.generated[0]![1];
     const v = new FrameView();
     parseFrame(f, new DataView(f.buffer), 0, f.length, v);
@@ -593,7 +595,7 @@ describe("NAT engine: ARP", () => {
       .arp({ op: 2, sha: rs3, spa: "192.168.10.3", tha: MAC.dirIn, tpa: IP.dirIn })
       .build();
     const r2 = run(e, reply, IN, 1100);
-    expect(e.pending.count).toBe(0);
+    expect(e.resolver.pending.count).toBe(0);
     expect(r2.generated).toHaveLength(1);
     const [link, sent] = r2.generated[0]!;
     expect(link).toBe(IN);
@@ -614,10 +616,10 @@ describe("NAT engine: ARP", () => {
     e.maintain(3100);
     asks += e.tx.count;
     expect(asks).toBe(3);
-    expect(e.pending.count).toBe(1);
+    expect(e.resolver.pending.count).toBe(1);
     e.maintain(4000); // 3 s after it was queued
     expect(e.tx.count).toBe(0); // no fourth request
-    expect(e.pending.count).toBe(0);
+    expect(e.resolver.pending.count).toBe(0);
     expect(e.drops[Drop.NEIGH_MISS]).toBe(1);
   });
 

@@ -1,0 +1,81 @@
+/**
+ * The control plane's view of a running data path: adapts an Engine (src/datapath) to the
+ * ControlTarget that lvsadm's commands run against. The data path knows nothing of it; lvsd
+ * builds one and hands it to the control server. Everything here runs between batches and may
+ * allocate (listings are control-plane work).
+ */
+import { clock } from "../datapath/clock.js";
+import { TcpState } from "../datapath/conntrack/states.js";
+import { CONN_F_TEMPLATE } from "../datapath/conntrack/table.js";
+import { DROP_COUNT, DROP_NAMES } from "../datapath/drops.js";
+import type { Engine } from "../datapath/engine.js";
+import type { ServiceTable } from "../tables/services.js";
+import type { RateSource } from "./estimator.js";
+import type { ConnEntry, ControlTarget, LinkStatRow, Timeouts } from "./target.js";
+
+/** Drop counters by name, only the non-zero ones (`lvsadm --drops`, error messages). */
+export function dropCounts(drops: Float64Array): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let r = 1; r < DROP_COUNT; r++) if (drops[r]! > 0) out[DROP_NAMES[r]!] = drops[r]!;
+  return out;
+}
+
+export class EngineControl implements ControlTarget {
+  readonly engine: Engine;
+  readonly table: ServiceTable;
+  /** Rate estimator for `--rate` (set by lvsd). */
+  rates?: RateSource;
+  /** Per-link counters for `lvsadm --links` (set by lvsd, which owns the links). */
+  linkStats?: () => LinkStatRow[];
+
+  constructor(engine: Engine) {
+    this.engine = engine;
+    this.table = engine.table;
+  }
+
+  get connTabSize(): number {
+    return this.engine.ct.bucketCount;
+  }
+
+  conns(): ConnEntry[] {
+    const ct = this.engine.ct;
+    const out: ConnEntry[] = [];
+    const now = clock.nowMs;
+    for (const i of ct.slots()) {
+      out.push({
+        proto: ct.proto[i]!,
+        caddr: ct.caddr[i]!,
+        cport: ct.cport[i]!,
+        vaddr: ct.vaddr[i]!,
+        vport: ct.vport[i]!,
+        daddr: ct.daddr[i]!,
+        dport: ct.dport[i]!,
+        state: ct.stateName(i),
+        expiresInMs: Math.max(0, ct.expires[i]! - now),
+        template: (ct.flags[i]! & CONN_F_TEMPLATE) !== 0,
+        fwd: ct.fwd[i]!,
+      });
+    }
+    return out;
+  }
+
+  getTimeouts(): Timeouts {
+    const ct = this.engine.ct;
+    return {
+      tcp: ct.tcpTimeoutMs[TcpState.ESTABLISHED]! / 1000,
+      tcpfin: ct.tcpTimeoutMs[TcpState.FIN_WAIT]! / 1000,
+      udp: ct.udpTimeoutMs / 1000,
+    };
+  }
+
+  setTimeouts(t: Timeouts): void {
+    const ct = this.engine.ct;
+    if (t.tcp > 0) ct.tcpTimeoutMs[TcpState.ESTABLISHED] = t.tcp * 1000;
+    if (t.tcpfin > 0) ct.tcpTimeoutMs[TcpState.FIN_WAIT] = t.tcpfin * 1000;
+    if (t.udp > 0) ct.udpTimeoutMs = t.udp * 1000;
+  }
+
+  dropCounts(): Record<string, number> {
+    return dropCounts(this.engine.drops);
+  }
+}
