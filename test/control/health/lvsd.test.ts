@@ -22,11 +22,13 @@ import { nativeAvailable } from "../../../src/datapath/io/native.js";
 import { NatLab, PEER, rsIp, VIP } from "../../../src/tools/lab/natlab.js";
 import { canUseNetns } from "../../../src/tools/lab/netns.js";
 import { pattern } from "../../../src/tools/lab/peer.js";
+import { haveTools } from "../../support/tools.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const ok = canUseNetns() && nativeAvailable() && existsSync(PEER);
-if (!ok)
+const privileged = canUseNetns() && nativeAvailable() && existsSync(PEER);
+if (!privileged)
   console.warn("skipping lvsd health-check tests: needs root, the ip tool, the native addon and the build");
+const ok = privileged && haveTools("lvsd health-check tests", "curl"); // requests, /health switches
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

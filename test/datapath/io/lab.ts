@@ -15,10 +15,19 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import type { FrameBatch } from "../../../src/datapath/io/batch.js";
+import { need } from "../../support/tools.js";
 
 export const isRoot = process.getuid?.() === 0;
-export const canRun = isRoot && process.platform === "linux";
-export const SKIP_REASON = "I/O integration tests need root (network namespaces, TAP, AF_PACKET): skipped";
+/**
+ * What is missing of the commands every lab here runs (ip netns exec ... sysctl, ss), e.g.
+ * "needs ip (Debian package iproute2)", or "". Tests needing more guard themselves.
+ */
+export const TOOLS_MISSING = isRoot ? need("ip", "sysctl", "ss") : "";
+export const canRun = isRoot && process.platform === "linux" && TOOLS_MISSING === "";
+export const SKIP_REASON =
+  TOOLS_MISSING !== ""
+    ? `I/O integration tests ${TOOLS_MISSING}: skipped`
+    : "I/O integration tests need root (network namespaces, TAP, AF_PACKET): skipped";
 
 export function sh(cmd: string, ...args: string[]): string {
   return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });

@@ -12,6 +12,7 @@ import { EGRESS_NONE, FrameBatch } from "../../../src/datapath/io/batch.js";
 import { IoError, IoErrorCode, type LinkIo, toIoError } from "../../../src/datapath/io/link.js";
 import { buildOutput } from "../../../src/datapath/io/native.js";
 import { openTap, type TapIo } from "../../../src/datapath/io/tap.js";
+import { skipWithout } from "../../support/tools.js";
 import {
   answerInPlace,
   canRun,
@@ -85,7 +86,8 @@ describe.skipIf(!canRun)("TAP backend (root, network namespaces)", () => {
     expect(lab.ip(ns, "link", "show", "dev", tap.name)).toMatch(/[<,]UP[,>]/);
   });
 
-  it("answers `ping -c 3` from the kernel: ARP and ICMP echo replies built by hand flow back", async () => {
+  it("answers `ping -c 3` from the kernel: ARP and ICMP echo replies built by hand flow back", async (ctx) => {
+    skipWithout(ctx, "ping");
     const batch = new FrameBatch(64);
     const before = tap.stats;
     let wakeups = 0;

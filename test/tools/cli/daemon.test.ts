@@ -77,11 +77,12 @@ describe.skipIf(!ok)("lvsd daemon", () => {
         "-A -t 10.0.0.100:80 -s wrr\n-a -t 10.0.0.100:80 -r 10.0.0.11:8080 -m -w 3\n",
       );
       rmSync(rules);
-      expect(log).toMatch(
-        new RegExp(
-          `lvsd: link 0: tap ${t.dev("t0")} bridge ${t.dev("br")} mac [0-9a-f:]{17} mtu 1500 addr 10\\.0\\.0\\.1/24`,
-        ),
+      // lvsadm runs synchronously, so lvsd's stderr is read only once this test yields
+      const linkLine = new RegExp(
+        `lvsd: link 0: tap ${t.dev("t0")} bridge ${t.dev("br")} mac [0-9a-f:]{17} mtu 1500 addr 10\\.0\\.0\\.1/24`,
       );
+      await waitFor("lvsd's link line", () => linkLine.test(log), 5_000).catch(() => undefined);
+      expect(log).toMatch(linkLine);
       // a second daemon on the same control socket is refused; the first keeps running
       const second = lvsd("--link", `tap=${t.dev("t1")},addr=10.0.1.1/24`, "--control", sock);
       expect(second.code).toBe(1);

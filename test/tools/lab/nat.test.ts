@@ -9,9 +9,12 @@ import { nativeAvailable } from "../../../src/datapath/io/native.js";
 import { NatLab, rsIp, VIP } from "../../../src/tools/lab/natlab.js";
 import { canUseNetns } from "../../../src/tools/lab/netns.js";
 import { pattern } from "../../../src/tools/lab/peer.js";
+import { haveTools, skipWithout } from "../../support/tools.js";
 
-const ok = canUseNetns() && nativeAvailable();
-if (!ok) console.warn("skipping NAT namespace tests: needs root, the ip tool and the built native addon");
+const privileged = canUseNetns() && nativeAvailable();
+if (!privileged)
+  console.warn("skipping NAT namespace tests: needs root, the ip tool and the built native addon");
+const ok = privileged && haveTools("NAT namespace tests", "curl"); // the client's requests
 
 function tally(answers: string[]): Record<string, number> {
   const t: Record<string, number> = {};
@@ -79,7 +82,8 @@ describe.skipIf(!ok)("LVS-NAT through lvsd on TAP", () => {
     expect(remote).toBe(local?.split(" ")[0]);
   });
 
-  it("answers UDP requests through the VIP", () => {
+  it("answers UDP requests through the VIP", (ctx) => {
+    skipWithout(ctx, "socat");
     must("-A", "-u", `${VIP}:53`, "-s", "rr");
     must("-a", "-u", `${VIP}:53`, "-r", `${rsIp(2)}:53`, "-m");
     const r = lab.client("sh", ["-c", `printf hello | socat -t 2 - UDP4:${VIP}:53`]);
@@ -95,7 +99,8 @@ describe.skipIf(!ok)("LVS-NAT through lvsd on TAP", () => {
     expect(lab.get(`http://${VIP}:8000/`).trim()).toBe("rs3");
   });
 
-  it("answers ARP and ping for a VIP added at run time", () => {
+  it("answers ARP and ping for a VIP added at run time", (ctx) => {
+    skipWithout(ctx, "ping");
     const vip2 = "10.0.0.101";
     expect(lab.client("ping", ["-c", "1", "-W", "1", vip2]).code).not.toBe(0);
     must("-A", "-t", `${vip2}:80`, "-s", "rr");
@@ -106,7 +111,8 @@ describe.skipIf(!ok)("LVS-NAT through lvsd on TAP", () => {
     expect(lab.get(`http://${vip2}/`).trim()).toBe("rs1");
   });
 
-  it("answers ICMP echo to the VIP", () => {
+  it("answers ICMP echo to the VIP", (ctx) => {
+    skipWithout(ctx, "ping");
     expect(lab.client("ping", ["-c", "3", "-i", "0.2", "-W", "2", VIP]).stdout).toMatch(/3 received/);
   });
 

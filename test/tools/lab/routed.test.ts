@@ -11,12 +11,14 @@ import { VIP } from "../../../src/tools/lab/natlab.js";
 import { canUseNetns } from "../../../src/tools/lab/netns.js";
 import { pattern } from "../../../src/tools/lab/peer.js";
 import { REALSERVER, RoutedLab } from "../../../src/tools/lab/routedlab.js";
+import { haveTools, skipWithout } from "../../support/tools.js";
 
-const ok = canUseNetns() && nativeAvailable() && existsSync(REALSERVER);
-if (!ok)
+const privileged = canUseNetns() && nativeAvailable() && existsSync(REALSERVER);
+if (!privileged)
   console.warn(
     "skipping DR/TUN namespace tests: needs root, the ip tool, the native addon and bin/lvs-realserver",
   );
+const ok = privileged && haveTools("DR/TUN namespace tests", "curl"); // the client's requests
 
 const BIG = 10 * 1024 * 1024;
 
@@ -85,7 +87,8 @@ for (const mode of ["dr", "tun"] as const) {
       expect(remote).toBe(local?.split(" ")[0]);
     });
 
-    it("answers UDP", () => {
+    it("answers UDP", (ctx) => {
+      skipWithout(ctx, "socat");
       must("-A", "-u", `${VIP}:53`, "-s", "rr");
       must("-a", "-u", `${VIP}:53`, "-r", lab.rsIp(1), flag);
       const r = lab.client("sh", ["-c", `printf hi | socat -t 2 - UDP4:${VIP}:53`]);
@@ -93,7 +96,8 @@ for (const mode of ["dr", "tun"] as const) {
     });
 
     if (mode === "dr") {
-      it("the real servers never answer ARP for the VIP", () => {
+      it("the real servers never answer ARP for the VIP", (ctx) => {
+        skipWithout(ctx, "arping");
         const rsMacs = [1, 2].map(
           (k) =>
             /link\/ether ([0-9a-f:]{17})/.exec(

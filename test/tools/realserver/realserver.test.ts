@@ -30,9 +30,11 @@ import { ipToU32, u32ToIp } from "../../../src/lib/addr.js";
 import { main } from "../../../src/tools/cli/realserver.js";
 import { parseRsArgs } from "../../../src/tools/realserver/args.js";
 import { TunSession } from "../../../src/tools/realserver/commands.js";
-import { canRun, Lab, linkInfo, parseMac, sh, until } from "../../datapath/io/lab.js";
+import { canRun, Lab, linkInfo, parseMac, sh, TOOLS_MISSING, until } from "../../datapath/io/lab.js";
 
-const SKIP = "lvs-realserver namespace tests need root (network namespaces, AF_PACKET, TUN): skipped";
+const SKIP = TOOLS_MISSING
+  ? `lvs-realserver namespace tests ${TOOLS_MISSING}: skipped`
+  : "lvs-realserver namespace tests need root (network namespaces, AF_PACKET, TUN): skipped";
 if (!canRun) console.warn(SKIP);
 
 const ROOT = join(import.meta.dirname, "..", "..", "..");
