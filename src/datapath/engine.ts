@@ -38,6 +38,7 @@ import {
   ETH_P_ARP,
   FrameView,
   ICMP_DEST_UNREACH,
+  ICMP_FRAG_NEEDED,
   ICMP_PORT_UNREACH,
   ICMP_TIME_EXCEEDED,
   TCP_ACK,
@@ -235,6 +236,10 @@ export class Engine {
     const ct = this.ct;
     const mode = this.modes[ct.fwd[c]!];
     if (mode === null || mode === undefined) return Drop.MODE_UNSUPPORTED;
+    if (!icmp && v.ipTotalLen > this.net.minMtu && !mode.checksMtu) {
+      const r = this.mtuCheck(v, c, dir);
+      if (r !== 0) return r;
+    }
     if (mode.decrementsTtl) {
       if (v.ttl <= 1) {
         // No ICMP error about an ICMP error (RFC 1122 3.2.2).
@@ -280,6 +285,23 @@ export class Engine {
     batch.off[i] = v.base;
     batch.len[i] = v.len;
     return this.output(v, batch, i, nh);
+  }
+
+  /**
+   * ensure_mtu_is_adequate: a packet longer than the MTU of the link it would leave by is
+   * dropped (too_big); with DF set its sender gets fragmentation-needed with that MTU, from the
+   * VIP for the client and from the egress link's address for a real server. Without DF the
+   * kernel would fragment; lvs-ts does not (docs/architecture.md). Returns 0 or a drop reason.
+   */
+  private mtuCheck(v: FrameView, c: number, dir: number): number {
+    const ct = this.ct;
+    const link = this.net.route(dir === DIR_INPUT ? ct.daddr[c]! | 0 : ct.caddr[c]! | 0);
+    if (link < 0) return 0; // output() counts no_route
+    const mtu = this.net.links[link]!.mtu;
+    if (v.ipTotalLen <= mtu) return 0;
+    if (v.df !== 0)
+      this.icmp.sendError(v, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu, dir === DIR_INPUT ? v.daddr : 0);
+    return Drop.TOO_BIG;
   }
 
   /** Entry states in which a new SYN from the client is a new connection (conn_reuse_mode). */

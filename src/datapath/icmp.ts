@@ -14,6 +14,7 @@ import type { ConnTable } from "./conntrack/table.js";
 import { Drop } from "./drops.js";
 import type { Net } from "./net/net.js";
 import type { Resolver } from "./net/resolver.js";
+import { ipv4HeaderChecksum } from "./packet/checksum.js";
 import { emitIcmpEchoReply, emitIcmpError } from "./packet/emit.js";
 import { parseFrame } from "./packet/parse.js";
 import {
@@ -120,13 +121,27 @@ export class Icmp {
       if ((dv.getUint16(o + 6) & 0x4000) === 0) return ICMP_ANSWERED; // the client does not do PMTUD
       mtu = pmtu > MIN_TUNNEL_PMTU ? pmtu - 20 : pmtu;
     }
-    // Re-parse the client's packet from a scratch copy so the error can quote it.
+    // Re-parse the client's packet from a scratch copy so the error can quote it. Routers
+    // usually quote only part of it (576 bytes in all): parse it with its total length and
+    // header checksum set to the bytes present, then put the original bytes back so the
+    // quote is the client's own header; the view's total length stays what is present.
     const len = Math.min(end - o, this.scratch.length - 14);
-    this.scratch.fill(0, 0, 14);
-    this.scratch[12] = 0x08;
-    this.scratch.set(b.subarray(o, o + len), 14);
+    const s = this.scratch;
+    const sdv = this.scratchDv;
+    s.fill(0, 0, 14);
+    s[12] = 0x08;
+    s.set(b.subarray(o, o + len), 14);
+    const totLen = sdv.getUint16(14 + 2);
+    const csum = sdv.getUint16(14 + 10);
+    if (totLen > len) {
+      sdv.setUint16(14 + 2, len);
+      sdv.setUint16(14 + 10, 0);
+      sdv.setUint16(14 + 10, ipv4HeaderChecksum(s, 14, ihl));
+    }
     const sv = this.scratchView;
-    parseFrame(this.scratch, this.scratchDv, 0, 14 + len, sv);
+    parseFrame(s, sdv, 0, 14 + len, sv);
+    sdv.setUint16(14 + 2, totLen);
+    sdv.setUint16(14 + 10, csum);
     if (sv.etherType !== 0x0800 || sv.ipHdrLen === 0) return -Drop.ICMP_UNRELATED;
     this.sendError(sv, v.icmpType, v.icmpCode, mtu, sv.daddr);
     return ICMP_ANSWERED;

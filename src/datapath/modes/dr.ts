@@ -16,6 +16,7 @@ export const drMode: ForwardMode = {
   kind: FwdMethod.ROUTE,
   inputOnly: true,
   decrementsTtl: false,
+  checksMtu: false,
   inbound(_v: FrameView, ct: ConnTable, c: number): number {
     return ct.daddr[c]! | 0;
   },

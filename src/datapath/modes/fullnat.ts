@@ -136,6 +136,7 @@ export const fullnatMode: ForwardMode = {
   kind: FwdMethod.FULLNAT,
   inputOnly: false,
   decrementsTtl: true,
+  checksMtu: false,
 
   inbound(v: FrameView, ct: ConnTable, c: number, cx: ModeContext): number {
     const caddr = v.saddr;

@@ -26,6 +26,7 @@ export const natMode: ForwardMode = {
   kind: FwdMethod.MASQ,
   inputOnly: false,
   decrementsTtl: true,
+  checksMtu: false,
 
   inbound(v: FrameView, ct: ConnTable, c: number): number {
     const daddr = ct.daddr[c]!;

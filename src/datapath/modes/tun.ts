@@ -67,6 +67,7 @@ export const tunMode: ForwardMode = {
   kind: FwdMethod.TUNNEL,
   inputOnly: true,
   decrementsTtl: false,
+  checksMtu: true,
   inbound: encapsulate,
   outbound(_v: FrameView, _ct: ConnTable, _c: number, cx: ModeContext): number {
     cx.drop = Drop.ICMP_UNRELATED;

@@ -46,6 +46,12 @@ export interface ForwardMode {
    * carries it unchanged inside the tunnel.
    */
   readonly decrementsTtl: boolean;
+  /**
+   * The mode compares the packet with its path MTU itself (TUN: the tunnel header and the
+   * dest's learned path MTU). For the others the engine compares the IP packet with the egress
+   * link's MTU before the mode runs, as ip_vs_xmit.c's ensure_mtu_is_adequate does.
+   */
+  readonly checksMtu: boolean;
   /** Client -> real server. */
   inbound(v: FrameView, ct: ConnTable, c: number, cx: ModeContext): number;
   /** Real server -> client (only modes that see replies: NAT, FULLNAT). */

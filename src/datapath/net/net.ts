@@ -74,12 +74,15 @@ export class Net {
   readonly neigh = new NeighTable();
   /** Next-hop address chosen by the last `route` call, as an int32 (`>>> 0` for the uint32). */
   nextHop = 0;
+  /** Smallest MTU of any link: packets no longer than this need no per-link MTU check. */
+  minMtu = 65535;
   /** Learned neighbours older than this are re-probed by the resolver. */
   reachableMs = 30_000;
 
   addLink(name: string, mac: Uint8Array, addrs: LinkAddr[], mtu = 1500): Link {
     const l = new Link(this.links.length, name, mac, addrs, mtu);
     this.links.push(l);
+    if (mtu < this.minMtu) this.minMtu = mtu;
     for (const a of addrs) {
       const mask = prefixMask(a.prefix);
       this.addRouteRaw({ net: (a.addr & mask) >>> 0, prefix: a.prefix, mask, link: l.id, via: 0 });
