@@ -10,7 +10,8 @@
  * Everything here is synchronous: lvsd runs a command between two batches of the data path.
  */
 
-import type { Service } from "../tables/model.js";
+import { forwardingMethod, implementedMethods } from "../datapath/modes/index.js";
+import type { FwdMethod, Service } from "../tables/model.js";
 import { ControlError, type ControlErrorCode, type ServiceKey } from "../tables/services.js";
 import { formatDrops, formatLinks, runLaddr, splitExtensions } from "./extensions.js";
 import {
@@ -22,25 +23,21 @@ import {
   formatTimeout,
   IPVS_VERSION,
 } from "./format.js";
-import { fwdRefusal, isFwdSupported, supportedFwdOptions } from "./fwd.js";
-import { type Command, DEF_SCHED, type DestSpec, type ParseError, parseArgs } from "./ipvsadm.js";
-import { type HealthControl, runExtension } from "./keepalived.js";
+import { type HealthControl, runExtension } from "./health-import.js";
+import { type Command, DEF_SCHED, type DestSpec, parseArgs } from "./ipvsadm.js";
 import { type ServicesDb, systemServices } from "./netdb.js";
 import { schedulerList } from "./sched.js";
 import type { ControlTarget } from "./target.js";
+import type { ExecResult, ParseError } from "./types.js";
 
-export interface ExecResult {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
+export type { ExecResult } from "./types.js";
 
 export interface ExecOptions {
   /** Program name in messages and help (ipvsadm's argv[0]). */
   prog?: string;
   /** Port names; defaults to /etc/services. */
   services?: ServicesDb;
-  /** lvsd's health manager, for --health and --import (src/control/keepalived.ts). */
+  /** lvsd's health manager, for --health and --import (src/control/health-import.ts). */
   health?: HealthControl;
 }
 
@@ -198,7 +195,7 @@ lvsadm:
                                       last change and reason (first option of the line)
   --import FILE                       load a keepalived.conf into lvsd as a reload: only what
                                       changed is touched; on an error nothing changes
-  Forwarding methods available now: ${supportedFwdOptions()} (without a method option a server
+  Forwarding methods available now: ${implementedOptions()} (without a method option a server
   is -g, direct routing, as in ipvsadm).
   Addresses are numeric IPv4 (no host names, no IPv6); ports may be named (/etc/services).
   fwmark services are kept but get no traffic (lvsd sees no netfilter marks).
@@ -224,9 +221,25 @@ function formatContext(target: ControlTarget, services: ServicesDb): FormatConte
   return { connTabSize: target.connTabSize, services, rates: target.rates };
 }
 
+/** The options of the methods lvs-ts forwards with: "-m, -g, -i, --fullnat". */
+function implementedOptions(): string {
+  return implementedMethods()
+    .map((m) => m.option)
+    .join(", ");
+}
+
+/**
+ * The refusal of a dest whose method has no mode (LOCAL: no option selects it, but a Command
+ * built by a caller of execute() may carry it): the reason, then what is available (a dest added
+ * without -m/-i/--fullnat is DR, ipvsadm's default, which is why -g can appear untyped).
+ */
+function fwdRefusal(fwd: FwdMethod): string {
+  return `${forwardingMethod(fwd).label} forwarding is not implemented yet\nAvailable now: ${implementedOptions()} (without a method option the default is -g, as in ipvsadm)`;
+}
+
 /** Kernel-side checks of a dest before it reaches the table (ip_vs_add_dest / ip_vs_edit_dest). */
 function checkDest(target: ControlTarget, svc: ServiceKey, d: DestSpec, op: string): ExecResult | undefined {
-  if (!isFwdSupported(d.fwd)) return err(fwdRefusal(d.fwd));
+  if (forwardingMethod(d.fwd).mode === null) return err(fwdRefusal(d.fwd));
   if (!target.table.find(svc)) return err(ipvsStrerror(op, "ESRCH"));
   // The kernel refuses l_threshold > u_threshold with ERANGE, even when u_threshold is 0.
   if (d.lThreshold > d.uThreshold) return err(ipvsStrerror(op, "ERANGE"));
@@ -254,7 +267,7 @@ function executeOne(
 ): ExecResult & { fatal?: boolean } {
   if (cmd.kind === "help") return ok(usageText(prog));
   if (cmd.kind === "version") return ok(versionText(prog));
-  // lvs-ts extensions: src/control/keepalived.ts
+  // lvs-ts extensions: src/control/health-import.ts
   if (cmd.kind === "health" || cmd.kind === "import") return runExtension(cmd, health, prog);
   const table = target.table;
   switch (cmd.kind) {

@@ -14,6 +14,7 @@ import { parseArgs } from "./ipvsadm.js";
 import type { ServicesDb } from "./netdb.js";
 import { inetAton } from "./netdb.js";
 import type { LinkStatRow } from "./target.js";
+import type { ExecResult } from "./types.js";
 
 export type LaddrOp = "add" | "del" | "get";
 
@@ -101,12 +102,6 @@ export function formatLinks(rows: readonly LinkStatRow[] | undefined): string {
   return out;
 }
 
-export interface LaddrResult {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
-
 /** Run --add-laddr / --del-laddr / --get-laddr. */
 export function runLaddr(
   op: LaddrOp,
@@ -114,7 +109,7 @@ export function runLaddr(
   argv: readonly string[],
   table: ServiceTable,
   services: ServicesDb,
-): LaddrResult {
+): ExecResult {
   const key = laddrService(argv, services);
   if (typeof key === "string") return { stdout: "", stderr: `${key}\n`, code: 2 };
   try {

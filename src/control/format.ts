@@ -13,13 +13,15 @@
  * /etc/services (read once), which matches ipvsadm on a host whose addresses have no PTR records.
  */
 
+import { forwardingMethod } from "../datapath/modes/index.js";
+import { SCHED_FLAGS_MASK } from "../datapath/schedulers/index.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
-import { type Dest, FWD_NAMES, FwdMethod, type Service, SVC_F_ONEPACKET } from "../tables/model.js";
+import { type Dest, FwdMethod, type Service, SVC_F_ONEPACKET } from "../tables/model.js";
 import type { RateSource, Rates } from "./estimator.js";
-import { type ListFormat, TUN_TYPE_IPIP, TUN_TYPES } from "./ipvsadm.js";
 import { ipToString, type ServicesDb } from "./netdb.js";
-import { SCHED_FLAGS_MASK, schedFlagsText } from "./sched.js";
+import { schedFlagsText } from "./sched.js";
 import type { ConnEntry, Timeouts } from "./target.js";
+import { type ListFormat, TUN_TYPE_IPIP, TUN_TYPES } from "./types.js";
 
 /** The IPVS version ipvsadm reports (the kernel's IP_VS_VERSION_CODE, 1.2.1 since 2.6.x). */
 export const IPVS_VERSION = "1.2.1";
@@ -95,21 +97,6 @@ export function addrPort(
 ): string {
   const p = numeric ? undefined : services.nameOf(port, proto);
   return `${ipToString(addr)}:${p ?? port}`;
-}
-
-/** fwd_switch(): the save-format option for a forwarding method. */
-function fwdSwitch(fwd: FwdMethod): string {
-  switch (fwd) {
-    case FwdMethod.MASQ:
-      return "-m";
-    case FwdMethod.TUNNEL:
-      return "-i";
-    case FwdMethod.LOCAL:
-    case FwdMethod.ROUTE:
-      return "-g";
-    case FwdMethod.FULLNAT:
-      return "--fullnat";
-  }
 }
 
 // ---- sorting (libipvs's ipvs_cmp_services / ipvs_cmp_dests) ----
@@ -224,10 +211,10 @@ function serviceEntry(s: Service, fmt: ListFormat, ctx: FormatContext): string {
       out += `  -> ${left(dname, 28)} ${left(d.weight, 9)} ${left(d.persistConns, 11)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}\n`;
     } else if (fmt.tunInfo) {
       // "  -> %-28s %-7s %-13s %-6d %-10u %-10u\n"
-      out += `  -> ${left(dname, 28)} ${left(FWD_NAMES[d.fwd], 7)} ${left(tunInfo(d), 13)} ${left(d.weight, 6)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}\n`;
+      out += `  -> ${left(dname, 28)} ${left(forwardingMethod(d.fwd).label, 7)} ${left(tunInfo(d), 13)} ${left(d.weight, 6)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}\n`;
     } else {
       // "  -> %-28s %-7s %-6d %-10u %-10u\n"
-      out += `  -> ${left(dname, 28)} ${left(FWD_NAMES[d.fwd], 7)} ${left(d.weight, 6)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}\n`;
+      out += `  -> ${left(dname, 28)} ${left(forwardingMethod(d.fwd).label, 7)} ${left(d.weight, 6)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}\n`;
     }
   }
   return out;
@@ -268,7 +255,7 @@ export function formatSave(services: readonly Service[], numeric: boolean, ctx: 
     out += "\n";
     for (const a of s.laddrs?.list() ?? []) out += `--add-laddr ${svc} -z ${ipToString(a)}\n`;
     for (const d of [...s.dests].sort(compareDests)) {
-      out += `-a ${svc} -r ${addrPort(d.addr, d.port, s.proto, numeric, ctx.services)} ${fwdSwitch(d.fwd)} -w ${d.weight}`;
+      out += `-a ${svc} -r ${addrPort(d.addr, d.port, s.proto, numeric, ctx.services)} ${forwardingMethod(d.fwd).option} -w ${d.weight}`;
       if (d.fwd === FwdMethod.TUNNEL) out += ` --tun-type ${TUN_TYPES[d.tunType] ?? "ipip"}`;
       if (d.uThreshold) out += ` -x ${d.uThreshold}`;
       if (d.lThreshold) out += ` -y ${d.lThreshold}`;

@@ -19,44 +19,25 @@
  */
 
 import { isIPv6 } from "node:net";
+import { FORWARDING_METHODS, fwdForOption } from "../datapath/modes/index.js";
+import { DEFAULT_SCHEDULER } from "../datapath/schedulers/index.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
-import { FwdMethod, SVC_F_ONEPACKET, SVC_F_PERSISTENT } from "../tables/model.js";
+import { DEFAULT_PERSIST_TIMEOUT, FwdMethod, SVC_F_ONEPACKET, SVC_F_PERSISTENT } from "../tables/model.js";
 import type { DestOptions, ServiceKey, ServiceOptions } from "../tables/services.js";
-import { type ExtensionCommand, parseExtension } from "./keepalived.js";
+import { type ExtensionCommand, parseExtension } from "./health-import.js";
 import { inetAton, type ServicesDb, stringToNumber, systemServices } from "./netdb.js";
 import { parseSchedFlagsIpvsadm } from "./sched.js";
 import type { Timeouts } from "./target.js";
+import { DEFAULT_LIST_FORMAT, type ListFormat, type Parsed, TUN_TYPE_IPIP, TUN_TYPES } from "./types.js";
 
 /** ipvsadm's MAX_TIMEOUT: 31 days. */
 export const MAX_TIMEOUT = 86400 * 31;
-/** `-p` without a value (ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT). */
-export const DEF_PERSIST_TIMEOUT = 360;
-export const DEF_SCHED = "wlc";
+/** `-p` without a value (ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT, 360 s). */
+export const DEF_PERSIST_TIMEOUT = DEFAULT_PERSIST_TIMEOUT;
+/** ipvsadm's default scheduler, wlc (the registry's). */
+export const DEF_SCHED = DEFAULT_SCHEDULER;
 export const DEF_MCAST_IFN = "eth0";
 const INT_MAX = 2147483647;
-
-/** Output options of the list command (ipvsadm's FMT_* flags). */
-export interface ListFormat {
-  numeric: boolean;
-  stats: boolean;
-  rate: boolean;
-  thresholds: boolean;
-  persistentConn: boolean;
-  nosort: boolean;
-  exact: boolean;
-  tunInfo: boolean;
-}
-
-export const DEFAULT_LIST_FORMAT: Readonly<ListFormat> = {
-  numeric: false,
-  stats: false,
-  rate: false,
-  thresholds: false,
-  persistentConn: false,
-  nosort: false,
-  exact: false,
-  tunInfo: false,
-};
 
 export interface DaemonOptions {
   mcastIfn: string;
@@ -90,23 +71,10 @@ export type Command =
   | { kind: "set-timeout"; timeouts: Timeouts }
   | { kind: "start-daemon"; state: "master" | "backup"; daemon: DaemonOptions }
   | { kind: "stop-daemon"; state: "master" | "backup"; syncid?: number }
-  // lvs-ts extensions (--health, --import FILE): src/control/keepalived.ts
+  // lvs-ts extensions (--health, --import FILE): src/control/health-import.ts
   | ExtensionCommand;
 
-export type CommandKind = Command["kind"];
-
-/**
- * A refused command line. `code` is the exit status ipvsadm would give. `fatal` mirrors ipvsadm's
- * exit() (fail, the help hint): in a restore (-R) it stops the whole restore; popt's own errors
- * return instead, so the restore goes on with the next line.
- */
-export interface ParseError {
-  message: string;
-  code: number;
-  fatal: boolean;
-}
-
-export type ParseResult = { ok: true; cmd: Command } | { ok: false; error: ParseError };
+export type ParseResult = Parsed<Command>;
 
 export interface ParseOptions {
   /** Program name in messages (ipvsadm's argv[0]). */
@@ -196,6 +164,15 @@ const BY_SHORT = new Map<string, OptDef>();
 for (const o of OPTIONS) {
   if (o.long && !BY_LONG.has(o.long)) BY_LONG.set(o.long, o);
   if (o.short) BY_SHORT.set(o.short, o);
+}
+
+/** Option tag → the forwarding method it selects, from the registry's options (-m, -g, -i, --fullnat). */
+const FWD_BY_TAG = new Map<string, FwdMethod>();
+for (const m of FORWARDING_METHODS) {
+  const def = m.option.startsWith("--") ? BY_LONG.get(m.option.slice(2)) : BY_SHORT.get(m.option.slice(1));
+  if (def === undefined) throw new Error(`forwarding method ${m.label}: ${m.option} is not in OPTIONS`);
+  const fwd = fwdForOption(m.option);
+  if (fwd !== undefined) FWD_BY_TAG.set(def.tag, fwd);
 }
 
 /** popt's error codes and poptStrerror() texts. */
@@ -388,10 +365,6 @@ export const COMMANDS_V_OPTIONS: readonly string[] = [
   " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // SAVE
   "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // ZERO
 ];
-
-/** Tunnel types (IP_VS_CONN_F_TUNNEL_TYPE_*). Only ipip exists in our data path. */
-export const TUN_TYPES = ["ipip", "gue", "gre"] as const;
-export const TUN_TYPE_IPIP = 0;
 
 /**
  * tunnel_types_v_options (ipvsadm 1.31), columns tun-port, tun-nocsum, tun-csum, tun-remcsum.
@@ -600,6 +573,12 @@ function applyOption(
   badToken: string,
 ): void {
   const a = arg ?? "";
+  const fwd = FWD_BY_TAG.get(tag);
+  if (fwd !== undefined) {
+    setOption(e, "forwarding-method");
+    e.fwd = fwd;
+    return;
+  }
   switch (tag) {
     case "t":
     case "u": {
@@ -647,22 +626,6 @@ function applyOption(
       e.destPort = e.destPortGiven ? out.port : 0;
       return;
     }
-    case "i":
-      setOption(e, "forwarding-method");
-      e.fwd = FwdMethod.TUNNEL;
-      return;
-    case "g":
-      setOption(e, "forwarding-method");
-      e.fwd = FwdMethod.ROUTE;
-      return;
-    case "m":
-      setOption(e, "forwarding-method");
-      e.fwd = FwdMethod.MASQ;
-      return;
-    case "fullnat":
-      setOption(e, "forwarding-method");
-      e.fwd = FwdMethod.FULLNAT;
-      return;
     case "w": {
       setOption(e, "weight");
       const w = stringToNumber(a, 0, 65535);
@@ -947,7 +910,7 @@ export function parseArgs(argv: readonly string[], opts: ParseOptions = {}): Par
   try {
     if (argv.length === 0)
       return { ok: true, cmd: { kind: "list", what: "services", format: { ...DEFAULT_LIST_FORMAT } } };
-    // lvs-ts extensions (--health, --import FILE) come first: src/control/keepalived.ts
+    // lvs-ts extensions (--health, --import FILE) come first: src/control/health-import.ts
     const ext = parseExtension(argv, prog, opts.inRestore);
     if (ext) return ext;
     const popt = new Popt(argv);

@@ -111,9 +111,6 @@ export function parseServices(text: string): ServicesDb {
   };
 }
 
-/** A table with no entries (numbers only). */
-export const NO_SERVICES: ServicesDb = parseServices("");
-
 let systemDb: ServicesDb | undefined;
 
 /** /etc/services, read on first use and cached for the life of the process; empty if unreadable. */

@@ -25,10 +25,7 @@ import { DROP_COUNT, Drop } from "./drops.js";
 import { ICMP_ANSWERED, Icmp } from "./icmp.js";
 import { EGRESS_NONE, type FrameBatch } from "./io/batch.js";
 import { ModeCall } from "./modes/context.js";
-import { drMode } from "./modes/dr.js";
-import { fullnatMode } from "./modes/fullnat.js";
-import { natMode } from "./modes/nat.js";
-import { tunMode } from "./modes/tun.js";
+import { MODE_BY_FWD } from "./modes/index.js";
 import type { ForwardMode } from "./modes/types.js";
 import { L2_NEIGH_MISS, Net } from "./net/net.js";
 import { Resolver } from "./net/resolver.js";
@@ -77,8 +74,8 @@ export class Engine {
   /** Frames forwarded in place (egress set), and frames that had to wait for ARP. */
   forwarded = 0;
   queued = 0;
-  /** Modes by forwarding method (index = FwdMethod). */
-  readonly modes: readonly (ForwardMode | null)[] = [natMode, drMode, tunMode, fullnatMode, null];
+  /** Modes by forwarding method (index = FwdMethod), from the registry in modes/index.ts. */
+  readonly modes: readonly (ForwardMode | null)[] = MODE_BY_FWD;
   /** Bit l set when the last `process` gave a frame of its batch egress link l (links < 31). */
   egressMask = 0;
   /** Frames the director generates; `tx` is its batch, sent after each `process`/`maintain`. */

@@ -9,7 +9,10 @@
 
 import type { LocalAddrPool } from "./laddr.js";
 
-/** Forwarding methods (ipvsadm -m/-g/-i and our --fullnat). Values are stable (used in arrays). */
+/**
+ * Forwarding methods (ipvsadm -m/-g/-i and our --fullnat). Values are stable (used in arrays).
+ * Their options, names and modes are in the registry, src/datapath/modes/index.ts.
+ */
 export const FwdMethod = {
   MASQ: 0,
   ROUTE: 1,
@@ -18,15 +21,6 @@ export const FwdMethod = {
   LOCAL: 4,
 } as const;
 export type FwdMethod = (typeof FwdMethod)[keyof typeof FwdMethod];
-
-/** Names printed in ipvsadm's Forward column. */
-export const FWD_NAMES: Readonly<Record<FwdMethod, string>> = {
-  [FwdMethod.MASQ]: "Masq",
-  [FwdMethod.ROUTE]: "Route",
-  [FwdMethod.TUNNEL]: "Tunnel",
-  [FwdMethod.FULLNAT]: "FullNat",
-  [FwdMethod.LOCAL]: "Local",
-};
 
 /** Dest flags (IP_VS_DEST_F_*). */
 export const DEST_F_AVAILABLE = 1;
@@ -102,16 +96,6 @@ export class Dest {
     this.uThreshold = uThreshold;
     this.lThreshold = lThreshold;
   }
-
-  /** Usable for new connections: available, not overloaded, weight > 0. */
-  isUsable(): boolean {
-    return (this.flags & (DEST_F_AVAILABLE | DEST_F_OVERLOAD)) === DEST_F_AVAILABLE && this.weight > 0;
-  }
-
-  /** IPVS overhead used by lc/wlc: activeconns*256 + inactconns. */
-  overhead(): number {
-    return this.activeConns * 256 + this.inactConns;
-  }
 }
 
 export class Service {
@@ -172,7 +156,11 @@ export interface Scheduler {
 /** A scheduler module, registered by name in `src/datapath/schedulers/index.ts`. */
 export interface SchedulerModule {
   readonly name: string;
-  /** Scheduler flags (-b) this scheduler accepts, e.g. ["sh-fallback", "sh-port"]. */
+  /**
+   * Scheduler flags (-b) this scheduler accepts, in bit order: flags[i] sets SVC_F_SCHED(i+1),
+   * e.g. ["sh-fallback", "sh-port"]. The one place a scheduler's flag names are written; the
+   * registry and everything that parses or prints flags read them from here.
+   */
   readonly flags?: readonly string[];
   create(svc: Service): Scheduler;
 }

@@ -2,9 +2,13 @@
  * The service table: virtual services and their dests, changed by the control plane between
  * batches with ipvsadm's rules, and looked up by the data path on a connection miss.
  *
- * Data path lookups use a Map keyed by a number (never a string): (addr * 65536 + port) * 4 + p,
- * where p is 1 for TCP and 2 for UDP, below 2^53 so exact as a double. Services and dests get
- * stable slot ids so the connection table can refer to them by number.
+ * The data path's `lookup` probes an open-addressed index of typed arrays (address, port,
+ * protocol → service slot), rebuilt by the control plane whenever a service is added or removed:
+ * no Map and no allocation per packet. The control plane finds services in Maps keyed by a number
+ * (never a string): serviceKey() = (addr * 65536 + port) * 4 + p, where p is 1 for TCP and 2 for
+ * UDP, below 2^53 so exact as a double; fwmark services by their mark. `isVip` and `isLaddr`
+ * (asked when the director answers ARP and ICMP for itself, not when it forwards) are Map lookups.
+ * Services and dests get stable slot ids so the connection table can refer to them by number.
  *
  * Errors are thrown as ControlError with an errno-like code, as the kernel answers ipvsadm; the
  * control client maps them to ipvsadm's messages.
@@ -159,10 +163,6 @@ export class ServiceTable {
     }
   }
 
-  lookupFwmark(mark: number): Service | undefined {
-    return this.byMark.get(mark);
-  }
-
   /** True when addr is the VIP of some service. */
   isVip(addr: number): boolean {
     return this.vipRefs.has(addr >>> 0);
@@ -175,10 +175,6 @@ export class ServiceTable {
   /** True when addr is a FULLNAT local address of some service (the director answers ARP for it). */
   isLaddr(addr: number): boolean {
     return this.laddrRefs.has(addr >>> 0);
-  }
-
-  laddrList(): number[] {
-    return [...this.laddrRefs.keys()];
   }
 
   // ---- control plane ----

@@ -15,9 +15,9 @@ import {
   formatSave,
   formatTimeout,
 } from "../../src/control/format.js";
-import { DEFAULT_LIST_FORMAT, type ListFormat } from "../../src/control/ipvsadm.js";
 import { parseServices } from "../../src/control/netdb.js";
 import type { ConnEntry } from "../../src/control/target.js";
+import { DEFAULT_LIST_FORMAT, type ListFormat } from "../../src/control/types.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../../src/lib/proto.js";
 import {
   type Dest,

@@ -2,8 +2,8 @@
  * keepalived.conf → KeepalivedConfig: the `virtual_server` and `virtual_server_group` blocks
  * with keepalived's keywords, defaults and inheritance (virtual server → real server → checker).
  *
- * - Syntax errors, bad values and features lvsd cannot carry (IPv6, fwmark services, SCTP, the
- *   DR and TUN methods until they land) throw ConfigError "FILE:LINE: what was expected".
+ * - Syntax errors, bad values and features lvsd cannot carry (IPv6, fwmark services, SCTP,
+ *   tunnel types other than ipip) throw ConfigError "FILE:LINE: what was expected".
  * - Unknown keywords, and keywords lvsd knows but does not implement, are warnings
  *   "FILE:LINE: ..." and are ignored; so are the blocks of the other keepalived subsystems
  *   (global_defs, vrrp_*, static_*).
@@ -12,12 +12,12 @@
  */
 
 import { isIPv6 } from "node:net";
-import { getScheduler, schedulerNames } from "../../datapath/schedulers/index.js";
+import { FORWARDING_METHODS } from "../../datapath/modes/index.js";
+import { allSchedulerFlags, getScheduler, schedulerNames } from "../../datapath/schedulers/index.js";
 import { AddrError, ipToU32, u32ToIp } from "../../lib/addr.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import { DEFAULT_PERSIST_TIMEOUT, FwdMethod, SVC_F_ONEPACKET, SVC_F_PERSISTENT } from "../../tables/model.js";
 import { MAX_PERSIST_TIMEOUT, MAX_WEIGHT, type ServiceKey, serviceKey } from "../../tables/services.js";
-import { fwdRefusal, isFwdSupported, SUPPORTED_FWD_METHODS } from "../fwd.js";
 import { parseSchedFlagsIpvsadm } from "../sched.js";
 import type { Token } from "./lexer.js";
 import { lexFile, lexText } from "./lexer.js";
@@ -97,12 +97,13 @@ const IGNORED: Readonly<Record<string, ReadonlySet<string>>> = {
   ]),
 };
 
-/** Keepalived's names for the forwarding methods. */
-const METHODS: Readonly<Record<string, FwdMethod>> = {
-  NAT: FwdMethod.MASQ,
-  DR: FwdMethod.ROUTE,
-  TUN: FwdMethod.TUNNEL,
-};
+/** keepalived's names for the forwarding methods (the registry's lbKind: NAT, DR, TUN). */
+const METHODS: ReadonlyMap<string, FwdMethod> = new Map(
+  FORWARDING_METHODS.flatMap((m) => (m.lbKind === null ? [] : [[m.lbKind, m.fwd] as const])),
+);
+
+/** "NAT, DR or TUN" */
+const METHOD_NAMES = [...METHODS.keys()].join(", ").replace(/, ([^,]*)$/, " or $1");
 
 // ---- value helpers ----
 
@@ -234,20 +235,12 @@ function commandArg(ctx: Ctx, st: Statement): string[] {
   return argv;
 }
 
-/** lvs_method NAT|DR|TUN [...]: only the methods the data path carries are accepted. */
+/** lvs_method / lb_kind NAT|DR|TUN [...] (FULLNAT has no keepalived name). */
 function methodArg(st: Statement): FwdMethod {
   const name = (st.args[0]?.text ?? "").toUpperCase();
-  const m = METHODS[name];
+  const m = METHODS.get(name);
   if (m === undefined)
-    fail(st.where, `${st.keyword}: expected NAT, DR or TUN, got '${st.args[0]?.text ?? ""}'`);
-  if (!isFwdSupported(m)) {
-    const available = Object.entries(METHODS)
-      .filter(([, v]) => SUPPORTED_FWD_METHODS.includes(v))
-      .map(([k]) => k)
-      .join(", ");
-    const why = fwdRefusal(m).split("\n")[0];
-    fail(st.where, `${st.keyword} ${name}: ${why} (available now: ${available})`);
-  }
+    fail(st.where, `${st.keyword}: expected ${METHOD_NAMES}, got '${st.args[0]?.text ?? ""}'`);
   const extra = st.args.slice(1).map((a) => a.text);
   if (m === FwdMethod.TUNNEL && extra.length > 0) {
     // keepalived: TUN [type ipip|gue port N|gre] [nocsum|csum|remcsum]; the data path has ipip
@@ -820,15 +813,6 @@ function parseVirtualServer(
         flags |= SVC_F_ONEPACKET;
         opsWhere = s;
         break;
-      case "flag-1":
-      case "flag-2":
-      case "flag-3":
-      case "sh-port":
-      case "sh-fallback":
-      case "mh-port":
-      case "mh-fallback":
-        schedFlags.push(s.keyword);
-        break;
       case "quorum":
         quorum = intArg(s, 0, 2 ** 31 - 1);
         break;
@@ -862,7 +846,9 @@ function parseVirtualServer(
         rsStmts.push(s);
         break;
       default:
-        if (IGNORED.virtual_server?.has(s.keyword))
+        // Scheduler flags are keywords of their own (flag-1..3, sh-port, mh-fallback, ...).
+        if (allSchedulerFlags().includes(s.keyword)) schedFlags.push(s.keyword);
+        else if (IGNORED.virtual_server?.has(s.keyword))
           ctx.warn(s.where, `${s.keyword} is not supported by lvsd (ignored)`);
         else ctx.warn(s.where, `unknown keyword '${s.keyword}' in virtual_server (ignored)`);
     }

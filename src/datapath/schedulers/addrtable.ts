@@ -13,8 +13,9 @@
 
 import { GOLDEN_RATIO_32 } from "./common.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
+// Module-local copies of imported constants: hot loops then read constants, not imported
+// bindings (module cells, which optimized code may reload and check on every use; property
+// reads on a module object under bundlers and vite-node).
 const GOLDEN = GOLDEN_RATIO_32;
 
 export class AddrTable {

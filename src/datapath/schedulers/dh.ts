@@ -12,14 +12,13 @@
  */
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
-import { DEST_F_AVAILABLE } from "../../tables/model.js";
-import { FLAGS_MASK, GOLDEN_RATIO_32 } from "./common.js";
+import * as common from "./common.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
-const MASK = FLAGS_MASK;
-const AVAILABLE = DEST_F_AVAILABLE;
-const GOLDEN = GOLDEN_RATIO_32;
+// Module-local copies of imported helpers and constants: hot loops then use constants, not
+// imported bindings (module cells, which optimized code may reload and check on every use;
+// property reads on a module object under bundlers and vite-node).
+const { usable } = common;
+const GOLDEN = common.GOLDEN_RATIO_32;
 
 export const DH_TAB_BITS = 8;
 export const DH_TAB_SIZE = 1 << DH_TAB_BITS;
@@ -60,8 +59,7 @@ export class DhScheduler implements Scheduler {
     const i = this.buckets[b]!;
     if (i < 0) return undefined;
     const d = this.tab[i]!;
-    if ((d.flags & MASK) !== AVAILABLE || d.weight <= 0) return undefined;
-    return d;
+    return usable(d) ? d : undefined;
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * The scheduler registry: built-in schedulers registered explicitly by name, as the kernel's
  * register_ip_vs_scheduler does (empty and duplicate names refused), plus ipvsadm's parsing of
- * `-b sched-flags` into SVC_F_* bits.
+ * `-b sched-flags` into SVC_F_* bits. A scheduler's own flag names (sh-fallback, sh-port, ...)
+ * are written once, in its module's `flags`; everything else that needs them asks here.
  */
 
 import type { SchedulerModule } from "../../tables/model.js";
@@ -67,6 +68,18 @@ export function registerScheduler(mod: SchedulerModule): void {
   if (registry.has(mod.name)) {
     throw new SchedulerRegistryError("EEXIST", `Scheduler already registered: ${mod.name}`);
   }
+  const flags = mod.flags ?? [];
+  if (flags.length > SCHED_FLAG_BITS.length) {
+    throw new SchedulerRegistryError(
+      "EINVAL",
+      `Scheduler ${mod.name} names ${flags.length} flags; there are ${SCHED_FLAG_BITS.length} flag bits`,
+    );
+  }
+  for (const f of flags) {
+    if (f.length === 0 || f.includes(",") || GENERIC_SCHED_FLAGS.includes(f)) {
+      throw new SchedulerRegistryError("EINVAL", `Scheduler ${mod.name}: bad flag name '${f}'`);
+    }
+  }
   registry.set(mod.name, mod);
 }
 
@@ -84,48 +97,57 @@ export function schedulerNames(): string[] {
   return [...registry.keys()];
 }
 
-/** The scheduler-specific `-b` flags a scheduler accepts (e.g. sh-fallback, sh-port). */
+/**
+ * The SVC_F_SCHED* bits in order: the i-th flag a scheduler names (its module's `flags[i]`, or
+ * ipvsadm's generic `flag-(i+1)`) sets SCHED_FLAG_BITS[i].
+ */
+export const SCHED_FLAG_BITS: readonly number[] = [SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3];
+export const SCHED_FLAGS_MASK = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;
+
+/** ipvsadm's generic flags, accepted for every scheduler: flag-1, flag-2, flag-3. */
+export const GENERIC_SCHED_FLAGS: readonly string[] = SCHED_FLAG_BITS.map((_, i) => `flag-${i + 1}`);
+
+/** The scheduler-specific `-b` flags a scheduler accepts (e.g. sh-fallback, sh-port), in bit order. */
 export function schedulerFlags(name: string): readonly string[] {
   return registry.get(name)?.flags ?? [];
 }
 
-/** Flags every scheduler accepts (ipvsadm's generic flag-1..3). */
-const GENERIC_FLAGS: ReadonlyMap<string, number> = new Map([
-  ["flag-1", SVC_F_SCHED1],
-  ["flag-2", SVC_F_SCHED2],
-  ["flag-3", SVC_F_SCHED3],
-]);
-
-/** Scheduler-specific flags ipvsadm knows, with their bits and the scheduler they belong to. */
-const SPECIFIC_FLAGS: ReadonlyMap<string, { bit: number; sched: string }> = new Map([
-  ["sh-fallback", { bit: SVC_F_SCHED1, sched: "sh" }],
-  ["sh-port", { bit: SVC_F_SCHED2, sched: "sh" }],
-  ["mh-fallback", { bit: SVC_F_SCHED1, sched: "mh" }],
-  ["mh-port", { bit: SVC_F_SCHED2, sched: "mh" }],
-]);
+/**
+ * Every flag name the registry knows: the generic flag-1..3, then each registered scheduler's
+ * own (in registration order, each name once).
+ */
+export function allSchedulerFlags(): string[] {
+  const out = [...GENERIC_SCHED_FLAGS];
+  for (const mod of registry.values()) for (const f of mod.flags ?? []) if (!out.includes(f)) out.push(f);
+  return out;
+}
 
 /**
  * Parse ipvsadm's `-b` argument (comma-separated) for scheduler `sched` (empty = the default,
  * wlc) into SVC_F_SCHED* bits. Like ipvsadm (parse_sched_flags): `flag-1..3` are accepted for any
- * scheduler; `sh-*` only with sh and `mh-*` only with mh ("incompatible scheduler flag `x'");
- * anything else is "invalid scheduler flag `x'". Empty items between commas are skipped, as
- * strtok does.
+ * scheduler; a scheduler's own flags (its module's `flags`: sh-* for sh, mh-* for mh) only with
+ * it, and with another scheduler give "incompatible scheduler flag `x'"; anything else is
+ * "invalid scheduler flag `x'". Empty items between commas are skipped, as strtok does.
  */
 export function parseSchedFlags(sched: string, arg: string): number {
   const name = sched.length > 0 ? sched : DEFAULT_SCHEDULER;
   const items = arg.split(",").filter((s) => s.length > 0);
   if (items.length === 0) throw new SchedFlagError("SCHED_FLAG_INVALID", arg);
+  const own = schedulerFlags(name);
   let flags = 0;
   for (const item of items) {
-    const generic = GENERIC_FLAGS.get(item);
-    if (generic !== undefined) {
-      flags |= generic;
+    const generic = GENERIC_SCHED_FLAGS.indexOf(item);
+    if (generic >= 0) {
+      flags |= SCHED_FLAG_BITS[generic]!;
       continue;
     }
-    const spec = SPECIFIC_FLAGS.get(item);
-    if (spec === undefined) throw new SchedFlagError("SCHED_FLAG_INVALID", item);
-    if (spec.sched !== name) throw new SchedFlagError("SCHED_FLAG_INCOMPATIBLE", item);
-    flags |= spec.bit;
+    const i = own.indexOf(item);
+    if (i >= 0) {
+      flags |= SCHED_FLAG_BITS[i]!;
+      continue;
+    }
+    const code = allSchedulerFlags().includes(item) ? "SCHED_FLAG_INCOMPATIBLE" : "SCHED_FLAG_INVALID";
+    throw new SchedFlagError(code, item);
   }
   return flags;
 }

@@ -33,8 +33,9 @@ import {
 } from "./locality.js";
 import { wlcIndex } from "./wlc.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
+// Module-local copies of imported constants: hot loops then read constants, not imported
+// bindings (module cells, which optimized code may reload and check on every use; property
+// reads on a module object under bundlers and vite-node).
 const AVAILABLE = DEST_F_AVAILABLE;
 
 export class LblcScheduler implements Scheduler {

@@ -22,9 +22,9 @@
  */
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
-import { DEST_F_AVAILABLE, DEST_F_OVERLOAD } from "../../tables/model.js";
 import { clock } from "../clock.js";
 import { AddrTable } from "./addrtable.js";
+import * as common from "./common.js";
 import {
   DEFAULT_EXPIRATION_MS,
   ExpiryTimer,
@@ -34,10 +34,9 @@ import {
 } from "./locality.js";
 import { wlcIndex } from "./wlc.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
-const AVAILABLE = DEST_F_AVAILABLE;
-const OVERLOAD = DEST_F_OVERLOAD;
+// Module-local copies of the shared helpers: hot loops call them through constants, not
+// imported bindings, which optimized code may reload and check on every use (see common.ts).
+const { connOverhead, notOverloaded, usable } = common;
 
 const POOL_PER_ENTRY = 4;
 
@@ -151,11 +150,10 @@ export class LblcrScheduler implements Scheduler {
     let loh = 0;
     for (; e >= 0; e = this.next[e]!) {
       const d = refs[this.elDest[e]!]!;
-      if ((d.flags & OVERLOAD) !== 0) continue;
-      if (d.weight > 0 && (d.flags & AVAILABLE) !== 0) {
+      if (usable(d)) {
         least = d;
         li = this.elDest[e]!;
-        loh = d.activeConns * 256 + d.inactConns;
+        loh = connOverhead(d);
         e = this.next[e]!;
         break;
       }
@@ -163,9 +161,9 @@ export class LblcrScheduler implements Scheduler {
     if (least === undefined) return -1;
     for (; e >= 0; e = this.next[e]!) {
       const d = refs[this.elDest[e]!]!;
-      if ((d.flags & OVERLOAD) !== 0) continue;
-      const doh = d.activeConns * 256 + d.inactConns;
-      if (loh * d.weight > doh * least.weight && (d.flags & AVAILABLE) !== 0) {
+      if (!notOverloaded(d)) continue;
+      const doh = connOverhead(d);
+      if (loh * d.weight > doh * least.weight) {
         least = d;
         li = this.elDest[e]!;
         loh = doh;
@@ -186,7 +184,7 @@ export class LblcrScheduler implements Scheduler {
       if (d.weight > 0) {
         most = d;
         mi = this.elDest[e]!;
-        moh = d.activeConns * 256 + d.inactConns;
+        moh = connOverhead(d);
         e = this.next[e]!;
         break;
       }
@@ -194,7 +192,7 @@ export class LblcrScheduler implements Scheduler {
     if (most === undefined) return -1;
     for (; e >= 0; e = this.next[e]!) {
       const d = refs[this.elDest[e]!]!;
-      const doh = d.activeConns * 256 + d.inactConns;
+      const doh = connOverhead(d);
       if (moh * d.weight < doh * most.weight && d.weight > 0) {
         most = d;
         mi = this.elDest[e]!;

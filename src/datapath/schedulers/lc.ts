@@ -8,13 +8,11 @@
  */
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
-import { DEST_F_AVAILABLE } from "../../tables/model.js";
-import { FLAGS_MASK } from "./common.js";
+import * as common from "./common.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
-const MASK = FLAGS_MASK;
-const AVAILABLE = DEST_F_AVAILABLE;
+// Module-local copies of the shared helpers: hot loops call them through constants, not
+// imported bindings, which optimized code may reload and check on every use (see common.ts).
+const { connOverhead, usable } = common;
 
 export class LcScheduler implements Scheduler {
   select(svc: Service, _flow: FlowInfo): Dest | undefined {
@@ -23,8 +21,8 @@ export class LcScheduler implements Scheduler {
     let loh = 0;
     for (let i = 0; i < dests.length; i++) {
       const d = dests[i]!;
-      if ((d.flags & MASK) !== AVAILABLE || d.weight <= 0) continue;
-      const doh = d.activeConns * 256 + d.inactConns;
+      if (!usable(d)) continue;
+      const doh = connOverhead(d);
       if (least === undefined || doh < loh) {
         least = d;
         loh = doh;

@@ -27,19 +27,21 @@
 
 import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
-import { DEST_F_AVAILABLE, SVC_F_SCHED1, SVC_F_SCHED2 } from "../../tables/model.js";
-import { FLAGS_MASK, GOLDEN_RATIO_32 } from "./common.js";
+import { SVC_F_SCHED1, SVC_F_SCHED2 } from "../../tables/model.js";
+import * as common from "./common.js";
 import { hsiphashMod, SipKey } from "./siphash.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
-const MASK = FLAGS_MASK;
-const AVAILABLE = DEST_F_AVAILABLE;
+// Module-local copies of imported helpers and constants: hot loops then use constants, not
+// imported bindings (module cells, which optimized code may reload and check on every use;
+// property reads on a module object under bundlers and vite-node).
+const { gcd, usable } = common;
 const TCP = IPPROTO_TCP;
 const UDP = IPPROTO_UDP;
 const SCTP = IPPROTO_SCTP;
-const GOLDEN = GOLDEN_RATIO_32;
+const GOLDEN = common.GOLDEN_RATIO_32;
 
+// The module's `flags` name these bits in order: mh-fallback, mh-port (the registry maps flags[i]
+// to SVC_F_SCHED(i+1)).
 export const SVC_F_SCHED_MH_FALLBACK = SVC_F_SCHED1;
 export const SVC_F_SCHED_MH_PORT = SVC_F_SCHED2;
 
@@ -69,15 +71,6 @@ export function mhTabBits(size: number): number {
   const k = MH_KERNEL_PRIMES.indexOf(size);
   const index = k >= 0 ? k + 8 : Math.ceil(Math.log2(size));
   return index >> 1;
-}
-
-function gcd(a: number, b: number): number {
-  while (b !== 0) {
-    const t = a % b;
-    a = b;
-    b = t;
-  }
-  return a;
 }
 
 export interface MhOptions {
@@ -213,7 +206,7 @@ export class MhScheduler implements Scheduler {
     if (i < 0) return undefined;
     const tab = this.tab;
     const d = tab[i]!;
-    if ((d.flags & MASK) === AVAILABLE && d.weight > 0) return d;
+    if (usable(d)) return d;
     if ((flags & SVC_F_SCHED_MH_FALLBACK) === 0) return undefined;
     return this.fallback(v, ihash);
   }
@@ -224,7 +217,7 @@ export class MhScheduler implements Scheduler {
     let any = false;
     for (let k = 0; k < tab.length; k++) {
       const d = tab[k]!;
-      if ((d.flags & MASK) === AVAILABLE && d.weight > 0 && d.lastWeight > 0) {
+      if (usable(d) && d.lastWeight > 0) {
         any = true;
         break;
       }
@@ -238,7 +231,7 @@ export class MhScheduler implements Scheduler {
       const j = lookup[hsiphashMod(MH_KEY1, (roffset + v) | 0, M)]!;
       if (j < 0) break;
       const f = tab[j]!;
-      if ((f.flags & MASK) === AVAILABLE && f.weight > 0) return f;
+      if (usable(f)) return f;
     }
     return undefined;
   }

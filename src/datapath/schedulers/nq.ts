@@ -7,13 +7,11 @@
  */
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
-import { DEST_F_AVAILABLE } from "../../tables/model.js";
-import { FLAGS_MASK } from "./common.js";
+import * as common from "./common.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
-const MASK = FLAGS_MASK;
-const AVAILABLE = DEST_F_AVAILABLE;
+// Module-local copies of the shared helpers: hot loops call them through constants, not
+// imported bindings, which optimized code may reload and check on every use (see common.ts).
+const { usable } = common;
 
 export class NqScheduler implements Scheduler {
   select(svc: Service, _flow: FlowInfo): Dest | undefined {
@@ -22,7 +20,7 @@ export class NqScheduler implements Scheduler {
     let loh = 0;
     for (let i = 0; i < dests.length; i++) {
       const d = dests[i]!;
-      if ((d.flags & MASK) !== AVAILABLE || d.weight <= 0) continue;
+      if (!usable(d)) continue;
       if (d.activeConns === 0) return d; // an idle server: never queue
       const doh = d.activeConns + 1;
       if (least === undefined || loh * d.weight > doh * least.weight) {

@@ -9,13 +9,11 @@
  */
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
-import { DEST_F_AVAILABLE } from "../../tables/model.js";
-import { FLAGS_MASK } from "./common.js";
+import * as common from "./common.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
-const MASK = FLAGS_MASK;
-const AVAILABLE = DEST_F_AVAILABLE;
+// Module-local copies of the shared helpers: hot loops call them through constants, not
+// imported bindings, which optimized code may reload and check on every use (see common.ts).
+const { usable } = common;
 
 export class OvfScheduler implements Scheduler {
   select(svc: Service, _flow: FlowInfo): Dest | undefined {
@@ -25,7 +23,7 @@ export class OvfScheduler implements Scheduler {
     for (let i = 0; i < dests.length; i++) {
       const d = dests[i]!;
       const w = d.weight;
-      if ((d.flags & MASK) !== AVAILABLE || d.activeConns > w || w === 0) continue;
+      if (!usable(d) || d.activeConns > w) continue;
       if (h === undefined || w > hw) {
         h = d;
         hw = w;

@@ -14,6 +14,11 @@
  */
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
+import * as common from "./common.js";
+
+// Module-local copies of the shared helpers: hot loops call them through constants, not
+// imported bindings, which optimized code may reload and check on every use (see common.ts).
+const { usable } = common;
 
 export class RrScheduler implements Scheduler {
   /** Dest under the cursor, or null for the list head. */
@@ -62,7 +67,7 @@ export class RrScheduler implements Scheduler {
     for (let k = 0; k < n; k++, i++) {
       if (i >= n) i = 0;
       const d = dests[i]!;
-      if (d.isUsable()) {
+      if (usable(d)) {
         this.last = d;
         this.lastIdx = i;
         return d;

@@ -9,13 +9,11 @@
  */
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
-import { DEST_F_AVAILABLE } from "../../tables/model.js";
-import { FLAGS_MASK } from "./common.js";
+import * as common from "./common.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
-const MASK = FLAGS_MASK;
-const AVAILABLE = DEST_F_AVAILABLE;
+// Module-local copies of the shared helpers: hot loops call them through constants, not
+// imported bindings, which optimized code may reload and check on every use (see common.ts).
+const { notOverloaded, usable } = common;
 
 export class SedScheduler implements Scheduler {
   select(svc: Service, _flow: FlowInfo): Dest | undefined {
@@ -24,14 +22,14 @@ export class SedScheduler implements Scheduler {
     let i = 0;
     for (; i < n; i++) {
       const d = dests[i]!;
-      if ((d.flags & MASK) === AVAILABLE && d.weight > 0) break;
+      if (usable(d)) break;
     }
     if (i === n) return undefined;
     let least = dests[i]!;
     let loh = least.activeConns + 1;
     for (i++; i < n; i++) {
       const d = dests[i]!;
-      if ((d.flags & MASK) !== AVAILABLE) continue;
+      if (!notOverloaded(d)) continue;
       const doh = d.activeConns + 1;
       if (loh * d.weight > doh * least.weight) {
         least = d;

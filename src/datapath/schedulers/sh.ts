@@ -18,15 +18,15 @@
 
 import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
-import { DEST_F_AVAILABLE, SVC_F_SCHED1, SVC_F_SCHED2 } from "../../tables/model.js";
-import { FLAGS_MASK, GOLDEN_RATIO_32 } from "./common.js";
+import { SVC_F_SCHED1, SVC_F_SCHED2 } from "../../tables/model.js";
+import * as common from "./common.js";
 import { type HashTableOptions, LEGACY_MULT } from "./dh.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
-const MASK = FLAGS_MASK;
-const AVAILABLE = DEST_F_AVAILABLE;
-const GOLDEN = GOLDEN_RATIO_32;
+// Module-local copies of imported helpers and constants: hot loops then use constants, not
+// imported bindings (module cells, which optimized code may reload and check on every use;
+// property reads on a module object under bundlers and vite-node).
+const { usable } = common;
+const GOLDEN = common.GOLDEN_RATIO_32;
 const LEGACY = LEGACY_MULT;
 const TCP = IPPROTO_TCP;
 const UDP = IPPROTO_UDP;
@@ -34,6 +34,8 @@ const SCTP = IPPROTO_SCTP;
 
 export const SH_TAB_BITS = 8;
 export const SH_TAB_SIZE = 1 << SH_TAB_BITS;
+// The module's `flags` name these bits in order: sh-fallback, sh-port (the registry maps flags[i]
+// to SVC_F_SCHED(i+1)).
 export const SVC_F_SCHED_SH_FALLBACK = SVC_F_SCHED1;
 export const SVC_F_SCHED_SH_PORT = SVC_F_SCHED2;
 
@@ -86,7 +88,7 @@ export class ShScheduler implements Scheduler {
     if (i < 0) return undefined;
     const tab = this.tab;
     const d = tab[i]!;
-    if ((d.flags & MASK) === AVAILABLE && d.weight > 0) return d;
+    if (usable(d)) return d;
     if ((flags & SVC_F_SCHED_SH_FALLBACK) === 0) return undefined;
     // ip_vs_sh_get_fallback: loop round the table from the original hash.
     for (let offset = 0; offset < SH_TAB_SIZE; offset++) {
@@ -94,7 +96,7 @@ export class ShScheduler implements Scheduler {
       const j = this.buckets[(roffset + ihash) & 255]!;
       if (j < 0) break;
       const f = tab[j]!;
-      if ((f.flags & MASK) === AVAILABLE && f.weight > 0) return f;
+      if (usable(f)) return f;
     }
     return undefined;
   }

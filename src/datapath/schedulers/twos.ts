@@ -13,13 +13,11 @@
  */
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
-import { DEST_F_AVAILABLE } from "../../tables/model.js";
-import { FLAGS_MASK, Prng32, serviceSeed } from "./common.js";
+import * as common from "./common.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
-const MASK = FLAGS_MASK;
-const AVAILABLE = DEST_F_AVAILABLE;
+// Module-local copies of the shared helpers: hot loops call them through constants, not
+// imported bindings, which optimized code may reload and check on every use (see common.ts).
+const { connOverhead, Prng32, serviceSeed, usable } = common;
 
 /** A source of uniform uint32 values. */
 export interface RandomSource {
@@ -39,7 +37,7 @@ export class TwosScheduler implements Scheduler {
     let total = 0;
     for (let i = 0; i < n; i++) {
       const d = dests[i]!;
-      if ((d.flags & MASK) === AVAILABLE && d.weight > 0) total += d.weight;
+      if (usable(d)) total += d.weight;
     }
     if (total === 0) return undefined;
     total += 1;
@@ -53,19 +51,19 @@ export class TwosScheduler implements Scheduler {
     let oh2 = 0;
     for (let i = 0; i < n; i++) {
       const d = dests[i]!;
+      if (!usable(d)) continue;
       const w = d.weight;
-      if ((d.flags & MASK) !== AVAILABLE || w <= 0) continue;
       r1 -= w;
       r2 -= w;
       if (r1 <= 0 && c1 === undefined) {
         c1 = d;
         w1 = w;
-        oh1 = d.activeConns * 256 + d.inactConns;
+        oh1 = connOverhead(d);
       }
       if (r2 <= 0 && c2 === undefined) {
         c2 = d;
         w2 = w;
-        oh2 = d.activeConns * 256 + d.inactConns;
+        oh2 = connOverhead(d);
       }
       if (c1 !== undefined && c2 !== undefined) break;
     }

@@ -10,13 +10,11 @@
  */
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
-import { DEST_F_AVAILABLE } from "../../tables/model.js";
-import { FLAGS_MASK } from "./common.js";
+import * as common from "./common.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
-const MASK = FLAGS_MASK;
-const AVAILABLE = DEST_F_AVAILABLE;
+// Module-local copies of the shared helpers: hot loops call them through constants, not
+// imported bindings, which optimized code may reload and check on every use (see common.ts).
+const { connOverhead, notOverloaded, usable } = common;
 
 /** The wlc pick over `dests` (shared with lblc/lblcr); -1 when no dest is usable. */
 export function wlcIndex(dests: readonly Dest[]): number {
@@ -24,16 +22,16 @@ export function wlcIndex(dests: readonly Dest[]): number {
   let i = 0;
   for (; i < n; i++) {
     const d = dests[i]!;
-    if ((d.flags & MASK) === AVAILABLE && d.weight > 0) break;
+    if (usable(d)) break;
   }
   if (i === n) return -1;
   let best = i;
   let least = dests[i]!;
-  let loh = least.activeConns * 256 + least.inactConns;
+  let loh = connOverhead(least);
   for (i++; i < n; i++) {
     const d = dests[i]!;
-    if ((d.flags & MASK) !== AVAILABLE) continue;
-    const doh = d.activeConns * 256 + d.inactConns;
+    if (!notOverloaded(d)) continue;
+    const doh = connOverhead(d);
     if (loh * d.weight > doh * least.weight) {
       least = d;
       loh = doh;

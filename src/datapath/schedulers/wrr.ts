@@ -20,23 +20,11 @@
  */
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
-import { DEST_F_AVAILABLE, DEST_F_OVERLOAD } from "../../tables/model.js";
+import * as common from "./common.js";
 
-// Module-local copies of imported constants: hot loops then read locals, not imported bindings
-// (which bundlers and vite-node turn into property reads on a module object).
-const AVAILABLE = DEST_F_AVAILABLE;
-const OVERLOAD = DEST_F_OVERLOAD;
-
-const MASK = AVAILABLE | OVERLOAD;
-
-function gcd(a: number, b: number): number {
-  while (b !== 0) {
-    const t = a % b;
-    a = b;
-    b = t;
-  }
-  return a;
-}
+// Module-local copies of the shared helpers: hot loops call them through constants, not
+// imported bindings, which optimized code may reload and check on every use (see common.ts).
+const { gcd, notOverloaded } = common;
 
 /** di: gcd of the positive weights, 1 when there are none. */
 export function wrrGcdWeight(dests: readonly Dest[]): number {
@@ -94,7 +82,7 @@ export class WrrScheduler implements Scheduler {
       // Walk from the entry after `pos` to the end of the list.
       for (let i = pos + 1; i < n; i++) {
         const d = dests[i]!;
-        if ((d.flags & MASK) === AVAILABLE && d.weight >= cw) {
+        if (notOverloaded(d) && d.weight >= cw) {
           this.cl = i;
           this.cw = cw;
           return d;

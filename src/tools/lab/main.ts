@@ -31,7 +31,8 @@ interface Plan {
   commands: string[][];
 }
 
-// ---- nat --fault: health checks from a keepalived.conf (src/control/health; docs/health.md) ----
+// nat --fault: lvsd takes its services from a generated keepalived.conf whose HTTP_GET checks
+// (src/control/health; docs/health.md) notice a real server stopping and starting again.
 
 /** Health-check timing of the fault demo: detection within DELAY_LOOP x (RETRY + 1) s. */
 const DELAY_LOOP = 1;
@@ -90,7 +91,8 @@ async function faultDemo(lab: NatLab, requests: number): Promise<number> {
   const t0 = Date.now();
   const t = (): string => `${((Date.now() - t0) / 1000).toFixed(2)}s`;
   say(`# rs2's web server stopped (pid ${pid}); the client asks every 100 ms`);
-  const down = /lvsd: health: TCP \S+ 192\.168\.10\.2:80 down: [^\n]*/;
+  // lvsd's log is JSON lines (stderr is a pipe): the event's message is its "msg" field
+  const down = /"msg":"(health: TCP \S+ 192\.168\.10\.2:80 down: [^"\n]*)"/;
   let detected = "";
   let after = 0;
   let failedAfter = 0;
@@ -98,8 +100,8 @@ async function faultDemo(lab: NatLab, requests: number): Promise<number> {
     const answer = ask();
     const at = t();
     if (!detected) {
-      detected = down.exec(lab.log().slice(from))?.[0] ?? "";
-      if (detected) say(`  t=${at} ${detected}`);
+      detected = down.exec(lab.log().slice(from))?.[1] ?? "";
+      if (detected) say(`  t=${at} lvsd: ${detected}`);
     }
     if (detected) {
       after++;
@@ -121,19 +123,18 @@ async function faultDemo(lab: NatLab, requests: number): Promise<number> {
   lab.topo.spawn("r2", process.execPath, [PEER, "--name", "rs2", "--http", "80"]);
   const t1 = Date.now();
   say("# rs2's web server started again");
-  if (!(await waitLog(/lvsd: health: TCP \S+ 192\.168\.10\.2:80 up: /, from2, 10_000))) {
+  if (!(await waitLog(/"msg":"health: TCP \S+ 192\.168\.10\.2:80 up: /, from2, 10_000))) {
     throw new Error(`rs2 did not come back:\n${lab.log().slice(from2)}`);
   }
-  const up = /lvsd: health: [^\n]*192\.168\.10\.2:80 up: [^\n]*/.exec(lab.log().slice(from2))?.[0] ?? "";
-  say(`  after ${((Date.now() - t1) / 1000).toFixed(2)}s: ${up}`);
+  const up =
+    /"msg":"(health: [^"\n]*192\.168\.10\.2:80 up: [^"\n]*)"/.exec(lab.log().slice(from2))?.[1] ?? "";
+  say(`  after ${((Date.now() - t1) / 1000).toFixed(2)}s: lvsd: ${up}`);
   say(`# client: ${requests} x curl http://${VIP}/`);
   for (let i = 1; i <= requests; i++) say(`  request ${i}: ${ask() || "(no answer)"}`);
   say("# lvsadm -Ln --stats");
   process.stdout.write(lab.lvsadm("-Ln", "--stats").stdout);
   return failedAfter === 0 ? 0 : 1;
 }
-
-// ---- end of nat --fault ----
 
 function plan(name: LabName, backend: "tap" | "raw", prefix: string, config?: string): Plan {
   const svc = `${VIP}:80`;

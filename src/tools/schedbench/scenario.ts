@@ -19,7 +19,7 @@
 
 import { readFileSync } from "node:fs";
 import { basename, dirname, extname, resolve } from "node:path";
-import { schedulerFlags, schedulerNames } from "../../datapath/schedulers/index.js";
+import { allSchedulerFlags } from "../../datapath/schedulers/index.js";
 import { maskPrefix, parseIPv4, prefixMask } from "./addr.js";
 import type { Dist } from "./rng.js";
 
@@ -414,14 +414,6 @@ function tokenize(raw: string): string[] {
   return text.split(/\s+/);
 }
 
-function knownSchedFlags(): Set<string> {
-  const s = new Set(["flag-1", "flag-2", "flag-3"]);
-  for (const n of schedulerNames()) for (const f of schedulerFlags(n)) s.add(f);
-  // ipvsadm knows these even if sh or mh were not registered.
-  for (const f of ["sh-fallback", "sh-port", "mh-fallback", "mh-port"]) s.add(f);
-  return s;
-}
-
 /**
  * Parse scenario text. `file` labels errors (and, with no `name` directive, names the scenario);
  * a relative `pcap` path is resolved against `baseDir` (default: the file's directory).
@@ -561,7 +553,7 @@ export function parseScenario(text: string, file: string, baseDir = dirname(reso
     return { timeoutMs: ms, mask, expireQuiescent };
   });
   const schedFlags = get<string[]>("schedflags", [], (l) => {
-    const known = knownSchedFlags();
+    const known = new Set(allSchedulerFlags());
     const list = l
       .next("flags")
       .split(",")

@@ -5,6 +5,7 @@
  */
 
 import {
+  GENERIC_SCHED_FLAGS,
   getScheduler,
   parseSchedFlags,
   schedulerFlags,
@@ -23,8 +24,6 @@ export interface SchedVariant {
 export class VariantError extends Error {
   readonly code = "SCHED_VARIANT";
 }
-
-const GENERIC = new Set(["flag-1", "flag-2", "flag-3"]);
 
 /** Parse `rr,wlc,sh+sh-port` (empty or "all" = every registered scheduler, registration order). */
 export function parseVariants(list: string | undefined): SchedVariant[] {
@@ -58,9 +57,9 @@ export function parseVariants(list: string | undefined): SchedVariant[] {
 
 /** SVC_F_SCHED* bits for a variant in a scenario: its own flags plus the scenario's that apply. */
 export function variantFlagBits(v: SchedVariant, scenarioFlags: readonly string[]): number {
-  const accepted = new Set(schedulerFlags(v.module.name));
+  const accepted = new Set([...GENERIC_SCHED_FLAGS, ...schedulerFlags(v.module.name)]);
   const flags = [...v.flags];
-  for (const f of scenarioFlags) if ((accepted.has(f) || GENERIC.has(f)) && !flags.includes(f)) flags.push(f);
+  for (const f of scenarioFlags) if (accepted.has(f) && !flags.includes(f)) flags.push(f);
   return flags.length > 0 ? parseSchedFlags(v.module.name, flags.join(",")) : 0;
 }
 

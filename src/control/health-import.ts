@@ -9,12 +9,12 @@
  *
  * They are parsed before ipvsadm's options (src/control/ipvsadm.ts calls parseExtension first)
  * and run against lvsd's health manager, which lvsd hands to the control server in
- * ExecOptions.health (src/control/commands.ts). The rest lives in src/control/health and src/control/config.
+ * ExecOptions.health (src/control/commands.ts). The health checks themselves live in
+ * src/control/health, the keepalived.conf parser in src/control/config.
  */
 
 import { resolve } from "node:path";
-import type { ExecResult } from "./commands.js";
-import type { ParseResult } from "./ipvsadm.js";
+import type { ExecResult, Parsed } from "./types.js";
 
 /** What the control plane needs from lvsd's health manager (src/control/health/manager.ts). */
 export interface HealthControl {
@@ -24,7 +24,7 @@ export interface HealthControl {
 
 export type ExtensionCommand = { kind: "health" } | { kind: "import"; file: string };
 
-function refuse(message: string): ParseResult {
+function refuse(message: string): Parsed<ExtensionCommand> {
   return { ok: false, error: { message, code: 2, fatal: true } };
 }
 
@@ -37,7 +37,7 @@ export function parseExtension(
   argv: readonly string[],
   prog: string,
   inRestore = false,
-): ParseResult | undefined {
+): Parsed<ExtensionCommand> | undefined {
   const first = argv[0] ?? "";
   if (first !== "--health" && first !== "--import" && !first.startsWith("--import=")) return undefined;
   const name = first.startsWith("--import") ? "--import" : "--health";
