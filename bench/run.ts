@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs the in-process benchmarks, prints a table and writes
  * bench/results.json (an array of {name, unit, value, samples}).
- * Usage: node --expose-gc dist/bench/run.js [--quick] [--only datapath|schedulers]
+ * Usage: node --expose-gc dist/bench/run.js [--quick] [--only datapath|schedulers|metrics]
  */
 import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -29,6 +29,13 @@ async function main(): Promise<void> {
       runSchedulerBench(t?: number): Promise<BenchResult[]>;
     };
     results.push(...(await mod.runSchedulerBench(timeMs)));
+  }
+  if (!only || only === "metrics") {
+    // the Prometheus scrape of 1,000 services x 10 dests (src/control/observe/metrics.ts)
+    const mod = (await import("./metrics.bench.js")) as {
+      runMetricsBench(t?: number): Promise<BenchResult[]>;
+    };
+    results.push(...(await mod.runMetricsBench(timeMs)));
   }
   const w = Math.max(...results.map((r) => r.name.length));
   console.log(

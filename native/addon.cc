@@ -17,8 +17,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
   InitSys(env, exports);
   // 2: openTun, the ipip filter, csumFixed/rxGso counters, sysctl/addr/ethtool/ipipGuard.
-  // 3: netnsId.
-  exports.Set("abiVersion", Napi::Number::New(env, 3));
+  // 3: netnsId. 4: peerCred.
+  exports.Set("abiVersion", Napi::Number::New(env, 4));
   return exports;
 }
 

@@ -9,6 +9,9 @@
 //   ipipGuard(netns, addr, ifname)       a raw IPPROTO_IPIP socket that takes no packets (see below)
 //   netnsId(netns)                       "cookie:<n>" (SO_NETNS_COOKIE, never reused until reboot)
 //                                        or "ino:<dev>:<inode>" on kernels before 5.14
+//   peerCred(fd)                         { pid, uid, gid } of the process at the other end of a
+//                                        connected Unix socket (SO_PEERCRED: as it was when that
+//                                        process connected); no namespace switch
 //
 // Every call runs with the calling thread switched into `netns` (NetnsGuard; "" = stay), which is
 // what makes /proc/sys/net, rtnetlink and ioctls act on that namespace. Addresses cross as uint32
@@ -345,6 +348,26 @@ Napi::Value NetnsId(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, "ino:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino));
 }
 
+// SO_PEERCRED on a connected Unix socket: the peer's credentials as the kernel recorded them at
+// connect() (lvsd's control socket logs who changed the director). Node exposes the descriptor
+// of an accepted socket but not this option.
+Napi::Value PeerCred(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "peerCred(fd): fd must be a number");
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  struct ucred cred;
+  memset(&cred, 0, sizeof cred);
+  socklen_t len = sizeof cred;
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
+    ThrowErrno(env, "peercred", "getsockopt(SO_PEERCRED)", fd < 0 ? EBADF : (errno != 0 ? errno : EINVAL),
+               "peer credentials of fd " + std::to_string(fd));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", Napi::Number::New(env, cred.pid));
+  o.Set("uid", Napi::Number::New(env, cred.uid));
+  o.Set("gid", Napi::Number::New(env, cred.gid));
+  return o;
+}
+
 }  // namespace
 
 void InitSys(Napi::Env env, Napi::Object exports) {
@@ -355,6 +378,7 @@ void InitSys(Napi::Env env, Napi::Object exports) {
   exports.Set("ethtool", Napi::Function::New(env, Ethtool, "ethtool"));
   exports.Set("ipipGuard", Napi::Function::New(env, IpipGuard, "ipipGuard"));
   exports.Set("netnsId", Napi::Function::New(env, NetnsId, "netnsId"));
+  exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
 }
 
 }  // namespace lvsio

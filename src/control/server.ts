@@ -12,12 +12,23 @@
  * in a directory created with mode 0700 when missing. Starting is refused when another live lvsd
  * answers on the path; a socket file nobody answers on (left by a crash) is removed first, and a
  * path that is not a socket is never removed.
+ *
+ * With a `log`, every command is an event (`control.command`, docs/observability.md "Logs"):
+ * at info when it changes the director (-A -E -D -a -e -d -C -R -Z --set --import --add-laddr
+ * --del-laddr, the sync-daemon commands), at debug when it only reads (listings, -S, --drops,
+ * --links, --health, --get-laddr, -h, -v); with the argv, the exit status and who sent it: the
+ * peer's pid, uid and gid (SO_PEERCRED, through the native addon; left out when unavailable).
  */
 
 import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
+import { loadNative } from "../datapath/io/native.js";
 import { DEFAULT_CONTROL_PATH, type ExecOptions, type ExecResult, run } from "./commands.js";
+import { splitExtensions } from "./extensions.js";
+import { parseArgs } from "./ipvsadm.js";
+import { systemServices } from "./netdb.js";
+import type { EventLog } from "./observe/log.js";
 import type { ControlTarget } from "./target.js";
 
 export interface ControlRequest {
@@ -40,8 +51,10 @@ export class ControlServerError extends Error {
 export interface ControlServerOptions extends ExecOptions {
   /** Largest request line accepted, in bytes (a restore's stdin travels in it). Default 64 MiB. */
   maxRequestBytes?: number;
-  /** Called after each request ran (for lvsd's log). */
-  onRequest?: (req: ControlRequest, res: ExecResult) => void;
+  /** Called after each request ran, with the peer when known. */
+  onRequest?: (req: ControlRequest, res: ExecResult, peer: PeerCred | undefined) => void;
+  /** Log every command: changes at info, reads at debug (see the file comment). */
+  log?: EventLog;
   /** How long to wait for an existing socket to answer before calling it stale. Default 1000 ms. */
   probeTimeoutMs?: number;
 }
@@ -53,6 +66,99 @@ export interface ControlServer {
 }
 
 const DEFAULT_MAX_REQUEST = 64 * 1024 * 1024;
+
+/** Who sent a request: the process at the other end of the connection (SO_PEERCRED). */
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * The credentials of the process that connected `sock` (a Unix socket lvsd accepted), or
+ * undefined when they cannot be had (no native addon, not a Unix socket, already closed). Node
+ * does not expose SO_PEERCRED; the addon reads it from the descriptor of the accepted socket.
+ */
+export function socketPeer(sock: Socket): PeerCred | undefined {
+  const fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== "number" || fd < 0) return undefined;
+  try {
+    const c = loadNative().peerCred(fd);
+    return { pid: c.pid, uid: c.uid, gid: c.gid };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Commands that only read the director. Every other command, including refused ones, changes it. */
+const READ_ONLY = new Set<string>(["help", "version", "list", "save", "health"]);
+/** Options that make a command a change, for command lines the parser refuses. */
+const CHANGE_WORDS = new Set<string>([
+  "--add-service",
+  "--edit-service",
+  "--delete-service",
+  "--clear",
+  "--restore",
+  "--add-server",
+  "--edit-server",
+  "--delete-server",
+  "--zero",
+  "--set",
+  "--start-daemon",
+  "--stop-daemon",
+  "--import",
+  "--add-laddr",
+  "--del-laddr",
+]);
+
+/**
+ * Whether a command line changes the director (lvsd logs it at info) rather than only reading
+ * it. A command line the parser refuses counts as a change when it names a changing command
+ * (`-A ... -s nosuch`): someone tried to change the director.
+ */
+export function isChange(argv: readonly string[], opts: ExecOptions = {}): boolean {
+  const ext = splitExtensions(argv);
+  if (!ext.error) {
+    if (ext.laddr) return ext.laddr.op !== "get";
+    if (ext.drops || ext.links) return false;
+    const parsed = parseArgs(ext.argv, { services: opts.services ?? systemServices() });
+    if (parsed.ok) return !READ_ONLY.has(parsed.cmd.kind);
+  }
+  return argv.some(
+    (a) => CHANGE_WORDS.has(a.split("=")[0]!) || (/^-[A-Za-z]/.test(a) && "AEDCRaedZ".includes(a[1]!)),
+  );
+}
+
+/** argv as one line of text: words with blanks or quotes are quoted (JSON style). */
+function argvText(argv: readonly string[]): string {
+  return argv.map((a) => (a === "" || /[\s"'\\]/.test(a) ? JSON.stringify(a) : a)).join(" ");
+}
+
+function peerText(p: PeerCred | undefined): string {
+  return p ? ` (pid ${p.pid} uid ${p.uid} gid ${p.gid})` : "";
+}
+
+/** The `control.command` event of one request (see the file comment). */
+function logCommand(
+  log: EventLog,
+  req: ControlRequest,
+  res: ExecResult,
+  peer: PeerCred | undefined,
+  change: boolean,
+): void {
+  const fields = {
+    event: "control.command",
+    argv: req.argv,
+    code: res.code,
+    change,
+    ...(peer ? { peer } : {}),
+    ...(req.stdin !== undefined ? { stdinBytes: Buffer.byteLength(req.stdin) } : {}),
+    ...(res.code !== 0 && res.stderr ? { error: res.stderr.trim().slice(0, 1000) } : {}),
+  };
+  const msg = `control: ${argvText(req.argv)}: exit ${res.code}${peerText(peer)}`;
+  if (change) log.info(fields, msg);
+  else log.debug(fields, msg);
+}
 
 /** Whether something accepts connections on `path` (a live lvsd). */
 function probe(path: string, timeoutMs: number): Promise<"live" | "stale" | NodeJS.ErrnoException> {
@@ -149,26 +255,48 @@ function parseRequest(line: string): ControlRequest | string {
   return o.stdin === undefined ? { argv: o.argv as string[] } : { argv: o.argv as string[], stdin: o.stdin };
 }
 
-/** Answer one request line. Never throws: a failure becomes a reply. */
+/** Answer one request line from `peer`. Never throws: a failure becomes a reply. */
 export function handleRequestLine(
   line: string,
   target: ControlTarget,
   opts: ControlServerOptions = {},
+  peer?: PeerCred,
 ): ExecResult {
   const req = parseRequest(line);
-  if (typeof req === "string") return { stdout: "", stderr: `lvsd: bad control request: ${req}\n`, code: 2 };
+  if (typeof req === "string") {
+    opts.log?.warn(
+      { event: "control.bad_request", error: req, ...(peer ? { peer } : {}) },
+      `control: bad request: ${req}${peerText(peer)}`,
+    );
+    return { stdout: "", stderr: `lvsd: bad control request: ${req}\n`, code: 2 };
+  }
   let res: ExecResult;
   try {
     res = run(req.argv, target, req.stdin ?? "", opts);
   } catch (err) {
     res = { stdout: "", stderr: `lvsd: internal error: ${(err as Error).message}\n`, code: 1 };
+    opts.log?.error(
+      { event: "control.internal_error", argv: req.argv, error: (err as Error).stack ?? String(err) },
+      `control: internal error running ${argvText(req.argv)}: ${(err as Error).message}`,
+    );
   }
-  opts.onRequest?.(req, res);
+  if (opts.log) {
+    let change = true;
+    try {
+      change = isChange(req.argv, opts);
+    } catch {
+      // classify as a change: better logged once too often than missed
+    }
+    logCommand(opts.log, req, res, peer, change);
+  }
+  opts.onRequest?.(req, res, peer);
   return res;
 }
 
 function serve(sock: Socket, target: ControlTarget, opts: ControlServerOptions): void {
   const max = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST;
+  // the peer's credentials do not change while it is connected: read them once
+  const peer = opts.log || opts.onRequest ? socketPeer(sock) : undefined;
   let chunks: Buffer[] = [];
   let size = 0;
   sock.on("data", (data: Buffer) => {
@@ -182,7 +310,7 @@ function serve(sock: Socket, target: ControlTarget, opts: ControlServerOptions):
       size = 0;
       start = nl + 1;
       if (line.trim() === "") continue;
-      const res = handleRequestLine(line, target, opts);
+      const res = handleRequestLine(line, target, opts, peer);
       sock.write(`${JSON.stringify(res)}\n`);
     }
     if (start < data.length) {
@@ -190,6 +318,10 @@ function serve(sock: Socket, target: ControlTarget, opts: ControlServerOptions):
       size += rest.length;
       if (size > max) {
         const res = { stdout: "", stderr: `lvsd: control request larger than ${max} bytes\n`, code: 2 };
+        opts.log?.warn(
+          { event: "control.bad_request", error: `larger than ${max} bytes`, ...(peer ? { peer } : {}) },
+          `control: bad request: larger than ${max} bytes${peerText(peer)}`,
+        );
         sock.end(`${JSON.stringify(res)}\n`);
         sock.destroy();
         return;

@@ -22,6 +22,9 @@ export const TOOL_PACKAGES = {
   nginx: "nginx-light",
   tcpdump: "tcpdump",
   curl: "curl",
+  chromium: "chromium", // the status page's browser test (puppeteer-core drives it)
+  promtool: "prometheus", // the metrics tests: promtool check metrics on a scrape
+  prometheus: "prometheus", // the metrics namespace test: a Prometheus server scrapes lvsd
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;

@@ -13,7 +13,9 @@
  *   inhibit_on_failure); when it comes back they return and the sorry server leaves.
  * - Scripts: notify_up/notify_down per real server, quorum_up/quorum_down per virtual server;
  *   `omega` runs the down scripts when lvsd stops.
- * - Every transition is logged ("lvsd: health: ...") with its reason, and counted.
+ * - Every transition is logged with its reason, and counted: an event with fields (`logger`,
+ *   src/control/observe/log.ts; names in docs/observability.md, "Logs") whose message is the
+ *   line lvsd has always written ("health: TCP 10.0.0.1:80 192.168.10.2:80 down: ...").
  *
  * The table is changed only from timer and control callbacks, which run between two batches of
  * the data path: the data path never waits for, or sees, a check.
@@ -25,6 +27,7 @@
  * before the configuration named them (lvsadm -A, --restore) are adopted.
  */
 
+import { performance } from "node:perf_hooks";
 import { u32ToIp } from "../../lib/addr.js";
 import { type Dest, FwdMethod, type Service, SVC_F_PERSISTENT } from "../../tables/model.js";
 import {
@@ -36,18 +39,25 @@ import {
 } from "../../tables/services.js";
 import { parseConfigFile } from "../config/parser.js";
 import {
+  type CheckerConfig,
   ConfigError,
   type KeepalivedConfig,
   type RealServerConfig,
   type VirtualServerConfig,
 } from "../config/types.js";
+import { type EventLog, textLog } from "../observe/log.js";
 import { Checker, type CheckerClock, type ResultEvent, SYSTEM_CLOCK } from "./checker.js";
 import { checkerLabel, type ProbeFn, probe as realProbe } from "./index.js";
 import { type ScriptRunner, scriptRunner } from "./notify.js";
-import { formatHealth, type HealthSnapshot } from "./status.js";
+import { formatHealth, type HealthCounters, type HealthSnapshot, type RealServerStatus } from "./status.js";
 
 export interface HealthManagerOptions {
-  /** Log a line (without the "lvsd: " prefix); default: stderr with the prefix. */
+  /**
+   * Structured events (lvsd passes its pino logger): `health.*` and `config.*`, see
+   * docs/observability.md. Takes precedence over `log`.
+   */
+  logger?: EventLog;
+  /** Without `logger`: each event's message as a line (without the "lvsd: " prefix); default: stderr with the prefix. */
   log?: (msg: string) => void;
   /** The probes (tests inject fakes). */
   probe?: ProbeFn;
@@ -65,18 +75,69 @@ export interface LoadResult {
   summary?: string;
 }
 
-/** Counters of everything the manager did. */
-export interface HealthCounters {
-  probes: number;
-  failures: number;
-  /** Real-server transitions. */
-  ups: number;
-  downs: number;
-  quorumLost: number;
-  quorumGained: number;
-  weightChanges: number;
-  reloads: number;
-  reloadErrors: number;
+/**
+ * A server of the configuration in one of its services (`HealthManager.destHealth`, read by the
+ * status page): where it is in the table, and its checkers' state.
+ */
+export interface DestHealth {
+  readonly service: Service;
+  /** Address and port as the table has (or would have) the dest: DR and TUN take the service's port. */
+  readonly addr: number;
+  readonly port: number;
+  /** The table's dest, or undefined while the server is out of the table. */
+  readonly dest: Dest | undefined;
+  /** The keepalived virtual server's name. */
+  readonly virtualServer: string;
+  /** A real server: its status and checkers. */
+  readonly realServer?: RealServerStatus;
+  /** The sorry server: `active` while it serves (quorum lost). */
+  readonly sorry?: { readonly active: boolean };
+}
+
+/** One checker of a real server, as the metrics endpoint reads it (HealthManager.checkStates). */
+export interface CheckState {
+  /** "HTTP_GET 192.168.10.1:80/health", as `lvsadm --health` prints it. */
+  readonly label: string;
+  readonly up: boolean;
+  readonly probes: number;
+  readonly failures: number;
+  /** How long the last finished probe took (ms); undefined before the first. */
+  readonly lastDurationMs: number | undefined;
+}
+
+/** A real server in one service of its virtual server, as the metrics endpoint reads it. */
+export interface DestCheckState {
+  /** The service, as the configuration names it. */
+  readonly service: ServiceKey;
+  readonly addr: number;
+  /** The dest's port in that service's table (DR and TUN take the service's port). */
+  readonly port: number;
+  /** All its checkers are up (one without checkers always is). */
+  readonly alive: boolean;
+  readonly checks: readonly CheckState[];
+}
+
+/** What a configuration load did to the table (the `config.loaded` event). */
+export interface ConfigChanges {
+  services: { added: string[]; removed: string[]; changed: string[] };
+  /** `{ service: "TCP 10.0.0.1:80", dest: "192.168.10.1:80" }` */
+  dests: { added: DestRef[]; removed: DestRef[]; changed: DestRef[] };
+}
+
+export interface DestRef {
+  service: string;
+  dest: string;
+}
+
+/** A table operation, for ConfigChanges. */
+type Change =
+  | { kind: "services"; op: "added" | "removed" | "changed"; service: string }
+  | { kind: "dests"; op: "added" | "removed" | "changed"; service: string; dest: string };
+
+/** "FILE:LINE: text" (the parser's warnings) -> fields of a config.warning event. */
+function warningFields(w: string): { file?: string; line?: number; warning: string } {
+  const m = /^(.*?):(\d+): ([\s\S]*)$/.exec(w);
+  return m ? { file: m[1]!, line: Number(m[2]), warning: m[3]! } : { warning: w };
 }
 
 /** A dest's identity within a service: addr * 65536 + port (exact below 2^53). */
@@ -167,7 +228,7 @@ function sameOptions(s: Service, o: ServiceOptions): boolean {
 }
 
 export class HealthManager {
-  private readonly log: (msg: string) => void;
+  private readonly ev: EventLog;
   private readonly probeFn: ProbeFn;
   private readonly clock: CheckerClock;
   private readonly runScript: ScriptRunner;
@@ -175,8 +236,12 @@ export class HealthManager {
   /** Services the configuration made or adopted, by numeric key. */
   private owned = new Map<number, ServiceKey>();
   private started = false;
+  /** Duration (ms) of each checker's last finished probe, by its configuration object. */
+  private readonly probeMs = new WeakMap<CheckerConfig, number>();
   private file: string | undefined;
   private loadedAt: number | undefined;
+  /** Collects the table operations while a configuration is applied by loadFile/reload/import. */
+  private changes: ConfigChanges | undefined;
   readonly counters: HealthCounters = {
     probes: 0,
     failures: 0,
@@ -193,10 +258,15 @@ export class HealthManager {
     private readonly table: ServiceTable,
     opts: HealthManagerOptions = {},
   ) {
-    this.log = opts.log ?? ((m) => process.stderr.write(`lvsd: ${m}\n`));
-    this.probeFn = opts.probe ?? realProbe;
+    this.ev = opts.logger ?? textLog(opts.log ?? ((m) => process.stderr.write(`lvsd: ${m}\n`)));
+    const probe = opts.probe ?? realProbe;
+    // time every probe for the metrics endpoint (lvs_health_check_duration_seconds)
+    this.probeFn = (c, signal) => {
+      const t0 = performance.now();
+      return probe(c, signal).finally(() => this.probeMs.set(c, performance.now() - t0));
+    };
     this.clock = opts.clock ?? SYSTEM_CLOCK;
-    this.runScript = opts.runScript ?? scriptRunner(this.log);
+    this.runScript = opts.runScript ?? scriptRunner(this.ev);
   }
 
   /** The configuration file in use (for SIGHUP), if any. */
@@ -208,18 +278,55 @@ export class HealthManager {
 
   /** Parse `path` and apply it; on an error nothing changes. Warnings are logged and returned. */
   loadFile(path: string): LoadResult {
+    return this.load(path, "load");
+  }
+
+  /**
+   * loadFile for a `trigger`: lvsd's --config ("load"), SIGHUP ("reload"), lvsadm --import
+   * ("import"). Logs config.warning per warning, then config.loaded or config.failed.
+   */
+  private load(path: string, trigger: "load" | "reload" | "import"): LoadResult {
     let cfg: KeepalivedConfig;
     try {
       cfg = parseConfigFile(path);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       if (this.loadedAt !== undefined) this.counters.reloadErrors++;
+      const where = { file: err.file, ...(err.line > 0 ? { line: err.line } : {}) };
+      this.ev.error(
+        { event: "config.failed", config: path, trigger, ...where, error: err.message },
+        trigger === "reload"
+          ? `health: reload failed, keeping the running configuration: ${err.message}`
+          : `health: cannot load ${path}: ${err.message}`,
+      );
       return { ok: false, warnings: [], error: err.message };
     }
-    for (const w of cfg.warnings) this.log(`health: warning: ${w}`);
-    const summary = this.apply(cfg);
+    for (const w of cfg.warnings)
+      this.ev.warn({ event: "config.warning", ...warningFields(w) }, `health: warning: ${w}`);
+    const changes: ConfigChanges = {
+      services: { added: [], removed: [], changed: [] },
+      dests: { added: [], removed: [], changed: [] },
+    };
+    this.changes = changes;
+    let summary: string;
+    try {
+      summary = this.apply(cfg);
+    } finally {
+      this.changes = undefined;
+    }
     this.file = path;
-    this.log(`health: loaded ${path}: ${summary}`);
+    this.ev.info(
+      {
+        event: "config.loaded",
+        file: path,
+        trigger,
+        ...this.counts(),
+        services: changes.services,
+        dests: changes.dests,
+        warnings: cfg.warnings.length,
+      },
+      `health: loaded ${path}: ${summary}`,
+    );
     return { ok: true, warnings: cfg.warnings, summary };
   }
 
@@ -233,16 +340,23 @@ export class HealthManager {
       };
     }
     this.counters.reloads++;
-    let r: LoadResult;
     try {
-      r = this.loadFile(this.file);
+      return this.load(this.file, "reload");
     } catch (err) {
       // SIGHUP runs this from a signal handler: report, never throw
       this.counters.reloadErrors++;
-      r = { ok: false, warnings: [], error: `internal error: ${(err as Error).message}` };
+      const error = `internal error: ${(err as Error).message}`;
+      this.ev.error(
+        {
+          event: "config.failed",
+          config: this.file,
+          trigger: "reload",
+          error: (err as Error).stack ?? error,
+        },
+        `health: reload failed, keeping the running configuration: ${error}`,
+      );
+      return { ok: false, warnings: [], error };
     }
-    if (!r.ok) this.log(`health: reload failed, keeping the running configuration: ${r.error}`);
-    return r;
   }
 
   /** Apply a parsed configuration (see the file comment). Returns a one-line summary. */
@@ -261,7 +375,10 @@ export class HealthManager {
     for (const [name, v] of this.vs) {
       if (next.has(name)) continue;
       for (const rs of v.rs.values()) this.dropRealServer(rs, "its virtual server left the configuration");
-      this.log(`health: ${name}: removed from the configuration`);
+      this.ev.info(
+        { event: "health.vs.removed", service: name },
+        `health: ${name}: removed from the configuration`,
+      );
     }
     // Services: delete the ones no longer configured, add or edit the others.
     const wanted = new Map<number, ServiceKey>();
@@ -271,7 +388,12 @@ export class HealthManager {
     for (const [id, k] of this.owned) {
       if (wanted.has(id)) continue;
       this.owned.delete(id);
-      if (this.table.find(k)) this.tableOp(`delete service ${svcName(k)}`, () => this.table.deleteService(k));
+      if (this.table.find(k))
+        this.tableOp(`delete service ${svcName(k)}`, () => this.table.deleteService(k), {
+          kind: "services",
+          op: "removed",
+          service: svcName(k),
+        });
     }
     for (const vc of cfg.virtualServers) for (const k of vc.keys) this.ensureService(k, vc.opts);
     this.vs = next;
@@ -287,9 +409,17 @@ export class HealthManager {
     const id = serviceKey(k.proto, k.addr, k.port);
     const s = this.table.find(k);
     if (!s) {
-      this.tableOp(`add service ${svcName(k)}`, () => this.table.addService(k, opts));
+      this.tableOp(`add service ${svcName(k)}`, () => this.table.addService(k, opts), {
+        kind: "services",
+        op: "added",
+        service: svcName(k),
+      });
     } else if (!sameOptions(s, opts)) {
-      this.tableOp(`edit service ${svcName(k)}`, () => this.table.editService(k, opts));
+      this.tableOp(`edit service ${svcName(k)}`, () => this.table.editService(k, opts), {
+        kind: "services",
+        op: "changed",
+        service: svcName(k),
+      });
     }
     this.owned.set(id, k);
   }
@@ -321,7 +451,8 @@ export class HealthManager {
     this.reconcile(v);
     if (!v.quorumUp) {
       const sorry = vc.sorry ? `; sorry server ${u32ToIp(vc.sorry.addr)}:${vc.sorry.port} in service` : "";
-      this.log(
+      this.ev.warn(
+        { event: "health.quorum.lost", ...this.quorumFields(v), atLoad: true },
         `health: ${vc.name} starts without quorum: live weight ${v.liveWeight()} < ${vc.quorum + vc.hysteresis}${sorry}`,
       );
     }
@@ -342,7 +473,15 @@ export class HealthManager {
       try {
         this.onResult(rs, c, e);
       } catch (err) {
-        this.log(`health: internal error handling ${e.result.reason}: ${(err as Error).stack ?? err}`);
+        this.ev.error(
+          {
+            event: "health.internal_error",
+            ...this.destFields(rs),
+            checker: checkerLabel(c.cfg),
+            error: (err as Error).stack ?? String(err),
+          },
+          `health: internal error handling ${e.result.reason}: ${(err as Error).stack ?? err}`,
+        );
       }
     });
   }
@@ -370,13 +509,22 @@ export class HealthManager {
       rs.alive = alive;
       rs.lastChangeAt = this.clock.now();
       rs.lastReason = "checkers changed by a reload";
-      this.log(`health: ${rs.vs.cfg.name} ${rs.name} ${alive ? "up" : "down"}: checkers changed by a reload`);
+      // the reload reconciles the table afterwards: no pool fields yet
+      this.logTransition(
+        rs,
+        undefined,
+        `health: ${rs.vs.cfg.name} ${rs.name} ${alive ? "up" : "down"}: checkers changed by a reload`,
+        false,
+      );
     }
   }
 
   private dropRealServer(rs: RealServer, why: string): void {
     for (const c of rs.checkers) c.stop();
-    this.log(`health: ${rs.vs.cfg.name} ${rs.name} ${why}`);
+    this.ev.info(
+      { event: "health.dest.removed", ...this.destFields(rs), reason: why },
+      `health: ${rs.vs.cfg.name} ${rs.name} ${why}`,
+    );
     if (rs.alive && rs.cfg.notifyDown) this.runScript(rs.cfg.notifyDown, "notify_down");
   }
 
@@ -400,30 +548,53 @@ export class HealthManager {
         if (rs.alive && rs.cfg.notifyDown) this.runScript(rs.cfg.notifyDown, "notify_down");
       }
       if (v.quorumUp && v.cfg.quorumDown) this.runScript(v.cfg.quorumDown, "quorum_down");
-      this.log(`health: ${v.cfg.name}: omega: down scripts run at shutdown`);
+      this.ev.info(
+        { event: "health.omega", service: v.cfg.name },
+        `health: ${v.cfg.name}: omega: down scripts run at shutdown`,
+      );
     }
   }
 
   private onResult(rs: RealServer, c: Checker, e: ResultEvent): void {
     this.counters.probes++;
     if (!e.result.ok) this.counters.failures++;
+    const checker = checkerLabel(c.cfg);
     if (!e.result.ok && !e.changed && c.cfg.logAllFailures) {
       const retry = e.retrying ? ` (retry ${c.retryIt} of ${c.cfg.timing.retry})` : "";
-      this.log(`health: ${rs.vs.cfg.name} ${rs.name} check failed: ${e.result.reason}${retry}`);
+      this.ev.warn(
+        {
+          event: "health.check.failed",
+          ...this.destFields(rs),
+          checker,
+          reason: e.result.reason,
+          ...(e.retrying ? { retry: c.retryIt, retries: c.cfg.timing.retry } : {}),
+        },
+        `health: ${rs.vs.cfg.name} ${rs.name} check failed: ${e.result.reason}${retry}`,
+      );
     }
     if (e.result.ok && e.result.weight !== undefined)
-      this.setDynamicWeight(rs, e.result.weight, e.result.reason);
+      this.setDynamicWeight(rs, e.result.weight, e.result.reason, checker);
     if (e.changed) {
-      this.updateAlive(rs, e.result.reason);
+      this.updateAlive(rs, e.result.reason, checker);
     } else if (e.first && !c.up && !rs.alive) {
       // An alpha checker's first probe failed: the server stays down; say so once.
       rs.lastReason = e.result.reason;
-      this.log(`health: ${rs.vs.cfg.name} ${rs.name} stays down: ${e.result.reason}`);
+      this.ev.warn(
+        {
+          event: "health.dest.down",
+          ...this.destFields(rs),
+          checker,
+          reason: e.result.reason,
+          alpha: true,
+          ...this.poolFields(rs),
+        },
+        `health: ${rs.vs.cfg.name} ${rs.name} stays down: ${e.result.reason}`,
+      );
       if (rs.cfg.notifyDown) this.runScript(rs.cfg.notifyDown, "notify_down");
     }
   }
 
-  private updateAlive(rs: RealServer, reason: string): void {
+  private updateAlive(rs: RealServer, reason: string, checker?: string): void {
     const alive = rs.checkers.every((c) => c.up);
     if (!alive) rs.lastReason = reason; // the failing checker's reason explains the state
     if (alive === rs.alive) return;
@@ -440,13 +611,52 @@ export class HealthManager {
     const v = rs.vs;
     const q = this.updateQuorum(v);
     this.reconcile(v);
-    this.log(`health: ${v.cfg.name} ${rs.name} ${alive ? "up" : "down"}: ${reason}; ${this.actionText(rs)}`);
+    this.logTransition(
+      rs,
+      checker,
+      `health: ${v.cfg.name} ${rs.name} ${alive ? "up" : "down"}: ${reason}; ${this.actionText(rs)}`,
+    );
     const script = alive ? rs.cfg.notifyUp : rs.cfg.notifyDown;
     if (script) this.runScript(script, alive ? "notify_up" : "notify_down");
     if (q) this.reportQuorum(v, q);
   }
 
-  private setDynamicWeight(rs: RealServer, weight: number, reason: string): void {
+  /** health.dest.up (info) or health.dest.down (warn): `rs` just changed state. */
+  private logTransition(rs: RealServer, checker: string | undefined, msg: string, pool = true): void {
+    const fields = {
+      event: rs.alive ? "health.dest.up" : "health.dest.down",
+      ...this.destFields(rs),
+      ...(checker !== undefined ? { checker } : {}),
+      reason: rs.lastReason,
+      ...(pool ? this.poolFields(rs) : {}),
+    };
+    if (rs.alive) this.ev.info(fields, msg);
+    else this.ev.warn(fields, msg);
+  }
+
+  /** Who an event is about: the virtual server (as lvsadm --health names it), its services, the dest. */
+  private destFields(rs: RealServer): { service: string; services: string[]; dest: string } {
+    return { service: rs.vs.cfg.name, services: rs.vs.cfg.keys.map(svcName), dest: rs.name };
+  }
+
+  /** Where `rs` is in the table now: `action` as the message says it, and its weight (null: out). */
+  private poolFields(rs: RealServer): { action: string; weight: number | null } {
+    return { action: this.actionText(rs), weight: this.findDest(rs.vs, rs.key)?.weight ?? null };
+  }
+
+  private quorumFields(v: VirtualServer): Record<string, unknown> {
+    const s = v.cfg.sorry;
+    return {
+      service: v.cfg.name,
+      services: v.cfg.keys.map(svcName),
+      liveWeight: v.liveWeight(),
+      quorum: v.cfg.quorum,
+      hysteresis: v.cfg.hysteresis,
+      ...(s ? { sorryServer: `${u32ToIp(s.addr)}:${s.port}` } : {}),
+    };
+  }
+
+  private setDynamicWeight(rs: RealServer, weight: number, reason: string, checker: string): void {
     rs.dynamic = true;
     if (rs.weight === weight) return;
     const old = rs.weight;
@@ -454,7 +664,10 @@ export class HealthManager {
     this.counters.weightChanges++;
     const q = this.updateQuorum(rs.vs);
     this.reconcile(rs.vs);
-    this.log(`health: ${rs.vs.cfg.name} ${rs.name} weight ${old} -> ${weight}: ${reason}`);
+    this.ev.info(
+      { event: "health.dest.weight", ...this.destFields(rs), checker, from: old, to: weight, reason },
+      `health: ${rs.vs.cfg.name} ${rs.name} weight ${old} -> ${weight}: ${reason}`,
+    );
     if (q) this.reportQuorum(rs.vs, q);
   }
 
@@ -482,9 +695,9 @@ export class HealthManager {
     const s = sorry
       ? `; sorry server ${u32ToIp(sorry.addr)}:${sorry.port} ${q === "lost" ? "in service" : "out of service"}`
       : "";
-    this.log(
-      `health: ${v.cfg.name} ${q} quorum: live weight ${cmp} (quorum ${quorum}, hysteresis ${hysteresis})${s}`,
-    );
+    const msg = `health: ${v.cfg.name} ${q} quorum: live weight ${cmp} (quorum ${quorum}, hysteresis ${hysteresis})${s}`;
+    if (q === "lost") this.ev.warn({ event: "health.quorum.lost", ...this.quorumFields(v) }, msg);
+    else this.ev.info({ event: "health.quorum.gained", ...this.quorumFields(v) }, msg);
     const script = q === "lost" ? v.cfg.quorumDown : v.cfg.quorumUp;
     if (script) this.runScript(script, q === "lost" ? "quorum_down" : "quorum_up");
   }
@@ -553,40 +766,55 @@ export class HealthManager {
           const port = tablePort(k, id);
           if (port === wantPort) continue;
           if (this.table.findDest(svc, id.addr, port)) {
-            this.tableOp(`delete ${u32ToIp(id.addr)}:${port} from ${svcName(k)}`, () =>
-              this.table.deleteDest(k, id.addr, port),
+            this.tableOp(
+              `delete ${u32ToIp(id.addr)}:${port} from ${svcName(k)}`,
+              () => this.table.deleteDest(k, id.addr, port),
+              { kind: "dests", op: "removed", service: svcName(k), dest: `${u32ToIp(id.addr)}:${port}` },
             );
           }
         }
         if (!w) continue;
         const d = this.table.findDest(svc, w.addr, wantPort);
         const opts = { ...w, port: wantPort };
+        const ref = { service: svcName(k), dest: `${u32ToIp(w.addr)}:${wantPort}` };
         if (!d) {
-          this.tableOp(`add ${u32ToIp(w.addr)}:${wantPort} to ${svcName(k)}`, () =>
-            this.table.addDest(k, opts),
-          );
+          this.tableOp(`add ${ref.dest} to ${ref.service}`, () => this.table.addDest(k, opts), {
+            kind: "dests",
+            op: "added",
+            ...ref,
+          });
         } else if (
           d.weight !== w.weight ||
           d.fwd !== w.fwd ||
           d.uThreshold !== w.uThreshold ||
           d.lThreshold !== w.lThreshold
         ) {
-          this.tableOp(`edit ${u32ToIp(w.addr)}:${wantPort} in ${svcName(k)}`, () =>
-            this.table.editDest(k, opts),
-          );
+          this.tableOp(`edit ${ref.dest} in ${ref.service}`, () => this.table.editDest(k, opts), {
+            kind: "dests",
+            op: "changed",
+            ...ref,
+          });
         }
       }
     }
     v.managed = ids;
   }
 
-  private tableOp(what: string, fn: () => unknown): void {
+  /** Run a table operation; a refusal is logged. During a load, a done `change` is collected. */
+  private tableOp(what: string, fn: () => unknown, change?: Change): void {
     try {
       fn();
     } catch (err) {
       if (!(err instanceof ControlError)) throw err;
-      this.log(`health: cannot ${what}: ${err.message}`);
+      this.ev.error(
+        { event: "health.table_error", operation: what, code: err.code, error: err.message },
+        `health: cannot ${what}: ${err.message}`,
+      );
+      return;
     }
+    if (!change || !this.changes) return;
+    if (change.kind === "services") this.changes.services[change.op].push(change.service);
+    else this.changes.dests[change.op].push({ service: change.service, dest: change.dest });
   }
 
   /** What the table holds for `rs` now, for the transition's log line. */
@@ -608,14 +836,18 @@ export class HealthManager {
 
   // ---- status ----
 
-  private summary(): string {
-    let rs = 0;
+  private counts(): { virtualServers: number; realServers: number; checks: number } {
+    let realServers = 0;
     let checks = 0;
     for (const v of this.vs.values()) {
-      rs += v.rs.size;
+      realServers += v.rs.size;
       for (const r of v.rs.values()) checks += r.checkers.length;
     }
-    const n = this.vs.size;
+    return { virtualServers: this.vs.size, realServers, checks };
+  }
+
+  private summary(): string {
+    const { virtualServers: n, realServers: rs, checks } = this.counts();
     return `${n} virtual server${n === 1 ? "" : "s"}, ${rs} real server${rs === 1 ? "" : "s"}, ${checks} check${checks === 1 ? "" : "s"}`;
   }
 
@@ -647,29 +879,94 @@ export class HealthManager {
                 },
               }
             : {}),
-          realServers: [...v.rs.values()].map((rs) => ({
-            name: rs.name,
-            alive: rs.alive,
-            weight: rs.weight,
-            tableWeight: this.findDest(v, rs.key)?.weight,
-            ...(rs.lastChangeAt !== undefined ? { lastChangeAt: rs.lastChangeAt } : {}),
-            reason: rs.lastReason,
-            ups: rs.ups,
-            downs: rs.downs,
-            checkers: rs.checkers.map((c) => ({
-              label: checkerLabel(c.cfg),
-              up: c.up,
-              ...(c.lastResult ? { lastOk: c.lastResult.ok, lastReason: c.lastResult.reason } : {}),
-              ...(c.lastResultAt !== undefined ? { lastAt: c.lastResultAt } : {}),
-              ...(c.lastChangeAt !== undefined ? { lastChangeAt: c.lastChangeAt } : {}),
-              probes: c.probes,
-              failures: c.failures,
-              retrying: c.retryIt > 0,
-            })),
-          })),
+          realServers: [...v.rs.values()].map((rs) => this.realServerStatus(v, rs)),
         };
       }),
     };
+  }
+
+  private realServerStatus(v: VirtualServer, rs: RealServer): RealServerStatus {
+    return {
+      name: rs.name,
+      alive: rs.alive,
+      weight: rs.weight,
+      tableWeight: this.findDest(v, rs.key)?.weight,
+      ...(rs.lastChangeAt !== undefined ? { lastChangeAt: rs.lastChangeAt } : {}),
+      reason: rs.lastReason,
+      ups: rs.ups,
+      downs: rs.downs,
+      checkers: rs.checkers.map((c) => ({
+        label: checkerLabel(c.cfg),
+        up: c.up,
+        ...(c.lastResult ? { lastOk: c.lastResult.ok, lastReason: c.lastResult.reason } : {}),
+        ...(c.lastResultAt !== undefined ? { lastAt: c.lastResultAt } : {}),
+        ...(c.lastChangeAt !== undefined ? { lastChangeAt: c.lastChangeAt } : {}),
+        probes: c.probes,
+        failures: c.failures,
+        retrying: c.retryIt > 0,
+      })),
+    };
+  }
+
+  /**
+   * Read-only, for the status page (src/control/observe/status.ts): every real server, and the
+   * sorry server, of every virtual server in each of its services that is in the table, with
+   * the address and port it has there and its Dest when the table holds it (a server that is
+   * down without inhibit_on_failure, or a sorry server standing by, has none).
+   */
+  destHealth(): DestHealth[] {
+    const out: DestHealth[] = [];
+    for (const v of this.vs.values()) {
+      for (const k of v.cfg.keys) {
+        const service = this.table.find(k);
+        if (!service) continue;
+        const at = (id: DestId): { addr: number; port: number; dest: Dest | undefined } => {
+          const port = tablePort(k, id);
+          return { addr: id.addr >>> 0, port, dest: this.table.findDest(service, id.addr, port) };
+        };
+        for (const rs of v.rs.values()) {
+          out.push({
+            service,
+            ...at(rs.cfg),
+            virtualServer: v.cfg.name,
+            realServer: this.realServerStatus(v, rs),
+          });
+        }
+        const s = v.cfg.sorry;
+        if (s && !v.rs.has(destKey(s.addr, s.port))) {
+          out.push({
+            service,
+            ...at(s),
+            virtualServer: v.cfg.name,
+            sorry: { active: v.sorryActive() },
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Read-only, for the metrics endpoint (src/control/observe/metrics.ts): every real server of
+   * every virtual server, once per service of that virtual server, with its checkers.
+   */
+  checkStates(): DestCheckState[] {
+    const out: DestCheckState[] = [];
+    for (const v of this.vs.values()) {
+      for (const rs of v.rs.values()) {
+        const checks = rs.checkers.map((c) => ({
+          label: checkerLabel(c.cfg),
+          up: c.up,
+          probes: c.probes,
+          failures: c.failures,
+          lastDurationMs: this.probeMs.get(c.cfg),
+        }));
+        for (const k of v.cfg.keys) {
+          out.push({ service: k, addr: rs.cfg.addr, port: tablePort(k, rs.cfg), alive: rs.alive, checks });
+        }
+      }
+    }
+    return out;
   }
 
   /** `lvsadm --health`. */
@@ -679,7 +976,7 @@ export class HealthManager {
 
   /** `lvsadm --import FILE`: load a configuration into the running daemon. */
   importFile(path: string): { stdout: string; stderr: string; code: number } {
-    const r = this.loadFile(path);
+    const r = this.load(path, "import");
     const warn = r.warnings.map((w) => `warning: ${w}\n`).join("");
     if (!r.ok) return { stdout: "", stderr: `${warn}${r.error}\nnothing changed\n`, code: 1 };
     return { stdout: `loaded ${path}: ${r.summary}\n`, stderr: warn, code: 0 };

@@ -4,25 +4,37 @@
  */
 
 import { spawn } from "node:child_process";
+import type { EventLog } from "../observe/log.js";
 import { errnoText } from "./probe.js";
 
 /** Start `argv` for `what` ("notify_up", ...); never throws. */
 export type ScriptRunner = (argv: readonly string[], what: string) => void;
 
-export function scriptRunner(log: (msg: string) => void): ScriptRunner {
+/** Runs scripts; one that cannot start or fails is a `health.script.failed` warning. */
+export function scriptRunner(log: EventLog): ScriptRunner {
   return (argv, what) => {
     const prog = argv[0];
     if (!prog) return;
+    const fields = { event: "health.script.failed", script: what, program: prog };
     let child: ReturnType<typeof spawn>;
     try {
       child = spawn(prog, argv.slice(1), { stdio: "ignore", detached: true });
     } catch (err) {
-      log(`health: ${what} ${prog}: cannot run: ${(err as Error).message}`);
+      const error = (err as Error).message;
+      log.warn({ ...fields, error }, `health: ${what} ${prog}: cannot run: ${error}`);
       return;
     }
-    child.on("error", (err) => log(`health: ${what} ${prog}: cannot run: ${errnoText(err)}`));
+    child.on("error", (err) => {
+      const error = errnoText(err);
+      log.warn({ ...fields, error }, `health: ${what} ${prog}: cannot run: ${error}`);
+    });
     child.on("exit", (code, sig) => {
-      if (code !== 0) log(`health: ${what} ${prog}: ${code === null ? `killed by ${sig}` : `exit ${code}`}`);
+      if (code === 0) return;
+      const how = code === null ? { signal: sig } : { exitCode: code };
+      log.warn(
+        { ...fields, ...how },
+        `health: ${what} ${prog}: ${code === null ? `killed by ${sig}` : `exit ${code}`}`,
+      );
     });
     child.unref();
   };

@@ -13,7 +13,19 @@
  * service table holds (what `lvsadm -Ln` shows), `-` when the dest is out of the table.
  */
 
-import type { HealthCounters } from "./manager.js";
+/** Counters of everything the manager did. */
+export interface HealthCounters {
+  probes: number;
+  failures: number;
+  /** Real-server transitions. */
+  ups: number;
+  downs: number;
+  quorumLost: number;
+  quorumGained: number;
+  weightChanges: number;
+  reloads: number;
+  reloadErrors: number;
+}
 
 export interface CheckerStatus {
   label: string;

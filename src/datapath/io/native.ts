@@ -130,6 +130,18 @@ export interface NativeAddon {
   ipipGuard(netns: string, addr: number, ifname: string): number;
   /** A stable identity of the namespace: "cookie:<n>" (SO_NETNS_COOKIE) or "ino:<dev>:<inode>". */
   netnsId(netns: string): string;
+  /**
+   * SO_PEERCRED of a connected Unix socket: the process at the other end (as it was when it
+   * connected). For lvsd's control socket log (src/control/server.ts). Throws on a bad fd.
+   */
+  peerCred(fd: number): NativePeerCred;
+}
+
+/** Who is at the other end of a Unix socket (struct ucred). */
+export interface NativePeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
 }
 
 /** Slots of the counter array filled by NativeLink.stats (native/link.h StatSlot). */
@@ -149,7 +161,7 @@ export const STAT = {
 } as const;
 export const STAT_COUNT = 12;
 
-const ADDON_ABI = 3;
+const ADDON_ABI = 4;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 

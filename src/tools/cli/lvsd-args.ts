@@ -2,6 +2,8 @@
  * lvsd's command line. Parsing is pure (no I/O) so it can be tested; errors are LvsdArgError
  * with a message that names the bad argument.
  */
+import { isIP } from "node:net";
+import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from "../../control/observe/log.js";
 import { AddrError, ipToU32, macToBytes } from "../../lib/addr.js";
 
 export const DEFAULT_CONTROL = "/run/lvsd/control.sock";
@@ -37,9 +39,21 @@ export interface LvsdArgs {
   restore?: string;
   /** keepalived.conf with virtual servers and health checks (src/control/config, src/control/health). */
   config?: string;
+  /** `--http ADDR:PORT`: metrics, status page and API (src/control/observe). */
+  http?: HttpListen;
+  /** `--http-allow-remote`: let --http listen on a non-loopback address. */
+  httpAllowRemote: boolean;
+  /** `--log-level`: the least severe level logged (src/control/observe/log.ts). */
+  logLevel: LogLevel;
   quiet: boolean;
   help: boolean;
   version: boolean;
+}
+
+export interface HttpListen {
+  /** Address to bind: an IPv4 or IPv6 literal, or "localhost". */
+  host: string;
+  port: number;
 }
 
 export class LvsdArgError extends Error {
@@ -69,6 +83,15 @@ Options:
   --restore FILE        Apply an ipvsadm -S style rule file at start.
   --config FILE         Load a keepalived.conf (virtual_server blocks with health checks)
                         and run its checks; SIGHUP reloads it (docs/keepalived.md).
+  --http ADDR:PORT      Serve Prometheus metrics (/metrics), a live status page (/) and its
+                        JSON API (/api/v1/status) over HTTP (docs/observability.md). Off by
+                        default. ADDR must be a loopback address (127.0.0.1, [::1], localhost)
+                        unless --http-allow-remote is given; PORT 0 picks a free port.
+  --http-allow-remote   Allow --http on a non-loopback address (the endpoint has no
+                        authentication: anyone who reaches it sees the director's tables).
+  --log-level LEVEL     fatal, error, warn, info (default), debug, trace or silent. The log
+                        goes to stderr: JSON lines, or readable lines when stderr is a
+                        terminal (docs/observability.md, "Logs").
   -q, --quiet           Do not log the per-link summary.
   -h, --help            This text.
   -v, --version         Version.
@@ -151,6 +174,28 @@ function parseLink(spec: string): LinkSpec {
   return link;
 }
 
+/** `ADDR:PORT` for --http: IPv4, [IPv6] or localhost, and a port 0..65535. */
+export function parseHttpListen(spec: string): HttpListen {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(spec);
+  if (!m) throw new LvsdArgError(`--http ${spec}: expected ADDR:PORT (like 127.0.0.1:9101 or [::1]:9101)`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new LvsdArgError(`--http ${spec}: port ${port} is out of range 0..65535`);
+  const host = m[1] ?? m[2]!;
+  if (m[1] !== undefined) {
+    if (isIP(host) !== 6) throw new LvsdArgError(`--http ${spec}: '${host}' is not an IPv6 address`);
+  } else if (host !== "localhost" && isIP(host) !== 4) {
+    throw new LvsdArgError(`--http ${spec}: '${host}' is not an IPv4 address or localhost`);
+  }
+  return { host, port };
+}
+
+/** 127.0.0.0/8, ::1 (and its IPv4-mapped form), localhost. */
+export function isLoopback(host: string): boolean {
+  if (host === "localhost" || host === "::1") return true;
+  const v4 = host.startsWith("::ffff:") ? host.slice(7) : host;
+  return isIP(v4) === 4 && v4.split(".")[0] === "127";
+}
+
 function parseRoute(spec: string): RouteSpec {
   const [dst, via, ...rest] = spec.split(",");
   if (!dst || !via || rest.length > 0 || !via.startsWith("via=")) {
@@ -169,6 +214,8 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
     neighs: [],
     control: DEFAULT_CONTROL,
     maxConns: 1 << 20,
+    httpAllowRemote: false,
+    logLevel: DEFAULT_LOG_LEVEL,
     quiet: false,
     help: false,
     version: false,
@@ -214,6 +261,19 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
       case "--config":
         out.config = value();
         break;
+      case "--http":
+        out.http = parseHttpListen(value());
+        break;
+      case "--http-allow-remote":
+        out.httpAllowRemote = true;
+        break;
+      case "--log-level": {
+        const v = value();
+        if (!isLogLevel(v))
+          throw new LvsdArgError(`--log-level ${v}: must be one of ${LOG_LEVELS.join(", ")}`);
+        out.logLevel = v;
+        break;
+      }
       case "-q":
       case "--quiet":
         out.quiet = true;
@@ -232,6 +292,11 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
   }
   if (!out.help && !out.version && out.links.length === 0) {
     throw new LvsdArgError("no links: give at least one --link (see lvsd --help)");
+  }
+  if (out.http !== undefined && !out.httpAllowRemote && !isLoopback(out.http.host)) {
+    throw new LvsdArgError(
+      `--http ${out.http.host}: not a loopback address; the endpoint has no authentication, so listening on another address needs --http-allow-remote`,
+    );
   }
   const names = new Set<string>();
   for (const l of out.links) {

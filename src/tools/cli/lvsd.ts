@@ -3,16 +3,34 @@
  * batch the links deliver, serves lvsadm on a Unix socket, and runs the timers (connection
  * expiry sweep, ARP retries, rate estimation, gratuitous ARP for new VIPs). Runs until
  * SIGINT/SIGTERM, then closes its links (TAP devices it created disappear) and its socket.
+ *
+ * Its log (src/control/observe/log.ts; docs/observability.md, "Logs") is one event per line on
+ * stderr, from the control plane only: start and stop, links, configuration loads, health-check
+ * transitions, commands that change the director, drop bursts, internal errors. Command-line
+ * errors, before the logger exists, are plain "lvsd: ..." lines.
  */
 
 import { readFileSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { performance } from "node:perf_hooks";
 import { EngineControl } from "../../control/adapter.js";
 import { run as runCommand } from "../../control/commands.js";
 import { RateEstimator } from "../../control/estimator.js";
 import { HealthManager } from "../../control/health/manager.js";
+import type { ObservedDaemon } from "../../control/observe/daemon.js";
+import { type HttpServer, HttpServerError, type Route, startHttpServer } from "../../control/observe/http.js";
+import {
+  createLogger,
+  DROP_BURST_INTERVAL_MS,
+  DropBurstWatch,
+  type EventLog,
+  lineLog,
+} from "../../control/observe/log.js";
+import { metricsRoutes } from "../../control/observe/metrics.js";
+import { statusRoutes } from "../../control/observe/status.js";
 import { type ControlServer, ControlServerError, startControlServer } from "../../control/server.js";
 import { Director, type LinkBackend } from "../../datapath/director.js";
+import { DROP_NAMES } from "../../datapath/drops.js";
 import { Engine } from "../../datapath/engine.js";
 import { IoError } from "../../datapath/io/link.js";
 import { openRaw } from "../../datapath/io/rawsock.js";
@@ -28,8 +46,19 @@ const SWEEP_PER_TICK = 10_000;
 /** Rounds of batches per readable event before yielding to the event loop. */
 const ROUNDS_PER_WAKE = 64;
 
-function log(msg: string): void {
+/** Before the logger exists (bad command line): a plain line. */
+function say(msg: string): void {
   process.stderr.write(`lvsd: ${msg}\n`);
+}
+
+/** lvsd's logger: readable lines on a terminal, JSON lines otherwise (src/control/observe/log.ts). */
+export function daemonLogger(args: Pick<LvsdArgs, "logLevel">): ReturnType<typeof createLogger> {
+  const tty = process.stderr.isTTY === true;
+  return createLogger({
+    level: args.logLevel,
+    pretty: tty,
+    colorize: tty && process.env["NO_COLOR"] === undefined,
+  });
 }
 
 export interface Daemon {
@@ -37,11 +66,16 @@ export interface Daemon {
   readonly director: Director;
   /** Health checks and keepalived.conf (src/control/health); reload() on SIGHUP. */
   readonly health: HealthManager;
+  /** The --http endpoint, when enabled (its `port` is the bound one, also for port 0). */
+  readonly http: HttpServer | undefined;
   stop(): Promise<void>;
 }
 
-/** Start a director from parsed arguments. Throws LvsdArgError/IoError/ControlServerError. */
-export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
+/**
+ * Start a director from parsed arguments, logging to `log` (default: daemonLogger). Throws
+ * LvsdArgError/IoError/ControlServerError.
+ */
+export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(args)): Promise<Daemon> {
   const engine = new Engine({ maxConns: args.maxConns, sweepPerBatch: 64 });
   const director = new Director(engine);
   const opened: LinkBackend[] = [];
@@ -61,10 +95,22 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
       engine.net.addLink(spec.name, io.mac, spec.addrs, io.mtu);
       director.attach(io);
       if (!args.quiet) {
-        const addrs = spec.addrs.map((a) => `${u32ToIp(a.addr)}/${a.prefix}`).join(",");
+        const addrs = spec.addrs.map((a) => `${u32ToIp(a.addr)}/${a.prefix}`);
         const br = spec.bridge ? ` bridge ${spec.bridge}` : "";
-        log(
-          `link ${director.links.length - 1}: ${spec.kind} ${spec.name}${br} mac ${bytesToMac(io.mac)} mtu ${io.mtu} addr ${addrs}`,
+        const id = director.links.length - 1;
+        const mac = bytesToMac(io.mac);
+        log.info(
+          {
+            event: "link.opened",
+            link: id,
+            kind: spec.kind,
+            ifname: spec.name,
+            ...(spec.bridge ? { bridge: spec.bridge } : {}),
+            mac,
+            mtu: io.mtu,
+            addrs,
+          },
+          `link ${id}: ${spec.kind} ${spec.name}${br} mac ${mac} mtu ${io.mtu} addr ${addrs.join(",")}`,
         );
       }
     }
@@ -121,11 +167,11 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
     if (r.code !== 0) throw new LvsdArgError(`--restore ${args.restore}: ${r.stderr.trim() || "failed"}`);
   }
 
-  // ---- health checks and keepalived.conf (src/control/health, src/control/config; docs/health.md) ----
+  // Health checks and keepalived.conf (src/control/health, src/control/config; docs/health.md).
   // The configuration is applied before the control socket opens; checks start once it is
   // open. Their table changes run on timers, between batches. SIGHUP (main) reloads; stop()
   // stops the checks (omega scripts).
-  const health = new HealthManager(engine.table, { log });
+  const health = new HealthManager(engine.table, { logger: log });
   if (args.config) {
     const r = health.loadFile(args.config);
     if (!r.ok) {
@@ -133,16 +179,58 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
       throw new LvsdArgError(`--config: ${r.error}`);
     }
   }
-  // ---- end of health checks ----
 
   let control: ControlServer;
   try {
-    control = await startControlServer(args.control, target, { onRequest: () => announceNewVips(), health });
+    // every command is logged: changes at info, with the peer's pid/uid/gid (src/control/server.ts)
+    control = await startControlServer(args.control, target, {
+      onRequest: () => announceNewVips(),
+      health,
+      log,
+    });
   } catch (err) {
     for (const io of opened) io.close();
     throw err;
   }
+  // Observability over HTTP (--http): metrics, status page and API, read at request time.
+  let http: HttpServer | undefined;
+  if (args.http) {
+    const observed: ObservedDaemon = {
+      engine,
+      director,
+      target,
+      health,
+      estimator,
+      linkNames: args.links.map((l) => l.name),
+      maxConns: args.maxConns,
+      startedAtMs: Date.now(),
+      version: VERSION,
+    };
+    const routes: Record<string, Route> = {
+      ...metricsRoutes(observed),
+      ...statusRoutes(observed),
+    };
+    try {
+      http = await startHttpServer(
+        args.http.host,
+        args.http.port,
+        routes,
+        lineLog(log, "http.error", "error"),
+      );
+    } catch (err) {
+      for (const io of opened) io.close();
+      await control.close();
+      throw err;
+    }
+    if (!args.quiet)
+      log.info(
+        { event: "http.listening", address: args.http.host, port: http.port },
+        `http: listening on ${args.http.host.includes(":") ? `[${args.http.host}]` : args.http.host}:${http.port}`,
+      );
+  }
   health.start(); // health checks (src/control/health)
+  // HA (VRRP state changes, connection sync) starts here when it exists, logging vrrp.* and
+  // sync.* events through `log` like the rest (docs/observability.md, "Logs").
   announceNewVips();
 
   // Per link: read a batch, process, send; go on only while batches come back full (the
@@ -161,8 +249,10 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
         const t = now();
         if (t - lastErrorLog > 10_000) {
           lastErrorLog = t;
-          log(
-            `internal error #${internalErrors} on link ${l} (batch dropped): ${(err as Error).stack ?? err}`,
+          const error = (err as Error).stack ?? String(err);
+          log.error(
+            { event: "datapath.internal_error", link: l, count: internalErrors, error },
+            `internal error #${internalErrors} on link ${l} (batch dropped): ${error}`,
           );
         }
       }
@@ -178,23 +268,52 @@ export async function startDaemon(args: LvsdArgs): Promise<Daemon> {
     announceNewVips();
   }, TICK_MS);
 
+  // Drop bursts and link errors, every DROP_BURST_INTERVAL_MS: counters compared, never per packet.
+  const dropWatch = new DropBurstWatch(DROP_NAMES, engine.drops, log, { now });
+  const linkErrno = director.links.map(() => 0);
+  const watchTimer = setInterval(() => {
+    dropWatch.check();
+    director.links.forEach((io, l) => {
+      const errno = (io as { detail?: () => { lastErrno: number } }).detail?.().lastErrno ?? 0;
+      if (errno === linkErrno[l]) return;
+      linkErrno[l] = errno;
+      if (errno !== 0)
+        log.warn(
+          { event: "link.error", link: l, ifname: io.name, errno },
+          `link ${l}: ${io.name}: the data path saw ${errnoText(errno)}`,
+        );
+    });
+  }, DROP_BURST_INTERVAL_MS);
+
   let stopped = false;
   return {
     engine,
     director,
     health,
+    http,
     async stop() {
       if (stopped) return;
       stopped = true;
       health.stop(); // health checks (src/control/health)
       clearInterval(timer);
-      for (const io of director.links) {
+      clearInterval(watchTimer);
+      director.links.forEach((io, l) => {
         io.onReadable(null);
         io.close();
-      }
+        if (!args.quiet)
+          log.info({ event: "link.closed", link: l, ifname: io.name }, `link ${l}: ${io.name} closed`);
+      });
       await control.close();
+      await http?.close();
     },
   };
+}
+
+/** "error 5 (EIO)" for link.error; the number alone when Node does not know its name. */
+function errnoText(errno: number): string {
+  for (const [name, n] of Object.entries(osConstants.errno))
+    if (n === errno) return `error ${errno} (${name})`;
+  return `error ${errno}`;
 }
 
 function errorText(err: unknown): string {
@@ -205,6 +324,7 @@ function errorText(err: unknown): string {
     return err.message;
   }
   if (err instanceof ControlServerError) return err.message;
+  if (err instanceof HttpServerError) return err.message;
   return err instanceof Error ? err.message : String(err);
 }
 
@@ -213,7 +333,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   try {
     args = parseLvsdArgs(argv);
   } catch (err) {
-    log(errorText(err));
+    say(errorText(err));
     process.exitCode = 2;
     return;
   }
@@ -225,28 +345,62 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     process.stdout.write(`${VERSION}\n`);
     return;
   }
+  const log = daemonLogger(args);
   let d: Daemon;
   try {
-    d = await startDaemon(args);
+    d = await startDaemon(args, log);
   } catch (err) {
-    log(errorText(err));
+    const error = errorText(err).replace(/^lvsd: /, "");
+    const code = (err as { code?: unknown }).code;
+    log.fatal({ event: "lvsd.start_failed", error, ...(typeof code === "string" ? { code } : {}) }, error);
     process.exitCode = 1;
     return;
   }
-  if (!args.quiet) log(`ready; control socket ${args.control}`);
+  if (!args.quiet)
+    log.info(
+      {
+        event: "lvsd.started",
+        version: VERSION,
+        control: args.control,
+        links: args.links.map((l) => l.name),
+        ...(args.config !== undefined ? { config: args.config } : {}),
+        ...(d.http ? { http: d.http.port } : {}),
+        logLevel: args.logLevel,
+      },
+      `ready; control socket ${args.control}`,
+    );
   const shutdown = (sig: string): void => {
-    if (!args.quiet) log(`${sig}: shutting down`);
+    if (!args.quiet) log.info({ event: "lvsd.stopping", signal: sig }, `${sig}: shutting down`);
     d.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
+      () => {
+        // the log is written synchronously: this line is out before the process ends
+        if (!args.quiet) log.info({ event: "lvsd.stopped", signal: sig }, "stopped");
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error(
+          { event: "lvsd.stop_failed", signal: sig, error: (err as Error).stack ?? String(err) },
+          `${sig}: stopping failed: ${(err as Error).message}`,
+        );
+        process.exit(1);
+      },
     );
   };
   process.once("SIGINT", () => shutdown("SIGINT"));
   process.once("SIGTERM", () => shutdown("SIGTERM"));
-  // health checks (src/control/health): SIGHUP reloads the keepalived.conf; an error keeps the old state
+  // health checks (src/control/health): SIGHUP reloads the keepalived.conf; an error keeps the old
+  // state. The manager logs config.loaded or config.failed.
   process.on("SIGHUP", () => {
-    log("SIGHUP: reloading the configuration");
+    log.info(
+      {
+        event: "config.reload",
+        signal: "SIGHUP",
+        ...(d.health.configFile ? { file: d.health.configFile } : {}),
+      },
+      "SIGHUP: reloading the configuration",
+    );
     const r = d.health.reload();
-    if (!r.ok && d.health.configFile === undefined) log(`SIGHUP: ${r.error}`);
+    if (!r.ok && d.health.configFile === undefined)
+      log.warn({ event: "config.failed", trigger: "reload", error: r.error }, `SIGHUP: ${r.error}`);
   });
 }

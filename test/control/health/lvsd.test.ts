@@ -269,7 +269,7 @@ ${[1, 2, 3]
 
   it("loads the configuration at start and lists the checks", async () => {
     await waitLog(
-      /lvsd: health: loaded .*keepalived\.conf: 7 virtual servers, 12 real servers, 12 checks\n/,
+      /"msg":"health: loaded .*keepalived\.conf: 7 virtual servers, 12 real servers, 12 checks"\}\n/,
       0,
       2000,
     );
@@ -301,7 +301,7 @@ ${[1, 2, 3]
     // the bound, plus the probes' own time and this loop's observation lag
     expect(detected).toBeLessThanOrEqual(1 * (1 + 1) * 1000 + 500);
     expect(lab.log().slice(from)).toContain(
-      "lvsd: health: TCP 10.0.0.100:80 192.168.10.2:80 down: HTTP_GET 192.168.10.2:8081/health status 503, want 200-299; out of the pool\n",
+      '"msg":"health: TCP 10.0.0.100:80 192.168.10.2:80 down: HTTP_GET 192.168.10.2:8081/health status 503, want 200-299; out of the pool"}\n',
     );
     expect(dests(80)).toEqual([`${rsIp(1)}:80 1`, `${rsIp(3)}:80 1`]);
     const answers = Array.from({ length: 6 }, () => get(80));
@@ -360,7 +360,7 @@ ${[1, 2, 3]
     await waitDests(81, [`${rsIp(4)}:80 1`], 3000);
     expect(Array.from({ length: 3 }, () => get(81))).toEqual(["rs4", "rs4", "rs4"]);
     await waitLog(
-      /health: TCP 10\.0\.0\.100:81 lost quorum: live weight 1 < 2 \(quorum 2, hysteresis 0\); sorry server 192\.168\.10\.4:80 in service\n/,
+      /health: TCP 10\.0\.0\.100:81 lost quorum: live weight 1 < 2 \(quorum 2, hysteresis 0\); sorry server 192\.168\.10\.4:80 in service"\}\n/,
       0,
       2000,
     );
@@ -380,7 +380,7 @@ ${[1, 2, 3]
     writeFileSync(conf, config(true));
     const from = lab.log().length;
     process.kill(lvsdPid(), "SIGHUP");
-    await waitLog(/health: loaded .*: 7 virtual servers, 12 real servers, 11 checks\n/, from, 3000);
+    await waitLog(/health: loaded .*: 7 virtual servers, 12 real servers, 11 checks"\}\n/, from, 3000);
     expect(dests(80)).toEqual([`${rsIp(1)}:80 2`, `${rsIp(2)}:80 1`, `${rsIp(3)}:80 1`]);
     expect(dests(85)).toEqual([`${rsIp(4)}:80 1`]);
     expect(lab.lvsadm("-Ln", "-t", `${VIP}:83`).stderr).toBe("No such service\n");

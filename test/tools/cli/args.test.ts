@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { ipToU32 } from "../../../src/lib/addr.js";
-import { DEFAULT_CONTROL, LvsdArgError, parseLvsdArgs } from "../../../src/tools/cli/lvsd-args.js";
+import {
+  DEFAULT_CONTROL,
+  isLoopback,
+  LVSD_USAGE,
+  LvsdArgError,
+  parseHttpListen,
+  parseLvsdArgs,
+} from "../../../src/tools/cli/lvsd-args.js";
 
 describe("lvsd arguments", () => {
   it("parses TAP and raw links, routes, neighbours and the control path", () => {
@@ -55,5 +62,118 @@ describe("lvsd arguments", () => {
   it.each(bad)("refuses %j", (argv, msg) => {
     expect(() => parseLvsdArgs(argv)).toThrow(LvsdArgError);
     expect(() => parseLvsdArgs(argv)).toThrow(msg);
+  });
+});
+
+describe("lvsd --http", () => {
+  const LINK = ["--link", "tap=t0,addr=10.0.0.1/24"];
+
+  it.each([
+    ["127.0.0.1:9101", { host: "127.0.0.1", port: 9101 }],
+    ["127.1.2.3:0", { host: "127.1.2.3", port: 0 }],
+    ["localhost:65535", { host: "localhost", port: 65535 }],
+    ["[::1]:9101", { host: "::1", port: 9101 }],
+    ["[::ffff:127.0.0.1]:80", { host: "::ffff:127.0.0.1", port: 80 }],
+    ["10.0.0.1:9100", { host: "10.0.0.1", port: 9100 }],
+    ["0.0.0.0:9100", { host: "0.0.0.0", port: 9100 }],
+    ["[2001:db8::1]:9100", { host: "2001:db8::1", port: 9100 }],
+  ])("parseHttpListen(%s)", (spec, want) => {
+    expect(parseHttpListen(spec)).toEqual(want);
+  });
+
+  it.each([
+    ["9101", /expected ADDR:PORT/],
+    ["127.0.0.1", /expected ADDR:PORT/],
+    ["127.0.0.1:", /expected ADDR:PORT/],
+    ["127.0.0.1:http", /expected ADDR:PORT/],
+    ["127.0.0.1:123456", /expected ADDR:PORT/],
+    ["127.0.0.1:65536", /port 65536 is out of range 0..65535/],
+    ["::1:9101", /expected ADDR:PORT/],
+    ["[127.0.0.1]:9101", /not an IPv6 address/],
+    ["[::g]:9101", /expected ADDR:PORT/],
+    ["example.com:9101", /not an IPv4 address or localhost/],
+    ["10.0.0.300:9101", /not an IPv4 address or localhost/],
+  ])("parseHttpListen refuses %s", (spec, msg) => {
+    expect(() => parseHttpListen(spec)).toThrow(LvsdArgError);
+    expect(() => parseHttpListen(spec)).toThrow(msg);
+  });
+
+  it.each([
+    ["127.0.0.1", true],
+    ["127.255.255.254", true],
+    ["localhost", true],
+    ["::1", true],
+    ["::ffff:127.0.0.1", true],
+    ["10.0.0.1", false],
+    ["0.0.0.0", false],
+    ["::", false],
+    ["::ffff:10.0.0.1", false],
+    ["128.0.0.1", false],
+    ["2001:db8::1", false],
+  ])("isLoopback(%s) is %s", (host, want) => {
+    expect(isLoopback(host)).toBe(want);
+  });
+
+  it("is off by default and listens where asked on loopback", () => {
+    expect(parseLvsdArgs(LINK).http).toBeUndefined();
+    expect(parseLvsdArgs(LINK).httpAllowRemote).toBe(false);
+    expect(parseLvsdArgs([...LINK, "--http", "127.0.0.1:9101"]).http).toEqual({
+      host: "127.0.0.1",
+      port: 9101,
+    });
+    expect(parseLvsdArgs([...LINK, "--http=[::1]:0"]).http).toEqual({ host: "::1", port: 0 });
+  });
+
+  it.each([["10.0.0.1:9100"], ["0.0.0.0:9100"], ["[::]:9100"], ["[2001:db8::1]:9100"]])(
+    "refuses --http %s without --http-allow-remote, saying why",
+    (spec) => {
+      const host = parseHttpListen(spec).host;
+      expect(() => parseLvsdArgs([...LINK, "--http", spec])).toThrow(LvsdArgError);
+      expect(() => parseLvsdArgs([...LINK, "--http", spec])).toThrow(
+        `--http ${host}: not a loopback address; the endpoint has no authentication, so listening on another address needs --http-allow-remote`,
+      );
+    },
+  );
+
+  it("listens on any address with --http-allow-remote, in either order", () => {
+    const want = { host: "10.0.0.1", port: 9100 };
+    expect(parseLvsdArgs([...LINK, "--http", "10.0.0.1:9100", "--http-allow-remote"]).http).toEqual(want);
+    const a = parseLvsdArgs([...LINK, "--http-allow-remote", "--http", "10.0.0.1:9100"]);
+    expect(a.http).toEqual(want);
+    expect(a.httpAllowRemote).toBe(true);
+  });
+
+  it("needs a value", () => {
+    expect(() => parseLvsdArgs([...LINK, "--http"])).toThrow("--http needs a value");
+  });
+});
+
+describe("lvsd --log-level", () => {
+  const LINK = ["--link", "tap=t0,addr=10.0.0.1/24"];
+
+  it("defaults to info", () => {
+    expect(parseLvsdArgs(LINK).logLevel).toBe("info");
+  });
+
+  it.each(["fatal", "error", "warn", "info", "debug", "trace", "silent"])("takes %s", (level) => {
+    expect(parseLvsdArgs([...LINK, "--log-level", level]).logLevel).toBe(level);
+    expect(parseLvsdArgs([...LINK, `--log-level=${level}`]).logLevel).toBe(level);
+  });
+
+  it.each(["verbose", "INFO", "", "30"])("refuses '%s', naming the levels", (level) => {
+    expect(() => parseLvsdArgs([...LINK, "--log-level", level])).toThrow(LvsdArgError);
+    expect(() => parseLvsdArgs([...LINK, "--log-level", level])).toThrow(
+      `--log-level ${level}: must be one of fatal, error, warn, info, debug, trace, silent`,
+    );
+  });
+
+  it("needs a value", () => {
+    expect(() => parseLvsdArgs([...LINK, "--log-level"])).toThrow("--log-level needs a value");
+  });
+
+  it("is in --help with its levels, default and format", () => {
+    expect(LVSD_USAGE).toMatch(
+      /\n {2}--log-level LEVEL +fatal, error, warn, info \(default\), debug, trace or silent\. The log\n +goes to stderr: JSON lines, or readable lines when stderr is a\n +terminal \(docs\/observability\.md, "Logs"\)\.\n/,
+    );
   });
 });

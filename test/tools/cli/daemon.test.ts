@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nativeAvailable } from "../../../src/datapath/io/native.js";
 import { LVSADM, LVSD } from "../../../src/tools/lab/labbase.js";
 import { canUseNetns, sh, Topology, waitFor } from "../../../src/tools/lab/netns.js";
+import { messages } from "./lvsdlog.js";
 
 const ok = canUseNetns() && nativeAvailable();
 if (!ok) console.warn("skipping lvsd daemon tests: needs root, the ip tool and the native addon");
@@ -46,7 +47,10 @@ describe.skipIf(!ok)("lvsd daemon", () => {
       sock,
     );
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`lvsd: .*${t.dev("nobr")}`));
+    // once its arguments are parsed lvsd logs (JSON lines on a pipe): a fatal lvsd.start_failed event
+    expect(messages(r.stderr, "lvsd.start_failed")).toEqual([
+      expect.stringMatching(new RegExp(t.dev("nobr"))),
+    ]);
     expect(sh("ip", ["-n", ns, "link", "show", t.dev("t0")]).code).not.toBe(0); // nothing left behind
   });
 
@@ -79,18 +83,23 @@ describe.skipIf(!ok)("lvsd daemon", () => {
       rmSync(rules);
       // lvsadm runs synchronously, so lvsd's stderr is read only once this test yields
       const linkLine = new RegExp(
-        `lvsd: link 0: tap ${t.dev("t0")} bridge ${t.dev("br")} mac [0-9a-f:]{17} mtu 1500 addr 10\\.0\\.0\\.1/24`,
+        `^link 0: tap ${t.dev("t0")} bridge ${t.dev("br")} mac [0-9a-f:]{17} mtu 1500 addr 10\\.0\\.0\\.1/24$`,
       );
-      await waitFor("lvsd's link line", () => linkLine.test(log), 5_000).catch(() => undefined);
-      expect(log).toMatch(linkLine);
+      const linkLines = () => messages(log, "link.opened");
+      await waitFor("lvsd's link line", () => linkLines().some((m) => linkLine.test(m)), 5_000).catch(
+        () => undefined,
+      );
+      expect(linkLines()).toEqual([expect.stringMatching(linkLine)]);
       // a second daemon on the same control socket is refused; the first keeps running
       const second = lvsd("--link", `tap=${t.dev("t1")},addr=10.0.1.1/24`, "--control", sock);
       expect(second.code).toBe(1);
-      expect(second.stderr).toMatch(/lvsd: .*(in use|another lvsd|already)/i);
+      expect(messages(second.stderr, "lvsd.start_failed")).toEqual([
+        expect.stringMatching(/(in use|another lvsd|already)/i),
+      ]);
       // a second daemon on the same TAP is refused
       const third = lvsd("--link", `tap=${t.dev("t0")},addr=10.0.2.1/24`, "--control", `${sock}.2`);
       expect(third.code).toBe(1);
-      expect(third.stderr).toMatch(/lvsd: .*(in use|busy)/i);
+      expect(messages(third.stderr, "lvsd.start_failed")).toEqual([expect.stringMatching(/(in use|busy)/i)]);
       expect(lvsadm("-Ln").code).toBe(0);
       // the kernel side of the TAP sends something (IPv6 router solicitations, or our ping)
       sh("ip", ["netns", "exec", ns, "ping", "-c", "1", "-W", "1", "-I", t.dev("br"), "10.0.0.1"]);
@@ -104,7 +113,7 @@ describe.skipIf(!ok)("lvsd daemon", () => {
       p.kill("SIGTERM");
       await new Promise((r) => p.once("exit", r));
     }
-    expect(log).toMatch(/SIGTERM: shutting down/);
+    expect(messages(log, "lvsd.stopping")).toEqual(["SIGTERM: shutting down"]);
     expect(sh("ip", ["-n", ns, "link", "show", t.dev("t0")]).code).not.toBe(0); // the TAP it created is gone
   }, 60_000);
 });
