@@ -96,7 +96,7 @@ export class Engine {
     this.tx = this.txq.batch;
     this.resolver = new Resolver(this.net, table, this.txq, this.drops, opts.pendingMax ?? 64);
     this.icmp = new Icmp(this.net, table, this.ct, this.txq, this.resolver);
-    this.mx = new ModeCall(this.net, this.icmp);
+    this.mx = new ModeCall(this.net, this.icmp, this.ct, table);
     this.sweepPerBatch = opts.sweepPerBatch ?? 256;
     this.ct.releaseHooks[FwdMethod.FULLNAT] = (t: ConnTable, c: number) => {
       const svc = table.services[t.svc[c]!];
@@ -245,12 +245,10 @@ export class Engine {
       }
       decTtl(v);
     }
-    const svc = this.table.services[ct.svc[c]!] ?? undefined;
-    const d = this.table.dests[ct.dest[c]!] ?? undefined;
+    const svc = this.table.services[ct.svc[c]!];
+    const d = this.table.dests[ct.dest[c]!];
     const bytes = v.ipTotalLen;
     const mx = this.mx;
-    mx.svc = svc;
-    mx.dest = d;
     mx.room = batch.room(i) - v.len;
     if (!icmp) {
       if (v.proto === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, dir, v.tcpFlags);

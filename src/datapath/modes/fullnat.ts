@@ -35,8 +35,8 @@ import { type FrameView, TCP_ACK, TCP_SYN } from "../packet/view.js";
 import { proxyLen, proxyMaxLen, writeProxy } from "./proxyproto.js";
 import type { ForwardMode, ModeContext } from "./types.js";
 
-function proxyVersion(cx: ModeContext): number {
-  const s = cx.svc;
+function proxyVersion(cx: ModeContext, c: number): number {
+  const s = cx.service(c);
   return s !== undefined ? s.proxyProtocol : 0;
 }
 
@@ -149,7 +149,7 @@ export const fullnatMode: ForwardMode = {
     setDaddr(v, rip | 0);
     setDport(v, ct.dport[c]!);
     if (v.proto === IPPROTO_TCP && v.l4Off >= 0) {
-      const ver = proxyVersion(cx);
+      const ver = proxyVersion(cx, c);
       if (ver !== 0 && !proxyInbound(v, ct, c, cx, ver, caddr, cport, vaddr, vport)) return -1;
     }
     return rip | 0;
@@ -162,7 +162,7 @@ export const fullnatMode: ForwardMode = {
     setDaddr(v, caddr | 0);
     setDport(v, ct.cport[c]!);
     if (v.proto === IPPROTO_TCP && v.l4Off >= 0) {
-      const ver = proxyVersion(cx);
+      const ver = proxyVersion(cx, c);
       if (ver !== 0) proxyOutbound(v, ct, c, ver);
     }
     return caddr | 0;

@@ -33,7 +33,7 @@ function encapsulate(v: FrameView, ct: ConnTable, c: number, cx: ModeContext): n
   }
   const innerLen = v.ipTotalLen;
   let mtu = cx.linkMtu(link);
-  const d = cx.dest;
+  const d = cx.dest(c);
   if (d !== undefined && d.pmtu > 0 && d.pmtu < mtu) mtu = d.pmtu;
   if (innerLen + IPIP_HLEN > mtu) {
     if (v.df !== 0) cx.sendIcmpError(v, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu - IPIP_HLEN, v.daddr);

@@ -19,9 +19,9 @@ import type { ConnTable } from "../conntrack/table.js";
 import type { FrameView } from "../packet/view.js";
 
 export interface ModeContext {
-  /** The connection's service and dest (set by the engine before each call; undefined once removed). */
-  readonly svc: Service | undefined;
-  readonly dest: Dest | undefined;
+  /** Connection c's service and dest (undefined once removed). */
+  service(c: number): Service | undefined;
+  dest(c: number): Dest | undefined;
   /** Bytes free after the frame's end in its slot. */
   readonly room: number;
   /** Drop reason when the mode returns -1 (written by the mode). */
