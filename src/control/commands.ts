@@ -28,6 +28,7 @@ import { type Command, DEF_SCHED, type DestSpec, parseArgs } from "./ipvsadm.js"
 import { type ServicesDb, systemServices } from "./netdb.js";
 import { schedulerList } from "./sched.js";
 import type { ControlTarget } from "./target.js";
+import { runTrace, type TraceControlApi } from "./trace-cmd.js";
 import type { ExecResult, ParseError } from "./types.js";
 
 export type { ExecResult } from "./types.js";
@@ -39,6 +40,8 @@ export interface ExecOptions {
   services?: ServicesDb;
   /** lvsd's health manager, for --health and --import (src/control/health-import.ts). */
   health?: HealthControl;
+  /** lvsd's packet tracer, for --trace, --trace-status, --trace-stop (src/control/trace-cmd.ts). */
+  trace?: TraceControlApi;
 }
 
 /** lvsadm's own version (lvs-ts's package version). */
@@ -195,6 +198,13 @@ lvsadm:
                                       last change and reason (first option of the line)
   --import FILE                       load a keepalived.conf into lvsd as a reload: only what
                                       changed is touched; on an error nothing changes
+  --trace FILE [--count N] [--seconds S] [-t|-u service-address | -f fwmark] [--link NAME]
+                                      write the frames lvsd receives and sends (all links, or
+                                      NAME's; all traffic, or the service's) to FILE as pcapng
+                                      (tcpdump -r, Wireshark); waits until N frames, S seconds
+                                      (10 without --count; at most 3600) or Ctrl-C
+  --trace-status                      the running trace and the last ones
+  --trace-stop                        stop the running trace
   Forwarding methods available now: ${implementedOptions()} (without a method option a server
   is -g, direct routing, as in ipvsadm).
   Addresses are numeric IPv4 (no host names, no IPv6); ports may be named (/etc/services).
@@ -264,11 +274,14 @@ function executeOne(
   services: ServicesDb,
   prog: string,
   health?: HealthControl,
+  trace?: TraceControlApi,
 ): ExecResult & { fatal?: boolean } {
   if (cmd.kind === "help") return ok(usageText(prog));
   if (cmd.kind === "version") return ok(versionText(prog));
-  // lvs-ts extensions: src/control/health-import.ts
+  // lvs-ts extensions: src/control/health-import.ts, src/control/trace-cmd.ts
   if (cmd.kind === "health" || cmd.kind === "import") return runExtension(cmd, health, prog);
+  if (cmd.kind === "trace" || cmd.kind === "trace-status" || cmd.kind === "trace-stop")
+    return runTrace(cmd, trace, prog);
   const table = target.table;
   switch (cmd.kind) {
     case "add-service": {
@@ -418,7 +431,7 @@ export function execute(cmd: Command, target: ControlTarget, stdin = "", opts: E
   const prog = opts.prog ?? "lvsadm";
   const services = opts.services ?? systemServices();
   if (cmd.kind === "restore") return restore(target, stdin, services, prog);
-  const { fatal: _fatal, ...r } = executeOne(cmd, target, services, prog, opts.health);
+  const { fatal: _fatal, ...r } = executeOne(cmd, target, services, prog, opts.health, opts.trace);
   return r;
 }
 

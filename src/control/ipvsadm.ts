@@ -28,6 +28,7 @@ import { type ExtensionCommand, parseExtension } from "./health-import.js";
 import { inetAton, type ServicesDb, stringToNumber, systemServices } from "./netdb.js";
 import { parseSchedFlagsIpvsadm } from "./sched.js";
 import type { Timeouts } from "./target.js";
+import { parseTraceCommand, type TraceCommand } from "./trace-cmd.js";
 import { DEFAULT_LIST_FORMAT, type ListFormat, type Parsed, TUN_TYPE_IPIP, TUN_TYPES } from "./types.js";
 
 /** ipvsadm's MAX_TIMEOUT: 31 days. */
@@ -72,7 +73,9 @@ export type Command =
   | { kind: "start-daemon"; state: "master" | "backup"; daemon: DaemonOptions }
   | { kind: "stop-daemon"; state: "master" | "backup"; syncid?: number }
   // lvs-ts extensions (--health, --import FILE): src/control/health-import.ts
-  | ExtensionCommand;
+  | ExtensionCommand
+  // lvs-ts packet traces (--trace FILE ..., --trace-status, --trace-stop): src/control/trace-cmd.ts
+  | TraceCommand;
 
 export type ParseResult = Parsed<Command>;
 
@@ -913,6 +916,13 @@ export function parseArgs(argv: readonly string[], opts: ParseOptions = {}): Par
     // lvs-ts extensions (--health, --import FILE) come first: src/control/health-import.ts
     const ext = parseExtension(argv, prog, opts.inRestore);
     if (ext) return ext;
+    // packet traces: src/control/trace-cmd.ts; their -t/-u/-f words are parsed as -L's
+    const trace = parseTraceCommand(argv, prog, opts.inRestore, (words) => {
+      const r = parseArgs(["-L", ...words], { prog, services });
+      if (!r.ok) return r;
+      return { ok: true, cmd: r.cmd.kind === "list" ? r.cmd.svc : undefined };
+    });
+    if (trace) return trace;
     const popt = new Popt(argv);
     const e = newEntry();
 

@@ -3,11 +3,16 @@
  * hand each frame to its egress link, then send the frames the director generated. lvsd calls
  * `pump` when a link becomes readable and repeats while frames keep coming; tests call it
  * directly with in-memory links and a fake clock.
+ *
+ * While `tracer` is set (lvsadm --trace, src/datapath/trace.ts) each batch goes through `traced`:
+ * the tracer copies the received frames before the engine rewrites them, then the forwarded and
+ * generated ones. When it is null that costs one comparison per batch.
  */
 
 import type { Engine } from "./engine.js";
 import { FrameBatch } from "./io/batch.js";
 import type { LinkIo } from "./io/link.js";
+import type { FrameTracer } from "./trace.js";
 
 /** What the director needs of a link backend (TAP, AF_PACKET, memory): the LinkIo interface. */
 export type LinkBackend = LinkIo;
@@ -19,6 +24,8 @@ export class Director {
   /** Batches processed and frames received, for stats. */
   batches = 0;
   frames = 0;
+  /** Set by the control plane while a trace runs (src/control/observe/trace.ts); null otherwise. */
+  tracer: FrameTracer | null = null;
 
   constructor(engine: Engine, batchSize = 256) {
     this.engine = engine;
@@ -39,7 +46,8 @@ export class Director {
     for (let l = 0; l < links.length && rx.count < rx.capacity; l++) links[l]!.recv(rx, l);
     const n = rx.count;
     if (n === 0) return 0;
-    this.engine.process(rx, nowMs);
+    if (this.tracer === null) this.engine.process(rx, nowMs);
+    else this.traced(this.tracer, nowMs);
     for (let l = 0; l < links.length; l++) links[l]!.send(rx, l);
     const tx = this.engine.tx;
     if (tx.count > 0) for (let l = 0; l < links.length; l++) links[l]!.send(tx, l);
@@ -60,7 +68,8 @@ export class Director {
     const n = links[l]!.recv(rx, l);
     if (n === 0) return 0;
     const e = this.engine;
-    e.process(rx, nowMs);
+    if (this.tracer === null) e.process(rx, nowMs);
+    else this.traced(this.tracer, nowMs);
     // one native call per link that has frames to send (links beyond 30 are always tried)
     const mask = e.egressMask;
     for (let k = 0; k < links.length; k++) if (k > 30 || (mask & (1 << k)) !== 0) links[k]!.send(rx, k);
@@ -68,6 +77,32 @@ export class Director {
     if (tx.count > 0) for (let k = 0; k < links.length; k++) links[k]!.send(tx, k);
     this.batches++;
     this.frames += n;
+    return n;
+  }
+
+  /**
+   * Process the receive batch with the tracer on: received frames as they came, then (after the
+   * engine's in-place rewrite) the frames with an egress link, then the generated frames.
+   */
+  private traced(tr: FrameTracer, nowMs: number): void {
+    tr.inbound(this.rx, nowMs);
+    this.engine.process(this.rx, nowMs);
+    tr.outbound(this.rx, nowMs);
+    tr.outbound(this.engine.tx, nowMs);
+  }
+
+  /**
+   * Send the frames the engine generated outside a batch (lvsd's timers: ARP retries, gratuitous
+   * ARP) on their links, traced while a trace runs, and empty the tx batch. Returns how many.
+   */
+  sendTx(nowMs: number): number {
+    const tx = this.engine.tx;
+    const n = tx.count;
+    if (n === 0) return 0;
+    if (this.tracer !== null) this.tracer.outbound(tx, nowMs);
+    const links = this.links;
+    for (let l = 0; l < links.length; l++) links[l]!.send(tx, l);
+    tx.reset();
     return n;
   }
 

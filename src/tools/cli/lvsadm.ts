@@ -5,6 +5,11 @@
  *
  * The socket is `--control PATH` (anywhere on the line), else $LVSD_CONTROL, else
  * /run/lvsd/control.sock. For -R the whole of stdin is read and sent with the command.
+ *
+ * `--trace FILE ...` (src/control/trace-cmd.ts) waits like tcpdump: it starts the trace with FILE
+ * made absolute, polls `--trace-status` every 200 ms until lvsd reports the trace over, then
+ * prints `lvsadm: N frames written to FILE (D dropped)`. Ctrl-C sends `--trace-stop` first (a
+ * second Ctrl-C exits at once; the trace then ends by its own limits).
  */
 
 import { connect } from "node:net";
@@ -12,6 +17,13 @@ import { DEFAULT_CONTROL_PATH, type ExecResult, usageText, versionText } from ".
 import { splitExtensions } from "../../control/extensions.js";
 import { parseArgs } from "../../control/ipvsadm.js";
 import type { ControlRequest } from "../../control/server.js";
+import {
+  finalLine,
+  parseTraceSummaries,
+  startedId,
+  type TraceStart,
+  traceArgv,
+} from "../../control/trace-cmd.js";
 
 /** Exit status when lvsd cannot be reached. */
 export const EXIT_NO_DAEMON = 2;
@@ -22,7 +34,15 @@ export interface ClientIO {
   /** All of stdin (read only for -R). */
   readStdin(): Promise<string>;
   env: Record<string, string | undefined>;
+  /**
+   * Call `handler` on an interrupt (SIGINT) until the returned function is called; used while
+   * --trace waits. Without it, --trace cannot be interrupted.
+   */
+  onInterrupt?: (handler: () => void) => () => void;
 }
+
+/** How often lvsadm --trace asks lvsd how its trace is doing. */
+export const TRACE_POLL_MS = 200;
 
 /** Take `--control PATH` / `--control=PATH` out of argv. */
 export function splitControlOption(argv: readonly string[]): {
@@ -125,6 +145,8 @@ export async function runClient(argv: readonly string[], io: ClientIO): Promise<
     return 0;
   }
 
+  if (parsed.cmd.kind === "trace") return traceClient(path, parsed.cmd, io);
+
   // --import FILE: send the absolute path parseArgs made, not lvsadm's relative one
   const req: ControlRequest = {
     argv: parsed.cmd.kind === "import" ? ["--import", parsed.cmd.file] : split.argv,
@@ -149,6 +171,64 @@ async function send(path: string, req: ControlRequest, io: ClientIO): Promise<nu
   return res.code;
 }
 
+/** lvsadm --trace: start the trace, wait for its end (or Ctrl-C, which stops it), print the count. */
+async function traceClient(path: string, cmd: TraceStart, io: ClientIO): Promise<number> {
+  let wake: (() => void) | null = null;
+  let interrupted = false;
+  const off = io.onInterrupt?.(() => {
+    interrupted = true;
+    wake?.();
+  });
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  try {
+    const res = await sendRequest(path, { argv: traceArgv(cmd) });
+    const id = startedId(res.stdout);
+    if (res.code !== 0 || id === undefined) {
+      io.write(res.stdout);
+      io.writeErr(res.stderr);
+      return res.code === 0 ? 1 : res.code;
+    }
+    io.writeErr(`lvsadm: ${res.stdout.trimEnd()} (Ctrl-C stops it)\n`);
+    let stopSent = false;
+    for (;;) {
+      if (interrupted && !stopSent) {
+        stopSent = true;
+        await sendRequest(path, { argv: ["--trace-stop"] }); // refused when it just ended: fine
+      }
+      const st = await sendRequest(path, { argv: ["--trace-status"] });
+      const mine = parseTraceSummaries(st.stdout).find((s) => s.id === id);
+      if (!mine) {
+        io.writeErr(`lvsadm: lvsd no longer reports trace ${id} (restarted?)\n`);
+        return 1;
+      }
+      if (mine.state !== "running") {
+        if (mine.state === "failed") {
+          io.writeErr(`lvsadm: trace ${id} failed: ${mine.reason}\n`);
+          io.write(`${finalLine(mine)}\n`);
+          return 1;
+        }
+        io.write(`${finalLine(mine)}\n`);
+        return 0;
+      }
+      if (!interrupted || stopSent) await sleep(TRACE_POLL_MS);
+    }
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = (e.code && CONNECT_HINTS[e.code]) ?? e.message;
+    io.writeErr(`lvsadm: cannot connect to lvsd at ${path}: ${why}\n`);
+    return EXIT_NO_DAEMON;
+  } finally {
+    off?.();
+  }
+}
+
 function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -169,6 +249,15 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     },
     readStdin: () => readAll(process.stdin),
     env: process.env,
+    onInterrupt: (handler) => {
+      let seen = 0;
+      const h = (): void => {
+        if (++seen > 1) process.exit(130); // a second Ctrl-C: leave without waiting
+        handler();
+      };
+      process.on("SIGINT", h);
+      return () => process.off("SIGINT", h);
+    },
   });
   // Let stdout drain before exiting (large listings through a pipe).
   process.exitCode = code;

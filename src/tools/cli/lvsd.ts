@@ -28,6 +28,7 @@ import {
 } from "../../control/observe/log.js";
 import { metricsRoutes } from "../../control/observe/metrics.js";
 import { statusRoutes } from "../../control/observe/status.js";
+import { TraceControl } from "../../control/observe/trace.js";
 import { type ControlServer, ControlServerError, startControlServer } from "../../control/server.js";
 import { Director, type LinkBackend } from "../../datapath/director.js";
 import { DROP_NAMES } from "../../datapath/drops.js";
@@ -142,11 +143,9 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
       mac: bytesToMac(io.mac),
       ...io.stats,
     }));
+  // generated frames outside a batch (ARP retries, gratuitous ARP): traced while a trace runs
   const sendTx = (): void => {
-    const tx = engine.tx;
-    if (tx.count === 0) return;
-    for (let l = 0; l < director.links.length; l++) director.links[l]!.send(tx, l);
-    tx.reset();
+    director.sendTx(now());
   };
   // Announce VIPs that appear, as keepalived/the kernel do with gratuitous ARP.
   let knownVips = new Set<number>();
@@ -180,10 +179,14 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
     }
   }
 
+  // Packet traces (lvsadm --trace): pcapng files of the frames the director moves; docs/observability.md
+  const trace = new TraceControl({ director, linkNames: args.links.map((l) => l.name), log });
+
   let control: ControlServer;
   try {
     // every command is logged: changes at info, with the peer's pid/uid/gid (src/control/server.ts)
     control = await startControlServer(args.control, target, {
+      trace, // lvsadm --trace (src/control/observe/trace.ts)
       onRequest: () => announceNewVips(),
       health,
       log,
@@ -295,6 +298,7 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
       if (stopped) return;
       stopped = true;
       health.stop(); // health checks (src/control/health)
+      trace.close(); // a running lvsadm --trace: its file completed and closed
       clearInterval(timer);
       clearInterval(watchTimer);
       director.links.forEach((io, l) => {
