@@ -25,6 +25,7 @@ export const TOOL_PACKAGES = {
   chromium: "chromium", // the status page's browser test (puppeteer-core drives it)
   promtool: "prometheus", // the metrics tests: promtool check metrics on a scrape
   prometheus: "prometheus", // the metrics namespace test: a Prometheus server scrapes lvsd
+  keepalived: "keepalived", // the VRRP codec test captures a real keepalived's adverts
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;
