@@ -60,12 +60,13 @@ export function setIpIdCounter(id: number): void {
   ipIdCounter = id & 0xffff;
 }
 
-function put16(out: Uint8Array, o: number, v: number): void {
+/** Big-endian 16- and 32-bit stores into a byte array (also used by the VRRP emitter). */
+export function put16(out: Uint8Array, o: number, v: number): void {
   out[o] = (v >>> 8) & 0xff;
   out[o + 1] = v & 0xff;
 }
 
-function put32(out: Uint8Array, o: number, v: number): void {
+export function put32(out: Uint8Array, o: number, v: number): void {
   out[o] = (v >>> 24) & 0xff;
   out[o + 1] = (v >>> 16) & 0xff;
   out[o + 2] = (v >>> 8) & 0xff;

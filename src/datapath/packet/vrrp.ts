@@ -41,6 +41,7 @@
  * are the caller's; their reasons are listed here too so one table names every drop.
  */
 import { csumAdd, csumFold, csumFold16, ipv4HeaderChecksum } from "./checksum.js";
+import { put16, put32 } from "./emit.js";
 import { ETH_HLEN, ETH_P_IP, type FrameView } from "./view.js";
 
 /** IANA protocol number of VRRP. */
@@ -329,18 +330,6 @@ export class VrrpAdvertSpec {
 /** Frame length `emitVrrp` writes for a spec. */
 export function vrrpFrameLen(version: number, count: number): number {
   return ETH_HLEN + IP_HLEN + vrrpLen(version, count);
-}
-
-function put16(out: Uint8Array, o: number, v: number): void {
-  out[o] = (v >>> 8) & 0xff;
-  out[o + 1] = v & 0xff;
-}
-
-function put32(out: Uint8Array, o: number, v: number): void {
-  out[o] = (v >>> 24) & 0xff;
-  out[o + 1] = (v >>> 16) & 0xff;
-  out[o + 2] = (v >>> 8) & 0xff;
-  out[o + 3] = v & 0xff;
 }
 
 /**
