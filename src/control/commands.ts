@@ -42,6 +42,13 @@ export interface ExecOptions {
   health?: HealthControl;
   /** lvsd's packet tracer, for --trace, --trace-status, --trace-stop (src/control/trace-cmd.ts). */
   trace?: TraceControlApi;
+  /** lvsd's VRRP instances, for --vrrp (src/control/vrrp/manager.ts). */
+  vrrp?: VrrpControl;
+}
+
+/** What `lvsadm --vrrp` needs from lvsd's VRRP manager (src/control/vrrp/manager.ts). */
+export interface VrrpControl {
+  statusText(): string;
 }
 
 /** lvsadm's own version (lvs-ts's package version). */
@@ -194,6 +201,8 @@ Daemon Options:
 lvsadm:
   --control PATH                      lvsd's control socket (default ${DEFAULT_CONTROL_PATH});
                                       the LVSD_CONTROL environment variable sets it too.
+  --vrrp                              VRRP instances: state, priority, VRID, interface, VIPs,
+                                      master, adverts sent/received, last transition
   --health                            health checks: each dest's check, state, last result,
                                       last change and reason (first option of the line)
   --import FILE                       load a keepalived.conf into lvsd as a reload: only what
@@ -275,11 +284,16 @@ function executeOne(
   prog: string,
   health?: HealthControl,
   trace?: TraceControlApi,
+  vrrp?: VrrpControl,
 ): ExecResult & { fatal?: boolean } {
   if (cmd.kind === "help") return ok(usageText(prog));
   if (cmd.kind === "version") return ok(versionText(prog));
   // lvs-ts extensions: src/control/health-import.ts, src/control/trace-cmd.ts
   if (cmd.kind === "health" || cmd.kind === "import") return runExtension(cmd, health, prog);
+  if (cmd.kind === "vrrp")
+    return vrrp
+      ? ok(vrrp.statusText())
+      : { stdout: "", stderr: `${prog}: --vrrp: this lvsd runs no VRRP\n`, code: 1 };
   if (cmd.kind === "trace" || cmd.kind === "trace-status" || cmd.kind === "trace-stop")
     return runTrace(cmd, trace, prog);
   const table = target.table;
@@ -431,7 +445,7 @@ export function execute(cmd: Command, target: ControlTarget, stdin = "", opts: E
   const prog = opts.prog ?? "lvsadm";
   const services = opts.services ?? systemServices();
   if (cmd.kind === "restore") return restore(target, stdin, services, prog);
-  const { fatal: _fatal, ...r } = executeOne(cmd, target, services, prog, opts.health, opts.trace);
+  const { fatal: _fatal, ...r } = executeOne(cmd, target, services, prog, opts.health, opts.trace, opts.vrrp);
   return r;
 }
 

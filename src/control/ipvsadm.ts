@@ -74,6 +74,8 @@ export type Command =
   | { kind: "stop-daemon"; state: "master" | "backup"; syncid?: number }
   // lvs-ts extensions (--health, --import FILE): src/control/health-import.ts
   | ExtensionCommand
+  // lvs-ts: --vrrp, lvsd's VRRP instances (src/control/vrrp/manager.ts)
+  | { kind: "vrrp" }
   // lvs-ts packet traces (--trace FILE ..., --trace-status, --trace-stop): src/control/trace-cmd.ts
   | TraceCommand;
 
@@ -916,6 +918,23 @@ export function parseArgs(argv: readonly string[], opts: ParseOptions = {}): Par
     // lvs-ts extensions (--health, --import FILE) come first: src/control/health-import.ts
     const ext = parseExtension(argv, prog, opts.inRestore);
     if (ext) return ext;
+    if (argv[0] === "--vrrp") {
+      if (opts.inRestore)
+        return {
+          ok: false,
+          error: { message: `${prog}: --vrrp cannot be used inside a restore (-R)`, code: 2, fatal: true },
+        };
+      if (argv.length > 1)
+        return {
+          ok: false,
+          error: {
+            message: `${prog}: --vrrp takes no other option (got '${argv[1]}')`,
+            code: 2,
+            fatal: true,
+          },
+        };
+      return { ok: true, cmd: { kind: "vrrp" } };
+    }
     // packet traces: src/control/trace-cmd.ts; their -t/-u/-f words are parsed as -L's
     const trace = parseTraceCommand(argv, prog, opts.inRestore, (words) => {
       const r = parseArgs(["-L", ...words], { prog, services });

@@ -93,7 +93,7 @@ export function socketPeer(sock: Socket): PeerCred | undefined {
 /** Commands that only read the director. Every other command, including refused ones, changes it. */
 // --trace-status only reads (lvsadm --trace polls it every 200 ms); --trace and --trace-stop are
 // logged at info: they start and end a file that lvsd writes.
-const READ_ONLY = new Set<string>(["help", "version", "list", "save", "health", "trace-status"]);
+const READ_ONLY = new Set<string>(["help", "version", "list", "save", "health", "vrrp", "trace-status"]);
 /** Options that make a command a change, for command lines the parser refuses. */
 const CHANGE_WORDS = new Set<string>([
   "--add-service",

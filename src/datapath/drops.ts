@@ -42,9 +42,14 @@ export const Drop = {
   TOO_BIG: P + 16,
   /** FULLNAT service without a free local address/port: ICMP port unreachable was sent. */
   LADDR_EXHAUSTED: P + 17,
+  /**
+   * To an address VRRP says the director does not own now (its instance is not MASTER;
+   * net/owner.ts): a new connection, an echo request, or an ARP request for it.
+   */
+  NOT_OWNER: P + 18,
 } as const;
 
-export const DROP_COUNT = P + 18;
+export const DROP_COUNT = P + 19;
 
 export const DROP_NAMES: readonly string[] = [
   "ok",
@@ -83,4 +88,5 @@ export const DROP_NAMES: readonly string[] = [
   "local",
   "too_big",
   "laddr_exhausted",
+  "not_owner",
 ];

@@ -7,6 +7,9 @@
  * the ARP queue and gratuitous ARP in the resolver (net/resolver.ts), ICMP echo, errors and
  * tunnel path MTU in icmp.ts, the frames the director generates in the transmit queue
  * (txqueue.ts), and what a mode may see of the director in ModeContext (modes/types.ts).
+ * VRRP (docs/ha.md) meets the loop in two places only: adverts (IP protocol 112 to 224.0.0.18
+ * or to one of our addresses) are handed to `vrrpSink`, which the control plane sets, and
+ * `owner` (net/owner.ts) lists the addresses its instances do not own now.
  * The control plane reads and changes these tables between batches through its own adapter
  * (src/control/adapter.ts); nothing here imports the control plane.
  *
@@ -28,6 +31,7 @@ import { ModeCall } from "./modes/context.js";
 import { MODE_BY_FWD } from "./modes/index.js";
 import type { ForwardMode } from "./modes/types.js";
 import { L2_NEIGH_MISS, Net } from "./net/net.js";
+import { Ownership } from "./net/owner.js";
 import { Resolver } from "./net/resolver.js";
 import { parseFrame } from "./packet/parse.js";
 import { decTtl } from "./packet/rewrite.js";
@@ -42,6 +46,7 @@ import {
   TCP_RST,
   TCP_SYN,
 } from "./packet/view.js";
+import { IPPROTO_VRRP, VRRP_GROUP } from "./packet/vrrp.js";
 import { getScheduler } from "./schedulers/index.js";
 import { TxQueue } from "./txqueue.js";
 
@@ -56,6 +61,15 @@ export interface EngineOptions {
   sweepPerBatch?: number;
   /** Frames that may wait for ARP resolution at once (default 64). */
   pendingMax?: number;
+}
+
+/**
+ * Where the engine hands VRRP adverts (src/control/vrrp/manager.ts implements it). `advert` is
+ * called inside `process` with the parsed frame (valid only during the call) and its link; it
+ * may write frames into the engine's transmit queue (sent after the batch) but must not reset it.
+ */
+export interface VrrpSink {
+  advert(v: FrameView, link: number): void;
 }
 
 const FTP_PORT = 21;
@@ -85,6 +99,10 @@ export class Engine {
   readonly icmp: Icmp;
   /** First fragments seen, so later fragments follow their connection. */
   readonly frags = new FragCache();
+  /** Addresses VRRP says the director does not own now (net/owner.ts); empty without VRRP. */
+  readonly owner = new Ownership();
+  /** VRRP adverts go here; null (no VRRP): protocol 112 is dropped as `proto`. */
+  vrrpSink: VrrpSink | null = null;
   sweepPerBatch: number;
   private readonly v = new FrameView();
   private readonly mx: ModeCall;
@@ -94,8 +112,8 @@ export class Engine {
     this.ct = new ConnTable(opts.maxConns ?? 1 << 20, table, opts.buckets ?? 0);
     this.txq = new TxQueue(opts.txCapacity ?? 256, this.drops);
     this.tx = this.txq.batch;
-    this.resolver = new Resolver(this.net, table, this.txq, this.drops, opts.pendingMax ?? 64);
-    this.icmp = new Icmp(this.net, table, this.ct, this.txq, this.resolver);
+    this.resolver = new Resolver(this.net, table, this.txq, this.drops, opts.pendingMax ?? 64, this.owner);
+    this.icmp = new Icmp(this.net, table, this.ct, this.txq, this.resolver, this.owner);
     this.mx = new ModeCall(this.net, this.icmp, this.ct, table);
     this.sweepPerBatch = opts.sweepPerBatch ?? 256;
     this.ct.releaseHooks[FwdMethod.FULLNAT] = (t: ConnTable, c: number) => {
@@ -137,6 +155,7 @@ export class Engine {
       let r: number;
       if (p === IPPROTO_TCP || p === IPPROTO_UDP) r = this.l4(v, batch, i);
       else if (p === IPPROTO_ICMP) r = this.icmpIn(v, batch, i);
+      else if (p === IPPROTO_VRRP) r = this.vrrpIn(v, batch.link[i]!);
       else r = Drop.PROTO;
       if (r > 0) this.drops[r]!++;
       else if (r === 0) this.forwarded++;
@@ -200,6 +219,8 @@ export class Engine {
       }
     }
     if (c < 0) {
+      // VRRP: no new connections to an address whose instance is not MASTER (net/owner.ts).
+      if (this.owner.count !== 0 && this.owner.disowned(v.daddr)) return Drop.NOT_OWNER;
       const svc = this.table.lookup(p, v.daddr | 0, v.dport);
       if (svc === undefined) return this.net.isLocal(v.daddr | 0) ? Drop.LOCAL : Drop.NO_SERVICE;
       if (
@@ -427,6 +448,16 @@ export class Engine {
     batch.egress[i] = link;
     this.egressMask |= 1 << link;
     return 0;
+  }
+
+  /** VRRP: an advert to the group or to one of our addresses goes to the sink, else `proto`. */
+  private vrrpIn(v: FrameView, link: number): number {
+    const sink = this.vrrpSink;
+    if (sink === null) return Drop.PROTO;
+    const d = v.daddr >>> 0;
+    if (d !== VRRP_GROUP && !this.net.isLocal(d)) return Drop.PROTO;
+    sink.advert(v, link);
+    return CONSUMED;
   }
 
   /** ICMP: answered by the director, relayed through the connection it is about, or dropped. */

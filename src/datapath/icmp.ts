@@ -13,6 +13,7 @@ import { DIR_INPUT, DIR_OUTPUT } from "./conntrack/states.js";
 import type { ConnTable } from "./conntrack/table.js";
 import { Drop } from "./drops.js";
 import type { Net } from "./net/net.js";
+import { Ownership } from "./net/owner.js";
 import type { Resolver } from "./net/resolver.js";
 import { ipv4HeaderChecksum } from "./packet/checksum.js";
 import { emitIcmpEchoReply, emitIcmpError } from "./packet/emit.js";
@@ -41,12 +42,22 @@ export class Icmp {
   private readonly ct: ConnTable;
   private readonly txq: TxQueue;
   private readonly resolver: Resolver;
+  /** Addresses VRRP says we do not own now (net/owner.ts): no echo replies from them. */
+  private readonly owner: Ownership;
   private readonly scratch = new Uint8Array(2048);
   private readonly scratchDv = new DataView(this.scratch.buffer);
   private readonly scratchView = new FrameView();
 
-  constructor(net: Net, table: ServiceTable, ct: ConnTable, txq: TxQueue, resolver: Resolver) {
+  constructor(
+    net: Net,
+    table: ServiceTable,
+    ct: ConnTable,
+    txq: TxQueue,
+    resolver: Resolver,
+    owner = new Ownership(),
+  ) {
     this.net = net;
+    this.owner = owner;
     this.table = table;
     this.ct = ct;
     this.txq = txq;
@@ -61,6 +72,7 @@ export class Icmp {
     if (v.laterFrag !== 0) return -Drop.FRAGMENT;
     const t = v.icmpType;
     if (t === ICMP_ECHO) {
+      if (this.owner.count !== 0 && this.owner.disowned(v.daddr)) return -Drop.NOT_OWNER;
       if (this.net.isLocal(v.daddr) || this.table.isVip(v.daddr)) {
         this.echoReply(v);
         return ICMP_ANSWERED;

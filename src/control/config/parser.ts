@@ -4,9 +4,12 @@
  *
  * - Syntax errors, bad values and features lvsd cannot carry (IPv6, fwmark services, SCTP,
  *   tunnel types other than ipip) throw ConfigError "FILE:LINE: what was expected".
+ * - `vrrp_instance` blocks (docs/ha.md, docs/keepalived.md) and global_defs' `vrrp_version`;
+ *   VRRP keywords not implemented yet (track_*, notify*, garp_*, vrrp_sync_group, vrrp_script)
+ *   are warnings naming them.
  * - Unknown keywords, and keywords lvsd knows but does not implement, are warnings
  *   "FILE:LINE: ..." and are ignored; so are the blocks of the other keepalived subsystems
- *   (global_defs, vrrp_*, static_*).
+ *   (the rest of global_defs, static_*).
  *
  * Nothing here touches the service table: applying a configuration is src/control/health/manager.ts.
  */
@@ -33,6 +36,7 @@ import {
   type SorryServerConfig,
   type UrlCheck,
   type VirtualServerConfig,
+  type VrrpInstanceSpec,
   type Where,
 } from "./types.js";
 
@@ -56,8 +60,6 @@ const MAX_THRESHOLD = 2147483647;
 
 /** Blocks of keepalived's other subsystems: skipped with one warning each. */
 const OTHER_SUBSYSTEMS = new Set([
-  "global_defs",
-  "vrrp_instance",
   "vrrp_sync_group",
   "vrrp_script",
   "vrrp_track_process",
@@ -908,6 +910,204 @@ function parseVirtualServer(
   };
 }
 
+// ---- vrrp_instance ----
+
+/** vrrp_instance keywords keepalived has that lvsd does not implement yet (warned, ignored). */
+const VRRP_NOT_YET = new Set([
+  "track_script",
+  "track_interface",
+  "track_process",
+  "track_file",
+  "track_bfd",
+  "notify",
+  "notify_master",
+  "notify_backup",
+  "notify_fault",
+  "notify_stop",
+  "notify_deleted",
+  "notify_master_rx_lower_pri",
+  "smtp_alert",
+  "use_vmac",
+  "vmac_xmit_base",
+  "native_ipv6",
+  "dont_track_primary",
+  "lvs_sync_daemon_interface",
+  "strict_mode",
+  "accept",
+  "no_accept",
+  "skip_check_adv_addr",
+  "lower_prio_no_advert",
+  "higher_prio_send_advert",
+  "virtual_routes",
+  "virtual_rules",
+  "unicast_chksum_compat",
+  "mcast_src_ip",
+  "version",
+  "kernel_rx_buf_size",
+  "debug",
+]);
+
+/** virtual_ipaddress words after the address that only matter to the kernel's address (ignored). */
+const VIP_OPTIONS = new Set(["dev", "label", "brd", "broadcast", "scope", "no_track", "preferred_lft"]);
+
+/** An address of virtual_ipaddress: ADDR[/PREFIX] [dev X] [label X] ... */
+function vipEntry(ctx: Ctx, st: Statement): number {
+  noBlock(st);
+  const [addr, prefix] = st.keyword.split("/") as [string, string | undefined];
+  if (prefix !== undefined) int(st, prefix, 0, 32);
+  const a = ip({ ...st, keyword: "virtual_ipaddress" }, addr);
+  const words = st.args.map((t) => t.text);
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (VIP_OPTIONS.has(w)) {
+      if (w !== "no_track") i++;
+    } else {
+      ctx.warn(st.where, `virtual_ipaddress ${st.keyword}: '${w}' is not supported by lvsd (ignored)`);
+      break;
+    }
+  }
+  return a;
+}
+
+function vrrpVersion(st: Statement): 2 | 3 {
+  const v = one(st, "2 or 3");
+  if (v !== "2" && v !== "3") fail(st.where, `${st.keyword}: expected 2 or 3, got '${v}'`);
+  return v === "2" ? 2 : 3;
+}
+
+function parseVrrpInstance(ctx: Ctx, st: Statement, globalVersion: 2 | 3 | undefined): VrrpInstanceSpec {
+  const name = one(st, "an instance name");
+  const block = needBlock(st);
+  let iface: { name: string; where: Where } | undefined;
+  let vrid: number | undefined;
+  const out: Omit<VrrpInstanceSpec, "where" | "name" | "interface" | "interfaceWhere" | "vrid"> = {
+    vips: [],
+    vipsExcluded: [],
+    nopreempt: false,
+    unicastPeers: [],
+    ...(globalVersion !== undefined ? { version: globalVersion } : {}),
+  };
+  for (const s of block) {
+    switch (s.keyword) {
+      case "state": {
+        noBlock(s);
+        const v = one(s, "MASTER or BACKUP").toUpperCase();
+        if (v !== "MASTER" && v !== "BACKUP") fail(s.where, `state: expected MASTER or BACKUP, got '${v}'`);
+        out.state = v;
+        break;
+      }
+      case "interface":
+        noBlock(s);
+        iface = { name: one(s, "an interface name"), where: s.where };
+        break;
+      case "virtual_router_id":
+        noBlock(s);
+        vrid = intArg(s, 1, 255);
+        break;
+      case "priority":
+        noBlock(s);
+        out.priority = intArg(s, 1, 255);
+        break;
+      case "advert_int":
+        noBlock(s);
+        out.advertInt = timerArg(s, true);
+        break;
+      case "vrrp_version":
+        noBlock(s);
+        out.version = vrrpVersion(s);
+        break;
+      case "nopreempt":
+        noBlock(s);
+        out.nopreempt = boolArg(s);
+        break;
+      case "preempt":
+        noBlock(s);
+        out.nopreempt = !boolArg(s);
+        break;
+      case "preempt_delay": {
+        noBlock(s);
+        const d = timerArg(s, false);
+        if (d > 1000) fail(s.where, `preempt_delay: expected 0..1000 seconds, got '${d}'`);
+        out.preemptDelay = d;
+        break;
+      }
+      case "down_timer_adverts":
+        noBlock(s);
+        out.downTimerAdverts = intArg(s, 1, 100);
+        break;
+      case "unicast_src_ip":
+        noBlock(s);
+        out.unicastSrcIp = ip(s, one(s, "an IPv4 address"));
+        break;
+      case "unicast_peer":
+        for (const p of needBlock(s)) {
+          noBlock(p);
+          out.unicastPeers.push(ip({ ...p, keyword: "unicast_peer" }, p.keyword));
+          if (p.args.length > 0)
+            ctx.warn(
+              p.where,
+              `unicast_peer ${p.keyword}: '${p.args[0]!.text}' is not supported by lvsd (ignored)`,
+            );
+        }
+        break;
+      case "virtual_ipaddress":
+        for (const a of needBlock(s)) out.vips.push(vipEntry(ctx, a));
+        break;
+      case "virtual_ipaddress_excluded":
+        for (const a of needBlock(s)) out.vipsExcluded.push(vipEntry(ctx, a));
+        break;
+      case "authentication":
+        for (const a of needBlock(s)) {
+          noBlock(a);
+          if (a.keyword === "auth_type") {
+            const t = one(a, "PASS").toUpperCase();
+            if (t === "AH") fail(a.where, "auth_type AH is not supported by lvsd (use PASS or none)");
+            if (t !== "PASS") fail(a.where, `auth_type: expected PASS, got '${t}'`);
+          } else if (a.keyword === "auth_pass") {
+            out.authPass = one(a, "a password");
+          } else {
+            ctx.warn(a.where, `unknown keyword '${a.keyword}' in authentication (ignored)`);
+          }
+        }
+        break;
+      default:
+        if (VRRP_NOT_YET.has(s.keyword) || s.keyword.startsWith("garp_") || s.keyword.startsWith("notify"))
+          ctx.warn(s.where, `${s.keyword} is not implemented by lvsd yet (ignored)`);
+        else ctx.warn(s.where, `unknown keyword '${s.keyword}' in vrrp_instance (ignored)`);
+    }
+  }
+  if (iface === undefined) fail(st.where, `vrrp_instance ${name}: no interface`);
+  if (vrid === undefined) fail(st.where, `vrrp_instance ${name}: no virtual_router_id`);
+  return {
+    where: st.where,
+    name,
+    interface: iface.name,
+    interfaceWhere: iface.where,
+    vrid,
+    ...out,
+  };
+}
+
+/** global_defs: only vrrp_version matters to lvsd; one warning for the rest. */
+function globalVrrpVersion(ctx: Ctx, st: Statement): 2 | 3 | undefined {
+  let version: 2 | 3 | undefined;
+  let others = 0;
+  for (const s of st.block ?? []) {
+    if (s.keyword === "vrrp_version") version = vrrpVersion(s);
+    else if (s.keyword.startsWith("vrrp_") || s.keyword.startsWith("garp_"))
+      ctx.warn(s.where, `global_defs ${s.keyword} is not implemented by lvsd yet (ignored)`);
+    else others++;
+  }
+  if (others > 0)
+    ctx.warn(
+      st.where,
+      version === undefined
+        ? "global_defs is not supported by lvsd (block ignored)"
+        : "global_defs: only vrrp_version is used by lvsd (the rest of the block is ignored)",
+    );
+  return version;
+}
+
 // ---- top level ----
 
 function interpret(
@@ -920,6 +1120,10 @@ function interpret(
   const groups = new Map<string, { entries: GroupEntry[] }>();
   const virtualServers: VirtualServerConfig[] = [];
   const services = new Map<number, { vs: string; where: Where }>();
+  const vrrpInstances: VrrpInstanceSpec[] = [];
+  let globalVersion: 2 | 3 | undefined;
+  for (const st of statements)
+    if (st.keyword === "global_defs") globalVersion = globalVrrpVersion(ctx, st) ?? globalVersion;
   for (const st of statements) {
     if (st.keyword.startsWith("@") || st.keyword.startsWith("$")) {
       ctx.warn(
@@ -951,8 +1155,32 @@ function interpret(
         virtualServers.push(vs);
         break;
       }
+      case "global_defs":
+        break; // read above
+      case "vrrp_instance": {
+        const vi = parseVrrpInstance(ctx, st, globalVersion);
+        for (const o of vrrpInstances) {
+          if (o.name === vi.name)
+            fail(
+              st.where,
+              `vrrp_instance ${vi.name} is defined twice (first at ${o.where.file}:${o.where.line})`,
+            );
+          if (o.vrid === vi.vrid && o.interface === vi.interface)
+            fail(
+              st.where,
+              `vrrp_instance ${vi.name}: virtual_router_id ${vi.vrid} on ${vi.interface} is already used by ${o.name} (${o.where.file}:${o.where.line})`,
+            );
+        }
+        vrrpInstances.push(vi);
+        break;
+      }
       default:
-        if (OTHER_SUBSYSTEMS.has(st.keyword) || st.keyword.startsWith("vrrp_")) {
+        if (st.keyword.startsWith("vrrp_") || st.keyword === "garp_group") {
+          ctx.warn(
+            st.where,
+            `${st.keyword} is not implemented by lvsd yet (${st.block ? "block" : "line"} ignored)`,
+          );
+        } else if (OTHER_SUBSYSTEMS.has(st.keyword)) {
           ctx.warn(
             st.where,
             `${st.keyword} is not supported by lvsd (${st.block ? "block" : "line"} ignored)`,
@@ -962,7 +1190,7 @@ function interpret(
         }
     }
   }
-  return { files, virtualServers, warnings: ctx.warnings };
+  return { files, virtualServers, vrrpInstances, warnings: ctx.warnings };
 }
 
 /** Read and check a keepalived.conf (and what it includes). Throws ConfigError. */

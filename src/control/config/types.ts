@@ -155,10 +155,44 @@ export interface VirtualServerConfig {
   realServers: RealServerConfig[];
 }
 
+/**
+ * One `vrrp_instance` block, as written (keepalived's defaults and corrections are applied by
+ * resolveVrrpConfig in src/control/vrrp/instance.ts; the interface is checked against lvsd's
+ * links by src/control/vrrp/manager.ts).
+ */
+export interface VrrpInstanceSpec {
+  readonly where: Where;
+  name: string;
+  /** `interface`: one of lvsd's --link names. */
+  interface: string;
+  readonly interfaceWhere: Where;
+  state?: "MASTER" | "BACKUP";
+  vrid: number;
+  priority?: number;
+  /** advert_int, seconds. */
+  advertInt?: number;
+  /** The instance's vrrp_version, else global_defs' (undefined: keepalived's default, 2). */
+  version?: 2 | 3;
+  /** authentication { auth_type PASS; auth_pass ... }. */
+  authPass?: string;
+  /** virtual_ipaddress (in the adverts). */
+  vips: number[];
+  /** virtual_ipaddress_excluded (owned with the instance, not in the adverts). */
+  vipsExcluded: number[];
+  nopreempt: boolean;
+  /** preempt_delay, seconds. */
+  preemptDelay?: number;
+  unicastSrcIp?: number;
+  unicastPeers: number[];
+  downTimerAdverts?: number;
+}
+
 export interface KeepalivedConfig {
   /** The file given, and every file it included. */
   files: string[];
   virtualServers: VirtualServerConfig[];
+  /** vrrp_instance blocks, in file order. */
+  vrrpInstances: VrrpInstanceSpec[];
   /** "FILE:LINE: ..." for unknown or unsupported keywords (the rest still applies). */
   warnings: string[];
 }

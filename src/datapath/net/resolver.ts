@@ -15,6 +15,7 @@ import type { FrameView } from "../packet/view.js";
 import type { TxQueue } from "../txqueue.js";
 import { NEIGH_INCOMPLETE, NEIGH_NONE } from "./neigh.js";
 import { L2_NEIGH_MISS, type Net } from "./net.js";
+import { Ownership } from "./owner.js";
 
 /** Minimum interval between ARP requests for one address. */
 export const ARP_RETRY_MS = 1000;
@@ -34,9 +35,19 @@ export class Resolver {
   private readonly table: ServiceTable;
   private readonly txq: TxQueue;
   private readonly drops: Float64Array;
+  /** Addresses VRRP says we do not own now (net/owner.ts): no ARP answers for them. */
+  private readonly owner: Ownership;
 
-  constructor(net: Net, table: ServiceTable, txq: TxQueue, drops: Float64Array, pendingMax: number) {
+  constructor(
+    net: Net,
+    table: ServiceTable,
+    txq: TxQueue,
+    drops: Float64Array,
+    pendingMax: number,
+    owner = new Ownership(),
+  ) {
     this.net = net;
+    this.owner = owner;
     this.table = table;
     this.txq = txq;
     this.drops = drops;
@@ -45,8 +56,12 @@ export class Resolver {
     this.pendingDeadline = new Float64Array(pendingMax);
   }
 
-  /** The director answers ARP for `addr` on link `l`: its own addresses, and VIPs and FULLNAT local addresses on that link's subnet. */
+  /**
+   * The director answers ARP for `addr` on link `l`: its own addresses, and VIPs and FULLNAT
+   * local addresses on that link's subnet — unless VRRP disowned the address (net/owner.ts).
+   */
   owns(addr: number, l: number): boolean {
+    if (this.owner.count !== 0 && this.owner.disowned(addr)) return false;
     const net = this.net;
     if (net.isLocal(addr)) return true;
     const t = this.table;
@@ -145,8 +160,12 @@ export class Resolver {
     }
   }
 
-  /** Announce `vip` with gratuitous ARP on every link whose subnet holds it. Returns frames queued. */
+  /**
+   * Announce `vip` with gratuitous ARP on every link whose subnet holds it (not while VRRP has
+   * it disowned: the other director owns it). Returns frames queued.
+   */
   announce(vip: number): number {
+    if (this.owner.count !== 0 && this.owner.disowned(vip)) return 0;
     let n = 0;
     const txq = this.txq;
     for (const l of this.net.links) {
@@ -177,7 +196,9 @@ export class Resolver {
     }
     if (v.arpOp !== 1) return;
     if (!mine) {
-      this.drops[Drop.ARP_NOT_OURS]!++;
+      this.drops[
+        this.owner.count !== 0 && this.owner.disowned(v.arpTpa) ? Drop.NOT_OWNER : Drop.ARP_NOT_OURS
+      ]!++;
       return;
     }
     const txq = this.txq;

@@ -15,6 +15,8 @@ import { constants as osConstants } from "node:os";
 import { performance } from "node:perf_hooks";
 import { EngineControl } from "../../control/adapter.js";
 import { run as runCommand } from "../../control/commands.js";
+import { parseConfigFile } from "../../control/config/parser.js";
+import { ConfigError } from "../../control/config/types.js";
 import { RateEstimator } from "../../control/estimator.js";
 import { HealthManager } from "../../control/health/manager.js";
 import type { ObservedDaemon } from "../../control/observe/daemon.js";
@@ -30,6 +32,7 @@ import { metricsRoutes } from "../../control/observe/metrics.js";
 import { statusRoutes } from "../../control/observe/status.js";
 import { TraceControl } from "../../control/observe/trace.js";
 import { type ControlServer, ControlServerError, startControlServer } from "../../control/server.js";
+import { VrrpManager } from "../../control/vrrp/manager.js";
 import { Director, type LinkBackend } from "../../datapath/director.js";
 import { DROP_NAMES } from "../../datapath/drops.js";
 import { Engine } from "../../datapath/engine.js";
@@ -69,6 +72,10 @@ export interface Daemon {
   readonly health: HealthManager;
   /** The --http endpoint, when enabled (its `port` is the bound one, also for port 0). */
   readonly http: HttpServer | undefined;
+  /** VRRP (the config's vrrp_instance blocks; docs/ha.md), when configured. */
+  readonly vrrp: VrrpManager | undefined;
+  /** SIGHUP: reload the health configuration; VRRP changes are refused with a warning for now. */
+  reload(): void;
   stop(): Promise<void>;
 }
 
@@ -171,11 +178,28 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
   // open. Their table changes run on timers, between batches. SIGHUP (main) reloads; stop()
   // stops the checks (omega scripts).
   const health = new HealthManager(engine.table, { logger: log });
+  // VRRP (docs/ha.md): the config's vrrp_instance blocks, on lvsd's links; started below.
+  let vrrp: VrrpManager | undefined;
   if (args.config) {
     const r = health.loadFile(args.config);
     if (!r.ok) {
       for (const io of opened) io.close();
       throw new LvsdArgError(`--config: ${r.error}`);
+    }
+    try {
+      const specs = parseConfigFile(args.config).vrrpInstances;
+      if (specs.length > 0)
+        vrrp = new VrrpManager(specs, {
+          engine,
+          linkNames: args.links.map((l) => l.name),
+          flush: sendTx,
+          now,
+          log,
+        });
+    } catch (err) {
+      for (const io of opened) io.close();
+      if (err instanceof ConfigError) throw new LvsdArgError(`--config: ${err.message}`);
+      throw err;
     }
   }
 
@@ -189,6 +213,7 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
       trace, // lvsadm --trace (src/control/observe/trace.ts)
       onRequest: () => announceNewVips(),
       health,
+      vrrp: vrrp ?? { statusText: () => "no vrrp_instance configured\n" },
       log,
     });
   } catch (err) {
@@ -232,8 +257,10 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
       );
   }
   health.start(); // health checks (src/control/health)
-  // HA (VRRP state changes, connection sync) starts here when it exists, logging vrrp.* and
-  // sync.* events through `log` like the rest (docs/observability.md, "Logs").
+  // HA: VRRP (src/control/vrrp/manager.ts) disowns its VIPs, then runs its instances, logging
+  // vrrp.* events through `log` like the rest (docs/observability.md, "Logs"). Connection sync
+  // is not there yet (docs/ha.md).
+  vrrp?.start();
   announceNewVips();
 
   // Per link: read a batch, process, send; go on only while batches come back full (the
@@ -294,9 +321,28 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
     director,
     health,
     http,
+    vrrp,
+    reload() {
+      const r = health.reload();
+      if (!r.ok && health.configFile === undefined)
+        log.warn({ event: "config.failed", trigger: "reload", error: r.error }, `SIGHUP: ${r.error}`);
+      if (!r.ok || args.config === undefined) return;
+      let specs: ReturnType<typeof parseConfigFile>["vrrpInstances"];
+      try {
+        specs = parseConfigFile(args.config).vrrpInstances;
+      } catch {
+        return; // the health manager has reported it
+      }
+      if (vrrp ? vrrp.sameConfig(specs) : specs.length === 0) return;
+      log.warn(
+        { event: "vrrp.reload_refused", file: args.config },
+        "vrrp: SIGHUP does not change VRRP yet: the vrrp_instance blocks changed, the running ones are kept (restart lvsd to apply)",
+      );
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
+      vrrp?.stop(); // a MASTER's priority-0 advert goes out before the links close
       health.stop(); // health checks (src/control/health)
       trace.close(); // a running lvsadm --trace: its file completed and closed
       clearInterval(timer);
@@ -403,8 +449,6 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       },
       "SIGHUP: reloading the configuration",
     );
-    const r = d.health.reload();
-    if (!r.ok && d.health.configFile === undefined)
-      log.warn({ event: "config.failed", trigger: "reload", error: r.error }, `SIGHUP: ${r.error}`);
+    d.reload(); // VRRP changes are refused with a warning for now (docs/ha.md)
   });
 }

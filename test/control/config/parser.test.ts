@@ -161,7 +161,6 @@ describe("a deployment-style keepalived.conf", () => {
     );
     expect(log).toEqual([
       `health: warning: ${dir}/keepalived.conf:2: global_defs is not supported by lvsd (block ignored)`,
-      `health: warning: ${dir}/keepalived.conf:9: vrrp_instance is not supported by lvsd (block ignored)`,
       `health: loaded ${dir}/keepalived.conf: 3 virtual servers, 6 real servers, 6 checks`,
     ]);
   });
@@ -430,7 +429,7 @@ virtual_server 10.0.0.1 80 {
       "w.conf",
     );
     expect(cfg.warnings).toEqual([
-      "w.conf:1: vrrp_script is not supported by lvsd (block ignored)",
+      "w.conf:1: vrrp_script is not implemented by lvsd yet (block ignored)",
       "w.conf:2: unknown keyword 'frobnicate' (ignored)",
       "w.conf:4: ha_suspend is not supported by lvsd (ignored)",
       "w.conf:5: unknown keyword 'lb_mood' in virtual_server (ignored)",

@@ -20,8 +20,9 @@ import { icmpTable } from "./icmp.fixtures.js";
 import { natTable } from "./nat.fixtures.js";
 import { asArray, assertRow, FixtureRun } from "./runner.js";
 import { tunTable } from "./tun.fixtures.js";
+import { vrrpTable } from "./vrrp.fixtures.js";
 
-const TABLES: FixtureTable[] = [natTable, drTable, tunTable, fullnatTable, icmpTable, dropsTable];
+const TABLES: FixtureTable[] = [natTable, drTable, tunTable, fullnatTable, icmpTable, dropsTable, vrrpTable];
 const PCAP_DIR = process.env.LVS_FIXTURE_PCAP;
 
 for (const table of TABLES) {

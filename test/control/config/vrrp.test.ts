@@ -1,0 +1,160 @@
+/** keepalived.conf's vrrp_instance blocks and global vrrp_version (src/control/config/parser.ts). */
+import { describe, expect, it } from "vitest";
+import { parseConfigText } from "../../../src/control/config/parser.js";
+import { ipToU32 } from "../../../src/lib/addr.js";
+
+const ip = ipToU32;
+
+describe("vrrp_instance", () => {
+  it("reads every implemented keyword", () => {
+    const cfg = parseConfigText(
+      `global_defs {
+  router_id lvs1
+  vrrp_version 3
+}
+vrrp_instance VI_1 {
+  state MASTER
+  interface lvs0
+  virtual_router_id 51
+  priority 150
+  advert_int 0.5
+  nopreempt
+  preempt_delay 10
+  unicast_src_ip 10.0.0.1
+  unicast_peer {
+    10.0.0.2
+    10.0.0.3
+  }
+  virtual_ipaddress {
+    10.0.0.100/24 dev lvs0 label lvs0:1
+    10.0.0.101
+  }
+  virtual_ipaddress_excluded {
+    10.0.0.102
+  }
+  down_timer_adverts 5
+}
+vrrp_instance VI_2 {
+  interface lvs0
+  virtual_router_id 52
+  vrrp_version 2
+  authentication {
+    auth_type PASS
+    auth_pass s3cret
+  }
+  virtual_ipaddress {
+    10.0.0.200
+  }
+}
+`,
+      "v.conf",
+    );
+    expect(cfg.warnings).toEqual([
+      "v.conf:1: global_defs: only vrrp_version is used by lvsd (the rest of the block is ignored)",
+    ]);
+    expect(cfg.vrrpInstances).toEqual([
+      {
+        where: { file: "v.conf", line: 5 },
+        name: "VI_1",
+        interface: "lvs0",
+        interfaceWhere: { file: "v.conf", line: 7 },
+        vrid: 51,
+        state: "MASTER",
+        priority: 150,
+        advertInt: 0.5,
+        version: 3,
+        nopreempt: true,
+        preemptDelay: 10,
+        unicastSrcIp: ip("10.0.0.1"),
+        unicastPeers: [ip("10.0.0.2"), ip("10.0.0.3")],
+        vips: [ip("10.0.0.100"), ip("10.0.0.101")],
+        vipsExcluded: [ip("10.0.0.102")],
+        downTimerAdverts: 5,
+      },
+      {
+        where: { file: "v.conf", line: 27 },
+        name: "VI_2",
+        interface: "lvs0",
+        interfaceWhere: { file: "v.conf", line: 28 },
+        vrid: 52,
+        version: 2,
+        authPass: "s3cret",
+        nopreempt: false,
+        unicastPeers: [],
+        vips: [ip("10.0.0.200")],
+        vipsExcluded: [],
+      },
+    ]);
+  });
+
+  it("warns, with file and line, about the VRRP keywords not implemented yet", () => {
+    const cfg = parseConfigText(
+      `vrrp_script chk { script "/bin/true" }
+vrrp_sync_group G { group { VI_1 } }
+vrrp_instance VI_1 {
+  interface lvs0
+  virtual_router_id 51
+  track_script { chk }
+  notify_master /bin/m.sh
+  notify /bin/n.sh
+  garp_master_delay 1
+  use_vmac
+  frobnicate
+  virtual_ipaddress { 10.0.0.100 frob }
+}
+`,
+      "w.conf",
+    );
+    expect(cfg.warnings).toEqual([
+      "w.conf:1: vrrp_script is not implemented by lvsd yet (block ignored)",
+      "w.conf:2: vrrp_sync_group is not implemented by lvsd yet (block ignored)",
+      "w.conf:6: track_script is not implemented by lvsd yet (ignored)",
+      "w.conf:7: notify_master is not implemented by lvsd yet (ignored)",
+      "w.conf:8: notify is not implemented by lvsd yet (ignored)",
+      "w.conf:9: garp_master_delay is not implemented by lvsd yet (ignored)",
+      "w.conf:10: use_vmac is not implemented by lvsd yet (ignored)",
+      "w.conf:11: unknown keyword 'frobnicate' in vrrp_instance (ignored)",
+      "w.conf:12: virtual_ipaddress 10.0.0.100: 'frob' is not supported by lvsd (ignored)",
+    ]);
+    expect(cfg.vrrpInstances[0]?.vips).toEqual([ip("10.0.0.100")]);
+  });
+
+  it.each([
+    ["vrrp_instance A {\n  virtual_router_id 1\n}", "e.conf:1: vrrp_instance A: no interface"],
+    ["vrrp_instance A {\n  interface x\n}", "e.conf:1: vrrp_instance A: no virtual_router_id"],
+    [
+      "vrrp_instance A {\n  interface x\n  virtual_router_id 256\n}",
+      "e.conf:3: virtual_router_id: expected an integer 1..255, got '256'",
+    ],
+    [
+      "vrrp_instance A {\n  interface x\n  virtual_router_id 1\n  priority 0\n}",
+      "e.conf:4: priority: expected an integer 1..255, got '0'",
+    ],
+    [
+      "vrrp_instance A {\n  interface x\n  virtual_router_id 1\n  state MAYBE\n}",
+      "e.conf:4: state: expected MASTER or BACKUP, got 'MAYBE'",
+    ],
+    [
+      "vrrp_instance A {\n  interface x\n  virtual_router_id 1\n  authentication {\n    auth_type AH\n  }\n}",
+      "e.conf:5: auth_type AH is not supported by lvsd (use PASS or none)",
+    ],
+    [
+      "vrrp_instance A {\n  interface x\n  virtual_router_id 1\n  virtual_ipaddress {\n    10.0.0.300\n  }\n}",
+      "e.conf:5: virtual_ipaddress: expected an IPv4 address, got '10.0.0.300'",
+    ],
+    [
+      "vrrp_instance A {\n  interface x\n  virtual_router_id 1\n  vrrp_version 4\n}",
+      "e.conf:4: vrrp_version: expected 2 or 3, got '4'",
+    ],
+    [
+      "vrrp_instance A {\n  interface x\n  virtual_router_id 1\n}\nvrrp_instance A {\n  interface y\n  virtual_router_id 2\n}",
+      "e.conf:5: vrrp_instance A is defined twice (first at e.conf:1)",
+    ],
+    [
+      "vrrp_instance A {\n  interface x\n  virtual_router_id 1\n}\nvrrp_instance B {\n  interface x\n  virtual_router_id 1\n}",
+      "e.conf:5: vrrp_instance B: virtual_router_id 1 on x is already used by A (e.conf:1)",
+    ],
+  ])("refuses %j", (text, message) => {
+    expect(() => parseConfigText(text, "e.conf")).toThrow(message);
+  });
+});
