@@ -5,7 +5,8 @@
  * - Syntax errors, bad values and features lvsd cannot carry (IPv6, fwmark services, SCTP,
  *   tunnel types other than ipip) throw ConfigError "FILE:LINE: what was expected".
  * - `vrrp_instance` blocks (docs/ha.md, docs/keepalived.md) and global_defs' `vrrp_version`;
- *   VRRP keywords not implemented yet (track_*, notify*, garp_*, vrrp_sync_group, vrrp_script)
+ *   with notify_* / notify, track_script (vrrp_script blocks) and track_interface; VRRP
+ *   keywords not implemented yet (track_process/file/bfd, garp_*, vrrp_sync_group, ...)
  *   are warnings naming them.
  * - Unknown keywords, and keywords lvsd knows but does not implement, are warnings
  *   "FILE:LINE: ..." and are ignored; so are the blocks of the other keepalived subsystems
@@ -37,6 +38,9 @@ import {
   type UrlCheck,
   type VirtualServerConfig,
   type VrrpInstanceSpec,
+  type VrrpNotifySpec,
+  type VrrpScriptSpec,
+  type VrrpTrackInterface,
   type Where,
 } from "./types.js";
 
@@ -914,16 +918,9 @@ function parseVirtualServer(
 
 /** vrrp_instance keywords keepalived has that lvsd does not implement yet (warned, ignored). */
 const VRRP_NOT_YET = new Set([
-  "track_script",
-  "track_interface",
   "track_process",
   "track_file",
   "track_bfd",
-  "notify",
-  "notify_master",
-  "notify_backup",
-  "notify_fault",
-  "notify_stop",
   "notify_deleted",
   "notify_master_rx_lower_pri",
   "smtp_alert",
@@ -975,11 +972,131 @@ function vrrpVersion(st: Statement): 2 | 3 {
   return v === "2" ? 2 : 3;
 }
 
-function parseVrrpInstance(ctx: Ctx, st: Statement, globalVersion: 2 | 3 | undefined): VrrpInstanceSpec {
+/** A track_script entry before the vrrp_script blocks are known (they may come later in the file). */
+interface PendingTrackScript {
+  spec: VrrpInstanceSpec;
+  name: string;
+  weight: number | undefined;
+  reverse: boolean;
+  where: Where;
+}
+
+/** `NAME [weight W [reverse]]` in track_script / track_interface. */
+function trackEntry(
+  ctx: Ctx,
+  s: Statement,
+  what: string,
+): { name: string; weight: number | undefined; reverse: boolean } {
+  noBlock(s);
+  const words = s.args.map((a) => a.text);
+  let weight: number | undefined;
+  let reverse = false;
+  if (words.length > 0) {
+    if (words[0] !== "weight" || words.length < 2)
+      fail(s.where, `${what} ${s.keyword}: expected 'weight N [reverse]', got '${words.join(" ")}'`);
+    const w = words[1]!;
+    const v = /^-?[0-9]+$/.test(w) ? Number(w) : Number.NaN;
+    if (!Number.isInteger(v) || v < -253 || v > 253)
+      fail(s.where, `${what} ${s.keyword}: weight must be an integer -253..253, got '${w}'`);
+    weight = v;
+    if (words.length > 2) {
+      if (words[2] === "reverse" && words.length === 3) reverse = true;
+      else
+        ctx.warn(
+          s.where,
+          `${what} ${s.keyword}: unknown weight option '${words.slice(2).join(" ")}' (ignored)`,
+        );
+    }
+  }
+  return { name: s.keyword, weight, reverse };
+}
+
+/** `vrrp_script NAME { script ...; interval; timeout; weight; rise; fall; user; init_fail }`. */
+function parseVrrpScript(ctx: Ctx, st: Statement): VrrpScriptSpec {
+  const name = one(st, "a script name");
+  let argv: string[] | undefined;
+  let interval = 1;
+  let timeout: number | undefined;
+  let weight = 0;
+  let reverse = false;
+  let rise = 1;
+  let fall = 1;
+  let initFail = false;
+  for (const s of needBlock(st)) {
+    switch (s.keyword) {
+      case "script":
+        noBlock(s);
+        argv = commandArg(ctx, s);
+        break;
+      case "interval":
+        noBlock(s);
+        interval = Math.max(1, intArg(s, 0, 86400));
+        break;
+      case "timeout":
+        noBlock(s);
+        timeout = Math.max(1, intArg(s, 0, 86400));
+        break;
+      case "weight": {
+        noBlock(s);
+        const e = trackEntry(
+          ctx,
+          { ...s, keyword: name, args: [{ ...s.args[0]!, text: "weight" }, ...s.args] },
+          "vrrp_script",
+        );
+        weight = e.weight ?? 0;
+        reverse = e.reverse;
+        break;
+      }
+      case "rise":
+        noBlock(s);
+        rise = intArg(s, 1, 2147483647);
+        break;
+      case "fall":
+        noBlock(s);
+        fall = intArg(s, 1, 2147483647);
+        break;
+      case "init_fail":
+        noBlock(s);
+        initFail = true;
+        break;
+      case "user":
+        ctx.warn(
+          s.where,
+          `vrrp_script ${name}: running scripts as user '${s.args[0]?.text ?? ""}' is not supported by lvsd (it runs as lvsd's user)`,
+        );
+        break;
+      default:
+        ctx.warn(s.where, `unknown keyword '${s.keyword}' in vrrp_script (ignored)`);
+    }
+  }
+  if (argv === undefined) fail(st.where, `vrrp_script ${name}: no script`);
+  return {
+    where: st.where,
+    name,
+    argv,
+    interval,
+    timeout: timeout ?? interval,
+    weight,
+    reverse,
+    rise,
+    fall,
+    initFail,
+  };
+}
+
+function parseVrrpInstance(
+  ctx: Ctx,
+  st: Statement,
+  globalVersion: 2 | 3 | undefined,
+  pending: PendingTrackScript[],
+): VrrpInstanceSpec {
   const name = one(st, "an instance name");
   const block = needBlock(st);
   let iface: { name: string; where: Where } | undefined;
   let vrid: number | undefined;
+  const notify: VrrpNotifySpec = {};
+  const trackInterfaces: VrrpTrackInterface[] = [];
+  const trackScripts: { name: string; weight: number | undefined; reverse: boolean; where: Where }[] = [];
   const out: Omit<VrrpInstanceSpec, "where" | "name" | "interface" | "interfaceWhere" | "vrid"> = {
     vips: [],
     vipsExcluded: [],
@@ -1070,6 +1187,27 @@ function parseVrrpInstance(ctx: Ctx, st: Statement, globalVersion: 2 | 3 | undef
           }
         }
         break;
+      case "notify_master":
+      case "notify_backup":
+      case "notify_fault":
+      case "notify_stop":
+        noBlock(s);
+        notify[s.keyword.slice(7) as "master" | "backup" | "fault" | "stop"] = commandArg(ctx, s);
+        break;
+      case "notify":
+        noBlock(s);
+        notify.any = commandArg(ctx, s);
+        break;
+      case "track_script":
+        for (const t of needBlock(s))
+          trackScripts.push({ ...trackEntry(ctx, t, "track_script"), where: t.where });
+        break;
+      case "track_interface":
+        for (const t of needBlock(s)) {
+          const e = trackEntry(ctx, t, "track_interface");
+          trackInterfaces.push({ where: t.where, name: e.name, weight: e.weight ?? 0, reverse: e.reverse });
+        }
+        break;
       default:
         if (VRRP_NOT_YET.has(s.keyword) || s.keyword.startsWith("garp_") || s.keyword.startsWith("notify"))
           ctx.warn(s.where, `${s.keyword} is not implemented by lvsd yet (ignored)`);
@@ -1078,14 +1216,19 @@ function parseVrrpInstance(ctx: Ctx, st: Statement, globalVersion: 2 | 3 | undef
   }
   if (iface === undefined) fail(st.where, `vrrp_instance ${name}: no interface`);
   if (vrid === undefined) fail(st.where, `vrrp_instance ${name}: no virtual_router_id`);
-  return {
+  const spec: VrrpInstanceSpec = {
     where: st.where,
     name,
     interface: iface.name,
     interfaceWhere: iface.where,
     vrid,
     ...out,
+    notify,
+    trackScripts: [],
+    trackInterfaces,
   };
+  for (const t of trackScripts) pending.push({ spec, ...t });
+  return spec;
 }
 
 /** global_defs: only vrrp_version matters to lvsd; one warning for the rest. */
@@ -1121,6 +1264,8 @@ function interpret(
   const virtualServers: VirtualServerConfig[] = [];
   const services = new Map<number, { vs: string; where: Where }>();
   const vrrpInstances: VrrpInstanceSpec[] = [];
+  const vrrpScripts = new Map<string, VrrpScriptSpec>();
+  const pendingTracks: PendingTrackScript[] = [];
   let globalVersion: 2 | 3 | undefined;
   for (const st of statements)
     if (st.keyword === "global_defs") globalVersion = globalVrrpVersion(ctx, st) ?? globalVersion;
@@ -1158,7 +1303,7 @@ function interpret(
       case "global_defs":
         break; // read above
       case "vrrp_instance": {
-        const vi = parseVrrpInstance(ctx, st, globalVersion);
+        const vi = parseVrrpInstance(ctx, st, globalVersion, pendingTracks);
         for (const o of vrrpInstances) {
           if (o.name === vi.name)
             fail(
@@ -1172,6 +1317,17 @@ function interpret(
             );
         }
         vrrpInstances.push(vi);
+        break;
+      }
+      case "vrrp_script": {
+        const vs = parseVrrpScript(ctx, st);
+        const prev = vrrpScripts.get(vs.name);
+        if (prev)
+          fail(
+            st.where,
+            `vrrp_script ${vs.name} is defined twice (first at ${prev.where.file}:${prev.where.line})`,
+          );
+        vrrpScripts.set(vs.name, vs);
         break;
       }
       default:
@@ -1189,6 +1345,21 @@ function interpret(
           ctx.warn(st.where, `unknown keyword '${st.keyword}' (ignored)`);
         }
     }
+  }
+  // track_script names refer to vrrp_script blocks anywhere in the file (keepalived: an unknown
+  // one is reported and ignored).
+  for (const t of pendingTracks) {
+    const script = vrrpScripts.get(t.name);
+    if (script === undefined) {
+      ctx.warn(t.where, `vrrp_instance ${t.spec.name}: track_script ${t.name} not found (ignored)`);
+      continue;
+    }
+    t.spec.trackScripts!.push({
+      where: t.where,
+      script,
+      weight: t.weight ?? script.weight,
+      reverse: t.weight !== undefined ? t.reverse : script.reverse,
+    });
   }
   return { files, virtualServers, vrrpInstances, warnings: ctx.warnings };
 }

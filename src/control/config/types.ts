@@ -185,6 +185,59 @@ export interface VrrpInstanceSpec {
   unicastSrcIp?: number;
   unicastPeers: number[];
   downTimerAdverts?: number;
+  /** notify_master / notify_backup / notify_fault / notify_stop / notify, split into argv. */
+  notify?: VrrpNotifySpec;
+  /** track_script entries, resolved against the vrrp_script blocks (unknown names are warned and dropped). */
+  trackScripts?: VrrpTrackScript[];
+  /** track_interface entries: lvsd's --link names. */
+  trackInterfaces?: VrrpTrackInterface[];
+}
+
+/** An instance's notify scripts (keepalived's notify_* keywords), each split into argv. */
+export interface VrrpNotifySpec {
+  master?: string[];
+  backup?: string[];
+  fault?: string[];
+  stop?: string[];
+  /** `notify`: called with "INSTANCE" NAME STATE PRIORITY appended. */
+  any?: string[];
+}
+
+/** One `vrrp_script NAME { ... }` block. */
+export interface VrrpScriptSpec {
+  readonly where: Where;
+  name: string;
+  /** `script`, split into program and arguments (no shell). */
+  argv: string[];
+  /** Seconds between runs (default 1, at least 1). */
+  interval: number;
+  /** Seconds before a run is killed and counts as a failure (default: the interval). */
+  timeout: number;
+  /** -253..253 (default 0: a failure puts the tracking instances in FAULT). */
+  weight: number;
+  reverse: boolean;
+  /** Successes needed to go up / failures to go down (default 1 each). */
+  rise: number;
+  fall: number;
+  /** init_fail: the script starts as failed instead of unknown. */
+  initFail: boolean;
+}
+
+/** A track_script entry: the script and the weight this instance uses (its own, else the script's). */
+export interface VrrpTrackScript {
+  readonly where: Where;
+  script: VrrpScriptSpec;
+  weight: number;
+  reverse: boolean;
+}
+
+/** A track_interface entry. */
+export interface VrrpTrackInterface {
+  readonly where: Where;
+  name: string;
+  /** 0 (default): down puts the instance in FAULT; else -253..253 applied to the priority. */
+  weight: number;
+  reverse: boolean;
 }
 
 export interface KeepalivedConfig {

@@ -17,11 +17,21 @@
  *   garp_master_delay (5 s, keepalived's default).
  * - Every transition is logged as `vrrp.transition` (instance, from, to, reason).
  * - `stop()` (lvsd's SIGTERM): a MASTER sends its priority-0 advert, the VIPs are disowned.
+ * - Notify scripts (keepalived's vrrp_notify.c): on each transition the state's script
+ *   (notify_master / notify_backup / notify_fault / notify_stop, the latter on stop) runs, then
+ *   `notify` with "INSTANCE" NAME STATE PRIORITY appended; started at once, never awaited,
+ *   killed after NOTIFY_TIMEOUT_MS; a failure is a `vrrp.notify_failed` warning.
+ * - Tracking (keepalived's vrrp_track.c): vrrp_script results (track.ts) and the links named in
+ *   track_interface (polled every TRACK_INTERFACE_POLL_MS through the host's `linkUp`) are
+ *   applied to each instance: weight 0 → FAULT while down (`setTracked`), else the sum of the
+ *   weights that apply (positive while up, negative while down; `reverse` flips up and down)
+ *   is the priority adjustment.
  *
  * Not here yet (docs/ha.md): reload keeping state (lvsd refuses VRRP changes on SIGHUP), sync
- * groups, tracking, notify scripts, garp_* options, connection sync.
+ * groups, garp_* options, connection sync.
  */
 
+import { readFileSync } from "node:fs";
 import type { Engine } from "../../datapath/engine.js";
 import type { FrameView } from "../../datapath/packet/view.js";
 import {
@@ -35,7 +45,7 @@ import {
   VrrpView,
 } from "../../datapath/packet/vrrp.js";
 import { u32ToIp } from "../../lib/addr.js";
-import { ConfigError, type VrrpInstanceSpec } from "../config/types.js";
+import { ConfigError, type VrrpInstanceSpec, type VrrpScriptSpec } from "../config/types.js";
 import type { EventLog } from "../observe/log.js";
 import { advertFromView, specFromAdvert, VrrpAdvert } from "./advert.js";
 import {
@@ -46,9 +56,15 @@ import {
   type VrrpInstanceConfig,
   VrrpState,
 } from "./instance.js";
+import { execScript, type ScriptExec, type ScriptResult } from "./script.js";
+import { SCRIPT_STATUS_NAMES, ScriptStatus, VrrpScriptTracker } from "./track.js";
 
 /** keepalived's garp_master_delay: the second round of gratuitous ARP after becoming MASTER. */
 export const GARP_MASTER_DELAY_MS = 5000;
+/** Notify scripts still running after this are killed (keepalived has no limit; lvsd does). */
+export const NOTIFY_TIMEOUT_MS = 30_000;
+/** How often track_interface links are looked at. */
+export const TRACK_INTERFACE_POLL_MS = 1000;
 
 export interface VrrpTimers {
   set(fn: () => void, ms: number): unknown;
@@ -73,6 +89,13 @@ export interface VrrpHost {
   wallNow?: () => number;
   /** Default: setTimeout, unref'd. */
   timers?: VrrpTimers;
+  /** Runs notify and vrrp_script scripts (default: execScript, child_process). */
+  exec?: ScriptExec;
+  /**
+   * Whether link `link` is up, for track_interface (lvsd: not closed and its last I/O did not
+   * fail). Without it every link counts as up.
+   */
+  linkUp?: (link: number) => boolean;
 }
 
 interface Running {
@@ -87,6 +110,24 @@ interface Running {
   /** When the next gratuitous ARP round is due (ms), Infinity when none. */
   garpAt: number;
   lastChange: { at: number; from: string; to: string; reason: string } | undefined;
+  /** track_interface entries with their link index. */
+  readonly trackLinks: { name: string; link: number; weight: number; reverse: boolean }[];
+}
+
+/**
+ * track_interface's "up" for a link lvsd holds: the kernel's operstate of the interface
+ * (/sys/class/net/NAME/operstate, in lvsd's network namespace) is "up" or "unknown" (TAPs and
+ * some virtual devices report "unknown" while running). "down" (admin down, no carrier: a TAP
+ * whose peer end is down, an AF_PACKET NIC without link), "lowerlayerdown", "dormant",
+ * "notpresent" or an interface that is gone mean down, as keepalived's IFF_UP + IFF_RUNNING.
+ */
+export function sysfsLinkUp(ifname: string): boolean {
+  try {
+    const st = readFileSync(`/sys/class/net/${ifname}/operstate`, "latin1").trim();
+    return st === "up" || st === "unknown";
+  } catch {
+    return false;
+  }
 }
 
 /** One row of `lvsadm --vrrp` and of the status API. */
@@ -121,6 +162,11 @@ export class VrrpManager {
   private timer: unknown;
   private timerAt = Number.POSITIVE_INFINITY;
   private started = false;
+  private readonly tracker: VrrpScriptTracker | undefined;
+  private readonly exec: ScriptExec;
+  /** track_interface: the last seen state of each link (true: up). */
+  private readonly linkState: boolean[];
+  private pollAt = Number.POSITIVE_INFINITY;
 
   /** Build the instances; throws ConfigError (with the file and line) for what cannot run. */
   constructor(specs: readonly VrrpInstanceSpec[], host: VrrpHost) {
@@ -128,6 +174,8 @@ export class VrrpManager {
     this.timers = host.timers ?? REAL_TIMERS;
     this.wallNow = host.wallNow ?? Date.now;
     this.linkDrops = host.linkNames.map(() => new Float64Array(VRRP_STATUS_COUNT));
+    this.exec = host.exec ?? execScript;
+    this.linkState = host.linkNames.map(() => true);
     const net = host.engine.net;
     for (const spec of specs) {
       const link = host.linkNames.indexOf(spec.interface);
@@ -176,6 +224,15 @@ export class VrrpManager {
           ipId: 0,
           garpAt: Number.POSITIVE_INFINITY,
           lastChange: undefined,
+          trackLinks: (spec.trackInterfaces ?? []).map((t) => {
+            const tl = host.linkNames.indexOf(t.name);
+            if (tl < 0)
+              throw new ConfigError(
+                t.where,
+                `vrrp_instance ${spec.name}: track_interface '${t.name}' is not one of lvsd's links (${host.linkNames.join(", ") || "none"})`,
+              );
+            return { name: t.name, link: tl, weight: t.weight, reverse: t.reverse };
+          }),
         };
       } catch (err) {
         if (err instanceof VrrpConfigError) throw new ConfigError(spec.where, err.message);
@@ -188,6 +245,16 @@ export class VrrpManager {
         );
       this.running.push(r);
     }
+    const scripts = new Map<string, VrrpScriptSpec>();
+    for (const r of this.running)
+      for (const t of r.spec.trackScripts ?? []) scripts.set(t.script.name, t.script);
+    if (scripts.size > 0)
+      this.tracker = new VrrpScriptTracker(scripts.values(), {
+        now: host.now,
+        timers: this.timers,
+        exec: this.exec,
+        onChange: (name, st, res) => this.scriptChanged(name, st, res),
+      });
   }
 
   /**
@@ -196,7 +263,7 @@ export class VrrpManager {
    */
   sameConfig(specs: readonly VrrpInstanceSpec[]): boolean {
     const strip = (xs: readonly VrrpInstanceSpec[]) =>
-      JSON.stringify(xs.map(({ where: _w, interfaceWhere: _i, ...rest }) => rest));
+      JSON.stringify(xs, (k, v) => (k === "where" || k === "interfaceWhere" ? undefined : v));
     return strip(specs) === strip(this.running.map((r) => r.spec));
   }
 
@@ -217,15 +284,22 @@ export class VrrpManager {
     for (const r of this.running) for (const a of r.owned) own.disown(a);
     this.host.engine.vrrpSink = this;
     this.host.engine.txq.reset();
+    if (this.host.linkUp) this.pollLinks(false);
+    for (const r of this.running) this.applyTracking(r);
     for (const r of this.running) r.inst.start();
     this.host.flush();
+    if (this.host.linkUp && this.running.some((r) => r.trackLinks.length > 0))
+      this.pollAt = this.host.now() + TRACK_INTERFACE_POLL_MS;
     this.schedule();
+    this.tracker?.start();
   }
 
   /** Stop: every MASTER sends its priority-0 advert (sent before this returns); VIPs disowned. */
   stop(): void {
     if (!this.started) return;
     this.started = false;
+    this.tracker?.stop();
+    this.pollAt = Number.POSITIVE_INFINITY;
     if (this.timer !== undefined) this.timers.clear(this.timer);
     this.timer = undefined;
     this.timerAt = Number.POSITIVE_INFINITY;
@@ -286,6 +360,132 @@ export class VrrpManager {
     else e.resolver.sendRouted(j, len, a.daddr);
   }
 
+  // ---- tracking ----
+
+  /** Apply the tracked objects' states to one instance: faults and the priority adjustment. */
+  private applyTracking(r: Running): void {
+    let sum = 0;
+    const apply = (key: string, up: boolean, weight: number, reverse: boolean): void => {
+      const ok = reverse ? !up : up;
+      if (weight === 0) r.inst.setTracked(key, ok);
+      else if ((weight > 0 && ok) || (weight < 0 && !ok)) sum += weight;
+    };
+    const tracker = this.tracker;
+    for (const t of r.spec.trackScripts ?? []) {
+      const st = tracker?.status(t.script.name) ?? ScriptStatus.INIT;
+      if (st === ScriptStatus.INIT) continue;
+      apply(`script ${t.script.name}`, st === ScriptStatus.UP, t.weight, t.reverse);
+    }
+    for (const t of r.trackLinks)
+      apply(`interface ${t.name}`, this.linkState[t.link] ?? true, t.weight, t.reverse);
+    r.inst.setPriorityAdjustment(sum);
+  }
+
+  /** Re-apply tracking to `which` (outside a batch): adverts it causes are sent at once. */
+  private retrack(which: readonly Running[]): void {
+    if (!this.started || which.length === 0) return;
+    this.host.engine.txq.reset();
+    for (const r of which) this.applyTracking(r);
+    this.host.flush();
+    this.schedule();
+  }
+
+  private scriptChanged(name: string, st: ScriptStatus, res: ScriptResult): void {
+    const status = SCRIPT_STATUS_NAMES[st] ?? String(st);
+    this.host.log.info(
+      { event: "vrrp.script", script: name, status, result: res.reason },
+      `vrrp: vrrp_script ${name}: ${status} (${res.reason})`,
+    );
+    this.retrack(this.running.filter((r) => (r.spec.trackScripts ?? []).some((t) => t.script.name === name)));
+  }
+
+  /** Read every link's state; returns the links that changed. */
+  private pollLinks(report: boolean): number[] {
+    const changed: number[] = [];
+    const up = this.host.linkUp;
+    if (!up) return changed;
+    for (let l = 0; l < this.linkState.length; l++) {
+      let now: boolean;
+      try {
+        now = up(l);
+      } catch {
+        now = false;
+      }
+      if (now === this.linkState[l]) continue;
+      this.linkState[l] = now;
+      changed.push(l);
+      if (report)
+        this.host.log.info(
+          { event: "vrrp.track_interface", link: l, interface: this.host.linkNames[l], up: now },
+          `vrrp: track_interface ${this.host.linkNames[l]}: ${now ? "up" : "down"}`,
+        );
+    }
+    return changed;
+  }
+
+  /** The link states lvsd sees now, for track_interface (tests). */
+  get linksUp(): readonly boolean[] {
+    return this.linkState;
+  }
+
+  /** A vrrp_script's status, runs and last result (status output, tests). */
+  scriptInfo(name: string): ReturnType<VrrpScriptTracker["info"]> {
+    return this.tracker?.info(name);
+  }
+
+  // ---- notify ----
+
+  private notify(r: Running, ev: VrrpEvent & { kind: "transition" }): void {
+    const n = r.spec.notify;
+    if (n === undefined) return;
+    let state: string;
+    let script: string[] | undefined;
+    if (ev.to === VrrpState.MASTER) [state, script] = ["MASTER", n.master];
+    else if (ev.to === VrrpState.BACKUP) [state, script] = ["BACKUP", n.backup];
+    else if (ev.to === VrrpState.FAULT) [state, script] = ["FAULT", n.fault];
+    else if (ev.to === VrrpState.INIT && ev.reason === "stop") [state, script] = ["STOP", n.stop];
+    else return;
+    if (script) this.runNotify(r, `notify_${state.toLowerCase()}`, script);
+    if (n.any)
+      this.runNotify(r, "notify", [
+        ...n.any,
+        "INSTANCE",
+        r.spec.name,
+        state,
+        String(r.inst.effectivePriority),
+      ]);
+  }
+
+  private runNotify(r: Running, what: string, argv: readonly string[]): void {
+    const log = this.host.log;
+    log.info(
+      { event: "vrrp.notify", instance: r.spec.name, script: what, argv: [...argv] },
+      `vrrp: ${r.spec.name}: ${what} ${argv.join(" ")}`,
+    );
+    let p: Promise<ScriptResult>;
+    try {
+      p = this.exec(argv, NOTIFY_TIMEOUT_MS);
+    } catch (err) {
+      p = Promise.resolve({ ok: false, reason: `cannot run: ${(err as Error).message}` });
+    }
+    p.then(
+      (res) => {
+        if (res.ok) return;
+        log.warn(
+          {
+            event: "vrrp.notify_failed",
+            instance: r.spec.name,
+            script: what,
+            program: argv[0],
+            result: res.reason,
+          },
+          `vrrp: ${r.spec.name}: ${what} ${argv[0]}: ${res.reason}`,
+        );
+      },
+      () => undefined,
+    );
+  }
+
   // ---- transitions ----
 
   private onEvent(r: Running, ev: VrrpEvent): void {
@@ -323,6 +523,7 @@ export class VrrpManager {
       },
       `vrrp: ${ev.instance}: ${from} -> ${to} (${ev.reason}${ev.detail !== "" ? ` ${ev.detail}` : ""})`,
     );
+    this.notify(r, ev);
   }
 
   /** Gratuitous ARP for the instance's addresses (into the transmit queue). */
@@ -340,6 +541,7 @@ export class VrrpManager {
       if (d < at) at = d;
       if (r.garpAt < at) at = r.garpAt;
     }
+    if (this.pollAt < at) at = this.pollAt;
     if (at === this.timerAt && this.timer !== undefined) return;
     if (this.timer !== undefined) this.timers.clear(this.timer);
     this.timer = undefined;
@@ -362,6 +564,13 @@ export class VrrpManager {
         r.garpAt = Number.POSITIVE_INFINITY;
         if (r.inst.state === VrrpState.MASTER) this.announce(r);
       }
+    }
+    if (this.pollAt <= now) {
+      this.pollAt = now + TRACK_INTERFACE_POLL_MS;
+      const changed = this.pollLinks(true);
+      if (changed.length > 0)
+        for (const r of this.running)
+          if (r.trackLinks.some((t) => changed.includes(t.link))) this.applyTracking(r);
     }
     this.host.flush();
     this.schedule();

@@ -32,7 +32,7 @@ import { metricsRoutes } from "../../control/observe/metrics.js";
 import { statusRoutes } from "../../control/observe/status.js";
 import { TraceControl } from "../../control/observe/trace.js";
 import { type ControlServer, ControlServerError, startControlServer } from "../../control/server.js";
-import { VrrpManager } from "../../control/vrrp/manager.js";
+import { sysfsLinkUp, VrrpManager } from "../../control/vrrp/manager.js";
 import { Director, type LinkBackend } from "../../datapath/director.js";
 import { DROP_NAMES } from "../../datapath/drops.js";
 import { Engine } from "../../datapath/engine.js";
@@ -195,6 +195,11 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
           flush: sendTx,
           now,
           log,
+          // track_interface: the kernel's operstate of each link's interface (docs/ha.md)
+          linkUp: (l) => {
+            const io = director.links[l];
+            return io !== undefined && sysfsLinkUp(io.name);
+          },
         });
     } catch (err) {
       for (const io of opened) io.close();

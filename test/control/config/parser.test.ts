@@ -429,7 +429,6 @@ virtual_server 10.0.0.1 80 {
       "w.conf",
     );
     expect(cfg.warnings).toEqual([
-      "w.conf:1: vrrp_script is not implemented by lvsd yet (block ignored)",
       "w.conf:2: unknown keyword 'frobnicate' (ignored)",
       "w.conf:4: ha_suspend is not supported by lvsd (ignored)",
       "w.conf:5: unknown keyword 'lb_mood' in virtual_server (ignored)",

@@ -69,6 +69,9 @@ vrrp_instance VI_2 {
         unicastPeers: [ip("10.0.0.2"), ip("10.0.0.3")],
         vips: [ip("10.0.0.100"), ip("10.0.0.101")],
         vipsExcluded: [ip("10.0.0.102")],
+        notify: {},
+        trackScripts: [],
+        trackInterfaces: [],
         downTimerAdverts: 5,
       },
       {
@@ -83,6 +86,9 @@ vrrp_instance VI_2 {
         unicastPeers: [],
         vips: [ip("10.0.0.200")],
         vipsExcluded: [],
+        notify: {},
+        trackScripts: [],
+        trackInterfaces: [],
       },
     ]);
   });
@@ -106,11 +112,7 @@ vrrp_instance VI_1 {
       "w.conf",
     );
     expect(cfg.warnings).toEqual([
-      "w.conf:1: vrrp_script is not implemented by lvsd yet (block ignored)",
       "w.conf:2: vrrp_sync_group is not implemented by lvsd yet (block ignored)",
-      "w.conf:6: track_script is not implemented by lvsd yet (ignored)",
-      "w.conf:7: notify_master is not implemented by lvsd yet (ignored)",
-      "w.conf:8: notify is not implemented by lvsd yet (ignored)",
       "w.conf:9: garp_master_delay is not implemented by lvsd yet (ignored)",
       "w.conf:10: use_vmac is not implemented by lvsd yet (ignored)",
       "w.conf:11: unknown keyword 'frobnicate' in vrrp_instance (ignored)",
@@ -153,6 +155,101 @@ vrrp_instance VI_1 {
     [
       "vrrp_instance A {\n  interface x\n  virtual_router_id 1\n}\nvrrp_instance B {\n  interface x\n  virtual_router_id 1\n}",
       "e.conf:5: vrrp_instance B: virtual_router_id 1 on x is already used by A (e.conf:1)",
+    ],
+  ])("refuses %j", (text, message) => {
+    expect(() => parseConfigText(text, "e.conf")).toThrow(message);
+  });
+});
+
+describe("vrrp_instance notify, track_script, track_interface and vrrp_script", () => {
+  it("reads them, resolving track_script against vrrp_script blocks anywhere in the file", () => {
+    const cfg = parseConfigText(
+      `vrrp_instance VI_1 {
+  interface lvs0
+  virtual_router_id 51
+  notify_master "/etc/m.sh a 'b c'"
+  notify_backup /etc/b.sh
+  notify_fault /etc/f.sh
+  notify_stop /etc/s.sh
+  notify /etc/n.sh root
+  track_script {
+    chk_a
+    chk_b weight 10 reverse
+    missing
+  }
+  track_interface {
+    lvs1
+    lvs2 weight -20
+  }
+}
+vrrp_script chk_a {
+  script "/bin/check --x"
+  interval 3
+  weight -40
+  rise 2
+  fall 3
+  init_fail
+  user nobody
+}
+vrrp_script chk_b {
+  script /bin/b
+  timeout 7
+}
+`,
+      "n.conf",
+    );
+    const vi = cfg.vrrpInstances[0]!;
+    expect(vi.notify).toEqual({
+      master: ["/etc/m.sh", "a", "b c"],
+      backup: ["/etc/b.sh"],
+      fault: ["/etc/f.sh"],
+      stop: ["/etc/s.sh"],
+      any: ["/etc/n.sh"],
+    });
+    expect(vi.trackScripts!.map((t) => [t.script.name, t.weight, t.reverse])).toEqual([
+      ["chk_a", -40, false],
+      ["chk_b", 10, true],
+    ]);
+    expect(vi.trackScripts![0]!.script).toMatchObject({
+      argv: ["/bin/check", "--x"],
+      interval: 3,
+      timeout: 3,
+      weight: -40,
+      rise: 2,
+      fall: 3,
+      initFail: true,
+    });
+    expect(vi.trackScripts![1]!.script).toMatchObject({
+      interval: 1,
+      timeout: 7,
+      weight: 0,
+      rise: 1,
+      fall: 1,
+    });
+    expect(vi.trackInterfaces!.map((t) => [t.name, t.weight, t.reverse])).toEqual([
+      ["lvs1", 0, false],
+      ["lvs2", -20, false],
+    ]);
+    expect(cfg.warnings).toEqual([
+      "n.conf:8: notify: running scripts as user 'root' is not supported by lvsd (it runs as lvsd's user)",
+      "n.conf:26: vrrp_script chk_a: running scripts as user 'nobody' is not supported by lvsd (it runs as lvsd's user)",
+      "n.conf:12: vrrp_instance VI_1: track_script missing not found (ignored)",
+    ]);
+  });
+
+  it.each([
+    ["vrrp_script c {\n  interval 2\n}", "e.conf:1: vrrp_script c: no script"],
+    [
+      "vrrp_script c {\n  script /x\n  weight 254\n}",
+      "e.conf:3: vrrp_script c: weight must be an integer -253..253, got '254'",
+    ],
+    [
+      "vrrp_script c {\n  script /x\n}\nvrrp_script c {\n  script /y\n}",
+      "e.conf:4: vrrp_script c is defined twice (first at e.conf:1)",
+    ],
+    [
+      "vrrp_instance A {\n  interface x\n  virtual_router_id 1\n  track_interface {\n    x weight\n  }\n}",
+      "e.conf:5: track_interface x: expected 'weight N [reverse]', got 'weight'",
     ],
   ])("refuses %j", (text, message) => {
     expect(() => parseConfigText(text, "e.conf")).toThrow(message);
