@@ -514,8 +514,8 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   });
   counter({
     name: "lvs_forwarded_frames_total",
-    help: "Frames the engine forwarded.",
-    read: (sink) => sink.add(engine.forwarded),
+    help: "Frames the engine forwarded (in place, and released from the ARP queue).",
+    read: (sink) => sink.add(engine.forwarded + engine.resolver.released),
   });
   counter({
     name: "lvs_neigh_queued_frames_total",
