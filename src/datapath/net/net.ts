@@ -19,6 +19,7 @@ export class Link {
   readonly name: string;
   readonly mac: Uint8Array;
   readonly addrs: LinkAddr[];
+  /** Change it with Net.setLinkMtu, which keeps Net.minMtu true. */
   mtu: number;
   private readonly primary: number;
   constructor(id: number, name: string, mac: Uint8Array, addrs: LinkAddr[], mtu: number) {
@@ -89,6 +90,14 @@ export class Net {
       this.local.push(a.addr >>> 0);
     }
     return l;
+  }
+
+  /** Change link `l`'s MTU (control plane), keeping `minMtu` the smallest of all links. */
+  setLinkMtu(l: number, mtu: number): void {
+    this.links[l]!.mtu = mtu;
+    let m = 65535;
+    for (const k of this.links) if (k.mtu < m) m = k.mtu;
+    this.minMtu = m;
   }
 
   private addRouteRaw(r: Route): void {

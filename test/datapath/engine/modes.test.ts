@@ -93,7 +93,7 @@ describe("TUN (-i)", () => {
 
   it("answers an oversized DF packet with fragmentation-needed carrying MTU - 20, from the VIP", () => {
     const e = natEngine();
-    e.net.links[IN]!.mtu = 1400;
+    e.net.setLinkMtu(IN, 1400);
     addService(e, tcpKey(), "rr");
     addDest(e, tcpKey(), IP.rs2, 80, FwdMethod.TUNNEL);
     const big = fromClient(TCP_ACK | TCP_PSH, 1, 1, "x".repeat(1400 - 40 - 10), 64, true); // 1390-byte IP packet
@@ -107,6 +107,23 @@ describe("TUN (-i)", () => {
     // 1380 bytes fit
     const ok = fromClient(TCP_ACK | TCP_PSH, 1, 1, "x".repeat(1380 - 40), 64, true);
     expect(run(e, ok, OUT).egress).toBe(IN);
+  });
+
+  it("checks NAT packets against a link MTU changed after start (Net.setLinkMtu keeps minMtu true)", () => {
+    const e = natEngine();
+    addService(e, tcpKey(), "rr");
+    addDest(e, tcpKey(), IP.rs2, 80, FwdMethod.MASQ);
+    run(e, fromClient(TCP_SYN), OUT);
+    const seg = fromClient(TCP_ACK | TCP_PSH, 1, 1, "z".repeat(1400 - 40), 64, true); // 1400-byte IP packet
+    expect(run(e, seg, OUT).egress).toBe(IN);
+    e.net.setLinkMtu(IN, 1300);
+    expect(e.net.minMtu).toBe(1300);
+    const r = run(e, seg, OUT);
+    expect(r.egress).toBe(-1);
+    expect(e.drops[Drop.TOO_BIG]).toBe(1);
+    const v = parse(r.generated[0]![1]);
+    expect([v.icmpType, v.icmpCode, v.saddr]).toEqual([3, 4, ipToU32(IP.vip)]);
+    expect(v.dv.getUint16(v.l4Off + 6)).toBe(1300);
   });
 
   it("learns the path MTU from fragmentation-needed about its tunnel packets and tells the client", () => {
