@@ -10,8 +10,9 @@ import { CONN_F_TEMPLATE } from "../datapath/conntrack/table.js";
 import { DROP_COUNT, DROP_NAMES } from "../datapath/drops.js";
 import type { Engine } from "../datapath/engine.js";
 import type { ServiceTable } from "../tables/services.js";
+import type { Sysctl } from "../tables/sysctl.js";
 import type { RateSource } from "./estimator.js";
-import type { ConnEntry, ControlTarget, LinkStatRow, Timeouts } from "./target.js";
+import type { ConnEntry, ControlTarget, LinkStatRow, SyncControl, Timeouts } from "./target.js";
 
 /** Drop counters by name, only the non-zero ones (`lvsadm --drops`, error messages). */
 export function dropCounts(drops: Float64Array): Record<string, number> {
@@ -31,6 +32,13 @@ export class EngineControl implements ControlTarget {
   constructor(engine: Engine) {
     this.engine = engine;
     this.table = engine.table;
+  }
+
+  /** Connection sync daemons (set by lvsd). */
+  sync?: SyncControl;
+
+  get sysctl(): Sysctl {
+    return this.engine.sysctl;
   }
 
   get connTabSize(): number {

@@ -13,7 +13,7 @@
 import { forwardingMethod, implementedMethods } from "../datapath/modes/index.js";
 import type { FwdMethod, Service } from "../tables/model.js";
 import { ControlError, type ControlErrorCode, type ServiceKey } from "../tables/services.js";
-import { formatDrops, formatLinks, runLaddr, splitExtensions } from "./extensions.js";
+import { formatDrops, formatLinks, formatSyncCounters, runLaddr, splitExtensions } from "./extensions.js";
 import {
   type FormatContext,
   formatConns,
@@ -27,6 +27,8 @@ import { type HealthControl, runExtension } from "./health-import.js";
 import { type Command, DEF_SCHED, type DestSpec, parseArgs } from "./ipvsadm.js";
 import { type ServicesDb, systemServices } from "./netdb.js";
 import { schedulerList } from "./sched.js";
+import { formatDaemons, SyncDaemonError } from "./sync/daemon.js";
+import { runSysctl } from "./sysctl.js";
 import type { ControlTarget } from "./target.js";
 import { runTrace, type TraceControlApi } from "./trace-cmd.js";
 import type { ExecResult, ParseError } from "./types.js";
@@ -141,8 +143,8 @@ Either long or short options are allowed.
   --list            -L|-l     list the table
   --zero            -Z        zero counters in a service or all services
   --set tcp tcpfin udp        set connection timeout values
-  --start-daemon              start connection sync daemon (not supported yet)
-  --stop-daemon               stop connection sync daemon (not supported yet)
+  --start-daemon              start connection sync daemon
+  --stop-daemon               stop connection sync daemon
   --help            -h        display this help message
 
 virtual-service:
@@ -166,6 +168,9 @@ Options:
   --get-laddr                         list the service's FULLNAT local addresses
   --drops                             the data path's drop counters by reason (lvs-ts)
   --links                             per-link frame, byte and drop counters (lvs-ts)
+  --sync                              connection sync counters: sent, received, placed (lvs-ts)
+  --sysctl [name[=value]]             list or set net.ipv4.vs.* knobs, e.g.
+                                      --sysctl sync_threshold="3 50" (lvs-ts)
   --tun-type      type                one of ipip|gue|gre,
                                       the default tunnel type is ipip.
   --tun-port      port                tunnel destination port
@@ -218,7 +223,7 @@ lvsadm:
   is -g, direct routing, as in ipvsadm).
   Addresses are numeric IPv4 (no host names, no IPv6); ports may be named (/etc/services).
   fwmark services are kept but get no traffic (lvsd sees no netfilter marks).
-  Not supported: --sctp-service, --pe, -6, the sync daemon, gue/gre tunnels.
+  Not supported: --sctp-service, --pe, -6, gue/gre tunnels.
 `;
 }
 
@@ -331,7 +336,7 @@ function executeOne(
         case "timeout":
           return ok(formatTimeout(target.getTimeouts()));
         case "daemon":
-          return ok(""); // no sync daemon runs, so there is nothing to list
+          return ok(target.sync ? formatDaemons(target.sync.daemons()) : "");
         case "services": {
           if (!cmd.svc) return ok(formatList(table.list(), cmd.format, ctx));
           const s = table.find(cmd.svc);
@@ -361,8 +366,20 @@ function executeOne(
       target.setTimeouts(cmd.timeouts);
       return ok();
     case "start-daemon":
-    case "stop-daemon":
-      return err(`${prog}: --${cmd.kind} is not supported: lvs-ts has no connection sync daemon yet`);
+    case "stop-daemon": {
+      const sync = target.sync;
+      if (!sync) return err(`${prog}: --${cmd.kind}: this director runs no connection sync`);
+      try {
+        if (cmd.kind === "start-daemon") sync.start(cmd.state, cmd.daemon);
+        else sync.stop(cmd.state);
+        return ok();
+      } catch (e) {
+        if (!(e instanceof SyncDaemonError)) throw e;
+        // ipvsadm's messages for EEXIST and ESRCH; lvs-ts's own for the rest (no such link...)
+        if (e.code === "EEXIST" || e.code === "ESRCH") return err(ipvsStrerror(cmd.kind, e.code));
+        return err(`${prog}: --${cmd.kind}: ${e.message}`);
+      }
+    }
     case "restore":
       return err("internal: restore must go through execute()", 1);
   }
@@ -461,6 +478,15 @@ export function run(
   const ext = splitExtensions(argv);
   if (ext.error) return err(ext.error, 2);
   if (ext.laddr) return runLaddr(ext.laddr.op, ext.laddr.addr, ext.argv, target.table, services);
+  if (ext.sysctl !== undefined) {
+    if (ext.argv.length > 0) return err("--sysctl takes no other options", 2);
+    return runSysctl(ext.sysctl ?? undefined, target.sysctl, prog);
+  }
+  if (ext.sync) {
+    if (ext.argv.length > 0) return err("--sync takes no other options", 2);
+    if (!target.sync) return err(`${prog}: --sync: this director runs no connection sync`, 1);
+    return ok(formatSyncCounters(target.sync.counterRows()));
+  }
   if (ext.drops || ext.links) {
     if (ext.argv.length > 0 || (ext.drops && ext.links))
       return err("--drops and --links take no other options", 2);

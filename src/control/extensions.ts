@@ -7,6 +7,8 @@
  *   --get-laddr -t|-u VIP:PORT   FULLNAT local addresses of a service (DPVS's commands).
  *   --drops                      the data path's drop counters by reason (non-zero ones).
  *   --links                      per-link frame and byte counters, with drops.
+ *   --sync                       connection sync counters (sent, received, placed, refused).
+ *   --sysctl [NAME[=VALUE]]      list or set run-time knobs (net.ipv4.vs.* names; sysctl.ts).
  */
 import { u32ToIp } from "../lib/addr.js";
 import { ControlError, type ServiceKey, type ServiceTable } from "../tables/services.js";
@@ -25,6 +27,9 @@ export interface Extensions {
   laddr?: { op: LaddrOp; addr?: number };
   drops?: boolean;
   links?: boolean;
+  sync?: boolean;
+  /** `--sysctl` given: its argument, or null to list all. */
+  sysctl?: string | null;
   error?: string;
 }
 
@@ -52,6 +57,12 @@ export function splitExtensions(argv: readonly string[]): Extensions {
       out.drops = true;
     } else if (name === "--links") {
       out.links = true;
+    } else if (name === "--sync") {
+      out.sync = true;
+    } else if (name === "--sysctl") {
+      const next = eq > 0 ? a.slice(eq + 1) : argv[i + 1];
+      if (eq < 0 && next !== undefined && !next.startsWith("-")) i++;
+      out.sysctl = next !== undefined && (eq > 0 || !next.startsWith("-")) ? next : null;
     } else if (name in LADDR_OPS) {
       if (out.laddr) return { argv: [], error: "only one of --add-laddr, --del-laddr, --get-laddr" };
       out.laddr = { op: LADDR_OPS[name]! };
@@ -89,6 +100,12 @@ export function formatDrops(counts: Record<string, number> | undefined): string 
     .sort()
     .map((k) => `${k.padEnd(20)} ${counts[k]}\n`)
     .join("");
+}
+
+/** `--sync`: the sync daemons' counters, "name count", in a fixed order. */
+export function formatSyncCounters(rows: readonly [string, number][] | undefined): string {
+  if (!rows) return "";
+  return rows.map(([k, n]) => `${k.padEnd(28)} ${n}\n`).join("");
 }
 
 /** `--links`: a table of per-link counters. */

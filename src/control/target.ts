@@ -4,7 +4,9 @@
  * without any I/O, or a fake.
  */
 import type { ServiceTable } from "../tables/services.js";
+import type { Sysctl } from "../tables/sysctl.js";
 import type { RateSource } from "./estimator.js";
+import type { SyncDaemonInfo, SyncStartOptions, SyncState } from "./sync/daemon.js";
 
 /** One connection-table entry as listed by `lvsadm -Lnc` (allocated per call: control plane only). */
 export interface ConnEntry {
@@ -59,4 +61,19 @@ export interface ControlTarget {
   linkStats?(): LinkStatRow[];
   /** Rate estimates for `--rate` (lvsd's RateEstimator); without one, rates list as 0. */
   readonly rates?: RateSource;
+  /** Connection sync daemons (`--start-daemon`, `--stop-daemon`, `-L --daemon`), in lvsd. */
+  sync?: SyncControl;
+  /** Run-time knobs (`--sysctl`), when the target has a data path. */
+  readonly sysctl?: Sysctl;
+}
+
+/** lvsd's connection sync daemons (src/control/sync/daemon.ts). */
+export interface SyncControl {
+  /** Throws SyncDaemonError (EEXIST, ENODEV, EINVAL). */
+  start(state: SyncState, o: SyncStartOptions): SyncDaemonInfo;
+  /** Throws SyncDaemonError (ESRCH). */
+  stop(state: SyncState): void;
+  daemons(): SyncDaemonInfo[];
+  /** Counters by name, for `lvsadm --sync`. */
+  counterRows(): [string, number][];
 }

@@ -48,6 +48,7 @@ import {
 } from "./packet/view.js";
 import { IPPROTO_VRRP, VRRP_GROUP } from "./packet/vrrp.js";
 import { getScheduler } from "./schedulers/index.js";
+import type { SyncOut } from "./sync.js";
 import { TxQueue } from "./txqueue.js";
 
 export interface EngineOptions {
@@ -70,6 +71,15 @@ export interface EngineOptions {
  */
 export interface VrrpSink {
   advert(v: FrameView, link: number): void;
+}
+
+/**
+ * Where the engine hands connection-sync messages (src/control/sync/daemon.ts, the backup):
+ * UDP to `Engine.syncPort` for the sync group or one of our addresses. Called inside `process`
+ * with the parsed frame (valid only during the call); the sink copies what it keeps.
+ */
+export interface SyncSink {
+  message(v: FrameView, link: number): void;
 }
 
 const FTP_PORT = 21;
@@ -103,6 +113,13 @@ export class Engine {
   readonly owner = new Ownership();
   /** VRRP adverts go here; null (no VRRP): protocol 112 is dropped as `proto`. */
   vrrpSink: VrrpSink | null = null;
+  /** Connection sync, master (src/datapath/sync.ts): null when no master sync daemon runs. */
+  sync: SyncOut | null = null;
+  /** Connection sync, backup: UDP to this port (-1: none) for `syncGroup` or us goes to `syncSink`. */
+  syncPort = -1;
+  syncGroup = 0;
+  syncLink = -1;
+  syncSink: SyncSink | null = null;
   sweepPerBatch: number;
   private readonly v = new FrameView();
   private readonly mx: ModeCall;
@@ -153,7 +170,8 @@ export class Engine {
       }
       const p = v.proto;
       let r: number;
-      if (p === IPPROTO_TCP || p === IPPROTO_UDP) r = this.l4(v, batch, i);
+      if (v.dport === this.syncPort && p === IPPROTO_UDP && this.syncIn(v, batch.link[i]!)) r = CONSUMED;
+      else if (p === IPPROTO_TCP || p === IPPROTO_UDP) r = this.l4(v, batch, i);
       else if (p === IPPROTO_ICMP) r = this.icmpIn(v, batch, i);
       else if (p === IPPROTO_VRRP) r = this.vrrpIn(v, batch.link[i]!);
       else r = Drop.PROTO;
@@ -274,6 +292,7 @@ export class Engine {
     if (!icmp) {
       if (v.proto === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, dir, v.tcpFlags);
       else ct.touch(c);
+      if (dir === DIR_INPUT && this.sync !== null) this.sync.conn(c);
     }
     let nh: number;
     if (dir === DIR_INPUT) {
@@ -458,6 +477,17 @@ export class Engine {
     if (d !== VRRP_GROUP && !this.net.isLocal(d)) return Drop.PROTO;
     sink.advert(v, link);
     return CONSUMED;
+  }
+
+  /** Connection sync (backup): a datagram to the sync port for the group or us, on the sync link. */
+  private syncIn(v: FrameView, link: number): boolean {
+    const sink = this.syncSink;
+    if (sink === null || v.laterFrag !== 0 || v.mf !== 0) return false;
+    const d = v.daddr >>> 0;
+    if (d !== this.syncGroup && !this.net.isLocal(d)) return false;
+    if (this.syncLink >= 0 && link !== this.syncLink) return false;
+    sink.message(v, link);
+    return true;
   }
 
   /** ICMP: answered by the director, relayed through the connection it is about, or dropped. */

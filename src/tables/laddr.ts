@@ -98,6 +98,23 @@ export class LocalAddrPool {
     return false;
   }
 
+  /**
+   * Mark (addr, port) used for protocol slot p, as a connection learnt from a sync master holds
+   * it. False when the address is not in the pool or the port is taken already.
+   */
+  reserve(addr: number, port: number, p: number): boolean {
+    addr >>>= 0;
+    const a = this.addrs.find((x) => x.addr === addr);
+    if (a === undefined || port < LPORT_MIN || port > LPORT_MAX) return false;
+    const bits = a.used[p]!;
+    const w = port >>> 5;
+    const m = 1 << (port & 31);
+    if ((bits[w]! & m) !== 0) return false;
+    bits[w] = bits[w]! | m;
+    a.inUse[p] = a.inUse[p]! + 1;
+    return true;
+  }
+
   /** Give a port back. Unknown addresses (removed from the pool) are ignored. */
   release(addr: number, port: number, p: number): void {
     addr >>>= 0; // callers pass int32 (no boxing)

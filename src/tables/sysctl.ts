@@ -18,4 +18,17 @@ export class Sysctl {
   sloppyTcp = 0;
   /** 1: NAT-mode packets to a dest with no route back are still sent (no-op here, kept for parity). */
   conntrack = 0;
+  /**
+   * Connection sync (master): an entry is sent when its input packet count modulo
+   * `syncPeriod` equals `syncThreshold` (the kernel's sync_threshold pair, "3 50"); with
+   * `syncPeriod` 0 only once, at `syncThreshold`. TCP state changes are sent at once.
+   */
+  syncThreshold = 3;
+  syncPeriod = 50;
+  /** Seconds: resend an entry only when its expiry moved by this much (0: off; kernel default). */
+  syncRefreshPeriod = 0;
+  /** Retries of a held-back resend, at syncRefreshPeriod / 8 (0..3). */
+  syncRetries = 0;
+  /** 1: connections under a persistence template are not synced, only their templates. */
+  syncPersistMode = 0;
 }

@@ -150,13 +150,15 @@ describe("executing commands", () => {
     expect(sh(t, "--version")).toEqual({ stdout: versionText("lvsadm"), stderr: "", code: 0 });
   });
 
-  it("refuses the sync daemon clearly", () => {
+  it("refuses the sync daemon clearly on a target without one", () => {
     expect(sh(t, "--start-daemon master")).toEqual({
       stdout: "",
-      stderr: "lvsadm: --start-daemon is not supported: lvs-ts has no connection sync daemon yet\n",
+      stderr: "lvsadm: --start-daemon: this director runs no connection sync\n",
       code: 255,
     });
-    expect(sh(t, "--stop-daemon backup").stderr).toContain("--stop-daemon is not supported");
+    expect(sh(t, "--stop-daemon backup").stderr).toContain(
+      "--stop-daemon: this director runs no connection sync",
+    );
   });
 });
 

@@ -141,6 +141,8 @@ export class ConnTable {
   owner: ConnTableOwner;
   /** Per forwarding method, called when a connection of that method is freed. */
   readonly releaseHooks: (ConnReleaseHook | null)[] = [null, null, null, null, null];
+  /** Connection sync (src/datapath/sync.ts): told when a slot is taken by a new entry. */
+  syncReset: ((i: number) => void) | null = null;
 
   constructor(capacity: number, owner: ConnTableOwner, buckets = 0) {
     if (!Number.isInteger(capacity) || capacity < 1)
@@ -428,6 +430,7 @@ export class ConnTable {
     destOverloadOnBind(dest);
     this.hashIn(i);
     this.hashOut(i);
+    if (this.syncReset !== null) this.syncReset(i);
     return i;
   }
 
@@ -467,6 +470,7 @@ export class ConnTable {
     dest.persistConns++;
     destOverloadOnBind(dest);
     this.hashIn(i);
+    if (this.syncReset !== null) this.syncReset(i);
     return i;
   }
 
@@ -621,6 +625,29 @@ export class ConnTable {
       this.state[i] = ns;
     }
     this.expires[i] = clock.nowMs + this.tcpTimeoutMs[ns]!;
+  }
+
+  /**
+   * Connection sync, backup side (ip_vs_proc_conn): set a synced entry's state, its
+   * active/inactive accounting (a connection's dest counters follow) and its expiry.
+   */
+  setSynced(i: number, state: number, inactive: boolean, expiresMs: number): void {
+    const f = this.flags[i]!;
+    if ((f & CONN_F_TEMPLATE) === 0 && ((f & CONN_F_INACTIVE) !== 0) !== inactive) {
+      const d = this.owner.dests[this.dest[i]!];
+      if (d) {
+        if (inactive) {
+          d.activeConns--;
+          d.inactConns++;
+        } else {
+          d.inactConns--;
+          d.activeConns++;
+        }
+      }
+      this.flags[i] = inactive ? f | CONN_F_INACTIVE : f & ~CONN_F_INACTIVE;
+    }
+    this.state[i] = state;
+    this.expires[i] = expiresMs;
   }
 
   /** Refresh a connection's timer without a state change (UDP, ICMP, TCP later fragments). */

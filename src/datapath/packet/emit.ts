@@ -21,8 +21,8 @@
  *
  * Frames are not padded to the 60-byte Ethernet minimum: NIC drivers and TAP do that on output.
  */
-import { IPPROTO_ICMP } from "../../lib/proto.js";
-import { csumReplace16, icmpChecksum, ipv4HeaderChecksum } from "./checksum.js";
+import { IPPROTO_ICMP, IPPROTO_UDP } from "../../lib/proto.js";
+import { csumReplace16, icmpChecksum, ipv4HeaderChecksum, tcpUdpChecksum } from "./checksum.js";
 import { checkL4Checksum, L4Csum } from "./parse.js";
 import {
   ETH_HLEN,
@@ -300,4 +300,57 @@ export function emitIcmpError(
   if (type === ICMP_DEST_UNREACH && code === ICMP_FRAG_NEEDED) put16(out, icmp + 6, mtuOrZero);
   put16(out, icmp + 2, icmpChecksum(out, icmp, ICMP_HLEN + q));
   return flen;
+}
+
+/**
+ * An IPv4/UDP datagram carrying `plen` bytes of `payload` at `poff` (connection sync), written
+ * at `off`: Ethernet from `srcMac`, to `dstMac` or, when it is null, to the IPv4 multicast MAC
+ * of `daddr` (01:00:5e + its low 23 bits); IP without options, DF clear, TOS 0, `ttl`; UDP
+ * checksum computed. Returns the frame length, 0 when it does not fit in `out`.
+ */
+export function emitUdp(
+  out: Uint8Array,
+  off: number,
+  srcMac: Uint8Array,
+  srcMacOff: number,
+  dstMac: Uint8Array | null,
+  dstMacOff: number,
+  saddr: number,
+  daddr: number,
+  sport: number,
+  dport: number,
+  ttl: number,
+  payload: Uint8Array,
+  poff: number,
+  plen: number,
+): number {
+  const len = ETH_HLEN + IP_HLEN + 8 + plen;
+  if (off < 0 || off + len > out.length || plen > 0xffff - IP_HLEN - 8) return 0;
+  if (dstMac === null) {
+    putMac(out, off, 0x0100, (0x5e000000 | (daddr & 0x7fffff)) >>> 0);
+  } else {
+    putMac(out, off, macHi(dstMac, dstMacOff), macLo(dstMac, dstMacOff));
+  }
+  putMac(out, off + 6, macHi(srcMac, srcMacOff), macLo(srcMac, srcMacOff));
+  put16(out, off + 12, ETH_P_IP);
+  const ip = off + ETH_HLEN;
+  out[ip] = 0x45;
+  out[ip + 1] = 0;
+  put16(out, ip + 2, IP_HLEN + 8 + plen);
+  put16(out, ip + 4, nextIpId());
+  put16(out, ip + 6, 0);
+  out[ip + 8] = ttl;
+  out[ip + 9] = IPPROTO_UDP;
+  put16(out, ip + 10, 0);
+  put32(out, ip + 12, saddr);
+  put32(out, ip + 16, daddr);
+  put16(out, ip + 10, ipv4HeaderChecksum(out, ip, IP_HLEN));
+  const u = ip + IP_HLEN;
+  put16(out, u, sport);
+  put16(out, u + 2, dport);
+  put16(out, u + 4, 8 + plen);
+  put16(out, u + 6, 0);
+  for (let k = 0; k < plen; k++) out[u + 8 + k] = payload[poff + k]!;
+  put16(out, u + 6, tcpUdpChecksum(out, saddr, daddr, IPPROTO_UDP, u, 8 + plen, u + 6));
+  return len;
 }

@@ -57,6 +57,7 @@ describe("isChange", () => {
     ["-A -t 10.0.0.1:80 --fullnat --proxy-protocol v2"],
     ["--start-daemon master"],
     ["--stop-daemon master"],
+    ["--sysctl sync_threshold=3,50"],
     // refused by the parser, but an attempt to change the director
     ["-A -t 10.0.0.1:80 -s nosuch"],
     ["-A -t 10.0.0.300:80"],
@@ -82,6 +83,9 @@ describe("isChange", () => {
     ["--save -n"],
     ["--drops"],
     ["--links"],
+    ["--sync"],
+    ["--sysctl"],
+    ["--sysctl sync_threshold"],
     ["--health"],
     ["--get-laddr -t 10.0.0.1:80"],
     ["-h"],

@@ -10,6 +10,7 @@ import type { Engine } from "../../../src/datapath/engine.js";
 import { FrameBatch } from "../../../src/datapath/io/batch.js";
 import { eth } from "../../../src/datapath/packet/build.js";
 import { TCP_ACK, TCP_PSH, TCP_SYN } from "../../../src/datapath/packet/view.js";
+import { SyncOut } from "../../../src/datapath/sync.js";
 import { ipToU32 } from "../../../src/lib/addr.js";
 import { FwdMethod } from "../../../src/tables/model.js";
 import { IN, IP, MAC, natEngine, OUT, tcpKey } from "./helpers.js";
@@ -136,6 +137,28 @@ describe("the per-packet path allocates nothing", () => {
       expect(gcs).toBe(0);
     });
   }
+
+  it("NAT established flows with a master sync daemon writing entries (FULLNAT option too)", async () => {
+    for (const fwd of [FwdMethod.MASQ, FwdMethod.FULLNAT]) {
+      const e = engineFor(fwd);
+      const { inb } = established(e);
+      const out = new SyncOut(e.ct, e.table, e.sysctl, 1, 1472, 4);
+      e.ct.syncReset = out.reset;
+      e.sync = out;
+      e.sysctl.syncPeriod = 5; // every 5th packet of each flow: many entries, the ring fills
+      e.sysctl.syncThreshold = 1;
+      let t = 10;
+      const gcs = await gcsDuring(() => {
+        for (let k = 0; k < N_BATCHES; k++) {
+          inb.restore();
+          e.process(inb.b, t++);
+          if (k % 8 === 0) while (out.ready(t, 0) >= 0) out.release(); // what the daemon does
+        }
+      });
+      expect(out.entries).toBeGreaterThan(N_BATCHES * 256 * 0.1);
+      expect(gcs).toBe(0);
+    }
+  });
 
   it("new connections: SYN -> schedule -> insert", async () => {
     const batches = Math.min(N_BATCHES, 1500);
