@@ -32,7 +32,7 @@ const SLOT = 128;
 const VIP = "10.0.0.100";
 const LADDR = "192.168.10.200";
 
-function setup(maxConns: number, fwd: FwdMethod = FwdMethod.MASQ): Engine {
+export function setup(maxConns: number, fwd: FwdMethod = FwdMethod.MASQ): Engine {
   const e = new Engine({ maxConns, sweepPerBatch: 64 });
   e.net.addLink("out0", macToBytes("02:00:00:00:00:01"), [{ addr: ipToU32("10.0.0.1"), prefix: 24 }]);
   e.net.addLink("in0", macToBytes("02:00:00:00:01:01"), [{ addr: ipToU32("192.168.10.254"), prefix: 24 }]);
@@ -69,7 +69,7 @@ function packed(frames: Uint8Array[]): FrameBatch {
 }
 
 /** Establish `flows` connections and return batches of data segments both ways. */
-function establishedBatches(e: Engine, flows: number): { inb: FrameBatch; outb: FrameBatch } {
+export function establishedBatches(e: Engine, flows: number): { inb: FrameBatch; outb: FrameBatch } {
   // (for DR and TUN the replies never reach the director; the reply batch is built but unused)
   const setupBatch = new FrameBatch(1);
   const send = (f: Uint8Array, link: number) => {
@@ -134,7 +134,7 @@ function establishedBatches(e: Engine, flows: number): { inb: FrameBatch; outb: 
   return { inb, outb };
 }
 
-function restorer(b: FrameBatch): () => void {
+export function restorer(b: FrameBatch): () => void {
   const pristine = b.buf.slice();
   const offs = b.off.slice();
   const lens = b.len.slice();
@@ -145,7 +145,10 @@ function restorer(b: FrameBatch): () => void {
   };
 }
 
-function pps(task: { result: unknown } | undefined, perIter: number): { value: number; samples: number } {
+export function pps(
+  task: { result: unknown } | undefined,
+  perIter: number,
+): { value: number; samples: number } {
   const r = task?.result as { state: string; latency?: { mean: number; samplesCount: number } } | undefined;
   if (!r?.latency) return { value: 0, samples: 0 };
   return { value: (perIter * 1000) / r.latency.mean, samples: r.latency.samplesCount };

@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs the in-process benchmarks, prints a table and writes
  * bench/results.json (an array of {name, unit, value, samples}).
- * Usage: node --expose-gc dist/bench/run.js [--quick] [--only datapath|schedulers|metrics|trace]
+ * Usage: node --expose-gc dist/bench/run.js [--quick] [--only datapath|schedulers|metrics|sync|trace]
  */
 import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -36,6 +36,13 @@ async function main(): Promise<void> {
       runMetricsBench(t?: number): Promise<BenchResult[]>;
     };
     results.push(...(await mod.runMetricsBench(timeMs)));
+  }
+  if (!only || only === "sync") {
+    // connection sync: the master's per-packet cost and the backup's apply rate (src/datapath/sync.ts)
+    const mod = (await import("./sync.bench.js")) as {
+      runSyncBench(t?: number): Promise<BenchResult[]>;
+    };
+    results.push(...(await mod.runSyncBench(timeMs)));
   }
   if (!only || only === "trace") {
     // lvsadm --trace: the director's batch with the tracer off and on (src/datapath/trace.ts)

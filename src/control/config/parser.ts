@@ -4,10 +4,10 @@
  *
  * - Syntax errors, bad values and features lvsd cannot carry (IPv6, fwmark services, SCTP,
  *   tunnel types other than ipip) throw ConfigError "FILE:LINE: what was expected".
- * - `vrrp_instance` blocks (docs/ha.md, docs/keepalived.md) and global_defs' `vrrp_version`;
- *   with notify_* / notify, track_script (vrrp_script blocks) and track_interface; VRRP
- *   keywords not implemented yet (track_process/file/bfd, garp_*, vrrp_sync_group, ...)
- *   are warnings naming them.
+ * - `vrrp_instance` blocks (docs/ha.md, docs/keepalived.md) and global_defs' `vrrp_version`
+ *   and `vrrp_garp_*`; with notify_* / notify, track_script (vrrp_script blocks),
+ *   track_interface and garp_master_*; `vrrp_sync_group` blocks; VRRP keywords not
+ *   implemented yet (track_process/file/bfd, use_vmac, ...) are warnings naming them.
  * - Unknown keywords, and keywords lvsd knows but does not implement, are warnings
  *   "FILE:LINE: ..." and are ignored; so are the blocks of the other keepalived subsystems
  *   (the rest of global_defs, static_*).
@@ -32,14 +32,17 @@ import {
   type CheckTiming,
   ConfigError,
   type KeepalivedConfig,
+  type LvsSyncDaemonSpec,
   type ProbeTarget,
   type RealServerConfig,
   type SorryServerConfig,
   type UrlCheck,
   type VirtualServerConfig,
+  type VrrpGarpSpec,
   type VrrpInstanceSpec,
   type VrrpNotifySpec,
   type VrrpScriptSpec,
+  type VrrpSyncGroupSpec,
   type VrrpTrackInterface,
   type Where,
 } from "./types.js";
@@ -64,7 +67,6 @@ const MAX_THRESHOLD = 2147483647;
 
 /** Blocks of keepalived's other subsystems: skipped with one warning each. */
 const OTHER_SUBSYSTEMS = new Set([
-  "vrrp_sync_group",
   "vrrp_script",
   "vrrp_track_process",
   "static_ipaddress",
@@ -939,7 +941,6 @@ const VRRP_NOT_YET = new Set([
   "virtual_rules",
   "unicast_chksum_compat",
   "mcast_src_ip",
-  "version",
   "kernel_rx_buf_size",
   "debug",
 ]);
@@ -1087,9 +1088,10 @@ function parseVrrpScript(ctx: Ctx, st: Statement): VrrpScriptSpec {
 function parseVrrpInstance(
   ctx: Ctx,
   st: Statement,
-  globalVersion: 2 | 3 | undefined,
+  globals: VrrpGlobals,
   pending: PendingTrackScript[],
 ): VrrpInstanceSpec {
+  const globalVersion = globals.version;
   const name = one(st, "an instance name");
   const block = needBlock(st);
   let iface: { name: string; where: Where } | undefined;
@@ -1097,6 +1099,7 @@ function parseVrrpInstance(
   const notify: VrrpNotifySpec = {};
   const trackInterfaces: VrrpTrackInterface[] = [];
   const trackScripts: { name: string; weight: number | undefined; reverse: boolean; where: Where }[] = [];
+  const garp: Partial<VrrpGarpSpec> = {};
   const out: Omit<VrrpInstanceSpec, "where" | "name" | "interface" | "interfaceWhere" | "vrid"> = {
     vips: [],
     vipsExcluded: [],
@@ -1129,6 +1132,8 @@ function parseVrrpInstance(
         noBlock(s);
         out.advertInt = timerArg(s, true);
         break;
+      // keepalived's instance keyword is `version`; `vrrp_version` (global_defs') is accepted too
+      case "version":
       case "vrrp_version":
         noBlock(s);
         out.version = vrrpVersion(s);
@@ -1208,6 +1213,13 @@ function parseVrrpInstance(
           trackInterfaces.push({ where: t.where, name: e.name, weight: e.weight ?? 0, reverse: e.reverse });
         }
         break;
+      case "garp_master_delay":
+      case "garp_master_repeat":
+      case "garp_master_refresh":
+      case "garp_master_refresh_repeat":
+        noBlock(s);
+        garpKeyword(ctx, s, s.keyword, garp);
+        break;
       default:
         if (VRRP_NOT_YET.has(s.keyword) || s.keyword.startsWith("garp_") || s.keyword.startsWith("notify"))
           ctx.warn(s.where, `${s.keyword} is not implemented by lvsd yet (ignored)`);
@@ -1227,28 +1239,235 @@ function parseVrrpInstance(
     trackScripts: [],
     trackInterfaces,
   };
+  // Only when something was configured: absent means keepalived's defaults (manager.ts).
+  if (Object.keys(garp).length > 0 || Object.keys(globals.garp).length > 0)
+    spec.garp = { ...GARP_DEFAULTS, ...globals.garp, ...garp };
   for (const t of trackScripts) pending.push({ spec, ...t });
   return spec;
 }
 
-/** global_defs: only vrrp_version matters to lvsd; one warning for the rest. */
-function globalVrrpVersion(ctx: Ctx, st: Statement): 2 | 3 | undefined {
+/** keepalived 2.2's gratuitous ARP defaults (vrrp.h VRRP_GARP_*; vrrp_garp_interval 0). */
+export const GARP_DEFAULTS: Readonly<VrrpGarpSpec> = {
+  delay: 5,
+  repeat: 5,
+  refresh: 0,
+  refreshRepeat: 1,
+  interval: 0,
+};
+
+/** What global_defs gives the VRRP instances. */
+interface VrrpGlobals {
+  version: 2 | 3 | undefined;
+  /** lvs_sync_daemon, when given. */
+  lvsSync?: LvsSyncDaemonSpec;
+  /** vrrp_garp_master_* and vrrp_garp_interval given in global_defs. */
+  garp: Partial<VrrpGarpSpec>;
+}
+
+/**
+ * garp_master_delay / _repeat / _refresh / _refresh_repeat (`key` without a vrrp_ prefix) and
+ * vrrp_garp_interval into `out`. keepalived: whole seconds for delay and refresh, a repeat of 0
+ * becomes 1 (with its warning); the interval is seconds with microseconds.
+ */
+function garpKeyword(ctx: Ctx, s: Statement, key: string, out: Partial<VrrpGarpSpec>): void {
+  switch (key) {
+    case "garp_master_delay":
+      out.delay = intArg(s, 0, 86400);
+      break;
+    case "garp_master_refresh":
+      out.refresh = intArg(s, 0, 86400 * 31);
+      break;
+    case "garp_master_repeat":
+    case "garp_master_refresh_repeat": {
+      let n = intArg(s, 0, 1000);
+      if (n === 0) {
+        ctx.warn(s.where, `${s.keyword} must be greater than 0, setting to 1`);
+        n = 1;
+      }
+      if (key === "garp_master_repeat") out.repeat = n;
+      else out.refreshRepeat = n;
+      break;
+    }
+    case "garp_interval":
+      out.interval = timerArg(s, false);
+      if (out.interval > 1) fail(s.where, `${s.keyword}: expected at most 1 second, got '${out.interval}'`);
+      break;
+  }
+}
+
+/** global_defs: vrrp_version and the vrrp_garp_* defaults matter to lvsd; one warning for the rest. */
+function globalVrrp(ctx: Ctx, st: Statement): VrrpGlobals {
   let version: 2 | 3 | undefined;
+  const garp: Partial<VrrpGarpSpec> = {};
+  let used = 0;
+  let minGarp = false;
   let others = 0;
+  let lvsSync: LvsSyncDaemonSpec | undefined;
   for (const s of st.block ?? []) {
-    if (s.keyword === "vrrp_version") version = vrrpVersion(s);
-    else if (s.keyword.startsWith("vrrp_") || s.keyword.startsWith("garp_"))
+    if (s.keyword === "vrrp_version") {
+      version = vrrpVersion(s);
+      used++;
+    } else if (
+      s.keyword === "vrrp_garp_master_delay" ||
+      s.keyword === "vrrp_garp_master_repeat" ||
+      s.keyword === "vrrp_garp_master_refresh" ||
+      s.keyword === "vrrp_garp_master_refresh_repeat" ||
+      s.keyword === "vrrp_garp_interval"
+    ) {
+      noBlock(s);
+      garpKeyword(ctx, s, s.keyword.slice(5), garp);
+      used++;
+    } else if (s.keyword === "lvs_sync_daemon") {
+      noBlock(s);
+      lvsSync = parseLvsSyncDaemon(s);
+      used++;
+    } else if (s.keyword === "vrrp_min_garp") {
+      noBlock(s);
+      minGarp = boolArg(s);
+      used++;
+    } else if (s.keyword.startsWith("vrrp_") || s.keyword.startsWith("garp_"))
       ctx.warn(s.where, `global_defs ${s.keyword} is not implemented by lvsd yet (ignored)`);
     else others++;
+  }
+  // vrrp_min_garp: one gratuitous ARP on becoming MASTER, no second burst, no refresh (keepalived
+  // changes only the values still at their defaults).
+  if (minGarp) {
+    garp.repeat ??= 1;
+    garp.delay ??= 0;
+    garp.refresh ??= 0;
   }
   if (others > 0)
     ctx.warn(
       st.where,
-      version === undefined
+      used === 0
         ? "global_defs is not supported by lvsd (block ignored)"
-        : "global_defs: only vrrp_version is used by lvsd (the rest of the block is ignored)",
+        : "global_defs: only vrrp_version, lvs_sync_daemon and the vrrp_garp_* keywords are used by lvsd (the rest of the block is ignored)",
     );
-  return version;
+  return { version, garp, ...(lvsSync ? { lvsSync } : {}) };
+}
+
+/**
+ * `lvs_sync_daemon IFACE VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N] [group ADDR]`
+ * (keepalived's ranges). The instance is checked once every vrrp_instance is read.
+ */
+function parseLvsSyncDaemon(st: Statement): LvsSyncDaemonSpec {
+  const a = st.args.map((t) => t.text);
+  if (a.length < 2)
+    fail(
+      st.where,
+      `${st.keyword}: expected INTERFACE VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N] [group ADDR]`,
+    );
+  const spec: LvsSyncDaemonSpec = { where: st.where, interface: a[0]!, instance: a[1]! };
+  for (let i = 2; i < a.length; i += 2) {
+    const k = a[i]!;
+    const v = a[i + 1];
+    if (v === undefined) fail(st.where, `${st.keyword}: ${k} needs a value`);
+    switch (k) {
+      case "id":
+        spec.syncid = int(st, v, 0, 255);
+        break;
+      case "maxlen":
+        spec.maxlen = int(st, v, 1, 65507);
+        break;
+      case "port":
+        spec.port = int(st, v, 1, 65535);
+        break;
+      case "ttl":
+        spec.ttl = int(st, v, 1, 255);
+        break;
+      case "group": {
+        const g = ip(st, v, "a multicast group address");
+        if (g >>> 28 !== 0xe) fail(st.where, `${st.keyword}: group ${v} is not a multicast address`);
+        spec.group = g;
+        break;
+      }
+      default:
+        fail(st.where, `${st.keyword}: unknown option '${k}' (id, maxlen, port, ttl, group)`);
+    }
+  }
+  return spec;
+}
+
+/** `vrrp_sync_group NAME { group { VI_1 VI_2 ... } notify_* ...; sync_group_tracking_weight }`. */
+function parseVrrpSyncGroup(ctx: Ctx, st: Statement): VrrpSyncGroupSpec {
+  const name = one(st, "a group name");
+  const members: string[] = [];
+  const notify: VrrpNotifySpec = {};
+  let trackingWeight = false;
+  for (const s of needBlock(st)) {
+    switch (s.keyword) {
+      case "group":
+        for (const m of needBlock(s)) {
+          noBlock(m);
+          for (const w of [m.keyword, ...m.args.map((a) => a.text)]) members.push(w);
+        }
+        break;
+      case "notify_master":
+      case "notify_backup":
+      case "notify_fault":
+      case "notify_stop":
+        noBlock(s);
+        notify[s.keyword.slice(7) as "master" | "backup" | "fault" | "stop"] = commandArg(ctx, s);
+        break;
+      case "notify":
+        noBlock(s);
+        notify.any = commandArg(ctx, s);
+        break;
+      case "sync_group_tracking_weight":
+        noBlock(s);
+        trackingWeight = boolArg(s);
+        break;
+      case "smtp_alert":
+      case "global_tracking":
+        ctx.warn(s.where, `${s.keyword} is not supported by lvsd (ignored)`);
+        break;
+      default:
+        if (s.keyword.startsWith("track_") || s.keyword.startsWith("notify"))
+          ctx.warn(s.where, `vrrp_sync_group ${name}: ${s.keyword} is not implemented by lvsd yet (ignored)`);
+        else ctx.warn(s.where, `unknown keyword '${s.keyword}' in vrrp_sync_group (ignored)`);
+    }
+  }
+  return { where: st.where, name, members, notify, trackingWeight };
+}
+
+/**
+ * keepalived's vrrp_sync_set_group checks: a member that is no instance, or already in another
+ * group, is reported and left out; a group left empty is removed; one member is reported.
+ */
+function checkSyncGroups(
+  ctx: Ctx,
+  groups: VrrpSyncGroupSpec[],
+  instances: VrrpInstanceSpec[],
+): VrrpSyncGroupSpec[] {
+  const taken = new Map<string, string>();
+  const out: VrrpSyncGroupSpec[] = [];
+  for (const g of groups) {
+    const members: string[] = [];
+    for (const m of g.members) {
+      if (!instances.some((i) => i.name === m)) {
+        ctx.warn(g.where, `vrrp_sync_group ${g.name}: vrrp_instance ${m} does not exist (ignored)`);
+        continue;
+      }
+      const other = taken.get(m);
+      if (other !== undefined) {
+        ctx.warn(
+          g.where,
+          `vrrp_sync_group ${g.name}: vrrp_instance ${m} is already in vrrp_sync_group ${other} (ignored)`,
+        );
+        continue;
+      }
+      taken.set(m, g.name);
+      members.push(m);
+    }
+    if (members.length === 0) {
+      ctx.warn(g.where, `vrrp_sync_group ${g.name} has no existing member (group ignored)`);
+      continue;
+    }
+    if (members.length === 1)
+      ctx.warn(g.where, `vrrp_sync_group ${g.name} has only 1 member: this probably isn't what you want`);
+    out.push({ ...g, members });
+  }
+  return out;
 }
 
 // ---- top level ----
@@ -1265,10 +1484,16 @@ function interpret(
   const services = new Map<number, { vs: string; where: Where }>();
   const vrrpInstances: VrrpInstanceSpec[] = [];
   const vrrpScripts = new Map<string, VrrpScriptSpec>();
+  const syncGroups: VrrpSyncGroupSpec[] = [];
   const pendingTracks: PendingTrackScript[] = [];
-  let globalVersion: 2 | 3 | undefined;
+  const globals: VrrpGlobals = { version: undefined, garp: {} };
   for (const st of statements)
-    if (st.keyword === "global_defs") globalVersion = globalVrrpVersion(ctx, st) ?? globalVersion;
+    if (st.keyword === "global_defs") {
+      const g = globalVrrp(ctx, st);
+      globals.version = g.version ?? globals.version;
+      if (g.lvsSync) globals.lvsSync = g.lvsSync;
+      Object.assign(globals.garp, g.garp);
+    }
   for (const st of statements) {
     if (st.keyword.startsWith("@") || st.keyword.startsWith("$")) {
       ctx.warn(
@@ -1303,7 +1528,7 @@ function interpret(
       case "global_defs":
         break; // read above
       case "vrrp_instance": {
-        const vi = parseVrrpInstance(ctx, st, globalVersion, pendingTracks);
+        const vi = parseVrrpInstance(ctx, st, globals, pendingTracks);
         for (const o of vrrpInstances) {
           if (o.name === vi.name)
             fail(
@@ -1317,6 +1542,17 @@ function interpret(
             );
         }
         vrrpInstances.push(vi);
+        break;
+      }
+      case "vrrp_sync_group": {
+        const g = parseVrrpSyncGroup(ctx, st);
+        const prev = syncGroups.find((x) => x.name === g.name);
+        if (prev)
+          fail(
+            st.where,
+            `vrrp_sync_group ${g.name} is defined twice (first at ${prev.where.file}:${prev.where.line})`,
+          );
+        syncGroups.push(g);
         break;
       }
       case "vrrp_script": {
@@ -1361,7 +1597,27 @@ function interpret(
       reverse: t.weight !== undefined ? t.reverse : script.reverse,
     });
   }
-  return { files, virtualServers, vrrpInstances, warnings: ctx.warnings };
+  const vrrpSyncGroups = checkSyncGroups(ctx, syncGroups, vrrpInstances);
+  // lvs_sync_daemon follows a vrrp_instance; its sync id defaults to the instance's VRID.
+  let lvsSyncDaemon: LvsSyncDaemonSpec | undefined;
+  const ls = globals.lvsSync;
+  if (ls) {
+    const vi = vrrpInstances.find((x) => x.name === ls.instance);
+    if (!vi)
+      ctx.warn(
+        ls.where,
+        `lvs_sync_daemon: vrrp_instance ${ls.instance} is not defined (sync daemon disabled)`,
+      );
+    else lvsSyncDaemon = { ...ls, syncid: ls.syncid ?? vi.vrid };
+  }
+  return {
+    files,
+    virtualServers,
+    vrrpInstances,
+    ...(vrrpSyncGroups.length > 0 ? { vrrpSyncGroups } : {}),
+    ...(lvsSyncDaemon ? { lvsSyncDaemon } : {}),
+    warnings: ctx.warnings,
+  };
 }
 
 /** Read and check a keepalived.conf (and what it includes). Throws ConfigError. */

@@ -191,6 +191,37 @@ export interface VrrpInstanceSpec {
   trackScripts?: VrrpTrackScript[];
   /** track_interface entries: lvsd's --link names. */
   trackInterfaces?: VrrpTrackInterface[];
+  /**
+   * Gratuitous ARP (keepalived's garp_master_* keywords, defaults from global_defs'
+   * vrrp_garp_master_* and vrrp_garp_interval, else keepalived's): resolved by the parser.
+   */
+  garp?: VrrpGarpSpec;
+}
+
+/** Gratuitous ARP settings of one instance (keepalived 2.2 defaults: 5 s, 5, 0 = off, 1, 0). */
+export interface VrrpGarpSpec {
+  /** garp_master_delay: seconds after becoming MASTER for the second burst (0: none). */
+  delay: number;
+  /** garp_master_repeat: gratuitous ARPs per address in a burst (at least 1). */
+  repeat: number;
+  /** garp_master_refresh: seconds between refresh bursts while MASTER (0: off). */
+  refresh: number;
+  /** garp_master_refresh_repeat: gratuitous ARPs per address in a refresh burst (at least 1). */
+  refreshRepeat: number;
+  /** global_defs vrrp_garp_interval: seconds between two gratuitous ARPs on a link (0: back to back). */
+  interval: number;
+}
+
+/** One `vrrp_sync_group NAME { group { ... } notify_* ... }` block. */
+export interface VrrpSyncGroupSpec {
+  readonly where: Where;
+  name: string;
+  /** The member instances' names (each an existing vrrp_instance, in no other group). */
+  members: string[];
+  /** notify_master / notify_backup / notify_fault / notify_stop / notify ("GROUP" NAME STATE 0 appended). */
+  notify: VrrpNotifySpec;
+  /** sync_group_tracking_weight: keep the members' tracking weights (keepalived ignores them otherwise). */
+  trackingWeight: boolean;
 }
 
 /** An instance's notify scripts (keepalived's notify_* keywords), each split into argv. */
@@ -240,12 +271,31 @@ export interface VrrpTrackInterface {
   reverse: boolean;
 }
 
+/**
+ * keepalived's `lvs_sync_daemon IFACE VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N]
+ * [group ADDR]`: connection sync as master while the instance is MASTER, as backup otherwise.
+ */
+export interface LvsSyncDaemonSpec {
+  where: Where;
+  interface: string;
+  instance: string;
+  syncid?: number;
+  maxlen?: number;
+  port?: number;
+  ttl?: number;
+  group?: number;
+}
+
 export interface KeepalivedConfig {
   /** The file given, and every file it included. */
   files: string[];
   virtualServers: VirtualServerConfig[];
   /** vrrp_instance blocks, in file order. */
   vrrpInstances: VrrpInstanceSpec[];
+  /** vrrp_sync_group blocks, in file order (members checked against vrrpInstances). */
+  vrrpSyncGroups?: VrrpSyncGroupSpec[];
+  /** global_defs lvs_sync_daemon (its instance checked; syncid defaulted to the instance's VRID). */
+  lvsSyncDaemon?: LvsSyncDaemonSpec;
   /** "FILE:LINE: ..." for unknown or unsupported keywords (the rest still applies). */
   warnings: string[];
 }

@@ -39,7 +39,14 @@
  *   comes back: BACKUP with a fresh Master_Down_Timer (an owner: MASTER at once).
  * - `stop()` (SIGTERM): a MASTER sends one advert with priority 0, so the backup takes over
  *   after Skew_Time instead of Master_Down_Interval.
- * Not here yet: sync groups, unicast checksum compatibility, `lower_prio_no_advert`,
+ * - Sync groups (sync-group.ts): with a gate set (`setSyncGate`), a BACKUP whose
+ *   Master_Down_Timer runs out asks it first; refused, it stays BACKUP "wanting MASTER" with a
+ *   fresh timer (keepalived's wantstate, vrrp_sync_can_goto_master) until an advert it accepts
+ *   clears that. The group moves members with `syncMaster()` / `syncBackup()`, and puts them in
+ *   FAULT through `setTracked` with its own key.
+ * - Reload (`adopt`): the state, counters and last master of the running instance carry over;
+ *   a MASTER sends an advert at once, a BACKUP restarts its Master_Down_Timer.
+ * Not here yet: unicast checksum compatibility, `lower_prio_no_advert`,
  * `higher_prio_send_advert`, `skip_check_adv_addr`, AH authentication, IPv6 (docs/ha.md).
  */
 import {
@@ -83,7 +90,13 @@ export type VrrpReason =
   /** FAULT → BACKUP (an owner: MASTER): every tracked object is up again (`detail`: the last one). */
   | "fault_cleared"
   /** → INIT: stopped. */
-  | "stop";
+  | "stop"
+  /** → INIT: the instance left the configuration on reload. */
+  | "deleted"
+  /** BACKUP → MASTER or MASTER → BACKUP: its sync group moved (`detail`: the group). */
+  | "sync_group"
+  /** FAULT → BACKUP (an owner: MASTER) on reload: what it was down for is no longer tracked. */
+  | "reload";
 
 export interface VrrpTransition {
   kind: "transition";
@@ -355,6 +368,9 @@ export class VrrpInstance {
   private readonly out = new VrrpAdvert();
   private lastMaster = 0;
   private lastMasterPriority = 0;
+  /** The timer ran out but the sync group held us in BACKUP (keepalived's wantstate MASTER). */
+  private held = false;
+  private gate: (() => boolean) | undefined;
 
   constructor(config: VrrpInstanceConfig | ResolvedVrrpConfig, deps: VrrpDeps) {
     this.cfg = "advertIntCs" in config ? config : resolveVrrpConfig(config);
@@ -399,6 +415,16 @@ export class VrrpInstance {
   /** Objects (interfaces, scripts) currently down, as given to `setTracked`. */
   get faultsDown(): readonly string[] {
     return [...this.faults];
+  }
+
+  /** MASTER, or BACKUP held back by its sync group after its timer ran out. */
+  get wantsMaster(): boolean {
+    return this.st === VrrpState.MASTER || (this.st === VrrpState.BACKUP && this.held);
+  }
+
+  /** Sync groups: asked before the Master_Down_Timer makes this instance MASTER. */
+  setSyncGate(gate: (() => boolean) | undefined): void {
+    this.gate = gate;
   }
 
   /** When `tick()` must next run (ms), Infinity when no timer runs (INIT, FAULT). */
@@ -449,8 +475,11 @@ export class VrrpInstance {
     this.transition(VrrpState.BACKUP, "start", "");
   }
 
-  /** Stop (keepalived on SIGTERM): a MASTER resigns with one priority-0 advert. Back to INIT. */
-  stop(): void {
+  /**
+   * Stop (keepalived on SIGTERM, or the instance deleted on reload): a MASTER resigns with one
+   * priority-0 advert. Back to INIT.
+   */
+  stop(reason: "stop" | "deleted" = "stop"): void {
     if (this.st === VrrpState.INIT) return;
     if (this.st === VrrpState.MASTER) {
       this.sendAdvert(VRRP_PRIO_STOP);
@@ -458,7 +487,96 @@ export class VrrpInstance {
     }
     this.sands = Number.POSITIVE_INFINITY;
     this.preemptTime = 0;
-    this.transition(VrrpState.INIT, "stop", "");
+    this.held = false;
+    this.transition(VrrpState.INIT, reason, "");
+  }
+
+  /**
+   * Reload (keepalived's restore_vrrp_state): take over the running instance `old` of the same
+   * identity. Its counters, last master and state carry over — a MASTER stays MASTER and sends
+   * an advert at once with the new configuration (no new election: a peer that now has the
+   * higher priority preempts as usual), a BACKUP restarts its Master_Down_Timer with the new
+   * timers, a FAULT stays FAULT for the objects `keepFault` still names (else it becomes
+   * BACKUP, reason `reload`). No transition is reported when the state does not change. Call it
+   * on an instance that was never started; the objects tracked are re-applied afterwards.
+   */
+  adopt(old: VrrpInstance, keepFault: (key: string) => boolean): void {
+    if (this.st !== VrrpState.INIT) return;
+    const c = this.counters;
+    const o = old.counters;
+    c.advertsSent = o.advertsSent;
+    c.advertsReceived = o.advertsReceived;
+    c.priZeroSent = o.priZeroSent;
+    c.priZeroReceived = o.priZeroReceived;
+    c.becomeMaster = o.becomeMaster;
+    c.releaseMaster = o.releaseMaster;
+    c.drops.set(o.drops);
+    this.lastMaster = old.lastMaster;
+    this.lastMasterPriority = old.lastMasterPriority;
+    const now = this.deps.now();
+    this.masterAdverIntCs = this.cfg.advertIntCs;
+    // Faults: what tracking says now (applied before), and what the old one was down for that
+    // is still tracked.
+    if (old.st === VrrpState.FAULT) for (const f of old.faults) if (keepFault(f)) this.faults.add(f);
+    const down = this.faults.size > 0;
+    if (old.st === VrrpState.MASTER) {
+      this.st = VrrpState.MASTER;
+      this.lastMaster = this.cfg.saddr >>> 0;
+      this.lastMasterPriority = this.effPriority;
+      if (down) {
+        this.sendAdvert(VRRP_PRIO_STOP);
+        this.counters.releaseMaster++;
+        this.sands = Number.POSITIVE_INFINITY;
+        this.transition(VrrpState.FAULT, "fault", this.firstFault());
+        return;
+      }
+      this.sendAdvert(this.effPriority);
+      this.sands = now + this.advertIntMs();
+      return;
+    }
+    if (old.st === VrrpState.FAULT) {
+      this.st = VrrpState.FAULT;
+      if (down) {
+        this.sands = Number.POSITIVE_INFINITY;
+        return;
+      }
+      if (this.owner() && this.cfg.initialMaster) {
+        this.gotoMaster("reload", "");
+        return;
+      }
+      this.sands = now + this.masterDownMs();
+      this.transition(VrrpState.BACKUP, "reload", "");
+      return;
+    }
+    if (old.st === VrrpState.BACKUP) {
+      this.st = VrrpState.BACKUP;
+      if (down) {
+        this.sands = Number.POSITIVE_INFINITY;
+        this.transition(VrrpState.FAULT, "fault", this.firstFault());
+        return;
+      }
+      this.held = old.held;
+      this.sands = now + this.masterDownMs();
+      return;
+    }
+    this.start();
+  }
+
+  /** Sync group: a BACKUP member follows the group to MASTER (no gate). */
+  syncMaster(group: string): void {
+    if (this.st !== VrrpState.BACKUP) return;
+    this.gotoMaster("sync_group", group);
+  }
+
+  /** Sync group: a MASTER member follows the group to BACKUP (no priority-0 advert, as keepalived). */
+  syncBackup(group: string): void {
+    if (this.st !== VrrpState.MASTER) return;
+    this.preemptTime = 0;
+    this.held = false;
+    this.masterAdverIntCs = this.cfg.advertIntCs;
+    this.counters.releaseMaster++;
+    this.sands = this.deps.now() + this.masterDownMs();
+    this.transition(VrrpState.BACKUP, "sync_group", group);
   }
 
   /** Run the timer if it has expired: BACKUP becomes MASTER, MASTER sends its advert. */
@@ -466,6 +584,12 @@ export class VrrpInstance {
     const now = this.deps.now();
     if (now < this.sands) return;
     if (this.st === VrrpState.BACKUP) {
+      if (this.gate !== undefined && !this.gate()) {
+        // The group is not ready: wait another Master_Down_Interval wanting MASTER.
+        this.held = true;
+        this.sands = now + this.masterDownMs();
+        return;
+      }
       this.gotoMaster("master_down", "");
     } else if (this.st === VrrpState.MASTER) {
       this.sendAdvert(this.effPriority);
@@ -547,6 +671,8 @@ export class VrrpInstance {
       this.sands = now + this.masterDownMs();
       this.lastMaster = a.saddr >>> 0;
       this.lastMasterPriority = a.priority;
+      // A master we accept: we no longer want MASTER (keepalived's wantstate BACKUP).
+      this.held = false;
       if (c.preemptDelayMs > 0) {
         if (a.priority >= eff) this.preemptTime = 0;
         else if (this.preemptTime === 0) this.preemptTime = now + c.preemptDelayMs;
@@ -686,6 +812,7 @@ export class VrrpInstance {
   private transition(to: VrrpState, reason: VrrpReason, detail: string): void {
     const from = this.st;
     this.st = to;
+    if (to !== VrrpState.BACKUP) this.held = false;
     this.emit({ kind: "transition", instance: this.cfg.name, from, to, reason, detail, at: this.deps.now() });
   }
 

@@ -92,6 +92,34 @@ export class VrrpScriptTracker {
     };
   }
 
+  /**
+   * Reload: a script of the same name and the same `script`, interval, timeout, rise, fall and
+   * init_fail keeps its status and counters from `old` (so an instance it holds in FAULT stays
+   * there instead of flapping through INIT). Call before `start()`.
+   */
+  adoptFrom(old: VrrpScriptTracker): void {
+    for (const [name, t] of this.scripts) {
+      const o = old.scripts.get(name);
+      if (o === undefined) continue;
+      const a = o.spec;
+      const b = t.spec;
+      if (
+        a.argv.join("\0") !== b.argv.join("\0") ||
+        a.interval !== b.interval ||
+        a.timeout !== b.timeout ||
+        a.rise !== b.rise ||
+        a.fall !== b.fall ||
+        a.initFail !== b.initFail
+      )
+        continue;
+      t.result = o.result;
+      t.status = o.status;
+      t.runs = o.runs;
+      t.skipped = o.skipped;
+      t.lastReason = o.lastReason;
+    }
+  }
+
   /** Run every script now, then every interval. */
   start(): void {
     if (this.started) return;

@@ -16,7 +16,7 @@ import { performance } from "node:perf_hooks";
 import { EngineControl } from "../../control/adapter.js";
 import { run as runCommand } from "../../control/commands.js";
 import { parseConfigFile } from "../../control/config/parser.js";
-import { ConfigError } from "../../control/config/types.js";
+import { ConfigError, type LvsSyncDaemonSpec } from "../../control/config/types.js";
 import { RateEstimator } from "../../control/estimator.js";
 import { HealthManager } from "../../control/health/manager.js";
 import type { ObservedDaemon } from "../../control/observe/daemon.js";
@@ -32,6 +32,7 @@ import { metricsRoutes } from "../../control/observe/metrics.js";
 import { statusRoutes } from "../../control/observe/status.js";
 import { TraceControl } from "../../control/observe/trace.js";
 import { type ControlServer, ControlServerError, startControlServer } from "../../control/server.js";
+import { SyncDaemon } from "../../control/sync/daemon.js";
 import { sysfsLinkUp, VrrpManager } from "../../control/vrrp/manager.js";
 import { Director, type LinkBackend } from "../../datapath/director.js";
 import { DROP_NAMES } from "../../datapath/drops.js";
@@ -74,7 +75,9 @@ export interface Daemon {
   readonly http: HttpServer | undefined;
   /** VRRP (the config's vrrp_instance blocks; docs/ha.md), when configured. */
   readonly vrrp: VrrpManager | undefined;
-  /** SIGHUP: reload the health configuration; VRRP changes are refused with a warning for now. */
+  /** Connection sync daemons (lvsadm --start-daemon, keepalived's lvs_sync_daemon). */
+  readonly sync: SyncDaemon;
+  /** SIGHUP: reload the health configuration and VRRP (unchanged instances keep their state). */
   reload(): void;
   stop(): Promise<void>;
 }
@@ -178,6 +181,11 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
   // open. Their table changes run on timers, between batches. SIGHUP (main) reloads; stop()
   // stops the checks (omega scripts).
   const health = new HealthManager(engine.table, { logger: log });
+  // Connection sync (docs/ha.md): lvsadm --start-daemon/--stop-daemon, or keepalived's
+  // lvs_sync_daemon following its VRRP instance (backup, master while the instance is MASTER).
+  const syncd = new SyncDaemon({ engine, linkNames: args.links.map((l) => l.name), flush: sendTx, now, log });
+  target.sync = syncd;
+  let lvsSync: LvsSyncDaemonSpec | undefined;
   // VRRP (docs/ha.md): the config's vrrp_instance blocks, on lvsd's links; started below.
   let vrrp: VrrpManager | undefined;
   if (args.config) {
@@ -187,10 +195,22 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
       throw new LvsdArgError(`--config: ${r.error}`);
     }
     try {
-      const specs = parseConfigFile(args.config).vrrpInstances;
-      if (specs.length > 0)
-        vrrp = new VrrpManager(specs, {
+      const parsed = parseConfigFile(args.config);
+      const specs = parsed.vrrpInstances;
+      lvsSync = parsed.lvsSyncDaemon;
+      if (lvsSync && !args.links.some((l) => l.name === lvsSync!.interface))
+        throw new ConfigError(
+          lvsSync.where,
+          `lvs_sync_daemon: interface '${lvsSync.interface}' is not one of lvsd's links (${args.links.map((l) => l.name).join(", ")})`,
+        );
+      // Also without instances: a reload may add some (docs/ha.md).
+      vrrp = new VrrpManager(
+        specs,
+        {
           engine,
+          onTransition: (instance, _from, to) => {
+            if (lvsSync && instance === lvsSync.instance) followVrrp(to);
+          },
           linkNames: args.links.map((l) => l.name),
           flush: sendTx,
           now,
@@ -200,7 +220,9 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
             const io = director.links[l];
             return io !== undefined && sysfsLinkUp(io.name);
           },
-        });
+        },
+        parsed.vrrpSyncGroups,
+      );
     } catch (err) {
       for (const io of opened) io.close();
       if (err instanceof ConfigError) throw new LvsdArgError(`--config: ${err.message}`);
@@ -261,10 +283,31 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
         `http: listening on ${args.http.host.includes(":") ? `[${args.http.host}]` : args.http.host}:${http.port}`,
       );
   }
+  // keepalived's lvs_sync_daemon: a backup from the start; master while its instance is MASTER.
+  function followVrrp(to: string): void {
+    const ls = lvsSync;
+    if (!ls) return;
+    const want = to === "MASTER" ? "master" : "backup";
+    const other = want === "master" ? "backup" : "master";
+    const o = {
+      mcastIfn: ls.interface,
+      syncid: ls.syncid ?? 0,
+      ...(ls.maxlen !== undefined ? { syncMaxlen: ls.maxlen } : {}),
+      ...(ls.group !== undefined ? { mcastGroup: ls.group } : {}),
+      ...(ls.port !== undefined ? { mcastPort: ls.port } : {}),
+      ...(ls.ttl !== undefined ? { mcastTtl: ls.ttl } : {}),
+    };
+    try {
+      if (syncd.running(other)) syncd.stop(other);
+      if (!syncd.running(want)) syncd.start(want, o);
+    } catch (err) {
+      log.error({ event: "sync.failed", error: (err as Error).message }, `sync: ${(err as Error).message}`);
+    }
+  }
+  if (lvsSync) followVrrp("BACKUP");
   health.start(); // health checks (src/control/health)
   // HA: VRRP (src/control/vrrp/manager.ts) disowns its VIPs, then runs its instances, logging
-  // vrrp.* events through `log` like the rest (docs/observability.md, "Logs"). Connection sync
-  // is not there yet (docs/ha.md).
+  // vrrp.* events through `log` like the rest (docs/observability.md, "Logs").
   vrrp?.start();
   announceNewVips();
 
@@ -327,27 +370,40 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
     health,
     http,
     vrrp,
+    sync: syncd,
     reload() {
       const r = health.reload();
       if (!r.ok && health.configFile === undefined)
         log.warn({ event: "config.failed", trigger: "reload", error: r.error }, `SIGHUP: ${r.error}`);
-      if (!r.ok || args.config === undefined) return;
-      let specs: ReturnType<typeof parseConfigFile>["vrrpInstances"];
+      if (!r.ok || args.config === undefined || vrrp === undefined) return;
+      // VRRP reloads from the file the health manager just loaded (lvsadm --import may have
+      // switched it), keeping the state of unchanged instances (docs/ha.md).
+      const file = health.configFile ?? args.config;
+      let parsed: ReturnType<typeof parseConfigFile>;
       try {
-        specs = parseConfigFile(args.config).vrrpInstances;
+        parsed = parseConfigFile(file);
       } catch {
-        return; // the health manager has reported it
+        return; // the health manager has reported it; the running VRRP stays
       }
-      if (vrrp ? vrrp.sameConfig(specs) : specs.length === 0) return;
-      log.warn(
-        { event: "vrrp.reload_refused", file: args.config },
-        "vrrp: SIGHUP does not change VRRP yet: the vrrp_instance blocks changed, the running ones are kept (restart lvsd to apply)",
-      );
+      try {
+        const v = vrrp.reload(parsed.vrrpInstances, parsed.vrrpSyncGroups);
+        log.info(
+          { event: "vrrp.reloaded", file, kept: v.kept, added: v.added, removed: v.removed },
+          `vrrp: reloaded ${file}: ${v.kept.length} kept, ${v.added.length} added, ${v.removed.length} removed`,
+        );
+      } catch (err) {
+        const msg = (err as Error).message;
+        log.warn(
+          { event: "vrrp.reload_failed", file, error: msg },
+          `vrrp: SIGHUP: ${msg} (the running VRRP instances are kept)`,
+        );
+      }
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       vrrp?.stop(); // a MASTER's priority-0 advert goes out before the links close
+      syncd.stopAll(); // a master sends what it holds first
       health.stop(); // health checks (src/control/health)
       trace.close(); // a running lvsadm --trace: its file completed and closed
       clearInterval(timer);
@@ -454,6 +510,6 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       },
       "SIGHUP: reloading the configuration",
     );
-    d.reload(); // VRRP changes are refused with a warning for now (docs/ha.md)
+    d.reload(); // services, checks and VRRP (docs/ha.md: unchanged VRRP instances keep their state)
   });
 }

@@ -50,7 +50,7 @@ vrrp_instance VI_2 {
       "v.conf",
     );
     expect(cfg.warnings).toEqual([
-      "v.conf:1: global_defs: only vrrp_version is used by lvsd (the rest of the block is ignored)",
+      "v.conf:1: global_defs: only vrrp_version, lvs_sync_daemon and the vrrp_garp_* keywords are used by lvsd (the rest of the block is ignored)",
     ]);
     expect(cfg.vrrpInstances).toEqual([
       {
@@ -112,11 +112,11 @@ vrrp_instance VI_1 {
       "w.conf",
     );
     expect(cfg.warnings).toEqual([
-      "w.conf:2: vrrp_sync_group is not implemented by lvsd yet (block ignored)",
-      "w.conf:9: garp_master_delay is not implemented by lvsd yet (ignored)",
       "w.conf:10: use_vmac is not implemented by lvsd yet (ignored)",
       "w.conf:11: unknown keyword 'frobnicate' in vrrp_instance (ignored)",
       "w.conf:12: virtual_ipaddress 10.0.0.100: 'frob' is not supported by lvsd (ignored)",
+      // sync groups are checked once every vrrp_instance is read
+      "w.conf:2: vrrp_sync_group G has only 1 member: this probably isn't what you want",
     ]);
     expect(cfg.vrrpInstances[0]?.vips).toEqual([ip("10.0.0.100")]);
   });
@@ -253,5 +253,88 @@ vrrp_script chk_b {
     ],
   ])("refuses %j", (text, message) => {
     expect(() => parseConfigText(text, "e.conf")).toThrow(message);
+  });
+});
+
+describe("vrrp_sync_group, garp_master_* and keepalived's `version`", () => {
+  const base = (name: string, vrid: number, extra = "") =>
+    `vrrp_instance ${name} {\n  interface lvs0\n  virtual_router_id ${vrid}\n  ${extra}\n  virtual_ipaddress { 10.0.0.${vrid} }\n}\n`;
+
+  it("reads a sync group with its notify scripts; checks its members as keepalived does", () => {
+    const cfg = parseConfigText(
+      `${base("OUT", 51)}${base("IN", 52)}vrrp_sync_group G {
+  group {
+    OUT IN
+    NOPE
+  }
+  notify_master "/n/master a"
+  notify_fault /n/fault
+  notify /n/any
+  sync_group_tracking_weight
+  track_script { x }
+}
+vrrp_sync_group H {
+  group { IN }
+}
+`,
+      "g.conf",
+    );
+    expect(cfg.vrrpSyncGroups).toEqual([
+      {
+        where: { file: "g.conf", line: 13 },
+        name: "G",
+        members: ["OUT", "IN"],
+        notify: { master: ["/n/master", "a"], fault: ["/n/fault"], any: ["/n/any"] },
+        trackingWeight: true,
+      },
+    ]);
+    expect(cfg.warnings).toEqual([
+      "g.conf:22: vrrp_sync_group G: track_script is not implemented by lvsd yet (ignored)",
+      "g.conf:13: vrrp_sync_group G: vrrp_instance NOPE does not exist (ignored)",
+      "g.conf:24: vrrp_sync_group H: vrrp_instance IN is already in vrrp_sync_group G (ignored)",
+      "g.conf:24: vrrp_sync_group H has no existing member (group ignored)",
+    ]);
+    expect(() =>
+      parseConfigText(
+        `${base("A", 1)}vrrp_sync_group G { group { A } }\nvrrp_sync_group G { group { A } }`,
+        "d.conf",
+      ),
+    ).toThrow("d.conf:8: vrrp_sync_group G is defined twice (first at d.conf:7)");
+  });
+
+  it("garp_master_* per instance over global_defs' vrrp_garp_*, keepalived's defaults and corrections", () => {
+    const cfg = parseConfigText(
+      `global_defs {
+  vrrp_garp_master_delay 2
+  vrrp_garp_master_refresh 60
+  vrrp_garp_interval 0.002
+}
+${base("A", 1, "garp_master_repeat 0\n  garp_master_refresh_repeat 2")}${base("B", 2, "garp_master_delay 0")}`,
+      "a.conf",
+    );
+    expect(cfg.vrrpInstances.map((v) => v.garp)).toEqual([
+      { delay: 2, repeat: 1, refresh: 60, refreshRepeat: 2, interval: 0.002 },
+      { delay: 0, repeat: 5, refresh: 60, refreshRepeat: 1, interval: 0.002 },
+    ]);
+    expect(cfg.warnings).toEqual(["a.conf:9: garp_master_repeat must be greater than 0, setting to 1"]);
+    // none given: keepalived's defaults apply in the manager (5 s, 5, off, 1, 0)
+    expect(parseConfigText(base("A", 1)).vrrpInstances[0]!.garp).toBeUndefined();
+    const min = parseConfigText(`global_defs {\n  vrrp_min_garp\n}\n${base("A", 1)}`);
+    expect(min.vrrpInstances[0]!.garp).toEqual({
+      delay: 0,
+      repeat: 1,
+      refresh: 0,
+      refreshRepeat: 1,
+      interval: 0,
+    });
+    expect(() => parseConfigText(base("A", 1, "garp_master_delay soon"), "e.conf")).toThrow(
+      "e.conf:4: garp_master_delay: expected an integer 0..86400, got 'soon'",
+    );
+  });
+
+  it("`version` is keepalived's per-instance keyword (vrrp_version is accepted too)", () => {
+    const cfg = parseConfigText(`${base("A", 1, "version 3")}${base("B", 2, "vrrp_version 3")}`);
+    expect(cfg.vrrpInstances.map((v) => v.version)).toEqual([3, 3]);
+    expect(cfg.warnings).toEqual([]);
   });
 });

@@ -159,14 +159,14 @@ describe("VrrpManager", () => {
     expect(a.state()).toBe("MASTER");
     expect(a.engine.owner.disowned(VIP)).toBe(false);
     expect(a.transitions()).toEqual(["INIT->BACKUP start", "BACKUP->MASTER master_down"]);
-    // the advert then the gratuitous ARP
+    // the advert then a burst of garp_master_repeat (5) gratuitous ARPs
     const sent = w.frames.filter(([n]) => n === "a").map(([, t]) => t);
-    expect(sent).toEqual([0x0800, ETH_P_ARP]);
-    // adverts every second, a second gratuitous ARP after garp_master_delay
+    expect(sent).toEqual([0x0800, ETH_P_ARP, ETH_P_ARP, ETH_P_ARP, ETH_P_ARP, ETH_P_ARP]);
+    // adverts every second, a second burst of 5 after garp_master_delay (5 s)
     w.advance(5000);
     const later = w.frames.filter(([n]) => n === "a").map(([, t]) => t);
     expect(later.filter((t) => t === 0x0800).length).toBe(6);
-    expect(later.filter((t) => t === ETH_P_ARP).length).toBe(2);
+    expect(later.filter((t) => t === ETH_P_ARP).length).toBe(10);
     const s = a.vrrp.status()[0]!;
     expect(s).toMatchObject({
       name: "VI_1",
