@@ -7,12 +7,18 @@
  * `nat --fault`: lvsd configured from a generated keepalived.conf with HTTP_GET checks instead;
  * one real server's web server stops and starts again while the client keeps asking.
  *
+ * `ha`: the failover lab (src/tools/lab/ha.ts): two directors sharing the VIP by VRRP, the
+ * MASTER killed under load, takeover time, failback, and a verdict on the connections.
+ *
  * Usage: node dist/src/tools/lab/main.js [nat|dr|tun|fullnat] [--backend tap|raw] [--requests N] [--keep]
  *        node dist/src/tools/lab/main.js nat --fault [--backend tap|raw]
+ *        node dist/src/tools/lab/main.js ha [--mode nat|dr|fullnat] [--with-keepalived] [--downloads N] [--loops N] [--new-rate N]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { HA_DEFAULTS, runHaLab } from "./ha.js";
+import type { HaMode } from "./halab.js";
 import type { LabBase } from "./labbase.js";
 import { DIRECTOR_MGMT, NatLab, PEER, rsIp, VIP } from "./natlab.js";
 import { canUseNetns } from "./netns.js";
@@ -24,6 +30,77 @@ function say(s: string): void {
 
 const LABS = ["nat", "dr", "tun", "fullnat"] as const;
 type LabName = (typeof LABS)[number];
+/** Options of `lab ha` that take a value. */
+const HA_VALUE_OPTS = /^--(mode|downloads|loops|new-rate)$/;
+
+/** `lab ha`: the failover lab; exit 1 when an established connection was lost (not with --with-keepalived). */
+async function haMain(args: string[]): Promise<number> {
+  const val = (name: string): string | undefined => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const stray = args.find(
+    (a, i) => a !== "ha" && !a.startsWith("-") && !HA_VALUE_OPTS.test(args[i - 1] ?? ""),
+  );
+  if (stray) {
+    process.stderr.write(`lab ha: unexpected '${stray}'\n`);
+    return 2;
+  }
+  const mode = val("--mode") ?? "nat";
+  if (mode !== "nat" && mode !== "dr" && mode !== "fullnat") {
+    process.stderr.write(`lab ha: --mode ${mode}: expected nat, dr or fullnat\n`);
+    return 2;
+  }
+  const num = (name: string, dflt: number): number => {
+    const v = Number(val(name) ?? dflt);
+    return Number.isInteger(v) && v >= 0 && v <= 5000 ? v : dflt;
+  };
+  const withKeepalived = args.includes("--with-keepalived");
+  const dir = mkdtempSync(join(tmpdir(), "lvs-ha-"));
+  let lab: { down(): void } | undefined;
+  let done = false;
+  const cleanup = (): void => {
+    if (done) return;
+    done = true;
+    lab?.down();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("SIGINT", () => {
+    cleanup();
+    process.exit(130);
+  });
+  process.once("SIGTERM", () => {
+    cleanup();
+    process.exit(143);
+  });
+  try {
+    say(
+      `== failover lab, LVS-${mode.toUpperCase()}: two directors share VIP ${VIP} by VRRP; the MASTER's lvsd is killed under load, then restarted${withKeepalived ? " (BACKUP: a real keepalived, VRRP only)" : ""}`,
+    );
+    const r = await runHaLab(
+      {
+        ...HA_DEFAULTS,
+        prefix: `ha${process.pid % 10000}`,
+        mode: mode as HaMode,
+        withKeepalived,
+        dir,
+        downloads: num("--downloads", HA_DEFAULTS.downloads),
+        loops: num("--loops", HA_DEFAULTS.loops),
+        newPerSec: num("--new-rate", HA_DEFAULTS.newPerSec),
+        say,
+      },
+      (l) => {
+        lab = l;
+      },
+    );
+    return withKeepalived || r.ok ? 0 : 1;
+  } catch (err) {
+    process.stderr.write(`lab ha: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    cleanup();
+  }
+}
 
 interface Plan {
   lab: LabBase;
@@ -195,13 +272,20 @@ function plan(name: LabName, backend: "tap" | "raw", prefix: string, config?: st
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
+  if (args.includes("ha")) {
+    if (!canUseNetns()) {
+      process.stderr.write("lab: needs root and the ip tool (network namespaces): run with sudo\n");
+      return 2;
+    }
+    return haMain(args);
+  }
   const name = args.find((a) => !a.startsWith("-") && LABS.includes(a as LabName)) ?? "nat";
   const unknown = args.find(
     (a, i) =>
       !a.startsWith("-") && !LABS.includes(a as LabName) && !/^--(backend|requests)$/.test(args[i - 1] ?? ""),
   );
   if (unknown) {
-    process.stderr.write(`lab: unknown lab '${unknown}' (available: ${LABS.join(", ")})\n`);
+    process.stderr.write(`lab: unknown lab '${unknown}' (available: ${LABS.join(", ")}, ha)\n`);
     return 2;
   }
   const backend = args.includes("--backend") && args[args.indexOf("--backend") + 1] === "raw" ? "raw" : "tap";
