@@ -4,9 +4,9 @@
  * backup at a time, each with its own sync id, interface, group, port and TTL.
  *
  * - Master: the data path writes entries into a ring of messages (src/datapath/sync.ts) as the
- *   kernel's ip_vs_sync_conn decides; every SYNC_TICK_MS this daemon sends the full messages and
- *   the one being filled once it is SYNC_FLUSH_MS old (the kernel waits up to 2 s; lvs-ts sends
- *   sooner, so a takeover finds recent connections), as IPv4/UDP datagrams from the interface's
+ *   kernel's ip_vs_sync_conn decides; every SYNC_TICK_MS this daemon sends what was written —
+ *   the full messages and the one being filled (the kernel holds a partial message up to 2 s;
+ *   lvs-ts sends it at once, so a takeover finds recent connections) —, as IPv4/UDP datagrams from the interface's
  *   primary address to the group (224.0.0.81:8848, TTL 1 by default) on lvsd's link of that
  *   name — or routed, when the "group" is a unicast address.
  * - Backup: the engine hands UDP datagrams to the port, for the group or one of our addresses,
@@ -27,6 +27,7 @@ import { SyncOut } from "../../datapath/sync.js";
 import { u32ToIp } from "../../lib/addr.js";
 import { IPPROTO_TCP } from "../../lib/proto.js";
 import { FwdMethod, type Service } from "../../tables/model.js";
+import type { DaemonOptions } from "../ipvsadm.js";
 import type { EventLog } from "../observe/log.js";
 import { fwdFromKernel } from "./flags.js";
 import {
@@ -45,9 +46,9 @@ import {
 } from "./wire.js";
 
 /** How often the master sends what the data path wrote. */
-export const SYNC_TICK_MS = 50;
-/** A message being filled goes out once it is this old (the kernel's IPVS_SYNC_FLUSH_TIME is 2 s). */
-export const SYNC_FLUSH_MS = 100;
+export const SYNC_TICK_MS = 20;
+/** A message being filled goes out once it is this old: at the next tick (the kernel's IPVS_SYNC_FLUSH_TIME is 2 s). */
+export const SYNC_FLUSH_MS = 0;
 /** Messages a backup keeps waiting to be applied (more are dropped, counted). */
 export const SYNC_BACKUP_QUEUE = 1024;
 /** IPv4 (20) + UDP (8): the default maxlen is the interface MTU minus these (start_sync_thread). */
@@ -58,14 +59,7 @@ const TEMPLATE_DEFAULT_TIMEOUT_S = 180;
 export type SyncState = "master" | "backup";
 
 /** What `--start-daemon` gives (ipvsadm's daemon options; unset ones take the defaults). */
-export interface SyncStartOptions {
-  mcastIfn: string;
-  syncid: number;
-  syncMaxlen?: number;
-  mcastGroup?: number;
-  mcastPort?: number;
-  mcastTtl?: number;
-}
+export type SyncStartOptions = DaemonOptions;
 
 /** A running daemon's configuration, every default filled in (what `-L --daemon` prints). */
 export interface SyncDaemonInfo {

@@ -37,6 +37,8 @@ export interface LvsdArgs {
   maxConns: number;
   /** ipvsadm -S format file applied at start (like `lvsadm -R < FILE`). */
   restore?: string;
+  /** `--sysctl NAME=VALUE` (repeatable): net.ipv4.vs.* knobs set at start (`lvsadm --sysctl`). */
+  sysctls: string[];
   /** keepalived.conf with virtual servers and health checks (src/control/config, src/control/health). */
   config?: string;
   /** `--http ADDR:PORT`: metrics, status page and API (src/control/observe). */
@@ -81,6 +83,8 @@ Options:
   --control PATH        Control socket (default ${DEFAULT_CONTROL}, mode 0600).
   --max-conns N         Connection table size (default 1048576).
   --restore FILE        Apply an ipvsadm -S style rule file at start.
+  --sysctl NAME=VALUE   Set a net.ipv4.vs.* knob at start, as lvsadm --sysctl does
+                        (repeatable), e.g. --sysctl sync_refresh_period=2.
   --config FILE         Load a keepalived.conf (virtual_server blocks with health checks)
                         and run its checks; SIGHUP reloads it (docs/keepalived.md).
   --http ADDR:PORT      Serve Prometheus metrics (/metrics), a live status page (/) and its
@@ -214,6 +218,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
     neighs: [],
     control: DEFAULT_CONTROL,
     maxConns: 1 << 20,
+    sysctls: [],
     httpAllowRemote: false,
     logLevel: DEFAULT_LOG_LEVEL,
     quiet: false,
@@ -258,6 +263,12 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
       case "--restore":
         out.restore = value();
         break;
+      case "--sysctl": {
+        const v = value();
+        if (!v.includes("=")) throw new LvsdArgError(`--sysctl: expected NAME=VALUE, got '${v}'`);
+        out.sysctls.push(v);
+        break;
+      }
       case "--config":
         out.config = value();
         break;

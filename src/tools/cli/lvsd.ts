@@ -33,6 +33,7 @@ import { statusRoutes } from "../../control/observe/status.js";
 import { TraceControl } from "../../control/observe/trace.js";
 import { type ControlServer, ControlServerError, startControlServer } from "../../control/server.js";
 import { SyncDaemon } from "../../control/sync/daemon.js";
+import { runSysctl } from "../../control/sysctl.js";
 import { sysfsLinkUp, VrrpManager } from "../../control/vrrp/manager.js";
 import { Director, type LinkBackend } from "../../datapath/director.js";
 import { DROP_NAMES } from "../../datapath/drops.js";
@@ -170,6 +171,13 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
     sendTx();
   };
 
+  for (const sc of args.sysctls) {
+    const r = runSysctl(sc, engine.sysctl, "lvsd");
+    if (r.code !== 0) {
+      for (const io of opened) io.close();
+      throw new LvsdArgError(r.stderr.trim().replace(/^lvsd: /, ""));
+    }
+  }
   if (args.restore) {
     const text = readFileSync(args.restore, "utf8");
     const r = runCommand(["-R"], target, text);

@@ -15,7 +15,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import type { ConnReport, HaClientOptions, HaClientResult } from "./haclient.js";
-import { directorMac, HA_ADVERT_INT, HA_CLIENT, HA_PRIORITY, HA_VIP, HaLab, type HaMode } from "./halab.js";
+import {
+  directorMac,
+  HA_ADVERT_INT,
+  HA_CLIENT,
+  HA_PRIORITY,
+  HA_SYSCTLS,
+  HA_VIP,
+  HaLab,
+  type HaMode,
+} from "./halab.js";
 import { ROOT } from "./labbase.js";
 
 export const HACLIENT = join(ROOT, "dist", "src", "tools", "lab", "haclient.js");
@@ -209,6 +218,9 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
     say(`# ${lab.confFile(k)}${lab.isLvsd(k) ? "" : "  (keepalived)"}`);
     o.say(configs[k - 1]!.trimEnd());
   }
+  say(
+    `# each lvsd also gets ${HA_SYSCTLS.map((x) => `--sysctl ${x}`).join(" ")} (sync resent every 2 s of traffic, for failback)`,
+  );
   if (o.mode === "fullnat") {
     say(`# ${lab.rulesFile()}  (lvsd --restore: FULLNAT has no keepalived.conf spelling)`);
     say(lab.rules().trimEnd());
@@ -377,6 +389,12 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
   if (lab.isLvsd(2)) {
     say("# director 2: lvsadm --vrrp");
     say(lab.lvsadm(2, "--vrrp").stdout.trimEnd());
+  }
+  for (const k of [1, 2] as const) {
+    if (!lab.isLvsd(k) || lab.exited(k)) continue;
+    say(`# director ${k}: lvsadm -L --daemon; lvsadm --sync (connection sync counters)`);
+    say(lab.lvsadm(k, "-L", "--daemon").stdout.trimEnd());
+    say(lab.lvsadm(k, "--sync").stdout.trimEnd());
   }
 
   // the numbers

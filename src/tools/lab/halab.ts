@@ -28,6 +28,15 @@ import type { ChildProcess } from "node:child_process";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LVSADM, LVSD, ROOT } from "./labbase.js";
+
+/**
+ * Connection sync tuned for failback (docs/ha.md, "Connection sync in lvsd"): resend an active
+ * connection every 2 s of traffic (the kernel's time-based mode, sync_period 0) instead of every
+ * 50 client packets, so a restarted director learns the connections that send few packets (a
+ * DR download's client ACKs large segments) before it preempts.
+ */
+export const HA_SYSCTLS = ["sync_threshold=3,0", "sync_refresh_period=2"];
+
 import { type ExecResult, ip, sh, Topology, waitFor } from "./netns.js";
 
 export const REALSERVER = join(ROOT, "bin", "lvs-realserver");
@@ -328,6 +337,7 @@ http {
         "--config",
         this.confFile(k),
         ...(this.o.mode === "fullnat" ? ["--restore", this.rulesFile()] : []),
+        ...HA_SYSCTLS.flatMap((x) => ["--sysctl", x]),
       ]);
     } else {
       p = t.spawn(`d${k}`, "keepalived", [

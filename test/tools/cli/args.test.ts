@@ -39,6 +39,21 @@ describe("lvsd arguments", () => {
     expect(a.control).toBe("/tmp/x.sock");
   });
 
+  it("--sysctl NAME=VALUE is repeatable and needs the '='", () => {
+    const a = parseLvsdArgs([
+      "--link",
+      "tap=t0,addr=10.0.0.1/24",
+      "--sysctl",
+      "sync_refresh_period=2",
+      "--sysctl=sync_threshold=3,0",
+    ]);
+    expect(a.sysctls).toEqual(["sync_refresh_period=2", "sync_threshold=3,0"]);
+    expect(() => parseLvsdArgs(["--link", "tap=t0,addr=10.0.0.1/24", "--sysctl", "sync_retries"])).toThrow(
+      /expected NAME=VALUE/,
+    );
+    expect(parseLvsdArgs(["--link", "tap=t0,addr=10.0.0.1/24"]).sysctls).toEqual([]);
+  });
+
   it("defaults the control socket", () => {
     expect(parseLvsdArgs(["--link", "tap=t0,addr=10.0.0.1/24"]).control).toBe(DEFAULT_CONTROL);
   });
