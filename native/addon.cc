@@ -17,8 +17,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
   InitSys(env, exports);
   // 2: openTun, the ipip filter, csumFixed/rxGso counters, sysctl/addr/ethtool/ipipGuard.
-  // 3: netnsId. 4: peerCred.
-  exports.Set("abiVersion", Napi::Number::New(env, 4));
+  // 3: netnsId. 4: peerCred. 5: openRaw joins group MACs in `macs` (PACKET_MR_MULTICAST).
+  exports.Set("abiVersion", Napi::Number::New(env, 5));
   return exports;
 }
 

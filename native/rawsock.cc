@@ -9,7 +9,8 @@
 // The socket is created with protocol 0 (it receives nothing), the filter and rings are set up,
 // and only then is it bound with ETH_P_ALL, so no unfiltered frame ever reaches the ring.
 //
-// Filters: by default the director's (frames to our MACs, group ARP); `ipip` (a list of local
+// Filters: by default the director's (frames to our MACs and to the extra `macs`, group ARP);
+// `ipip` (a list of local
 // IPv4 addresses) replaces it with the IPIP decapsulator's: untagged IPv4 protocol 4 to one of
 // those addresses, PACKET_HOST only (socket bound to ETH_P_IP).
 //
@@ -45,6 +46,8 @@ sock_filter Jump(uint16_t code, uint32_t k, size_t self, size_t jt, size_t jf) {
 
 // What the director needs: frames whose destination is one of `macs` (IPv4, ARP, 802.1Q), and
 // ARP sent to a group address (broadcast/multicast). Everything else is dropped in the kernel.
+// `macs` may hold group (multicast) addresses: they are compared first, so IPv4 to them passes
+// (VRRP's 01:00:5e:00:00:12, connection sync's 01:00:5e:00:00:51).
 std::vector<sock_filter> DirectorFilter(const std::vector<const uint8_t*>& macs) {
   const size_t n = macs.size();
   const size_t group = 4 * n, unicast = group + 4, accept = unicast + 4, drop = accept + 1;
@@ -241,13 +244,15 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
   if (bind(s.get(), reinterpret_cast<struct sockaddr*>(&sll), sizeof sll) != 0)
     ThrowErrno(env, "socket", "bind", errno, "packet socket on " + ifname);
 
-  // Extra unicast addresses: ask the device to accept them (promiscuous if it has no filter).
+  // Extra addresses: ask the device to accept them. Unicast ones with PACKET_MR_UNICAST
+  // (promiscuous if it has no filter), group ones (low bit of the first octet) with
+  // PACKET_MR_MULTICAST (a NIC filtering multicast passes them). Memberships end with the socket.
   for (size_t i = 0; i < extra.size(); i += 6) {
     if (memcmp(extra.data() + i, mac, 6) == 0) continue;
     struct packet_mreq mr;
     memset(&mr, 0, sizeof mr);
     mr.mr_ifindex = ifindex;
-    mr.mr_type = PACKET_MR_UNICAST;
+    mr.mr_type = (extra[i] & 1) != 0 ? PACKET_MR_MULTICAST : PACKET_MR_UNICAST;
     mr.mr_alen = 6;
     memcpy(mr.mr_address, extra.data() + i, 6);
     setopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr, "setsockopt(PACKET_ADD_MEMBERSHIP)");

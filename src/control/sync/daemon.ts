@@ -274,6 +274,9 @@ export class SyncDaemon implements SyncSink {
     const now = this.host.now();
     this.counters.ringDrops = out.ringDrops;
     let sent = 0;
+    // Frames already queued (a VRRP manager's priority-0 advert when lvs_sync_daemon switches on
+    // its transition) go first: never dropped by a reset.
+    if (e.tx.count > 0) this.host.flush();
     e.txq.reset();
     for (;;) {
       const slot = out.ready(now, all ? Number.NEGATIVE_INFINITY : SYNC_FLUSH_MS);

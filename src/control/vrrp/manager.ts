@@ -522,6 +522,11 @@ export class VrrpManager {
     this.tracker?.start();
   }
 
+  /** Whether any instance is MASTER now. */
+  hasMaster(): boolean {
+    return this.running.some((r) => r.inst.state === VrrpState.MASTER);
+  }
+
   /** Stop: every MASTER sends its priority-0 advert (sent before this returns); VIPs disowned. */
   stop(): void {
     if (!this.started) return;

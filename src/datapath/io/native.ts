@@ -70,7 +70,7 @@ export interface NativeRawOptions {
   netns?: string;
   mode: "ring" | "mmsg";
   filter: boolean;
-  /** Extra destination MACs to accept, 6 bytes each. */
+  /** Extra destination MACs to accept, 6 bytes each (group ones are joined: PACKET_MR_MULTICAST). */
   macs?: Uint8Array;
   /** IPIP decapsulator filter instead of the director's: protocol 4 to these addresses (4 bytes each). */
   ipip?: Uint8Array;
@@ -161,7 +161,7 @@ export const STAT = {
 } as const;
 export const STAT_COUNT = 12;
 
-const ADDON_ABI = 4;
+const ADDON_ABI = 5;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 

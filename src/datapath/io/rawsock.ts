@@ -14,6 +14,8 @@
  *
  * By default a classic BPF filter keeps only what the director needs: frames to the interface's
  * MAC or to `macs` (IPv4, ARP, 802.1Q), and ARP to broadcast/multicast. `macs: "all"` turns it off.
+ * A group (multicast) address in `macs` is also joined on the interface (PACKET_ADD_MEMBERSHIP,
+ * PACKET_MR_MULTICAST) for as long as the socket lives: lvsd passes VRRP's and connection sync's.
  * PACKET_IGNORE_OUTGOING hides our own transmissions from our receive side. `ipip` replaces that
  * filter with a userspace IPIP decapsulator's: untagged IPv4 protocol 4 addressed to this host
  * (PACKET_HOST) at one of the given addresses.
@@ -33,7 +35,8 @@ export interface RawOptions {
   ifname: string;
   /**
    * Which frames to receive: undefined (default) = to the interface's MAC plus group ARP;
-   * a list = also to these MACs (the device is asked to accept them); "all" = no filter.
+   * a list = also to these MACs, unicast or multicast (the device is asked to accept them:
+   * PACKET_MR_UNICAST or PACKET_MR_MULTICAST); "all" = no filter. Not broadcast.
    */
   macs?: readonly Uint8Array[] | "all";
   /** "ring" (PACKET_MMAP, default) or "mmsg" (recvmmsg/sendmmsg). */
@@ -92,8 +95,11 @@ export function openRaw(opts: RawOptions): RawIo {
     if (opts.macs.length > 31) throw new IoError(IoErrorCode.INVALID, `${what}: at most 31 extra MACs`);
     const flat = new Uint8Array(opts.macs.length * 6);
     opts.macs.forEach((m, i) => {
-      if (m.length !== 6 || (m[0]! & 1) !== 0) {
-        throw new IoError(IoErrorCode.INVALID, `${what}: macs[${i}] must be a 6-byte unicast address`);
+      if (m.length !== 6 || m.every((b) => b === 0xff)) {
+        throw new IoError(
+          IoErrorCode.INVALID,
+          `${what}: macs[${i}] must be a 6-byte unicast or multicast (not broadcast) address`,
+        );
       }
       flat.set(m, i * 6);
     });

@@ -77,6 +77,8 @@ Options:
         Attach to an existing interface with an AF_PACKET socket. The host must not
         configure the VIPs (or the director's addresses given here) on that interface:
         the kernel would answer ARP for them and reset TCP connections it does not know.
+        The socket joins the multicast groups of VRRP (224.0.0.18) and of connection
+        sync (224.0.0.81, the default group; another --mcast-group is not received).
   --route default,via=IP | --route NET/PREFIX,via=IP
         Static route through a gateway on a connected subnet (repeatable).
   --neigh IP,MAC        Static neighbour (ARP) entry (repeatable).

@@ -41,12 +41,16 @@ import { Engine } from "../../datapath/engine.js";
 import { IoError } from "../../datapath/io/link.js";
 import { openRaw } from "../../datapath/io/rawsock.js";
 import { openTap } from "../../datapath/io/tap.js";
+import { IP_VS_SYNC_GROUP } from "../../datapath/packet/ipvs-sync.js";
+import { VRRP_GROUP } from "../../datapath/packet/vrrp.js";
 import { bytesToMac, u32ToIp } from "../../lib/addr.js";
 import { LVSD_USAGE, LvsdArgError, type LvsdArgs, parseLvsdArgs } from "./lvsd-args.js";
 
 const VERSION = "lvsd (lvs-ts) 0.1.0";
 /** How often the timers run. */
 const TICK_MS = 200;
+/** On stop, how long a MASTER's priority-0 advert and last sync messages get before the links close. */
+const STOP_GRACE_MS = 100;
 /** Connection-table slots swept per tick (a 1M table is swept in ~20 s when idle). */
 const SWEEP_PER_TICK = 10_000;
 /** Rounds of batches per readable event before yielding to the event loop. */
@@ -83,6 +87,19 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** The Ethernet group address of an IPv4 multicast address (RFC 1112 6.4). */
+function groupMac(group: number): Uint8Array {
+  return Uint8Array.of(0x01, 0x00, 0x5e, (group >>> 16) & 0x7f, (group >>> 8) & 0xff, group & 0xff);
+}
+
+/**
+ * Group MACs an AF_PACKET link accepts and joins besides its own (docs/ha.md, Limits): VRRP's
+ * 224.0.0.18 and connection sync's default group 224.0.0.81, always (cheap, whether or not VRRP
+ * or a sync daemon runs). A non-default sync group (`--mcast-group`, `group` of
+ * lvs_sync_daemon) is not joined on an AF_PACKET link.
+ */
+const RAW_GROUP_MACS: readonly Uint8Array[] = [groupMac(VRRP_GROUP), groupMac(IP_VS_SYNC_GROUP)];
+
 /**
  * Start a director from parsed arguments, logging to `log` (default: daemonLogger). Throws
  * LvsdArgError/IoError/ControlServerError.
@@ -102,7 +119,7 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
               ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
               ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
             })
-          : openRaw({ ifname: spec.name });
+          : openRaw({ ifname: spec.name, macs: RAW_GROUP_MACS });
       opened.push(io);
       engine.net.addLink(spec.name, io.mac, spec.addrs, io.mtu);
       director.attach(io);
@@ -410,8 +427,13 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
     async stop() {
       if (stopped) return;
       stopped = true;
+      const wasMaster = vrrp?.hasMaster() ?? false;
+      const syncing = syncd.running("master");
       vrrp?.stop(); // a MASTER's priority-0 advert goes out before the links close
       syncd.stopAll(); // a master sends what it holds first
+      // Closing a TAP destroys its device, and the kernel may drop what it has not delivered
+      // from it yet: give the priority-0 advert and the last sync messages time to leave.
+      if (wasMaster || syncing) await new Promise((r) => setTimeout(r, STOP_GRACE_MS));
       health.stop(); // health checks (src/control/health)
       trace.close(); // a running lvsadm --trace: its file completed and closed
       clearInterval(timer);

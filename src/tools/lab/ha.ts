@@ -19,6 +19,7 @@ import {
   directorMac,
   HA_ADVERT_INT,
   HA_CLIENT,
+  HA_PERSIST_TIMEOUT,
   HA_PRIORITY,
   HA_SYSCTLS,
   HA_VIP,
@@ -45,6 +46,14 @@ export interface HaRunOptions {
   beforeKillMs: number;
   afterTakeoverMs: number;
   afterFailbackMs: number;
+  /** A persistent service: every connection of the client must get the same real server. */
+  persistent?: boolean;
+  /**
+   * How the MASTER's lvsd is stopped: SIGKILL (default: a crash; the BACKUP waits
+   * Master_Down_Interval) or SIGTERM (a clean stop: its priority-0 advert hands over within
+   * the BACKUP's Skew_Time).
+   */
+  stopSignal?: "SIGKILL" | "SIGTERM";
   say: (s: string) => void;
 }
 
@@ -108,10 +117,12 @@ export interface HaResult {
   requests: number;
   downloadedBytes: number;
   conns: ConnReport[];
+  /** The real servers that answered the client's loops and new connections (by name, sorted). */
+  servers: string[];
   timeline: string[];
   /**
    * Default mode: no established connection reset, none broken (but for brokenInSyncWindow), no
-   * byte corrupted.
+   * byte corrupted; with `persistent`, one real server for every connection.
    */
   ok: boolean;
 }
@@ -121,7 +132,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * A connection the MASTER took less than this before it died (or before the failback) may not
  * have been sent to the other director yet: the kernel syncs a connection at its third packet
- * and sends within a flush interval (lvsd: SYNC_FLUSH_MS, 100 ms).
+ * (with the lab's knobs: when it becomes ESTABLISHED) and lvsd sends at its next tick (20 ms).
  */
 export const SYNC_WINDOW_MS = 500;
 
@@ -194,6 +205,7 @@ export async function runHaLab(o: HaRunOptions, onLab?: (lab: HaLab) => void): P
     dir: o.dir,
     fileBytes: o.fileBytes,
     limitRate: Math.ceil(o.fileBytes / o.downloadSeconds),
+    ...(o.persistent ? { persistent: true } : {}),
   });
   onLab?.(lab);
   let client: ClientProc | undefined;
@@ -276,21 +288,23 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
   const establishedAtKill = client.progress?.open ?? ready.established;
 
   // failover
-  const killAt = lab.kill(1);
-  mark(killAt, `SIGKILL to director 1 (lvsd MASTER); ${establishedAtKill} connections open`);
-  say(`# SIGKILL to director 1's lvsd with ${establishedAtKill} connections open`);
+  const sig = o.stopSignal ?? "SIGKILL";
+  const killAt = lab.kill(1, sig);
+  mark(killAt, `${sig} to director 1 (lvsd MASTER); ${establishedAtKill} connections open`);
+  say(`# ${sig} to director 1's lvsd with ${establishedAtKill} connections open`);
   let takeoverAt: number | undefined;
   try {
     takeoverAt = await until("director 2 MASTER", () => lab.transitionAt(2, "MASTER", killAt), 10_000);
   } catch {
     takeoverAt = undefined;
   }
-  const bound = 3 * HA_ADVERT_INT * 1000 + skewMs(HA_PRIORITY[1]) + 100;
+  // SIGKILL: Master_Down_Interval (3 x advert_int + Skew_Time) + 100 ms; SIGTERM (priority 0): Skew_Time + 100 ms
+  const bound = (sig === "SIGKILL" ? 3 * HA_ADVERT_INT * 1000 : 0) + skewMs(HA_PRIORITY[1]) + 100;
   const takeoverMs = takeoverAt !== undefined ? takeoverAt - killAt : undefined;
   if (takeoverAt !== undefined) {
     mark(takeoverAt, "director 2 MASTER (takeover)");
     say(
-      `# takeover: director 2 MASTER ${takeoverMs} ms after the kill (bound 3 x advert_int + skew + 100 ms = ${bound.toFixed(0)} ms)`,
+      `# takeover: director 2 MASTER ${takeoverMs} ms after the ${sig} (bound ${sig === "SIGKILL" ? "3 x advert_int + " : ""}skew + 100 ms = ${bound.toFixed(0)} ms)`,
     );
   } else say(`# takeover: director 2 did NOT become MASTER within 10 s\n${lab.logText(2)}`);
   await sleep(1000);
@@ -437,11 +451,13 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
   if (resumeAt !== undefined) mark(resumeAt, "first download byte after the stall");
   if (Number.isFinite(firstNew)) mark(firstNew, "first new connection (opened after the kill) answered");
   const total = (c: HaCounts): number => c.download + c.loop + c.new;
+  const servers = [...new Set(conns.filter((c) => c.rs !== "").map((c) => c.rs))].sort();
   const ok =
     total(resets) === 0 &&
     total(broken) === brokenInSyncWindow &&
     bytesCorrupted === 0 &&
-    checksumFailures === 0;
+    checksumFailures === 0 &&
+    (!o.persistent || servers.length === 1);
 
   // per connection: every download, every connection that did not end well
   const rel = (at: number): string => (at === 0 ? "never" : `${((at - killAt) / 1000).toFixed(2)} s`);
@@ -510,13 +526,14 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
     requests,
     downloadedBytes,
     conns,
+    servers,
     timeline: lines,
     ok,
   };
   const fmt = (c: HaCounts): string => `${total(c)} (downloads ${c.download}, loops ${c.loop}, new ${c.new})`;
   say("# verdict");
   say(
-    `  takeover after SIGKILL: ${takeoverMs ?? "none"} ms (bound ${bound.toFixed(0)} ms: ${
+    `  takeover after ${sig}: ${takeoverMs ?? "none"} ms (bound ${bound.toFixed(0)} ms: ${
       takeoverMs !== undefined && takeoverMs <= bound ? "met" : "MISSED"
     }); first byte again after ${r.resumeMs ?? "-"} ms; first new connection after ${r.firstNewAfterKillMs ?? "-"} ms`,
   );
@@ -536,6 +553,10 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
     `  bytes corrupted: ${bytesCorrupted} of ${downloadedBytes} downloaded; checksum failures ${checksumFailures} of ${opened.download}`,
   );
   say(`  requests failed: ${requestsFailed} of ${requests}`);
+  if (o.persistent)
+    say(
+      `  persistence (persistence_timeout ${HA_PERSIST_TIMEOUT}): the client's connections were answered by ${servers.join(", ") || "none"}${servers.length === 1 ? " only, across both switches" : ": FAIL (one real server expected)"}`,
+    );
   say(
     `  connection sync: ${o.withKeepalived ? "none (the BACKUP is keepalived without IPVS)" : syncAccepted ? "on" : "NOT running in lvsd"}; ${
       o.withKeepalived

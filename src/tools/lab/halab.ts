@@ -65,7 +65,12 @@ export interface HaLabOptions {
   fileBytes: number;
   /** nginx's limit_rate for it (bytes per second). */
   limitRate: number;
+  /** A persistent service (persistence_timeout / -p): the client keeps one real server. */
+  persistent?: boolean;
 }
+
+/** The persistence timeout of `--persistent` (seconds). */
+export const HA_PERSIST_TIMEOUT = 300;
 
 /** Director k's (1, 2) addresses. */
 export function directorOut(k: number): string {
@@ -155,7 +160,12 @@ virtual_server ${HA_VIP} 80 {
     lb_algo rr
     lb_kind ${this.o.mode === "nat" ? "NAT" : "DR"}
     protocol TCP
-${Array.from(
+${
+  this.o.persistent
+    ? `    persistence_timeout ${HA_PERSIST_TIMEOUT}
+`
+    : ""
+}${Array.from(
   { length: this.servers },
   (_, i) => `    real_server ${this.rsIp(i + 1)} 80 {
         weight 1
@@ -185,7 +195,7 @@ ${vs}`;
   /** FULLNAT: the service as an ipvsadm rule file for lvsd --restore. */
   rules(): string {
     const svc = `${HA_VIP}:80`;
-    return `-A -t ${svc} -s rr
+    return `-A -t ${svc} -s rr${this.o.persistent ? ` -p ${HA_PERSIST_TIMEOUT}` : ""}
 --add-laddr -t ${svc} -z ${HA_LADDR}
 ${Array.from({ length: this.servers }, (_, i) => `-a -t ${svc} -r ${this.rsIp(i + 1)}:80 --fullnat -w 1`).join("\n")}
 `;
@@ -360,11 +370,11 @@ http {
     return p;
   }
 
-  /** SIGKILL director k's process; returns the time it was sent. */
-  kill(k: number): number {
+  /** Signal director k's process (SIGKILL by default); returns the time it was sent. */
+  kill(k: number, signal: "SIGKILL" | "SIGTERM" = "SIGKILL"): number {
     const p = this.procs[k];
     const at = Date.now();
-    p?.kill("SIGKILL");
+    p?.kill(signal);
     return at;
   }
 

@@ -12,7 +12,7 @@
  *
  * Usage: node dist/src/tools/lab/main.js [nat|dr|tun|fullnat] [--backend tap|raw] [--requests N] [--keep]
  *        node dist/src/tools/lab/main.js nat --fault [--backend tap|raw]
- *        node dist/src/tools/lab/main.js ha [--mode nat|dr|fullnat] [--with-keepalived] [--downloads N] [--loops N] [--new-rate N]
+ *        node dist/src/tools/lab/main.js ha [--mode nat|dr|fullnat] [--with-keepalived] [--persistent] [--signal kill|term] [--downloads N] [--loops N] [--new-rate N]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,7 +31,7 @@ function say(s: string): void {
 const LABS = ["nat", "dr", "tun", "fullnat"] as const;
 type LabName = (typeof LABS)[number];
 /** Options of `lab ha` that take a value. */
-const HA_VALUE_OPTS = /^--(mode|downloads|loops|new-rate)$/;
+const HA_VALUE_OPTS = /^--(mode|downloads|loops|new-rate|signal)$/;
 
 /** `lab ha`: the failover lab; exit 1 when an established connection was lost (not with --with-keepalived). */
 async function haMain(args: string[]): Promise<number> {
@@ -56,6 +56,12 @@ async function haMain(args: string[]): Promise<number> {
     return Number.isInteger(v) && v >= 0 && v <= 5000 ? v : dflt;
   };
   const withKeepalived = args.includes("--with-keepalived");
+  const persistent = args.includes("--persistent");
+  const signal = val("--signal") ?? "kill";
+  if (signal !== "kill" && signal !== "term") {
+    process.stderr.write(`lab ha: --signal ${signal}: expected kill or term\n`);
+    return 2;
+  }
   const dir = mkdtempSync(join(tmpdir(), "lvs-ha-"));
   let lab: { down(): void } | undefined;
   let done = false;
@@ -83,6 +89,8 @@ async function haMain(args: string[]): Promise<number> {
         prefix: `ha${process.pid % 10000}`,
         mode: mode as HaMode,
         withKeepalived,
+        persistent,
+        stopSignal: signal === "term" ? "SIGTERM" : "SIGKILL",
         dir,
         downloads: num("--downloads", HA_DEFAULTS.downloads),
         loops: num("--loops", HA_DEFAULTS.loops),

@@ -247,6 +247,17 @@ describe("what the master sends (the kernel's ip_vs_sync_conn_needed, default sy
     expect(f[v.l4Off + 8 + 1]).toBe(7); // syncid
   });
 
+  it("sending never drops frames already queued (a VRRP priority-0 advert on the same stop)", () => {
+    const { m } = startPair();
+    for (let k = 0; k < 3; k++) run(m.e, udp(5000), OUT);
+    const j = m.e.txq.slot();
+    m.e.tx.buf.fill(0xab, m.e.tx.off[j]!, m.e.tx.off[j]! + 60);
+    m.e.txq.commit(j, 60, OUT);
+    m.d.stop("master"); // sends what it holds
+    expect(m.sent.map(([, f]) => f.length)).toEqual([60, 14 + 28 + 8 + 36]);
+    expect(m.sent[0]![1][0]).toBe(0xab);
+  });
+
   it("many connections fill messages up to maxlen; a full ring drops entries and counts them", () => {
     const m = side(natSetup());
     m.d.start("master", { mcastIfn: "out0", syncid: 1, syncMaxlen: 200 });
@@ -390,31 +401,41 @@ describe("the backup builds what the master had", () => {
   it.each([
     ["NAT", FwdMethod.MASQ],
     ["DR", FwdMethod.ROUTE],
-  ])("%s: a connection learnt as backup is synced onward once this director is master (failback)", (_n, fwd) => {
-    const setup = (e: Engine) => {
-      addService(e, tcpKey(), "rr");
-      for (const rs of [IP.rs1, IP.rs2])
-        e.table.addDest(tcpKey(), { addr: ipToU32(rs), port: 80, weight: 1, fwd, uThreshold: 0, lThreshold: 0 });
-    };
-    const a = side(setup);
-    const b = side(setup);
-    const c = side(setup); // the first director, restarted
-    a.d.start("master", { mcastIfn: "out0", syncid: 1 });
-    b.d.start("backup", { mcastIfn: "out0", syncid: 1 });
-    run(a.e, c2s(4000, TCP_SYN, 0), OUT);
-    run(a.e, c2s(4000, TCP_ACK, 1), OUT);
-    run(a.e, c2s(4000, TCP_ACK | TCP_PSH, 1, "GET /"), OUT);
-    deliver(a, b);
-    // a dies; b takes over (keepalived's lvs_sync_daemon: backup stopped, master started)
-    b.d.stop("backup");
-    b.d.start("master", { mcastIfn: "out0", syncid: 1 });
-    c.d.start("backup", { mcastIfn: "out0", syncid: 1 });
-    for (let k = 0; k < 60; k++) expect(run(b.e, c2s(4000, TCP_ACK, 6), OUT).egress).toBe(IN);
-    deliver(b, c);
-    const cc = c.e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 4000, ipToU32(IP.vip), 80);
-    expect(cc).toBeGreaterThanOrEqual(0);
-    expect(c.e.ct.state[cc]).toBe(TcpState.ESTABLISHED);
-  });
+  ])(
+    "%s: a connection learnt as backup is synced onward once this director is master (failback)",
+    (_n, fwd) => {
+      const setup = (e: Engine) => {
+        addService(e, tcpKey(), "rr");
+        for (const rs of [IP.rs1, IP.rs2])
+          e.table.addDest(tcpKey(), {
+            addr: ipToU32(rs),
+            port: 80,
+            weight: 1,
+            fwd,
+            uThreshold: 0,
+            lThreshold: 0,
+          });
+      };
+      const a = side(setup);
+      const b = side(setup);
+      const c = side(setup); // the first director, restarted
+      a.d.start("master", { mcastIfn: "out0", syncid: 1 });
+      b.d.start("backup", { mcastIfn: "out0", syncid: 1 });
+      run(a.e, c2s(4000, TCP_SYN, 0), OUT);
+      run(a.e, c2s(4000, TCP_ACK, 1), OUT);
+      run(a.e, c2s(4000, TCP_ACK | TCP_PSH, 1, "GET /"), OUT);
+      deliver(a, b);
+      // a dies; b takes over (keepalived's lvs_sync_daemon: backup stopped, master started)
+      b.d.stop("backup");
+      b.d.start("master", { mcastIfn: "out0", syncid: 1 });
+      c.d.start("backup", { mcastIfn: "out0", syncid: 1 });
+      for (let k = 0; k < 60; k++) expect(run(b.e, c2s(4000, TCP_ACK, 6), OUT).egress).toBe(IN);
+      deliver(b, c);
+      const cc = c.e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 4000, ipToU32(IP.vip), 80);
+      expect(cc).toBeGreaterThanOrEqual(0);
+      expect(c.e.ct.state[cc]).toBe(TcpState.ESTABLISHED);
+    },
+  );
 
   it("DR connections keep their method (no output seen)", () => {
     const setup = (e: Engine) => {

@@ -239,6 +239,43 @@ describe.skipIf(!canRun)("AF_PACKET backend (root, network namespaces)", () => {
     }
   });
 
+  it("accepts and joins group MACs given in macs (VRRP's and connection sync's), only while open", async () => {
+    const SYNC_MAC = "01:00:5e:00:00:51";
+    const VRRP_MAC = "01:00:5e:00:00:12";
+    const maddr = () => lab.ip(dir, "maddr", "show", "dev", va);
+    expect(maddr()).not.toContain(SYNC_MAC);
+    const def = openRaw({ ifname: va, netns: dir });
+    const group = openRaw({ ifname: va, netns: dir, macs: [parseMac(VRRP_MAC), parseMac(SYNC_MAC)] });
+    const groupMmsg = openRaw({ ifname: va, netns: dir, mode: "mmsg", macs: [parseMac(SYNC_MAC)] });
+    try {
+      // PACKET_ADD_MEMBERSHIP with PACKET_MR_MULTICAST: the device's multicast list has them.
+      expect(maddr()).toContain(SYNC_MAC);
+      expect(maddr()).toContain(VRRP_MAC);
+      // The peer sends UDP to 224.0.0.81 (MAC 01:00:5e:00:00:51) out of vb, and to us.
+      lab.ip(peer, "route", "replace", "224.0.0.0/4", "dev", vb);
+      lab.ip(peer, "neigh", "replace", OUR_IP_S, "lladdr", vaMac, "dev", vb, "nud", "permanent");
+      expect((await lab.udpSend(peer, "224.0.0.81", 8848, 4, "sync")).code).toBe(0);
+      expect((await lab.udpSend(peer, OUR_IP_S, 9, 2, "us")).code).toBe(0);
+      const bDef = new FrameBatch(64);
+      const bGroup = new FrameBatch(64);
+      const bMmsg = new FrameBatch(64);
+      await recvAtLeast(group, bGroup, 6);
+      await recvAtLeast(groupMmsg, bMmsg, 6);
+      await recvAtLeast(def, bDef, 2);
+      expect(payloads(bGroup)).toEqual([...names("sync", 4), ...names("us", 2)].sort());
+      expect(payloads(bMmsg)).toEqual([...names("sync", 4), ...names("us", 2)].sort());
+      // The default filter still drops group-addressed IPv4.
+      expect(payloads(bDef)).toEqual(names("us", 2));
+    } finally {
+      def.close();
+      group.close();
+      groupMmsg.close();
+    }
+    // The memberships end with the sockets.
+    expect(maddr()).not.toContain(SYNC_MAC);
+    expect(maddr()).not.toContain(VRRP_MAC);
+  });
+
   it("counts ring losses reported by PACKET_STATISTICS", async () => {
     const small = openRaw({ ifname: va, netns: dir, rxFrames: 32 });
     try {
@@ -299,8 +336,9 @@ describe.skipIf(!canRun)("AF_PACKET backend (root, network namespaces)", () => {
     check(() => openRaw({ ifname: va, netns: `${lab.prefix}none` }), IoErrorCode.NO_NETNS);
     check(() => openRaw({ ifname: va, netns: dir, rxFrames: 3 }), IoErrorCode.INVALID);
     check(
-      () => openRaw({ ifname: va, netns: dir, macs: [parseMac("01:00:5e:00:00:01")] }),
+      () => openRaw({ ifname: va, netns: dir, macs: [parseMac("ff:ff:ff:ff:ff:ff")] }),
       IoErrorCode.INVALID,
     );
+    check(() => openRaw({ ifname: va, netns: dir, macs: [new Uint8Array(5)] }), IoErrorCode.INVALID);
   });
 });
