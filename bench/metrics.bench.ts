@@ -3,20 +3,29 @@
  * 10 dests (10,000 real servers, about 85,000 series) and a full connection table of lvsd's
  * default size (1M entries, all walked for the per-state counts), with tinybench:
  *
- * - render: `registry.metrics()`, the text the endpoint sends (prom-client's process metrics
- *   included), in ms per scrape;
+ * - render, sliced: what GET /metrics does (Exposition.acquire: the text in chunks, the render
+ *   yielding to the event loop every 2 ms), in ms per scrape, prom-client's process metrics
+ *   included;
+ * - render, at once: `registry.metrics()`, the same text as one string in one synchronous block
+ *   (what GET /metrics did before the sliced render);
  * - over HTTP: GET /metrics from lvsd's HTTP server on loopback on a new connection, until the
  *   last byte (the client in the same process, reading without decoding);
+ * - the event loop held: the longest stretch a scrape over HTTP kept the event loop from other
+ *   work, seen by perf_hooks.monitorEventLoopDelay (1 ms resolution) over 20 scrapes, and the
+ *   longest slice the renders themselves timed; the same for the route as it was (render at
+ *   once, then send one buffer);
  * - reference: prom-client's usual path for the eight per-dest families alone (Gauge.set per
  *   series in a collect callback, the registry formatting every label of every series), which
  *   is what metrics.ts avoids.
  *
- * The scrape runs on the thread that forwards packets: the data path waits this long.
+ * The scrape runs on the thread that forwards packets: the data path waits as long as the event
+ * loop is held (a slice of the sliced render; the whole render at once).
  * Used by bench/run.ts (`--only metrics`); after `npm run build`, also
  * `node dist/bench/metrics.bench.js [timeMs]`.
  */
 
 import { get } from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { Gauge, Registry } from "prom-client";
 import { Bench } from "tinybench";
@@ -24,8 +33,8 @@ import { EngineControl } from "../src/control/adapter.js";
 import { RateEstimator } from "../src/control/estimator.js";
 import { HealthManager } from "../src/control/health/manager.js";
 import type { ObservedDaemon } from "../src/control/observe/daemon.js";
-import { startHttpServer } from "../src/control/observe/http.js";
-import { metricsRegistry, metricsRoutes } from "../src/control/observe/metrics.js";
+import { reply, startHttpServer } from "../src/control/observe/http.js";
+import { Exposition, metricsRegistry, sendExposition } from "../src/control/observe/metrics.js";
 import { clock } from "../src/datapath/clock.js";
 import { Director } from "../src/datapath/director.js";
 import { Engine } from "../src/datapath/engine.js";
@@ -167,9 +176,9 @@ function stockRegistry(o: ObservedDaemon): Registry {
  * GET /metrics on a new connection, as Prometheus scrapes (the body counted, not decoded: the
  * client shares the thread with the server and should cost it little). Resolves to the size.
  */
-function scrape(port: number): Promise<number> {
+function scrape(port: number, path = "/metrics"): Promise<number> {
   return new Promise((resolve, reject) => {
-    get({ host: "127.0.0.1", port, path: "/metrics", agent: false }, (res) => {
+    get({ host: "127.0.0.1", port, path, agent: false }, (res) => {
       let n = 0;
       res.on("data", (b: Buffer) => {
         n += b.length;
@@ -193,22 +202,56 @@ export async function runMetricsBench(timeMs = 1500): Promise<MetricsBenchResult
   const weights = text.split("\n").filter((l) => l.startsWith("node_ipvs_backend_weight{")).length;
   if (weights !== SERVICES * DESTS_PER_SERVICE) throw new Error(`scrape has ${weights} backend series`);
   const series = text.split("\n").filter((l) => l !== "" && !l.startsWith("#")).length;
-  const http = await startHttpServer("127.0.0.1", 0, metricsRoutes(o), () => {});
+  const exposition = new Exposition(registry);
+  const http = await startHttpServer(
+    "127.0.0.1",
+    0,
+    {
+      "/metrics": (req, res) => sendExposition(exposition, req, res),
+      // the route as it was: the text rendered at once, then sent as one buffer
+      "/metrics-at-once": async (req, res) => {
+        reply(req, res, registry.contentType, Buffer.from(await registry.metrics()));
+      },
+    },
+    () => {},
+  );
   const port = http.port;
   const stock = stockRegistry(o);
   const size = `${SERVICES} services x ${DESTS_PER_SERVICE} dests, 1M connections`;
 
   const bench = new Bench({ time: timeMs, warmupTime: Math.min(500, timeMs) });
-  bench.add(`metrics scrape render (${size})`, async () => {
+  bench.add(`metrics scrape render, sliced (${size})`, async () => {
+    const r = await exposition.acquire();
+    exposition.release(r);
+  });
+  bench.add(`metrics scrape render, at once (${size})`, async () => {
     await registry.metrics();
   });
   bench.add(`metrics scrape over HTTP (${size})`, async () => {
     if ((await scrape(port)) < text.length) throw new Error("short scrape");
   });
+  bench.add(`metrics scrape over HTTP, rendered at once (${size})`, async () => {
+    if ((await scrape(port, "/metrics-at-once")) < text.length) throw new Error("short scrape");
+  });
   bench.add("(reference) prom-client Gauge.set path, 8 per-dest families", async () => {
     await stock.metrics();
   });
   await bench.run();
+
+  // The event loop held by a scrape: 20 scrapes over HTTP one after the other, each way.
+  const held = async (path: string): Promise<{ max: number; p99: number; slice: number }> => {
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    let slice = 0;
+    h.enable();
+    for (let k = 0; k < 20; k++) {
+      await scrape(port, path);
+      if (path === "/metrics") slice = Math.max(slice, exposition.last?.maxSliceMs ?? 0);
+    }
+    h.disable();
+    return { max: h.max / 1e6, p99: h.percentile(99) / 1e6, slice };
+  };
+  const sliced = await held("/metrics");
+  const atOnce = await held("/metrics-at-once");
   await http.close();
 
   const out: MetricsBenchResult[] = [];
@@ -217,6 +260,17 @@ export async function runMetricsBench(timeMs = 1500): Promise<MetricsBenchResult
     out.push({ name: `${task.name}, mean`, unit: "ms", value: r.mean, samples: r.samples });
     out.push({ name: `${task.name}, p99`, unit: "ms", value: r.p99, samples: r.samples });
   }
+  out.push(
+    { name: "event loop held during scrapes over HTTP, max", unit: "ms", value: sliced.max, samples: 20 },
+    { name: "event loop held during scrapes over HTTP, p99", unit: "ms", value: sliced.p99, samples: 20 },
+    { name: "longest slice of a sliced render", unit: "ms", value: sliced.slice, samples: 20 },
+    {
+      name: "event loop held during scrapes over HTTP, rendered at once, max",
+      unit: "ms",
+      value: atOnce.max,
+      samples: 20,
+    },
+  );
   out.push({
     name: `metrics scrape size (${size})`,
     unit: "bytes",

@@ -77,10 +77,13 @@ export interface LoadResult {
 
 /**
  * A server of the configuration in one of its services (`HealthManager.destHealth`, read by the
- * status page): where it is in the table, and its checkers' state.
+ * status page and the metrics endpoint): where it is in the table, and its checkers' state.
  */
 export interface DestHealth {
-  readonly service: Service;
+  /** The service, as the configuration names it. */
+  readonly key: ServiceKey;
+  /** The table's service, or undefined while the table has none for `key` (lvsadm -D). */
+  readonly service: Service | undefined;
   /** Address and port as the table has (or would have) the dest: DR and TUN take the service's port. */
   readonly addr: number;
   readonly port: number;
@@ -92,29 +95,6 @@ export interface DestHealth {
   readonly realServer?: RealServerStatus;
   /** The sorry server: `active` while it serves (quorum lost). */
   readonly sorry?: { readonly active: boolean };
-}
-
-/** One checker of a real server, as the metrics endpoint reads it (HealthManager.checkStates). */
-export interface CheckState {
-  /** "HTTP_GET 192.168.10.1:80/health", as `lvsadm --health` prints it. */
-  readonly label: string;
-  readonly up: boolean;
-  readonly probes: number;
-  readonly failures: number;
-  /** How long the last finished probe took (ms); undefined before the first. */
-  readonly lastDurationMs: number | undefined;
-}
-
-/** A real server in one service of its virtual server, as the metrics endpoint reads it. */
-export interface DestCheckState {
-  /** The service, as the configuration names it. */
-  readonly service: ServiceKey;
-  readonly addr: number;
-  /** The dest's port in that service's table (DR and TUN take the service's port). */
-  readonly port: number;
-  /** All its checkers are up (one without checkers always is). */
-  readonly alive: boolean;
-  readonly checks: readonly CheckState[];
 }
 
 /** What a configuration load did to the table (the `config.loaded` event). */
@@ -162,6 +142,11 @@ interface Want extends DestId {
   weight: number;
   uThreshold: number;
   lThreshold: number;
+}
+
+/** A checker's last probe time, as CheckerStatus has it (absent before the first). */
+function probeMs(ms: number | undefined): { lastDurationMs?: number } {
+  return ms === undefined ? {} : { lastDurationMs: ms };
 }
 
 /** The port a dest has in service `k`: DR and TUN dests take the service's port, as in IPVS. */
@@ -901,6 +886,7 @@ export class HealthManager {
         ...(c.lastResult ? { lastOk: c.lastResult.ok, lastReason: c.lastResult.reason } : {}),
         ...(c.lastResultAt !== undefined ? { lastAt: c.lastResultAt } : {}),
         ...(c.lastChangeAt !== undefined ? { lastChangeAt: c.lastChangeAt } : {}),
+        ...probeMs(this.probeMs.get(c.cfg)),
         probes: c.probes,
         failures: c.failures,
         retrying: c.retryIt > 0,
@@ -909,60 +895,29 @@ export class HealthManager {
   }
 
   /**
-   * Read-only, for the status page (src/control/observe/status.ts): every real server, and the
-   * sorry server, of every virtual server in each of its services that is in the table, with
-   * the address and port it has there and its Dest when the table holds it (a server that is
-   * down without inhibit_on_failure, or a sorry server standing by, has none).
+   * Read-only, for the status page and the metrics endpoint (src/control/observe/status.ts,
+   * metrics.ts): every real server, and the sorry server, of every virtual server, once per
+   * service of that virtual server, with the address and port it has there, the table's service
+   * and its Dest when the table holds them (a server that is down without inhibit_on_failure, or
+   * a sorry server standing by, has no Dest), and its checkers.
    */
   destHealth(): DestHealth[] {
     const out: DestHealth[] = [];
     for (const v of this.vs.values()) {
-      for (const k of v.cfg.keys) {
-        const service = this.table.find(k);
-        if (!service) continue;
+      const realServers = [...v.rs.values()].map((rs) => [rs, this.realServerStatus(v, rs)] as const);
+      for (const key of v.cfg.keys) {
+        const service = this.table.find(key);
         const at = (id: DestId): { addr: number; port: number; dest: Dest | undefined } => {
-          const port = tablePort(k, id);
-          return { addr: id.addr >>> 0, port, dest: this.table.findDest(service, id.addr, port) };
+          const port = tablePort(key, id);
+          const dest = service ? this.table.findDest(service, id.addr, port) : undefined;
+          return { addr: id.addr >>> 0, port, dest };
         };
-        for (const rs of v.rs.values()) {
-          out.push({
-            service,
-            ...at(rs.cfg),
-            virtualServer: v.cfg.name,
-            realServer: this.realServerStatus(v, rs),
-          });
+        for (const [rs, realServer] of realServers) {
+          out.push({ key, service, ...at(rs.cfg), virtualServer: v.cfg.name, realServer });
         }
         const s = v.cfg.sorry;
         if (s && !v.rs.has(destKey(s.addr, s.port))) {
-          out.push({
-            service,
-            ...at(s),
-            virtualServer: v.cfg.name,
-            sorry: { active: v.sorryActive() },
-          });
-        }
-      }
-    }
-    return out;
-  }
-
-  /**
-   * Read-only, for the metrics endpoint (src/control/observe/metrics.ts): every real server of
-   * every virtual server, once per service of that virtual server, with its checkers.
-   */
-  checkStates(): DestCheckState[] {
-    const out: DestCheckState[] = [];
-    for (const v of this.vs.values()) {
-      for (const rs of v.rs.values()) {
-        const checks = rs.checkers.map((c) => ({
-          label: checkerLabel(c.cfg),
-          up: c.up,
-          probes: c.probes,
-          failures: c.failures,
-          lastDurationMs: this.probeMs.get(c.cfg),
-        }));
-        for (const k of v.cfg.keys) {
-          out.push({ service: k, addr: rs.cfg.addr, port: tablePort(k, rs.cfg), alive: rs.alive, checks });
+          out.push({ key, service, ...at(s), virtualServer: v.cfg.name, sorry: { active: v.sorryActive() } });
         }
       }
     }

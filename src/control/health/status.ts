@@ -34,6 +34,8 @@ export interface CheckerStatus {
   lastReason?: string;
   lastAt?: number;
   lastChangeAt?: number;
+  /** How long the last finished probe took (ms); absent before the first. */
+  lastDurationMs?: number;
   probes: number;
   failures: number;
   retrying: boolean;

@@ -31,16 +31,22 @@
  * then the registry formatting and escaping every label of every series) takes several hundred
  * ms for that (bench/metrics.bench.ts has the reference). So the table families are TableCounter
  * and TableGauge: prom-client metrics that read the tables when asked, with a label set
- * (LabelSet) kept per service and per dest for its lifetime, escaped and encoded once. Our
- * Registry subclass has them write their own lines (TextSink: bytes copied into one buffer per
- * family, numbers written digit by digit), exactly the text prom-client's formatter produces for
- * the same values (a test compares the two byte for byte); everything else (process metrics,
- * the registry, content type, JSON) is prom-client's. Should a prom-client release stop
+ * (LabelSet) kept per service and per dest for its lifetime, escaped and encoded once (and, for
+ * the dests, copied in table order into one buffer, so a scrape reads them in sequence). They
+ * write their own lines (ChunkWriter: bytes copied into pooled chunks, numbers written digit by
+ * digit), exactly the text prom-client's formatter produces for the same values (a test compares
+ * the two byte for byte); everything else (process metrics, the registry, content type, JSON) is
+ * prom-client's. GET /metrics renders through Exposition: in slices that yield to the event loop
+ * (setImmediate) every 2 ms, so frames keep being forwarded during a scrape, into chunks sent
+ * with writev, shared by the scrapes that arrive during a render; `registry.metrics()` (our
+ * Registry subclass) still returns the same text at once. Should a prom-client release stop
  * rendering through `getMetricsAsString`, the families still render correctly through their
  * `getForPromString`, as prom-client's Histogram does (label sets as `sharedLabels`), only
  * slower. `npm run bench -- --only metrics` measures the whole scrape.
  */
 
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { finished } from "node:stream";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { TCP_STATE_COUNT, TCP_STATE_NAMES, TEMPLATE_STATE_ASSURED } from "../../datapath/conntrack/states.js";
 import { CONN_F_TEMPLATE, CONN_F_USED } from "../../datapath/conntrack/table.js";
@@ -49,9 +55,9 @@ import { u32ToIp } from "../../lib/addr.js";
 import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import type { Dest, Service } from "../../tables/model.js";
 import type { ServiceKey } from "../../tables/services.js";
-import type { CheckState, DestCheckState } from "../health/manager.js";
+import type { CheckerStatus, RealServerStatus } from "../health/status.js";
 import type { ObservedDaemon } from "./daemon.js";
-import { type Route, reply } from "./http.js";
+import type { Route } from "./http.js";
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -82,7 +88,7 @@ function valueText(v: number): string {
 class LabelSet {
   readonly labels: Labels;
   readonly text: string;
-  /** `text` in UTF-8, as TextSink copies it. */
+  /** `text` in UTF-8, as ChunkWriter copies it. */
   readonly bytes: Buffer;
   constructor(labels: Record<string, string>) {
     this.labels = Object.freeze(labels);
@@ -97,46 +103,98 @@ const NO_LABELS = new LabelSet({});
 /** Where a family's read puts its series: exposition text, or samples for prom-client. */
 interface Sink {
   add(value: number, set?: LabelSet): void;
+  /** The same, `bytes` being `set.bytes` or an equal copy (LineSink writes it). */
+  addRow(value: number, set: LabelSet, bytes: Buffer): void;
 }
 
-/** Fills the sink with the family's series, read from the tables now. */
-type Read = (sink: Sink) => void;
+/**
+ * Fills the sink with the family's series, read from the tables now. A family with many series
+ * is a generator that yields every few hundred of them: a place where a scrape may give the
+ * event loop back (Exposition); a plain read runs to the end at once.
+ */
+type Read = (sink: Sink) => Iterator<void> | void;
+
+/** Run a read to its end (the synchronous paths: prom-client's samples, registry.metrics()). */
+function readAll(read: Read, sink: Sink): void {
+  const it = read(sink);
+  if (it) while (it.next().done !== true) {}
+}
+
+/** Series a sliced read writes between two places where it may yield. */
+const ROWS_PER_STEP = 256;
+/** Connection-table slots the per-state walk visits between two such places. */
+const SLOTS_PER_STEP = 65_536;
+/** Bytes of one chunk of the exposition text. */
+const CHUNK_BYTES = 256 * 1024;
 
 /**
- * Writes `\nname{labels} value` lines after the HELP and TYPE lines, into one buffer: the name's
- * and the label set's bytes are copied, integer values written digit by digit, so a line makes
- * no string (joining ~85,000 small strings cost more than all the rest of a scrape).
+ * The exposition text as it is written: chunks of CHUNK_BYTES into which `\nname{labels} value`
+ * lines are written by copying the name's and the label set's bytes and writing integer values
+ * digit by digit, so a line makes no string (joining ~85,000 small strings cost more than all
+ * the rest of a scrape). Chunks come from `take` (a pool: Exposition) and are handed out as they
+ * fill; `chunks` then holds the text in order.
  */
-class TextSink implements Sink {
+class ChunkWriter {
+  readonly chunks: Buffer[] = [];
+  /** Bytes in `chunks`. */
+  length = 0;
   private buf: Buffer;
-  private at: number;
-  private readonly name: Buffer;
-  /** Lines written. */
-  lines = 0;
-  constructor(name: string, head: string, lines: number) {
-    this.name = Buffer.from(`\n${name}`);
-    this.buf = Buffer.allocUnsafe(head.length * 3 + lines * (this.name.length + 160));
-    this.at = this.buf.write(head);
+  private at = 0;
+  constructor(private readonly take: () => Buffer) {
+    this.buf = take();
   }
-  add(value: number, set: LabelSet = NO_LABELS): void {
-    const need = this.name.length + set.bytes.length + 32;
-    if (this.at + need > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + need));
-      this.buf.copy(bigger, 0, 0, this.at);
-      this.buf = bigger;
-    }
+  /** Make room for `n` more bytes in the current chunk. */
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    this.flush();
+    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n); // a line longer than a chunk
+  }
+  private flush(): void {
+    if (this.at === 0) return;
+    this.chunks.push(this.buf.subarray(0, this.at));
+    this.length += this.at;
+    this.buf = this.take();
+    this.at = 0;
+  }
+  bytes(b: Buffer): void {
+    this.room(b.length);
+    this.buf.set(b, this.at);
+    this.at += b.length;
+  }
+  text(s: string): void {
+    this.room(Buffer.byteLength(s));
+    this.at += this.buf.write(s, this.at);
+  }
+  /** `\nname{labels} value`; `name` is the family's name with the newline before it, in bytes. */
+  line(name: Buffer, labels: Buffer, value: number): void {
+    this.room(name.length + labels.length + 32);
     const buf = this.buf;
     let at = this.at;
-    buf.set(this.name, at);
-    at += this.name.length;
-    buf.set(set.bytes, at);
-    at += set.bytes.length;
+    buf.set(name, at);
+    at += name.length;
+    buf.set(labels, at);
+    at += labels.length;
     buf[at++] = 0x20;
     this.at = writeValue(buf, at, value);
-    this.lines++;
   }
-  text(): string {
-    return this.buf.toString("utf8", 0, this.at);
+  /** The text, all of it in `chunks`. */
+  end(): Buffer[] {
+    this.flush();
+    return this.chunks;
+  }
+}
+
+/** A sink that writes a family's lines into a ChunkWriter. */
+class LineSink implements Sink {
+  constructor(
+    private readonly w: ChunkWriter,
+    private readonly name: Buffer,
+  ) {}
+  add(value: number, set: LabelSet = NO_LABELS): void {
+    this.w.line(this.name, set.bytes, value);
+  }
+  addRow(value: number, _set: LabelSet, bytes: Buffer): void {
+    this.w.line(this.name, bytes, value);
   }
 }
 
@@ -194,6 +252,9 @@ class SampleSink implements Sink {
   add(value: number, set: LabelSet = NO_LABELS): void {
     this.values.push({ value, labels: NO_LABELS.labels, sharedLabels: set.labels });
   }
+  addRow(value: number, set: LabelSet): void {
+    this.add(value, set);
+  }
 }
 
 interface FamilySpec {
@@ -205,24 +266,35 @@ interface FamilySpec {
 
 /** What TableCounter and TableGauge share: reading, and writing the family's text. */
 class TableFamily {
+  /** `# HELP ...\n# TYPE ...` */
+  private readonly head: Buffer;
+  /** `\nname`, which starts each line. */
+  private readonly name: Buffer;
   constructor(
     readonly spec: FamilySpec,
     readonly type: "counter" | "gauge",
-  ) {}
-  /** Series in the last render: the next one sizes its buffer by it. */
-  private lines = 16;
-  /** The family as prom-client's getMetricsAsString writes it (lines joined by newlines). */
+  ) {
+    this.head = Buffer.from(`# HELP ${spec.name} ${escapeText(spec.help)}\n# TYPE ${spec.name} ${type}`);
+    this.name = Buffer.from(`\n${spec.name}`);
+  }
+  /**
+   * Write the family as prom-client's getMetricsAsString writes it (lines joined by newlines)
+   * into `w`; for a sliced read, what is left is written as the returned iterator is stepped.
+   */
+  write(w: ChunkWriter): Iterator<void> | void {
+    w.bytes(this.head);
+    return this.spec.read(new LineSink(w, this.name));
+  }
+  /** The family's text at once. */
   render(): string {
-    const { name, help } = this.spec;
-    const head = `# HELP ${name} ${escapeText(help)}\n# TYPE ${name} ${this.type}`;
-    const sink = new TextSink(name, head, this.lines + 16);
-    this.spec.read(sink);
-    this.lines = sink.lines;
-    return sink.text();
+    const w = new ChunkWriter(() => Buffer.allocUnsafe(16 * 1024));
+    const it = this.write(w);
+    if (it) while (it.next().done !== true) {}
+    return Buffer.concat(w.end(), w.length).toString();
   }
   samples(): Sample[] {
     const sink = new SampleSink();
-    this.spec.read(sink);
+    readAll(this.spec.read, sink);
     return sink.values;
   }
   /** For getMetricsAsJSON: each series with its labels where JSON readers look for them. */
@@ -371,9 +443,19 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   const gauge = (spec: FamilySpec): void => void new TableGauge(registry, spec);
 
   type Stat = "conns" | "inPkts" | "outPkts" | "inBytes" | "outBytes";
+  // One accessor per field (not `x[field]`: a keyed load shared by five fields is slow per row).
+  type Counted = Pick<Service, Stat>;
+  const statOf: Record<Stat, (x: Counted) => number> = {
+    conns: (x) => x.conns,
+    inPkts: (x) => x.inPkts,
+    outPkts: (x) => x.outPkts,
+    inBytes: (x) => x.inBytes,
+    outBytes: (x) => x.outBytes,
+  };
   const sumServices = (field: Stat): number => {
+    const value = statOf[field];
     let n = 0;
-    for (const s of table.services) if (s !== null) n += s[field];
+    for (const s of table.services) if (s !== null) n += value(s);
     return n;
   };
   // Every dest of every service with its label set, in table order, rebuilt only when the
@@ -381,6 +463,10 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   let rowsAt = -1;
   let rowDests: Dest[] = [];
   let rowSets: LabelSet[] = [];
+  // The label sets' bytes are also copied into one buffer, in row order (rowBytes: views of
+  // it): a scrape then reads them in sequence, not from wherever each set was allocated (which
+  // made reading them most of a per-dest family's time).
+  let rowBytes: Buffer[] = [];
   const rows = (): void => {
     if (rowsAt === table.generation) return;
     rowsAt = table.generation;
@@ -393,17 +479,58 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
         rowSets.push(destSet(s, d));
       }
     }
+    const slab = Buffer.allocUnsafeSlow(rowSets.reduce((n, set) => n + set.bytes.length, 0));
+    let at = 0;
+    rowBytes = rowSets.map((set) => {
+      slab.set(set.bytes, at);
+      at += set.bytes.length;
+      return slab.subarray(at - set.bytes.length, at);
+    });
   };
-  const perService =
-    (value: (s: Service) => number): Read =>
-    (sink) => {
-      for (const s of table.services) if (s !== null) sink.add(value(s), svcSet(s));
+  // Sliced reads: a scrape may give the event loop back every ROWS_PER_STEP series. Each walks
+  // the arrays it found when it started (a table change in between makes new ones).
+  // (The loops are plain functions called per step: a loop inside a generator runs slower.)
+  const serviceRows = (
+    sink: Sink,
+    value: (s: Service) => number,
+    services: readonly (Service | null)[],
+    from: number,
+    to: number,
+  ): void => {
+    for (let i = from; i < to; i++) {
+      const s = services[i];
+      if (s != null) sink.add(value(s), svcSet(s));
+    }
+  };
+  const perService = (value: (s: Service) => number): Read =>
+    function* (sink) {
+      const services = table.services;
+      for (let i = 0; i < services.length; i += ROWS_PER_STEP) {
+        serviceRows(sink, value, services, i, Math.min(i + ROWS_PER_STEP, services.length));
+        yield;
+      }
     };
-  const perDest =
-    (value: (d: Dest) => number): Read =>
-    (sink) => {
+  const destRows = (
+    sink: Sink,
+    value: (d: Dest) => number,
+    dests: readonly Dest[],
+    sets: readonly LabelSet[],
+    bytes: readonly Buffer[],
+    from: number,
+    to: number,
+  ): void => {
+    for (let i = from; i < to; i++) sink.addRow(value(dests[i]!), sets[i]!, bytes[i]!);
+  };
+  const perDest = (value: (d: Dest) => number): Read =>
+    function* (sink) {
       rows();
-      for (let i = 0; i < rowDests.length; i++) sink.add(value(rowDests[i]!), rowSets[i]);
+      const dests = rowDests;
+      const sets = rowSets;
+      const bytes = rowBytes;
+      for (let i = 0; i < dests.length; i += ROWS_PER_STEP) {
+        destRows(sink, value, dests, sets, bytes, i, Math.min(i + ROWS_PER_STEP, dests.length));
+        yield;
+      }
     };
 
   // ---- node_exporter's ipvs collector: names, HELP texts, types and labels as it has them ----
@@ -453,7 +580,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
       name: `lvs_service_${suffix}`,
       help: `${what}, per virtual service (lvsadm -Ln --stats).`,
       labelNames: SERVICE_LABELS,
-      read: perService((s) => s[field]),
+      read: perService(statOf[field]),
     });
   }
   for (const [suffix, what, field] of stats) {
@@ -463,7 +590,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
       name: `lvs_dest_${suffix}`,
       help: `${what}, per real server in its service (lvsadm -Ln --stats)${decisions}.`,
       labelNames: DEST_LABELS,
-      read: perDest((d) => d[field]),
+      read: perDest(statOf[field]),
     });
   }
   // ---- drops, links, engine ----
@@ -544,29 +671,48 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     help: "New connections refused because nothing could be evicted (drops table_full).",
     read: (sink) => sink.add(ct.allocFailures),
   });
-  // Entries by protocol and state, counted in one walk of the table's typed arrays into counts
-  // allocated once: TCP states 0..10, then UDP, then ICMP (the engine makes no other entries);
-  // templates by NONE / ASSURED. The connections family walks; the templates family, read
-  // right after it in the same scrape (registration order), takes that walk's counts.
-  const byState = new Float64Array(TCP_STATE_COUNT + 2);
-  const byTemplate = new Float64Array(2);
+  // Entries by protocol and state, counted in one walk of the table's typed arrays: TCP states
+  // 0..10, then UDP, then ICMP (the engine makes no other entries); templates by NONE / ASSURED.
+  // The walk is sliced (SLOTS_PER_STEP slots between places where a scrape may pause), so with
+  // traffic in between the counts are those of a table changing under the walk, as a reader of
+  // /proc/net/ip_vs_conn sees the kernel's. It counts into arrays of its own and publishes them
+  // when done. The connections family walks; the templates family, read right after it in the
+  // same scrape (registration order), takes that walk's counts.
+  let byState = new Float64Array(TCP_STATE_COUNT + 2);
+  let byTemplate = new Float64Array(2);
   let walked = false;
-  const walk = (): void => {
-    byState.fill(0);
-    byTemplate.fill(0);
+  /** Count slots [from, to) into `states` and `templates`, stopping after `left` entries; returns what is left. */
+  const walkSlots = (
+    states: Float64Array,
+    templates: Float64Array,
+    from: number,
+    to: number,
+    left: number,
+  ): number => {
     const { flags, state, proto } = ct;
-    let left = ct.count;
-    for (let i = 0; left > 0 && i < ct.capacity; i++) {
+    for (let i = from; left > 0 && i < to; i++) {
       const f = flags[i]!;
       if ((f & CONN_F_USED) === 0) continue;
       left--;
-      if ((f & CONN_F_TEMPLATE) !== 0) byTemplate[state[i] === TEMPLATE_STATE_ASSURED ? 1 : 0]!++;
-      else if (proto[i] === IPPROTO_TCP) byState[state[i]!]!++;
-      else if (proto[i] === IPPROTO_UDP) byState[TCP_STATE_COUNT]!++;
-      else if (proto[i] === IPPROTO_ICMP) byState[TCP_STATE_COUNT + 1]!++;
+      if ((f & CONN_F_TEMPLATE) !== 0) templates[state[i] === TEMPLATE_STATE_ASSURED ? 1 : 0]!++;
+      else if (proto[i] === IPPROTO_TCP) states[state[i]!]!++;
+      else if (proto[i] === IPPROTO_UDP) states[TCP_STATE_COUNT]!++;
+      else if (proto[i] === IPPROTO_ICMP) states[TCP_STATE_COUNT + 1]!++;
     }
-    walked = true;
+    return left;
   };
+  function* walk(): Generator<void, void, undefined> {
+    const states = new Float64Array(TCP_STATE_COUNT + 2);
+    const templates = new Float64Array(2);
+    let left = ct.count;
+    for (let i = 0; left > 0 && i < ct.capacity; i += SLOTS_PER_STEP) {
+      left = walkSlots(states, templates, i, Math.min(i + SLOTS_PER_STEP, ct.capacity), left);
+      yield;
+    }
+    byState = states;
+    byTemplate = templates;
+    walked = true;
+  }
   const stateSets = [
     ...TCP_STATE_NAMES.map((state) => new LabelSet({ proto: "TCP", state })),
     new LabelSet({ proto: "UDP", state: "UDP" }),
@@ -576,8 +722,8 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     name: "lvs_conntrack_connections",
     help: "Connections in the connection table by protocol and state (the states lvsadm -Lnc shows).",
     labelNames: ["proto", "state"],
-    read: (sink) => {
-      walk();
+    read: function* (sink) {
+      yield* walk();
       for (let k = 0; k < byState.length; k++) sink.add(byState[k]!, stateSets[k]);
     },
   });
@@ -587,7 +733,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     help: "Persistence templates in the connection table by state (ASSURED once a connection through one was established).",
     labelNames: ["state"],
     read: (sink) => {
-      if (!walked) walk();
+      if (!walked) readAll(walk, sink);
       walked = false;
       sink.add(byTemplate[0]!, templateSets[0]);
       sink.add(byTemplate[1]!, templateSets[1]);
@@ -597,14 +743,16 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   // ---- health checks (src/control/health): the real servers a keepalived.conf checks ----
   const CHECK_LABELS = [...DEST_LABELS, "check"];
   const perRealServer =
-    (emit: (sink: Sink, labels: Labels, h: DestCheckState) => void): Read =>
+    (emit: (sink: Sink, labels: Labels, rs: RealServerStatus) => void): Read =>
     (sink) => {
-      for (const h of health.checkStates())
-        emit(sink, destLabelsOf(serviceLabelsOf(h.service), h.addr, h.port), h);
+      for (const h of health.destHealth()) {
+        // sorry servers have no checks (realServer undefined)
+        if (h.realServer) emit(sink, destLabelsOf(serviceLabelsOf(h.key), h.addr, h.port), h.realServer);
+      }
     };
-  const perCheck = (value: (c: CheckState) => number | undefined): Read =>
-    perRealServer((sink, labels, h) => {
-      for (const c of h.checks) {
+  const perCheck = (value: (c: CheckerStatus) => number | undefined): Read =>
+    perRealServer((sink, labels, rs) => {
+      for (const c of rs.checkers) {
         const v = value(c);
         if (v !== undefined) sink.add(v, new LabelSet({ ...labels, check: c.label }));
       }
@@ -613,7 +761,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     name: "lvs_health_dest_up",
     help: "1 while all the real server's health checks pass, else 0 (lvsadm --health).",
     labelNames: DEST_LABELS,
-    read: perRealServer((sink, labels, h) => sink.add(h.alive ? 1 : 0, new LabelSet({ ...labels }))),
+    read: perRealServer((sink, labels, rs) => sink.add(rs.alive ? 1 : 0, new LabelSet({ ...labels }))),
   });
   gauge({
     name: "lvs_health_check_up",
@@ -651,14 +799,199 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   return registry;
 }
 
+// ---- the scrape: rendered in slices, shared by the scrapes that arrive during it ----
+
+/** One render of the exposition: its text in chunks, and the scrapes still sending it. */
+export class Rendering {
+  /** The text, in order. */
+  readonly chunks: Buffer[] = [];
+  /** Its length in bytes. */
+  length = 0;
+  /** The longest the render held the event loop at a stretch (ms). */
+  maxSliceMs = 0;
+  /** Slices it was rendered in. */
+  slices = 0;
+  /** Scrapes that have it (Exposition.acquire) and have not released it. */
+  users = 0;
+  finished = false;
+  /** Pooled chunks it writes into, back to the pool once no scrape sends them any more. */
+  readonly owned: Buffer[] = [];
+  done: Promise<void> = Promise.resolve();
+}
+
+export interface ExpositionOptions {
+  /**
+   * How long a render may hold the event loop before it yields (setImmediate) to let frames
+   * through (ms, default 2). 0 yields at every step (tests).
+   */
+  sliceMs?: number;
+}
+
+const SEPARATOR = Buffer.from("\n\n");
+const FINAL_NEWLINE = Buffer.from("\n");
+
+/**
+ * The text GET /metrics answers, byte for byte what `registry.metrics()` returns, rendered so
+ * that forwarding goes on meanwhile: the table families (TableCounter, TableGauge) write their
+ * lines into pooled chunks in steps (ROWS_PER_STEP series, SLOTS_PER_STEP slots of the connection
+ * table's walk), and whenever a slice has held the event loop for `sliceMs` the render yields
+ * with setImmediate, so the batches of frames that arrived meanwhile are forwarded before it goes
+ * on; every other metric (prom-client's process metrics) is prom-client's text. Scrapes that
+ * arrive while a render runs share it (acquire); its chunks go back to the pool when the last of
+ * them has been sent (release).
+ */
+export class Exposition {
+  /** Renders started. */
+  renders = 0;
+  /** The last render that finished (its slices' timing: bench/metrics.bench.ts). */
+  last: Rendering | undefined;
+  private readonly sliceMs: number;
+  private current: Rendering | undefined;
+  private readonly pool: Buffer[] = [];
+  /** Pooled chunks kept while idle: enough for two renders as large as the largest yet. */
+  private poolLimit = 0;
+  constructor(
+    readonly registry: Registry,
+    opts: ExpositionOptions = {},
+  ) {
+    this.sliceMs = opts.sliceMs ?? 2;
+  }
+
+  /**
+   * The text as of now, or of the render under way (which started less than a render's time
+   * ago). Give it back with release() once it has been sent.
+   */
+  async acquire(): Promise<Rendering> {
+    let r = this.current;
+    if (r === undefined) {
+      const fresh = new Rendering();
+      this.current = r = fresh;
+      this.renders++;
+      fresh.done = this.render(fresh).finally(() => {
+        fresh.finished = true;
+        this.last = fresh;
+        if (this.current === fresh) this.current = undefined;
+      });
+    }
+    r.users++;
+    try {
+      await r.done;
+    } catch (err) {
+      this.release(r);
+      throw err;
+    }
+    return r;
+  }
+
+  release(r: Rendering): void {
+    if (--r.users > 0 || !r.finished) return;
+    r.chunks.length = 0; // views of the chunks, which the pool hands to the next render
+    for (const b of r.owned.splice(0)) if (this.pool.length < this.poolLimit) this.pool.push(b);
+  }
+
+  /** The whole text as one string (tests; the endpoint sends the chunks). */
+  async text(): Promise<string> {
+    const r = await this.acquire();
+    try {
+      return Buffer.concat(r.chunks, r.length).toString();
+    } finally {
+      this.release(r);
+    }
+  }
+
+  private async render(r: Rendering): Promise<void> {
+    const take = (): Buffer => {
+      const b = this.pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
+      r.owned.push(b);
+      return b;
+    };
+    const w = new ChunkWriter(take);
+    const sliceMs = this.sliceMs;
+    let sliceAt = performance.now();
+    // the end of a slice when it is time; the caller then awaits the returned promise
+    const due = (): Promise<void> | undefined => {
+      const now = performance.now();
+      if (now - sliceAt < sliceMs) return undefined;
+      r.maxSliceMs = Math.max(r.maxSliceMs, now - sliceAt);
+      r.slices++;
+      return new Promise<void>((resolve) =>
+        setImmediate(() => {
+          sliceAt = performance.now();
+          resolve();
+        }),
+      );
+    };
+    const metrics = this.registry.getMetricsAsArray();
+    for (let i = 0; i < metrics.length; i++) {
+      const m = metrics[i];
+      if (i > 0) w.bytes(SEPARATOR);
+      if (m instanceof TableCounter || m instanceof TableGauge) {
+        const it = m.family.write(w);
+        if (it) {
+          while (it.next().done !== true) {
+            const pause = due();
+            if (pause) await pause;
+          }
+        }
+      } else {
+        w.text(await this.registry.getMetricsAsString(m));
+      }
+      const pause = due();
+      if (pause) await pause;
+    }
+    w.bytes(FINAL_NEWLINE);
+    w.end();
+    r.maxSliceMs = Math.max(r.maxSliceMs, performance.now() - sliceAt);
+    r.slices++;
+    r.chunks.push(...w.chunks);
+    r.length = w.length;
+    this.poolLimit = Math.max(this.poolLimit, 2 * r.owned.length);
+  }
+}
+
 /** The /metrics route for lvsd's HTTP endpoint (src/control/observe/http.ts). */
-export function metricsRoutes(o: ObservedDaemon, opts: MetricsOptions = {}): Record<string, Route> {
-  const registry = metricsRegistry(o, opts);
-  return {
-    "/metrics": async (req, res) => {
-      // encoded once here: reply() then neither measures nor encodes the ~15 MB string again
-      const body = Buffer.from(await registry.metrics());
-      reply(req, res, registry.contentType, body);
-    },
+export function metricsRoutes(
+  o: ObservedDaemon,
+  opts: MetricsOptions & ExpositionOptions = {},
+): Record<string, Route> {
+  const exposition = new Exposition(metricsRegistry(o, opts), opts);
+  return { "/metrics": (req, res) => sendExposition(exposition, req, res) };
+}
+
+/**
+ * Answer a scrape with the exposition's chunks (Content-Length known: they are rendered before
+ * the headers go), handing them back to the pool once the response is finished or aborted.
+ */
+export async function sendExposition(
+  exposition: Exposition,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const r = await exposition.acquire();
+  let held = true;
+  const release = (): void => {
+    if (held) exposition.release(r);
+    held = false;
   };
+  try {
+    res.writeHead(200, {
+      "content-type": exposition.registry.contentType,
+      "content-length": r.length,
+      "cache-control": "no-store",
+      "x-content-type-options": "nosniff",
+    });
+    if (req.method === "HEAD") {
+      res.end();
+      release();
+      return;
+    }
+    finished(res, release);
+    res.cork();
+    for (const c of r.chunks) res.write(c);
+    res.uncork();
+    res.end();
+  } catch (err) {
+    release();
+    throw err;
+  }
 }

@@ -245,6 +245,7 @@ export function statusDocument(o: ObservedDaemon, nowMs = Date.now()): StatusDoc
   const byDest = new Map<Dest, DestHealth>();
   const outOf = new Map<Service, DestHealth[]>();
   for (const h of o.health.destHealth()) {
+    if (h.service === undefined) continue; // a service of the configuration the table lacks
     if (h.dest) {
       if (!byDest.has(h.dest)) byDest.set(h.dest, h);
     } else {

@@ -49,7 +49,12 @@ function snapshot(r: Rig): string {
     queued: engine.queued,
     director: [observed.director.batches, observed.director.frames],
     links: r.links.map((l) => ({ ...l.stats, inbox: l.inbox.length, sent: l.sent.length })),
-    health: { counters: observed.health.counters, states: observed.health.checkStates() },
+    health: {
+      counters: observed.health.counters,
+      states: observed.health
+        .destHealth()
+        .map(({ service, dest, ...h }) => ({ ...h, service: service?.id, dest: dest?.id })),
+    },
     timers: r.clock.pending,
     now: r.clock.t,
   });

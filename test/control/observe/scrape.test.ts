@@ -1,0 +1,246 @@
+/**
+ * How GET /metrics renders (src/control/observe/metrics.ts, Exposition): in slices that give the
+ * event loop back, byte for byte the text registry.metrics() writes at once; scrapes that arrive
+ * together share one render; the pooled chunks go back once every scrape that had them is done.
+ * No timing is asserted: `sliceMs: 0` makes a render yield at every step it can.
+ */
+
+import { get } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ObservedDaemon } from "../../../src/control/observe/daemon.js";
+import { type HttpServer, startHttpServer } from "../../../src/control/observe/http.js";
+import { Exposition, metricsRegistry, sendExposition } from "../../../src/control/observe/metrics.js";
+import { clock } from "../../../src/datapath/clock.js";
+import { Director } from "../../../src/datapath/director.js";
+import type { Engine } from "../../../src/datapath/engine.js";
+import { ipToU32 } from "../../../src/lib/addr.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../../src/lib/proto.js";
+import { FwdMethod } from "../../../src/tables/model.js";
+import { natEngine } from "../../datapath/engine/helpers.js";
+import { parseExposition, sampleValue } from "./exposition.js";
+import { type Rig, trafficRig } from "./metrics-rig.js";
+
+const SERVICES = 400;
+const DESTS = 4;
+/** More slots than one step of the per-state walk (65,536), so the walk yields too. */
+const MAX_CONNS = 150_000;
+const CONNS = 20_000;
+
+/** The rig's daemon (health checks, links) over an engine with a bigger table and connections. */
+function bigDaemon(r: Rig): { observed: ObservedDaemon; engine: Engine } {
+  const engine = natEngine({ maxConns: MAX_CONNS });
+  for (let s = 0; s < SERVICES; s++) {
+    const key = { proto: s % 5 === 0 ? IPPROTO_UDP : IPPROTO_TCP, addr: ipToU32("10.9.0.0") + s, port: 80 };
+    engine.table.addService(key, { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff });
+    for (let k = 0; k < DESTS; k++) {
+      const d = engine.table.addDest(key, {
+        addr: ipToU32("172.20.0.0") + s * 8 + k,
+        port: 8080,
+        weight: k + 1,
+        fwd: FwdMethod.MASQ,
+        uThreshold: 0,
+        lThreshold: 0,
+      });
+      d.inBytes = (s + 1) * 1_000_000_007 * (k + 1);
+      d.conns = s * k;
+    }
+  }
+  clock.nowMs = 1;
+  const services = engine.table.list();
+  for (let i = 0; i < CONNS; i++) {
+    const s = services[i % SERVICES]!;
+    const d = s.dests[i % DESTS]!;
+    const caddr = (0x0b000000 + i) | 0;
+    engine.ct.create(
+      s.proto,
+      caddr,
+      1024,
+      s.addr | 0,
+      80,
+      d.addr | 0,
+      8080,
+      caddr,
+      1024,
+      0,
+      false,
+      d,
+      s.id,
+      -1,
+    );
+  }
+  return { observed: { ...r.observed, engine, director: new Director(engine) }, engine };
+}
+
+describe("the sliced render of /metrics", () => {
+  let r: Rig;
+  let observed: ObservedDaemon;
+  let engine: Engine;
+  beforeAll(async () => {
+    r = await trafficRig();
+    ({ observed, engine } = bigDaemon(r));
+  });
+  afterAll(() => r?.observed.health.stop());
+
+  it("writes byte for byte what registry.metrics() writes at once", async () => {
+    for (const o of [r.observed, observed]) {
+      const registry = metricsRegistry(o, { processMetrics: false });
+      const exposition = new Exposition(registry, { sliceMs: 0 });
+      const whole = await registry.metrics();
+      expect(await exposition.text()).toBe(whole);
+      // again, into chunks that come back from the pool
+      expect(await exposition.text()).toBe(whole);
+    }
+    const m = parseExposition(await new Exposition(metricsRegistry(observed), { sliceMs: 0 }).text());
+    expect(m.get("node_ipvs_backend_weight")!.samples.length).toBe(SERVICES * DESTS);
+    expect(m.get("lvs_service_connections_total")!.samples.length).toBe(SERVICES);
+    expect(sampleValue(m, "lvs_conntrack_entries")).toBe(CONNS);
+    const states = m.get("lvs_conntrack_connections")!.samples;
+    expect(states.reduce((n, s) => n + s.value, 0)).toBe(CONNS);
+    expect(m.has("process_cpu_seconds_total")).toBe(true);
+  });
+
+  it("gives the event loop back while it renders: timers and I/O run before the scrape ends", async () => {
+    const exposition = new Exposition(metricsRegistry(observed, { processMetrics: false }), { sliceMs: 0 });
+    let turns = 0;
+    let ended = false;
+    let firedBeforeEnd = false;
+    const tick = (): void => {
+      turns++;
+      if (!ended) setImmediate(tick);
+    };
+    setImmediate(tick);
+    setTimeout(() => {
+      firedBeforeEnd = !ended;
+    }, 0);
+    const rendering = exposition.acquire().then((x) => {
+      ended = true;
+      return x;
+    });
+    const done = await rendering;
+    expect(firedBeforeEnd).toBe(true);
+    // 8 per-dest families of 1,600 series in steps of 256, the walk in steps of 65,536 slots
+    expect(done.slices).toBeGreaterThan(8 * Math.floor((SERVICES * DESTS) / 256));
+    expect(turns).toBeGreaterThanOrEqual(done.slices - 1);
+    exposition.release(done);
+  });
+
+  it("renders once for scrapes that arrive together, and anew after", async () => {
+    const exposition = new Exposition(metricsRegistry(observed, { processMetrics: false }), { sliceMs: 0 });
+    const [a, b] = await Promise.all([exposition.acquire(), exposition.acquire()]);
+    expect(a).toBe(b);
+    expect(exposition.renders).toBe(1);
+    expect(a.users).toBe(2);
+    const text = Buffer.concat(a.chunks).toString();
+    // a scrape arriving during a render joins it too
+    const first = exposition.acquire();
+    await new Promise((resolve) => setImmediate(resolve));
+    const second = exposition.acquire();
+    expect(await first).toBe(await second);
+    expect(exposition.renders).toBe(2);
+    // the chunks stay until the last scrape that has them releases them, then go back to the pool
+    exposition.release(a);
+    expect(a.chunks.length).toBeGreaterThan(0);
+    expect(Buffer.concat(a.chunks).toString()).toBe(text);
+    exposition.release(b);
+    expect(a.chunks.length).toBe(0);
+    const c = await first;
+    exposition.release(c);
+    exposition.release(c);
+    expect(c.owned.length).toBe(0);
+  });
+
+  it("stays well-formed when the table changes between its slices", async () => {
+    const exposition = new Exposition(metricsRegistry(observed, { processMetrics: false }), { sliceMs: 0 });
+    const t = engine.table;
+    const key = { proto: IPPROTO_TCP, addr: ipToU32("10.9.200.1"), port: 443 };
+    let changes = 0;
+    const change = (): void => {
+      if (changes === 3) return;
+      changes++;
+      if (changes === 1) t.addService(key, { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff });
+      if (changes === 2) {
+        t.addDest(key, {
+          addr: ipToU32("172.21.0.1"),
+          port: 443,
+          weight: 1,
+          fwd: FwdMethod.MASQ,
+          uThreshold: 0,
+          lThreshold: 0,
+        });
+      }
+      if (changes === 3) t.deleteService(t.list()[0]!);
+      setImmediate(change);
+    };
+    setImmediate(change);
+    const text = await exposition.text();
+    expect(changes).toBe(3);
+    const m = parseExposition(text);
+    for (const f of m.values()) {
+      const lines = f.samples.map((s) => JSON.stringify(s.labels));
+      expect(new Set(lines).size, f.name).toBe(lines.length); // no series twice
+    }
+    // the next scrape sees the table as it is now
+    const after = parseExposition(await exposition.text());
+    expect(after.get("node_ipvs_backend_weight")!.samples.length).toBe(SERVICES * DESTS - DESTS + 1);
+  });
+});
+
+describe("GET /metrics, sliced", () => {
+  let r: Rig;
+  let http: HttpServer;
+  let exposition: Exposition;
+  let registryText: string;
+  beforeAll(async () => {
+    r = await trafficRig();
+    const { observed } = bigDaemon(r);
+    const registry = metricsRegistry(observed, { processMetrics: false });
+    registryText = await registry.metrics();
+    exposition = new Exposition(registry, { sliceMs: 0 });
+    http = await startHttpServer(
+      "127.0.0.1",
+      0,
+      { "/metrics": (req, res) => sendExposition(exposition, req, res) },
+      () => {},
+    );
+  });
+  afterAll(async () => {
+    await http?.close();
+    r?.observed.health.stop();
+  });
+
+  it("answers concurrent scrapes from one render, with the whole text and its length", async () => {
+    const before = exposition.renders;
+    const url = `http://127.0.0.1:${http.port}/metrics`;
+    const answers = await Promise.all([fetch(url), fetch(url), fetch(url)]);
+    const bodies = await Promise.all(answers.map((a) => a.text()));
+    for (const [k, a] of answers.entries()) {
+      expect(a.status).toBe(200);
+      expect(a.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+      expect(Number(a.headers.get("content-length"))).toBe(Buffer.byteLength(bodies[k]!));
+      expect(bodies[k]).toBe(registryText);
+    }
+    // the three requests arrive while the first render runs (it yields between its slices)
+    expect(exposition.renders - before).toBeLessThan(3);
+    const head = await fetch(url, { method: "HEAD" });
+    expect(Number(head.headers.get("content-length"))).toBe(Buffer.byteLength(registryText));
+    expect(await head.text()).toBe("");
+    // every response finished: the chunks went back to the pool
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(exposition.last?.users).toBe(0);
+    expect(exposition.last?.owned.length).toBe(0);
+  });
+
+  it("lets a client go away during the render, and answers the next one", async () => {
+    const gone = await new Promise<string>((resolve) => {
+      const req = get({ host: "127.0.0.1", port: http.port, path: "/metrics" });
+      req.on("error", (err) => resolve(err.message));
+      setImmediate(() => req.destroy()); // sent, then gone before the render ends
+    });
+    expect(gone).toMatch(/socket hang up|aborted/);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const again = await fetch(`http://127.0.0.1:${http.port}/metrics`);
+    expect(await again.text()).toBe(registryText);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(exposition.last?.users).toBe(0);
+  });
+});
