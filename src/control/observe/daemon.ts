@@ -8,6 +8,8 @@ import type { Engine } from "../../datapath/engine.js";
 import type { EngineControl } from "../adapter.js";
 import type { RateEstimator } from "../estimator.js";
 import type { HealthManager } from "../health/manager.js";
+import type { SyncDaemon } from "../sync/daemon.js";
+import type { VrrpManager } from "../vrrp/manager.js";
 
 export interface ObservedDaemon {
   readonly engine: Engine;
@@ -23,4 +25,8 @@ export interface ObservedDaemon {
   /** Date.now() when lvsd started. */
   readonly startedAtMs: number;
   readonly version: string;
+  /** VRRP instances (keepalived.conf vrrp_instance), when lvsd runs any. */
+  readonly vrrp?: VrrpManager;
+  /** Connection sync daemons (lvsadm --start-daemon, lvs_sync_daemon). */
+  readonly sync?: SyncDaemon;
 }

@@ -56,6 +56,8 @@ import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/
 import type { Dest, Service } from "../../tables/model.js";
 import type { ServiceKey } from "../../tables/services.js";
 import type { CheckerStatus, RealServerStatus } from "../health/status.js";
+import { VRRP_STATE_NAMES } from "../vrrp/instance.js";
+import type { VrrpInstanceStatus } from "../vrrp/manager.js";
 import type { ObservedDaemon } from "./daemon.js";
 import type { Route } from "./http.js";
 
@@ -119,6 +121,9 @@ function readAll(read: Read, sink: Sink): void {
   const it = read(sink);
   if (it) while (it.next().done !== true) {}
 }
+
+/** lvsadm --sync rows that are losses (the rest of the non-parser rows are counted elsewhere). */
+const SYNC_DROP_ROWS = new Set(["ring_drops", "send_failures", "bad_checksum", "queue_drops"]);
 
 /** Series a sliced read writes between two places where it may yield. */
 const ROWS_PER_STEP = 256;
@@ -787,6 +792,119 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     labelNames: CHECK_LABELS,
     read: perCheck((c) => c.failures),
   });
+
+  // ---- VRRP (src/control/vrrp; docs/ha.md): per instance ----
+  const vrrp = o.vrrp;
+  if (vrrp) {
+    const VRRP_LABELS = ["instance", "vrid", "interface"];
+    const instSet = (st: VrrpInstanceStatus, extra: Record<string, string> = {}): LabelSet =>
+      new LabelSet({ instance: st.name, vrid: String(st.vrid), interface: st.interface, ...extra });
+    gauge({
+      name: "lvs_vrrp_state",
+      help: "1 for the VRRP instance's current state (INIT, BACKUP, MASTER, FAULT), 0 for the others.",
+      labelNames: [...VRRP_LABELS, "state"],
+      read: (sink) => {
+        for (const st of vrrp.status())
+          for (const name of VRRP_STATE_NAMES)
+            sink.add(st.state === name ? 1 : 0, instSet(st, { state: name }));
+      },
+    });
+    gauge({
+      name: "lvs_vrrp_priority",
+      help: "The instance's effective priority (its priority with the tracking weights applied).",
+      labelNames: VRRP_LABELS,
+      read: (sink) => {
+        for (const st of vrrp.status()) sink.add(st.priority, instSet(st));
+      },
+    });
+    const vrrpCounters: [string, string, (st: VrrpInstanceStatus) => number][] = [
+      ["lvs_vrrp_adverts_sent_total", "VRRP adverts the instance sent.", (st) => st.sent],
+      ["lvs_vrrp_adverts_received_total", "Valid VRRP adverts the instance received.", (st) => st.received],
+      ["lvs_vrrp_become_master_total", "Transitions of the instance to MASTER.", (st) => st.becomeMaster],
+      [
+        "lvs_vrrp_release_master_total",
+        "Transitions of the instance out of MASTER.",
+        (st) => st.releaseMaster,
+      ],
+      [
+        "lvs_vrrp_priority_zero_sent_total",
+        "Priority-0 adverts the instance sent (it resigned).",
+        (st) => st.priZeroSent,
+      ],
+      [
+        "lvs_vrrp_priority_zero_received_total",
+        "Priority-0 adverts the instance received (the master resigned).",
+        (st) => st.priZeroReceived,
+      ],
+    ];
+    for (const [name, help, value] of vrrpCounters)
+      counter({
+        name,
+        help,
+        labelNames: VRRP_LABELS,
+        read: (sink) => {
+          for (const st of vrrp.status()) sink.add(value(st), instSet(st));
+        },
+      });
+    counter({
+      name: "lvs_vrrp_drops_total",
+      help: "VRRP packets the instance refused, by reason (docs/ha.md, the codec's statuses).",
+      labelNames: [...VRRP_LABELS, "reason"],
+      read: (sink) => {
+        for (const st of vrrp.status())
+          for (const [reason, n] of Object.entries(st.drops)) sink.add(n, instSet(st, { reason }));
+      },
+    });
+  }
+
+  // ---- connection sync (src/control/sync/daemon.ts) ----
+  const sync = o.sync;
+  if (sync) {
+    const stateSets = {
+      master: new LabelSet({ state: "master" }),
+      backup: new LabelSet({ state: "backup" }),
+    };
+    gauge({
+      name: "lvs_sync_daemon_running",
+      help: "1 while the master or backup connection sync daemon runs (lvsadm -L --daemon).",
+      labelNames: ["state"],
+      read: (sink) => {
+        sink.add(sync.running("master") ? 1 : 0, stateSets.master);
+        sink.add(sync.running("backup") ? 1 : 0, stateSets.backup);
+      },
+    });
+    const c = sync.counters;
+    const syncCounters: [string, string, () => number][] = [
+      ["lvs_sync_sent_messages_total", "Sync messages the master sent.", () => c.sentMessages],
+      ["lvs_sync_sent_entries_total", "Connection entries in those messages.", () => c.sentEntries],
+      [
+        "lvs_sync_received_messages_total",
+        "Sync messages the backup received and parsed.",
+        () => c.recvMessages,
+      ],
+    ];
+    for (const [name, help, value] of syncCounters)
+      counter({ name, help, read: (sink) => sink.add(value()) });
+    const resultSets = ["created", "updated", "no_dest", "refused"].map((result) => new LabelSet({ result }));
+    counter({
+      name: "lvs_sync_received_entries_total",
+      help: "Entries the backup applied: created, updated, no_dest (no such service or dest here), refused.",
+      labelNames: ["result"],
+      read: (sink) => {
+        const v = [c.created, c.updated, c.noDest, c.refused];
+        for (let k = 0; k < v.length; k++) sink.add(v[k]!, resultSets[k]);
+      },
+    });
+    counter({
+      name: "lvs_sync_drops_total",
+      help: "Sync messages or entries lost, by reason (ring_drops, send_failures, bad_checksum, queue_drops, and the parser's statuses).",
+      labelNames: ["reason"],
+      read: (sink) => {
+        for (const [reason, n] of sync.counterRows())
+          if (SYNC_DROP_ROWS.has(reason) || reason.startsWith("sync_")) sink.add(n, new LabelSet({ reason }));
+      },
+    });
+  }
 
   // ---- the daemon (process metrics: prom-client's defaults, above) ----
   const version = new LabelSet({ version: o.version });

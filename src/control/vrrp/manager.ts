@@ -187,6 +187,11 @@ export interface VrrpInstanceStatus {
   master: string;
   sent: number;
   received: number;
+  /** Transitions to and from MASTER; priority-0 adverts sent and received. */
+  becomeMaster: number;
+  releaseMaster: number;
+  priZeroSent: number;
+  priZeroReceived: number;
   /** Wall-clock ms of the last transition, and its reason. */
   lastTransitionAt?: number;
   lastReason?: string;
@@ -932,6 +937,10 @@ export class VrrpManager {
         master: master !== 0 ? u32ToIp(master) : "-",
         sent: i.counters.advertsSent,
         received: i.counters.advertsReceived,
+        becomeMaster: i.counters.becomeMaster,
+        releaseMaster: i.counters.releaseMaster,
+        priZeroSent: i.counters.priZeroSent,
+        priZeroReceived: i.counters.priZeroReceived,
         ...(r.lastChange ? { lastTransitionAt: r.lastChange.at, lastReason: r.lastChange.reason } : {}),
         drops,
         ...(r.group ? { syncGroup: r.group.spec.name } : {}),

@@ -285,6 +285,8 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
       maxConns: args.maxConns,
       startedAtMs: Date.now(),
       version: VERSION,
+      ...(vrrp ? { vrrp } : {}),
+      sync: syncd,
     };
     const routes: Record<string, Route> = {
       ...metricsRoutes(observed),
