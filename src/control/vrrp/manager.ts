@@ -276,7 +276,9 @@ export class VrrpManager {
         );
       }
       const l = net.links[link];
-      const saddr = spec.unicastSrcIp ?? l?.primaryAddr() ?? 0;
+      // primaryAddr() is an int32 (data-path convention): an address above 127.255.255.255 is
+      // negative there, and the instance's config wants the uint32.
+      const saddr = spec.unicastSrcIp ?? (l?.primaryAddr() ?? 0) >>> 0;
       if (saddr === 0)
         throw new ConfigError(
           spec.interfaceWhere,

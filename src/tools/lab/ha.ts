@@ -107,7 +107,7 @@ export interface HaResult {
   /** Established connections that did not end as expected (reset, closed, stalled, bad). */
   broken: HaCounts;
   /**
-   * Of `broken`: new connections opened less than SYNC_WINDOW_MS before the kill or the
+   * Of `broken`: new connections opened less than SYNC_WINDOW_MS before (or SWITCH_RACE_MS after) the kill or the
    * failback and lost there, before the old MASTER's sync could have sent them (reported, not failed).
    */
   brokenInSyncWindow: number;
@@ -117,6 +117,11 @@ export interface HaResult {
   requests: number;
   downloadedBytes: number;
   conns: ConnReport[];
+  /**
+   * Just before the kill: the client's connections in the MASTER's table, and how many of them
+   * the BACKUP's table lacked a moment later (does sync keep up with the MASTER's rate?).
+   */
+  backupTable: { master: number; missing: number } | undefined;
   /** The real servers that answered the client's loops and new connections (by name, sorted). */
   servers: string[];
   timeline: string[];
@@ -135,6 +140,39 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * (with the lab's knobs: when it becomes ESTABLISHED) and lvsd sends at its next tick (20 ms).
  */
 export const SYNC_WINDOW_MS = 500;
+/**
+ * A connection opened this soon after a switch may still have gone to the old master (the
+ * client's ARP entry changes with the new master's gratuitous ARP): reported with the others.
+ */
+export const SWITCH_RACE_MS = 50;
+
+/** How long after reading the MASTER's table the BACKUP's is read (sync's send interval and more). */
+const TABLE_LAG_MS = 200;
+
+/**
+ * The client's connections (protocol, client port) in director 1's table, read first, and how
+ * many of them are not in director 2's, read TABLE_LAG_MS later. undefined unless both are lvsd.
+ */
+async function compareTables(lab: HaLab): Promise<{ master: number; missing: number } | undefined> {
+  if (!lab.isLvsd(1) || !lab.isLvsd(2) || lab.exited(1) || lab.exited(2)) return undefined;
+  const keys = (k: number): Set<string> =>
+    new Set(
+      lab
+        .lvsadm(k, "-Lnc")
+        .stdout.split("\n")
+        .filter((l) => l.includes(`${HA_CLIENT}:`))
+        .map((l) => {
+          const w = l.trim().split(/\s+/);
+          return `${w[0]} ${w[3]}`; // protocol and client address:port
+        }),
+    );
+  const m = keys(1);
+  await sleep(TABLE_LAG_MS);
+  const b = keys(2);
+  let missing = 0;
+  for (const x of m) if (!b.has(x)) missing++;
+  return { master: m.size, missing };
+}
 
 /** Skew_Time of VRRPv2 for a priority (ms): (256 − p) / 256 s. */
 export function skewMs(priority: number): number {
@@ -286,6 +324,16 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
   await sleep(o.beforeKillMs);
   const macBefore = lab.clientVipMac();
   const establishedAtKill = client.progress?.open ?? ready.established;
+  // Does the BACKUP keep up with the MASTER's rate? Every connection in the MASTER's table
+  // should be in the BACKUP's a moment later (the sync daemon sends every 20 ms).
+  const peer = await compareTables(lab);
+  if (peer !== undefined) {
+    const held = peer.master - peer.missing;
+    say(
+      `# before the kill: the BACKUP's table has ${held} of the MASTER's ${peer.master} connections of the client (${peer.missing} missing ${TABLE_LAG_MS} ms later)`,
+    );
+    mark(Date.now(), `BACKUP has ${held} of the MASTER's ${peer.master} connections`);
+  }
 
   // failover
   const sig = o.stopSignal ?? "SIGKILL";
@@ -431,7 +479,7 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
       c.established &&
       c.outcome === "unfinished" &&
       c.lastDataAt === 0 &&
-      switches.some((at) => c.openedAt <= at && c.openedAt > at - SYNC_WINDOW_MS)
+      switches.some((at) => c.openedAt <= at + SWITCH_RACE_MS && c.openedAt > at - SYNC_WINDOW_MS)
     )
       brokenInSyncWindow++;
     if (c.established && c.outcome === "reset") resets[c.kind]++;
@@ -526,6 +574,7 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
     requests,
     downloadedBytes,
     conns,
+    backupTable: peer,
     servers,
     timeline: lines,
     ok,
@@ -545,7 +594,7 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
   say(
     `  established connections broken (reset, closed, stalled or bad): ${fmt(broken)}${
       brokenInSyncWindow > 0
-        ? `; of them ${brokenInSyncWindow} new connection(s) opened < ${SYNC_WINDOW_MS} ms before the kill or the failback, not synced yet (not failed)`
+        ? `; of them ${brokenInSyncWindow} new connection(s) opened < ${SYNC_WINDOW_MS} ms before (or < ${SWITCH_RACE_MS} ms after) the kill or the failback: not synced yet, or sent to the old master (not failed)`
         : ""
     }`,
   );

@@ -77,10 +77,12 @@ class Node {
     readonly name: string,
     index: number,
     conf: string,
+    /** The link's /24 (its address: `${subnet}.${index}`). */
+    subnet = "10.0.0",
   ) {
     const e = this.engine;
     e.net.addLink("eth0", macToBytes(`02:00:00:00:00:0${index}`), [
-      { addr: ipToU32(`10.0.0.${index}`), prefix: 24 },
+      { addr: ipToU32(`${subnet}.${index}`), prefix: 24 },
     ]);
     const key = { proto: IPPROTO_TCP, addr: VIP, port: 80 };
     e.table.addService(key, { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff });
@@ -204,6 +206,21 @@ describe("VrrpManager", () => {
     w.advance(20);
     expect(b.state()).toBe("MASTER");
     expect(b.engine.owner.disowned(VIP)).toBe(false);
+  });
+
+  it("a link address above 127.255.255.255 (an int32 < 0 on the data path) is a valid source address", () => {
+    // lvsd refused such an instance ("invalid source address -1062729215"): found by the live
+    // sync-group test, whose inside link is 192.168.10.1
+    const w = new Wire();
+    const a = new Node(w, "a", 1, conf(150), "192.168.10");
+    const b = new Node(w, "b", 2, conf(100), "192.168.10");
+    b.vrrp.start();
+    a.vrrp.start();
+    w.advance(10_000);
+    expect([a.state(), b.state()]).toEqual(["MASTER", "BACKUP"]);
+    expect(a.vrrp.status()[0]!.master).toBe("192.168.10.1");
+    expect(b.vrrp.status()[0]!.master).toBe("192.168.10.1");
+    expect(b.vrrp.status()[0]!.received).toBeGreaterThan(5);
   });
 
   it("a MASTER that hears a higher priority goes BACKUP and disowns its VIP", () => {

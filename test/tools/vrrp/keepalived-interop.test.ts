@@ -14,20 +14,17 @@
  *    script recovers and lvsd, the higher priority, takes the VIP back.
  *
  * Needs root, ip, keepalived, arping and the native addon (skipped with a note otherwise); runs
- * the built lvsd (`npm run build` first). Everything is inside namespaces named `ki<pid>-*`,
- * removed afterwards, also on failure; every wait is bounded. VRRP stays on the test's bridge.
+ * the built lvsd (`npm run build` first). Everything is inside namespaces named `ki<pid>-*` (set
+ * up by keepalived-net.ts), removed afterwards, also on failure; every wait is bounded. VRRP
+ * stays on the test's bridge.
  */
-import type { ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { nativeAvailable } from "../../../src/datapath/io/native.js";
-import { LVSADM, LVSD } from "../../../src/tools/lab/labbase.js";
-import { canUseNetns, sh, Topology, waitFor } from "../../../src/tools/lab/netns.js";
+import { waitFor } from "../../../src/tools/lab/netns.js";
 import { skipWithout } from "../../support/tools.js";
+import { KaNet, netnsOk as ok, sleep } from "./keepalived-net.js";
 
-const ok = canUseNetns() && nativeAvailable();
 if (!ok)
   console.warn(
     "skipping the lvsd/keepalived VRRP interop tests: needs root, the ip tool and the native addon",
@@ -36,7 +33,6 @@ if (!ok)
 const LVSD_MAC = "02:00:00:00:ab:01";
 const KA_MAC = "02:00:00:00:ab:02";
 const VIP = "10.0.0.100";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Opts {
   prio: number;
@@ -69,46 +65,21 @@ ${o.nopreempt ? "  nopreempt\n" : ""}${auth}${uni}${o.extra ?? ""}
 `;
 }
 
-class Pair {
-  readonly t: Topology;
-  readonly dir = mkdtempSync(join(tmpdir(), "lvs-ki-"));
-  readonly sock: string;
-  readonly lvsdConf: string;
-  lvsd: ChildProcess | undefined;
-  lvsdLog = "";
-  kaLog = "";
-
+/** One bridge: lvsd's TAP t0 (10.0.0.1), keepalived's ki (10.0.0.2), the client's ci (10.0.0.7). */
+class Pair extends KaNet {
   constructor(tag: string) {
-    this.t = new Topology(`ki${process.pid % 10000}${tag}`);
-    this.sock = join(this.dir, "lvsd.sock");
-    this.lvsdConf = join(this.dir, "lvsd.conf");
+    super(`ki${process.pid % 10000}${tag}`);
   }
 
   setUp(): void {
-    const t = this.t;
-    for (const r of ["d", "k", "c"]) t.addNs(r);
-    const d = t.ns("d");
-    must("ip", ["-n", d, "link", "add", t.dev("br"), "type", "bridge"]);
-    must("ip", ["-n", d, "link", "set", t.dev("br"), "up"]);
-    for (const [r, addr, mac] of [
-      ["k", "10.0.0.2/24", KA_MAC],
-      ["c", "10.0.0.7/24", "02:00:00:00:ab:07"],
-    ] as const) {
-      const inner = t.dev(`${r}i`);
-      const outer = t.dev(`${r}o`);
-      must("ip", ["link", "add", inner, "netns", t.ns(r), "type", "veth", "peer", "name", outer, "netns", d]);
-      must("ip", ["-n", t.ns(r), "link", "set", inner, "address", mac]);
-      must("ip", ["-n", t.ns(r), "addr", "add", addr, "dev", inner]);
-      must("ip", ["-n", t.ns(r), "link", "set", inner, "up"]);
-      must("ip", ["-n", d, "link", "set", outer, "master", t.dev("br")]);
-      must("ip", ["-n", d, "link", "set", outer, "up"]);
-    }
+    this.addHosts();
+    this.bridge("br");
+    this.attach("k", "ki", "br", "10.0.0.2/24", KA_MAC);
+    this.attach("c", "ci", "br", "10.0.0.7/24", "02:00:00:00:ab:07");
   }
 
-  writeLvsdConf(o: Opts, top = ""): void {
-    writeFileSync(
-      this.lvsdConf,
-      `${top}${vrrpBlock(this.t.dev("t0"), o)}
+  lvsdConfText(o: Opts, top = ""): string {
+    return `${top}${vrrpBlock(this.t.dev("t0"), o)}
 virtual_server ${VIP} 80 {
   lb_algo rr
   lb_kind DR
@@ -116,83 +87,25 @@ virtual_server ${VIP} 80 {
   real_server 10.0.0.50 80 {
   }
 }
-`,
-    );
+`;
   }
 
   startLvsd(o: Opts, top = ""): void {
-    this.writeLvsdConf(o, top);
-    const p = this.t.spawn("d", process.execPath, [
-      LVSD,
-      "--link",
-      `tap=${this.t.dev("t0")},bridge=${this.t.dev("br")},mac=${LVSD_MAC},addr=10.0.0.1/24`,
-      "--control",
-      this.sock,
-      "--config",
-      this.lvsdConf,
-    ]);
-    p.stderr?.on("data", (b: Buffer) => {
-      this.lvsdLog += b.toString();
-    });
-    this.lvsd = p;
+    this.spawnLvsd([this.tap("t0", "br", LVSD_MAC, "10.0.0.1/24")], this.lvsdConfText(o, top));
   }
 
   startKeepalived(o: Opts): void {
-    const conf = join(this.dir, "keepalived.conf");
-    const notify = join(this.dir, "notify.sh");
-    writeFileSync(notify, `#!/bin/sh\necho "$3" > ${join(this.dir, "ka.state")}\n`);
-    chmodSync(notify, 0o755);
-    writeFileSync(
-      conf,
-      `global_defs {\n  script_user root\n  enable_script_security\n}\n${vrrpBlock(
+    this.spawnKeepalived(
+      vrrpBlock(
         this.t.dev("ki"),
-        { ...o, extra: `${o.extra ?? ""}  notify ${notify}\n` },
+        { ...o, extra: `${o.extra ?? ""}  notify ${this.kaNotify}\n` },
         ` dev ${this.t.dev("ki")}`,
-      )}`,
+      ),
     );
-    const p = this.t.spawn("k", "keepalived", [
-      "--dont-fork",
-      "--log-console",
-      "--vrrp",
-      "--no-syslog",
-      "--use-file",
-      conf,
-      "--pid",
-      join(this.dir, "keepalived.pid"),
-      "--vrrp_pid",
-      join(this.dir, "vrrp.pid"),
-    ]);
-    for (const s of [p.stdout, p.stderr])
-      s?.on("data", (b: Buffer) => {
-        this.kaLog += b.toString();
-      });
-  }
-
-  kaState(): string {
-    try {
-      return readFileSync(join(this.dir, "ka.state"), "utf8").trim();
-    } catch {
-      return "";
-    }
-  }
-
-  vrrp(): string {
-    return sh(process.execPath, [LVSADM, "--control", this.sock, "--vrrp"]).stdout;
-  }
-
-  lvsdState(): string {
-    return this.vrrp().split("\n")[1]?.split(" ")[1] ?? "";
   }
 
   arpVip(): string {
-    const r = this.t.exec(
-      "c",
-      "arping",
-      ["-c", "1", "-w", "1", "-I", this.t.dev("ci"), VIP],
-      undefined,
-      5000,
-    );
-    return /\[([0-9a-fA-F:]{17})\]/.exec(r.stdout)?.[1]?.toLowerCase() ?? "";
+    return this.arp("ci", VIP);
   }
 
   /** Bring lvsd and keepalived to lvsd MASTER / keepalived BACKUP (lvsd started first). */
@@ -214,26 +127,6 @@ virtual_server ${VIP} 80 {
     this.startLvsd(lvsd);
     await waitFor("lvsd's control socket", () => this.vrrp() !== "", 15_000);
   }
-
-  context(): string {
-    return `\nlvsd log:\n${this.lvsdLog}\nkeepalived log:\n${this.kaLog}`;
-  }
-
-  destroy(): void {
-    this.lvsd?.kill("SIGKILL");
-    this.t.destroy();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-/** The child's output arrives on the event loop, which the synchronous polls block: wait for it. */
-async function logged(p: Pair, which: "lvsd" | "ka", re: RegExp): Promise<void> {
-  await waitFor(`${which} log ${re}`, () => re.test(which === "lvsd" ? p.lvsdLog : p.kaLog), 3000);
-}
-
-function must(cmd: string, args: string[]): void {
-  const r = sh(cmd, args);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
 }
 
 let pair: Pair | undefined;
@@ -256,19 +149,19 @@ describe.skipIf(!ok)("lvsd and keepalived 2.2.7: v3, unicast, preemption, nopree
         () => p.lvsdState() === "MASTER" && p.kaState() === "BACKUP",
         8000,
       );
-      await logged(p, "lvsd", /"from":"BACKUP","to":"MASTER","reason":"master_down"/);
-      await logged(p, "ka", /higher priority 150/);
+      await p.logged("lvsd", /"from":"BACKUP","to":"MASTER","reason":"master_down"/);
+      await p.logged("ka", /higher priority 150/);
       expect(p.arpVip()).toBe(LVSD_MAC);
       const row = p.vrrp().split("\n")[1]!.split(" ");
       expect(row.slice(0, 7)).toEqual(["VI_1", "MASTER", "150", "51", p.t.dev("t0"), VIP, "10.0.0.1"]);
       expect(Number(row[8])).toBeGreaterThan(0); // adverts received from keepalived (unicast)
 
-      p.writeLvsdConf({ ...lvsd, prio: 50 });
+      p.writeLvsdConf(p.lvsdConfText({ ...lvsd, prio: 50 }));
       p.lvsd!.kill("SIGHUP");
       await waitFor("keepalived MASTER again", () => p.kaState() === "MASTER", 8000);
       await waitFor("lvsd BACKUP", () => p.lvsdState() === "BACKUP", 3000);
-      await logged(p, "lvsd", /"event":"vrrp.reloaded".*"kept":\["VI_1"\]/);
-      await logged(p, "lvsd", /"from":"MASTER","to":"BACKUP","reason":"higher_priority"/);
+      await p.logged("lvsd", /"event":"vrrp.reloaded".*"kept":\["VI_1"\]/);
+      await p.logged("lvsd", /"from":"MASTER","to":"BACKUP","reason":"higher_priority"/);
       expect(p.lvsdLog).not.toMatch(/reload_refused/);
       expect(p.lvsd!.exitCode).toBeNull();
       expect(p.vrrp().split("\n")[1]!.split(" ")[2]).toBe("50");
@@ -314,13 +207,13 @@ describe.skipIf(!ok)("lvsd and keepalived 2.2.7: v3, unicast, preemption, nopree
       // one script interval to notice, then keepalived's Skew_Time (0.61 s) after priority 0
       expect(Date.now() - t0).toBeLessThan(3000);
       await waitFor("lvsd FAULT", () => p.lvsdState() === "FAULT", 2000);
-      await logged(p, "lvsd", /"from":"MASTER","to":"FAULT","reason":"fault","detail":"script chk"/);
+      await p.logged("lvsd", /"from":"MASTER","to":"FAULT","reason":"fault","detail":"script chk"/);
       expect(p.arpVip()).toBe(KA_MAC);
 
       writeFileSync(flag, "");
       await waitFor("lvsd MASTER again", () => p.lvsdState() === "MASTER", 8000);
       await waitFor("keepalived BACKUP", () => p.kaState() === "BACKUP", 3000);
-      await logged(p, "lvsd", /"from":"FAULT","to":"BACKUP","reason":"fault_cleared"/);
+      await p.logged("lvsd", /"from":"FAULT","to":"BACKUP","reason":"fault_cleared"/);
       expect(p.arpVip()).toBe(LVSD_MAC);
     } catch (e) {
       throw new Error(`${(e as Error).message}${p.context()}`);

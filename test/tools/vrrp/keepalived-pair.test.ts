@@ -12,20 +12,14 @@
  *
  * Needs root, ip, keepalived, arping and the native addon (skipped with a note otherwise); runs
  * the built lvsd (`npx tsc -p tsconfig.json` first). Everything is inside namespaces named
- * `kp<pid>-*`, removed afterwards, also on failure; every wait is bounded. VRRP multicast stays
- * on the test's bridge.
+ * `kp<pid>-*` (set up by keepalived-net.ts), removed afterwards, also on failure; every wait is
+ * bounded. VRRP multicast stays on the test's bridge.
  */
-import type { ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { nativeAvailable } from "../../../src/datapath/io/native.js";
-import { LVSADM, LVSD } from "../../../src/tools/lab/labbase.js";
-import { canUseNetns, sh, Topology, waitFor } from "../../../src/tools/lab/netns.js";
+import { waitFor } from "../../../src/tools/lab/netns.js";
 import { skipWithout } from "../../support/tools.js";
+import { KaNet, netnsOk as ok } from "./keepalived-net.js";
 
-const ok = canUseNetns() && nativeAvailable();
 if (!ok) console.warn("skipping the lvsd/keepalived VRRP pair: needs root, the ip tool and the native addon");
 
 const LVSD_MAC = "02:00:00:00:aa:01";
@@ -50,45 +44,22 @@ function vrrpBlock(dev: string, prio: number, extra = ""): string {
 `;
 }
 
-class Pair {
-  readonly t: Topology;
-  readonly dir = mkdtempSync(join(tmpdir(), "lvs-kp-"));
-  readonly sock: string;
-  lvsd: ChildProcess | undefined;
-  lvsdLog = "";
-  kaLog = "";
-
+/** One bridge: lvsd's TAP t0 (10.0.0.1), keepalived's ki (10.0.0.2), the client's ci (10.0.0.7). */
+class Pair extends KaNet {
   constructor(tag: string) {
-    const prefix = `kp${process.pid % 10000}${tag}`;
-    this.t = new Topology(prefix);
-    this.sock = join(this.dir, "lvsd.sock");
+    super(`kp${process.pid % 10000}${tag}`);
   }
 
   setUp(): void {
-    const t = this.t;
-    for (const r of ["d", "k", "c"]) t.addNs(r);
-    const d = t.ns("d");
-    sh("ip", ["-n", d, "link", "add", t.dev("br"), "type", "bridge"]);
-    sh("ip", ["-n", d, "link", "set", t.dev("br"), "up"]);
-    for (const [r, addr, mac] of [
-      ["k", "10.0.0.2/24", KA_MAC],
-      ["c", "10.0.0.7/24", "02:00:00:00:aa:07"],
-    ] as const) {
-      const inner = t.dev(`${r}i`);
-      const outer = t.dev(`${r}o`);
-      must("ip", ["link", "add", inner, "netns", t.ns(r), "type", "veth", "peer", "name", outer, "netns", d]);
-      must("ip", ["-n", t.ns(r), "link", "set", inner, "address", mac]);
-      must("ip", ["-n", t.ns(r), "addr", "add", addr, "dev", inner]);
-      must("ip", ["-n", t.ns(r), "link", "set", inner, "up"]);
-      must("ip", ["-n", d, "link", "set", outer, "master", t.dev("br")]);
-      must("ip", ["-n", d, "link", "set", outer, "up"]);
-    }
+    this.addHosts();
+    this.bridge("br");
+    this.attach("k", "ki", "br", "10.0.0.2/24", KA_MAC);
+    this.attach("c", "ci", "br", "10.0.0.7/24", "02:00:00:00:aa:07");
   }
 
   startLvsd(prio: number): void {
-    const conf = join(this.dir, "lvsd.conf");
-    writeFileSync(
-      conf,
+    this.spawnLvsd(
+      [this.tap("t0", "br", LVSD_MAC, "10.0.0.1/24")],
       `${vrrpBlock(this.t.dev("t0"), prio)}
 virtual_server ${VIP} 80 {
   lb_algo rr
@@ -99,95 +70,21 @@ virtual_server ${VIP} 80 {
 }
 `,
     );
-    const p = this.t.spawn("d", process.execPath, [
-      LVSD,
-      "--link",
-      `tap=${this.t.dev("t0")},bridge=${this.t.dev("br")},mac=${LVSD_MAC},addr=10.0.0.1/24`,
-      "--control",
-      this.sock,
-      "--config",
-      conf,
-    ]);
-    p.stderr?.on("data", (b: Buffer) => {
-      this.lvsdLog += b.toString();
-    });
-    this.lvsd = p;
   }
 
   startKeepalived(prio: number): void {
-    const conf = join(this.dir, "keepalived.conf");
-    const notify = join(this.dir, "notify.sh");
-    writeFileSync(notify, `#!/bin/sh\necho "$3" > ${join(this.dir, "ka.state")}\n`);
-    chmodSync(notify, 0o755);
-    writeFileSync(
-      conf,
-      `global_defs {\n  script_user root\n  enable_script_security\n}\n${vrrpBlock(
-        this.t.dev("ki"),
-        prio,
-        ` dev ${this.t.dev("ki")}`,
-      ).replace("  virtual_ipaddress", `  notify ${notify}\n  virtual_ipaddress`)}`,
+    this.spawnKeepalived(
+      vrrpBlock(this.t.dev("ki"), prio, ` dev ${this.t.dev("ki")}`).replace(
+        "  virtual_ipaddress",
+        `  notify ${this.kaNotify}\n  virtual_ipaddress`,
+      ),
     );
-    const p = this.t.spawn("k", "keepalived", [
-      "--dont-fork",
-      "--log-console",
-      "--vrrp",
-      "--no-syslog",
-      "--use-file",
-      conf,
-      "--pid",
-      join(this.dir, "keepalived.pid"),
-      "--vrrp_pid",
-      join(this.dir, "vrrp.pid"),
-    ]);
-    p.stdout?.on("data", (b: Buffer) => {
-      this.kaLog += b.toString();
-    });
-    p.stderr?.on("data", (b: Buffer) => {
-      this.kaLog += b.toString();
-    });
-  }
-
-  kaState(): string {
-    try {
-      return readFileSync(join(this.dir, "ka.state"), "utf8").trim();
-    } catch {
-      return "";
-    }
-  }
-
-  vrrp(): string {
-    return sh(process.execPath, [LVSADM, "--control", this.sock, "--vrrp"]).stdout;
-  }
-
-  lvsdState(): string {
-    return this.vrrp().split("\n")[1]?.split(" ")[1] ?? "";
   }
 
   /** The MAC the client's ARP for the VIP gets, or "" when nobody answers. */
   arpVip(): string {
-    const r = this.t.exec(
-      "c",
-      "arping",
-      ["-c", "1", "-w", "1", "-I", this.t.dev("ci"), VIP],
-      undefined,
-      5000,
-    );
-    return /\[([0-9a-fA-F:]{17})\]/.exec(r.stdout)?.[1]?.toLowerCase() ?? "";
+    return this.arp("ci", VIP);
   }
-
-  context(): string {
-    return `\nlvsd log:\n${this.lvsdLog}\nkeepalived log:\n${this.kaLog}`;
-  }
-
-  destroy(): void {
-    this.t.destroy();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-function must(cmd: string, args: string[]): void {
-  const r = sh(cmd, args);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
 }
 
 let pair: Pair | undefined;
