@@ -1,6 +1,6 @@
 /**
  * `lvsadm --sysctl [NAME[=VALUE]]`: lvsd's run-time knobs under the kernel's
- * /proc/sys/net/ipv4/vs names, listed as `sysctl` prints them ("net.ipv4.vs.NAME = VALUE") and
+ * /proc/sys/net/ipv4/vs names (and rp_filter, Linux's net.ipv4.conf.*.rp_filter), listed as `sysctl` prints them ("net.ipv4.vs.NAME = VALUE") and
  * set with the same names and value syntax (the `net.ipv4.vs.` prefix is optional). Values are
  * checked as the kernel's proc handlers check them.
  */
@@ -34,6 +34,7 @@ const KNOBS: readonly Knob[] = [
   flag("conn_reuse_mode", "connReuseMode", 3),
   flag("expire_nodest_conn", "expireNodestConn"),
   flag("expire_quiescent_template", "expireQuiescentTemplate"),
+  flag("rp_filter", "rpFilter", 2),
   flag("sloppy_tcp", "sloppyTcp"),
   flag("sync_persist_mode", "syncPersistMode"),
   {

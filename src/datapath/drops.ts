@@ -47,9 +47,17 @@ export const Drop = {
    * net/owner.ts): a new connection, an echo request, or an ARP request for it.
    */
   NOT_OWNER: P + 18,
+  /** A frame to a unicast MAC that is not the link's, or to a group MAC but neither ARP nor IPv4 multicast. */
+  NOT_OUR_MAC: P + 19,
+  /** IPv4 from 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 or 240.0.0.0/4 (Linux's martian sources). */
+  MARTIAN_SRC: P + 20,
+  /** IPv4 to 0.0.0.0/8, 127.0.0.0/8 or 240.0.0.0/4 but the limited broadcast. */
+  MARTIAN_DST: P + 21,
+  /** A new connection or an echo request whose source is routed out of another link (rp_filter). */
+  RP_FILTER: P + 22,
 } as const;
 
-export const DROP_COUNT = P + 19;
+export const DROP_COUNT = P + 23;
 
 export const DROP_NAMES: readonly string[] = [
   "ok",
@@ -89,4 +97,8 @@ export const DROP_NAMES: readonly string[] = [
   "too_big",
   "laddr_exhausted",
   "not_owner",
+  "not_our_mac",
+  "martian_src",
+  "martian_dst",
+  "rp_filter",
 ];

@@ -39,6 +39,7 @@ import {
   ETH_P_ARP,
   FrameView,
   ICMP_DEST_UNREACH,
+  ICMP_ECHO,
   ICMP_FRAG_NEEDED,
   ICMP_PORT_UNREACH,
   ICMP_TIME_EXCEEDED,
@@ -164,6 +165,11 @@ export class Engine {
         this.drops[st]!++;
         continue;
       }
+      const a = this.admit(buf, v, batch.link[i]!);
+      if (a !== 0) {
+        this.drops[a]!++;
+        continue;
+      }
       if (v.etherType === ETH_P_ARP) {
         this.resolver.input(v, batch.link[i]!);
         continue;
@@ -239,6 +245,7 @@ export class Engine {
     if (c < 0) {
       // VRRP: no new connections to an address whose instance is not MASTER (net/owner.ts).
       if (this.owner.count !== 0 && this.owner.disowned(v.daddr)) return Drop.NOT_OWNER;
+      if (this.sysctl.rpFilter !== 0 && !this.rpOk(v.saddr, batch.link[i]!)) return Drop.RP_FILTER;
       const svc = this.table.lookup(p, v.daddr | 0, v.dport);
       if (svc === undefined) return this.net.isLocal(v.daddr | 0) ? Drop.LOCAL : Drop.NO_SERVICE;
       if (
@@ -490,8 +497,36 @@ export class Engine {
     return true;
   }
 
+  /**
+   * What Linux drops before IPVS sees it: frames for another host's MAC (a bridge floods unknown
+   * unicast to a TAP), group-addressed frames that are neither ARP nor IPv4 multicast, and IPv4
+   * with a martian source or destination. Returns 0 or a drop reason.
+   */
+  private admit(buf: Uint8Array, v: FrameView, link: number): number {
+    const arp = v.etherType === ETH_P_ARP;
+    if ((buf[v.base]! & 1) !== 0) {
+      if (!arp && v.daddr >>> 28 !== 0xe) return Drop.NOT_OUR_MAC;
+    } else if (!this.net.isOurMac(buf, v.base, link)) {
+      return Drop.NOT_OUR_MAC;
+    }
+    if (arp) return 0;
+    const s8 = v.saddr >>> 24;
+    if (s8 === 0 || s8 === 127 || s8 >= 224) return Drop.MARTIAN_SRC;
+    const d8 = v.daddr >>> 24;
+    if (d8 === 0 || d8 === 127 || (d8 >= 240 && v.daddr >>> 0 !== 0xffffffff)) return Drop.MARTIAN_DST;
+    return 0;
+  }
+
+  /** rp_filter: 1, the source is routed out of `link`; 2, out of some link (net.route). */
+  private rpOk(saddr: number, link: number): boolean {
+    const out = this.net.route(saddr | 0);
+    return this.sysctl.rpFilter === 2 ? out >= 0 : out === link;
+  }
+
   /** ICMP: answered by the director, relayed through the connection it is about, or dropped. */
   private icmpIn(v: FrameView, batch: FrameBatch, i: number): number {
+    if (v.icmpType === ICMP_ECHO && this.sysctl.rpFilter !== 0 && !this.rpOk(v.saddr, batch.link[i]!))
+      return Drop.RP_FILTER;
     const c = this.icmp.input(v);
     if (c >= 0) return this.xmit(v, batch, i, c, this.icmp.dir, true);
     return c === ICMP_ANSWERED ? CONSUMED : -c;

@@ -72,3 +72,13 @@ export function toMac(m: string | Uint8Array): Uint8Array {
   if (m.length !== 6) throw new AddrError(`invalid MAC address: ${m.length} bytes`);
   return Uint8Array.from(m);
 }
+
+/**
+ * Whether `a` (uint32 or int32) may be a virtual service's or a real server's address: not in
+ * 0.0.0.0/8 ("this network"), not the limited broadcast 255.255.255.255, not multicast
+ * (224.0.0.0/4) — what the kernel's inet_addr_type calls RTN_BROADCAST or RTN_MULTICAST.
+ */
+export function isUnicastAddr(a: number): boolean {
+  const u = a >>> 0;
+  return u >>> 24 !== 0 && u !== 0xffffffff && u >>> 28 !== 0xe;
+}

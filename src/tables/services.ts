@@ -14,6 +14,7 @@
  * control client maps them to ipvsadm's messages.
  */
 
+import { isUnicastAddr, u32ToIp } from "../lib/addr.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
 import { LocalAddrPool } from "./laddr.js";
 import {
@@ -202,6 +203,9 @@ export class ServiceTable {
     if ((opts.flags & SVC_F_PERSISTENT) !== 0 && (opts.timeout < 1 || opts.timeout > MAX_PERSIST_TIMEOUT)) {
       throw new ControlError("EINVAL", "Invalid persistence timeout");
     }
+    if (!key.fwmark && !isUnicastAddr(key.addr)) {
+      throw new ControlError("EINVAL", `${u32ToIp(key.addr)} is not a unicast address`);
+    }
     if (!key.fwmark && key.port === 0 && (opts.flags & SVC_F_PERSISTENT) === 0) {
       throw new ControlError("EINVAL", "Zero port specified for non-persistent service");
     }
@@ -293,6 +297,9 @@ export class ServiceTable {
   }
 
   private checkDest(o: DestOptions): void {
+    if (!isUnicastAddr(o.addr)) {
+      throw new ControlError("EINVAL", `real server ${u32ToIp(o.addr)} is not a unicast address`);
+    }
     if (o.weight < 0 || o.weight > MAX_WEIGHT || !Number.isInteger(o.weight)) {
       throw new ControlError("EINVAL", "Invalid weight");
     }

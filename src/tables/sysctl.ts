@@ -31,4 +31,10 @@ export class Sysctl {
   syncRetries = 0;
   /** 1: connections under a persistence template are not synced, only their templates. */
   syncPersistMode = 0;
+  /**
+   * Reverse-path filter for what may create state (a new connection, an echo request): 1 (strict,
+   * default): the source must be routed out of the link the packet came in on; 2 (loose): routed
+   * out of some link; 0: off (Linux's net.ipv4.conf.*.rp_filter).
+   */
+  rpFilter = 1;
 }

@@ -189,6 +189,24 @@ describe("refusals print ipvsadm's error and change nothing", () => {
       255,
     ],
     ["editing a missing service", "-E -t 10.0.0.2:80 -s rr", "No such service\n", 255],
+    // the kernel's address rules (inet_addr_type: neither broadcast, 0/8, nor multicast)
+    ...(
+      [
+        ["-A -t 0.0.0.0:80", "a 0.0.0.0 service"],
+        ["-A -t 0.1.2.3:80", "a 0/8 service"],
+        ["-A -t 255.255.255.255:80", "a broadcast service"],
+        ["-A -u 224.0.0.9:520", "a multicast service"],
+        ["-a -t 10.0.0.1:80 -r 224.0.0.1 -m", "a multicast real server"],
+        ["-a -t 10.0.0.1:80 -r 255.255.255.255 -m", "a broadcast real server"],
+        ["-a -t 10.0.0.1:80 -r 0.0.0.0 -m", "a 0.0.0.0 real server"],
+        ["-e -t 10.0.0.1:80 -r 239.1.1.1 -m", "editing to a multicast real server"],
+      ] as const
+    ).map(([cmd, what]): [string, string, string, number] => [
+      what,
+      cmd,
+      "Invalid operation.  Possibly wrong module version, address not unicast, ...\n",
+      255,
+    ]),
     ["deleting a missing service", "-D -t 10.0.0.2:80", "No such service\n", 255],
     ["zeroing a missing service", "-Z -u 10.0.0.1:80", "No such service\n", 255],
     ["a dest for a missing service", "-a -t 10.0.0.2:80 -r 192.168.1.9 -m", "Service not defined\n", 255],

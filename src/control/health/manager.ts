@@ -63,6 +63,12 @@ export interface HealthManagerOptions {
   probe?: ProbeFn;
   clock?: CheckerClock;
   runScript?: ScriptRunner;
+  /**
+   * Let a reload or an import whose file has no virtual_server remove every running one
+   * (lvsd --config-reload-allow-empty). Off: such a file is refused, as an editor's half-written
+   * or emptied file would otherwise wipe the director (docs/keepalived.md, "Reload").
+   */
+  allowEmptyReload?: boolean;
 }
 
 export interface LoadResult {
@@ -225,6 +231,7 @@ export class HealthManager {
   private readonly probeMs = new WeakMap<CheckerConfig, number>();
   private file: string | undefined;
   private loadedAt: number | undefined;
+  private readonly allowEmptyReload: boolean;
   /** Collects the table operations while a configuration is applied by loadFile/reload/import. */
   private changes: ConfigChanges | undefined;
   readonly counters: HealthCounters = {
@@ -252,6 +259,7 @@ export class HealthManager {
     };
     this.clock = opts.clock ?? SYSTEM_CLOCK;
     this.runScript = opts.runScript ?? scriptRunner(this.ev);
+    this.allowEmptyReload = opts.allowEmptyReload ?? false;
   }
 
   /** The configuration file in use (for SIGHUP), if any. */
@@ -285,6 +293,13 @@ export class HealthManager {
           : `health: cannot load ${path}: ${err.message}`,
       );
       return { ok: false, warnings: [], error: err.message };
+    }
+    if (trigger !== "load" && cfg.virtualServers.length === 0 && this.vs.size > 0 && !this.allowEmptyReload) {
+      // An emptied or half-written file (an editor mid-save, a failed copy) must not wipe the director.
+      if (this.loadedAt !== undefined) this.counters.reloadErrors++;
+      const error = `${path} has no virtual_server while ${this.vs.size} are running: not applied, the running configuration is kept (an empty or cut-off file? lvsd --config-reload-allow-empty allows it)`;
+      this.ev.error({ event: "config.failed", config: path, trigger, error }, `health: ${error}`);
+      return { ok: false, warnings: cfg.warnings, error };
     }
     for (const w of cfg.warnings)
       this.ev.warn({ event: "config.warning", ...warningFields(w) }, `health: warning: ${w}`);

@@ -21,11 +21,16 @@ export class Link {
   readonly addrs: LinkAddr[];
   /** Change it with Net.setLinkMtu, which keeps Net.minMtu true. */
   mtu: number;
+  /** The MAC as two int32s (bytes 0-1, bytes 2-5), for the per-frame destination check. */
+  readonly macHi: number;
+  readonly macLo: number;
   private readonly primary: number;
   constructor(id: number, name: string, mac: Uint8Array, addrs: LinkAddr[], mtu: number) {
     this.id = id;
     this.name = name;
     this.mac = mac;
+    this.macHi = (mac[0]! << 8) | mac[1]!;
+    this.macLo = (mac[2]! << 24) | (mac[3]! << 16) | (mac[4]! << 8) | mac[5]!;
     this.addrs = addrs;
     this.mtu = mtu;
     this.primary = (addrs[0]?.addr ?? 0) | 0;
@@ -129,6 +134,16 @@ export class Net {
   }
 
   /** Egress link for daddr (sets `nextHop`), or -1. */
+  /** Whether the frame at `base` is addressed to link `link`'s own (unicast) MAC. */
+  isOurMac(buf: Uint8Array, base: number, link: number): boolean {
+    const l = this.links[link];
+    if (l === undefined) return false;
+    return (
+      ((buf[base]! << 8) | buf[base + 1]!) === l.macHi &&
+      ((buf[base + 2]! << 24) | (buf[base + 3]! << 16) | (buf[base + 4]! << 8) | buf[base + 5]!) === l.macLo
+    );
+  }
+
   route(daddr: number): number {
     const rs = this.routes;
     for (let k = 0; k < rs.length; k++) {

@@ -45,6 +45,8 @@ export interface LvsdArgs {
   http?: HttpListen;
   /** `--http-allow-remote`: let --http listen on a non-loopback address. */
   httpAllowRemote: boolean;
+  /** `--config-reload-allow-empty`: a reload may remove every virtual server. */
+  configReloadAllowEmpty: boolean;
   /** `--log-level`: the least severe level logged (src/control/observe/log.ts). */
   logLevel: LogLevel;
   quiet: boolean;
@@ -89,6 +91,10 @@ Options:
                         (repeatable), e.g. --sysctl sync_refresh_period=2.
   --config FILE         Load a keepalived.conf (virtual_server blocks with health checks)
                         and run its checks; SIGHUP reloads it (docs/keepalived.md).
+  --config-reload-allow-empty
+                        Let a reload (SIGHUP, lvsadm --import) of a file without any
+                        virtual_server remove every running one; by default such a file
+                        (emptied, or cut off by an editor mid-save) is refused.
   --http ADDR:PORT      Serve Prometheus metrics (/metrics), a live status page (/) and its
                         JSON API (/api/v1/status) over HTTP (docs/observability.md). Off by
                         default. ADDR must be a loopback address (127.0.0.1, [::1], localhost)
@@ -222,6 +228,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
     maxConns: 1 << 20,
     sysctls: [],
     httpAllowRemote: false,
+    configReloadAllowEmpty: false,
     logLevel: DEFAULT_LOG_LEVEL,
     quiet: false,
     help: false,
@@ -279,6 +286,9 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
         break;
       case "--http-allow-remote":
         out.httpAllowRemote = true;
+        break;
+      case "--config-reload-allow-empty":
+        out.configReloadAllowEmpty = true;
         break;
       case "--log-level": {
         const v = value();

@@ -205,7 +205,10 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
   // The configuration is applied before the control socket opens; checks start once it is
   // open. Their table changes run on timers, between batches. SIGHUP (main) reloads; stop()
   // stops the checks (omega scripts).
-  const health = new HealthManager(engine.table, { logger: log });
+  const health = new HealthManager(engine.table, {
+    logger: log,
+    allowEmptyReload: args.configReloadAllowEmpty,
+  });
   // Connection sync (docs/ha.md): lvsadm --start-daemon/--stop-daemon, or keepalived's
   // lvs_sync_daemon following its VRRP instance (backup, master while the instance is MASTER).
   const syncd = new SyncDaemon({ engine, linkNames: args.links.map((l) => l.name), flush: sendTx, now, log });

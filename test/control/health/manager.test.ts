@@ -32,7 +32,7 @@ interface Rig {
   dests(svc?: string): string[];
 }
 
-function rig(): Rig {
+function rig(opts: { allowEmptyReload?: boolean } = {}): Rig {
   const engine = new EngineControl(new Engine({ maxConns: 1024 }));
   const clock = new FakeClock();
   const probes = new ScriptedProbes(clock);
@@ -43,6 +43,7 @@ function rig(): Rig {
     clock,
     probe: probes.probe,
     runScript: (argv, what) => scripts.push(`${what} ${argv.join(" ")}`),
+    ...opts,
   });
   const dests = (svc = "-t 10.0.0.1:80"): string[] =>
     run(["-Sn"], engine, "", { services: NO_NAMES })
@@ -407,6 +408,41 @@ describe("reloading", () => {
     expect(r.probes.calls.length).toBe(4); // the checks still run
     expect(r.manager.counters.reloadErrors).toBe(1);
   });
+
+  it.each([
+    ["an empty file", ""],
+    [
+      "a file cut off before its first virtual_server",
+      "! keepalived.conf\nglobal_defs {\n  router_id lvs1\n}\n",
+    ],
+  ])(
+    "%s is refused while virtual servers run (the reload guard); allowed with allowEmptyReload",
+    (_n, text) => {
+      const file = join(dir, "k.conf");
+      writeFileSync(file, TWO());
+      expect(r.manager.loadFile(file).ok).toBe(true);
+      const before = run(["-Sn"], r.engine, "", { services: NO_NAMES }).stdout;
+      expect(before).toContain("-A -t 10.0.0.1:80");
+      writeFileSync(file, text);
+      const res = r.manager.reload();
+      expect(res.ok).toBe(false);
+      expect(res.error).toMatch(/has no virtual_server while 1 are running: not applied/);
+      expect(r.log.at(-1)).toContain("--config-reload-allow-empty");
+      expect(run(["-Sn"], r.engine, "", { services: NO_NAMES }).stdout).toBe(before);
+      expect(r.manager.counters.reloadErrors).toBe(1);
+      // the first load of such a file is fine (nothing runs), and the option lets a reload empty it
+      const r2 = rig({ allowEmptyReload: true });
+      const file2 = join(dir, "k2.conf");
+      writeFileSync(file2, TWO());
+      expect(r2.manager.loadFile(file2).ok).toBe(true);
+      writeFileSync(file2, text);
+      expect(r2.manager.reload().ok).toBe(true);
+      expect(run(["-Sn"], r2.engine, "", { services: NO_NAMES }).stdout).toBe("");
+      const r3 = rig();
+      writeFileSync(file2, text);
+      expect(r3.manager.loadFile(file2).ok).toBe(true);
+    },
+  );
 
   it("virtual and real servers that leave the configuration leave the table; others' services are adopted", () => {
     run(["-A", "-t", "10.0.0.1:80", "-s", "wlc"], r.engine);

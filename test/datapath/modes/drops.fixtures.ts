@@ -498,7 +498,16 @@ export const dropsTable: FixtureTable = {
       output: [],
     },
     {
-      description: "a remote client's SYN is forwarded (routes in, but no route back)",
+      description: "a remote client's SYN with no route back to it: rp_filter (strict, the default)",
+      input: on(OUT, seg(rSyn)),
+      expected: drop("rp_filter"),
+      output: [],
+    },
+    {
+      description: "the same SYN with rp_filter 0 is forwarded (routes in, but no route back)",
+      before: (e) => {
+        e.sysctl.rpFilter = 0;
+      },
       input: on(OUT, seg(rSyn)),
       expected: fwd(IN),
       output: [out(IN, seg(hop(rSyn, MAC.dirIn, MAC.rs1, { dst: IP.rs1 })))],
@@ -507,6 +516,15 @@ export const dropsTable: FixtureTable = {
       description: "rs1's reply to the remote client: no_route (this topology has no default route)",
       input: on(IN, seg(rReply)),
       expected: drop("no_route"),
+      output: [],
+    },
+    {
+      description: "(rp_filter back to 1) a SYN to another host's MAC: not_our_mac, before any lookup",
+      before: (e) => {
+        e.sysctl.rpFilter = 1;
+      },
+      input: on(OUT, seg(hop(rSyn, MAC.client, "02:00:00:00:00:99", {}))),
+      expected: drop("not_our_mac"),
       output: [],
     },
     {
