@@ -29,7 +29,16 @@ import { inetAton, type ServicesDb, stringToNumber, systemServices } from "./net
 import { parseSchedFlagsIpvsadm } from "./sched.js";
 import type { Timeouts } from "./target.js";
 import { parseTraceCommand, type TraceCommand } from "./trace-cmd.js";
-import { DEFAULT_LIST_FORMAT, type ListFormat, type Parsed, TUN_TYPE_IPIP, TUN_TYPES } from "./types.js";
+import {
+  type DaemonOptions,
+  DEFAULT_LIST_FORMAT,
+  type ListFormat,
+  type Parsed,
+  TUN_TYPE_IPIP,
+  TUN_TYPES,
+} from "./types.js";
+
+export type { DaemonOptions };
 
 /** ipvsadm's MAX_TIMEOUT: 31 days. */
 export const MAX_TIMEOUT = 86400 * 31;
@@ -39,15 +48,6 @@ export const DEF_PERSIST_TIMEOUT = DEFAULT_PERSIST_TIMEOUT;
 export const DEF_SCHED = DEFAULT_SCHEDULER;
 export const DEF_MCAST_IFN = "eth0";
 const INT_MAX = 2147483647;
-
-export interface DaemonOptions {
-  mcastIfn: string;
-  syncid: number;
-  syncMaxlen?: number;
-  mcastGroup?: number;
-  mcastPort?: number;
-  mcastTtl?: number;
-}
 
 /** A dest as given with -a/-e: every field set (ipvsadm sends the whole struct). */
 export interface DestSpec extends DestOptions {

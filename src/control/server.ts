@@ -125,7 +125,7 @@ export function isChange(argv: readonly string[], opts: ExecOptions = {}): boole
   if (!ext.error) {
     if (ext.laddr) return ext.laddr.op !== "get";
     if (ext.drops || ext.links || ext.sync) return false;
-    if (ext.sysctl !== undefined) return ext.sysctl !== null && ext.sysctl.includes("=");
+    if (ext.sysctl !== undefined) return ext.sysctl?.includes("=") ?? false;
     const parsed = parseArgs(ext.argv, { services: opts.services ?? systemServices() });
     if (parsed.ok) return !READ_ONLY.has(parsed.cmd.kind);
   }

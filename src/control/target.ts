@@ -6,7 +6,7 @@
 import type { ServiceTable } from "../tables/services.js";
 import type { Sysctl } from "../tables/sysctl.js";
 import type { RateSource } from "./estimator.js";
-import type { SyncDaemonInfo, SyncStartOptions, SyncState } from "./sync/daemon.js";
+import type { DaemonOptions } from "./types.js";
 
 /** One connection-table entry as listed by `lvsadm -Lnc` (allocated per call: control plane only). */
 export interface ConnEntry {
@@ -67,10 +67,23 @@ export interface ControlTarget {
   readonly sysctl?: Sysctl;
 }
 
+export type SyncState = "master" | "backup";
+
+/** A running sync daemon's configuration, every default filled in (what `-L --daemon` prints). */
+export interface SyncDaemonInfo {
+  state: SyncState;
+  mcastIfn: string;
+  syncid: number;
+  maxlen: number;
+  group: number;
+  port: number;
+  ttl: number;
+}
+
 /** lvsd's connection sync daemons (src/control/sync/daemon.ts). */
 export interface SyncControl {
   /** Throws SyncDaemonError (EEXIST, ENODEV, EINVAL). */
-  start(state: SyncState, o: SyncStartOptions): SyncDaemonInfo;
+  start(state: SyncState, o: DaemonOptions): SyncDaemonInfo;
   /** Throws SyncDaemonError (ESRCH). */
   stop(state: SyncState): void;
   daemons(): SyncDaemonInfo[];

@@ -51,3 +51,13 @@ export const DEFAULT_LIST_FORMAT: Readonly<ListFormat> = {
 /** Tunnel types (IP_VS_CONN_F_TUNNEL_TYPE_*). Only ipip exists in our data path. */
 export const TUN_TYPES = ["ipip", "gue", "gre"] as const;
 export const TUN_TYPE_IPIP = 0;
+
+/** ipvsadm's sync daemon options (--mcast-interface, --syncid, ...; unset ones take the defaults). */
+export interface DaemonOptions {
+  mcastIfn: string;
+  syncid: number;
+  syncMaxlen?: number;
+  mcastGroup?: number;
+  mcastPort?: number;
+  mcastTtl?: number;
+}

@@ -27,8 +27,9 @@ import { SyncOut } from "../../datapath/sync.js";
 import { u32ToIp } from "../../lib/addr.js";
 import { IPPROTO_TCP } from "../../lib/proto.js";
 import { FwdMethod, type Service } from "../../tables/model.js";
-import type { DaemonOptions } from "../ipvsadm.js";
 import type { EventLog } from "../observe/log.js";
+import type { SyncDaemonInfo, SyncState } from "../target.js";
+import type { DaemonOptions } from "../types.js";
 import { fwdFromKernel } from "./flags.js";
 import {
   IP_VS_CONN_F_INACTIVE,
@@ -56,21 +57,9 @@ const SYNC_HLEN = 28;
 /** Templates whose message carries no timeout (the kernel's 3 minutes). */
 const TEMPLATE_DEFAULT_TIMEOUT_S = 180;
 
-export type SyncState = "master" | "backup";
-
 /** What `--start-daemon` gives (ipvsadm's daemon options; unset ones take the defaults). */
 export type SyncStartOptions = DaemonOptions;
-
-/** A running daemon's configuration, every default filled in (what `-L --daemon` prints). */
-export interface SyncDaemonInfo {
-  state: SyncState;
-  mcastIfn: string;
-  syncid: number;
-  maxlen: number;
-  group: number;
-  port: number;
-  ttl: number;
-}
+export type { SyncDaemonInfo, SyncState };
 
 /** Counters of the master and the backup (lvsadm --sync, metrics). */
 export interface SyncCounters {
