@@ -125,6 +125,24 @@ function readAll(read: Read, sink: Sink): void {
 /** lvsadm --sync rows that are losses (the rest of the non-parser rows are counted elsewhere). */
 const SYNC_DROP_ROWS = new Set(["ring_drops", "send_failures", "bad_checksum", "queue_drops"]);
 
+/**
+ * The share of the thread a render keeps once it has been running a while (see Exposition's
+ * render): a slice may last this fraction of the time since the render began, up to
+ * MAX_SLICE_MS.
+ */
+const RENDER_SHARE = 0.25;
+const MAX_SLICE_MS = 20;
+
+/**
+ * How long a render's slice may hold the event loop, `elapsedMs` after the render began: the
+ * configured `sliceMs` (0: yield at every step), or RENDER_SHARE of the elapsed time when that is
+ * longer, at most MAX_SLICE_MS.
+ */
+export function sliceBudgetMs(sliceMs: number, elapsedMs: number): number {
+  if (sliceMs === 0) return 0;
+  return Math.min(Math.max(MAX_SLICE_MS, sliceMs), Math.max(sliceMs, elapsedMs * RENDER_SHARE));
+}
+
 /** Series a sliced read writes between two places where it may yield. */
 const ROWS_PER_STEP = 256;
 /** Connection-table slots the per-state walk visits between two such places. */
@@ -1025,11 +1043,15 @@ export class Exposition {
     };
     const w = new ChunkWriter(take);
     const sliceMs = this.sliceMs;
-    let sliceAt = performance.now();
-    // the end of a slice when it is time; the caller then awaits the returned promise
+    const startedAt = performance.now();
+    let sliceAt = startedAt;
+    // the end of a slice when it is time; the caller then awaits the returned promise. A slice
+    // may last `sliceMs`, or RENDER_SHARE of the time the render has taken so far when that is
+    // longer (at most MAX_SLICE_MS): while the links keep the thread busy the render still gets
+    // a share of it, so a scrape under a saturating flow ends in about its CPU time / share.
     const due = (): Promise<void> | undefined => {
       const now = performance.now();
-      if (now - sliceAt < sliceMs) return undefined;
+      if (now - sliceAt < sliceBudgetMs(sliceMs, now - startedAt)) return undefined;
       r.maxSliceMs = Math.max(r.maxSliceMs, now - sliceAt);
       r.slices++;
       return new Promise<void>((resolve) =>

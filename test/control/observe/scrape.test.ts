@@ -9,7 +9,12 @@ import { get } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ObservedDaemon } from "../../../src/control/observe/daemon.js";
 import { type HttpServer, startHttpServer } from "../../../src/control/observe/http.js";
-import { Exposition, metricsRegistry, sendExposition } from "../../../src/control/observe/metrics.js";
+import {
+  Exposition,
+  metricsRegistry,
+  sendExposition,
+  sliceBudgetMs,
+} from "../../../src/control/observe/metrics.js";
 import { clock } from "../../../src/datapath/clock.js";
 import { Director } from "../../../src/datapath/director.js";
 import type { Engine } from "../../../src/datapath/engine.js";
@@ -242,5 +247,17 @@ describe("GET /metrics, sliced", () => {
     expect(await again.text()).toBe(registryText);
     await new Promise((resolve) => setImmediate(resolve));
     expect(exposition.last?.users).toBe(0);
+  });
+});
+
+describe("the slice budget (a render keeps a share of a busy thread)", () => {
+  it("starts at sliceMs, then grows to a quarter of the render's age, capped at 20 ms", () => {
+    expect(sliceBudgetMs(2, 0)).toBe(2);
+    expect(sliceBudgetMs(2, 7)).toBe(2); // a quarter of 7 ms is less than 2
+    expect(sliceBudgetMs(2, 40)).toBe(10);
+    expect(sliceBudgetMs(2, 80)).toBe(20);
+    expect(sliceBudgetMs(2, 10_000)).toBe(20);
+    expect(sliceBudgetMs(0, 10_000)).toBe(0); // tests: yield at every step
+    expect(sliceBudgetMs(50, 0)).toBe(50); // a configured slice above the cap stays
   });
 });
