@@ -1196,12 +1196,8 @@ function parseVrrpInstance(
       case "notify_backup":
       case "notify_fault":
       case "notify_stop":
-        noBlock(s);
-        notify[s.keyword.slice(7) as "master" | "backup" | "fault" | "stop"] = commandArg(ctx, s);
-        break;
       case "notify":
-        noBlock(s);
-        notify.any = commandArg(ctx, s);
+        notifyKeyword(ctx, s, notify);
         break;
       case "track_script":
         for (const t of needBlock(s))
@@ -1293,6 +1289,13 @@ function garpKeyword(ctx: Ctx, s: Statement, key: string, out: Partial<VrrpGarpS
       if (out.interval > 1) fail(s.where, `${s.keyword}: expected at most 1 second, got '${out.interval}'`);
       break;
   }
+}
+
+/** notify_master / _backup / _fault / _stop and notify, of an instance or a sync group. */
+function notifyKeyword(ctx: Ctx, s: Statement, notify: VrrpNotifySpec): void {
+  noBlock(s);
+  if (s.keyword === "notify") notify.any = commandArg(ctx, s);
+  else notify[s.keyword.slice(7) as "master" | "backup" | "fault" | "stop"] = commandArg(ctx, s);
 }
 
 /** global_defs: vrrp_version and the vrrp_garp_* defaults matter to lvsd; one warning for the rest. */
@@ -1406,12 +1409,8 @@ function parseVrrpSyncGroup(ctx: Ctx, st: Statement): VrrpSyncGroupSpec {
       case "notify_backup":
       case "notify_fault":
       case "notify_stop":
-        noBlock(s);
-        notify[s.keyword.slice(7) as "master" | "backup" | "fault" | "stop"] = commandArg(ctx, s);
-        break;
       case "notify":
-        noBlock(s);
-        notify.any = commandArg(ctx, s);
+        notifyKeyword(ctx, s, notify);
         break;
       case "sync_group_tracking_weight":
         noBlock(s);

@@ -13,6 +13,7 @@ import {
   CONN_F_ONE_PACKET,
   CONN_F_TEMPLATE,
 } from "../../datapath/conntrack/table.js";
+import { FWD_TO_KERNEL } from "../../datapath/packet/ipvs-sync.js";
 import { FwdMethod } from "../../tables/model.js";
 import {
   IP_VS_CONN_F_BYPASS,
@@ -28,24 +29,9 @@ import {
   IP_VS_CONN_F_TUNNEL,
 } from "./wire.js";
 
-/** Kernel fwd bits of an lvs-ts forwarding method. */
+/** Kernel fwd bits of an lvs-ts forwarding method (the data path's table, packet/ipvs-sync.ts). */
 export function fwdToKernel(fwd: FwdMethod): number {
-  switch (fwd) {
-    case FwdMethod.MASQ:
-      return IP_VS_CONN_F_MASQ;
-    case FwdMethod.ROUTE:
-      return IP_VS_CONN_F_DROUTE;
-    case FwdMethod.TUNNEL:
-      return IP_VS_CONN_F_TUNNEL;
-    case FwdMethod.FULLNAT:
-      return IP_VS_CONN_F_FULLNAT;
-    case FwdMethod.LOCAL:
-      return IP_VS_CONN_F_LOCALNODE;
-    default: {
-      const never: never = fwd;
-      return never;
-    }
-  }
+  return FWD_TO_KERNEL[fwd]!;
 }
 
 /** lvs-ts forwarding method of kernel flags, or -1 (BYPASS, 6, 7: nothing lvs-ts does). */

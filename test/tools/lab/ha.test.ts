@@ -27,7 +27,7 @@ import { haveTools } from "../../support/tools.js";
 const privileged = canUseNetns() && nativeAvailable();
 if (!privileged)
   console.warn("skipping the failover lab test: needs root, the ip tool and the built native addon");
-const ok = privileged && haveTools("the failover lab test", "ip", "ss", "nginx", "curl");
+const ok = privileged && haveTools("the failover lab test", "ip", "ss", "nginx", "curl", "arping");
 
 // NAT after a crash; DR after a crash with a persistent service; FULLNAT after a clean stop.
 describe.skipIf(!ok).each([
@@ -85,6 +85,11 @@ describe.skipIf(!ok).each([
     if (r === undefined) tctx.skip("the lab did not run");
     const ctx = `\n${out.join("\n")}`;
     expect(r!.syncAccepted, ctx).toBe(true);
+    // sync keeps up: the BACKUP's table has the MASTER's connections 200 ms later (at most one
+    // caught between its SYN and the message that carries it)
+    expect(r!.backupTable, ctx).toBeDefined();
+    expect(r!.backupTable!.master, ctx).toBeGreaterThanOrEqual(46);
+    expect(r!.backupTable!.missing, ctx).toBeLessThanOrEqual(1);
     expect(r!.resets, ctx).toEqual({ download: 0, loop: 0, new: 0 });
     expect(r!.broken.download, ctx).toBe(0);
     expect(r!.broken.loop, ctx).toBe(0);
