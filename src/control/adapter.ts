@@ -6,7 +6,7 @@
  */
 import { clock } from "../datapath/clock.js";
 import { TcpState } from "../datapath/conntrack/states.js";
-import { CONN_F_TEMPLATE } from "../datapath/conntrack/table.js";
+import { CONN_F_TEMPLATE, CONN_F_USED } from "../datapath/conntrack/table.js";
 import { DROP_COUNT, DROP_NAMES } from "../datapath/drops.js";
 import type { Engine } from "../datapath/engine.js";
 import type { ServiceTable } from "../tables/services.js";
@@ -46,10 +46,18 @@ export class EngineControl implements ControlTarget {
   }
 
   conns(): ConnEntry[] {
-    const ct = this.engine.ct;
     const out: ConnEntry[] = [];
+    this.connsFrom(0, this.engine.ct.capacity, out);
+    return out;
+  }
+
+  /** Entries from slot `cursor` on, in slot order (ControlTarget.connsFrom). */
+  connsFrom(cursor: number, max: number, out: ConnEntry[]): number {
+    const ct = this.engine.ct;
     const now = clock.nowMs;
-    for (const i of ct.slots()) {
+    let i = Math.max(0, cursor);
+    for (; i < ct.capacity && out.length < max; i++) {
+      if ((ct.flags[i]! & CONN_F_USED) === 0) continue;
       out.push({
         proto: ct.proto[i]!,
         caddr: ct.caddr[i]!,
@@ -64,7 +72,7 @@ export class EngineControl implements ControlTarget {
         fwd: ct.fwd[i]!,
       });
     }
-    return out;
+    return i < ct.capacity ? i : -1;
   }
 
   getTimeouts(): Timeouts {

@@ -15,11 +15,12 @@ import type { FwdMethod, Service } from "../tables/model.js";
 import { ControlError, type ControlErrorCode, type ServiceKey } from "../tables/services.js";
 import { formatDrops, formatLinks, formatSyncCounters, runLaddr, splitExtensions } from "./extensions.js";
 import {
+  type ConnReader,
   type FormatContext,
-  formatConns,
-  formatList,
+  formatConnsChunks,
+  formatListChunks,
   formatListService,
-  formatSave,
+  formatSaveChunks,
   formatTimeout,
   IPVS_VERSION,
 } from "./format.js";
@@ -46,6 +47,24 @@ export interface ExecOptions {
   trace?: TraceControlApi;
   /** lvsd's VRRP instances, for --vrrp (src/control/vrrp/manager.ts). */
   vrrp?: VrrpControl;
+  /**
+   * Give listings (-L, -l, -c, -S) as ExecResult.more, made piece by piece when read, instead of
+   * one string (lvsd's control server; see server.ts).
+   */
+  stream?: boolean;
+}
+
+/** `r` with its stdout whole: the pieces of `more`, if any, appended. */
+export function collect(r: ExecResult): ExecResult {
+  if (!r.more) return r;
+  let stdout = r.stdout;
+  for (let n = r.more.next(); n.done !== true; n = r.more.next()) stdout += n.value;
+  return { stdout, stderr: r.stderr, code: r.code };
+}
+
+/** A listing: as pieces when streaming, else whole. */
+function listing(chunks: Generator<string, void, undefined>, stream: boolean): ExecResult {
+  return stream ? { stdout: "", stderr: "", code: 0, more: chunks } : collect({ ...ok(), more: chunks });
 }
 
 /** What `lvsadm --vrrp` needs from lvsd's VRRP manager (src/control/vrrp/manager.ts). */
@@ -281,16 +300,25 @@ function tableOp(op: string, fn: () => void): ExecResult {
   }
 }
 
+/** The target's entries piece by piece (connsFrom), or its whole snapshot as one piece. */
+function connReader(target: ControlTarget): ConnReader {
+  if (target.connsFrom) return (cursor, max, out) => target.connsFrom!(cursor, max, out);
+  return (_cursor, _max, out) => {
+    out.push(...target.conns());
+    return -1;
+  };
+}
+
 /** Execute everything but -R (which needs the line loop) on `target`. */
 function executeOne(
   cmd: Command,
   target: ControlTarget,
   services: ServicesDb,
   prog: string,
-  health?: HealthControl,
-  trace?: TraceControlApi,
-  vrrp?: VrrpControl,
+  opts: ExecOptions = {},
 ): ExecResult & { fatal?: boolean } {
+  const { health, trace, vrrp } = opts;
+  const stream = opts.stream === true;
   if (cmd.kind === "help") return ok(usageText(prog));
   if (cmd.kind === "version") return ok(versionText(prog));
   // lvs-ts extensions: src/control/health-import.ts, src/control/trace-cmd.ts
@@ -332,13 +360,13 @@ function executeOne(
       const ctx = formatContext(target, services);
       switch (cmd.what) {
         case "conns":
-          return ok(formatConns(target.conns(), cmd.format, services));
+          return listing(formatConnsChunks(connReader(target), cmd.format, services), stream);
         case "timeout":
           return ok(formatTimeout(target.getTimeouts()));
         case "daemon":
           return ok(target.sync ? formatDaemons(target.sync.daemons()) : "");
         case "services": {
-          if (!cmd.svc) return ok(formatList(table.list(), cmd.format, ctx));
+          if (!cmd.svc) return listing(formatListChunks(table.list(), cmd.format, ctx), stream);
           const s = table.find(cmd.svc);
           // list_service() exits with 1 when the service is missing (and so ends a restore)
           if (!s) return { ...err(ipvsStrerror("list", "ESRCH"), 1), fatal: true };
@@ -348,7 +376,7 @@ function executeOne(
       break;
     }
     case "save":
-      return ok(formatSave(table.list(), cmd.numeric, formatContext(target, services)));
+      return listing(formatSaveChunks(table.list(), cmd.numeric, formatContext(target, services)), stream);
     case "zero": {
       const r = tableOp(cmd.kind, () => (cmd.svc ? table.zero(cmd.svc) : table.zero()));
       if (r.code === 0 && target.rates?.zero) {
@@ -462,7 +490,7 @@ export function execute(cmd: Command, target: ControlTarget, stdin = "", opts: E
   const prog = opts.prog ?? "lvsadm";
   const services = opts.services ?? systemServices();
   if (cmd.kind === "restore") return restore(target, stdin, services, prog);
-  const { fatal: _fatal, ...r } = executeOne(cmd, target, services, prog, opts.health, opts.trace, opts.vrrp);
+  const { fatal: _fatal, ...r } = executeOne(cmd, target, services, prog, opts);
   return r;
 }
 

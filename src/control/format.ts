@@ -222,10 +222,36 @@ function serviceEntry(s: Service, fmt: ListFormat, ctx: FormatContext): string {
 
 /** list_all(): `-L` / `-Ln` and its variants. */
 export function formatList(services: readonly Service[], fmt: ListFormat, ctx: FormatContext): string {
-  let out = `IP Virtual Server version ${IPVS_VERSION} (size=${ctx.connTabSize})\n`;
-  out += title(fmt);
-  for (const s of ordered(services, fmt, compareServices)) out += serviceEntry(s, fmt, ctx);
+  return joinChunks(formatListChunks(services, fmt, ctx));
+}
+
+/** How many services, or connection entries, one piece of a streamed listing holds. */
+export const SERVICES_PER_CHUNK = 256;
+export const CONNS_PER_CHUNK = 2048;
+
+function joinChunks(chunks: Iterable<string>): string {
+  let out = "";
+  for (const c of chunks) out += c;
   return out;
+}
+
+/**
+ * formatList in pieces (lvsd streams big listings over the control socket): the header, then
+ * SERVICES_PER_CHUNK services a piece. Each piece is formatted when it is asked for.
+ */
+export function* formatListChunks(
+  services: readonly Service[],
+  fmt: ListFormat,
+  ctx: FormatContext,
+): Generator<string, void, undefined> {
+  yield `IP Virtual Server version ${IPVS_VERSION} (size=${ctx.connTabSize})\n${title(fmt)}`;
+  const list = ordered(services, fmt, compareServices);
+  for (let i = 0; i < list.length; i += SERVICES_PER_CHUNK) {
+    let out = "";
+    const end = Math.min(list.length, i + SERVICES_PER_CHUNK);
+    for (let j = i; j < end; j++) out += serviceEntry(list[j]!, fmt, ctx);
+    yield out;
+  }
 }
 
 /** list_service(): `-L -t VIP:PORT` (no version header). */
@@ -241,26 +267,44 @@ export function formatListService(s: Service, fmt: ListFormat, ctx: FormatContex
  * `--tun-type ipip` for tunnel dests (as ipvsadm 1.31 saves tunnels) and `--fullnat`.
  */
 export function formatSave(services: readonly Service[], numeric: boolean, ctx: FormatContext): string {
+  return joinChunks(formatSaveChunks(services, numeric, ctx));
+}
+
+/** formatSave in pieces of SERVICES_PER_CHUNK services (see formatListChunks). */
+export function* formatSaveChunks(
+  services: readonly Service[],
+  numeric: boolean,
+  ctx: FormatContext,
+): Generator<string, void, undefined> {
+  const list = [...services].sort(compareServices);
+  for (let i = 0; i < list.length; i += SERVICES_PER_CHUNK) {
+    const end = Math.min(list.length, i + SERVICES_PER_CHUNK);
+    let out = "";
+    for (let j = i; j < end; j++) out += saveEntry(list[j]!, numeric, ctx);
+    yield out;
+  }
+}
+
+/** One service of -S: its rule, its local addresses, its dests. */
+function saveEntry(s: Service, numeric: boolean, ctx: FormatContext): string {
   let out = "";
-  for (const s of [...services].sort(compareServices)) {
-    const svc = serviceRule(s, numeric, ctx);
-    out += `-A ${svc} -s ${s.schedName}`;
-    if (s.isPersistent()) {
-      out += ` -p ${s.timeout}`;
-      if (s.netmask >>> 0 !== 0xffffffff) out += ` -M ${ipToString(s.netmask)}`;
-    }
-    if ((s.flags & SVC_F_ONEPACKET) !== 0) out += " -o";
-    if ((s.flags & SCHED_FLAGS_MASK) !== 0) out += ` -b ${schedFlagsText(s.schedName, s.flags)}`;
-    if (s.proxyProtocol !== 0) out += ` --proxy-protocol v${s.proxyProtocol}`;
+  const svc = serviceRule(s, numeric, ctx);
+  out += `-A ${svc} -s ${s.schedName}`;
+  if (s.isPersistent()) {
+    out += ` -p ${s.timeout}`;
+    if (s.netmask >>> 0 !== 0xffffffff) out += ` -M ${ipToString(s.netmask)}`;
+  }
+  if ((s.flags & SVC_F_ONEPACKET) !== 0) out += " -o";
+  if ((s.flags & SCHED_FLAGS_MASK) !== 0) out += ` -b ${schedFlagsText(s.schedName, s.flags)}`;
+  if (s.proxyProtocol !== 0) out += ` --proxy-protocol v${s.proxyProtocol}`;
+  out += "\n";
+  for (const a of s.laddrs?.list() ?? []) out += `--add-laddr ${svc} -z ${ipToString(a)}\n`;
+  for (const d of [...s.dests].sort(compareDests)) {
+    out += `-a ${svc} -r ${addrPort(d.addr, d.port, s.proto, numeric, ctx.services)} ${forwardingMethod(d.fwd).option} -w ${d.weight}`;
+    if (d.fwd === FwdMethod.TUNNEL) out += ` --tun-type ${TUN_TYPES[d.tunType] ?? "ipip"}`;
+    if (d.uThreshold) out += ` -x ${d.uThreshold}`;
+    if (d.lThreshold) out += ` -y ${d.lThreshold}`;
     out += "\n";
-    for (const a of s.laddrs?.list() ?? []) out += `--add-laddr ${svc} -z ${ipToString(a)}\n`;
-    for (const d of [...s.dests].sort(compareDests)) {
-      out += `-a ${svc} -r ${addrPort(d.addr, d.port, s.proto, numeric, ctx.services)} ${forwardingMethod(d.fwd).option} -w ${d.weight}`;
-      if (d.fwd === FwdMethod.TUNNEL) out += ` --tun-type ${TUN_TYPES[d.tunType] ?? "ipip"}`;
-      if (d.uThreshold) out += ` -x ${d.uThreshold}`;
-      if (d.lThreshold) out += ` -y ${d.lThreshold}`;
-      out += "\n";
-    }
   }
   return out;
 }
@@ -273,26 +317,59 @@ export function formatSave(services: readonly Service[], numeric: boolean, ctx: 
  * columns (ours are always empty: no persistence engines).
  */
 export function formatConns(conns: readonly ConnEntry[], fmt: ListFormat, services: ServicesDb): string {
-  let out = "IPVS connection entries\n";
+  let out = connsHeader(fmt);
+  for (const c of conns) out += connLine(c, fmt, services);
+  return out;
+}
+
+/**
+ * Where a streamed -c listing reads its entries: fills `out` with at most `max` entries from
+ * position `cursor` on and returns the position to go on from, or -1 after the last entry.
+ */
+export type ConnReader = (cursor: number, max: number, out: ConnEntry[]) => number;
+
+/**
+ * formatConns in pieces of CONNS_PER_CHUNK entries, read from the table as each piece is asked
+ * for: neither the entries nor the text of the whole table are ever held at once. The table keeps
+ * changing between pieces (as /proc/net/ip_vs_conn does while it is read): an entry added or
+ * removed meanwhile may or may not be listed.
+ */
+export function* formatConnsChunks(
+  read: ConnReader,
+  fmt: ListFormat,
+  services: ServicesDb,
+): Generator<string, void, undefined> {
+  yield connsHeader(fmt);
+  const batch: ConnEntry[] = [];
+  let cursor = 0;
+  while (cursor >= 0) {
+    batch.length = 0;
+    cursor = read(cursor, CONNS_PER_CHUNK, batch);
+    let out = "";
+    for (const c of batch) out += connLine(c, fmt, services);
+    if (out !== "") yield out;
+  }
+}
+
+function connsHeader(fmt: ListFormat): string {
   if (fmt.persistentConn) {
     // "pro expire %-11s %-18s %-18s %-18s %-16s %s\n"
-    out += `pro expire ${left("state", 11)} ${left("source", 18)} ${left("virtual", 18)} ${left("destination", 18)} ${left("pe name", 16)} pe_data\n`;
-  } else {
-    // "pro expire %-11s %-18s %-18s %s\n"
-    out += `pro expire ${left("state", 11)} ${left("source", 18)} ${left("virtual", 18)} destination\n`;
+    return `IPVS connection entries\npro expire ${left("state", 11)} ${left("source", 18)} ${left("virtual", 18)} ${left("destination", 18)} ${left("pe name", 16)} pe_data\n`;
   }
-  for (const c of conns) {
-    const proto = protoName(c.proto);
-    const lookup = c.proto === IPPROTO_TCP || c.proto === IPPROTO_UDP ? c.proto : 0;
-    const secs = Math.max(0, Math.floor(c.expiresInMs / 1000));
-    const expire = `${String(Math.floor(secs / 60)).padStart(2, "0")}:${String(secs % 60).padStart(2, "0")}`;
-    const cname = addrPort(c.caddr, c.cport, lookup, fmt.numeric, services);
-    const vname = addrPort(c.vaddr, c.vport, lookup, fmt.numeric, services);
-    const dname = addrPort(c.daddr, c.dport, lookup, fmt.numeric, services);
-    // "%-3s %-6s %-11s %-18s %-18s %s\n"
-    out += `${left(proto, 3)} ${left(expire, 6)} ${left(c.state, 11)} ${left(cname, 18)} ${left(vname, 18)} ${dname}\n`;
-  }
-  return out;
+  // "pro expire %-11s %-18s %-18s %s\n"
+  return `IPVS connection entries\npro expire ${left("state", 11)} ${left("source", 18)} ${left("virtual", 18)} destination\n`;
+}
+
+function connLine(c: ConnEntry, fmt: ListFormat, services: ServicesDb): string {
+  const proto = protoName(c.proto);
+  const lookup = c.proto === IPPROTO_TCP || c.proto === IPPROTO_UDP ? c.proto : 0;
+  const secs = Math.max(0, Math.floor(c.expiresInMs / 1000));
+  const expire = `${String(Math.floor(secs / 60)).padStart(2, "0")}:${String(secs % 60).padStart(2, "0")}`;
+  const cname = addrPort(c.caddr, c.cport, lookup, fmt.numeric, services);
+  const vname = addrPort(c.vaddr, c.vport, lookup, fmt.numeric, services);
+  const dname = addrPort(c.daddr, c.dport, lookup, fmt.numeric, services);
+  // "%-3s %-6s %-11s %-18s %-18s %s\n"
+  return `${left(proto, 3)} ${left(expire, 6)} ${left(c.state, 11)} ${left(cname, 18)} ${left(vname, 18)} ${dname}\n`;
 }
 
 /** list_timeout(): "Timeout (tcp tcpfin udp): %d %d %d\n". */

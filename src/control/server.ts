@@ -1,12 +1,27 @@
 /**
  * lvsd's control socket: a Unix stream socket speaking newline-delimited JSON.
  *
- *   request  (one line):  {"argv": ["-Ln"], "stdin": "..."}      stdin only for -R
+ *   request  (one line):  {"argv": ["-Ln"], "stdin": "...", "stream": true}
+ *                         stdin only for -R; stream optional
  *   response (one line):  {"stdout": "...", "stderr": "...", "code": 0}
+ *   streamed response:    {"out": "..."}  (zero or more lines: stdout, to print as it comes)
+ *                         {"stdout": "", "stderr": "...", "code": 0}   (the final line)
  *
- * A connection may send several requests; each is answered in order. Commands are synchronous
- * JavaScript run from the socket's data callback, so they run between two batches of the data
- * path, never in the middle of one.
+ * A connection may send several requests; each is answered in order, and nothing more is read
+ * from it while one is being answered. Commands are synchronous JavaScript run between two
+ * batches of the data path, never in the middle of one. Listings (-L, -l, -c, -S) are made in
+ * pieces (256 services or 2,048 connections each; format.ts), one piece per turn of the event
+ * loop, so forwarding goes on during the listing of a million connections and neither the
+ * entries nor the text of the whole table are held in lvsd at once; a client that does not ask
+ * for `stream` gets the same pieces inside its one line.
+ *
+ * Limits (ControlServerOptions, docs/security.md): a request line of at most 64 MiB (a restore's
+ * stdin travels in it) and 1,024 argv words; 256 MiB of unfinished requests over all clients; 64
+ * clients at once (at the limit the one idle longest is closed; when all are busy, a new one is
+ * refused with a reply); a client idle for 60 s is closed; lvsd stops making a reply while the
+ * client leaves more than 1 MiB of it unread, and closes a client that reads nothing of it for
+ * 30 s. So a client costs lvsd a bounded amount of memory and one descriptor, and abusive
+ * clients cannot take the descriptors that health checks and links need.
  *
  * The socket file is created with mode 0600 (owner only: the control socket changes the director)
  * in a directory created with mode 0700 when missing. Starting is refused when another live lvsd
@@ -34,6 +49,8 @@ import type { ControlTarget } from "./target.js";
 export interface ControlRequest {
   argv: string[];
   stdin?: string;
+  /** Send stdout as it is made: `{"out":...}` lines before the final one (see the file comment). */
+  stream?: boolean;
 }
 
 export type ControlServerErrorCode = "EADDRINUSE" | "ENOTSOCK" | "EACCES" | "EIO";
@@ -51,6 +68,18 @@ export class ControlServerError extends Error {
 export interface ControlServerOptions extends ExecOptions {
   /** Largest request line accepted, in bytes (a restore's stdin travels in it). Default 64 MiB. */
   maxRequestBytes?: number;
+  /** Most argv words in one request. Default 1024. */
+  maxArgs?: number;
+  /** Unfinished request bytes held for all clients together. Default 256 MiB. */
+  maxPendingBytes?: number;
+  /** Most clients connected at once; at the limit the one idle longest is closed. Default 64. */
+  maxClients?: number;
+  /** A client that sends and reads nothing this long is closed. Default 60 s. */
+  idleTimeoutMs?: number;
+  /** Reply bytes a client may leave unread before lvsd waits for it. Default 1 MiB. */
+  maxWriteBytes?: number;
+  /** A client that reads nothing of a waiting reply this long is closed. Default 30 s. */
+  writeTimeoutMs?: number;
   /** Called after each request ran, with the peer when known. */
   onRequest?: (req: ControlRequest, res: ExecResult, peer: PeerCred | undefined) => void;
   /** Log every command: changes at info, reads at debug (see the file comment). */
@@ -66,6 +95,14 @@ export interface ControlServer {
 }
 
 const DEFAULT_MAX_REQUEST = 64 * 1024 * 1024;
+const DEFAULT_MAX_ARGS = 1024;
+const DEFAULT_MAX_PENDING = 256 * 1024 * 1024;
+export const DEFAULT_MAX_CLIENTS = 64;
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+const DEFAULT_MAX_WRITE = 1024 * 1024;
+const DEFAULT_WRITE_TIMEOUT_MS = 30_000;
+const TURN_AWAY_MS = 1000;
+const MAX_LEAVING = 64;
 
 /** Who sent a request: the process at the other end of the connection (SO_PEERCRED). */
 export interface PeerCred {
@@ -244,7 +281,7 @@ function listen(server: Server, path: string): Promise<void> {
   });
 }
 
-function parseRequest(line: string): ControlRequest | string {
+function parseRequest(line: string, maxArgs: number): ControlRequest | string {
   let v: unknown;
   try {
     v = JSON.parse(line);
@@ -256,8 +293,12 @@ function parseRequest(line: string): ControlRequest | string {
   if (!Array.isArray(o.argv) || !o.argv.every((a) => typeof a === "string")) {
     return "request needs argv: an array of strings";
   }
+  if (o.argv.length > maxArgs) return `request has ${o.argv.length} arguments (at most ${maxArgs})`;
   if (o.stdin !== undefined && typeof o.stdin !== "string") return "request stdin must be a string";
-  return o.stdin === undefined ? { argv: o.argv as string[] } : { argv: o.argv as string[], stdin: o.stdin };
+  const req: ControlRequest = { argv: o.argv as string[] };
+  if (o.stdin !== undefined) req.stdin = o.stdin as string;
+  if (o.stream === true) req.stream = true;
+  return req;
 }
 
 /** Answer one request line from `peer`. Never throws: a failure becomes a reply. */
@@ -266,8 +307,8 @@ export function handleRequestLine(
   target: ControlTarget,
   opts: ControlServerOptions = {},
   peer?: PeerCred,
-): ExecResult {
-  const req = parseRequest(line);
+): ExecResult & { stream?: boolean } {
+  const req = parseRequest(line, opts.maxArgs ?? DEFAULT_MAX_ARGS);
   if (typeof req === "string") {
     opts.log?.warn(
       { event: "control.bad_request", error: req, ...(peer ? { peer } : {}) },
@@ -295,16 +336,205 @@ export function handleRequestLine(
     logCommand(opts.log, req, res, peer, change);
   }
   opts.onRequest?.(req, res, peer);
-  return res;
+  return req.stream ? { ...res, stream: true } : res;
 }
 
-function serve(sock: Socket, target: ControlTarget, opts: ControlServerOptions): void {
+/** A JSON string's inside: `s` escaped, without the quotes (pieces of one string concatenate). */
+function jsonInside(s: string): string {
+  return JSON.stringify(s).slice(1, -1);
+}
+
+/** One connected client, as the server's limits see it. */
+interface Client {
+  sock: Socket;
+  /** When it last sent a byte or had a reply written (performance.now ms). */
+  lastActive: number;
+  /** A request of it is being answered. */
+  busy: boolean;
+  /** Bytes of an unfinished request line held for it. */
+  pending: number;
+}
+
+/** What every connection of one server shares: the limits and the clients. */
+class ClientPool {
+  readonly clients = new Set<Client>();
+  pendingBytes = 0;
+  constructor(
+    readonly opts: ControlServerOptions,
+    readonly log: EventLog | undefined,
+  ) {}
+
+  get maxClients(): number {
+    return this.opts.maxClients ?? DEFAULT_MAX_CLIENTS;
+  }
+
+  /**
+   * Make room for a new client: at the limit, close the client that has been idle longest (no
+   * request being answered); false when every client is busy (the new one is refused).
+   */
+  admit(): boolean {
+    if (this.clients.size < this.maxClients) return true;
+    let oldest: Client | undefined;
+    for (const c of this.clients) if (!c.busy && (!oldest || c.lastActive < oldest.lastActive)) oldest = c;
+    if (!oldest) return false;
+    this.log?.warn(
+      { event: "control.client_closed", reason: "too_many_clients", limit: this.maxClients },
+      `control: ${this.maxClients} clients connected: closing the one idle longest`,
+    );
+    this.drop(oldest);
+    return true;
+  }
+
+  /** Clients turned away whose reply is still on its way (see turnAway). */
+  private leaving = 0;
+
+  /**
+   * Send a refused client its one-line reply and close: it may still be writing its request, so
+   * the connection stays half-open (input discarded) for up to TURN_AWAY_MS, or until it closes;
+   * beyond MAX_LEAVING such clients at once (a flood) it is closed at once.
+   */
+  turnAway(sock: Socket, reply: string): void {
+    sock.on("error", () => {});
+    sock.end(reply);
+    if (this.leaving >= MAX_LEAVING) {
+      sock.destroy();
+      return;
+    }
+    this.leaving++;
+    sock.resume();
+    const timer = setTimeout(() => sock.destroy(), TURN_AWAY_MS);
+    sock.once("close", () => {
+      clearTimeout(timer);
+      this.leaving--;
+    });
+  }
+
+  drop(c: Client): void {
+    this.pendingBytes -= c.pending;
+    c.pending = 0;
+    this.clients.delete(c);
+    c.sock.destroy();
+  }
+}
+
+/** Wait until `sock` has written what it holds, or `ms` passed (false), or it closed (false). */
+function drained(sock: Socket, ms: number): Promise<boolean> {
+  if (sock.writableLength === 0) return Promise.resolve(!sock.destroyed);
+  return new Promise((resolve) => {
+    const done = (v: boolean) => {
+      clearTimeout(timer);
+      sock.off("drain", onDrain);
+      sock.off("close", onClose);
+      resolve(v);
+    };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    const timer = setTimeout(() => done(false), ms);
+    sock.on("drain", onDrain);
+    sock.on("close", onClose);
+  });
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Write `res` to the client: as one line, or (a streamed request) as `{"out":...}` lines then the
+ * final line. The pieces of `res.more` are made one at a time: after each, lvsd goes back to its
+ * event loop (frames are forwarded), and waits while the client has more than maxWriteBytes
+ * unread. False when the client went away or stopped reading for writeTimeoutMs.
+ */
+async function writeReply(
+  c: Client,
+  res: ExecResult & { stream?: boolean },
+  pool: ClientPool,
+): Promise<boolean> {
+  const { sock } = c;
+  const highWater = pool.opts.maxWriteBytes ?? DEFAULT_MAX_WRITE;
+  const writeTimeout = pool.opts.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+  const tail = `"stderr":${JSON.stringify(res.stderr)},"code":${res.code}}\n`;
+  if (!res.more) {
+    sock.write(`{"stdout":${JSON.stringify(res.stdout)},${tail}`);
+  } else {
+    // Old clients read one line: its stdout string is written in pieces, escaped piece by piece.
+    const streamed = res.stream === true;
+    if (!streamed) sock.write(`{"stdout":"${jsonInside(res.stdout)}`);
+    else if (res.stdout !== "") sock.write(`{"out":${JSON.stringify(res.stdout)}}\n`);
+    for (;;) {
+      let piece: IteratorResult<string, void>;
+      try {
+        piece = res.more.next();
+      } catch (err) {
+        pool.log?.error(
+          { event: "control.internal_error", error: (err as Error).stack ?? String(err) },
+          `control: internal error while listing: ${(err as Error).message}`,
+        );
+        break; // the reply ends here, well formed
+      }
+      if (piece.done === true) break;
+      sock.write(streamed ? `{"out":${JSON.stringify(piece.value)}}\n` : jsonInside(piece.value));
+      c.lastActive = performance.now();
+      if (sock.writableLength > highWater) {
+        if (!(await drained(sock, writeTimeout))) return false;
+      } else {
+        await nextTurn();
+      }
+      if (sock.destroyed) return false;
+    }
+    sock.write(streamed ? `{"stdout":"",${tail}` : `",${tail}`);
+  }
+  c.lastActive = performance.now();
+  if (sock.writableLength > highWater) return drained(sock, writeTimeout);
+  return !sock.destroyed;
+}
+
+function serve(c: Client, target: ControlTarget, pool: ClientPool): void {
+  const { sock } = c;
+  const opts = pool.opts;
   const max = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST;
+  const maxTotal = opts.maxPendingBytes ?? DEFAULT_MAX_PENDING;
+  const execOpts: ControlServerOptions = { ...opts, stream: true };
   // the peer's credentials do not change while it is connected: read them once
   const peer = opts.log || opts.onRequest ? socketPeer(sock) : undefined;
   let chunks: Buffer[] = [];
-  let size = 0;
+  const lines: string[] = [];
+  let working = false;
+
+  const refuse = (why: string, message: string) => {
+    opts.log?.warn(
+      { event: "control.bad_request", error: why, ...(peer ? { peer } : {}) },
+      `control: bad request: ${why}${peerText(peer)}`,
+    );
+    sock.end(`${JSON.stringify({ stdout: "", stderr: message, code: 2 })}\n`);
+    pool.drop(c);
+  };
+
+  // Requests are answered one at a time, in order; while one is answered (a listing in pieces,
+  // or a client that does not read its replies) nothing more is read from this client.
+  const work = async () => {
+    working = true;
+    sock.pause();
+    c.busy = true;
+    while (lines.length > 0 && !sock.destroyed) {
+      const line = lines.shift()!;
+      const res = handleRequestLine(line, target, execOpts, peer);
+      if (!(await writeReply(c, res, pool))) {
+        if (!sock.destroyed) {
+          opts.log?.warn(
+            { event: "control.client_closed", reason: "not_reading", ...(peer ? { peer } : {}) },
+            `control: client does not read its replies: closed${peerText(peer)}`,
+          );
+        }
+        pool.drop(c);
+        return;
+      }
+    }
+    c.busy = false;
+    working = false;
+    if (!sock.destroyed) sock.resume();
+  };
+
   sock.on("data", (data: Buffer) => {
+    c.lastActive = performance.now();
     let start = 0;
     for (;;) {
       const nl = data.indexOf(0x0a, start);
@@ -312,30 +542,42 @@ function serve(sock: Socket, target: ControlTarget, opts: ControlServerOptions):
       chunks.push(data.subarray(start, nl));
       const line = Buffer.concat(chunks).toString("utf8");
       chunks = [];
-      size = 0;
+      pool.pendingBytes -= c.pending;
+      c.pending = 0;
       start = nl + 1;
-      if (line.trim() === "") continue;
-      const res = handleRequestLine(line, target, opts, peer);
-      sock.write(`${JSON.stringify(res)}\n`);
+      if (line.trim() !== "") lines.push(line);
     }
     if (start < data.length) {
       const rest = data.subarray(start);
-      size += rest.length;
-      if (size > max) {
-        const res = { stdout: "", stderr: `lvsd: control request larger than ${max} bytes\n`, code: 2 };
-        opts.log?.warn(
-          { event: "control.bad_request", error: `larger than ${max} bytes`, ...(peer ? { peer } : {}) },
-          `control: bad request: larger than ${max} bytes${peerText(peer)}`,
+      c.pending += rest.length;
+      pool.pendingBytes += rest.length;
+      if (c.pending > max)
+        return refuse(`larger than ${max} bytes`, `lvsd: control request larger than ${max} bytes\n`);
+      if (pool.pendingBytes > maxTotal)
+        return refuse(
+          `unfinished requests of all clients over ${maxTotal} bytes`,
+          `lvsd: control requests of all clients larger than ${maxTotal} bytes: try again\n`,
         );
-        sock.end(`${JSON.stringify(res)}\n`);
-        sock.destroy();
-        return;
-      }
       chunks.push(Buffer.from(rest));
     }
+    if (lines.length > 0 && !working) void work();
   });
   sock.on("error", () => {
     // A client that went away; nothing to do.
+  });
+  sock.on("close", () => {
+    pool.pendingBytes -= c.pending;
+    c.pending = 0;
+    pool.clients.delete(c);
+  });
+  // A client that sends nothing and reads nothing for idleTimeoutMs is closed.
+  sock.setTimeout(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, () => {
+    if (c.busy) return; // writeReply's own timeout governs a reply in progress
+    opts.log?.info(
+      { event: "control.client_closed", reason: "idle", ...(peer ? { peer } : {}) },
+      `control: client idle: closed${peerText(peer)}`,
+    );
+    pool.drop(c);
   });
 }
 
@@ -350,11 +592,26 @@ export async function startControlServer(
 ): Promise<ControlServer> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   await claimPath(path, opts.probeTimeoutMs ?? 1000);
-  const conns = new Set<Socket>();
+  const pool = new ClientPool(opts, opts.log);
   const server = createServer((sock) => {
-    conns.add(sock);
-    sock.on("close", () => conns.delete(sock));
-    serve(sock, target, opts);
+    if (!pool.admit()) {
+      opts.log?.warn(
+        { event: "control.client_refused", reason: "too_many_clients", limit: pool.maxClients },
+        `control: ${pool.maxClients} clients, all busy: refusing a new one`,
+      );
+      pool.turnAway(
+        sock,
+        `${JSON.stringify({ stdout: "", stderr: `lvsd: too many control clients (${pool.maxClients}), all busy: try again\n`, code: 1 })}\n`,
+      );
+      return;
+    }
+    const c: Client = { sock, lastActive: performance.now(), busy: false, pending: 0 };
+    pool.clients.add(c);
+    serve(c, target, pool);
+  });
+  server.on("error", (err) => {
+    // accept() failing (EMFILE, ENFILE) must not end lvsd: log it; the listener keeps going
+    opts.log?.error({ event: "control.accept_error", error: err.message }, `control: ${err.message}`);
   });
   await listen(server, path);
   await chmod(path, 0o600);
@@ -366,7 +623,7 @@ export async function startControlServer(
       closed = true;
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const s of conns) s.destroy();
+        for (const c of pool.clients) c.sock.destroy();
       });
       // net.Server removes its socket file on close; make sure, without touching a non-socket.
       try {

@@ -50,6 +50,12 @@ export interface ControlTarget {
   readonly table: ServiceTable;
   /** Snapshot of the connection table (templates included). */
   conns(): ConnEntry[];
+  /**
+   * A piece of the connection table for a streamed listing: at most `max` entries from position
+   * `cursor` (0 to start) into `out`; returns where to go on, or -1 after the last entry.
+   * Without it, a listing reads conns() whole.
+   */
+  connsFrom?(cursor: number, max: number, out: ConnEntry[]): number;
   getTimeouts(): Timeouts;
   /** 0 leaves a value unchanged (ipvsadm semantics). */
   setTimeouts(t: Timeouts): void;

@@ -9,6 +9,12 @@ export interface ExecResult {
   stdout: string;
   stderr: string;
   code: number;
+  /**
+   * The rest of stdout, made piece by piece when asked for (big listings, only when the caller
+   * asked with ExecOptions.stream): the control server sends each piece as it comes, running
+   * forwarding between pieces. `collect()` (commands.ts) makes it one string.
+   */
+  more?: Iterator<string, void, undefined>;
 }
 
 /**

@@ -46,6 +46,9 @@ function fail(res: ServerResponse, status: number, text: string, extra: Record<s
   res.end(`${text}\n`);
 }
 
+/** Connections the --http server keeps at once; more are closed as they come. */
+export const HTTP_MAX_CONNECTIONS = 64;
+
 export function startHttpServer(
   host: string,
   port: number,
@@ -80,6 +83,8 @@ export function startHttpServer(
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.maxHeadersCount = 64;
+  // a bounded number of descriptors, whatever scrapers and browsers do (docs/security.md)
+  server.maxConnections = HTTP_MAX_CONNECTIONS;
   return new Promise((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => {
       reject(new HttpServerError(err.code ?? "EIO", `--http ${host}:${port}: ${err.message}`));

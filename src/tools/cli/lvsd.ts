@@ -18,6 +18,7 @@ import { run as runCommand } from "../../control/commands.js";
 import { parseConfigFile } from "../../control/config/parser.js";
 import { ConfigError, type LvsSyncDaemonSpec } from "../../control/config/types.js";
 import { RateEstimator } from "../../control/estimator.js";
+import { installLastResort } from "../../control/guard.js";
 import { HealthManager } from "../../control/health/manager.js";
 import type { ObservedDaemon } from "../../control/observe/daemon.js";
 import { type HttpServer, HttpServerError, type Route, startHttpServer } from "../../control/observe/http.js";
@@ -502,6 +503,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     process.exitCode = 1;
     return;
   }
+  // an error nothing caught is logged and lvsd goes on with its tables (src/control/guard.ts)
+  installLastResort(log);
   if (!args.quiet)
     log.info(
       {
