@@ -22,7 +22,6 @@ import {
 import { TcpState } from "../../../src/datapath/conntrack/states.js";
 import { CONN_F_INACTIVE } from "../../../src/datapath/conntrack/table.js";
 import type { Engine } from "../../../src/datapath/engine.js";
-import { FrameBatch } from "../../../src/datapath/io/batch.js";
 import { eth } from "../../../src/datapath/packet/build.js";
 import { checkL4Checksum, L4Csum, parseFrame } from "../../../src/datapath/packet/parse.js";
 import { FrameView, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from "../../../src/datapath/packet/view.js";
