@@ -17,7 +17,10 @@ interface Knob {
   arity: number;
 }
 
-function flag(name: string, key: keyof Sysctl, max = 1): Knob {
+/** The Sysctl fields that hold numbers. */
+type NumericKey = { [K in keyof Sysctl]: Sysctl[K] extends number ? K : never }[keyof Sysctl];
+
+function flag(name: string, key: NumericKey, max = 1): Knob {
   return {
     name,
     arity: 1,
@@ -30,11 +33,29 @@ function flag(name: string, key: keyof Sysctl, max = 1): Knob {
   };
 }
 
+/** A knob of the defence (src/control/defense.ts): set, then the defence is re-evaluated at once. */
+function defense(name: string, key: NumericKey, max: number): Knob {
+  const k = flag(name, key, max);
+  return {
+    ...k,
+    set: (s, w) => {
+      const e = k.set(s, w);
+      if (e === undefined) s.onDefenseChange?.();
+      return e;
+    },
+  };
+}
+
 const KNOBS: readonly Knob[] = [
+  defense("am_droprate", "amDroprate", 0x7fffffff),
+  defense("amemthresh", "amemthresh", 0x7fffffff),
   flag("conn_reuse_mode", "connReuseMode", 3),
+  defense("drop_entry", "dropEntry", 3),
+  defense("drop_packet", "dropPacket", 3),
   flag("expire_nodest_conn", "expireNodestConn"),
   flag("expire_quiescent_template", "expireQuiescentTemplate"),
   flag("rp_filter", "rpFilter", 2),
+  defense("secure_tcp", "secureTcp", 3),
   flag("sloppy_tcp", "sloppyTcp"),
   flag("sync_persist_mode", "syncPersistMode"),
   {
@@ -90,5 +111,6 @@ export function runSysctl(arg: string | undefined, s: Sysctl | undefined, prog: 
     words.map((w) => Number(w)),
   );
   if (e) return fail(e);
-  return { stdout: line(k, s), stderr: "", code: 0 };
+  // as `sysctl -w` echoes what it wrote (an automatic defence mode may already read 2)
+  return { stdout: `${PREFIX}${k.name} = ${words.map((w) => Number(w)).join("\t")}\n`, stderr: "", code: 0 };
 }

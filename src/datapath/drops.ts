@@ -55,9 +55,14 @@ export const Drop = {
   MARTIAN_DST: P + 21,
   /** A new connection or an echo request whose source is routed out of another link (rp_filter). */
   RP_FILTER: P + 22,
+  /**
+   * A new connection's first packet dropped by the defence's drop_packet strategy (one in
+   * drop_rate while memory is short; src/control/defense.ts).
+   */
+  DEFENSE: P + 23,
 } as const;
 
-export const DROP_COUNT = P + 23;
+export const DROP_COUNT = P + 24;
 
 export const DROP_NAMES: readonly string[] = [
   "ok",
@@ -101,4 +106,5 @@ export const DROP_NAMES: readonly string[] = [
   "martian_src",
   "martian_dst",
   "rp_filter",
+  "drop_packet",
 ];

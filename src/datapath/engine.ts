@@ -114,6 +114,12 @@ export class Engine {
   readonly owner = new Ownership();
   /** VRRP adverts go here; null (no VRRP): protocol 112 is dropped as `proto`. */
   vrrpSink: VrrpSink | null = null;
+  /**
+   * The defence's drop_packet (src/control/defense.ts sets them): while dropRate is not 0, one
+   * new connection in dropRate is dropped (the kernel's ip_vs_todrop).
+   */
+  dropRate = 0;
+  dropCounter = 0;
   /** Connection sync, master (src/datapath/sync.ts): null when no master sync daemon runs. */
   sync: SyncOut | null = null;
   /** Connection sync, backup: UDP to this port (-1: none) for `syncGroup` or us goes to `syncSink`. */
@@ -255,6 +261,12 @@ export class Engine {
       ) {
         return Drop.NO_CONN;
       }
+      if (this.dropRate !== 0) {
+        if (--this.dropCounter <= 0) {
+          this.dropCounter = this.dropRate;
+          return Drop.DEFENSE;
+        }
+      }
       c = this.schedule(v, svc);
       if (c < 0) {
         if (c === -Drop.NO_DEST || c === -Drop.LADDR_EXHAUSTED)
@@ -299,7 +311,11 @@ export class Engine {
     if (!icmp) {
       if (v.proto === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, dir, v.tcpFlags);
       else ct.touch(c);
-      if (dir === DIR_INPUT && this.sync !== null) this.sync.conn(c);
+      if (dir === DIR_INPUT) {
+        const n = ct.inPkts[c]!;
+        if (n !== 255) ct.inPkts[c] = n + 1;
+        if (this.sync !== null) this.sync.conn(c);
+      }
     }
     let nh: number;
     if (dir === DIR_INPUT) {

@@ -37,4 +37,18 @@ export class Sysctl {
    * out of some link; 0: off (Linux's net.ipv4.conf.*.rp_filter).
    */
   rpFilter = 1;
+  /**
+   * The kernel's defence against memory exhaustion (src/control/defense.ts, docs/security.md):
+   * `amemthresh` is the "available memory" threshold in 4 KiB pages, lvsd's available memory
+   * being the free room of its connection table; `drop_entry`, `drop_packet`, `secure_tcp` are
+   * 0 (off), 1 (automatic: on while memory is short, shown as 2), 2 (on now, automatic), 3 (always
+   * on); `am_droprate` is drop_packet's rate in mode 3 (one new connection in N is dropped).
+   */
+  amemthresh = 1024;
+  amDroprate = 10;
+  dropEntry = 0;
+  dropPacket = 0;
+  secureTcp = 0;
+  /** Called after a defence knob was set (lvsd re-evaluates the defence at once, as the kernel). */
+  onDefenseChange: (() => void) | null = null;
 }

@@ -101,12 +101,46 @@ const TABLE: readonly (readonly number[])[] = [
   [sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL], // rst
 ];
 
-/** Flattened transition table: index (dir * 4 + event) * 16 + state. */
-export const TCP_TRANSITIONS = new Uint8Array(12 * 16);
-for (let r = 0; r < 12; r++) {
-  const row = TABLE[r]!;
-  for (let s = 0; s < TCP_STATE_COUNT; s++) TCP_TRANSITIONS[r * 16 + s] = row[s]!;
+const sSA = TcpState.SYNACK;
+
+/**
+ * The kernel's tcp_states_dos, used while secure_tcp is on (src/control/defense.ts): a client's
+ * ACK no longer establishes a connection the real server has not answered (SYN_RECV stays
+ * SYN_RECV; the server's SYN+ACK makes it SYNACK, the server's ACK ESTABLISHED), and on links
+ * where only the input is seen a SYN starts at SYNACK. Same rows and columns as TABLE.
+ */
+// prettier-ignore
+const TABLE_DOS: readonly (readonly number[])[] = [
+  // INPUT
+  [sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSA], // syn
+  [sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sSA], // fin
+  [sCL, sES, sSS, sSR, sFW, sTW, sCL, sCW, sCL, sLI, sSA], // ack
+  [sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL], // rst
+  // OUTPUT
+  [sSS, sES, sSS, sSA, sSS, sSS, sSS, sSS, sSS, sLI, sSA], // syn
+  [sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW], // fin
+  [sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES], // ack
+  [sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL], // rst
+  // INPUT-ONLY
+  [sSA, sES, sES, sSR, sSA, sSA, sSA, sSA, sSA, sSA, sSA], // syn
+  [sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW], // fin
+  [sCL, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES], // ack
+  [sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL], // rst
+];
+
+function flatten(table: readonly (readonly number[])[]): Uint8Array {
+  const out = new Uint8Array(12 * 16);
+  for (let r = 0; r < 12; r++) {
+    const row = table[r]!;
+    for (let s = 0; s < TCP_STATE_COUNT; s++) out[r * 16 + s] = row[s]!;
+  }
+  return out;
 }
+
+/** Flattened transition table: index (dir * 4 + event) * 16 + state. */
+export const TCP_TRANSITIONS = flatten(TABLE);
+/** The same for secure_tcp (tcp_states_dos). */
+export const TCP_TRANSITIONS_DOS = flatten(TABLE_DOS);
 
 /** Event index from TCP flags (RST > SYN > FIN > ACK), or -1 for none of them. */
 export function tcpEvent(flags: number): number {
@@ -117,9 +151,9 @@ export function tcpEvent(flags: number): number {
   return -1;
 }
 
-/** Next TCP state for a packet with `flags` travelling in `dir` (DIR_*). */
-export function tcpNextState(state: number, dir: number, flags: number): number {
+/** Next TCP state for a packet with `flags` travelling in `dir` (DIR_*), by `table`. */
+export function tcpNextState(state: number, dir: number, flags: number, table = TCP_TRANSITIONS): number {
   const ev = tcpEvent(flags);
   if (ev < 0) return TcpState.CLOSE;
-  return TCP_TRANSITIONS[(dir * 4 + ev) * 16 + state]!;
+  return table[(dir * 4 + ev) * 16 + state]!;
 }

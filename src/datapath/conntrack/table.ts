@@ -23,6 +23,7 @@ import {
   destOverloadOnBind,
   destOverloadOnUnbind,
   type Service,
+  SVC_F_ONEPACKET,
 } from "../../tables/model.js";
 import { clock } from "../clock.js";
 import {
@@ -33,6 +34,8 @@ import {
   TCP_STATE_ACTIVE,
   TCP_STATE_COUNT,
   TCP_STATE_NAMES,
+  TCP_TRANSITIONS,
+  TCP_TRANSITIONS_DOS,
   TcpState,
   TEMPLATE_STATE_ASSURED,
   tcpNextState,
@@ -126,6 +129,18 @@ export class ConnTable {
   private hand = 0;
   private sweepHand = 0;
 
+  /**
+   * Packets from the client per entry, saturating at 255 (the kernel's in_pkts, as far as the
+   * defence's drop_entry looks at it: 0..8 or more). The engine counts them.
+   */
+  readonly inPkts: Uint8Array;
+  /** The TCP transition table in force: TCP_TRANSITIONS, or TCP_TRANSITIONS_DOS under secure_tcp. */
+  transitions: Uint8Array = TCP_TRANSITIONS;
+  /** Entries removed by the defence's drop_entry (randomDropEntry). */
+  entriesDropped = 0;
+  /** drop_entry's per-packet-count counters (the kernel's todrop_counter). */
+  private readonly todropCounter = new Int8Array(9);
+
   /** Used slots (connections + templates). */
   count = 0;
   /** Entries evicted to make room for new ones. */
@@ -171,6 +186,7 @@ export class ConnTable {
     this.nControl = new Uint32Array(capacity);
     this.isn = new Uint32Array(capacity);
     this.seqDelta = new Uint16Array(capacity);
+    this.inPkts = new Uint8Array(capacity);
     this.ctlHead = new Int32Array(capacity);
     this.ctlNext = new Int32Array(capacity);
     this.ctlPrev = new Int32Array(capacity);
@@ -313,6 +329,7 @@ export class ConnTable {
       return ALLOC_FAIL;
     }
     const i = this.freeList[--this.freeTop]!;
+    this.inPkts[i] = 0;
     this.count++;
     return i;
   }
@@ -604,7 +621,7 @@ export class ConnTable {
       else dir = DIR_INPUT_ONLY;
     }
     const old = this.state[i]!;
-    const ns = tcpNextState(old, dir, tcpFlags);
+    const ns = tcpNextState(old, dir, tcpFlags, this.transitions);
     if (ns !== old) {
       const d = this.owner.dests[this.dest[i]!];
       if (d) {
@@ -693,6 +710,71 @@ export class ConnTable {
       freed++;
     }
     return freed;
+  }
+
+  /** secure_tcp (src/control/defense.ts): the kernel's tcp_states_dos while on. */
+  setSecureTcp(on: boolean): void {
+    this.transitions = on ? TCP_TRANSITIONS_DOS : TCP_TRANSITIONS;
+  }
+
+  /**
+   * The defence's drop_entry, once a second while it is active (the kernel's
+   * ip_vs_random_dropentry): look at capacity/32 slots picked at random and remove embryonic TCP
+   * entries (SYN_RECV, SYNACK) and unassured templates outright, and established TCP, UDP and ICMP
+   * entries idle for 60 s or more with 1 to 8 client packets, one in N of those with N packets
+   * (todrop_entry). Templates still controlling connections stay. Returns how many were removed.
+   */
+  randomDropEntry(random: () => number = Math.random): number {
+    const now = clock.nowMs;
+    const n = Math.max(1, this.capacity >>> 5);
+    let dropped = 0;
+    for (let k = 0; k < n; k++) {
+      const i = Math.floor(random() * this.capacity);
+      const f = this.flags[i]!;
+      if ((f & CONN_F_USED) === 0) continue;
+      let drop: boolean;
+      if ((f & CONN_F_TEMPLATE) !== 0) {
+        if (this.nControl[i] !== 0) continue;
+        const s = this.owner.services[this.svc[i]!];
+        if (s && (s.flags & SVC_F_ONEPACKET) !== 0) drop = this.todropEntry(i, now);
+        else drop = this.state[i] !== TEMPLATE_STATE_ASSURED;
+      } else if (this.proto[i] === IPPROTO_TCP) {
+        const st = this.state[i];
+        if (st === TcpState.SYN_RECV || st === TcpState.SYNACK) drop = true;
+        else if (st === TcpState.ESTABLISHED) drop = this.todropEntry(i, now);
+        else continue;
+      } else {
+        drop = this.todropEntry(i, now);
+      }
+      if (!drop) continue;
+      this.free(i);
+      dropped++;
+    }
+    this.entriesDropped += dropped;
+    return dropped;
+  }
+
+  /** todrop_entry: idle for 60 s or more, and 1 in N of the entries with N (1..8) client packets. */
+  private todropEntry(i: number, now: number): boolean {
+    if (now - (this.expires[i]! - this.timeoutOf(i)) < 60_000) return false;
+    const pk = this.inPkts[i]!;
+    if (pk > 8 || pk === 0) return false;
+    const c = this.todropCounter;
+    if (--c[pk]! > 0) return false;
+    c[pk] = pk;
+    return true;
+  }
+
+  /** The timeout an entry's expiry was last set from. */
+  private timeoutOf(i: number): number {
+    if ((this.flags[i]! & CONN_F_TEMPLATE) !== 0) {
+      const s = this.owner.services[this.svc[i]!];
+      return (s ? s.timeout : 60) * 1000;
+    }
+    if ((this.flags[i]! & CONN_F_ONE_PACKET) !== 0) return ONE_PACKET_TIMEOUT_MS;
+    const p = this.proto[i];
+    if (p === IPPROTO_TCP) return this.tcpTimeoutMs[this.state[i]!]!;
+    return p === IPPROTO_UDP ? this.udpTimeoutMs : this.icmpTimeoutMs;
   }
 
   /** Free every connection and template bound to dest slot `destId` (expire_nodest_conn). */

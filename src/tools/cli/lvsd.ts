@@ -17,6 +17,7 @@ import { EngineControl } from "../../control/adapter.js";
 import { run as runCommand } from "../../control/commands.js";
 import { parseConfigFile } from "../../control/config/parser.js";
 import { ConfigError, type LvsSyncDaemonSpec } from "../../control/config/types.js";
+import { Defense } from "../../control/defense.js";
 import { RateEstimator } from "../../control/estimator.js";
 import { installLastResort } from "../../control/guard.js";
 import { HealthManager } from "../../control/health/manager.js";
@@ -189,6 +190,8 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
     sendTx();
   };
 
+  // the kernel's flood defence (drop_entry, drop_packet, secure_tcp): src/control/defense.ts
+  const defense = new Defense(engine, log);
   for (const sc of args.sysctls) {
     const r = runSysctl(sc, engine.sysctl, "lvsd");
     if (r.code !== 0) {
@@ -337,6 +340,7 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
   }
   if (lvsSync) followVrrp("BACKUP");
   health.start(); // health checks (src/control/health)
+  defense.start(); // once a second, as the kernel's defense_work
   // HA: VRRP (src/control/vrrp/manager.ts) disowns its VIPs, then runs its instances, logging
   // vrrp.* events through `log` like the rest (docs/observability.md, "Logs").
   vrrp?.start();
@@ -441,6 +445,7 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
       // from it yet: give the priority-0 advert and the last sync messages time to leave.
       if (wasMaster || syncing) await new Promise((r) => setTimeout(r, STOP_GRACE_MS));
       health.stop(); // health checks (src/control/health)
+      defense.stop();
       trace.close(); // a running lvsadm --trace: its file completed and closed
       clearInterval(timer);
       clearInterval(watchTimer);
