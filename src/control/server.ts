@@ -451,7 +451,7 @@ async function writeReply(
   const { sock } = c;
   const highWater = pool.opts.maxWriteBytes ?? DEFAULT_MAX_WRITE;
   const writeTimeout = pool.opts.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
-  const tail = `"stderr":${JSON.stringify(res.stderr)},"code":${res.code}}\n`;
+  let tail = `"stderr":${JSON.stringify(res.stderr)},"code":${res.code}}\n`;
   if (!res.more) {
     sock.write(`{"stdout":${JSON.stringify(res.stdout)},${tail}`);
   } else {
@@ -468,7 +468,9 @@ async function writeReply(
           { event: "control.internal_error", error: (err as Error).stack ?? String(err) },
           `control: internal error while listing: ${(err as Error).message}`,
         );
-        break; // the reply ends here, well formed
+        // the reply ends here, well formed, and says the listing is cut short (exit status 1)
+        tail = `"stderr":${JSON.stringify(`${res.stderr}lvsd: internal error: ${(err as Error).message}\n`)},"code":1}\n`;
+        break;
       }
       if (piece.done === true) break;
       sock.write(streamed ? `{"out":${JSON.stringify(piece.value)}}\n` : jsonInside(piece.value));

@@ -297,6 +297,25 @@ describe("control socket: streamed listings and client limits", () => {
     expect(lines[0]!.code).toBe(0);
   });
 
+  it("ends a listing cut short by an internal error with status 1 and the error, streamed or not", async () => {
+    const target = filledTarget(CONNS);
+    let reads = 0;
+    const inner = target.connsFrom.bind(target);
+    target.connsFrom = (cursor: number, max: number, out: ConnEntry[]) => {
+      if (++reads === 3) throw new Error("table walk failed");
+      return inner(cursor, max, out);
+    };
+    await start(target);
+    const lines = await exchange(await client(), { argv: ["-Lnc"], stream: true });
+    expect(lines.length).toBe(4); // header, two pieces, the final line
+    expect(lines.at(-1)).toEqual({ stdout: "", stderr: "lvsd: internal error: table walk failed\n", code: 1 });
+    reads = 0;
+    const r = await sendRequest(path, { argv: ["-Lnc"] });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe("lvsd: internal error: table walk failed\n");
+    expect(r.stdout.split("\n")).toHaveLength(2 + 2 * CONNS_PER_CHUNK + 1);
+  });
+
   it("lists UDP entries and templates the same streamed or not (the format is shared)", async () => {
     const target = filledTarget(10);
     const e = target.engine;
