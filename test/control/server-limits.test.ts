@@ -308,7 +308,11 @@ describe("control socket: streamed listings and client limits", () => {
     await start(target);
     const lines = await exchange(await client(), { argv: ["-Lnc"], stream: true });
     expect(lines.length).toBe(4); // header, two pieces, the final line
-    expect(lines.at(-1)).toEqual({ stdout: "", stderr: "lvsd: internal error: table walk failed\n", code: 1 });
+    expect(lines.at(-1)).toEqual({
+      stdout: "",
+      stderr: "lvsd: internal error: table walk failed\n",
+      code: 1,
+    });
     reads = 0;
     const r = await sendRequest(path, { argv: ["-Lnc"] });
     expect(r.code).toBe(1);
