@@ -18,6 +18,12 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
     },
     {
+      "target_name": "lvsadm",
+      "type": "executable",
+      "sources": ["native/lvsadm.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
       "target_name": "tapcopy",
       "type": "executable",
       "sources": ["bench/e2e/tapcopy.c"],

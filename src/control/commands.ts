@@ -240,7 +240,7 @@ lvsadm:
   --trace-stop                        stop the running trace
   Forwarding methods available now: ${implementedOptions()} (without a method option a server
   is -g, direct routing, as in ipvsadm).
-  Addresses are numeric IPv4 (no host names, no IPv6); ports may be named (/etc/services).
+  Addresses are IPv4 addresses or host names (no IPv6); ports may be named (/etc/services).
   fwmark services are kept but get no traffic (lvsd sees no netfilter marks).
   Not supported: --sctp-service, --pe, -6, gue/gre tunnels.
 `;

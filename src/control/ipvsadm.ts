@@ -13,9 +13,9 @@
  * - errors carry ipvsadm's exact text and exit code: 2 for fail(), 255 for the help hint and for
  *   popt's own errors ("-t: missing argument", "--foo: unknown option").
  *
- * Differences, all deliberate (see docs/lvsadm.md): host names are not resolved (numeric IPv4 only,
- * no DNS on a command's path); IPv6, SCTP, persistence engines (--pe) and the gue/gre tunnel types
- * are refused with a clear message; `--fullnat` is our extension (forwarding method FullNat).
+ * Differences, all deliberate (see docs/lvsadm.md): IPv6, SCTP, persistence engines (--pe) and the
+ * gue/gre tunnel types are refused with a clear message; `--fullnat` is our extension (forwarding
+ * method FullNat). Host names are looked up as ipvsadm does, through `getent` (netdb.ts).
  */
 
 import { isIPv6 } from "node:net";
@@ -25,7 +25,7 @@ import { IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
 import { DEFAULT_PERSIST_TIMEOUT, FwdMethod, SVC_F_ONEPACKET, SVC_F_PERSISTENT } from "../tables/model.js";
 import type { DestOptions, ServiceKey, ServiceOptions } from "../tables/services.js";
 import { type ExtensionCommand, parseExtension } from "./health-import.js";
-import { inetAton, type ServicesDb, stringToNumber, systemServices } from "./netdb.js";
+import { hostToAddr, inetAton, type ServicesDb, stringToNumber, systemServices } from "./netdb.js";
 import { parseSchedFlagsIpvsadm } from "./sched.js";
 import type { Timeouts } from "./target.js";
 import { parseTraceCommand, type TraceCommand } from "./trace-cmd.js";
@@ -466,7 +466,8 @@ const SERVICE_PORT = 2;
 
 /**
  * ipvsadm's parse_service(): host[:port]. Returns 0 (SERVICE_NONE) on error, else the
- * SERVICE_ADDR|SERVICE_PORT bits. Host names are not looked up (numeric IPv4 only); IPv6 is refused.
+ * SERVICE_ADDR|SERVICE_PORT bits. A host name is looked up as ipvsadm does (netdb.ts hostToAddr);
+ * IPv6 is refused.
  */
 function parseService(
   buf: string,
@@ -478,7 +479,7 @@ function parseService(
   if (buf.startsWith("[") || isIPv6(buf)) fail(`${IPV6_REFUSED} (\`${buf}')`);
   const colon = buf.lastIndexOf(":");
   const host = colon >= 0 ? buf.slice(0, colon) : buf;
-  const addr = inetAton(host);
+  const addr = hostToAddr(host);
   if (addr === undefined) return 0;
   out.addr = addr;
   let result = SERVICE_ADDR;

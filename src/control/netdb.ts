@@ -3,11 +3,14 @@
  * inet_aton(3)'s rules, dotted-quad output, and the /etc/services table that ipvsadm consults
  * through getservbyname(3)/getservbyport(3).
  *
- * ipvsadm also resolves host names (gethostbyname/gethostbyaddr). lvsadm does not: a command
- * must never wait on DNS, so hosts are numeric on input and printed numerically on output.
- * Service (port) names come from /etc/services, read once and cached.
+ * Host names on input are looked up as ipvsadm's host_to_addr() does with gethostbyname(3): the
+ * system's resolver (nsswitch: /etc/hosts, DNS, ...), the first IPv4 address, here through
+ * `getent ahostsv4` with a time bound (hostToAddr). Output prints hosts numerically (ipvsadm's
+ * gethostbyaddr() names are not looked up: a listing must never wait on DNS). Service (port)
+ * names come from /etc/services, read once and cached.
  */
 
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
 
@@ -46,6 +49,52 @@ function parseCNumber(p: string): number | undefined {
   else return undefined;
   return v <= 0xffffffff ? v : undefined;
 }
+
+/** The longest a host name lookup may take (gethostbyname has no bound of its own), in ms. */
+export const HOST_LOOKUP_TIMEOUT_MS = 2000;
+/** How long a lookup's answer (an address, or none) is reused by the same process, in ms. */
+export const HOST_CACHE_MS = 30_000;
+
+/** A host name's first IPv4 address, or undefined when it has none. */
+export type HostLookup = (name: string) => number | undefined;
+
+/** What can be a host name (a letter somewhere: "10.0.0.300" is a bad address, not a name). */
+const HOST_NAME = /^(?=.*[A-Za-z])[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+
+/**
+ * ipvsadm's host_to_addr(): a numeric address in any form inet_aton(3) takes, else the first IPv4
+ * address `lookup` finds for a host name (default: the system's resolver). Undefined when neither.
+ */
+export function hostToAddr(s: string, lookup: HostLookup = systemHostLookup): number | undefined {
+  const addr = inetAton(s);
+  if (addr !== undefined) return addr;
+  if (s.length > 253 || !HOST_NAME.test(s)) return undefined;
+  return lookup(s);
+}
+
+const hostCache = new Map<string, { addr: number | undefined; until: number }>();
+
+/**
+ * The system's resolver, as gethostbyname(3) consults it (nsswitch.conf: files, dns, ...): the
+ * first address `getent ahostsv4 NAME` prints, within HOST_LOOKUP_TIMEOUT_MS; answers are kept
+ * HOST_CACHE_MS. Synchronous: lvsadm and lvsd wait for it, as ipvsadm waits for gethostbyname
+ * (lvsd only when a command names a host; numeric addresses never wait).
+ */
+export const systemHostLookup: HostLookup = (name) => {
+  const now = Date.now();
+  const hit = hostCache.get(name);
+  if (hit && hit.until > now) return hit.addr;
+  const r = spawnSync("getent", ["ahostsv4", name], {
+    encoding: "utf8",
+    timeout: HOST_LOOKUP_TIMEOUT_MS,
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  const first = r.status === 0 ? /^(\S+)/.exec(r.stdout)?.[1] : undefined;
+  const addr = first !== undefined ? inetAton(first) : undefined;
+  if (hostCache.size > 1000) hostCache.clear();
+  hostCache.set(name, { addr, until: now + HOST_CACHE_MS });
+  return addr;
+};
 
 /** Dotted quad for a uint32 address. */
 export function ipToString(addr: number): string {

@@ -4,7 +4,16 @@
  * with its status.
  *
  * The socket is `--control PATH` (anywhere on the line), else $LVSD_CONTROL, else
- * /run/lvsd/control.sock. For -R the whole of stdin is read and sent with the command.
+ * /run/lvsd/control.sock. For -R the whole of stdin is read and sent with the command. Requests
+ * ask for a streamed reply (`"stream": true`): big listings arrive in `{"out": TEXT}` pieces, each
+ * printed as it comes, before the final `{"stdout","stderr","code"}` line.
+ *
+ * This is the Node.js client (`node bin/lvsadm`). bin/lvsadm run as a program starts the native
+ * client (native/lvsadm.c) when it is built; that one prints the same and exits the same for what
+ * lvsd answers, and execs this client for the rest (no daemon, --trace, --import, ...).
+ *
+ * EPIPE on stdout (`lvsadm -Ln | head -1`) ends the program quietly with status 141, which is
+ * what a shell reports for ipvsadm killed by SIGPIPE.
  *
  * `--trace FILE ...` (src/control/trace-cmd.ts) waits like tcpdump: it starts the trace with FILE
  * made absolute, polls `--trace-status` every 200 ms until lvsd reports the trace over, then
@@ -76,11 +85,26 @@ const CONNECT_HINTS: Readonly<Record<string, string>> = {
   ENOTSOCK: "not a socket",
 };
 
-/** Send one request to lvsd at `path` and wait for its reply. */
-export function sendRequest(path: string, req: ControlRequest): Promise<ExecResult> {
+/** A request as lvsadm sends it: `stream` asks lvsd for the stdout of big listings in pieces. */
+export interface ClientRequest extends ControlRequest {
+  stream?: boolean;
+}
+
+/**
+ * Send one request to lvsd at `path` and wait for its reply. With `stream: true` lvsd may send
+ * `{"out": TEXT}` lines before the final `{"stdout","stderr","code"}` one: each TEXT goes to
+ * `onOut` as it comes, or, without `onOut`, is put in front of the final stdout. A server that
+ * does not stream sends only the final line.
+ */
+export function sendRequest(
+  path: string,
+  req: ClientRequest,
+  onOut?: (text: string) => void,
+): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const sock = connect(path);
-    const chunks: Buffer[] = [];
+    let pending: Buffer[] = [];
+    let early = "";
     let settled = false;
     const finish = (fn: () => void) => {
       if (settled) return;
@@ -90,23 +114,38 @@ export function sendRequest(path: string, req: ControlRequest): Promise<ExecResu
     };
     sock.once("connect", () => sock.write(`${JSON.stringify(req)}\n`));
     sock.on("data", (d: Buffer) => {
-      chunks.push(d);
-      // The reply is one line: look for its end in the new chunk only (listings can be large).
-      if (d.indexOf(0x0a) === -1) return;
-      const buf = Buffer.concat(chunks);
-      const nl = buf.indexOf(0x0a);
-      finish(() => {
+      let start = 0;
+      for (;;) {
+        // Look for line ends in the new chunk only (listings can be large).
+        const nl = d.indexOf(0x0a, start);
+        if (nl === -1) break;
+        pending.push(d.subarray(start, nl));
+        const line = Buffer.concat(pending).toString("utf8");
+        pending = [];
+        start = nl + 1;
+        if (line.trim() === "") continue;
+        let r: Record<string, unknown>;
         try {
-          const r = JSON.parse(buf.subarray(0, nl).toString("utf8")) as ExecResult;
+          r = JSON.parse(line) as Record<string, unknown>;
+        } catch (err) {
+          finish(() => reject(new Error(`bad reply from lvsd: ${(err as Error).message}`)));
+          return;
+        }
+        if (typeof r.out === "string" && r.code === undefined) {
+          if (onOut) onOut(r.out);
+          else early += r.out;
+          continue;
+        }
+        finish(() =>
           resolve({
-            stdout: String(r.stdout ?? ""),
+            stdout: early + String(r.stdout ?? ""),
             stderr: String(r.stderr ?? ""),
             code: Number(r.code ?? 1),
-          });
-        } catch (err) {
-          reject(new Error(`bad reply from lvsd: ${(err as Error).message}`));
-        }
-      });
+          }),
+        );
+        return;
+      }
+      if (start < d.length) pending.push(Buffer.from(d.subarray(start)));
     });
     sock.once("error", (err) => finish(() => reject(err)));
     sock.once("close", () => finish(() => reject(new Error("lvsd closed the connection without a reply"))));
@@ -128,7 +167,9 @@ export async function runClient(argv: readonly string[], io: ClientIO): Promise<
     io.writeErr(`${ext.error}\n`);
     return 2;
   }
-  if (ext.laddr || ext.drops || ext.links) return send(path, { argv: split.argv }, io);
+  // lvsd checks these itself (run() in src/control/commands.ts), before ipvsadm's parser
+  if (ext.laddr || ext.drops || ext.links || ext.sync || ext.sysctl !== undefined)
+    return send(path, { argv: split.argv }, io);
 
   // Check the line here: errors, -h and -v print the same as lvsd would, without needing it.
   const parsed = parseArgs(ext.argv);
@@ -155,11 +196,11 @@ export async function runClient(argv: readonly string[], io: ClientIO): Promise<
   return send(path, req, io);
 }
 
-/** Send a request to lvsd and print its reply; returns the exit status. */
+/** Send a request to lvsd and print its reply as it comes; returns the exit status. */
 async function send(path: string, req: ControlRequest, io: ClientIO): Promise<number> {
   let res: ExecResult;
   try {
-    res = await sendRequest(path, req);
+    res = await sendRequest(path, { ...req, stream: true }, (text) => io.write(text));
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = (e.code && CONNECT_HINTS[e.code]) ?? e.message;
@@ -238,8 +279,16 @@ function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   });
 }
 
-/** The lvsadm program (bin/lvsadm). */
+/** Exit status after EPIPE on stdout: what a shell reports for ipvsadm killed by SIGPIPE (128 + 13). */
+export const EXIT_EPIPE = 141;
+
+/** The lvsadm program (`node bin/lvsadm`, and what the native client falls back to). */
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  // `lvsadm -Ln | head -1`: the reader went away. Leave quietly, as ipvsadm does (SIGPIPE).
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(EXIT_EPIPE);
+    throw e;
+  });
   const code = await runClient(argv, {
     write: (s) => {
       if (s) process.stdout.write(s);
