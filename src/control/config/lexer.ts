@@ -4,15 +4,12 @@
  * blanks kept, a quoted part glued to the text around it, as in keepalived). Each line ends with
  * an `eol` token: keepalived's keywords take the rest of their line.
  *
- * `include PATTERN...` lines are replaced by the words of the files they name (relative names
- * are taken from the including file's directory; `*`, `?`, `[...]` and `{a,b}` expand as
- * glob(3) does). A plain name that does not exist is an error; a pattern that matches nothing
- * is a warning, as an optional conf.d directory is common. Include loops are refused.
+ * The lines come from preprocess.ts (includes, `@` conditions, `$` parameters, `~SEQ`), without
+ * their comments.
  */
 
-import { readFileSync, statSync } from "node:fs";
-import { dirname, isAbsolute, join, resolve } from "node:path";
-import { globFiles, hasGlobMeta } from "./glob.js";
+import { resolve } from "node:path";
+import { type PreprocessOptions, Preprocessor } from "./preprocess.js";
 import { ConfigError, type Where } from "./types.js";
 
 export type TokenKind = "word" | "open" | "close" | "eol";
@@ -30,10 +27,11 @@ export interface LexResult {
   tokens: Token[];
   files: string[];
   warnings: string[];
+  /** Errors keepalived reads on past (failed include checks): the file still fails to load. */
+  errors: ConfigError[];
 }
 
-/** How deep includes may nest. */
-export const MAX_INCLUDE_DEPTH = 16;
+export { MAX_INCLUDE_DEPTH } from "./preprocess.js";
 
 const BLANK = /[ \t\r\f\v]/;
 
@@ -73,7 +71,7 @@ function readQuoted(text: string, i: number, where: Where): { value: string; end
  * The tokens of one line. With `braces` false (include lines), `{` and `}` are ordinary
  * characters, so brace patterns reach the globber whole.
  */
-export function lexLine(text: string, where: Where, braces = true): Token[] {
+export function lexLine(text: string, where: Where, braces = true, comments = true): Token[] {
   const out: Token[] = [];
   const isBrace = (c: string): boolean => braces && (c === "{" || c === "}");
   let i = 0;
@@ -83,7 +81,7 @@ export function lexLine(text: string, where: Where, braces = true): Token[] {
       i++;
       continue;
     }
-    if (ch === "#" || ch === "!") break;
+    if (comments && (ch === "#" || ch === "!")) break;
     if (isBrace(ch)) {
       out.push({ kind: ch === "{" ? "open" : "close", text: ch, quoted: false, ...where });
       i++;
@@ -93,7 +91,7 @@ export function lexLine(text: string, where: Where, braces = true): Token[] {
     let quoted = false;
     while (i < text.length) {
       const c = text[i] ?? "";
-      if (BLANK.test(c) || c === "#" || c === "!" || isBrace(c)) break;
+      if (BLANK.test(c) || (comments && (c === "#" || c === "!")) || isBrace(c)) break;
       if (c === '"' || c === "'") {
         const q = readQuoted(text, i, where);
         word += q.value;
@@ -109,101 +107,25 @@ export function lexLine(text: string, where: Where, braces = true): Token[] {
   return out;
 }
 
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
+export type LexOptions = PreprocessOptions;
 
-function readText(path: string, where: Where | undefined, what: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why =
-      e.code === "ENOENT"
-        ? "no such file"
-        : e.code === "EACCES"
-          ? "permission denied"
-          : e.code === "EISDIR"
-            ? "is a directory"
-            : e.message;
-    throw new ConfigError(where ?? { file: path, line: 0 }, `${what}: ${why}`);
-  }
-}
-
-interface LexState {
-  tokens: Token[];
-  files: string[];
-  warnings: string[];
-  /** Real paths of the files being read, outermost first (include loops). */
-  stack: string[];
-}
-
-function lexInto(path: string, st: LexState, from: Where | undefined, what: string): void {
-  const real = resolve(path);
-  if (st.stack.includes(real)) {
-    const chain = [...st.stack.slice(st.stack.indexOf(real)), real].join(" -> ");
-    throw new ConfigError(from ?? { file: path, line: 0 }, `include loop: ${chain}`);
-  }
-  if (st.stack.length >= MAX_INCLUDE_DEPTH) {
-    throw new ConfigError(from ?? { file: path, line: 0 }, `includes nest deeper than ${MAX_INCLUDE_DEPTH}`);
-  }
-  const text = readText(path, from, what);
-  st.files.push(path);
-  st.stack.push(real);
-  lexLines(text, path, dirname(path), st);
-  st.stack.pop();
-}
-
-/** Tokens of every line of `text` (named `name`), with includes taken from `dir`. */
-function lexLines(text: string, name: string, dir: string, st: LexState): void {
-  const lines = text.split("\n");
-  if (lines.length > 1 && lines[lines.length - 1] === "") lines.pop(); // the final newline
-  for (let k = 0; k < lines.length; k++) {
-    const where: Where = { file: name, line: k + 1 };
-    const line = lines[k] ?? "";
-    if (/^[ \t]*include([ \t]|$)/.test(line)) {
-      const words = lexLine(line, where, false).slice(1);
-      if (words.length === 0) throw new ConfigError(where, "include: expected a file name or pattern");
-      for (const w of words) includePattern(w.text, dir, where, st);
-      continue;
-    }
-    for (const t of lexLine(line, where)) st.tokens.push(t);
-    st.tokens.push({ kind: "eol", text: "", quoted: false, ...where });
-  }
-}
-
-function includePattern(pattern: string, dir: string, where: Where, st: LexState): void {
-  if (!hasGlobMeta(pattern)) {
-    const p = isAbsolute(pattern) ? pattern : join(dir, pattern);
-    if (isDirectory(p)) {
-      st.warnings.push(`${where.file}:${where.line}: include ${pattern}: is a directory (nothing included)`);
-      return;
-    }
-    lexInto(p, st, where, `include ${pattern}`);
-    return;
-  }
-  const matches = globFiles(pattern, dir).filter((m) => !isDirectory(m));
-  if (matches.length === 0) {
-    st.warnings.push(`${where.file}:${where.line}: include ${pattern}: no file matches (nothing included)`);
-    return;
-  }
-  for (const m of matches) lexInto(m, st, where, `include ${m}`);
+/** Tokens of every line the preprocessor lets through. */
+function lexWith(read: (pp: Preprocessor) => void, opts: LexOptions): LexResult {
+  const tokens: Token[] = [];
+  const pp = new Preprocessor((text, where) => {
+    for (const t of lexLine(text, where, true, false)) tokens.push(t);
+    tokens.push({ kind: "eol", text: "", quoted: false, ...where });
+  }, opts);
+  read(pp);
+  return { tokens, files: pp.files, warnings: pp.warnings, errors: pp.errors };
 }
 
 /** The tokens of `path` and everything it includes. Throws ConfigError. */
-export function lexFile(path: string): LexResult {
-  const st: LexState = { tokens: [], files: [], warnings: [], stack: [] };
-  lexInto(path, st, undefined, "cannot read the configuration");
-  return { tokens: st.tokens, files: st.files, warnings: st.warnings };
+export function lexFile(path: string, opts: LexOptions = {}): LexResult {
+  return lexWith((pp) => pp.readMain(path), opts);
 }
 
 /** The tokens of a text given directly (tests); includes are taken from `dir`. */
-export function lexText(text: string, name = "<config>", dir = "."): LexResult {
-  const st: LexState = { tokens: [], files: [], warnings: [], stack: [] };
-  lexLines(text, name, dir, st);
-  return { tokens: st.tokens, files: st.files, warnings: st.warnings };
+export function lexText(text: string, name = "<config>", dir = ".", opts: LexOptions = {}): LexResult {
+  return lexWith((pp) => pp.readText(text, name, resolve(dir), resolve(dir, name)), opts);
 }

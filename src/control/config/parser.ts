@@ -2,8 +2,13 @@
  * keepalived.conf → KeepalivedConfig: the `virtual_server` and `virtual_server_group` blocks
  * with keepalived's keywords, defaults and inheritance (virtual server → real server → checker).
  *
- * - Syntax errors, bad values and features lvsd cannot carry (IPv6, fwmark services, SCTP,
- *   tunnel types other than ipip) throw ConfigError "FILE:LINE: what was expected".
+ * - Syntax errors, bad values and features lvsd cannot carry (IPv6, SCTP, tunnel types other
+ *   than ipip) throw ConfigError "FILE:LINE: what was expected". What keepalived 2.2 reports
+ *   and reads past (an unknown block, scheduler or protocol, a weight out of range, a duplicate
+ *   virtual_server, a bad virtual_server_group entry) is a warning and read past here too
+ *   (docs/keepalived.md, "Differences from keepalived 2.2"). A real server whose checker lvsd
+ *   cannot run gets an UNRUNNABLE checker: held down, never assumed up.
+ * - The line language (includes, `@` conditions, `$` parameters, `~SEQ`) is preprocess.ts.
  * - `vrrp_instance` blocks (docs/ha.md, docs/keepalived.md) and global_defs' `vrrp_version`
  *   and `vrrp_garp_*`; with notify_* / notify, track_script (vrrp_script blocks),
  *   track_interface and garp_master_*; `vrrp_sync_group` blocks; VRRP keywords not
@@ -24,9 +29,10 @@ import { DEFAULT_PERSIST_TIMEOUT, FwdMethod, SVC_F_ONEPACKET, SVC_F_PERSISTENT }
 import { MAX_PERSIST_TIMEOUT, MAX_WEIGHT, type ServiceKey, serviceKey } from "../../tables/services.js";
 import { parseSchedFlagsIpvsadm } from "../sched.js";
 import type { Token } from "./lexer.js";
-import { lexFile, lexText } from "./lexer.js";
+import { type LexResult, lexFile, lexText } from "./lexer.js";
 import { parseStatements, type Statement } from "./statements.js";
 import {
+  CHECKER_TYPES,
   type CheckerConfig,
   type CheckerType,
   type CheckTiming,
@@ -59,7 +65,26 @@ export const DEFAULTS = {
   hysteresis: 0,
   weight: 1,
   maxReplyLength: 255,
+  dnsRetry: 3,
+  smtpHelo: "smtpchecker.keepalived.org",
+  dnsType: 6,
 } as const;
+
+/** keepalived's largest weight (IPVS_WEIGHT_MAX, the kernel's int). */
+export const KEEPALIVED_MAX_WEIGHT = 2147483647;
+
+/** DNS_CHECK `type` names (keepalived's table). */
+export const DNS_TYPES: Readonly<Record<string, number>> = {
+  A: 1,
+  NS: 2,
+  CNAME: 5,
+  SOA: 6,
+  MX: 15,
+  TXT: 16,
+  AAAA: 28,
+  RRSIG: 46,
+  DNSKEY: 48,
+};
 
 /** The largest virtual_server_group address range we expand. */
 export const MAX_GROUP_RANGE = 256;
@@ -74,7 +99,6 @@ const OTHER_SUBSYSTEMS = new Set([
   "static_rules",
   "linkbeat_interfaces",
   "interface_up_down_delays",
-  "track_file",
   "track_group",
   "bfd_instance",
   "garp_group",
@@ -87,8 +111,8 @@ const OTHER_SUBSYSTEMS = new Set([
   "SSL",
 ]);
 
-/** Checkers keepalived has and lvsd does not. */
-const OTHER_CHECKERS = new Set(["SMTP_CHECK", "DNS_CHECK", "FILE_CHECK", "BFD_CHECK"]);
+/** Checkers keepalived has and lvsd does not run: a real server with one is held down. */
+const OTHER_CHECKERS = new Set(["BFD_CHECK"]);
 
 /** Keywords known and deliberately ignored (no effect in lvsd), per block. */
 const IGNORED: Readonly<Record<string, ReadonlySet<string>>> = {
@@ -113,10 +137,22 @@ const METHODS: ReadonlyMap<string, FwdMethod> = new Map(
 /** "NAT, DR or TUN" */
 const METHOD_NAMES = [...METHODS.keys()].join(", ").replace(/, ([^,]*)$/, " or $1");
 
+/** A top-level `track_file NAME { file PATH; weight W [reverse]; init_file [VALUE] [overwrite] }`. */
+interface TrackFileSpec {
+  where: Where;
+  name: string;
+  path?: string;
+  weight: number;
+  reverse: boolean;
+  init?: { value: number; overwrite: boolean };
+}
+
 // ---- value helpers ----
 
 class Ctx {
   readonly warnings: string[] = [];
+  /** Top-level track_file blocks, by name (FILE_CHECK refers to them). */
+  readonly trackFiles = new Map<string, TrackFileSpec>();
   warn(w: Where, msg: string): void {
     this.warnings.push(`${w.file}:${w.line}: ${msg}`);
   }
@@ -335,7 +371,6 @@ function inheritable(st: Statement, into: Inherit): boolean {
       into.connectTimeout = timerArg(st, true);
       return true;
     case "retry":
-    case "nb_get_retry":
       into.retry = intArg(st, 0, 1_000_000);
       return true;
     case "delay_before_retry":
@@ -366,12 +401,19 @@ function merged(...levels: Inherit[]): Inherit {
 function timingFor(type: CheckerType, o: Inherit): CheckTiming {
   const delayLoop = o.delayLoop ?? DEFAULTS.delayLoop;
   const http = type === "HTTP_GET" || type === "SSL_GET";
+  const retry =
+    type === "MISC_CHECK" ? DEFAULTS.miscRetry : type === "DNS_CHECK" ? DEFAULTS.dnsRetry : DEFAULTS.retry;
+  // DNS_CHECK: delay_before_retry defaults to delay_loop (keepalived)
+  const dbr = http
+    ? DEFAULTS.httpDelayBeforeRetry
+    : type === "DNS_CHECK"
+      ? delayLoop
+      : DEFAULTS.delayBeforeRetry;
   return {
     delayLoop,
     connectTimeout: o.connectTimeout ?? DEFAULTS.connectTimeout,
-    retry: o.retry ?? (type === "MISC_CHECK" ? DEFAULTS.miscRetry : DEFAULTS.retry),
-    delayBeforeRetry:
-      o.delayBeforeRetry ?? (http ? DEFAULTS.httpDelayBeforeRetry : DEFAULTS.delayBeforeRetry),
+    retry: o.retry ?? retry,
+    delayBeforeRetry: o.delayBeforeRetry ?? dbr,
     warmup: o.warmup ?? delayLoop,
     alpha: o.alpha ?? false,
   };
@@ -384,6 +426,7 @@ interface RsContext {
   port: number;
   inherit: Inherit;
   label: string;
+  weight: number;
 }
 
 function parseUrl(ctx: Ctx, st: Statement): UrlCheck {
@@ -433,14 +476,78 @@ function parseChecker(ctx: Ctx, st: Statement, type: CheckerType, rs: RsContext)
   let miscPath: string[] | undefined;
   let miscTimeout: number | undefined;
   let miscDynamic = false;
+  let heloName: string = DEFAULTS.smtpHelo;
+  let qtype: number = DEFAULTS.dnsType;
+  let qname: string | undefined;
+  let trackFile: TrackFileSpec | undefined;
+  let fileWeight: { weight: number; reverse: boolean } | undefined;
   const isMisc = type === "MISC_CHECK";
   const isHttp = type === "HTTP_GET" || type === "SSL_GET";
+  const isFile = type === "FILE_CHECK";
 
   for (const s of st.block ?? []) {
-    if (s.keyword !== "url") noBlock(s);
+    if (s.keyword !== "url" && s.keyword !== "host") noBlock(s);
+    if (isFile && s.keyword !== "track_file" && s.keyword !== "weight") {
+      ctx.warn(s.where, `unknown keyword '${s.keyword}' in FILE_CHECK (ignored)`);
+      continue;
+    }
     if (inheritable(s, own)) continue;
     const conn = !isMisc;
     switch (s.keyword) {
+      case "nb_get_retry":
+        // keepalived 2.x: a deprecated synonym of retry in HTTP_GET/SSL_GET only
+        if (!isHttp) {
+          ctx.warn(
+            s.where,
+            `unknown keyword 'nb_get_retry' in ${type} (ignored, as keepalived 2.x does: only HTTP_GET and SSL_GET take it; use retry)`,
+          );
+          continue;
+        }
+        ctx.warn(s.where, "nb_get_retry is deprecated: use retry");
+        own.retry = intArg(s, 0, 1_000_000);
+        continue;
+      case "helo_name":
+        if (type !== "SMTP_CHECK") break;
+        if (s.args.length === 0) {
+          ctx.warn(s.where, "SMTP_CHECK helo_name: missing name (ignored)");
+          continue;
+        }
+        heloName = s.args.map((a) => a.text).join(" ");
+        continue;
+      case "host":
+        if (type !== "SMTP_CHECK") break;
+        ctx.warn(
+          s.where,
+          "SMTP_CHECK host blocks are not supported by lvsd (block ignored; keepalived deprecates them: write one SMTP_CHECK per host)",
+        );
+        continue;
+      case "type": {
+        if (type !== "DNS_CHECK") break;
+        const t =
+          DNS_TYPES[one(s, "a DNS type (A, NS, CNAME, SOA, MX, TXT, AAAA, RRSIG, DNSKEY)").toUpperCase()];
+        if (t === undefined) ctx.warn(s.where, `unknown DNS_CHECK type '${s.args[0]?.text}' (ignored)`);
+        else qtype = t;
+        continue;
+      }
+      case "name": {
+        if (type !== "DNS_CHECK") break;
+        const n = one(s, "a domain name");
+        if (qname !== undefined) ctx.warn(s.where, "DNS_CHECK name already given (ignored)");
+        else if ((n.startsWith(".") && n !== ".") || n.includes(".."))
+          ctx.warn(s.where, `DNS_CHECK name '${n}' has an empty label (ignored)`);
+        else qname = n;
+        continue;
+      }
+      case "track_file": {
+        const name = one(s, "a track_file name");
+        trackFile = ctx.trackFiles.get(name);
+        if (!trackFile) ctx.warn(s.where, `FILE_CHECK: track_file ${name} not found (ignored)`);
+        continue;
+      }
+      case "weight":
+        if (!isFile) break;
+        fileWeight = trackWeight(ctx, s, "FILE_CHECK", -KEEPALIVED_MAX_WEIGHT, KEEPALIVED_MAX_WEIGHT, true);
+        continue;
       case "connect_ip":
         if (!conn) break;
         connectIp = ip(s, one(s, "an IPv4 address"));
@@ -514,6 +621,25 @@ function parseChecker(ctx: Ctx, st: Statement, type: CheckerType, rs: RsContext)
   const inh = merged(rs.inherit, own);
   const timing = timingFor(type, inh);
   const where = st.where;
+  if (isFile) {
+    // keepalived watches the file with inotify; lvsd reads it every second.
+    const fileTiming: CheckTiming = { ...timing, delayLoop: 1, retry: 0, warmup: 0, alpha: true };
+    if (!trackFile?.path) {
+      return unrunnable(where, "FILE_CHECK", "FILE_CHECK has no usable track_file", timing);
+    }
+    const w = fileWeight ?? { weight: trackFile.weight, reverse: trackFile.reverse };
+    return {
+      type: "FILE_CHECK",
+      where,
+      timing: fileTiming,
+      trackFile: trackFile.name,
+      path: trackFile.path,
+      weight: w.weight,
+      reverse: w.reverse,
+      baseWeight: rs.weight,
+      ...(trackFile.init ? { init: trackFile.init } : {}),
+    };
+  }
   const target: ProbeTarget = {
     addr: connectIp ?? rs.addr,
     port: connectPort ?? rs.port,
@@ -524,6 +650,10 @@ function parseChecker(ctx: Ctx, st: Statement, type: CheckerType, rs: RsContext)
   switch (type) {
     case "TCP_CHECK":
       return { type, where, timing, target, ...extra };
+    case "SMTP_CHECK":
+      return { type, where, timing, target, heloName, ...extra };
+    case "DNS_CHECK":
+      return { type, where, timing, target, qtype, name: qname ?? "", ...extra };
     case "PING_CHECK":
       return { type, where, timing, target, ...extra };
     case "HTTP_GET":
@@ -564,6 +694,90 @@ function parseChecker(ctx: Ctx, st: Statement, type: CheckerType, rs: RsContext)
   }
 }
 
+/** A checker that holds its real server down (see UnrunnableCheckConfig). */
+function unrunnable(where: Where, keyword: string, why: string, timing: CheckTiming): CheckerConfig {
+  return { type: "UNRUNNABLE", where, keyword, why, timing: { ...timing, warmup: 0, alpha: true } };
+}
+
+/** `weight W [reverse|noreverse]` of FILE_CHECK / track_file; undefined (warned) when invalid. */
+function trackWeight(
+  ctx: Ctx,
+  s: Statement,
+  what: string,
+  min: number,
+  max: number,
+  noreverse: boolean,
+): { weight: number; reverse: boolean } | undefined {
+  const w = s.args[0]?.text ?? "";
+  const v = /^-?[0-9]+$/.test(w) ? Number(w) : Number.NaN;
+  if (!Number.isInteger(v) || v < min || v > max) {
+    ctx.warn(s.where, `${what} weight must be an integer ${min}..${max}, got '${w}' (ignored)`);
+    return undefined;
+  }
+  const opt = s.args[1]?.text;
+  if (opt === undefined || (opt === "noreverse" && noreverse)) return { weight: v, reverse: false };
+  if (opt === "reverse") return { weight: v, reverse: true };
+  ctx.warn(s.where, `${what} weight: unknown option '${opt}' (ignored)`);
+  return noreverse ? undefined : { weight: v, reverse: false };
+}
+
+/** A top-level track_file block (keepalived: weight -254..254, default 1). */
+function parseTrackFile(ctx: Ctx, st: Statement): TrackFileSpec {
+  const name = one(st, "a track_file name");
+  const tf: TrackFileSpec = { where: st.where, name, weight: 1, reverse: false };
+  for (const s of needBlock(st)) {
+    noBlock(s);
+    switch (s.keyword) {
+      case "file":
+        if (tf.path !== undefined) ctx.warn(s.where, `track_file ${name}: file already given (ignored)`);
+        else tf.path = one(s, "a file name");
+        break;
+      case "weight": {
+        const w = trackWeight(ctx, s, `track_file ${name}`, -254, 254, false);
+        tf.weight = w?.weight ?? 1;
+        tf.reverse = w?.reverse ?? false;
+        break;
+      }
+      case "init_file": {
+        let value = 0;
+        let overwrite = false;
+        for (const a of s.args) {
+          if (/^-?[0-9]+$/.test(a.text)) value = Number(a.text);
+          else if (a.text === "overwrite") overwrite = true;
+          else ctx.warn(s.where, `track_file ${name}: unknown init_file option '${a.text}' (ignored)`);
+        }
+        tf.init = { value, overwrite };
+        break;
+      }
+      default:
+        ctx.warn(s.where, `unknown keyword '${s.keyword}' in track_file (ignored)`);
+    }
+  }
+  if (tf.path === undefined) ctx.warn(st.where, `track_file ${name} has no file (ignored)`);
+  return tf;
+}
+
+/**
+ * weight: keepalived takes 0..2^31-1 and, outside that, warns and keeps the default (1). The
+ * service table holds 0..65535 (ipvsadm's range): a larger weight is lowered to 65535, warned.
+ */
+function weightArg(ctx: Ctx, s: Statement): number | undefined {
+  const text = s.args[0]?.text ?? "";
+  const v = /^[0-9]+$/.test(text) && s.args.length === 1 ? Number(text) : Number.NaN;
+  if (!Number.isInteger(v) || v > KEEPALIVED_MAX_WEIGHT) {
+    ctx.warn(
+      s.where,
+      `weight '${text}' is outside 0..${KEEPALIVED_MAX_WEIGHT} (ignored, weight stays ${DEFAULTS.weight})`,
+    );
+    return undefined;
+  }
+  if (v > MAX_WEIGHT) {
+    ctx.warn(s.where, `weight ${v} is above ${MAX_WEIGHT}, the largest lvs-ts holds: using ${MAX_WEIGHT}`);
+    return MAX_WEIGHT;
+  }
+  return v;
+}
+
 // ---- real servers ----
 
 function parseRealServer(ctx: Ctx, st: Statement, vs: VsContext): RealServerConfig {
@@ -580,11 +794,17 @@ function parseRealServer(ctx: Ctx, st: Statement, vs: VsContext): RealServerConf
   let fwd = vs.fwd;
   const checkerStmts: Statement[] = [];
   for (const s of needBlock(st)) {
-    if (s.block && !isCheckerKeyword(s.keyword)) fail(s.where, `${s.keyword} does not take a block`);
+    if (s.block && !isCheckerKeyword(s.keyword)) {
+      if (REAL_SERVER_KEYWORDS.has(s.keyword)) fail(s.where, `${s.keyword} does not take a block`);
+      // a misspelled checker (TCP_CHEK { ... }): keepalived reports it and runs no check; lvsd
+      // holds the real server down rather than send traffic to a server nothing checks
+      checkerStmts.push(s);
+      continue;
+    }
     if (inheritable(s, own)) continue;
     switch (s.keyword) {
       case "weight":
-        weight = intArg(s, 0, MAX_WEIGHT);
+        weight = weightArg(ctx, s) ?? weight;
         break;
       case "uthreshold":
         uThreshold = intArg(s, 0, MAX_THRESHOLD);
@@ -619,17 +839,23 @@ function parseRealServer(ctx: Ctx, st: Statement, vs: VsContext): RealServerConf
     fail(st.where, `real_server: lthreshold ${lThreshold} is above uthreshold ${uThreshold}`);
   const inherit = merged(vs.inherit, own);
   const label = `${u32ToIp(addr)}:${rport}`;
-  const rs: RsContext = { addr, port: rport, inherit, label };
+  const rs: RsContext = { addr, port: rport, inherit, label, weight };
   const checkers: CheckerConfig[] = [];
   for (const s of checkerStmts) {
-    if (OTHER_CHECKERS.has(s.keyword)) {
-      ctx.warn(s.where, `${s.keyword} is not supported by lvsd (checker ignored)`);
+    if (!isCheckerKeyword(s.keyword) || OTHER_CHECKERS.has(s.keyword)) {
+      const known = OTHER_CHECKERS.has(s.keyword);
+      const why = known ? `${s.keyword} is not supported by lvsd` : `unknown checker '${s.keyword}'`;
+      ctx.warn(
+        s.where,
+        `${known ? why : `unknown keyword '${s.keyword}' in real_server`} (block ignored): real_server ${label} is held down, as no check can show it is up`,
+      );
+      checkers.push(unrunnable(s.where, s.keyword, why, timingFor("TCP_CHECK", inherit)));
       continue;
     }
-    checkers.push(parseChecker(ctx, s, s.keyword as CheckerType, rs));
-  }
-  if (checkerStmts.length > 0 && checkers.length === 0) {
-    ctx.warn(st.where, `real_server ${label} has no checker lvsd can run: it is always considered up`);
+    const c = parseChecker(ctx, s, s.keyword as CheckerType, rs);
+    if (c.type === "UNRUNNABLE")
+      ctx.warn(s.where, `${c.why}: real_server ${label} is held down, as no check can show it is up`);
+    checkers.push(c);
   }
   return {
     where: st.where,
@@ -647,11 +873,26 @@ function parseRealServer(ctx: Ctx, st: Statement, vs: VsContext): RealServerConf
 }
 
 function isCheckerKeyword(k: string): boolean {
-  return (
-    (["TCP_CHECK", "HTTP_GET", "SSL_GET", "PING_CHECK", "UDP_CHECK", "MISC_CHECK"] as string[]).includes(k) ||
-    OTHER_CHECKERS.has(k)
-  );
+  return (CHECKER_TYPES as readonly string[]).includes(k) || OTHER_CHECKERS.has(k);
 }
+
+/** real_server's own keywords (none takes a block). */
+const REAL_SERVER_KEYWORDS = new Set([
+  "weight",
+  "uthreshold",
+  "lthreshold",
+  "inhibit_on_failure",
+  "notify_up",
+  "notify_down",
+  "lvs_method",
+  "delay_loop",
+  "connect_timeout",
+  "retry",
+  "delay_before_retry",
+  "warmup",
+  "alpha",
+  "virtualhost",
+]);
 
 // ---- virtual servers ----
 
@@ -664,56 +905,109 @@ interface VsContext {
 interface GroupEntry {
   addr: number;
   port: number;
+  /** A `fwmark N` entry (addr and port 0). */
+  fwmark?: number;
   where: Where;
 }
 
-function parseGroup(st: Statement): { name: string; entries: GroupEntry[] } {
+/**
+ * `virtual_server_group NAME { IP [PORT]; IP-RANGE [PORT]; IP/PREFIX [PORT]; fwmark N }`: as
+ * keepalived, an entry it cannot read is warned and skipped, and a missing port (or 0) is
+ * port 0 (a service for every port, which must be persistent).
+ */
+function parseGroup(ctx: Ctx, st: Statement): { name: string; entries: GroupEntry[] } {
   const name = one(st, "a group name");
   const entries: GroupEntry[] = [];
   for (const s of needBlock(st)) {
     noBlock(s);
+    const skip = (why: string): void =>
+      ctx.warn(s.where, `virtual_server_group ${name}: ${why} (entry skipped)`);
     if (s.keyword === "fwmark") {
-      fail(s.where, "virtual_server_group fwmark: firewall-mark services are not supported by lvsd");
+      const t = s.args[0]?.text ?? "";
+      const mark = /^[0-9]+$/.test(t) ? Number(t) : Number.NaN;
+      if (!Number.isInteger(mark) || mark < 1 || mark > 0xffffffff) {
+        skip(`fwmark '${t}' must be in 1..4294967295`);
+        continue;
+      }
+      const fam = s.args[1]?.text;
+      if (fam === "inet6") {
+        skip(`fwmark ${mark} inet6: IPv6 is not supported by lvsd`);
+        continue;
+      }
+      if (fam !== undefined && fam !== "inet") {
+        skip(`fwmark ${mark}: unknown family '${fam}'`);
+        continue;
+      }
+      entries.push({ addr: 0, port: 0, fwmark: mark, where: s.where });
+      continue;
     }
     const words = [s.keyword, ...s.args.map((a) => a.text)];
-    if (words.length !== 2)
-      fail(s.where, `virtual_server_group ${name}: expected an address (or range) and a port`);
-    const [spec = "", portText = ""] = words;
-    const entry: Statement = { ...s, keyword: "virtual_server_group" }; // for messages
-    const p = port(entry, portText);
-    for (const addr of expandRange(entry, spec)) entries.push({ addr, port: p, where: s.where });
+    if (words.length > 2) {
+      skip(`expected an address (or range) and a port, got '${words.join(" ")}'`);
+      continue;
+    }
+    const [spec = "", portText = "0"] = words;
+    const p = /^[0-9]+$/.test(portText) ? Number(portText) : Number.NaN;
+    if (!Number.isInteger(p) || p > 65535) {
+      skip(`invalid port '${portText}'`);
+      continue;
+    }
+    const r = expandRange(spec);
+    if (typeof r === "string") {
+      skip(r);
+      continue;
+    }
+    for (const addr of r) entries.push({ addr, port: p, where: s.where });
   }
-  if (entries.length === 0)
-    fail(st.where, `virtual_server_group ${name}: expected at least one address and port`);
+  if (entries.length === 0) ctx.warn(st.where, `virtual_server_group ${name} has no usable entry`);
   return { name, entries };
 }
 
-/** 10.0.0.1, 10.0.0.1-10, 10.0.0.250-10.0.1.5 or 10.0.0.8/29. */
-function expandRange(st: Statement, spec: string): number[] {
+/** 10.0.0.1, 10.0.0.1-10, 10.0.0.250-10.0.1.5 or 10.0.0.8/29; a string says why not. */
+function expandRange(spec: string): number[] | string {
   let lo: number;
   let hi: number;
   const cidr = /^([^/]+)\/([0-9]+)$/.exec(spec);
   const dash = /^([0-9.]+)-([0-9.]+)$/.exec(spec);
+  const addr = (t: string): number | undefined => {
+    if (isIPv6(t)) return undefined;
+    try {
+      return ipToU32(t);
+    } catch {
+      return undefined;
+    }
+  };
+  const base = addr(cidr ? (cidr[1] ?? "") : dash ? (dash[1] ?? "") : spec);
+  if (base === undefined)
+    return isIPv6(spec.split("/")[0] ?? "")
+      ? `${spec}: IPv6 is not supported by lvsd`
+      : `invalid address '${spec}'`;
   if (cidr) {
     const bits = Number(cidr[2]);
-    if (bits > 32) fail(st.where, `virtual_server_group: prefix /${bits} is out of range`);
-    const base = ip(st, cidr[1] ?? "");
+    if (bits < 1 || bits > 32) return `invalid prefix in ${spec}`;
     const size = 2 ** (32 - bits);
-    lo = Math.floor(base / size) * size;
+    if (base % size !== 0) return `${spec} has host bits set`;
+    lo = base;
     hi = lo + size - 1;
   } else if (dash) {
-    lo = ip(st, dash[1] ?? "");
+    lo = base;
     const end = dash[2] ?? "";
-    hi = end.includes(".") ? ip(st, end) : ((lo & 0xffffff00) >>> 0) + int(st, end, 0, 255);
+    if (end.includes(".")) {
+      const e = addr(end);
+      if (e === undefined) return `invalid range end in ${spec}`;
+      hi = e;
+      if (hi < lo) return `range ${spec} ends before it starts`;
+    } else {
+      const last = /^[0-9]+$/.test(end) ? Number(end) : Number.NaN;
+      if (!(last <= 255)) return `invalid range end in ${spec}`;
+      if ((lo & 0xff) >= last) return `range ${spec} does not end after it starts`;
+      hi = ((lo & 0xffffff00) >>> 0) + last;
+    }
   } else {
-    lo = hi = ip(st, spec);
+    lo = hi = base;
   }
-  if (hi < lo) fail(st.where, `virtual_server_group: range ${spec} ends before it starts`);
   if (hi - lo + 1 > MAX_GROUP_RANGE) {
-    fail(
-      st.where,
-      `virtual_server_group: range ${spec} has ${hi - lo + 1} addresses (at most ${MAX_GROUP_RANGE})`,
-    );
+    return `range ${spec} has ${hi - lo + 1} addresses (lvsd takes at most ${MAX_GROUP_RANGE})`;
   }
   const out: number[] = [];
   for (let a = lo; a <= hi; a++) out.push(a >>> 0);
@@ -724,16 +1018,59 @@ function protoName(p: number): string {
   return p === IPPROTO_UDP ? "UDP" : "TCP";
 }
 
+/** A service's identity for duplicate checks: fwmark services by their mark. */
+function keyId(k: ServiceKey): number {
+  return k.fwmark ? -k.fwmark : serviceKey(k.proto, k.addr, k.port);
+}
+
+function keyName(k: ServiceKey): string {
+  return k.fwmark ? `fwmark ${k.fwmark}` : `${protoName(k.proto)} ${u32ToIp(k.addr)}:${k.port}`;
+}
+
+/** virtual_server's own keywords that take no block. */
+const VS_KEYWORDS = new Set([
+  "lvs_sched",
+  "lb_algo",
+  "lvs_method",
+  "lb_kind",
+  "sorry_server_lvs_method",
+  "persistence_timeout",
+  "persistence_granularity",
+  "persistence_engine",
+  "protocol",
+  "ops",
+  "quorum",
+  "hysteresis",
+  "quorum_up",
+  "quorum_down",
+  "sorry_server",
+  "sorry_server_inhibit",
+  "omega",
+  "inhibit_on_failure",
+  "delay_loop",
+  "connect_timeout",
+  "retry",
+  "delay_before_retry",
+  "warmup",
+  "alpha",
+  "virtualhost",
+]);
+
 function parseVirtualServer(
   ctx: Ctx,
   st: Statement,
   groups: ReadonlyMap<string, { entries: GroupEntry[] }>,
 ): VirtualServerConfig {
   const a = st.args.map((t) => t.text);
-  let addrs: { addr: number; port: number }[];
+  let addrs: { addr: number; port: number; fwmark?: number }[];
   let groupName: string | undefined;
+  let mark: number | undefined;
   if (a[0] === "fwmark") {
-    fail(st.where, `virtual_server fwmark ${a[1] ?? "N"}: firewall-mark services are not supported by lvsd`);
+    const t = a[1] ?? "";
+    mark = /^[0-9]+$/.test(t) ? Number(t) : Number.NaN;
+    if (a.length !== 2 || !Number.isInteger(mark) || mark < 1 || mark > 0xffffffff)
+      fail(st.where, `virtual_server fwmark: expected a mark 1..4294967295, got '${a.slice(1).join(" ")}'`);
+    addrs = [{ addr: 0, port: 0, fwmark: mark }];
   } else if (a[0] === "group") {
     if (a.length !== 2) fail(st.where, "virtual_server group: expected a group name");
     groupName = a[1] ?? "";
@@ -743,7 +1080,7 @@ function parseVirtualServer(
         st.where,
         `virtual_server group ${groupName}: no virtual_server_group ${groupName} is defined before it`,
       );
-    addrs = g.entries.map((e) => ({ addr: e.addr, port: e.port }));
+    addrs = g.entries.map((e) => ({ addr: e.addr, port: e.port, ...(e.fwmark ? { fwmark: e.fwmark } : {}) }));
   } else {
     if (a.length < 1 || a.length > 2) {
       fail(st.where, "virtual_server: expected an IPv4 address and a port, 'fwmark N' or 'group NAME'");
@@ -758,7 +1095,7 @@ function parseVirtualServer(
   const inherit: Inherit = {};
   let sched = "wlc";
   let schedWhere: Statement | undefined;
-  let proto = IPPROTO_TCP;
+  let proto: number | undefined;
   let flags = 0;
   let timeout = 0;
   let netmask = 0xffffffff;
@@ -777,18 +1114,26 @@ function parseVirtualServer(
 
   for (const s of needBlock(st)) {
     if (isCheckerKeyword(s.keyword)) fail(s.where, `${s.keyword} belongs in a real_server block`);
+    if (s.block && s.keyword !== "real_server" && !VS_KEYWORDS.has(s.keyword)) {
+      // keepalived: "Unknown keyword", and it reads on; lvsd skips the whole block
+      ctx.warn(s.where, `unknown keyword '${s.keyword}' in virtual_server (block ignored)`);
+      continue;
+    }
     if (s.keyword !== "real_server") noBlock(s);
     if (inheritable(s, inherit)) continue;
     switch (s.keyword) {
       case "lvs_sched":
       case "lb_algo": {
-        sched = one(s, "a scheduler name");
-        if (!getScheduler(sched)) {
-          fail(
+        const name = one(s, "a scheduler name");
+        if (!getScheduler(name)) {
+          // keepalived: "Invalid lvs_scheduler - ignoring" (its default, wlc, stays)
+          ctx.warn(
             s.where,
-            `${s.keyword} ${sched}: no such scheduler (available: ${schedulerNames().join(", ")})`,
+            `${s.keyword} ${name}: no such scheduler (ignored, ${sched} stays; available: ${schedulerNames().join(", ")})`,
           );
+          break;
         }
+        sched = name;
         schedWhere = s;
         break;
       }
@@ -814,7 +1159,7 @@ function parseVirtualServer(
         if (p === "TCP") proto = IPPROTO_TCP;
         else if (p === "UDP") proto = IPPROTO_UDP;
         else if (p === "SCTP") fail(s.where, "protocol SCTP is not supported by lvsd (TCP or UDP)");
-        else fail(s.where, `protocol: expected TCP or UDP, got '${p}'`);
+        else ctx.warn(s.where, `protocol: unknown protocol '${p}' (ignored)`);
         break;
       }
       case "ops":
@@ -862,6 +1207,18 @@ function parseVirtualServer(
     }
   }
 
+  if (mark !== undefined && proto !== undefined)
+    ctx.warn(
+      st.where,
+      `virtual_server fwmark ${mark}: protocol specified for fwmark (ignored, as keepalived)`,
+    );
+  if (proto === undefined) {
+    // keepalived 2.2: a virtual server without protocol is UDP (with a configuration error);
+    // for a fwmark service it says nothing
+    if (mark === undefined)
+      ctx.warn(st.where, `virtual_server ${a.join(" ")}: no protocol set, defaulting to UDP (as keepalived)`);
+    proto = IPPROTO_UDP;
+  }
   if (schedFlags.length > 0) {
     const r = parseSchedFlagsIpvsadm(sched, schedFlags.join(","));
     if (typeof r === "string") fail((schedWhere ?? st).where, `${r} for scheduler ${sched}`);
@@ -870,7 +1227,7 @@ function parseVirtualServer(
   if (opsWhere && proto !== IPPROTO_UDP)
     fail(opsWhere.where, "ops: one-packet scheduling is only for UDP virtual servers");
   const first = addrs[0] ?? { addr: 0, port: 0 };
-  if (addrs.some((x) => x.port === 0) && (flags & SVC_F_PERSISTENT) === 0) {
+  if (addrs.some((x) => x.port === 0 && !x.fwmark) && (flags & SVC_F_PERSISTENT) === 0) {
     fail(
       st.where,
       "virtual_server: a service without a port (port 0) must be persistent (persistence_timeout)",
@@ -883,7 +1240,9 @@ function parseVirtualServer(
   const name =
     groupName !== undefined
       ? `group ${groupName} (${protoName(proto)})`
-      : `${protoName(proto)} ${u32ToIp(first.addr)}:${first.port}`;
+      : mark !== undefined
+        ? `FWM ${mark}`
+        : `${protoName(proto)} ${u32ToIp(first.addr)}:${first.port}`;
   const vsCtx: VsContext = { port: first.port, inherit, fwd };
   const realServers: RealServerConfig[] = [];
   const seen = new Map<string, Where>();
@@ -900,7 +1259,13 @@ function parseVirtualServer(
     seen.set(key, s.where);
     realServers.push(rs);
   }
-  const keys: ServiceKey[] = addrs.map((x) => ({ proto, addr: x.addr, port: x.port }));
+  const p = proto;
+  const keys: ServiceKey[] = addrs.map((x) => ({
+    proto: p,
+    addr: x.addr,
+    port: x.port,
+    ...(x.fwmark ? { fwmark: x.fwmark } : {}),
+  }));
   return {
     where: st.where,
     name,
@@ -1471,13 +1836,7 @@ function checkSyncGroups(
 
 // ---- top level ----
 
-function interpret(
-  statements: readonly Statement[],
-  files: string[],
-  lexWarnings: string[],
-): KeepalivedConfig {
-  const ctx = new Ctx();
-  ctx.warnings.push(...lexWarnings);
+function interpret(ctx: Ctx, statements: readonly Statement[], files: string[]): KeepalivedConfig {
   const groups = new Map<string, { entries: GroupEntry[] }>();
   const virtualServers: VirtualServerConfig[] = [];
   const services = new Map<number, { vs: string; where: Where }>();
@@ -1493,34 +1852,42 @@ function interpret(
       if (g.lvsSync) globals.lvsSync = g.lvsSync;
       Object.assign(globals.garp, g.garp);
     }
+  // track_file blocks may come after the FILE_CHECKs that use them
   for (const st of statements) {
-    if (st.keyword.startsWith("@") || st.keyword.startsWith("$")) {
-      ctx.warn(
-        st.where,
-        "conditional lines and parameter substitution are not supported by lvsd (line ignored)",
-      );
-      continue;
-    }
+    if (st.keyword !== "track_file" && st.keyword !== "vrrp_track_file") continue;
+    const tf = parseTrackFile(ctx, st);
+    if (ctx.trackFiles.has(tf.name))
+      ctx.warn(st.where, `track_file ${tf.name} is defined twice (the first is used)`);
+    else ctx.trackFiles.set(tf.name, tf);
+  }
+  for (const st of statements) {
     switch (st.keyword) {
+      case "track_file":
+      case "vrrp_track_file":
+        break; // read above
       case "virtual_server_group": {
-        const g = parseGroup(st);
+        const g = parseGroup(ctx, st);
         if (groups.has(g.name)) fail(st.where, `virtual_server_group ${g.name} is defined twice`);
         groups.set(g.name, g);
         break;
       }
       case "virtual_server": {
         const vs = parseVirtualServer(ctx, st, groups);
-        for (const k of vs.keys) {
-          const id = serviceKey(k.proto, k.addr, k.port);
-          const prev = services.get(id);
-          if (prev) {
-            fail(
-              st.where,
-              `virtual_server ${protoName(k.proto)} ${u32ToIp(k.addr)}:${k.port} is declared twice (first at ${prev.where.file}:${prev.where.line})`,
-            );
-          }
-          services.set(id, { vs: vs.name, where: st.where });
+        // keepalived 2.2 says nothing and gives both blocks to the kernel, whose second add of
+        // the service fails; lvsd keeps the first block and skips the other, with a warning
+        const dup = vs.keys.map((k) => ({ k, prev: services.get(keyId(k)) })).find((d) => d.prev);
+        if (dup?.prev) {
+          ctx.warn(
+            st.where,
+            `virtual_server ${keyName(dup.k)} is declared twice (first at ${dup.prev.where.file}:${dup.prev.where.line}): this block is ignored`,
+          );
+          break;
         }
+        if (virtualServers.some((v) => v.name === vs.name)) {
+          ctx.warn(st.where, `virtual_server ${vs.name} is declared twice: this block is ignored`);
+          break;
+        }
+        for (const k of vs.keys) services.set(keyId(k), { vs: vs.name, where: st.where });
         virtualServers.push(vs);
         break;
       }
@@ -1619,14 +1986,75 @@ function interpret(
   };
 }
 
-/** Read and check a keepalived.conf (and what it includes). Throws ConfigError. */
-export function parseConfigFile(path: string): KeepalivedConfig {
-  const lexed = lexFile(path);
-  return interpret(parseStatements(lexed.tokens), lexed.files, lexed.warnings);
+export interface ParseOptions {
+  /** keepalived's config id for `@ID` lines (lvsd --config-id; default the host name). */
+  configId?: string;
+}
+
+/** What `lvsd --config-test` reports: every warning and error, and the result when there is no error. */
+export interface ConfigCheck {
+  /** "FILE:LINE: ..." */
+  warnings: string[];
+  /** Their messages are "FILE:LINE: ...". */
+  errors: ConfigError[];
+  config?: KeepalivedConfig;
+}
+
+function run(lex: () => LexResult, extraFiles: string[]): ConfigCheck {
+  const ctx = new Ctx();
+  let lexed: LexResult;
+  try {
+    lexed = lex();
+  } catch (err) {
+    if (err instanceof ConfigError) return { warnings: [], errors: [err] };
+    throw err;
+  }
+  ctx.warnings.push(...lexed.warnings);
+  const errors = [...lexed.errors];
+  try {
+    const config = interpret(ctx, parseStatements(lexed.tokens), [...extraFiles, ...lexed.files]);
+    return { warnings: ctx.warnings, errors, ...(errors.length === 0 ? { config } : {}) };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return { warnings: ctx.warnings, errors: [...errors, err] };
+  }
+}
+
+/** The configuration, or its first error as a ConfigError carrying every warning and error. */
+function result(c: ConfigCheck): KeepalivedConfig {
+  if (c.config) return c.config;
+  const err = c.errors[0] ?? new ConfigError({ file: "<config>", line: 0 }, "configuration error");
+  err.warnings = c.warnings;
+  err.errors = c.errors;
+  throw err;
+}
+
+/** Check a keepalived.conf (and what it includes): every warning and error, never throws ConfigError. */
+export function checkConfigFile(path: string, opts: ParseOptions = {}): ConfigCheck {
+  return run(() => lexFile(path, opts), []);
 }
 
 /** The same for a text (tests); includes are taken from `dir`. */
-export function parseConfigText(text: string, name = "<config>", dir = "."): KeepalivedConfig {
-  const lexed = lexText(text, name, dir);
-  return interpret(parseStatements(lexed.tokens), [name, ...lexed.files], lexed.warnings);
+export function checkConfigText(
+  text: string,
+  name = "<config>",
+  dir = ".",
+  opts: ParseOptions = {},
+): ConfigCheck {
+  return run(() => lexText(text, name, dir, opts), [name]);
+}
+
+/** Read and check a keepalived.conf (and what it includes). Throws ConfigError (the first error). */
+export function parseConfigFile(path: string, opts: ParseOptions = {}): KeepalivedConfig {
+  return result(checkConfigFile(path, opts));
+}
+
+/** The same for a text (tests); includes are taken from `dir`. */
+export function parseConfigText(
+  text: string,
+  name = "<config>",
+  dir = ".",
+  opts: ParseOptions = {},
+): KeepalivedConfig {
+  return result(checkConfigText(text, name, dir, opts));
 }

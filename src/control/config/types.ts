@@ -21,6 +21,9 @@ export const CHECKER_TYPES = [
   "PING_CHECK",
   "UDP_CHECK",
   "MISC_CHECK",
+  "SMTP_CHECK",
+  "DNS_CHECK",
+  "FILE_CHECK",
 ] as const;
 export type CheckerType = (typeof CHECKER_TYPES)[number];
 
@@ -106,12 +109,60 @@ export interface MiscCheckConfig extends CheckerBase {
   dynamic: boolean;
 }
 
+export interface SmtpCheckConfig extends CheckerBase {
+  type: "SMTP_CHECK";
+  target: ProbeTarget;
+  /** HELO argument (helo_name; default smtpchecker.keepalived.org). */
+  heloName: string;
+}
+
+export interface DnsCheckConfig extends CheckerBase {
+  type: "DNS_CHECK";
+  target: ProbeTarget;
+  /** Query type number (type; default SOA = 6). */
+  qtype: number;
+  /** Query name (name; default "", the root). */
+  name: string;
+}
+
+export interface FileCheckConfig extends CheckerBase {
+  type: "FILE_CHECK";
+  /** The track_file block's name and file. */
+  trackFile: string;
+  path: string;
+  /**
+   * 0: the file's number non-zero means down (reverse: zero means down). Otherwise the real
+   * server stays up and its weight becomes baseWeight + number * weight (* -1 with reverse).
+   */
+  weight: number;
+  reverse: boolean;
+  /** The real server's configured weight. */
+  baseWeight: number;
+  /** init_file: written when the file does not exist (or always, with overwrite) before the first read. */
+  init?: { value: number; overwrite: boolean };
+}
+
+/**
+ * A checker lvsd cannot run (BFD_CHECK, a misspelled checker block): the real server is held
+ * down, never assumed up.
+ */
+export interface UnrunnableCheckConfig extends CheckerBase {
+  type: "UNRUNNABLE";
+  /** The keyword as written. */
+  keyword: string;
+  why: string;
+}
+
 export type CheckerConfig =
   | TcpCheckConfig
   | HttpCheckConfig
   | PingCheckConfig
   | UdpCheckConfig
-  | MiscCheckConfig;
+  | MiscCheckConfig
+  | SmtpCheckConfig
+  | DnsCheckConfig
+  | FileCheckConfig
+  | UnrunnableCheckConfig;
 
 export interface RealServerConfig {
   readonly where: Where;
@@ -305,6 +356,10 @@ export class ConfigError extends Error {
   readonly code = "ECONFIG";
   readonly file: string;
   readonly line: number;
+  /** The warnings found before (and around) the error, for --config-test and logs. */
+  warnings: string[] = [];
+  /** Every error found, this one first (keepalived reads on after most of them). */
+  errors: ConfigError[] = [];
   constructor(where: Where, message: string) {
     super(where.line > 0 ? `${where.file}:${where.line}: ${message}` : `${where.file}: ${message}`);
     this.name = "ConfigError";

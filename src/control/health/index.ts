@@ -4,10 +4,13 @@
 
 import { u32ToIp } from "../../lib/addr.js";
 import type { CheckerConfig } from "../config/types.js";
+import { probeDns } from "./dns.js";
+import { probeFile } from "./file.js";
 import { probeHttp } from "./http.js";
 import { probeMisc } from "./misc.js";
 import { probePing } from "./ping.js";
 import type { ProbeResult } from "./probe.js";
+import { probeSmtp } from "./smtp.js";
 import { probeTcp } from "./tcp.js";
 import { probeUdp } from "./udp.js";
 
@@ -27,6 +30,14 @@ export const probe: ProbeFn = (c, signal) => {
       return probeUdp(c, signal);
     case "MISC_CHECK":
       return probeMisc(c, signal);
+    case "SMTP_CHECK":
+      return probeSmtp(c, signal);
+    case "DNS_CHECK":
+      return probeDns(c, signal);
+    case "FILE_CHECK":
+      return probeFile(c, signal);
+    case "UNRUNNABLE":
+      return Promise.resolve({ ok: false, reason: `${c.keyword}: ${c.why} (held down)` });
     default: {
       const never: never = c;
       return Promise.resolve({ ok: false, reason: `unknown checker ${(never as CheckerConfig).type}` });
@@ -39,7 +50,14 @@ export function checkerLabel(c: CheckerConfig): string {
   switch (c.type) {
     case "TCP_CHECK":
     case "UDP_CHECK":
+    case "SMTP_CHECK":
       return `${c.type} ${u32ToIp(c.target.addr)}:${c.target.port}`;
+    case "DNS_CHECK":
+      return `${c.type} ${u32ToIp(c.target.addr)}:${c.target.port} ${c.name || "."}`;
+    case "FILE_CHECK":
+      return `${c.type} ${c.trackFile}`;
+    case "UNRUNNABLE":
+      return `${c.keyword} (cannot run)`;
     case "PING_CHECK":
       return `${c.type} ${u32ToIp(c.target.addr)}`;
     case "HTTP_GET":

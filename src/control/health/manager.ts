@@ -69,6 +69,8 @@ export interface HealthManagerOptions {
    * or emptied file would otherwise wipe the director (docs/keepalived.md, "Reload").
    */
   allowEmptyReload?: boolean;
+  /** keepalived's config id for `@ID` lines (lvsd --config-id); default the host name. */
+  configId?: string;
 }
 
 export interface LoadResult {
@@ -218,6 +220,11 @@ function sameOptions(s: Service, o: ServiceOptions): boolean {
   );
 }
 
+/** A service's id in `owned`: fwmark services by their mark (negative, apart from serviceKey's). */
+function svcId(k: ServiceKey): number {
+  return k.fwmark ? -k.fwmark : serviceKey(k.proto, k.addr, k.port);
+}
+
 export class HealthManager {
   private readonly ev: EventLog;
   private readonly probeFn: ProbeFn;
@@ -232,6 +239,7 @@ export class HealthManager {
   private file: string | undefined;
   private loadedAt: number | undefined;
   private readonly allowEmptyReload: boolean;
+  private readonly configId: string | undefined;
   /** Collects the table operations while a configuration is applied by loadFile/reload/import. */
   private changes: ConfigChanges | undefined;
   readonly counters: HealthCounters = {
@@ -260,6 +268,7 @@ export class HealthManager {
     this.clock = opts.clock ?? SYSTEM_CLOCK;
     this.runScript = opts.runScript ?? scriptRunner(this.ev);
     this.allowEmptyReload = opts.allowEmptyReload ?? false;
+    this.configId = opts.configId;
   }
 
   /** The configuration file in use (for SIGHUP), if any. */
@@ -281,7 +290,7 @@ export class HealthManager {
   private load(path: string, trigger: "load" | "reload" | "import"): LoadResult {
     let cfg: KeepalivedConfig;
     try {
-      cfg = parseConfigFile(path);
+      cfg = parseConfigFile(path, this.configId !== undefined ? { configId: this.configId } : {});
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       if (this.loadedAt !== undefined) this.counters.reloadErrors++;
@@ -383,7 +392,7 @@ export class HealthManager {
     // Services: delete the ones no longer configured, add or edit the others.
     const wanted = new Map<number, ServiceKey>();
     for (const vc of cfg.virtualServers) {
-      for (const k of vc.keys) wanted.set(serviceKey(k.proto, k.addr, k.port), k);
+      for (const k of vc.keys) wanted.set(svcId(k), k);
     }
     for (const [id, k] of this.owned) {
       if (wanted.has(id)) continue;
@@ -406,7 +415,7 @@ export class HealthManager {
   }
 
   private ensureService(k: ServiceKey, opts: ServiceOptions): void {
-    const id = serviceKey(k.proto, k.addr, k.port);
+    const id = svcId(k);
     const s = this.table.find(k);
     if (!s) {
       this.tableOp(`add service ${svcName(k)}`, () => this.table.addService(k, opts), {
@@ -863,8 +872,10 @@ export class HealthManager {
         const sk = sorry ? destKey(sorry.addr, sorry.port) : undefined;
         return {
           name: v.cfg.name,
-          services: v.cfg.keys.map(
-            (k) => `${(k.proto === 17 ? "UDP" : "TCP").padEnd(4)} ${u32ToIp(k.addr)}:${k.port}`,
+          services: v.cfg.keys.map((k) =>
+            k.fwmark
+              ? `FWM  ${k.fwmark}`
+              : `${(k.proto === 17 ? "UDP" : "TCP").padEnd(4)} ${u32ToIp(k.addr)}:${k.port}`,
           ),
           quorum: v.cfg.quorum,
           hysteresis: v.cfg.hysteresis,
@@ -954,5 +965,6 @@ export class HealthManager {
 }
 
 function svcName(k: ServiceKey): string {
+  if (k.fwmark) return `FWM ${k.fwmark}`;
   return `${k.proto === 17 ? "UDP" : "TCP"} ${u32ToIp(k.addr)}:${k.port}`;
 }

@@ -91,6 +91,10 @@ Options:
                         (repeatable), e.g. --sysctl sync_refresh_period=2.
   --config FILE         Load a keepalived.conf (virtual_server blocks with health checks)
                         and run its checks; SIGHUP reloads it (docs/keepalived.md).
+  --config-test         With --config FILE: check FILE as keepalived -t does, print every
+                        warning and error with FILE:LINE, exit 1 on errors; starts nothing.
+  --config-id ID        The id that keepalived.conf's @ID / @^ID lines are compared with
+                        (keepalived -i; default: the host name up to its first dot).
   --config-reload-allow-empty
                         Let a reload (SIGHUP, lvsadm --import) of a file without any
                         virtual_server remove every running one; by default such a file

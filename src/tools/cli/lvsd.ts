@@ -15,7 +15,7 @@ import { constants as osConstants } from "node:os";
 import { performance } from "node:perf_hooks";
 import { EngineControl } from "../../control/adapter.js";
 import { run as runCommand } from "../../control/commands.js";
-import { parseConfigFile } from "../../control/config/parser.js";
+import { checkConfigFile, parseConfigFile } from "../../control/config/parser.js";
 import { ConfigError, type LvsSyncDaemonSpec } from "../../control/config/types.js";
 import { Defense } from "../../control/defense.js";
 import { RateEstimator } from "../../control/estimator.js";
@@ -106,7 +106,11 @@ const RAW_GROUP_MACS: readonly Uint8Array[] = [groupMac(VRRP_GROUP), groupMac(IP
  * Start a director from parsed arguments, logging to `log` (default: daemonLogger). Throws
  * LvsdArgError/IoError/ControlServerError.
  */
-export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(args)): Promise<Daemon> {
+export async function startDaemon(
+  args: LvsdArgs & ConfigIdArg,
+  log: EventLog = daemonLogger(args),
+): Promise<Daemon> {
+  const idOpt = args.configId !== undefined ? { configId: args.configId } : {};
   const engine = new Engine({ maxConns: args.maxConns, sweepPerBatch: 64 });
   const director = new Director(engine);
   const opened: LinkBackend[] = [];
@@ -212,6 +216,7 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
   const health = new HealthManager(engine.table, {
     logger: log,
     allowEmptyReload: args.configReloadAllowEmpty,
+    ...idOpt,
   });
   // Connection sync (docs/ha.md): lvsadm --start-daemon/--stop-daemon, or keepalived's
   // lvs_sync_daemon following its VRRP instance (backup, master while the instance is MASTER).
@@ -227,7 +232,7 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
       throw new LvsdArgError(`--config: ${r.error}`);
     }
     try {
-      const parsed = parseConfigFile(args.config);
+      const parsed = parseConfigFile(args.config, idOpt);
       const specs = parsed.vrrpInstances;
       lvsSync = parsed.lvsSyncDaemon;
       if (lvsSync && !args.links.some((l) => l.name === lvsSync!.interface))
@@ -416,7 +421,7 @@ export async function startDaemon(args: LvsdArgs, log: EventLog = daemonLogger(a
       const file = health.configFile ?? args.config;
       let parsed: ReturnType<typeof parseConfigFile>;
       try {
-        parsed = parseConfigFile(file);
+        parsed = parseConfigFile(file, idOpt);
       } catch {
         return; // the health manager has reported it; the running VRRP stays
       }
@@ -480,10 +485,56 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** `--config-id ID`: keepalived's -i, the id `@ID` lines of the configuration are compared with. */
+interface ConfigIdArg {
+  configId?: string;
+}
+
+/**
+ * `--config-test` (keepalived -t): load --config FILE as a start would, print every warning and
+ * error with its file and line, exit 1 on errors and 0 otherwise; nothing is started.
+ */
+function configTest(argv: readonly string[], configId: string | undefined): number {
+  const i = argv.indexOf("--config");
+  const file = i >= 0 ? argv[i + 1] : undefined;
+  if (file === undefined || file.startsWith("--")) {
+    say("--config-test: needs --config FILE");
+    return 2;
+  }
+  const r = checkConfigFile(file, configId !== undefined ? { configId } : {});
+  for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+  for (const e of r.errors) process.stderr.write(`error: ${e.message}\n`);
+  if (r.config) {
+    const c = r.config;
+    const rs = c.virtualServers.reduce((n, v) => n + v.realServers.length, 0);
+    process.stdout.write(
+      `${file}: ${c.virtualServers.length} virtual servers, ${rs} real servers, ${c.vrrpInstances.length} vrrp instances; ${r.warnings.length} warnings\n`,
+    );
+  }
+  return r.errors.length > 0 ? 1 : 0;
+}
+
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
-  let args: LvsdArgs;
+  let args: LvsdArgs & ConfigIdArg;
+  // --config-id and --config-test are handled here, before the other options
+  const rest = [...argv];
+  let configId: string | undefined;
+  const idAt = rest.indexOf("--config-id");
+  if (idAt >= 0) {
+    configId = rest[idAt + 1];
+    if (configId === undefined || configId === "") {
+      say("--config-id: needs an id");
+      process.exitCode = 2;
+      return;
+    }
+    rest.splice(idAt, 2);
+  }
+  if (rest.includes("--config-test")) {
+    process.exitCode = configTest(rest, configId);
+    return;
+  }
   try {
-    args = parseLvsdArgs(argv);
+    args = { ...parseLvsdArgs(rest), ...(configId !== undefined ? { configId } : {}) };
   } catch (err) {
     say(errorText(err));
     process.exitCode = 2;

@@ -80,7 +80,7 @@ describe.skipIf(!ok)("checkers against real servers in namespaces", () => {
     const conf = cases
       .map(
         (c, i) =>
-          `virtual_server 10.200.0.${i + 1} 80 {\n  connect_timeout 1\n  real_server ${c.rs} {\n${c.checker}\n  }\n}\n`,
+          `virtual_server 10.200.0.${i + 1} 80 {\n  protocol TCP\n  connect_timeout 1\n  real_server ${c.rs} {\n${c.checker}\n  }\n}\n`,
       )
       .join("");
     const r = sh(

@@ -59,6 +59,8 @@ export class FakeClock implements CheckerClock {
 export function probeKey(c: CheckerConfig): string {
   if (c.type === "MISC_CHECK") return c.argv[0] ?? "";
   if (c.type === "PING_CHECK") return u32ToIp(c.target.addr);
+  if (c.type === "FILE_CHECK") return c.path;
+  if (c.type === "UNRUNNABLE") return c.keyword;
   return `${u32ToIp(c.target.addr)}:${c.target.port}`;
 }
 

@@ -47,6 +47,7 @@ describe.skipIf(!ok)("lvsd with keepalived.conf health checks", () => {
   const config = (reloaded = false) => `! lvsd end-to-end health checks
 # timing: HTTP_GET on the real servers' /health (fixture on :8081)
 virtual_server ${VIP} 80 {
+  protocol TCP
   delay_loop 1
   warmup 0
   lb_algo rr
@@ -70,6 +71,7 @@ ${[1, 2, 3]
 
 # open connections: weight 0 (inhibit_on_failure) keeps them, removal drops them
 virtual_server ${VIP} 8080 {
+  protocol TCP
   delay_loop 0.5
   warmup 0
   inhibit_on_failure
@@ -78,6 +80,7 @@ virtual_server ${VIP} 8080 {
   }
 }
 virtual_server ${VIP} 8090 {
+  protocol TCP
   delay_loop 0.5
   warmup 0
   real_server ${rsIp(2)} 8080 {
@@ -87,6 +90,7 @@ virtual_server ${VIP} 8090 {
 
 # quorum 2 of weight 1 + 1, the sorry server is rs4
 virtual_server ${VIP} 81 {
+  protocol TCP
   delay_loop 0.5
   warmup 0
   lb_algo rr
@@ -106,6 +110,7 @@ virtual_server ${VIP} 81 {
 
 # misc_dynamic
 virtual_server ${VIP} 82 {
+  protocol TCP
   delay_loop 0.5
   warmup 0
   real_server ${rsIp(3)} 80 {
@@ -118,6 +123,7 @@ ${
     : `
 # alpha: out of the pool until the first success
 virtual_server ${VIP} 83 {
+  protocol TCP
   delay_loop 0.5
   warmup 0
   alpha
@@ -129,6 +135,7 @@ virtual_server ${VIP} 83 {
 
 # the fault test: the web server itself (TCP :80 of rs1..rs3)
 virtual_server ${VIP} 84 {
+  protocol TCP
   delay_loop 1
   warmup 0
   lb_algo rr
@@ -243,7 +250,7 @@ ${[1, 2, 3]
     writeFileSync(conf, config());
     writeFileSync(
       join(dir, "extra.conf"),
-      `virtual_server ${VIP} 85 {\n  real_server ${rsIp(4)} 80 {\n  }\n}\n`,
+      `virtual_server ${VIP} 85 {\n  protocol TCP\n  real_server ${rsIp(4)} 80 {\n  }\n}\n`,
     );
     await lab.up();
     // a small receive window, so that slow downloads are really in flight through the director
@@ -389,7 +396,10 @@ ${[1, 2, 3]
     const conns = (s: string) => Number(/TCP {2}10\.0\.0\.100:80 +(\d+)/.exec(s)?.[1]);
     expect(conns(must("-Ln", "--stats", "-t", `${VIP}:80`))).toBeGreaterThanOrEqual(conns(svcBefore));
     // a broken file changes nothing
-    writeFileSync(conf, `${config(true)}\nvirtual_server ${VIP} 86 {\n  delay_loop soon\n}\n`);
+    writeFileSync(
+      conf,
+      `${config(true)}\nvirtual_server ${VIP} 86 {\n  protocol TCP\n  delay_loop soon\n}\n`,
+    );
     const from2 = lab.log().length;
     process.kill(lvsdPid(), "SIGHUP");
     await waitLog(

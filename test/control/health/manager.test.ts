@@ -62,6 +62,7 @@ function load(r: Rig, text: string): void {
 
 const TWO = (opts: { vs?: string; rs1?: string; rs2?: string } = {}) => `
 virtual_server 10.0.0.1 80 {
+  protocol TCP
   delay_loop 2
   warmup 0
   lvs_sched rr
@@ -254,6 +255,7 @@ describe("actions", () => {
     load(
       r,
       `virtual_server 10.0.0.1 80 {
+  protocol TCP
   delay_loop 1
   warmup 0
   real_server 192.168.10.1 80 {
@@ -310,6 +312,7 @@ describe("actions", () => {
     load(
       r,
       `virtual_server 10.0.0.1 80 {
+  protocol TCP
   delay_loop 1
   warmup 0
   real_server 192.168.10.1 80 {
@@ -393,16 +396,11 @@ describe("reloading", () => {
     r.manager.loadFile(file);
     r.manager.start();
     const before = run(["-Sn"], r.engine, "", { services: NO_NAMES }).stdout;
-    writeFileSync(file, TWO().replace("weight 3", "weight three"));
+    writeFileSync(file, TWO().replace("delay_loop 2", "delay_loop soon"));
     const res = r.manager.reload();
-    expect(res).toEqual({
-      ok: false,
-      warnings: [],
-      error: `${file}:8: weight: expected an integer 0..65535, got 'three'`,
-    });
-    expect(r.log.at(-1)).toBe(
-      `health: reload failed, keeping the running configuration: ${file}:8: weight: expected an integer 0..65535, got 'three'`,
-    );
+    const why = "delay_loop: expected a time in seconds (like 5 or 0.5, above 0), got 'soon'";
+    expect(res).toEqual({ ok: false, warnings: [], error: `${file}:4: ${why}` });
+    expect(r.log.at(-1)).toBe(`health: reload failed, keeping the running configuration: ${file}:4: ${why}`);
     expect(run(["-Sn"], r.engine, "", { services: NO_NAMES }).stdout).toBe(before);
     await r.clock.advance(2000);
     expect(r.probes.calls.length).toBe(4); // the checks still run
@@ -448,7 +446,10 @@ describe("reloading", () => {
     run(["-A", "-t", "10.0.0.1:80", "-s", "wlc"], r.engine);
     run(["-a", "-t", "10.0.0.1:80", "-r", "192.168.10.50:80", "-m"], r.engine);
     run(["-A", "-t", "10.0.0.2:80"], r.engine);
-    load(r, `${TWO()}\nvirtual_server 10.0.0.3 80 {\n  real_server 192.168.10.7 80 {\n  }\n}\n`);
+    load(
+      r,
+      `${TWO()}\nvirtual_server 10.0.0.3 80 {\n  protocol TCP\n  real_server 192.168.10.7 80 {\n  }\n}\n`,
+    );
     const sn = () => run(["-Sn"], r.engine, "", { services: NO_NAMES }).stdout;
     expect(sn()).toBe(
       [

@@ -83,6 +83,7 @@ virtual_server 10.0.0.1 80 {
     TCP_CHECK { retry 1
       delay_before_retry 0.5 }
   }
+  protocol TCP
 }
 `;
 
@@ -223,6 +224,7 @@ describe("health transitions", () => {
       log_all_failures
     }
   }
+  protocol TCP
 }`,
         "t.conf",
       ),
@@ -392,14 +394,14 @@ virtual_server 10.0.0.2 53 {
     const file = join(dir, "c.conf");
     writeFileSync(file, TWO());
     r.manager.loadFile(file);
-    writeFileSync(file, TWO().replace("weight 3", "weight three"));
+    writeFileSync(file, TWO().replace("delay_loop 2", "delay_loop two"));
     r.got.length = 0;
     expect(r.manager.reload().ok).toBe(false);
-    const error = `${file}:8: weight: expected an integer 0..65535, got 'three'`;
+    const error = `${file}:3: delay_loop: expected a time in seconds (like 5 or 0.5, above 0), got 'two'`;
     expect(r.got).toEqual([
       {
         level: "error",
-        fields: { event: "config.failed", config: file, trigger: "reload", file, line: 8, error },
+        fields: { event: "config.failed", config: file, trigger: "reload", file, line: 3, error },
         msg: `health: reload failed, keeping the running configuration: ${error}`,
       },
     ]);

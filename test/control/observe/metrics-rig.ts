@@ -45,6 +45,7 @@ virtual_server ${VIP2} 80 {
     TCP_CHECK { connect_timeout 1
       retry 0 }
   }
+  protocol TCP
 }
 `;
 

@@ -215,6 +215,7 @@ describe.skipIf(!ok)("the status page in Chromium", () => {
       alpha
     }
   }
+  protocol TCP
 }
 `,
     );

@@ -72,6 +72,7 @@ virtual_server ${IP.vip} 80 {
     TCP_CHECK { connect_timeout 1
       alpha }
   }
+  protocol TCP
 }
 `;
 
