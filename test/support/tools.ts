@@ -26,6 +26,8 @@ export const TOOL_PACKAGES = {
   promtool: "prometheus", // the metrics tests: promtool check metrics on a scrape
   prometheus: "prometheus", // the metrics namespace test: a Prometheus server scrapes lvsd
   keepalived: "keepalived", // the VRRP codec test captures a real keepalived's adverts
+  hping3: "hping3", // the SYN flood lab test floods the VIP from random sources
+  timeout: "coreutils", // bounds the flooder
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;
