@@ -37,6 +37,7 @@ import { type LabBackend, NatLab, ROOT, rsIp, TAPCOPY_PEER, VIP } from "../../sr
 import { canUseNetns, sh, waitFor } from "../../src/tools/lab/netns.js";
 import { nginxConf } from "../../src/tools/lab/nginx.js";
 import { REALSERVER, RoutedLab } from "../../src/tools/lab/routedlab.js";
+import { udpPps as iperfUdpPps } from "./measure.js";
 
 interface Row {
   setup: string;
@@ -268,21 +269,7 @@ function bigRules(): string {
 
 /** UDP packets/s the server received from one iperf3 -u flow through the lab's VIP. */
 function udpPps(lab: LabBase, what: string, seconds = SECONDS): number {
-  const r = lab.client(
-    "iperf3",
-    ["-c", VIP, "-p", "5201", "-u", "-b", "0", "-l", "18", "-t", String(seconds), "-J"],
-    undefined,
-    (seconds + 20) * 1000,
-  );
-  try {
-    const s = (
-      JSON.parse(r.stdout) as { end: { sum: { packets: number; lost_packets: number; seconds: number } } }
-    ).end.sum;
-    return (s.packets - s.lost_packets) / s.seconds;
-  } catch {
-    process.stderr.write(`iperf3 (${what}) failed: ${r.stderr || r.stdout.slice(0, 300)}\n`);
-    return 0;
-  }
+  return iperfUdpPps(lab, what, seconds);
 }
 
 /** The scraper (run as `nat.js --scrape-child URL INTERVAL_MS LIMIT_MS` in the director's namespace). */

@@ -1,0 +1,411 @@
+/**
+ * The hardening benchmark (issue "Hardening"; docs/security.md), in network namespaces (root):
+ * the NAT lab (lvsd on TAP, nginx on two real servers, iperf3 on the first), three parts:
+ *
+ * - `flood`: legitimate `Connection: close` HTTP (wrk -t1 -c16) without and then during a SYN
+ *   flood at the generator's maximum (hping3 --flood --rand-source from the client namespace,
+ *   started 4 s before wrk and stopped after it), for each defence setting: none, drop_entry=1,
+ *   drop_entry=1 + drop_packet=1 (a fresh lab each, `--max-conns 262144` so the flood fills the
+ *   table within seconds). Reports req/s during ÷ before (same lab, seconds apart), lvsd's RSS
+ *   (largest sample, /proc every 250 ms) and the table size at the flood's end.
+ * - `listing`: lvsd with the default table (1,048,576 entries) filled by a flood (until about 1 M
+ *   entries or 40 s; they live 60 s), then UDP packets/s through the VIP (iperf3 -u) without and during
+ *   `lvsadm -Lnc` run back to back: the listing's time and size, lvsd's RSS before, largest
+ *   during, after.
+ * - `clients`: UDP packets/s without and while a process in the root namespace opens 20,000
+ *   connections to lvsd's control socket (Unix socket; holding them, sending partial requests),
+ *   then the time `lvsadm -Ln` takes once they are gone.
+ *
+ * Usage: sudo node dist/bench/e2e/flood.js [--part flood,listing,clients] [--seconds N]
+ *        [--out FILE]. Needs hping3, wrk, iperf3, nginx-light (apt-get install -y ...).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { NatLab, ROOT, rsIp, VIP } from "../../src/tools/lab/natlab.js";
+import { canUseNetns, sh } from "../../src/tools/lab/netns.js";
+import { nginxConf } from "../../src/tools/lab/nginx.js";
+import { udpPpsAsync } from "./measure.js";
+
+const args = process.argv.slice(2);
+const arg = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const SECONDS = Number(arg("--seconds") ?? 5);
+const PARTS = (arg("--part") ?? "flood,listing,clients").split(",");
+const FAST_LVSADM = join(ROOT, "bin", "lvsadm");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A NAT lab with nginx on both real servers (port 8081) and iperf3 on the first (5201). */
+async function lab(prefix: string, lvsdArgs: string[]): Promise<NatLab> {
+  const l = new NatLab({
+    prefix,
+    servers: 2,
+    lvsdArgs: ["--route", "default,via=10.0.0.254", ...lvsdArgs],
+  });
+  await l.up();
+  for (let k = 1; k <= 2; k++) {
+    const conf = nginxConf({ dir: `/tmp/${prefix}-ngx${k}`, name: `rs${k}`, port: 8081 });
+    l.topo.spawn(`r${k}`, "nginx", ["-c", conf, "-g", "daemon off;"]);
+  }
+  l.topo.spawn("r1", "iperf3", ["-s", "-p", "5201"]);
+  for (const c of [
+    ["-A", "-t", `${VIP}:8081`, "-s", "rr"],
+    ["-a", "-t", `${VIP}:8081`, "-r", `${rsIp(1)}:8081`, "-m"],
+    ["-a", "-t", `${VIP}:8081`, "-r", `${rsIp(2)}:8081`, "-m"],
+    ["-A", "-u", `${VIP}:5201`, "-s", "rr"],
+    ["-a", "-u", `${VIP}:5201`, "-r", `${rsIp(1)}:5201`, "-m"],
+    // iperf3's control connection
+    ["-A", "-t", `${VIP}:5201`, "-s", "rr"],
+    ["-a", "-t", `${VIP}:5201`, "-r", `${rsIp(1)}:5201`, "-m"],
+    ["-A", "-t", `${VIP}:80`, "-s", "rr"],
+    ["-a", "-t", `${VIP}:80`, "-r", `${rsIp(1)}:8081`, "-m"],
+  ]) {
+    const r = l.lvsadm(...c);
+    if (r.code !== 0) throw new Error(`lvsadm ${c.join(" ")}: ${r.stderr}`);
+  }
+  await sleep(500);
+  l.client("ping", ["-c", "1", "-W", "1", VIP]);
+  return l;
+}
+
+function down(l: NatLab, prefix: string): void {
+  l.down();
+  sh("rm", ["-rf", `/tmp/${prefix}-ngx1`, `/tmp/${prefix}-ngx2`]);
+}
+
+/** lvsd's pid (the process whose command line names this lab's control socket). */
+function lvsdPid(l: NatLab): number {
+  const r = sh("pgrep", ["-f", "--", `bin/lvsd .*--control ${l.control}`]);
+  const pid = Number(r.stdout.trim().split("\n")[0]);
+  if (!pid) throw new Error("lvsd's pid not found");
+  return pid;
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+/** Sample lvsd's RSS every 250 ms until stopped; returns the largest. */
+function rssSampler(pid: number): { stop: () => number } {
+  let max = rssMiB(pid);
+  const t = setInterval(() => {
+    max = Math.max(max, rssMiB(pid));
+  }, 250);
+  return {
+    stop: () => {
+      clearInterval(t);
+      return Math.max(max, rssMiB(pid));
+    },
+  };
+}
+
+/** Entries in lvsd's connection table (the streamed listing, counted by wc). */
+function tableSize(l: NatLab): number {
+  const r = sh("sh", ["-c", `'${FAST_LVSADM}' --control '${l.control}' -Lnc | wc -l`], undefined, 120_000);
+  return Math.max(0, Number(r.stdout.trim()) - 2);
+}
+
+/** hping3 SYN flood from random sources for `seconds` (timeout sends SIGINT). */
+function flood(l: NatLab, seconds: number): { done: Promise<void>; p: ChildProcess } {
+  const p = l.topo.spawn("c", "timeout", [
+    "-s",
+    "INT",
+    String(seconds),
+    "hping3",
+    "-q",
+    "-S",
+    "-p",
+    "80",
+    "--rand-source",
+    "--flood",
+    VIP,
+  ]);
+  return { p, done: new Promise((resolve) => p.once("exit", () => resolve())) };
+}
+
+/** wrk with `Connection: close` for `seconds`, in the background; resolves to req/s. */
+function wrkClose(l: NatLab, seconds: number): Promise<number> {
+  return new Promise((resolve) => {
+    const p = spawn("ip", [
+      "netns",
+      "exec",
+      l.topo.ns("c"),
+      "wrk",
+      "-t1",
+      "-c16",
+      `-d${seconds}s`,
+      "-H",
+      "Connection: close",
+      `http://${VIP}:8081/`,
+    ]);
+    let out = "";
+    p.stdout.on("data", (b: Buffer) => {
+      out += b.toString();
+    });
+    p.once("exit", () => {
+      const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
+      resolve(m ? Number(m[1]) : 0);
+    });
+  });
+}
+
+interface FloodRow {
+  setting: string;
+  baselineRps: number;
+  floodRps: number;
+  ratio: number;
+  rssBeforeMiB: number;
+  rssMaxMiB: number;
+  tableAtEnd: number;
+  dropPacket: number;
+}
+
+const SETTINGS: readonly [string, string[]][] = [
+  ["none", []],
+  ["drop_entry=1", ["--sysctl", "drop_entry=1"]],
+  ["drop_entry=1 drop_packet=1", ["--sysctl", "drop_entry=1", "--sysctl", "drop_packet=1"]],
+];
+
+async function floodPart(): Promise<FloodRow[]> {
+  const rows: FloodRow[] = [];
+  for (const [name, extra] of SETTINGS) {
+    const prefix = `bf${rows.length}${process.pid % 1000}`;
+    const l = await lab(prefix, ["--max-conns", "262144", ...extra]);
+    try {
+      const pid = lvsdPid(l);
+      const baselineRps = await wrkClose(l, SECONDS);
+      const rssBeforeMiB = rssMiB(pid);
+      const sampler = rssSampler(pid);
+      const f = flood(l, SECONDS + 5);
+      await sleep(4000);
+      const floodRps = await wrkClose(l, SECONDS);
+      await f.done;
+      const rssMaxMiB = sampler.stop();
+      const tableAtEnd = tableSize(l);
+      const m = /^drop_packet\s+(\d+)$/m.exec(l.lvsadm("--drops").stdout);
+      rows.push({
+        setting: name,
+        baselineRps,
+        floodRps,
+        ratio: baselineRps > 0 ? floodRps / baselineRps : 0,
+        rssBeforeMiB,
+        rssMaxMiB,
+        tableAtEnd,
+        dropPacket: m ? Number(m[1]) : 0,
+      });
+      process.stderr.write(`flood ${name}: ${JSON.stringify(rows.at(-1))}\n`);
+    } finally {
+      down(l, prefix);
+    }
+  }
+  return rows;
+}
+
+interface ListingRow {
+  entries: number;
+  fillSeconds: number;
+  listingSeconds: number;
+  listings: number;
+  lines: number;
+  udpPpsBefore: number;
+  udpPpsDuring: number;
+  ratio: number;
+  rssBeforeMiB: number;
+  rssMaxDuringMiB: number;
+  rssAfterMiB: number;
+}
+
+async function listingPart(): Promise<ListingRow> {
+  const prefix = `bl${process.pid % 1000}`;
+  const l = await lab(prefix, []);
+  try {
+    const pid = lvsdPid(l);
+    // fill: flood until about 1 M entries or 40 s (entries live 60 s in SYN_RECV)
+    const started = Date.now();
+    const f = flood(l, 40);
+    let entries = 0;
+    while (Date.now() - started < 40_000) {
+      await sleep(5000);
+      entries = tableSize(l);
+      if (entries > 1_000_000) break;
+    }
+    f.p.kill("SIGINT");
+    await f.done;
+    const fillSeconds = (Date.now() - started) / 1000;
+    entries = tableSize(l);
+    const udpPpsBefore = await udpPpsAsync(l, "before the listing", SECONDS);
+    const rssBeforeMiB = rssMiB(pid);
+    const sampler = rssSampler(pid);
+    // the listing back to back while iperf3 runs
+    let listings = 0;
+    let lines = 0;
+    let listingSeconds = 0;
+    let stop = false;
+    const lister = (async () => {
+      while (!stop) {
+        const t0 = Date.now();
+        const r = await new Promise<string>((resolve) => {
+          const p = spawn("sh", ["-c", `'${FAST_LVSADM}' --control '${l.control}' -Lnc | wc -l`]);
+          let out = "";
+          p.stdout.on("data", (b: Buffer) => {
+            out += b.toString();
+          });
+          p.once("exit", () => resolve(out));
+        });
+        listingSeconds += (Date.now() - t0) / 1000;
+        listings++;
+        lines = Number(r.trim());
+      }
+    })();
+    await sleep(200);
+    const udpPpsDuring = await udpPpsAsync(l, "during the listing", SECONDS);
+    stop = true;
+    await lister;
+    const rssMaxDuringMiB = sampler.stop();
+    await sleep(1000);
+    return {
+      entries,
+      fillSeconds,
+      listingSeconds: listingSeconds / Math.max(1, listings),
+      listings,
+      lines,
+      udpPpsBefore,
+      udpPpsDuring,
+      ratio: udpPpsBefore > 0 ? udpPpsDuring / udpPpsBefore : 0,
+      rssBeforeMiB,
+      rssMaxDuringMiB,
+      rssAfterMiB: rssMiB(pid),
+    };
+  } finally {
+    down(l, prefix);
+  }
+}
+
+interface ClientsRow {
+  clients: number;
+  opened: number;
+  udpPpsBefore: number;
+  udpPpsDuring: number;
+  /** The same once they are gone (the noise). */
+  udpPpsAfter: number;
+  ratio: number;
+  lnAfterMs: number;
+  lnAfterCode: number;
+}
+
+/**
+ * A process in the root namespace that opens `n` connections to lvsd's control socket, each
+ * sending half a request and holding on, over about a second; it stops after `seconds`.
+ */
+function hostile(path: string, n: number, seconds: number): { done: Promise<number> } {
+  const script = `
+    const net = require("node:net");
+    let opened = 0;
+    const socks = [];
+    let i = 0;
+    const open = () => {
+      for (let k = 0; k < 200 && i < ${n}; k++, i++) {
+        const s = net.connect(${JSON.stringify(path)});
+        s.on("error", () => {});
+        s.once("connect", () => { opened++; s.write('{"argv": ["-L'); });
+        socks.push(s);
+      }
+      if (i < ${n}) setTimeout(open, 5);
+    };
+    open();
+    setTimeout(() => { console.log(opened); process.exit(0); }, ${seconds * 1000});
+  `;
+  const p = spawn(process.execPath, ["-e", script]);
+  let out = "";
+  p.stdout.on("data", (b: Buffer) => {
+    out += b.toString();
+  });
+  return { done: new Promise((resolve) => p.once("exit", () => resolve(Number(out.trim()) || 0))) };
+}
+
+async function clientsPart(): Promise<ClientsRow> {
+  const prefix = `bc${process.pid % 1000}`;
+  const l = await lab(prefix, []);
+  try {
+    const udpPpsBefore = await udpPpsAsync(l, "before the clients", SECONDS);
+    // two processes of 9,990 each, as in the issue (a process may hold 20,000 descriptors here)
+    const n = 9_990;
+    const a = hostile(l.control, n, SECONDS + 2);
+    const b = hostile(l.control, n, SECONDS + 2);
+    await sleep(1000);
+    const udpPpsDuring = await udpPpsAsync(l, "during the clients", SECONDS);
+    const opened = (await a.done) + (await b.done);
+    await sleep(500);
+    const t0 = performance.now();
+    const r = sh(FAST_LVSADM, ["--control", l.control, "-Ln"], undefined, 10_000);
+    const lnAfterMs = performance.now() - t0;
+    const udpPpsAfter = await udpPpsAsync(l, "after the clients", SECONDS);
+    return {
+      clients: 2 * n,
+      opened,
+      udpPpsBefore,
+      udpPpsDuring,
+      udpPpsAfter,
+      ratio: udpPpsBefore > 0 ? udpPpsDuring / udpPpsBefore : 0,
+      lnAfterMs,
+      lnAfterCode: r.code,
+    };
+  } finally {
+    down(l, prefix);
+  }
+}
+
+async function main(): Promise<void> {
+  if (!canUseNetns()) {
+    console.error("flood bench: needs root and the ip tool");
+    process.exit(2);
+  }
+  const out: Record<string, unknown> = {
+    machine: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`,
+    node: process.version,
+    date: new Date().toISOString(),
+    seconds: SECONDS,
+  };
+  if (PARTS.includes("flood")) {
+    const rows = await floodPart();
+    out.flood = rows;
+    console.log(
+      "SYN flood (hping3 --flood --rand-source), legitimate Connection: close req/s (wrk -t1 -c16)",
+    );
+    console.log(
+      "setting                       before    during  during/before  RSS before/max MiB  table at end  drop_packet",
+    );
+    for (const r of rows)
+      console.log(
+        `${r.setting.padEnd(28)} ${r.baselineRps.toFixed(0).padStart(8)} ${r.floodRps.toFixed(0).padStart(9)} ${r.ratio.toFixed(3).padStart(14)} ${`${r.rssBeforeMiB.toFixed(0)}/${r.rssMaxMiB.toFixed(0)}`.padStart(19)} ${String(r.tableAtEnd).padStart(13)} ${String(r.dropPacket).padStart(12)}`,
+      );
+  }
+  if (PARTS.includes("listing")) {
+    const r = await listingPart();
+    out.listing = r;
+    console.log(
+      `lvsadm -Lnc of ${r.entries} entries (filled in ${r.fillSeconds.toFixed(0)} s): ${r.listingSeconds.toFixed(2)} s a listing (${r.listings} listings, ${r.lines} lines); UDP pkt/s before ${r.udpPpsBefore.toFixed(0)}, during ${r.udpPpsDuring.toFixed(0)} (ratio ${r.ratio.toFixed(3)}); lvsd RSS before ${r.rssBeforeMiB.toFixed(0)} MiB, max during ${r.rssMaxDuringMiB.toFixed(0)}, after ${r.rssAfterMiB.toFixed(0)}`,
+    );
+  }
+  if (PARTS.includes("clients")) {
+    const r = await clientsPart();
+    out.clients = r;
+    console.log(
+      `${r.clients} hostile control clients (${r.opened} connected): UDP pkt/s before ${r.udpPpsBefore.toFixed(0)}, during ${r.udpPpsDuring.toFixed(0)}, after ${r.udpPpsAfter.toFixed(0)} (during/before ${r.ratio.toFixed(3)}); lvsadm -Ln afterwards ${r.lnAfterMs.toFixed(0)} ms (exit ${r.lnAfterCode})`,
+    );
+  }
+  const file = arg("--out");
+  if (file) writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
