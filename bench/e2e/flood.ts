@@ -20,13 +20,21 @@
  *        [--out FILE]. Needs hping3, wrk, iperf3, nginx-light (apt-get install -y ...).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { join } from "node:path";
-import { NatLab, ROOT, rsIp, VIP } from "../../src/tools/lab/natlab.js";
+import { type NatLab, VIP } from "../../src/tools/lab/natlab.js";
 import { canUseNetns, sh } from "../../src/tools/lab/netns.js";
-import { nginxConf } from "../../src/tools/lab/nginx.js";
-import { udpPpsAsync } from "./measure.js";
+import {
+  down,
+  FAST_LVSADM,
+  lab,
+  lvsdPid,
+  rssMiB,
+  rssSampler,
+  sleep,
+  tableSize,
+  udpPpsAsync,
+} from "./measure.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string): string | undefined => {
@@ -35,79 +43,6 @@ const arg = (name: string): string | undefined => {
 };
 const SECONDS = Number(arg("--seconds") ?? 5);
 const PARTS = (arg("--part") ?? "flood,listing,clients").split(",");
-const FAST_LVSADM = join(ROOT, "bin", "lvsadm");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A NAT lab with nginx on both real servers (port 8081) and iperf3 on the first (5201). */
-async function lab(prefix: string, lvsdArgs: string[]): Promise<NatLab> {
-  const l = new NatLab({
-    prefix,
-    servers: 2,
-    lvsdArgs: ["--route", "default,via=10.0.0.254", ...lvsdArgs],
-  });
-  await l.up();
-  for (let k = 1; k <= 2; k++) {
-    const conf = nginxConf({ dir: `/tmp/${prefix}-ngx${k}`, name: `rs${k}`, port: 8081 });
-    l.topo.spawn(`r${k}`, "nginx", ["-c", conf, "-g", "daemon off;"]);
-  }
-  l.topo.spawn("r1", "iperf3", ["-s", "-p", "5201"]);
-  for (const c of [
-    ["-A", "-t", `${VIP}:8081`, "-s", "rr"],
-    ["-a", "-t", `${VIP}:8081`, "-r", `${rsIp(1)}:8081`, "-m"],
-    ["-a", "-t", `${VIP}:8081`, "-r", `${rsIp(2)}:8081`, "-m"],
-    ["-A", "-u", `${VIP}:5201`, "-s", "rr"],
-    ["-a", "-u", `${VIP}:5201`, "-r", `${rsIp(1)}:5201`, "-m"],
-    // iperf3's control connection
-    ["-A", "-t", `${VIP}:5201`, "-s", "rr"],
-    ["-a", "-t", `${VIP}:5201`, "-r", `${rsIp(1)}:5201`, "-m"],
-    ["-A", "-t", `${VIP}:80`, "-s", "rr"],
-    ["-a", "-t", `${VIP}:80`, "-r", `${rsIp(1)}:8081`, "-m"],
-  ]) {
-    const r = l.lvsadm(...c);
-    if (r.code !== 0) throw new Error(`lvsadm ${c.join(" ")}: ${r.stderr}`);
-  }
-  await sleep(500);
-  l.client("ping", ["-c", "1", "-W", "1", VIP]);
-  return l;
-}
-
-function down(l: NatLab, prefix: string): void {
-  l.down();
-  sh("rm", ["-rf", `/tmp/${prefix}-ngx1`, `/tmp/${prefix}-ngx2`]);
-}
-
-/** lvsd's pid (the process whose command line names this lab's control socket). */
-function lvsdPid(l: NatLab): number {
-  const r = sh("pgrep", ["-f", "--", `bin/lvsd .*--control ${l.control}`]);
-  const pid = Number(r.stdout.trim().split("\n")[0]);
-  if (!pid) throw new Error("lvsd's pid not found");
-  return pid;
-}
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : 0;
-}
-
-/** Sample lvsd's RSS every 250 ms until stopped; returns the largest. */
-function rssSampler(pid: number): { stop: () => number } {
-  let max = rssMiB(pid);
-  const t = setInterval(() => {
-    max = Math.max(max, rssMiB(pid));
-  }, 250);
-  return {
-    stop: () => {
-      clearInterval(t);
-      return Math.max(max, rssMiB(pid));
-    },
-  };
-}
-
-/** Entries in lvsd's connection table (the streamed listing, counted by wc). */
-function tableSize(l: NatLab): number {
-  const r = sh("sh", ["-c", `'${FAST_LVSADM}' --control '${l.control}' -Lnc | wc -l`], undefined, 120_000);
-  return Math.max(0, Number(r.stdout.trim()) - 2);
-}
 
 /** hping3 SYN flood from random sources for `seconds` (timeout sends SIGINT). */
 function flood(l: NatLab, seconds: number): { done: Promise<void>; p: ChildProcess } {
