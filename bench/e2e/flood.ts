@@ -2,7 +2,7 @@
  * The hardening benchmark (issue "Hardening"; docs/security.md), in network namespaces (root):
  * the NAT lab (lvsd on TAP, nginx on two real servers, iperf3 on the first), three parts:
  *
- * - `flood`: legitimate `Connection: close` HTTP (wrk -t1 -c16) without and then during a SYN
+ * - `flood`: legitimate `Connection: close` HTTP (wrk -t1 -c16; after a 2 s warm-up) without and then during a SYN
  *   flood at the generator's maximum (hping3 --flood --rand-source from the client namespace,
  *   started 4 s before wrk and stopped after it), for each defence setting: none, drop_entry=1,
  *   drop_entry=1 + drop_packet=1 (a fresh lab each, `--max-conns 262144` so the flood fills the
@@ -112,6 +112,7 @@ async function floodPart(): Promise<FloodRow[]> {
     const l = await lab(prefix, ["--max-conns", "262144", ...extra]);
     try {
       const pid = lvsdPid(l);
+      await wrkClose(l, 2); // warm-up: nginx and the lab's caches (the first run is slower)
       const baselineRps = await wrkClose(l, SECONDS);
       const rssBeforeMiB = rssMiB(pid);
       const sampler = rssSampler(pid);
