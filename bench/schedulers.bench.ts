@@ -4,7 +4,12 @@
  * rotating set of flows, so the timer's own cost is spread thin; the reported value is the median
  * iteration time divided by 256.
  *
- * Used by bench/run.ts (`runSchedulerBench`), and runnable on its own:
+ * `runIndexBench` compares, in the same run, the kernel-style linear walk with the dest index
+ * (destindex.ts) for lc, wlc, sed, nq, fo, ovf, lt, wlt, wrt and twos at 8, 64, 1,024 and
+ * 10,000 dests, per decision including the index upkeep of a bind and an unbind.
+ *
+ * Used by bench/run.ts (`runSchedulerBench`), and runnable on its own (`--index`: only the
+ * comparison; `--sizes a,b`: other dest counts for it):
  *   npx vite-node bench/schedulers.bench.ts
  * or, after `npm run build`, `node dist/bench/schedulers.bench.js [timeMs]`.
  */
@@ -12,11 +17,21 @@
 import { pathToFileURL } from "node:url";
 import { Bench } from "tinybench";
 import { clock } from "../src/datapath/clock.js";
+import { FoScheduler } from "../src/datapath/schedulers/fo.js";
 import { getScheduler, schedulerNames } from "../src/datapath/schedulers/index.js";
+import { LcScheduler } from "../src/datapath/schedulers/lc.js";
+import { LtScheduler } from "../src/datapath/schedulers/lt.js";
 import { createMhModule } from "../src/datapath/schedulers/mh.js";
+import { NqScheduler } from "../src/datapath/schedulers/nq.js";
+import { OvfScheduler } from "../src/datapath/schedulers/ovf.js";
+import { SedScheduler } from "../src/datapath/schedulers/sed.js";
+import { TwosScheduler } from "../src/datapath/schedulers/twos.js";
+import { WlcScheduler } from "../src/datapath/schedulers/wlc.js";
+import { WltScheduler } from "../src/datapath/schedulers/wlt.js";
+import { WrtScheduler } from "../src/datapath/schedulers/wrt.js";
 import { IPPROTO_TCP } from "../src/lib/proto.js";
-import type { FlowInfo, SchedulerModule } from "../src/tables/model.js";
-import { Dest, FwdMethod, Service } from "../src/tables/model.js";
+import type { FlowInfo, Scheduler, SchedulerModule } from "../src/tables/model.js";
+import { Dest, destOverloadOnBind, destOverloadOnUnbind, FwdMethod, Service } from "../src/tables/model.js";
 
 export interface SchedulerBenchResult {
   name: string;
@@ -104,6 +119,109 @@ export async function runSchedulerBench(timeMs = 500): Promise<SchedulerBenchRes
   return results;
 }
 
+/** Dest counts for the linear-vs-indexed comparison (issue 13 §5). */
+export const INDEX_SIZES: readonly number[] = sizesArg() ?? [8, 64, 1024, 10_000];
+
+/** `--sizes 16,32`: other dest counts for the comparison (to place the threshold). */
+function sizesArg(): number[] | undefined {
+  const i = process.argv.indexOf("--sizes");
+  const v = i >= 0 ? process.argv[i + 1] : undefined;
+  return v === undefined ? undefined : v.split(",").map(Number);
+}
+
+type IndexedCtor = new (svc?: Service, minDests?: number) => Scheduler;
+const INDEXED: readonly [string, IndexedCtor | "twos"][] = [
+  ["lc", LcScheduler],
+  ["wlc", WlcScheduler],
+  ["sed", SedScheduler],
+  ["nq", NqScheduler],
+  ["fo", FoScheduler],
+  ["ovf", OvfScheduler],
+  ["lt", LtScheduler],
+  ["wlt", WltScheduler],
+  ["wrt", WrtScheduler],
+  ["twos", "twos"],
+];
+
+/**
+ * Linear walk against the index, same run: ns per decision where a decision is what a new
+ * connection costs the scheduler — `select`, binding the connection to the pick (inactConns++,
+ * destOverloadOnBind, which re-ranks the dest in the index) and, once 1,024 connections are open,
+ * freeing the oldest (inactConns--, destOverloadOnUnbind). "linear" is the same scheduler with the
+ * index off (minDests = Infinity: no watch pointers, so the hooks cost a null test), "indexed"
+ * with it always on (minDests = 0). Tasks are named `index/<sched>/<linear|indexed>/<n>`.
+ */
+export async function runIndexBench(timeMs = 500): Promise<SchedulerBenchResult[]> {
+  calls++;
+  const flows = makeFlows();
+  const bench = new Bench({ time: timeMs, warmupTime: Math.min(200, timeMs) });
+  let sink = 0;
+  for (const [name, ctor] of INDEXED) {
+    for (const n of INDEX_SIZES) {
+      for (const variant of ["linear", "indexed"] as const) {
+        const minDests = variant === "linear" ? Number.POSITIVE_INFINITY : 0;
+        const mod: SchedulerModule = {
+          name,
+          create: (svc) =>
+            ctor === "twos" ? new TwosScheduler(12345, svc, minDests) : new ctor(svc, minDests),
+        };
+        const svc = makeService(mod, n);
+        const sched = svc.sched!;
+        const ring: (Dest | undefined)[] = new Array<Dest | undefined>(1024).fill(undefined);
+        let head = 0;
+        let k = 0;
+        bench.add(`index/${name}/${variant}/${n}`, () => {
+          for (let i = 0; i < PER_ITERATION; i++) {
+            const d = sched.select(svc, flows[k]!);
+            k = (k + 1) & (FLOWS - 1);
+            const old = ring[head];
+            if (old !== undefined) {
+              old.inactConns--;
+              destOverloadOnUnbind(old);
+            }
+            ring[head] = d;
+            head = (head + 1) & 1023;
+            if (d !== undefined) {
+              d.inactConns++;
+              destOverloadOnBind(d);
+              sink += d.port;
+            }
+          }
+        });
+      }
+    }
+  }
+  await bench.run();
+  if (sink === 0) throw new Error("no scheduler picked anything");
+  const results: SchedulerBenchResult[] = [];
+  for (const task of bench.tasks) {
+    const r = task.result;
+    if (r.state !== "completed") throw new Error(`${task.name}: ${r.state}`);
+    results.push({
+      name: task.name,
+      unit: "ns/decision",
+      value: (r.latency.p50 * 1e6) / PER_ITERATION,
+      samples: r.latency.samplesCount,
+    });
+  }
+  return results;
+}
+
+/** The comparison as a table: linear / indexed ns per decision and their ratio per size. */
+export function formatIndexBench(results: readonly SchedulerBenchResult[]): string {
+  const v = new Map(results.map((r) => [r.name, r.value]));
+  const head = `${"scheduler".padEnd(10)}${INDEX_SIZES.map((n) => `${n} dests: linear / indexed (ratio)`.padStart(36)).join("")}`;
+  const rows = INDEXED.map(([name]) => {
+    const cells = INDEX_SIZES.map((n) => {
+      const l = v.get(`index/${name}/linear/${n}`) ?? Number.NaN;
+      const x = v.get(`index/${name}/indexed/${n}`) ?? Number.NaN;
+      return `${l.toFixed(1)} / ${x.toFixed(1)} (${(l / x).toFixed(2)}x)`.padStart(36);
+    });
+    return `${name.padEnd(10)}${cells.join("")}`;
+  });
+  return [`ns per decision (select + bind + unbind), linear / indexed`, head, ...rows].join("\n");
+}
+
 /** Print results as a table: one row per scheduler, one column per size. */
 export function formatSchedulerBench(results: readonly SchedulerBenchResult[]): string {
   const by = new Map<string, Map<number, number>>();
@@ -122,10 +240,19 @@ export function formatSchedulerBench(results: readonly SchedulerBenchResult[]): 
 }
 
 function standalone(): void {
-  const arg = process.argv.slice(2).find((a) => /^\d+$/.test(a));
+  const args = process.argv.slice(2);
+  const arg = args.find((a, i) => /^\d+$/.test(a) && args[i - 1] !== "--sizes");
   const t = Number(arg ?? 500);
-  runSchedulerBench(t > 0 ? t : 500).then(
-    (results) => console.log(formatSchedulerBench(results)),
+  const time = t > 0 ? t : 500;
+  // `--index`: only the linear-vs-indexed comparison.
+  const indexOnly = process.argv.includes("--index");
+  (indexOnly
+    ? runIndexBench(time).then(formatIndexBench)
+    : runSchedulerBench(time).then(
+        async (r) => `${formatSchedulerBench(r)}\n\n${formatIndexBench(await runIndexBench(time))}`,
+      )
+  ).then(
+    (text) => console.log(text),
     (err: unknown) => {
       console.error(err);
       process.exit(1);

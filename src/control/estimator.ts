@@ -26,7 +26,7 @@
  * last value (zeroed without telling us) restarts its estimate the same way.
  */
 
-import type { Dest, Service } from "../tables/model.js";
+import { type Dest, destChanged, type Service } from "../tables/model.js";
 import type { ServiceTable } from "../tables/services.js";
 
 /** Rates as ipvsadm --rate prints them: per second, rounded as the kernel reads them. */
@@ -144,6 +144,7 @@ export class RateEstimator implements RateSource {
         this.step(d, scale, false);
         const r = this.rates(d);
         d.rateBps = r.inbps + r.outbps; // for the lt/wlt schedulers
+        destChanged(d); // re-rank it in lt/wlt's index
       }
     }
     // The total's counters grew by this step's service-level deltas; its last values are the

@@ -84,6 +84,11 @@ export class Dest {
   tunPort = 0;
   /** Scratch slot a scheduler may use for its own per-dest state (e.g. an index). */
   schedData = 0;
+  /**
+   * The scheduler index to tell when this dest's counters, flags or rate change (see
+   * destChanged); null when its scheduler keeps none.
+   */
+  watch: DestWatch | null = null;
   /** Owning service; set when added. */
   svc: Service | null = null;
 
@@ -153,6 +158,24 @@ export interface Scheduler {
   onConnDone?(dest: Dest): void;
 }
 
+/**
+ * A scheduler's per-service index of its dests (src/datapath/schedulers/destindex.ts), told when
+ * a dest's counters, flags or rate change so it can re-rank the dest in O(log n).
+ */
+export interface DestWatch {
+  destChanged(d: Dest): void;
+}
+
+/**
+ * Tell `d`'s scheduler index (if any) that its activeConns/inactConns, overload flag or rate
+ * changed. Called by conntrack (through destOverloadOnBind/Unbind and on active/inactive
+ * transitions) and by the rate estimator; allocation-free, a no-op for most schedulers.
+ */
+export function destChanged(d: Dest): void {
+  const w = d.watch;
+  if (w !== null) w.destChanged(d);
+}
+
 /** A scheduler module, registered by name in `src/datapath/schedulers/index.ts`. */
 export interface SchedulerModule {
   readonly name: string;
@@ -167,16 +190,18 @@ export interface SchedulerModule {
 
 /**
  * Apply the kernel's upper-threshold rule when a connection is bound to `d` (ip_vs_bind_dest):
- * with an upper threshold set, reaching it marks the dest overloaded.
+ * with an upper threshold set, reaching it marks the dest overloaded. Call it after changing the
+ * dest's counters: it also tells the scheduler's index (destChanged).
  */
 export function destOverloadOnBind(d: Dest): void {
   if (d.uThreshold !== 0 && d.activeConns + d.inactConns >= d.uThreshold) d.flags |= DEST_F_OVERLOAD;
+  destChanged(d);
 }
 
 /**
  * The kernel's hysteresis when a connection leaves `d` (ip_vs_unbind_dest): clear the overload
  * flag below the lower threshold, or, with no lower threshold, below 3/4 of the upper one; with
- * no thresholds at all the flag is simply cleared.
+ * no thresholds at all the flag is simply cleared. Also tells the scheduler's index (destChanged).
  */
 export function destOverloadOnUnbind(d: Dest): void {
   const total = d.activeConns + d.inactConns;
@@ -187,4 +212,5 @@ export function destOverloadOnUnbind(d: Dest): void {
   } else {
     d.flags &= ~DEST_F_OVERLOAD;
   }
+  destChanged(d);
 }

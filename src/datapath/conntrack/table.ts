@@ -20,6 +20,7 @@ import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import {
   DEST_F_AVAILABLE,
   type Dest,
+  destChanged,
   destOverloadOnBind,
   destOverloadOnUnbind,
   type Service,
@@ -634,6 +635,7 @@ export class ConnTable {
           d.activeConns++;
           this.flags[i] = f & ~CONN_F_INACTIVE;
         }
+        destChanged(d);
       }
       if (ns === TcpState.ESTABLISHED) {
         const t = this.ctl[i]!;
@@ -660,6 +662,7 @@ export class ConnTable {
           d.inactConns--;
           d.activeConns++;
         }
+        destChanged(d);
       }
       this.flags[i] = inactive ? f | CONN_F_INACTIVE : f & ~CONN_F_INACTIVE;
     }

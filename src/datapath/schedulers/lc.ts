@@ -9,30 +9,53 @@
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
 import * as common from "./common.js";
+import { DEFAULT_INDEX_MIN_DESTS, DestIndex, IndexKind } from "./destindex.js";
 
 // Module-local copies of the shared helpers: hot loops call them through constants, not
 // imported bindings, which optimized code may reload and check on every use (see common.ts).
 const { connOverhead, usable } = common;
 
+/**
+ * The linear reference: the kernel's walk over the list. The index gives the same dest in
+ * O(log n) (destindex.ts); this serves short lists and property tests.
+ */
+export function lcPickLinear(dests: readonly Dest[]): Dest | undefined {
+  let least: Dest | undefined;
+  let loh = 0;
+  for (let i = 0; i < dests.length; i++) {
+    const d = dests[i]!;
+    if (!usable(d)) continue;
+    const doh = connOverhead(d);
+    if (least === undefined || doh < loh) {
+      least = d;
+      loh = doh;
+    }
+  }
+  return least;
+}
+
 export class LcScheduler implements Scheduler {
+  private readonly index: DestIndex;
+
+  constructor(svc?: Service, minDests = DEFAULT_INDEX_MIN_DESTS) {
+    this.index = new DestIndex(IndexKind.LC, minDests);
+    if (svc) this.index.rebuild(svc.dests);
+  }
+
+  onDestsChanged(dests: readonly Dest[]): void {
+    this.index.rebuild(dests);
+  }
+
   select(svc: Service, _flow: FlowInfo): Dest | undefined {
     const dests = svc.dests;
-    let least: Dest | undefined;
-    let loh = 0;
-    for (let i = 0; i < dests.length; i++) {
-      const d = dests[i]!;
-      if (!usable(d)) continue;
-      const doh = connOverhead(d);
-      if (least === undefined || doh < loh) {
-        least = d;
-        loh = doh;
-      }
-    }
-    return least;
+    const ix = this.index;
+    if (!ix.current(dests)) return lcPickLinear(dests);
+    const i = ix.best();
+    return i < 0 ? undefined : dests[i];
   }
 }
 
 export const lcScheduler: SchedulerModule = {
   name: "lc",
-  create: () => new LcScheduler(),
+  create: (svc) => new LcScheduler(svc),
 };

@@ -14,6 +14,7 @@
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
 import * as common from "./common.js";
+import { DEFAULT_INDEX_MIN_DESTS, DestIndex, IndexKind } from "./destindex.js";
 
 // Module-local copies of the shared helpers: hot loops call them through constants, not
 // imported bindings, which optimized code may reload and check on every use (see common.ts).
@@ -24,50 +25,77 @@ export interface RandomSource {
   next(): number;
 }
 
+/**
+ * The linear reference: the kernel's walk (two passes over the list). Draws r1 then r2 from
+ * `rng`, as the indexed path does, so both consume the same random numbers.
+ */
+export function twosPickLinear(dests: readonly Dest[], rng: RandomSource): Dest | undefined {
+  const n = dests.length;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const d = dests[i]!;
+    if (usable(d)) total += d.weight;
+  }
+  if (total === 0) return undefined;
+  total += 1;
+  let r1 = rng.next() % total;
+  let r2 = rng.next() % total;
+  let c1: Dest | undefined;
+  let c2: Dest | undefined;
+  let w1 = 0;
+  let w2 = 0;
+  let oh1 = 0;
+  let oh2 = 0;
+  for (let i = 0; i < n; i++) {
+    const d = dests[i]!;
+    if (!usable(d)) continue;
+    const w = d.weight;
+    r1 -= w;
+    r2 -= w;
+    if (r1 <= 0 && c1 === undefined) {
+      c1 = d;
+      w1 = w;
+      oh1 = connOverhead(d);
+    }
+    if (r2 <= 0 && c2 === undefined) {
+      c2 = d;
+      w2 = w;
+      oh2 = connOverhead(d);
+    }
+    if (c1 !== undefined && c2 !== undefined) break;
+  }
+  if (c2 !== undefined && w2 * oh1 > w1 * oh2) return c2;
+  return c1;
+}
+
 export class TwosScheduler implements Scheduler {
   private readonly rng: RandomSource;
+  /** Sums of usable weights by list position: the two draws found in O(log n). */
+  private readonly index: DestIndex;
 
-  constructor(seedOrRng: number | RandomSource) {
+  constructor(seedOrRng: number | RandomSource, svc?: Service, minDests = DEFAULT_INDEX_MIN_DESTS) {
     this.rng = typeof seedOrRng === "number" ? new Prng32(seedOrRng) : seedOrRng;
+    this.index = new DestIndex(IndexKind.TWOS, minDests);
+    if (svc) this.index.rebuild(svc.dests);
+  }
+
+  onDestsChanged(dests: readonly Dest[]): void {
+    this.index.rebuild(dests);
   }
 
   select(svc: Service, _flow: FlowInfo): Dest | undefined {
     const dests = svc.dests;
-    const n = dests.length;
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      const d = dests[i]!;
-      if (usable(d)) total += d.weight;
-    }
+    const ix = this.index;
+    if (!ix.current(dests)) return twosPickLinear(dests, this.rng);
+    let total = ix.total();
     if (total === 0) return undefined;
     total += 1;
-    let r1 = this.rng.next() % total;
-    let r2 = this.rng.next() % total;
-    let c1: Dest | undefined;
-    let c2: Dest | undefined;
-    let w1 = 0;
-    let w2 = 0;
-    let oh1 = 0;
-    let oh2 = 0;
-    for (let i = 0; i < n; i++) {
-      const d = dests[i]!;
-      if (!usable(d)) continue;
-      const w = d.weight;
-      r1 -= w;
-      r2 -= w;
-      if (r1 <= 0 && c1 === undefined) {
-        c1 = d;
-        w1 = w;
-        oh1 = connOverhead(d);
-      }
-      if (r2 <= 0 && c2 === undefined) {
-        c2 = d;
-        w2 = w;
-        oh2 = connOverhead(d);
-      }
-      if (c1 !== undefined && c2 !== undefined) break;
-    }
-    if (c2 !== undefined && w2 * oh1 > w1 * oh2) return c2;
+    const r1 = this.rng.next() % total;
+    const r2 = this.rng.next() % total;
+    const c1 = dests[ix.findWeighted(r1)]!;
+    const c2 = dests[ix.findWeighted(r2)]!;
+    // Keep choice 2 when its overhead / weight is lower (the kernel's comparison).
+    if (c2.weight * connOverhead(c1) > c1.weight * connOverhead(c2)) return c2;
     return c1;
   }
 }
@@ -80,7 +108,7 @@ export function createTwosModule(opts: { seed?: number; rng?: () => RandomSource
   return {
     name: "twos",
     create: (svc) =>
-      new TwosScheduler(opts.rng?.() ?? opts.seed ?? serviceSeed(svc.proto, svc.addr, svc.port)),
+      new TwosScheduler(opts.rng?.() ?? opts.seed ?? serviceSeed(svc.proto, svc.addr, svc.port), svc),
   };
 }
 

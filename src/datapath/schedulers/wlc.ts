@@ -11,6 +11,7 @@
 
 import type { Dest, FlowInfo, Scheduler, SchedulerModule, Service } from "../../tables/model.js";
 import * as common from "./common.js";
+import { DEFAULT_INDEX_MIN_DESTS, DestIndex, IndexKind } from "./destindex.js";
 
 // Module-local copies of the shared helpers: hot loops call them through constants, not
 // imported bindings, which optimized code may reload and check on every use (see common.ts).
@@ -41,14 +42,33 @@ export function wlcIndex(dests: readonly Dest[]): number {
   return best;
 }
 
+/** The linear reference (the kernel's walk); the index gives the same dest in O(log n). */
+export function wlcPickLinear(dests: readonly Dest[]): Dest | undefined {
+  const i = wlcIndex(dests);
+  return i < 0 ? undefined : dests[i];
+}
+
 export class WlcScheduler implements Scheduler {
+  private readonly index: DestIndex;
+
+  constructor(svc?: Service, minDests = DEFAULT_INDEX_MIN_DESTS) {
+    this.index = new DestIndex(IndexKind.WLC, minDests);
+    if (svc) this.index.rebuild(svc.dests);
+  }
+
+  onDestsChanged(dests: readonly Dest[]): void {
+    this.index.rebuild(dests);
+  }
+
   select(svc: Service, _flow: FlowInfo): Dest | undefined {
-    const i = wlcIndex(svc.dests);
-    return i < 0 ? undefined : svc.dests[i];
+    const dests = svc.dests;
+    const ix = this.index;
+    const i = ix.current(dests) ? ix.best() : wlcIndex(dests);
+    return i < 0 ? undefined : dests[i];
   }
 }
 
 export const wlcScheduler: SchedulerModule = {
   name: "wlc",
-  create: () => new WlcScheduler(),
+  create: (svc) => new WlcScheduler(svc),
 };

@@ -25,7 +25,7 @@
 
 import { clock } from "../../datapath/clock.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
-import { type Dest, FwdMethod, SVC_F_PERSISTENT } from "../../tables/model.js";
+import { type Dest, destChanged, FwdMethod, SVC_F_PERSISTENT } from "../../tables/model.js";
 import { type DestOptions, type ServiceKey, ServiceTable } from "../../tables/services.js";
 import { deriveSeed, Rng } from "./rng.js";
 import type { DestSpec, Scenario } from "./scenario.js";
@@ -173,11 +173,13 @@ function pass(
     }
     out[k] = s.index.get(d)!;
     d.activeConns++;
+    destChanged(d); // re-rank it in the scheduler's index (lc, wlc, ...)
     bound.push(d);
   }
   // Close them all (the dests' counters return to zero; caches and templates stay).
   for (const d of bound) {
     d.activeConns--;
+    destChanged(d);
     sched.onConnDone?.(d);
   }
   return out;

@@ -47,6 +47,7 @@ import { IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import {
   DEST_F_AVAILABLE,
   type Dest,
+  destChanged,
   destOverloadOnBind,
   destOverloadOnUnbind,
   type FlowInfo,
@@ -562,6 +563,7 @@ class Simulation {
     if (f.proto === IPPROTO_TCP) {
       d.inactConns--;
       d.activeConns++;
+      destChanged(d); // re-rank it in the scheduler's index (lc, wlc, ...)
       this.cActive[i] = 1;
     }
     d.conns++;
@@ -644,6 +646,7 @@ class Simulation {
   private measureResp(d: Dest, latMs: number): void {
     const us = latMs * 1000;
     d.respTimeUs = d.respTimeUs === 0 ? us : d.respTimeUs + (us - d.respTimeUs) * RESP_GAIN;
+    destChanged(d);
   }
 
   /** The connection closes: it turns inactive and lingers. */
@@ -653,6 +656,7 @@ class Simulation {
       const d = this.cDest[c]!;
       d.activeConns--;
       d.inactConns++;
+      destChanged(d);
       this.cActive[c] = 0;
     }
     this.heap.push(t + this.scn.lingerMs, c * 4 + K_LINGER);
