@@ -6,7 +6,8 @@
  * protocol → service slot), rebuilt by the control plane whenever a service is added or removed:
  * no Map and no allocation per packet. The control plane finds services in Maps keyed by a number
  * (never a string): serviceKey() = (addr * 65536 + port) * 4 + p, where p is 1 for TCP and 2 for
- * UDP, below 2^53 so exact as a double; fwmark services by their mark. `isVip` and `isLaddr`
+ * UDP, below 2^53 so exact as a double; fwmark services by their mark (and, for the data path,
+ * in a typed-array index too: `lookupMark`). `isVip` and `isLaddr`
  * (asked when the director answers ARP and ICMP for itself, not when it forwards) are Map lookups.
  * Services and dests get stable slot ids so the connection table can refer to them by number.
  *
@@ -96,6 +97,8 @@ export class ServiceTable {
   private readonly byMark = new Map<number, Service>();
   /** Number of services per VIP address (for ARP/ICMP answering and VIP checks). */
   private readonly vipRefs = new Map<number, number>();
+  /** Destinations of MARK rules, answered as VIPs (setMarkVips). */
+  private markVips = new Set<number>();
   /** Number of services using each FULLNAT local address. */
   private readonly laddrRefs = new Map<number, number>();
   private readonly freeSvc: number[] = [];
@@ -127,6 +130,23 @@ export class ServiceTable {
     return z >= 0 ? (this.services[z] ?? undefined) : undefined;
   }
 
+  /**
+   * The fwmark service for `mark` (an int32 or uint32; 0 finds nothing): ip_vs_service_find's
+   * first step when the packet carries a mark. Probes a typed-array index like `lookup`.
+   */
+  lookupMark(mark: number): Service | undefined {
+    if (this.markCount === 0) return undefined;
+    const m = mark | 0;
+    const mask = this.markMask;
+    let h = (Math.imul(m, 0x9e3779b1) >>> 16) & mask;
+    for (;;) {
+      const sid = this.markSvc[h]!;
+      if (sid < 0) return undefined;
+      if (this.markKey[h] === m) return this.services[sid] ?? undefined;
+      h = (h + 1) & mask;
+    }
+  }
+
   private probe(proto: number, addr: number, port: number): number {
     const mask = this.idxMask;
     let h = (Math.imul(addr ^ (port << 8) ^ proto, 0x9e3779b1) >>> 16) & mask;
@@ -143,8 +163,58 @@ export class ServiceTable {
   private idxProto = new Uint8Array(16);
   private idxSvc = new Int32Array(16).fill(-1);
   private idxMask = 15;
+  private markKey = new Int32Array(4);
+  private markSvc = new Int32Array(4).fill(-1);
+  private markMask = 3;
+  private markCount = 0;
 
-  /** Rebuild the lookup index (control plane, after a service is added or removed). */
+  /**
+   * Put service `s` (just added to byKey) in the lookup index: in place while the index keeps
+   * at least 4 slots per service, else rebuilt twice as big, so adding n services costs O(n)
+   * in all (a rebuild per add made a 25,000-service keepalived.conf load in quadratic time).
+   */
+  private indexAdd(s: Service): void {
+    if (this.byKey.size * 4 > this.idxMask + 1) {
+      this.reindex();
+      return;
+    }
+    const addr = s.addr | 0;
+    let h = (Math.imul(addr ^ (s.port << 8) ^ s.proto, 0x9e3779b1) >>> 16) & this.idxMask;
+    while (this.idxSvc[h]! >= 0) h = (h + 1) & this.idxMask;
+    this.idxAddr[h] = addr;
+    this.idxPort[h] = s.port;
+    this.idxProto[h] = s.proto;
+    this.idxSvc[h] = s.id;
+  }
+
+  /**
+   * Take service `s` out of the lookup index in O(cluster) (linear probing's backward-shift
+   * deletion: later entries of the cluster that may not stay behind the hole move into it), so
+   * deleting n services is not n rebuilds.
+   */
+  private indexRemove(s: Service): void {
+    const mask = this.idxMask;
+    let h = (Math.imul((s.addr | 0) ^ (s.port << 8) ^ s.proto, 0x9e3779b1) >>> 16) & mask;
+    while (this.idxSvc[h] !== s.id) {
+      if (this.idxSvc[h]! < 0) return; // not indexed
+      h = (h + 1) & mask;
+    }
+    let hole = h;
+    for (let j = (hole + 1) & mask; this.idxSvc[j]! >= 0; j = (j + 1) & mask) {
+      const home =
+        (Math.imul(this.idxAddr[j]! ^ (this.idxPort[j]! << 8) ^ this.idxProto[j]!, 0x9e3779b1) >>> 16) & mask;
+      // the entry at j may fill the hole when its home is not in (hole, j] (cyclically)
+      if (hole <= j ? home > hole && home <= j : home > hole || home <= j) continue;
+      this.idxAddr[hole] = this.idxAddr[j]!;
+      this.idxPort[hole] = this.idxPort[j]!;
+      this.idxProto[hole] = this.idxProto[j]!;
+      this.idxSvc[hole] = this.idxSvc[j]!;
+      hole = j;
+    }
+    this.idxSvc[hole] = -1;
+  }
+
+  /** Rebuild the lookup index (control plane, when it grows). */
   private reindex(): void {
     let size = 16;
     while (size < this.byKey.size * 4) size *= 2;
@@ -162,15 +232,41 @@ export class ServiceTable {
       this.idxProto[h] = s.proto;
       this.idxSvc[h] = s.id;
     }
+    let msize = 4;
+    while (msize < this.byMark.size * 4) msize *= 2;
+    this.markKey = new Int32Array(msize);
+    this.markSvc = new Int32Array(msize).fill(-1);
+    this.markMask = msize - 1;
+    this.markCount = this.byMark.size;
+    for (const s of this.byMark.values()) {
+      const m = s.fwmark | 0;
+      let h = (Math.imul(m, 0x9e3779b1) >>> 16) & this.markMask;
+      while (this.markSvc[h]! >= 0) h = (h + 1) & this.markMask;
+      this.markKey[h] = m;
+      this.markSvc[h] = s.id;
+    }
   }
 
-  /** True when addr is the VIP of some service. */
+  /** True when addr is the VIP of some service, or the single destination of a MARK rule. */
   isVip(addr: number): boolean {
-    return this.vipRefs.has(addr >>> 0);
+    return this.vipRefs.has(addr >>> 0) || (this.markVips.size !== 0 && this.markVips.has(addr >>> 0));
   }
 
   vips(): number[] {
-    return [...this.vipRefs.keys()];
+    const out = [...this.vipRefs.keys()];
+    for (const a of this.markVips) if (!this.vipRefs.has(a)) out.push(a);
+    return out;
+  }
+
+  /**
+   * The destinations that MARK rules name (src/tables/marks.ts): answered as VIPs, since a
+   * fwmark service has no address of its own. Bumps `generation` when the set changes.
+   */
+  setMarkVips(addrs: readonly number[]): void {
+    const next = new Set(addrs.map((a) => a >>> 0));
+    if (next.size === this.markVips.size && [...next].every((a) => this.markVips.has(a))) return;
+    this.markVips = next;
+    this.generation++;
   }
 
   /** True when addr is a FULLNAT local address of some service (the director answers ARP for it). */
@@ -228,7 +324,9 @@ export class ServiceTable {
       this.vipRefs.set(s.addr, (this.vipRefs.get(s.addr) ?? 0) + 1);
     }
     s.sched.onDestsChanged?.(s.dests);
-    this.reindex();
+    if (s.fwmark)
+      this.reindex(); // the mark index (few services)
+    else this.indexAdd(s);
     this.generation++;
     return s;
   }
@@ -270,16 +368,18 @@ export class ServiceTable {
     for (const a of s.laddrs?.list() ?? []) this.unrefLaddr(a);
     for (const d of s.dests) this.detachDest(d);
     s.dests = [];
-    if (s.fwmark) this.byMark.delete(s.fwmark);
-    else {
+    if (s.fwmark) {
+      this.byMark.delete(s.fwmark);
+      this.reindex(); // the mark index (few services)
+    } else {
       this.byKey.delete(serviceKey(s.proto, s.addr, s.port));
       const n = (this.vipRefs.get(s.addr) ?? 1) - 1;
       if (n <= 0) this.vipRefs.delete(s.addr);
       else this.vipRefs.set(s.addr, n);
+      this.indexRemove(s);
     }
     this.services[s.id] = null;
     this.freeSvc.push(s.id);
-    this.reindex();
     this.generation++;
   }
 
@@ -365,7 +465,9 @@ export class ServiceTable {
   /** Take a dest out of service; its slot stays while connections still refer to it. */
   private detachDest(d: Dest): void {
     d.flags &= ~DEST_F_AVAILABLE;
-    this.hooks.destRemoved(d);
+    // Only a dest that connections refer to has any to expire: the hook may walk the whole
+    // connection table (expire_nodest_conn), and health checks remove thousands of idle dests.
+    if (d.activeConns + d.inactConns + d.persistConns !== 0) this.hooks.destRemoved(d);
     this.releaseDestIfUnused(d);
   }
 

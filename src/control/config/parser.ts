@@ -29,8 +29,8 @@ import { DEFAULT_PERSIST_TIMEOUT, FwdMethod, SVC_F_ONEPACKET, SVC_F_PERSISTENT }
 import { MAX_PERSIST_TIMEOUT, MAX_WEIGHT, type ServiceKey, serviceKey } from "../../tables/services.js";
 import { parseSchedFlagsIpvsadm } from "../sched.js";
 import type { Token } from "./lexer.js";
-import { type LexResult, lexFile, lexText } from "./lexer.js";
-import { parseStatements, type Statement } from "./statements.js";
+import { type LexInfo, lexFileTo, lexTextTo, type TokenSink } from "./lexer.js";
+import { type Statement, StatementBuilder } from "./statements.js";
 import {
   CHECKER_TYPES,
   type CheckerConfig,
@@ -170,6 +170,8 @@ function args(st: Statement, n: number, what: string): string[] {
 }
 
 function one(st: Statement, what: string): string {
+  const a = st.args[0];
+  if (a !== undefined && st.args.length === 1) return a.text;
   return args(st, 1, what)[0] ?? "";
 }
 
@@ -217,7 +219,8 @@ function boolArg(st: Statement): boolean {
 }
 
 function ip(st: Statement, text: string, what = "an IPv4 address"): number {
-  if (isIPv6(text)) fail(st.where, `${st.keyword}: IPv6 is not supported by lvsd ('${text}')`);
+  if (text.includes(":") && isIPv6(text))
+    fail(st.where, `${st.keyword}: IPv6 is not supported by lvsd ('${text}')`);
   try {
     return ipToU32(text);
   } catch (err) {
@@ -391,11 +394,12 @@ function inheritable(st: Statement, into: Inherit): boolean {
 }
 
 function merged(...levels: Inherit[]): Inherit {
-  const out: Inherit = {};
+  const out: Record<string, unknown> = {};
   for (const l of levels) {
-    for (const [k, v] of Object.entries(l)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+    const r = l as Record<string, unknown>;
+    for (const k in r) if (r[k] !== undefined) out[k] = r[k];
   }
-  return out;
+  return out as Inherit;
 }
 
 function timingFor(type: CheckerType, o: Inherit): CheckTiming {
@@ -872,8 +876,10 @@ function parseRealServer(ctx: Ctx, st: Statement, vs: VsContext): RealServerConf
   };
 }
 
+const CHECKER_KEYWORDS: ReadonlySet<string> = new Set<string>(CHECKER_TYPES);
+
 function isCheckerKeyword(k: string): boolean {
-  return (CHECKER_TYPES as readonly string[]).includes(k) || OTHER_CHECKERS.has(k);
+  return CHECKER_KEYWORDS.has(k) || OTHER_CHECKERS.has(k);
 }
 
 /** real_server's own keywords (none takes a block). */
@@ -1840,6 +1846,7 @@ function interpret(ctx: Ctx, statements: readonly Statement[], files: string[]):
   const groups = new Map<string, { entries: GroupEntry[] }>();
   const virtualServers: VirtualServerConfig[] = [];
   const services = new Map<number, { vs: string; where: Where }>();
+  const vsNames = new Set<string>(); // a Set, not a scan of virtualServers: 25k blocks load in linear time
   const vrrpInstances: VrrpInstanceSpec[] = [];
   const vrrpScripts = new Map<string, VrrpScriptSpec>();
   const syncGroups: VrrpSyncGroupSpec[] = [];
@@ -1872,7 +1879,14 @@ function interpret(ctx: Ctx, statements: readonly Statement[], files: string[]):
         break;
       }
       case "virtual_server": {
-        const vs = parseVirtualServer(ctx, st, groups);
+        const pre = (st as Partial<PreRead>).pre;
+        let vs: VirtualServerConfig;
+        if (pre) {
+          // read while the file was read (preRead): its warnings and error come here, in order
+          for (const w of pre.warnings) ctx.warnings.push(w);
+          if (pre.error !== undefined) throw pre.error;
+          vs = pre.vs as VirtualServerConfig;
+        } else vs = parseVirtualServer(ctx, st, groups);
         // keepalived 2.2 says nothing and gives both blocks to the kernel, whose second add of
         // the service fails; lvsd keeps the first block and skips the other, with a warning
         const dup = vs.keys.map((k) => ({ k, prev: services.get(keyId(k)) })).find((d) => d.prev);
@@ -1883,12 +1897,13 @@ function interpret(ctx: Ctx, statements: readonly Statement[], files: string[]):
           );
           break;
         }
-        if (virtualServers.some((v) => v.name === vs.name)) {
+        if (vsNames.has(vs.name)) {
           ctx.warn(st.where, `virtual_server ${vs.name} is declared twice: this block is ignored`);
           break;
         }
         for (const k of vs.keys) services.set(keyId(k), { vs: vs.name, where: st.where });
         virtualServers.push(vs);
+        vsNames.add(vs.name);
         break;
       }
       case "global_defs":
@@ -2000,19 +2015,54 @@ export interface ConfigCheck {
   config?: KeepalivedConfig;
 }
 
-function run(lex: () => LexResult, extraFiles: string[]): ConfigCheck {
-  const ctx = new Ctx();
-  let lexed: LexResult;
+/** A top-level virtual_server read as soon as its block closed (see preRead). */
+interface PreRead extends Statement {
+  pre: { vs?: VirtualServerConfig; warnings: string[]; error?: unknown };
+}
+
+const NO_GROUPS: ReadonlyMap<string, { entries: GroupEntry[] }> = new Map();
+
+function mentions(sts: readonly Statement[] | undefined, keyword: string): boolean {
+  for (const st of sts ?? []) if (st.keyword === keyword || mentions(st.block, keyword)) return true;
+  return false;
+}
+
+/**
+ * A top-level statement whose block just closed, while the file is still being read. A
+ * virtual_server that depends on nothing defined elsewhere in the file (no `group`, no
+ * FILE_CHECK and its track_file) is read now and only the result kept, with its warnings or
+ * its error, which interpret() reports when it reaches the statement, as if it read it then:
+ * a 25,000-service file never holds all its statements (their garbage was most of a load's time).
+ */
+function preRead(st: Statement): Statement {
+  if (st.keyword !== "virtual_server" || st.args[0]?.text === "group" || mentions(st.block, "FILE_CHECK"))
+    return st;
+  const sub = new Ctx();
+  const pre: PreRead["pre"] = { warnings: sub.warnings };
   try {
-    lexed = lex();
+    pre.vs = parseVirtualServer(sub, st, NO_GROUPS);
+  } catch (err) {
+    pre.error = err;
+  }
+  const kept: PreRead = { keyword: st.keyword, args: st.args, where: st.where, pre };
+  return kept;
+}
+
+function run(lex: (sink: TokenSink) => LexInfo, extraFiles: string[]): ConfigCheck {
+  const ctx = new Ctx();
+  // the statements are built while the files are read: a big file's tokens are never held
+  const statements = new StatementBuilder(preRead);
+  let lexed: LexInfo;
+  try {
+    lexed = lex(statements);
   } catch (err) {
     if (err instanceof ConfigError) return { warnings: [], errors: [err] };
     throw err;
   }
-  ctx.warnings.push(...lexed.warnings);
+  for (const w of lexed.warnings) ctx.warnings.push(w);
   const errors = [...lexed.errors];
   try {
-    const config = interpret(ctx, parseStatements(lexed.tokens), [...extraFiles, ...lexed.files]);
+    const config = interpret(ctx, statements.end(), [...extraFiles, ...lexed.files]);
     return { warnings: ctx.warnings, errors, ...(errors.length === 0 ? { config } : {}) };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -2031,7 +2081,7 @@ function result(c: ConfigCheck): KeepalivedConfig {
 
 /** Check a keepalived.conf (and what it includes): every warning and error, never throws ConfigError. */
 export function checkConfigFile(path: string, opts: ParseOptions = {}): ConfigCheck {
-  return run(() => lexFile(path, opts), []);
+  return run((sink) => lexFileTo(sink, path, opts), []);
 }
 
 /** The same for a text (tests); includes are taken from `dir`. */
@@ -2041,7 +2091,7 @@ export function checkConfigText(
   dir = ".",
   opts: ParseOptions = {},
 ): ConfigCheck {
-  return run(() => lexText(text, name, dir, opts), [name]);
+  return run((sink) => lexTextTo(sink, text, name, dir, opts), [name]);
 }
 
 /** Read and check a keepalived.conf (and what it includes). Throws ConfigError (the first error). */

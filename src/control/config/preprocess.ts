@@ -78,8 +78,17 @@ interface Definition {
 /** Lines longer than this after substitution are refused (a definition that uses itself). */
 const MAX_LINE = 1 << 16;
 
+/** What decomment() has to look at character by character: comments, escapes, quotes. */
+const DECOMMENT_SPECIAL = /[#!\\"']/;
+
 /** keepalived's decomment(): comments, `\#` / `\!`, leading and trailing blanks. */
 export function decomment(line: string): string {
+  if (!DECOMMENT_SPECIAL.test(line)) {
+    // most lines: only the blanks around them go
+    let end = line.length;
+    for (let c = line.charCodeAt(end - 1); c === 32 || c === 9; c = line.charCodeAt(end - 1)) end--;
+    return line.slice(0, end).trimStart();
+  }
   let out = "";
   let quote = "";
   let i = line.length - line.trimStart().length;
@@ -196,14 +205,14 @@ export class Preprocessor {
       const lines = text.split("\n");
       if (lines.length > 1 && lines[lines.length - 1] === "") lines.pop();
       for (let k = 0; k < lines.length; k++) {
-        const where: Where = { file: name, line: k + 1 };
-        const raw = (lines[k] ?? "").replace(/\r+$/, "");
+        let raw = lines[k] ?? "";
+        if (raw.charCodeAt(raw.length - 1) === 13) raw = raw.replace(/\r+$/, "");
         if (this.pending) {
           this.continueDefinition(raw);
           continue;
         }
         const text = decomment(raw);
-        if (text !== "") this.process(text, where, 0);
+        if (text !== "") this.process(text, { file: name, line: k + 1 }, 0);
       }
       this.pending = undefined; // a definition does not run on into the next file
     } finally {
@@ -266,6 +275,10 @@ export class Preprocessor {
   }
 
   private emit(text: string, where: Where): void {
+    if (!text.startsWith("include")) {
+      this.sink(text, where);
+      return;
+    }
     const inc = /^include([rmwba]?)[ \t]+(.*)$/.exec(text);
     if (inc) {
       this.include(inc[1] ?? "", inc[2] ?? "", where);

@@ -8,11 +8,15 @@
  *   when the last retry fails too, it goes down. A down checker is probed every delay_loop.
  *
  * Probes run on the event loop, never overlapping; results reach the owner through `onResult`,
- * which changes the service table between two batches of the data path.
+ * which changes the service table between two batches of the data path. With a Pacer (pace.ts;
+ * lvsd's HealthManager has one), launching a probe and handling its result are queued there and
+ * run a bounded slice per event-loop turn, so thousands of checkers falling due together never
+ * hold the loop.
  */
 
 import type { CheckerConfig } from "../config/types.js";
 import type { ProbeFn } from "./index.js";
+import type { Pacer } from "./pace.js";
 import type { ProbeResult } from "./probe.js";
 
 export interface CheckerClock {
@@ -20,6 +24,11 @@ export interface CheckerClock {
   random(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
+  /**
+   * Run `fn` in the event loop's next turn (setImmediate): lets a Pacer spread queued work over
+   * turns. A clock without it (a test's manual clock) has the work done at once.
+   */
+  defer?(fn: () => void): void;
 }
 
 export const SYSTEM_CLOCK: CheckerClock = {
@@ -27,6 +36,9 @@ export const SYSTEM_CLOCK: CheckerClock = {
   random: () => Math.random(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  defer: (fn) => {
+    setImmediate(fn);
+  },
 };
 
 export interface ResultEvent {
@@ -41,8 +53,7 @@ export interface ResultEvent {
 
 export class Checker {
   readonly cfg: CheckerConfig;
-  /** Identity across reloads: the configuration without its place in the file. */
-  readonly fingerprint: string;
+  private fp: string | undefined;
   up: boolean;
   hasRun = false;
   retryIt = 0;
@@ -54,16 +65,24 @@ export class Checker {
   private timer: unknown;
   private abort: AbortController | undefined;
   private stopped = true;
+  /** Bumped by stop(): a launch still queued in the pacer from before is dropped. */
+  private runs = 0;
 
   constructor(
     cfg: CheckerConfig,
     private readonly probeFn: ProbeFn,
     private readonly clock: CheckerClock,
     private readonly onResult: (c: Checker, e: ResultEvent) => void,
+    private readonly pacer?: Pacer,
   ) {
     this.cfg = cfg;
-    this.fingerprint = fingerprint(cfg);
     this.up = !cfg.timing.alpha;
+  }
+
+  /** Identity across reloads: the configuration without its place in the file (made when a reload asks). */
+  get fingerprint(): string {
+    if (this.fp === undefined) this.fp = fingerprint(this.cfg);
+    return this.fp;
   }
 
   get active(): boolean {
@@ -79,6 +98,7 @@ export class Checker {
 
   stop(): void {
     this.stopped = true;
+    this.runs++;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.abort?.abort();
@@ -91,7 +111,14 @@ export class Checker {
     this.timer = this.clock.setTimeout(
       () => {
         this.timer = undefined;
-        void this.fire();
+        if (!this.pacer) {
+          void this.fire();
+          return;
+        }
+        const run = this.runs;
+        this.pacer.run(() => {
+          if (run === this.runs) void this.fire();
+        });
       },
       Math.max(0, ms),
     );
@@ -108,12 +135,16 @@ export class Checker {
     } catch (err) {
       result = { ok: false, reason: `${this.cfg.type} internal error: ${(err as Error).message}` };
     }
-    // stopped (or stopped and started again) meanwhile: this probe's result is not wanted
-    if (this.stopped || abort.signal.aborted) return;
-    this.abort = undefined;
-    const delay = this.handle(result);
-    const elapsed = this.clock.now() - started;
-    this.schedule(Math.min(delay, Math.max(0, delay - elapsed)));
+    const finish = (): void => {
+      // stopped (or stopped and started again) meanwhile: this probe's result is not wanted
+      if (this.stopped || abort.signal.aborted) return;
+      this.abort = undefined;
+      const delay = this.handle(result);
+      const elapsed = this.clock.now() - started;
+      this.schedule(Math.min(delay, Math.max(0, delay - elapsed)));
+    };
+    if (this.pacer) this.pacer.run(finish);
+    else finish();
   }
 
   /** Apply a result; returns the delay (ms) before the next probe, counted from this one's start. */
@@ -151,9 +182,11 @@ export class Checker {
 
 /** A checker's configuration as a string, without where it was written. */
 export function fingerprint(cfg: CheckerConfig): string {
-  return JSON.stringify(cfg, (k, v: unknown) => {
-    if (k === "where") return undefined;
-    if (v instanceof Uint8Array) return Buffer.from(v).toString("hex");
-    return v;
-  });
+  // `where` is only at the top; byte strings are only UDP_CHECK's (a replacer function, called
+  // for every key, costs several times a plain stringify: a reload compares 50k checkers)
+  const { where: _where, ...rest } = cfg;
+  if (cfg.type !== "UDP_CHECK") return JSON.stringify(rest);
+  return JSON.stringify(rest, (_k, v: unknown) =>
+    v instanceof Uint8Array ? Buffer.from(v).toString("hex") : v,
+  );
 }

@@ -46,9 +46,10 @@ import {
   type VirtualServerConfig,
 } from "../config/types.js";
 import { type EventLog, textLog } from "../observe/log.js";
-import { Checker, type CheckerClock, type ResultEvent, SYSTEM_CLOCK } from "./checker.js";
+import { Checker, type CheckerClock, fingerprint, type ResultEvent, SYSTEM_CLOCK } from "./checker.js";
 import { checkerLabel, type ProbeFn, probe as realProbe } from "./index.js";
 import { type ScriptRunner, scriptRunner } from "./notify.js";
+import { PACE_BUDGET_MS, Pacer } from "./pace.js";
 import { formatHealth, type HealthCounters, type HealthSnapshot, type RealServerStatus } from "./status.js";
 
 export interface HealthManagerOptions {
@@ -71,6 +72,11 @@ export interface HealthManagerOptions {
   allowEmptyReload?: boolean;
   /** keepalived's config id for `@ID` lines (lvsd --config-id); default the host name. */
   configId?: string;
+  /**
+   * Milliseconds of health-check work (probe launches, results) one event-loop turn may run
+   * (pace.ts; default PACE_BUDGET_MS). Used with a clock that can defer (the system clock).
+   */
+  paceBudgetMs?: number;
 }
 
 export interface LoadResult {
@@ -242,6 +248,9 @@ export class HealthManager {
   private readonly configId: string | undefined;
   /** Collects the table operations while a configuration is applied by loadFile/reload/import. */
   private changes: ConfigChanges | undefined;
+  private applied: KeepalivedConfig | undefined;
+  /** Probe launches and results waiting for their slice of the event loop (pace.ts). */
+  readonly pacer: Pacer;
   readonly counters: HealthCounters = {
     probes: 0,
     failures: 0,
@@ -266,9 +275,27 @@ export class HealthManager {
       return probe(c, signal).finally(() => this.probeMs.set(c, performance.now() - t0));
     };
     this.clock = opts.clock ?? SYSTEM_CLOCK;
+    const clock = this.clock;
+    this.pacer = new Pacer(
+      clock.defer ? (fn) => clock.defer?.(fn) : undefined,
+      opts.paceBudgetMs ?? PACE_BUDGET_MS,
+      (err) =>
+        this.ev.error(
+          { event: "health.internal_error", error: (err as Error).stack ?? String(err) },
+          `health: internal error: ${(err as Error).stack ?? err}`,
+        ),
+    );
     this.runScript = opts.runScript ?? scriptRunner(this.ev);
     this.allowEmptyReload = opts.allowEmptyReload ?? false;
     this.configId = opts.configId;
+  }
+
+  /**
+   * The configuration last applied (loadFile, reload, import, apply): lvsd reads its VRRP
+   * instances from it rather than parse a big file twice at start.
+   */
+  get lastConfig(): KeepalivedConfig | undefined {
+    return this.applied;
   }
 
   /** The configuration file in use (for SIGHUP), if any. */
@@ -411,6 +438,7 @@ export class HealthManager {
       if (v) this.syncVirtualServer(v, vc, fresh.has(v));
     }
     this.loadedAt = this.clock.now();
+    this.applied = cfg;
     return this.summary();
   }
 
@@ -477,7 +505,7 @@ export class HealthManager {
   }
 
   private makeChecker(rs: RealServer, cfg: RealServerConfig["checkers"][number]): Checker {
-    return new Checker(cfg, this.probeFn, this.clock, (c, e) => {
+    const onResult = (c: Checker, e: ResultEvent): void => {
       // a timer callback: a bug here must not take the daemon (and its data path) down
       try {
         this.onResult(rs, c, e);
@@ -492,21 +520,23 @@ export class HealthManager {
           `health: internal error handling ${e.result.reason}: ${(err as Error).stack ?? err}`,
         );
       }
-    });
+    };
+    return new Checker(cfg, this.probeFn, this.clock, onResult, this.pacer);
   }
 
   private updateRealServer(rs: RealServer, rc: RealServerConfig): void {
     const pool = [...rs.checkers];
     const keep: Checker[] = [];
     for (const cc of rc.checkers) {
-      const probe = this.makeChecker(rs, cc);
-      const i = pool.findIndex((c) => c.fingerprint === probe.fingerprint);
+      const fp = fingerprint(cc);
+      const i = pool.findIndex((c) => c.fingerprint === fp);
       if (i >= 0) {
         keep.push(pool[i] as Checker);
         pool.splice(i, 1);
       } else {
-        keep.push(probe);
-        if (this.started) probe.start();
+        const fresh = this.makeChecker(rs, cc);
+        keep.push(fresh);
+        if (this.started) fresh.start();
       }
     }
     for (const c of pool) c.stop();
