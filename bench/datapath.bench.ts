@@ -1,7 +1,8 @@
 /**
  * In-process data path benchmarks (no I/O): the established-flow NAT fast path in both
  * directions, the new-connection path (SYN -> schedule -> insert), conntrack lookups at 1M
- * entries, and memory per connection at 1M connections.
+ * entries, memory per connection at 1M connections, and the mark classifier (none, empty, one
+ * rule; SYN batches without and with a mark rule).
  *
  * NAT rewrites frames in place, so every batch is restored from a pristine copy before it is
  * processed again. The restore (one memcpy of the packed batch) is measured on its own in the
@@ -10,13 +11,15 @@
 
 import { Bench } from "tinybench";
 import { dropCounts } from "../src/control/adapter.js";
+import { classifyMark } from "../src/datapath/classify.js";
 import { clock } from "../src/datapath/clock.js";
 import { Engine } from "../src/datapath/engine.js";
 import { FrameBatch } from "../src/datapath/io/batch.js";
 import { eth } from "../src/datapath/packet/build.js";
-import { TCP_ACK, TCP_SYN } from "../src/datapath/packet/view.js";
+import { FrameView, TCP_ACK, TCP_SYN } from "../src/datapath/packet/view.js";
 import { ipToU32, macToBytes } from "../src/lib/addr.js";
 import { IPPROTO_TCP } from "../src/lib/proto.js";
+import { MarkTable, MarkTarget, PortWhich } from "../src/tables/marks.js";
 import { FwdMethod } from "../src/tables/model.js";
 
 export interface BenchResult {
@@ -154,6 +157,145 @@ export function pps(
   return { value: (perIter * 1000) / r.latency.mean, samples: r.latency.samplesCount };
 }
 
+/**
+ * The mark classifier (lvs-iptables rules, src/datapath/classify.ts), same run: its cost per
+ * packet with no classifier at all (the loop alone), with an empty chain (the engine's one
+ * comparison of the count) and with the DR tutorial's one rule (-d VIP -p tcp -m multiport
+ * --dports 80,443 -j MARK --set-mark 666); then whole SYN batches with no rules and with that
+ * rule feeding a `-f 666` service.
+ */
+export async function markClassifierBench(timeMs: number, synFrames: Uint8Array[]): Promise<BenchResult[]> {
+  const results: BenchResult[] = [];
+  const N = 1024;
+  const views: FrameView[] = [];
+  for (let i = 0; i < N; i++) {
+    const v = new FrameView();
+    v.saddr = ipToU32(clientIp(i));
+    v.daddr = ipToU32(VIP);
+    v.proto = IPPROTO_TCP;
+    v.sport = 1024 + i;
+    v.dport = i % 3 === 0 ? 443 : 80;
+    v.ipTotalLen = 60;
+    views.push(v);
+  }
+  const empty = new MarkTable();
+  const one = new MarkTable();
+  one.append({
+    src: 0,
+    srcMask: 0,
+    srcNeg: false,
+    dst: ipToU32(VIP),
+    dstMask: 0xffffffff,
+    dstNeg: false,
+    proto: IPPROTO_TCP,
+    protoNeg: false,
+    iface: "",
+    ifaceNeg: false,
+    ports: [
+      {
+        match: "multiport",
+        which: PortWhich.DST,
+        neg: false,
+        ranges: [
+          [80, 80],
+          [443, 443],
+        ],
+      },
+    ],
+    target: MarkTarget.MARK,
+    value: 666,
+    mask: 0xffffffff,
+    pkts: 0,
+    bytes: 0,
+  });
+  let sink = 0;
+  const pass = (t: MarkTable | null): void => {
+    let acc = 0;
+    for (let i = 0; i < N; i++) {
+      const v = views[i]!;
+      let mark = 0;
+      if (t !== null) {
+        const p = t.program;
+        if (p.count !== 0) mark = classifyMark(p, v, 0);
+      }
+      acc += mark + v.dport;
+    }
+    sink += acc;
+  };
+  const bc = new Bench({ time: timeMs, warmupTime: 300 });
+  bc.add("mark classifier: none (loop only, x1024)", () => pass(null));
+  bc.add("mark classifier: empty chain (x1024)", () => pass(empty));
+  bc.add("mark classifier: tutorial's one rule (x1024)", () => pass(one));
+  await bc.run();
+  if (sink === 0 || one.program.pkts[0] === 0) throw new Error("mark classifier bench marked nothing");
+  const ns = (k: number) => {
+    const r = bc.tasks[k]?.result as { latency?: { mean: number; samplesCount: number } } | undefined;
+    return { value: ((r?.latency?.mean ?? 0) * 1e6) / N, samples: r?.latency?.samplesCount ?? 0 };
+  };
+  const none = ns(0);
+  const emp = ns(1);
+  const rule = ns(2);
+  results.push({ name: "mark classifier: none (loop only)", unit: "ns/packet", ...none });
+  results.push({ name: "mark classifier: empty chain", unit: "ns/packet", ...emp });
+  results.push({ name: "mark classifier: tutorial's one rule", unit: "ns/packet", ...rule });
+  results.push({
+    name: "mark classifier: empty - none",
+    unit: "ns/packet",
+    value: emp.value - none.value,
+    samples: 1,
+  });
+  results.push({
+    name: "mark classifier: one rule - none",
+    unit: "ns/packet",
+    value: rule.value - none.value,
+    samples: 1,
+  });
+
+  // whole SYN batches: the same frames, no rules vs the one rule marking them for -f 666
+  const plain = setup(1 << 21);
+  const marked = setup(1 << 21);
+  const fkey = { proto: IPPROTO_TCP, addr: 0, port: 0, fwmark: 666 };
+  marked.table.addService(fkey, { sched: "wrr", flags: 0, timeout: 0, netmask: 0xffffffff });
+  for (let k = 1; k <= 2; k++) {
+    marked.table.addDest(fkey, {
+      addr: ipToU32(`192.168.10.${k}`),
+      port: 80,
+      weight: k,
+      fwd: FwdMethod.MASQ,
+      uThreshold: 0,
+      lThreshold: 0,
+    });
+  }
+  for (const r of one.list()) marked.marks.append({ ...r, pkts: 0, bytes: 0 });
+  const bs = new Bench({ time: timeMs, warmupTime: 300 });
+  for (const [name, en] of [
+    ["new connections, no mark rules", plain],
+    ["new connections, one mark rule -> fwmark service", marked],
+  ] as const) {
+    const b = packed(synFrames);
+    const restore = restorer(b);
+    let port = 1024;
+    bs.add(
+      name,
+      () => {
+        restore();
+        port = port === 65535 ? 1024 : port + 1;
+        for (let i = 0; i < b.count; i++) b.dv.setUint16(b.off[i]! + 34, port);
+        en.process(b, 20);
+        if (en.ct.count > (1 << 21) - 2 * BATCH) en.ct.flushAll();
+      },
+      { beforeAll: () => en.ct.flushAll() },
+    );
+  }
+  await bs.run();
+  for (const en of [plain, marked])
+    if (en.drops.reduce((a, b) => a + b, 0) !== 0)
+      throw new Error(`mark bench SYNs dropped: ${JSON.stringify(dropCounts(en.drops))}`);
+  if (marked.table.find(fkey)!.conns === 0) throw new Error("the fwmark service got no connections");
+  for (const task of bs.tasks) results.push({ name: task.name, unit: "connections/s", ...pps(task, BATCH) });
+  return results;
+}
+
 export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
 
@@ -282,6 +424,7 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
   if (e2.drops.reduce((a, b) => a + b, 0) !== 0)
     throw new Error(`SYNs dropped: ${JSON.stringify(dropCounts(e2.drops))}`);
   results.push({ name: "new connections (SYN -> schedule -> insert)", unit: "connections/s", ...cps });
+  results.push(...(await markClassifierBench(timeMs, synFrames)));
 
   // ---- conntrack lookup at 1M entries, and memory per connection ----
   const N = 1 << 20;

@@ -9,6 +9,7 @@ import { TcpState } from "../datapath/conntrack/states.js";
 import { CONN_F_TEMPLATE, CONN_F_USED } from "../datapath/conntrack/table.js";
 import { DROP_COUNT, DROP_NAMES } from "../datapath/drops.js";
 import type { Engine } from "../datapath/engine.js";
+import type { MarkTable } from "../tables/marks.js";
 import type { ServiceTable } from "../tables/services.js";
 import type { Sysctl } from "../tables/sysctl.js";
 import type { RateSource } from "./estimator.js";
@@ -39,6 +40,10 @@ export class EngineControl implements ControlTarget {
 
   get sysctl(): Sysctl {
     return this.engine.sysctl;
+  }
+
+  get marks(): MarkTable {
+    return this.engine.marks;
   }
 
   get connTabSize(): number {

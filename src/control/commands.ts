@@ -25,12 +25,14 @@ import {
   IPVS_VERSION,
 } from "./format.js";
 import { type HealthControl, runExtension } from "./health-import.js";
+import { formatMarksForSave, runIptables } from "./iptables.js";
 import { type Command, DEF_SCHED, type DestSpec, parseArgs } from "./ipvsadm.js";
+import { type HostNames, LOOKUP_MAX_ADDRS } from "./names.js";
 import { type ServicesDb, systemServices } from "./netdb.js";
 import { schedulerList } from "./sched.js";
 import { formatDaemons, SyncDaemonError } from "./sync/daemon.js";
 import { runSysctl } from "./sysctl.js";
-import type { ControlTarget } from "./target.js";
+import type { ConnEntry, ControlTarget } from "./target.js";
 import { runTrace, type TraceControlApi } from "./trace-cmd.js";
 import type { ExecResult, ParseError } from "./types.js";
 
@@ -52,6 +54,11 @@ export interface ExecOptions {
    * one string (lvsd's control server; see server.ts).
    */
   stream?: boolean;
+  /**
+   * Host names for streamed listings without -n (names.ts): the result's `prepare` looks up the
+   * names of the addresses to print before its pieces are made.
+   */
+  hostNames?: HostNames;
 }
 
 /** `r` with its stdout whole: the pieces of `more`, if any, appended. */
@@ -238,19 +245,18 @@ lvsadm:
                                       (10 without --count; at most 3600) or Ctrl-C
   --trace-status                      the running trace and the last ones
   --trace-stop                        stop the running trace
+  --iptables ARGS...                  (first option) an lvs-iptables command line: the mangle
+                                      table's PREROUTING chain whose MARK rules give packets
+                                      the marks of fwmark services; see lvs-iptables -h
   Forwarding methods available now: ${implementedOptions()} (without a method option a server
   is -g, direct routing, as in ipvsadm).
   Addresses are IPv4 addresses or host names (no IPv6); ports may be named (/etc/services).
-  fwmark services are kept but get no traffic (lvsd sees no netfilter marks).
+  fwmark services (-f) get the packets that lvs-iptables MARK rules mark; -S saves the rules.
   Not supported: --sctp-service, --pe, -6, gue/gre tunnels.
 `;
 }
 
 // ---- execution ----
-
-/** Printed (exit status 0) when a fwmark service is added. */
-export const FWMARK_WARNING =
-  "lvsadm: warning: fwmark services are kept but receive no traffic: lvsd sees no netfilter marks (use -t/-u)\n";
 
 function ok(stdout = ""): ExecResult {
   return { stdout, stderr: "", code: 0 };
@@ -300,6 +306,22 @@ function tableOp(op: string, fn: () => void): ExecResult {
   }
 }
 
+/** The addresses of the first entries of the connection table (a -c listing's names to look up). */
+function* connAddrs(target: ControlTarget): Generator<number, void, undefined> {
+  const read = connReader(target);
+  const batch: ConnEntry[] = [];
+  let cursor = 0;
+  for (let n = 0; n < 2 && cursor >= 0; n++) {
+    batch.length = 0;
+    cursor = read(cursor, LOOKUP_MAX_ADDRS, batch);
+    for (const c of batch) {
+      yield c.caddr;
+      yield c.vaddr;
+      yield c.daddr;
+    }
+  }
+}
+
 /** The target's entries piece by piece (connsFrom), or its whole snapshot as one piece. */
 function connReader(target: ControlTarget): ConnReader {
   if (target.connsFrom) return (cursor, max, out) => target.connsFrom!(cursor, max, out);
@@ -331,12 +353,8 @@ function executeOne(
     return runTrace(cmd, trace, prog);
   const table = target.table;
   switch (cmd.kind) {
-    case "add-service": {
-      const r = tableOp(cmd.kind, () => table.addService(cmd.svc, cmd.opts));
-      // lvsd sees no netfilter marks: say so instead of letting the service sit idle unexplained.
-      if (r.code === 0 && cmd.svc.fwmark) return { ...r, stderr: FWMARK_WARNING };
-      return r;
-    }
+    case "add-service":
+      return tableOp(cmd.kind, () => table.addService(cmd.svc, cmd.opts));
     case "edit-service":
       return tableOp(cmd.kind, () => table.editService(cmd.svc, cmd.opts));
     case "delete-service":
@@ -357,26 +375,52 @@ function executeOne(
     case "delete-dest":
       return tableOp(cmd.kind, () => table.deleteDest(cmd.svc, cmd.addr, cmd.port));
     case "list": {
-      const ctx = formatContext(target, services);
+      // without -n, host names (names.ts): looked up before the listing is sent, by the server
+      const names = !cmd.format.numeric && stream ? opts.hostNames : undefined;
+      const db: ServicesDb = names
+        ? {
+            portOf: (n, p) => services.portOf(n, p),
+            nameOf: (p, q) => services.nameOf(p, q),
+            hostOf: (a) => names.hostOf(a),
+          }
+        : services;
+      const ctx = formatContext(target, db);
+      const named = (r: ExecResult, addrs: () => Iterable<number>): ExecResult =>
+        names ? { ...r, prepare: () => names.resolve(addrs()) } : r;
       switch (cmd.what) {
         case "conns":
-          return listing(formatConnsChunks(connReader(target), cmd.format, services), stream);
+          return named(listing(formatConnsChunks(connReader(target), cmd.format, db), stream), () =>
+            connAddrs(target),
+          );
         case "timeout":
           return ok(formatTimeout(target.getTimeouts()));
         case "daemon":
           return ok(target.sync ? formatDaemons(target.sync.daemons()) : "");
         case "services": {
-          if (!cmd.svc) return listing(formatListChunks(table.list(), cmd.format, ctx), stream);
-          const s = table.find(cmd.svc);
+          const list = cmd.svc ? [table.find(cmd.svc)].filter((x): x is Service => !!x) : table.list();
+          const addrs = () => list.flatMap((x) => [x.addr, ...x.dests.map((d) => d.addr)]);
+          if (!cmd.svc) return named(listing(formatListChunks(list, cmd.format, ctx), stream), addrs);
           // list_service() exits with 1 when the service is missing (and so ends a restore)
-          if (!s) return { ...err(ipvsStrerror("list", "ESRCH"), 1), fatal: true };
-          return ok(formatListService(s, cmd.format, ctx));
+          if (list.length === 0) return { ...err(ipvsStrerror("list", "ESRCH"), 1), fatal: true };
+          const one = list[0]!;
+          return named(
+            listing(
+              (function* () {
+                yield formatListService(one, cmd.format, ctx);
+              })(),
+              stream,
+            ),
+            addrs,
+          );
         }
       }
       break;
     }
     case "save":
-      return listing(formatSaveChunks(table.list(), cmd.numeric, formatContext(target, services)), stream);
+      return listing(
+        saveChunks(formatSaveChunks(table.list(), cmd.numeric, formatContext(target, services)), target),
+        stream,
+      );
     case "zero": {
       const r = tableOp(cmd.kind, () => (cmd.svc ? table.zero(cmd.svc) : table.zero()));
       if (r.code === 0 && target.rates?.zero) {
@@ -414,6 +458,16 @@ function executeOne(
   return err("internal: unknown command", 1);
 }
 
+/** -S: the services, then the mark rules (src/control/iptables.ts) as lines -R replays. */
+function* saveChunks(
+  services: Generator<string, void, undefined>,
+  target: ControlTarget,
+): Generator<string, void, undefined> {
+  yield* services;
+  const marks = formatMarksForSave(target.marks);
+  if (marks !== "") yield marks;
+}
+
 /**
  * Split one line of a restore as ipvsadm's config_stream_read() does: words separated by blanks,
  * every word "ipvsadm" (and, for us, "lvsadm") dropped. Unlike ipvsadm, whose comment handling
@@ -447,6 +501,13 @@ function restore(target: ControlTarget, stdin: string, services: ServicesDb, pro
   let code = 0;
   for (const line of stdin.split("\n")) {
     const ext = splitExtensions(restoreWords(line));
+    if (ext.iptables) {
+      const r = runIptables(ext.iptables, target.marks, services);
+      stdout += r.stdout;
+      stderr += r.stderr;
+      code = r.code;
+      continue;
+    }
     if (ext.error) {
       stderr += `${ext.error}\n`;
       code = 2;
@@ -504,6 +565,7 @@ export function run(
   const prog = opts.prog ?? "lvsadm";
   const services = opts.services ?? systemServices();
   const ext = splitExtensions(argv);
+  if (ext.iptables) return runIptables(ext.iptables, target.marks, services);
   if (ext.error) return err(ext.error, 2);
   if (ext.laddr) return runLaddr(ext.laddr.op, ext.laddr.addr, ext.argv, target.table, services);
   if (ext.sysctl !== undefined) {

@@ -9,9 +9,13 @@
  *   --links                      per-link frame and byte counters, with drops.
  *   --sync                       connection sync counters (sent, received, placed, refused).
  *   --sysctl [NAME[=VALUE]]      list or set run-time knobs (net.ipv4.vs.* names; sysctl.ts).
+ *   --iptables ARGS...           (first word only) an lvs-iptables command line: the mangle
+ *                                table's PREROUTING chain that marks packets for fwmark services
+ *                                (iptables.ts); what bin/lvs-iptables sends.
  */
 import { u32ToIp } from "../lib/addr.js";
 import { ControlError, type ServiceKey, type ServiceTable } from "../tables/services.js";
+import { IPTABLES_WORD } from "./iptables.js";
 import { parseArgs } from "./ipvsadm.js";
 import type { ServicesDb } from "./netdb.js";
 import { inetAton } from "./netdb.js";
@@ -30,6 +34,8 @@ export interface Extensions {
   sync?: boolean;
   /** `--sysctl` given: its argument, or null to list all. */
   sysctl?: string | null;
+  /** `--iptables` as the first word: the lvs-iptables command line that follows it. */
+  iptables?: string[];
   error?: string;
 }
 
@@ -41,6 +47,7 @@ const LADDR_OPS: Record<string, LaddrOp> = {
 
 /** Split our extension options from an lvsadm command line. */
 export function splitExtensions(argv: readonly string[]): Extensions {
+  if (argv[0] === IPTABLES_WORD) return { argv: [], iptables: argv.slice(1) };
   const out: Extensions = { argv: [] };
   let laddrAddr: string | undefined;
   for (let i = 0; i < argv.length; i++) {

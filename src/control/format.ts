@@ -95,8 +95,9 @@ export function addrPort(
   numeric: boolean,
   services: ServicesDb,
 ): string {
-  const p = numeric ? undefined : services.nameOf(port, proto);
-  return `${ipToString(addr)}:${p ?? port}`;
+  if (numeric) return `${ipToString(addr)}:${port}`;
+  const p = services.nameOf(port, proto);
+  return `${services.hostOf?.(addr) ?? ipToString(addr)}:${p ?? port}`;
 }
 
 // ---- sorting (libipvs's ipvs_cmp_services / ipvs_cmp_dests) ----

@@ -119,6 +119,11 @@ export interface ServicesDb {
   portOf(name: string, proto: number): number | undefined;
   /** getservbyport(port, proto): the official name, or undefined. */
   nameOf(port: number, proto: number): string | undefined;
+  /**
+   * gethostbyaddr(addr): a host name for a listing without -n, or undefined (printed as a number).
+   * lvsd's control server fills it from names looked up before the listing (names.ts).
+   */
+  hostOf?(addr: number): string | undefined;
 }
 
 function protoName(proto: number): string | undefined {

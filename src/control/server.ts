@@ -41,6 +41,7 @@ import { dirname } from "node:path";
 import { loadNative } from "../datapath/io/native.js";
 import { DEFAULT_CONTROL_PATH, type ExecOptions, type ExecResult, run } from "./commands.js";
 import { splitExtensions } from "./extensions.js";
+import { iptablesIsChange } from "./iptables.js";
 import { parseArgs } from "./ipvsadm.js";
 import { systemServices } from "./netdb.js";
 import type { EventLog } from "./observe/log.js";
@@ -159,6 +160,7 @@ const CHANGE_WORDS = new Set<string>([
  */
 export function isChange(argv: readonly string[], opts: ExecOptions = {}): boolean {
   const ext = splitExtensions(argv);
+  if (ext.iptables) return iptablesIsChange(ext.iptables, opts.services ?? systemServices());
   if (!ext.error) {
     if (ext.laddr) return ext.laddr.op !== "get";
     if (ext.drops || ext.links || ext.sync) return false;
@@ -452,6 +454,9 @@ async function writeReply(
   const highWater = pool.opts.maxWriteBytes ?? DEFAULT_MAX_WRITE;
   const writeTimeout = pool.opts.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
   let tail = `"stderr":${JSON.stringify(res.stderr)},"code":${res.code}}\n`;
+  // host names for a listing without -n: looked up first, the event loop free meanwhile
+  if (res.prepare) await res.prepare().catch(() => {});
+  if (sock.destroyed) return false;
   if (!res.more) {
     sock.write(`{"stdout":${JSON.stringify(res.stdout)},${tail}`);
   } else {

@@ -3,6 +3,7 @@
  * EngineControl (adapter.ts) implements it over a data-path Engine; tests may use an engine
  * without any I/O, or a fake.
  */
+import type { MarkTable } from "../tables/marks.js";
 import type { ServiceTable } from "../tables/services.js";
 import type { Sysctl } from "../tables/sysctl.js";
 import type { RateSource } from "./estimator.js";
@@ -71,6 +72,8 @@ export interface ControlTarget {
   sync?: SyncControl;
   /** Run-time knobs (`--sysctl`), when the target has a data path. */
   readonly sysctl?: Sysctl;
+  /** The mark rules (`lvsadm --iptables`, lvs-iptables), when the target has a data path. */
+  readonly marks?: MarkTable;
 }
 
 export type SyncState = "master" | "backup";

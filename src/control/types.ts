@@ -15,6 +15,8 @@ export interface ExecResult {
    * forwarding between pieces. `collect()` (commands.ts) makes it one string.
    */
   more?: Iterator<string, void, undefined>;
+  /** To wait for before `more` is read (host names for a listing without -n; names.ts). */
+  prepare?: () => Promise<void>;
 }
 
 /**

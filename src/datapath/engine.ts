@@ -17,9 +17,11 @@
  * FrameView, lookups walk typed arrays, drops bump a counter by reason (drops.ts).
  */
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
+import { MarkTable } from "../tables/marks.js";
 import { DEST_F_AVAILABLE, type Dest, FwdMethod, type Service, SVC_F_ONEPACKET } from "../tables/model.js";
 import { ServiceTable } from "../tables/services.js";
 import { Sysctl } from "../tables/sysctl.js";
+import { classifyMark } from "./classify.js";
 import { clock } from "./clock.js";
 import { FragCache } from "./conntrack/frags.js";
 import { DIR_INPUT, DIR_OUTPUT, TcpState } from "./conntrack/states.js";
@@ -91,6 +93,11 @@ const CONSUMED = -2;
 
 export class Engine {
   readonly table: ServiceTable;
+  /**
+   * The mangle table's PREROUTING chain (`lvs-iptables`, src/tables/marks.ts): the marks that
+   * find `-f` services. Empty, it costs one comparison per packet looking for a service.
+   */
+  readonly marks: MarkTable;
   readonly ct: ConnTable;
   readonly net = new Net();
   readonly sysctl = new Sysctl();
@@ -133,6 +140,8 @@ export class Engine {
 
   constructor(opts: EngineOptions = {}, table = new ServiceTable(getScheduler)) {
     this.table = table;
+    this.marks = new MarkTable(table);
+    this.marks.linkNames = () => this.net.links.map((l) => l.name);
     this.ct = new ConnTable(opts.maxConns ?? 1 << 20, table, opts.buckets ?? 0);
     this.txq = new TxQueue(opts.txCapacity ?? 256, this.drops);
     this.tx = this.txq.batch;
@@ -252,7 +261,14 @@ export class Engine {
       // VRRP: no new connections to an address whose instance is not MASTER (net/owner.ts).
       if (this.owner.count !== 0 && this.owner.disowned(v.daddr)) return Drop.NOT_OWNER;
       if (this.sysctl.rpFilter !== 0 && !this.rpOk(v.saddr, batch.link[i]!)) return Drop.RP_FILTER;
-      const svc = this.table.lookup(p, v.daddr | 0, v.dport);
+      // ip_vs_service_find: a marked packet finds the fwmark service of its mark first.
+      let svc: Service | undefined;
+      const mp = this.marks.program;
+      if (mp.count !== 0) {
+        const mark = classifyMark(mp, v, batch.link[i]!);
+        if (mark !== 0) svc = this.table.lookupMark(mark);
+      }
+      if (svc === undefined) svc = this.table.lookup(p, v.daddr | 0, v.dport);
       if (svc === undefined) return this.net.isLocal(v.daddr | 0) ? Drop.LOCAL : Drop.NO_SERVICE;
       if (
         p === IPPROTO_TCP &&
@@ -430,8 +446,10 @@ export class Engine {
     if (d === undefined) return -Drop.NO_DEST;
     const mode = this.modes[d.fwd];
     if (mode === null || mode === undefined) return -Drop.MODE_UNSUPPORTED;
-    // Port-zero (all ports) services keep the packet's port; others map to the dest's port.
-    const dport = svc.port !== 0 && v.dport === svc.port && d.port !== 0 ? d.port : v.dport;
+    // As ip_vs_schedule / ip_vs_sched_persist: a dest port of 0 keeps the packet's port; a
+    // persistent service maps only packets to its own port (so a port-0 or fwmark service keeps
+    // every port); a non-persistent one (fwmark included) maps every packet to the dest's port.
+    const dport = d.port === 0 ? v.dport : svc.timeout === 0 || v.dport === svc.port ? d.port : v.dport;
     let laddr = v.saddr;
     let lport = v.sport;
     const pslot = v.proto === IPPROTO_TCP ? 0 : 1;

@@ -9,7 +9,6 @@ import { beforeEach, describe, expect, it } from "vitest";
 import {
   type ExecResult,
   execute,
-  FWMARK_WARNING,
   ipvsStrerror,
   run,
   usageText,
@@ -368,10 +367,11 @@ describe("restore (-R)", () => {
 });
 
 describe("fwmark services", () => {
-  it("are kept (saved, listed) but lvsadm warns that they receive no traffic", () => {
+  it("are added without a warning (lvs-iptables marks their traffic), saved and listed", () => {
     const t = fakeTarget();
-    expect(sh(t, "-A -f 7 -s rr")).toEqual({ stdout: "", stderr: FWMARK_WARNING, code: 0 });
+    expect(sh(t, "-A -f 7 -s rr")).toEqual({ stdout: "", stderr: "", code: 0 });
     expect(sh(t, "-Sn").stdout).toBe("-A -f 7 -s rr\n");
+    expect(sh(t, "-Ln").stdout).toMatch(/^FWM {2}7 rr$/m);
   });
 });
 
@@ -399,8 +399,7 @@ describe("-S, -C, -R round trip", () => {
       const listed = sh(t, "-Ln --thresholds").stdout + sh(t, "-Ln").stdout;
       expect(sh(t, "-C").code).toBe(0);
       expect(t.table.list()).toHaveLength(0);
-      // the fwmark services in SETUP restore with lvsadm's warning that they get no traffic
-      expect(sh(t, "-R", saved)).toEqual({ stdout: "", stderr: FWMARK_WARNING.repeat(2), code: 0 });
+      expect(sh(t, "-R", saved)).toEqual({ stdout: "", stderr: "", code: 0 });
       expect(sh(t, numeric ? "-Sn" : "-S").stdout).toBe(saved);
       expect(sh(t, "-Ln --thresholds").stdout + sh(t, "-Ln").stdout).toBe(listed);
     });

@@ -24,7 +24,9 @@
 import { connect } from "node:net";
 import { DEFAULT_CONTROL_PATH, type ExecResult, usageText, versionText } from "../../control/commands.js";
 import { splitExtensions } from "../../control/extensions.js";
+import { IPT_PROG, iptUsageText, iptVersionText, parseIptables } from "../../control/iptables.js";
 import { parseArgs } from "../../control/ipvsadm.js";
+import { systemServices } from "../../control/netdb.js";
 import type { ControlRequest } from "../../control/server.js";
 import {
   finalLine,
@@ -163,6 +165,20 @@ export async function runClient(argv: readonly string[], io: ClientIO): Promise<
 
   // lvs-ts extensions (FULLNAT local addresses, --proxy-protocol, --drops): lvsd parses them.
   const ext = splitExtensions(split.argv);
+  // `--iptables ARGS` (bin/lvs-iptables): checked here as lvsd would, so mistakes, -h and -V
+  // need no daemon; then sent as it is.
+  if (ext.iptables) {
+    const p = parseIptables(ext.iptables, systemServices());
+    if (!("cmd" in p)) {
+      io.writeErr(p.stderr);
+      return p.code;
+    }
+    if (p.cmd.kind === "help" || p.cmd.kind === "version") {
+      io.write(p.cmd.kind === "help" ? iptUsageText() : iptVersionText());
+      return 0;
+    }
+    return send(path, { argv: split.argv }, io, IPT_PROG);
+  }
   if (ext.error) {
     io.writeErr(`${ext.error}\n`);
     return 2;
@@ -197,14 +213,14 @@ export async function runClient(argv: readonly string[], io: ClientIO): Promise<
 }
 
 /** Send a request to lvsd and print its reply as it comes; returns the exit status. */
-async function send(path: string, req: ControlRequest, io: ClientIO): Promise<number> {
+async function send(path: string, req: ControlRequest, io: ClientIO, prog = "lvsadm"): Promise<number> {
   let res: ExecResult;
   try {
     res = await sendRequest(path, { ...req, stream: true }, (text) => io.write(text));
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = (e.code && CONNECT_HINTS[e.code]) ?? e.message;
-    io.writeErr(`lvsadm: cannot connect to lvsd at ${path}: ${why}\n`);
+    io.writeErr(`${prog}: cannot connect to lvsd at ${path}: ${why}\n`);
     return EXIT_NO_DAEMON;
   }
   io.write(res.stdout);

@@ -21,6 +21,7 @@ import { Defense } from "../../control/defense.js";
 import { RateEstimator } from "../../control/estimator.js";
 import { installLastResort } from "../../control/guard.js";
 import { HealthManager } from "../../control/health/manager.js";
+import { HostNames } from "../../control/names.js";
 import type { ObservedDaemon } from "../../control/observe/daemon.js";
 import { type HttpServer, HttpServerError, type Route, startHttpServer } from "../../control/observe/http.js";
 import {
@@ -275,6 +276,7 @@ export async function startDaemon(
     // every command is logged: changes at info, with the peer's pid/uid/gid (src/control/server.ts)
     control = await startControlServer(args.control, target, {
       trace, // lvsadm --trace (src/control/observe/trace.ts)
+      hostNames: new HostNames(), // listings without -n print host names (src/control/names.ts)
       onRequest: () => announceNewVips(),
       health,
       vrrp: vrrp ?? { statusText: () => "no vrrp_instance configured\n" },

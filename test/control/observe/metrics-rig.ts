@@ -90,7 +90,7 @@ function clientUdp(cport: number): Uint8Array {
  *   completes its handshake (SYN-ACK out, ACK in); an ACK of no connection (drop no_conn).
  * - UDP VIP:53 rr, rs2:53 (weight 5): one datagram.
  * - TCP VIP:443 rr persistent 60 s, rs1:443: one SYN (a connection and its template).
- * - fwmark 0x1A2B rr, rs1:80 (weight 7): no traffic (lvsd sees no marks).
+ * - fwmark 0x1A2B rr, rs1:80 (weight 7): no traffic (no mark rule marks any).
  * - keepalived.conf: TCP VIP2:80, rs1 and rs2 checked; rs2 fails and leaves the table.
  * - two SYNs to VIP:81, no such service (drop no_service).
  */
