@@ -233,7 +233,8 @@ export async function startDaemon(
       throw new LvsdArgError(`--config: ${r.error}`);
     }
     try {
-      const parsed = parseConfigFile(args.config, idOpt);
+      // the file the health manager just loaded (a big file is not parsed twice at start)
+      const parsed = health.lastConfig ?? parseConfigFile(args.config, idOpt);
       const specs = parsed.vrrpInstances;
       lvsSync = parsed.lvsSyncDaemon;
       if (lvsSync && !args.links.some((l) => l.name === lvsSync!.interface))
@@ -423,7 +424,7 @@ export async function startDaemon(
       const file = health.configFile ?? args.config;
       let parsed: ReturnType<typeof parseConfigFile>;
       try {
-        parsed = parseConfigFile(file, idOpt);
+        parsed = health.lastConfig ?? parseConfigFile(file, idOpt);
       } catch {
         return; // the health manager has reported it; the running VRRP stays
       }
