@@ -4,13 +4,15 @@
  * a service (those that found no connection), where the kernel's ip_vs_service_find reads
  * skb->mark; it returns the packet's mark (0: unmarked), which finds a `-f` service first.
  *
- * It walks the compiled program's typed arrays: no allocation, no exception, no string. The
+ * `classifyMark` is the interpreter: the reference semantics, and what runs when the chain has
+ * no compiled function (markOf picks). It walks the compiled program's typed arrays: no allocation, no exception, no string. The
  * engine does not call it at all while the chain is empty (one comparison of the count).
  * Counters: each matching rule counts the packet and its IP length; packets that reach the end
  * of the chain count on the policy. The mark is returned as an int32 (`| 0`): a mark above 2^31
  * would otherwise be boxed on its way back.
  */
 import {
+  type MarkInput,
   type MarkProgram,
   MarkTarget,
   MF_DST_NEG,
@@ -22,14 +24,15 @@ import {
   PortWhich,
 } from "../tables/marks.js";
 
-/** The packet's fields the chain looks at (a parsed FrameView satisfies it). */
-export interface MarkInput {
-  readonly saddr: number;
-  readonly daddr: number;
-  readonly proto: number;
-  readonly sport: number;
-  readonly dport: number;
-  readonly ipTotalLen: number;
+export type { MarkInput };
+
+/**
+ * The packet's mark: the chain's compiled function when there is one (src/tables/markjit.ts),
+ * else the interpreter below. Call only when `m.count !== 0`.
+ */
+export function markOf(m: MarkProgram, v: MarkInput, link: number): number {
+  const fn = m.fn;
+  return fn !== null ? fn(v, link) : classifyMark(m, v, link);
 }
 
 /** Run the chain `m` over a packet that came in on link `link`; returns its mark (int32). */

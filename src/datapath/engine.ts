@@ -21,7 +21,7 @@ import { MarkTable } from "../tables/marks.js";
 import { DEST_F_AVAILABLE, type Dest, FwdMethod, type Service, SVC_F_ONEPACKET } from "../tables/model.js";
 import { ServiceTable } from "../tables/services.js";
 import { Sysctl } from "../tables/sysctl.js";
-import { classifyMark } from "./classify.js";
+import { markOf } from "./classify.js";
 import { clock } from "./clock.js";
 import { FragCache } from "./conntrack/frags.js";
 import { DIR_INPUT, DIR_OUTPUT, TcpState } from "./conntrack/states.js";
@@ -265,7 +265,7 @@ export class Engine {
       let svc: Service | undefined;
       const mp = this.marks.program;
       if (mp.count !== 0) {
-        const mark = classifyMark(mp, v, batch.link[i]!);
+        const mark = markOf(mp, v, batch.link[i]!);
         if (mark !== 0) svc = this.table.lookupMark(mark);
       }
       if (svc === undefined) svc = this.table.lookup(p, v.daddr | 0, v.dport);

@@ -16,15 +16,34 @@
  * MARK rule applies `mark = (mark & ~mask) ^ value` (xt_MARK revision 2) and the walk goes on;
  * ACCEPT ends the chain, RETURN ends it through the policy. Packets start with mark 0.
  */
+
+import { compileMarkFn } from "./markjit.js";
+import {
+  MarkProgram,
+  MarkTarget,
+  MF_DST_NEG,
+  MF_IFACE,
+  MF_IFACE_NEG,
+  MF_PROTO,
+  MF_PROTO_NEG,
+  MF_SRC_NEG,
+  type PortWhich,
+} from "./markprog.js";
 import type { ServiceTable } from "./services.js";
 
-/** Rule targets. NONE: a rule without -j (counts only). */
-export const MarkTarget = { NONE: 0, MARK: 1, ACCEPT: 2, RETURN: 3 } as const;
-export type MarkTarget = (typeof MarkTarget)[keyof typeof MarkTarget];
-
-/** Which port a port condition looks at. */
-export const PortWhich = { SRC: 0, DST: 1, EITHER: 2 } as const;
-export type PortWhich = (typeof PortWhich)[keyof typeof PortWhich];
+export {
+  type MarkFn,
+  type MarkInput,
+  MarkProgram,
+  MarkTarget,
+  MF_DST_NEG,
+  MF_IFACE,
+  MF_IFACE_NEG,
+  MF_PROTO,
+  MF_PROTO_NEG,
+  MF_SRC_NEG,
+  PortWhich,
+} from "./markprog.js";
 
 /** One port condition: `--sport/--dport N[:M]` (tcp/udp match) or multiport's list of ports and ranges. */
 export interface PortMatch {
@@ -59,75 +78,6 @@ export interface MarkRule {
   /** Counters (carried over between programs; read them through MarkTable.counters). */
   pkts: number;
   bytes: number;
-}
-
-/** Flag bits of a compiled rule. */
-export const MF_SRC_NEG = 1;
-export const MF_DST_NEG = 2;
-export const MF_PROTO = 4;
-export const MF_PROTO_NEG = 8;
-export const MF_IFACE = 16;
-export const MF_IFACE_NEG = 32;
-
-/**
- * The compiled chain the data path reads: rule r's fields at index r of each array; its port
- * conditions are conditions [cStart[r], cEnd[r]), each with ranges [rStart[c], rEnd[c]) of
- * lo/hi. `ifMask[r]` has bit l set when link l's name matches the rule's -i (links 0..31).
- * Built only by MarkTable.commit; never changed afterwards except for the counters.
- */
-export class MarkProgram {
-  readonly count: number;
-  readonly flags: Int32Array;
-  readonly saddr: Int32Array;
-  readonly smask: Int32Array;
-  readonly daddr: Int32Array;
-  readonly dmask: Int32Array;
-  readonly proto: Int32Array;
-  readonly ifMask: Int32Array;
-  readonly cStart: Int32Array;
-  readonly cEnd: Int32Array;
-  readonly cWhich: Uint8Array;
-  readonly cNeg: Uint8Array;
-  readonly rStart: Int32Array;
-  readonly rEnd: Int32Array;
-  readonly lo: Int32Array;
-  readonly hi: Int32Array;
-  readonly target: Uint8Array;
-  readonly value: Int32Array;
-  readonly mask: Int32Array;
-  /** Per rule, packets and bytes (IP total length) that matched it. */
-  readonly pkts: Float64Array;
-  readonly bytes: Float64Array;
-  /** [packets, bytes] that reached the chain's end (the policy, ACCEPT). */
-  readonly policy: Float64Array;
-
-  constructor(nRules: number, nConds: number, nRanges: number) {
-    this.count = nRules;
-    const n = Math.max(1, nRules);
-    this.flags = new Int32Array(n);
-    this.saddr = new Int32Array(n);
-    this.smask = new Int32Array(n);
-    this.daddr = new Int32Array(n);
-    this.dmask = new Int32Array(n);
-    this.proto = new Int32Array(n);
-    this.ifMask = new Int32Array(n);
-    this.cStart = new Int32Array(n);
-    this.cEnd = new Int32Array(n);
-    this.target = new Uint8Array(n);
-    this.value = new Int32Array(n);
-    this.mask = new Int32Array(n);
-    this.pkts = new Float64Array(n);
-    this.bytes = new Float64Array(n);
-    const c = Math.max(1, nConds);
-    this.cWhich = new Uint8Array(c);
-    this.cNeg = new Uint8Array(c);
-    this.rStart = new Int32Array(c);
-    this.rEnd = new Int32Array(c);
-    const r = Math.max(1, nRanges);
-    this.lo = new Int32Array(r);
-    this.hi = new Int32Array(r);
-    this.policy = new Float64Array(2);
-  }
 }
 
 /** Whether link name `name` matches an -i value (iptables: a trailing "+" is a prefix match). */
@@ -186,6 +136,7 @@ export function compileMarks(rules: readonly MarkRule[], links: readonly string[
     m.pkts[i] = r.pkts;
     m.bytes[i] = r.bytes;
   });
+  m.fn = compileMarkFn(m);
   return m;
 }
 

@@ -2,14 +2,17 @@
  * The mark classifier (src/datapath/classify.ts) over programs compiled from rules
  * (src/tables/marks.ts): golden cases for each condition and target, and a property against a
  * straightforward matcher written from netfilter's rules (ip_packet_match, the tcp/udp and
- * multiport matches, xt_MARK revision 2).
+ * multiport matches, xt_MARK revision 2). Every case runs twice: through the interpreter
+ * (classifyMark) and through the chain's compiled function (src/tables/markjit.ts, via markOf).
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { classifyMark, type MarkInput } from "../../src/datapath/classify.js";
+import { classifyMark, type MarkInput, markOf } from "../../src/datapath/classify.js";
+import { JIT_MAX_RULES, markFnSource } from "../../src/tables/markjit.js";
 import {
   compileMarks,
   ifaceMatches,
+  type MarkProgram,
   type MarkRule,
   MarkTable,
   MarkTarget,
@@ -79,7 +82,19 @@ function refChain(rules: readonly MarkRule[], v: MarkInput, link: number): { mar
   return { mark, hits };
 }
 
-describe("classifyMark", () => {
+type Classify = (m: MarkProgram, v: MarkInput, link: number) => number;
+const IMPLS: [string, Classify][] = [
+  ["interpreter", (m, v, link) => classifyMark(m, v, link)],
+  [
+    "compiled function",
+    (m, v, link) => {
+      if (m.count !== 0) expect(m.fn).not.toBeNull();
+      return markOf(m, v, link);
+    },
+  ],
+];
+
+describe.each(IMPLS)("mark classifier: %s", (_name, classify) => {
   it("the tutorial's rule: VIP, tcp, dports 80,443 -> mark 666; other ports, protocols, addresses -> 0", () => {
     const r = rule({
       dst: 0xc0a800dc,
@@ -99,11 +114,11 @@ describe("classifyMark", () => {
       value: 666,
     });
     const m = compileMarks([r], LINKS);
-    expect(classifyMark(m, pkt(), 0)).toBe(666);
-    expect(classifyMark(m, pkt({ dport: 443 }), 0)).toBe(666);
-    expect(classifyMark(m, pkt({ dport: 8080 }), 0)).toBe(0);
-    expect(classifyMark(m, pkt({ proto: 17 }), 0)).toBe(0);
-    expect(classifyMark(m, pkt({ daddr: 0xc0a800dd }), 0)).toBe(0);
+    expect(classify(m, pkt(), 0)).toBe(666);
+    expect(classify(m, pkt({ dport: 443 }), 0)).toBe(666);
+    expect(classify(m, pkt({ dport: 8080 }), 0)).toBe(0);
+    expect(classify(m, pkt({ proto: 17 }), 0)).toBe(0);
+    expect(classify(m, pkt({ daddr: 0xc0a800dd }), 0)).toBe(0);
     // counted: 2 matches of 60 bytes; the policy saw all 5
     expect([m.pkts[0], m.bytes[0], m.policy[0], m.policy[1]]).toEqual([2, 120, 5, 300]);
   });
@@ -117,9 +132,9 @@ describe("classifyMark", () => {
     ];
     const m = compileMarks(rules, LINKS);
     // from 10.0.0.7 on eth1 (tcp): not rule 0; or 0xf00; and 0x100 -> 0x100; xor 3 -> 0x103
-    expect(classifyMark(m, pkt(), 1)).toBe(0x103);
+    expect(classify(m, pkt(), 1)).toBe(0x103);
     // from 11.0.0.7 on lvs0 (udp): rule 0 sets 0x10; nothing else
-    expect(classifyMark(m, pkt({ saddr: 0x0b000007, proto: 17 }), 2)).toBe(0x10);
+    expect(classify(m, pkt({ saddr: 0x0b000007, proto: 17 }), 2)).toBe(0x10);
   });
 
   it("ACCEPT ends the chain before the policy; RETURN ends it through the policy", () => {
@@ -127,22 +142,22 @@ describe("classifyMark", () => {
       [rule({ value: 5 }), rule({ target: MarkTarget.ACCEPT }), rule({ value: 9 })],
       LINKS,
     );
-    expect(classifyMark(m, pkt(), 0)).toBe(5);
+    expect(classify(m, pkt(), 0)).toBe(5);
     expect([m.pkts[2], m.policy[0]]).toEqual([0, 0]);
     const n = compileMarks([rule({ target: MarkTarget.RETURN }), rule({ value: 9 })], LINKS);
-    expect(classifyMark(n, pkt(), 0)).toBe(0);
+    expect(classify(n, pkt(), 0)).toBe(0);
     expect(n.policy[0]).toBe(1);
   });
 
   it("returns marks above 2^31 as int32 (no boxing); | 0 is the same mark", () => {
     const m = compileMarks([rule({ value: 0xfffffff0 })], LINKS);
-    expect(classifyMark(m, pkt(), 0)).toBe(0xfffffff0 | 0);
+    expect(classify(m, pkt(), 0)).toBe(0xfffffff0 | 0);
   });
 
   it("an empty program marks nothing", () => {
     const t = new MarkTable();
     expect(t.program.count).toBe(0);
-    expect(classifyMark(t.program, pkt(), 0)).toBe(0);
+    expect(classify(t.program, pkt(), 0)).toBe(0);
   });
 
   it("equals the plain matcher for random chains and packets (property)", () => {
@@ -197,7 +212,7 @@ describe("classifyMark", () => {
           const counts = rules.map(() => 0);
           for (const [v, link] of pkts) {
             const want = refChain(rules, v, link);
-            expect(classifyMark(m, v, link) >>> 0).toBe(want.mark);
+            expect(classify(m, v, link) >>> 0).toBe(want.mark);
             for (const h of want.hits) counts[h]!++;
           }
           expect(Array.from(m.pkts.subarray(0, rules.length))).toEqual(counts);
@@ -205,5 +220,70 @@ describe("classifyMark", () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("the compiled chain (src/tables/markjit.ts)", () => {
+  const tutorial = rule({
+    dst: 0xc0a800dc,
+    dstMask: 0xffffffff,
+    proto: 6,
+    ports: [
+      {
+        match: "multiport",
+        which: PortWhich.DST,
+        neg: false,
+        ranges: [
+          [80, 80],
+          [443, 1000],
+        ],
+      },
+    ],
+    value: 666,
+  });
+
+  it("keeps the same counters as the interpreter: per rule packets and bytes, and the policy", () => {
+    const rules = [
+      tutorial,
+      rule({ iface: "eth+", value: 7, mask: 0xff }),
+      rule({ target: MarkTarget.RETURN }),
+    ];
+    const a = compileMarks(rules, LINKS);
+    const b = compileMarks(rules, LINKS);
+    a.fn = null; // interpreted
+    expect(b.fn).not.toBeNull();
+    const pkts = [pkt(), pkt({ dport: 500, ipTotalLen: 1500 }), pkt({ proto: 17 }), pkt({ daddr: 1 })];
+    for (const [k, v] of pkts.entries()) expect(markOf(b, v, k % 3)).toBe(markOf(a, v, k % 3));
+    expect(Array.from(b.pkts)).toEqual(Array.from(a.pkts));
+    expect(Array.from(b.bytes)).toEqual(Array.from(a.bytes));
+    expect(Array.from(b.policy)).toEqual(Array.from(a.policy));
+    expect(a.policy[0]).toBeGreaterThan(0);
+  });
+
+  it("writes only numbers into the source: its identifiers are a fixed vocabulary", () => {
+    const rules = [
+      tutorial,
+      rule({ srcNeg: true, src: 0xffffffff, srcMask: 0xffffffff, value: 0xffffffff, mask: 0x80000000 }),
+      rule({ iface: "lvs0", ifaceNeg: true, proto: 1, protoNeg: true, target: MarkTarget.ACCEPT }),
+      rule({ ports: [{ match: "tcp", which: PortWhich.EITHER, neg: true, ranges: [[0, 65535]] }] }),
+    ];
+    const src = markFnSource(compileMarks(rules, LINKS));
+    const words = new Set(src.match(/[A-Za-z_$][\w$]*/g));
+    const vocabulary = new Set([
+      ...["use", "strict", "return", "function", "markChain", "v", "link", "let", "mark", "const", "s", "d"],
+      ...["sp", "dp", "len", "lbit", "saddr", "daddr", "sport", "dport", "ipTotalLen", "proto", "chain"],
+      ...["if", "break", "pk", "by", "pol", "r0", "r1", "r2", "r3"],
+    ]);
+    expect([...words].filter((w) => !vocabulary.has(w))).toEqual([]);
+  });
+
+  it(`interprets chains longer than ${JIT_MAX_RULES} rules (not compiled), with the same result`, () => {
+    const rules = Array.from({ length: JIT_MAX_RULES + 1 }, (_, k) => rule({ value: k + 1, mask: 0 }));
+    const m = compileMarks(rules, LINKS);
+    expect(m.fn).toBeNull();
+    // every MARK rule matches: xor of 1..257 with mask 0
+    let want = 0;
+    for (let k = 1; k <= JIT_MAX_RULES + 1; k++) want ^= k;
+    expect(markOf(m, pkt(), 0)).toBe(want);
   });
 });

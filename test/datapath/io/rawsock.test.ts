@@ -287,7 +287,8 @@ describe.skipIf(!canRun)("AF_PACKET backend (root, network namespaces)", () => {
       expect(d.kernelDrops).toBeGreaterThan(0);
       const batch = new FrameBatch(256);
       expect(small.recv(batch, 0)).toBe(32);
-      expect(d.kernelDrops + 32).toBeLessThanOrEqual(300);
+      // the 300 sent, plus the odd frame the peer's kernel sends on its own (IPv6 ND/MLD, ARP)
+      expect(d.kernelDrops + 32).toBeLessThanOrEqual(300 + 8);
     } finally {
       small.close();
     }
