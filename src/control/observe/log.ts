@@ -17,8 +17,11 @@
  * take a `(msg: string) => void` get one from lineLog().
  */
 
+import { createRequire } from "node:module";
 import { type DestinationStream, type Logger, pino } from "pino";
-import { prettyFactory } from "pino-pretty";
+import type * as PinoPretty from "pino-pretty";
+
+const requireCjs = createRequire(import.meta.url);
 
 /** `lvsd --log-level`: pino's levels, most severe first; `silent` logs nothing. */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -71,6 +74,8 @@ function syncDestination(d: LogDestination): { write(line: string): unknown } {
  * Exported for tests, and for turning a saved JSON log into readable lines.
  */
 export function prettyLines(colorize = false): (jsonLine: string) => string {
+  // loaded here, not at start: only a TTY needs it, and it costs ~0.1-0.3 s of lvsd's start-up
+  const { prettyFactory } = requireCjs("pino-pretty") as typeof PinoPretty;
   return prettyFactory({
     colorize,
     ignore: "pid,hostname",

@@ -31,7 +31,6 @@ import {
   type EventLog,
   lineLog,
 } from "../../control/observe/log.js";
-import { metricsRoutes } from "../../control/observe/metrics.js";
 import { statusRoutes } from "../../control/observe/status.js";
 import { TraceControl } from "../../control/observe/trace.js";
 import { type ControlServer, ControlServerError, startControlServer } from "../../control/server.js";
@@ -303,6 +302,8 @@ export async function startDaemon(
       ...(vrrp ? { vrrp } : {}),
       sync: syncd,
     };
+    // prom-client is loaded only here: an lvsd without --http does not pay its start-up
+    const { metricsRoutes } = await import("../../control/observe/metrics.js");
     const routes: Record<string, Route> = {
       ...metricsRoutes(observed),
       ...statusRoutes(observed),
