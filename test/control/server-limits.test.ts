@@ -177,7 +177,7 @@ describe("control socket: streamed listings and client limits", () => {
     const { target, reads } = counting(filledTarget(CONNS));
     const whole = run(["-Lnc"], new EngineControl(target.engine));
     expect(whole.stdout.split("\n")).toHaveLength(CONNS + 3); // title, header, entries, ""
-    await start(target);
+    await start(target, { listingSliceMs: 0 }); // one piece a turn
     let turns = 0;
     const ticker = setInterval(() => turns++, 0);
     const s = await client();
@@ -190,6 +190,36 @@ describe("control socket: streamed listings and client limits", () => {
     expect(reads()).toBeGreaterThanOrEqual(Math.ceil(CONNS / CONNS_PER_CHUNK));
     // timers ran while the listing was being made, not only after it
     expect(turns).toBeGreaterThan(outs.length / 4);
+  });
+
+  it("makes several pieces in one turn while its slice lasts (listingSliceMs)", async () => {
+    const n = 6 * CONNS_PER_CHUNK; // about 0.6 MB: under the 1 MiB a client may leave unread
+    /** The most pieces the listing made between two turns of the event loop (setImmediate). */
+    const mostPerTurn = async (listingSliceMs: number): Promise<{ most: number; pieces: number }> => {
+      await server?.close();
+      const { target, reads } = counting(filledTarget(n));
+      await start(target, { listingSliceMs });
+      let done = false;
+      let most = 0;
+      let last = reads();
+      const tick = (): void => {
+        const r = reads();
+        most = Math.max(most, r - last);
+        last = r;
+        if (!done) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const s = await client();
+      const lines = await exchange(s, { argv: ["-Lnc"], stream: true });
+      done = true;
+      return { most, pieces: lines.length - 1 };
+    };
+    const one = await mostPerTurn(0);
+    const long = await mostPerTurn(60_000);
+    expect(long.pieces).toBe(one.pieces);
+    expect(one.pieces).toBeGreaterThanOrEqual(6);
+    expect(one.most).toBeLessThanOrEqual(2);
+    expect(long.most).toBeGreaterThanOrEqual(5);
   });
 
   it("gives a client that does not ask for a stream the same text in one line (lvsadm's client)", async () => {
