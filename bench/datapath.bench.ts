@@ -21,6 +21,7 @@ import { ipToU32, macToBytes } from "../src/lib/addr.js";
 import { IPPROTO_TCP } from "../src/lib/proto.js";
 import { MarkTable, MarkTarget, PortWhich } from "../src/tables/marks.js";
 import { FwdMethod } from "../src/tables/model.js";
+import { ToyNat } from "./toynat.js";
 
 export interface BenchResult {
   name: string;
@@ -353,6 +354,23 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
     restoreOut();
     e.process(outb, now++);
   });
+  // the toy NAT loop (bench/toynat.ts) on the same client->server frames: the reference for
+  // "NAT established >= 0.9x the toy loop" (issue 13); its flows are the engine's connections
+  const toy = new ToyNat(16, new Uint8Array([2, 0, 0, 0, 1, 0x11]), new Uint8Array([2, 0, 0, 0, 1, 1]), 1);
+  restoreIn(); // the frames as they arrive, not as a task left them
+  for (let i = 0; i < inb.count; i++) {
+    const o = inb.off[i]!;
+    const s = inb.dv.getUint32(o + 26);
+    const d = inb.dv.getUint32(o + 30);
+    const sport = inb.dv.getUint16(o + 34);
+    const dport = inb.dv.getUint16(o + 36);
+    const c = e.ct.lookupIn(IPPROTO_TCP, s, sport, d, dport);
+    toy.add(s, sport, d, dport, e.ct.daddr[c]!, e.ct.dport[c]!);
+  }
+  b1.add("toy NAT loop, client->server (reference)", () => {
+    restoreIn();
+    toy.process(inb);
+  });
   await b1.run();
   const ref = pps(b1.tasks[0], BATCH);
   const inP = pps(b1.tasks[1], BATCH);
@@ -367,6 +385,16 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
   results.push({ name: "NAT established client->server", unit: "packets/s", ...inP });
   results.push({ name: "NAT established server->client", unit: "packets/s", ...outP });
   results.push({ name: "NAT established both directions", unit: "packets/s", ...both });
+  const toyP = pps(b1.tasks[4], BATCH);
+  if (toy.forwarded === 0 || inb.egress[BATCH - 1] !== 1)
+    throw new Error("the toy NAT loop forwarded nothing");
+  results.push({ name: "toy NAT loop client->server (reference)", unit: "packets/s", ...toyP });
+  results.push({
+    name: "NAT established client->server / toy NAT loop",
+    unit: "ratio",
+    value: inP.value / toyP.value,
+    samples: 1,
+  });
 
   // ---- every forwarding mode, same run: established flows, ratios to NAT ----
   const modes: [string, FwdMethod, boolean][] = [
