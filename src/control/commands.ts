@@ -13,7 +13,14 @@
 import { forwardingMethod, implementedMethods } from "../datapath/modes/index.js";
 import type { FwdMethod, Service } from "../tables/model.js";
 import { ControlError, type ControlErrorCode, type ServiceKey } from "../tables/services.js";
-import { formatDrops, formatLinks, formatSyncCounters, runLaddr, splitExtensions } from "./extensions.js";
+import {
+  type Extensions,
+  formatDrops,
+  formatLinks,
+  formatSyncCounters,
+  runLaddr,
+  splitExtensions,
+} from "./extensions.js";
 import {
   type ConnReader,
   type FormatContext,
@@ -301,7 +308,7 @@ function tableOp(op: string, fn: () => void): ExecResult {
     fn();
     return ok();
   } catch (e) {
-    if (e instanceof ControlError) return err(ipvsStrerror(op, e.code));
+    if (e instanceof ControlError) return err(e.own ? e.message : ipvsStrerror(op, e.code));
     throw e;
   }
 }
@@ -529,7 +536,7 @@ function restore(target: ControlTarget, stdin: string, services: ServicesDb, pro
       code = parsed.error.code;
       continue;
     }
-    const pp = applyProxyProtocol(parsed.cmd, ext.proxyProtocol);
+    const pp = applyServiceExtensions(parsed.cmd, ext);
     if (pp) {
       stderr += pp.stderr;
       code = pp.code;
@@ -584,17 +591,23 @@ export function run(
   }
   const parsed = parseArgs(ext.argv, { prog, services });
   if (!parsed.ok) return parseErrorResult(parsed.error);
-  const pp = applyProxyProtocol(parsed.cmd, ext.proxyProtocol);
+  const pp = applyServiceExtensions(parsed.cmd, ext);
   if (pp) return pp;
   return execute(parsed.cmd, target, stdin, { ...opts, prog, services });
 }
 
-/** Put --proxy-protocol into an -A/-E command; refuse it elsewhere. */
-function applyProxyProtocol(cmd: Command, pp: number | undefined): ExecResult | undefined {
-  if (pp === undefined) return undefined;
+/** Put --proxy-protocol and --synproxy/--no-synproxy into an -A/-E command; refuse them elsewhere. */
+function applyServiceExtensions(cmd: Command, ext: Extensions): ExecResult | undefined {
+  const pp = ext.proxyProtocol;
+  const sp = ext.synProxy;
+  if (pp === undefined && sp === undefined) return undefined;
   if (cmd.kind !== "add-service" && cmd.kind !== "edit-service") {
-    return err("--proxy-protocol goes with -A or -E", 2);
+    return err(
+      `${pp !== undefined ? "--proxy-protocol" : sp ? "--synproxy" : "--no-synproxy"} goes with -A or -E`,
+      2,
+    );
   }
-  cmd.opts.proxyProtocol = pp;
+  if (pp !== undefined) cmd.opts.proxyProtocol = pp;
+  if (sp !== undefined) cmd.opts.synProxy = sp;
   return undefined;
 }

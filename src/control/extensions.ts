@@ -3,6 +3,9 @@
  * it:
  *   --proxy-protocol v1|v2|off   with -A/-E: PROXY protocol header that FULLNAT sends to the
  *                                real servers of a TCP service.
+ *   --synproxy / --no-synproxy   with -A/-E: the SYN proxy on / off for a TCP service (NAT and
+ *                                FULLNAT real servers; src/datapath/synproxy.ts). -E without
+ *                                either leaves it as it is.
  *   --add-laddr / --del-laddr -t|-u VIP:PORT -z ADDR
  *   --get-laddr -t|-u VIP:PORT   FULLNAT local addresses of a service (DPVS's commands).
  *   --drops                      the data path's drop counters by reason (non-zero ones).
@@ -28,6 +31,8 @@ export interface Extensions {
   /** The command line without our extension words. */
   argv: string[];
   proxyProtocol?: number;
+  /** --synproxy (true) or --no-synproxy (false). */
+  synProxy?: boolean;
   laddr?: { op: LaddrOp; addr?: number };
   drops?: boolean;
   links?: boolean;
@@ -60,6 +65,9 @@ export function splitExtensions(argv: readonly string[]): Extensions {
       const n = v === "v1" || v === "1" ? 1 : v === "v2" || v === "2" ? 2 : v === "off" || v === "0" ? 0 : -1;
       if (n < 0) return { argv: [], error: `--proxy-protocol takes v1, v2 or off, not '${v ?? ""}'` };
       out.proxyProtocol = n;
+    } else if (name === "--synproxy" || name === "--no-synproxy") {
+      if (eq > 0) return { argv: [], error: `${name} takes no value` };
+      out.synProxy = name === "--synproxy";
     } else if (name === "--drops") {
       out.drops = true;
     } else if (name === "--links") {
