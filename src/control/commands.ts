@@ -197,6 +197,9 @@ Options:
   --fullnat                           full NAT (lvs-ts extension)
   --proxy-protocol v1|v2|off          with -A/-E: PROXY protocol header FULLNAT sends to
                                       the real servers of a TCP service (lvs-ts extension)
+  --synproxy | --no-synproxy          with -A/-E: SYN proxy on/off for a TCP service with NAT
+                                      or FULLNAT real servers: SYN cookies, the connection to
+                                      the real server only after the client's ACK (lvs-ts)
   --add-laddr|--del-laddr -z address  add/delete a FULLNAT local address of the service
   --get-laddr                         list the service's FULLNAT local addresses
   --drops                             the data path's drop counters by reason (lvs-ts)
