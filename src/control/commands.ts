@@ -203,6 +203,8 @@ Options:
   --add-laddr|--del-laddr -z address  add/delete a FULLNAT local address of the service
   --get-laddr                         list the service's FULLNAT local addresses
   --drops                             the data path's drop counters by reason (lvs-ts)
+  --synproxy-stats                    the SYN proxy's counters: cookies sent and proven,
+                                      handshakes with real servers, their RSTs (lvs-ts)
   --links                             per-link frame, byte and drop counters (lvs-ts)
   --sync                              connection sync counters: sent, received, placed (lvs-ts)
   --sysctl [name[=value]]             list or set net.ipv4.vs.* knobs, e.g.
@@ -586,6 +588,10 @@ export function run(
     if (ext.argv.length > 0) return err("--sync takes no other options", 2);
     if (!target.sync) return err(`${prog}: --sync: this director runs no connection sync`, 1);
     return ok(formatSyncCounters(target.sync.counterRows()));
+  }
+  if (ext.synProxyStats) {
+    if (ext.argv.length > 0) return err("--synproxy-stats takes no other options", 2);
+    return ok(formatSyncCounters(target.synProxyCounters?.() ?? []));
   }
   if (ext.drops || ext.links) {
     if (ext.argv.length > 0 || (ext.drops && ext.links))

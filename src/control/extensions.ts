@@ -9,6 +9,8 @@
  *   --add-laddr / --del-laddr -t|-u VIP:PORT -z ADDR
  *   --get-laddr -t|-u VIP:PORT   FULLNAT local addresses of a service (DPVS's commands).
  *   --drops                      the data path's drop counters by reason (non-zero ones).
+ *   --synproxy-stats             the SYN proxy's counters (cookies sent and proven, handshakes
+ *                                with real servers done, RSTs from them).
  *   --links                      per-link frame and byte counters, with drops.
  *   --sync                       connection sync counters (sent, received, placed, refused).
  *   --sysctl [NAME[=VALUE]]      list or set run-time knobs (net.ipv4.vs.* names; sysctl.ts).
@@ -37,6 +39,7 @@ export interface Extensions {
   drops?: boolean;
   links?: boolean;
   sync?: boolean;
+  synProxyStats?: boolean;
   /** `--sysctl` given: its argument, or null to list all. */
   sysctl?: string | null;
   /** `--iptables` as the first word: the lvs-iptables command line that follows it. */
@@ -72,6 +75,8 @@ export function splitExtensions(argv: readonly string[]): Extensions {
       out.drops = true;
     } else if (name === "--links") {
       out.links = true;
+    } else if (name === "--synproxy-stats") {
+      out.synProxyStats = true;
     } else if (name === "--sync") {
       out.sync = true;
     } else if (name === "--sysctl") {

@@ -129,6 +129,16 @@ export class SynProxy {
     this.k1 = k1 | 0;
   }
 
+  /** The counters by name (control plane: lvsadm --synproxy-stats, lvs_synproxy_total). */
+  counterRows(): [string, number][] {
+    return [
+      ["cookies_sent", this.cookiesSent],
+      ["cookies_valid", this.cookiesValid],
+      ["handshakes", this.handshakes],
+      ["server_resets", this.serverResets],
+    ];
+  }
+
   /** Put a new secret in force; the old one keeps validating cookies until the next rotation. */
   rotate(k0: number, k1: number): void {
     this.p0 = this.k0;

@@ -5,6 +5,8 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { EngineControl } from "../../../src/control/adapter.js";
+import { run as run_ } from "../../../src/control/commands.js";
 import { TcpState } from "../../../src/datapath/conntrack/states.js";
 import { Drop } from "../../../src/datapath/drops.js";
 import type { Engine } from "../../../src/datapath/engine.js";
@@ -176,6 +178,9 @@ describe("SYN proxy: the handshake and the splice", () => {
       expect(tcpSeq(cv)).toBe(1001 + req.length);
       expect(e.synproxy.handshakes).toBe(1);
       expect(e.synproxy.cookiesValid).toBe(1);
+      expect(run_(["--synproxy-stats"], new EngineControl(e)).stdout).toBe(
+        "cookies_sent                 1\ncookies_valid                1\nhandshakes                   1\nserver_resets                0\n",
+      );
     },
   );
 
