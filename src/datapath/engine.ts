@@ -549,7 +549,7 @@ export class Engine {
     const sp = this.synproxy;
     if (f === TCP_SYN) {
       const idx = mssIndex(v.mss > 0 ? v.mss : 536);
-      const cookie = sp.make(v.saddr, v.daddr, v.sport, v.dport, tcpSeq(v), idx, clock.nowMs);
+      const cookie = sp.make(v.saddr | 0, v.daddr | 0, v.sport, v.dport, tcpSeq(v) | 0, idx, clock.nowMs);
       const j = this.txq.slot();
       if (j < 0) return CONSUMED; // counted as tx_full
       if (this.net.route(v.saddr | 0) < 0) return Drop.NO_ROUTE;
@@ -561,9 +561,10 @@ export class Engine {
       return CONSUMED;
     }
     if (f !== TCP_ACK) return Drop.NO_CONN;
-    const isn = (tcpSeq(v) - 1) >>> 0;
-    const cookie = (tcpAck(v) - 1) >>> 0;
-    const idx = sp.check(v.saddr, v.daddr, v.sport, v.dport, isn, cookie, clock.nowMs);
+    // int32 across calls (no boxing); stored into Uint32Arrays and written as sequence numbers.
+    const isn = (tcpSeq(v) - 1) | 0;
+    const cookie = (tcpAck(v) - 1) | 0;
+    const idx = sp.check(v.saddr | 0, v.daddr | 0, v.sport, v.dport, isn, cookie, clock.nowMs);
     if (idx < 0) return Drop.SYN_COOKIE_BAD;
     sp.cookiesValid++;
     const ct = this.ct;
@@ -604,7 +605,7 @@ export class Engine {
     const o = s * STASH_BYTES + 2;
     const st = sp.stash;
     const t = o + (st[o]! & 0x0f) * 4;
-    const isn = (((st[t + 4]! << 24) | (st[t + 5]! << 16) | (st[t + 6]! << 8) | st[t + 7]!) - 1) >>> 0;
+    const isn = (((st[t + 4]! << 24) | (st[t + 5]! << 16) | (st[t + 6]! << 8) | st[t + 7]!) - 1) | 0;
     if (!rewriteAsSyn(v, isn, tcpWindow(v), sp.stashMss[s]!, batch.room(i) - v.len)) return Drop.MODE_FAILED;
     return this.xmit(v, batch, i, c, DIR_INPUT);
   }

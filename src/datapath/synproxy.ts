@@ -59,7 +59,7 @@ function rotl(x: number, b: number): number {
 
 /**
  * Keyed 32-bit hash of four 32-bit words (HalfSipHash-2-4 rounds: two per word, four to
- * finish). State in locals: no allocation.
+ * finish), as an int32. State in locals: no allocation.
  */
 export function keyedHash(m0: number, m1: number, m2: number, m3: number, k0: number, k1: number): number {
   let v0 = k0 | 0;
@@ -86,7 +86,7 @@ export function keyedHash(m0: number, m1: number, m2: number, m3: number, k0: nu
     }
     if (w <= 4) v0 ^= m;
   }
-  return (v1 ^ v3) >>> 0;
+  return v1 ^ v3; // int32: a uint32 return value could be boxed
 }
 
 /** Index of the largest MSS of the table not above the client's (0 when it sent none or less). */
@@ -153,7 +153,10 @@ export class SynProxy {
     return Math.floor(nowMs / COOKIE_PERIOD_MS) & 0xff;
   }
 
-  /** The cookie for client `saddr:sport` -> `daddr:dport` with ISN `isn`. */
+  /**
+   * The cookie for client `saddr:sport` -> `daddr:dport` with ISN `isn`, as an int32 (`>>> 0` for
+   * the sequence number; numbers cross calls as int32 so that V8 never boxes them).
+   */
   make(
     saddr: number,
     daddr: number,
@@ -167,7 +170,7 @@ export class SynProxy {
     const cnt = SynProxy.counter(nowMs);
     const h1 = keyedHash(saddr, daddr, ports, H1_WORD, this.k0, this.k1);
     const h2 = keyedHash(saddr, daddr, ports, cnt, this.k0, this.k1);
-    return (h1 + isn + cnt * 0x1000000 + ((h2 + mssIdx) & 0xffffff)) >>> 0;
+    return (h1 + isn + cnt * 0x1000000 + ((h2 + mssIdx) & 0xffffff)) | 0;
   }
 
   /**
