@@ -8,6 +8,9 @@
  *   drop_entry=1 + drop_packet=1 (a fresh lab each, `--max-conns 262144` so the flood fills the
  *   table within seconds). Reports req/s during ÷ before (same lab, seconds apart), lvsd's RSS
  *   (largest sample, /proc every 250 ms) and the table size at the flood's end.
+ * - `synproxy`: the same measurement with the SYN proxy on (`lvsadm -E ... --synproxy`) for both
+ *   the flooded service (VIP:80) and wrk's (VIP:8081), no other defence: the flood's SYNs are
+ *   answered with cookies and leave no entry; wrk's connections go through the proxy too.
  * - `listing`: lvsd with the default table (1,048,576 entries) filled by a flood (until about 1 M
  *   entries or 40 s; they live 60 s), then UDP packets/s through the VIP (iperf3 -u) without and during
  *   `lvsadm -Lnc` run back to back: the listing's time and size, lvsd's RSS before, largest
@@ -16,7 +19,7 @@
  *   connections to lvsd's control socket (Unix socket; holding them, sending partial requests),
  *   then the time `lvsadm -Ln` takes once they are gone.
  *
- * Usage: sudo node dist/bench/e2e/flood.js [--part flood,listing,clients] [--seconds N]
+ * Usage: sudo node dist/bench/e2e/flood.js [--part flood,synproxy,listing,clients] [--seconds N]
  *        [--out FILE]. Needs hping3, wrk, iperf3, nginx-light (apt-get install -y ...).
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -42,7 +45,7 @@ const arg = (name: string): string | undefined => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const SECONDS = Number(arg("--seconds") ?? 5);
-const PARTS = (arg("--part") ?? "flood,listing,clients").split(",");
+const PARTS = (arg("--part") ?? "flood,synproxy,listing,clients").split(",");
 
 /** hping3 SYN flood from random sources for `seconds` (timeout sends SIGINT). */
 function flood(l: NatLab, seconds: number): { done: Promise<void>; p: ChildProcess } {
@@ -97,20 +100,40 @@ interface FloodRow {
   rssMaxMiB: number;
   tableAtEnd: number;
   dropPacket: number;
+  /** SYN proxy: SYN-ACKs with a cookie lvsd sent (lvsadm --synproxy-stats). */
+  cookiesSent: number;
 }
 
-const SETTINGS: readonly [string, string[]][] = [
-  ["none", []],
-  ["drop_entry=1", ["--sysctl", "drop_entry=1"]],
-  ["drop_entry=1 drop_packet=1", ["--sysctl", "drop_entry=1", "--sysctl", "drop_packet=1"]],
+/** A defence setting: its name, lvsd arguments, lvsadm commands after the lab is up. */
+type Setting = readonly [string, string[], string[][]];
+
+const SETTINGS: readonly Setting[] = [
+  ["none", [], []],
+  ["drop_entry=1", ["--sysctl", "drop_entry=1"], []],
+  ["drop_entry=1 drop_packet=1", ["--sysctl", "drop_entry=1", "--sysctl", "drop_packet=1"], []],
 ];
 
-async function floodPart(): Promise<FloodRow[]> {
+const SYNPROXY_SETTINGS: readonly Setting[] = [
+  [
+    "synproxy",
+    [],
+    [
+      ["-E", "-t", `${VIP}:80`, "-s", "rr", "--synproxy"],
+      ["-E", "-t", `${VIP}:8081`, "-s", "rr", "--synproxy"],
+    ],
+  ],
+];
+
+async function floodPart(settings: readonly Setting[]): Promise<FloodRow[]> {
   const rows: FloodRow[] = [];
-  for (const [name, extra] of SETTINGS) {
+  for (const [name, extra, cmds] of settings) {
     const prefix = `bf${rows.length}${process.pid % 1000}`;
     const l = await lab(prefix, ["--max-conns", "262144", ...extra]);
     try {
+      for (const c of cmds) {
+        const r = l.lvsadm(...c);
+        if (r.code !== 0) throw new Error(`lvsadm ${c.join(" ")}: ${r.stderr}`);
+      }
       const pid = lvsdPid(l);
       await wrkClose(l, 2); // warm-up: nginx and the lab's caches (the first run is slower)
       const baselineRps = await wrkClose(l, SECONDS);
@@ -123,6 +146,7 @@ async function floodPart(): Promise<FloodRow[]> {
       const rssMaxMiB = sampler.stop();
       const tableAtEnd = tableSize(l);
       const m = /^drop_packet\s+(\d+)$/m.exec(l.lvsadm("--drops").stdout);
+      const cs = /^cookies_sent\s+(\d+)$/m.exec(l.lvsadm("--synproxy-stats").stdout);
       rows.push({
         setting: name,
         baselineRps,
@@ -132,6 +156,7 @@ async function floodPart(): Promise<FloodRow[]> {
         rssMaxMiB,
         tableAtEnd,
         dropPacket: m ? Number(m[1]) : 0,
+        cookiesSent: cs ? Number(cs[1]) : 0,
       });
       process.stderr.write(`flood ${name}: ${JSON.stringify(rows.at(-1))}\n`);
     } finally {
@@ -306,18 +331,19 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     seconds: SECONDS,
   };
-  if (PARTS.includes("flood")) {
-    const rows = await floodPart();
-    out.flood = rows;
+  for (const part of ["flood", "synproxy"] as const) {
+    if (!PARTS.includes(part)) continue;
+    const rows = await floodPart(part === "flood" ? SETTINGS : SYNPROXY_SETTINGS);
+    out[part] = rows;
     console.log(
       "SYN flood (hping3 --flood --rand-source), legitimate Connection: close req/s (wrk -t1 -c16)",
     );
     console.log(
-      "setting                       before    during  during/before  RSS before/max MiB  table at end  drop_packet",
+      "setting                       before    during  during/before  RSS before/max MiB  table at end  drop_packet  cookies sent",
     );
     for (const r of rows)
       console.log(
-        `${r.setting.padEnd(28)} ${r.baselineRps.toFixed(0).padStart(8)} ${r.floodRps.toFixed(0).padStart(9)} ${r.ratio.toFixed(3).padStart(14)} ${`${r.rssBeforeMiB.toFixed(0)}/${r.rssMaxMiB.toFixed(0)}`.padStart(19)} ${String(r.tableAtEnd).padStart(13)} ${String(r.dropPacket).padStart(12)}`,
+        `${r.setting.padEnd(28)} ${r.baselineRps.toFixed(0).padStart(8)} ${r.floodRps.toFixed(0).padStart(9)} ${r.ratio.toFixed(3).padStart(14)} ${`${r.rssBeforeMiB.toFixed(0)}/${r.rssMaxMiB.toFixed(0)}`.padStart(19)} ${String(r.tableAtEnd).padStart(13)} ${String(r.dropPacket).padStart(12)} ${String(r.cookiesSent).padStart(13)}`,
       );
   }
   if (PARTS.includes("listing")) {

@@ -99,4 +99,8 @@ export class EngineControl implements ControlTarget {
   dropCounts(): Record<string, number> {
     return dropCounts(this.engine.drops);
   }
+
+  synProxyCounters(): [string, number][] {
+    return this.engine.synproxy.counterRows();
+  }
 }

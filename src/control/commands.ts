@@ -13,7 +13,14 @@
 import { forwardingMethod, implementedMethods } from "../datapath/modes/index.js";
 import type { FwdMethod, Service } from "../tables/model.js";
 import { ControlError, type ControlErrorCode, type ServiceKey } from "../tables/services.js";
-import { formatDrops, formatLinks, formatSyncCounters, runLaddr, splitExtensions } from "./extensions.js";
+import {
+  type Extensions,
+  formatDrops,
+  formatLinks,
+  formatSyncCounters,
+  runLaddr,
+  splitExtensions,
+} from "./extensions.js";
 import {
   type ConnReader,
   type FormatContext,
@@ -190,9 +197,14 @@ Options:
   --fullnat                           full NAT (lvs-ts extension)
   --proxy-protocol v1|v2|off          with -A/-E: PROXY protocol header FULLNAT sends to
                                       the real servers of a TCP service (lvs-ts extension)
+  --synproxy | --no-synproxy          with -A/-E: SYN proxy on/off for a TCP service with NAT
+                                      or FULLNAT real servers: SYN cookies, the connection to
+                                      the real server only after the client's ACK (lvs-ts)
   --add-laddr|--del-laddr -z address  add/delete a FULLNAT local address of the service
   --get-laddr                         list the service's FULLNAT local addresses
   --drops                             the data path's drop counters by reason (lvs-ts)
+  --synproxy-stats                    the SYN proxy's counters: cookies sent and proven,
+                                      handshakes with real servers, their RSTs (lvs-ts)
   --links                             per-link frame, byte and drop counters (lvs-ts)
   --sync                              connection sync counters: sent, received, placed (lvs-ts)
   --sysctl [name[=value]]             list or set net.ipv4.vs.* knobs, e.g.
@@ -301,7 +313,7 @@ function tableOp(op: string, fn: () => void): ExecResult {
     fn();
     return ok();
   } catch (e) {
-    if (e instanceof ControlError) return err(ipvsStrerror(op, e.code));
+    if (e instanceof ControlError) return err(e.own ? e.message : ipvsStrerror(op, e.code));
     throw e;
   }
 }
@@ -529,7 +541,7 @@ function restore(target: ControlTarget, stdin: string, services: ServicesDb, pro
       code = parsed.error.code;
       continue;
     }
-    const pp = applyProxyProtocol(parsed.cmd, ext.proxyProtocol);
+    const pp = applyServiceExtensions(parsed.cmd, ext);
     if (pp) {
       stderr += pp.stderr;
       code = pp.code;
@@ -577,6 +589,10 @@ export function run(
     if (!target.sync) return err(`${prog}: --sync: this director runs no connection sync`, 1);
     return ok(formatSyncCounters(target.sync.counterRows()));
   }
+  if (ext.synProxyStats) {
+    if (ext.argv.length > 0) return err("--synproxy-stats takes no other options", 2);
+    return ok(formatSyncCounters(target.synProxyCounters?.() ?? []));
+  }
   if (ext.drops || ext.links) {
     if (ext.argv.length > 0 || (ext.drops && ext.links))
       return err("--drops and --links take no other options", 2);
@@ -584,17 +600,23 @@ export function run(
   }
   const parsed = parseArgs(ext.argv, { prog, services });
   if (!parsed.ok) return parseErrorResult(parsed.error);
-  const pp = applyProxyProtocol(parsed.cmd, ext.proxyProtocol);
+  const pp = applyServiceExtensions(parsed.cmd, ext);
   if (pp) return pp;
   return execute(parsed.cmd, target, stdin, { ...opts, prog, services });
 }
 
-/** Put --proxy-protocol into an -A/-E command; refuse it elsewhere. */
-function applyProxyProtocol(cmd: Command, pp: number | undefined): ExecResult | undefined {
-  if (pp === undefined) return undefined;
+/** Put --proxy-protocol and --synproxy/--no-synproxy into an -A/-E command; refuse them elsewhere. */
+function applyServiceExtensions(cmd: Command, ext: Extensions): ExecResult | undefined {
+  const pp = ext.proxyProtocol;
+  const sp = ext.synProxy;
+  if (pp === undefined && sp === undefined) return undefined;
   if (cmd.kind !== "add-service" && cmd.kind !== "edit-service") {
-    return err("--proxy-protocol goes with -A or -E", 2);
+    return err(
+      `${pp !== undefined ? "--proxy-protocol" : sp ? "--synproxy" : "--no-synproxy"} goes with -A or -E`,
+      2,
+    );
   }
-  cmd.opts.proxyProtocol = pp;
+  if (pp !== undefined) cmd.opts.proxyProtocol = pp;
+  if (sp !== undefined) cmd.opts.synProxy = sp;
   return undefined;
 }

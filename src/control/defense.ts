@@ -20,8 +20,10 @@
  * entry takes ÷ 4096). With the default amemthresh of 1024 pages (4 MiB) and about 112 bytes an
  * entry, memory is "short" when fewer than about 37,000 entries are free.
  */
+import { randomBytes } from "node:crypto";
 import { TCP_TRANSITIONS_DOS } from "../datapath/conntrack/states.js";
 import type { Engine } from "../datapath/engine.js";
+import { SECRET_ROTATE_MS } from "../datapath/synproxy.js";
 import type { EventLog } from "./observe/log.js";
 
 const PAGE = 4096;
@@ -44,6 +46,7 @@ export class Defense {
   /** The kernel's old_secure_tcp: the mode secure_tcp had at the last evaluation. */
   private oldSecureTcp = 0;
   private timer: NodeJS.Timeout | undefined;
+  private secretTimer: NodeJS.Timeout | undefined;
   private lastNomem = false;
 
   constructor(engine: Engine, log?: EventLog) {
@@ -165,15 +168,31 @@ export class Defense {
     return this.dropEntryOn ? this.engine.ct.randomDropEntry(random) : 0;
   }
 
+  /**
+   * The SYN proxy's cookie secret (src/datapath/synproxy.ts): a new one from the system's
+   * random source; the previous one keeps validating the cookies in flight.
+   */
+  rotateSynProxySecret(): void {
+    const b = randomBytes(8);
+    this.engine.synproxy.rotate(b.readUInt32BE(0), b.readUInt32BE(4));
+  }
+
   start(): void {
     if (this.timer) return;
     this.timer = setInterval(() => this.tick(), DEFENSE_PERIOD_MS);
     this.timer.unref();
+    // Twice at start: neither the secret nor the "previous" one is Math.random's.
+    this.rotateSynProxySecret();
+    this.rotateSynProxySecret();
+    this.secretTimer = setInterval(() => this.rotateSynProxySecret(), SECRET_ROTATE_MS);
+    this.secretTimer.unref();
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.secretTimer) clearInterval(this.secretTimer);
     this.timer = undefined;
+    this.secretTimer = undefined;
     if (this.engine.sysctl.onDefenseChange) this.engine.sysctl.onDefenseChange = null;
   }
 }

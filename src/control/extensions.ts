@@ -3,9 +3,14 @@
  * it:
  *   --proxy-protocol v1|v2|off   with -A/-E: PROXY protocol header that FULLNAT sends to the
  *                                real servers of a TCP service.
+ *   --synproxy / --no-synproxy   with -A/-E: the SYN proxy on / off for a TCP service (NAT and
+ *                                FULLNAT real servers; src/datapath/synproxy.ts). -E without
+ *                                either leaves it as it is.
  *   --add-laddr / --del-laddr -t|-u VIP:PORT -z ADDR
  *   --get-laddr -t|-u VIP:PORT   FULLNAT local addresses of a service (DPVS's commands).
  *   --drops                      the data path's drop counters by reason (non-zero ones).
+ *   --synproxy-stats             the SYN proxy's counters (cookies sent and proven, handshakes
+ *                                with real servers done, RSTs from them).
  *   --links                      per-link frame and byte counters, with drops.
  *   --sync                       connection sync counters (sent, received, placed, refused).
  *   --sysctl [NAME[=VALUE]]      list or set run-time knobs (net.ipv4.vs.* names; sysctl.ts).
@@ -28,10 +33,13 @@ export interface Extensions {
   /** The command line without our extension words. */
   argv: string[];
   proxyProtocol?: number;
+  /** --synproxy (true) or --no-synproxy (false). */
+  synProxy?: boolean;
   laddr?: { op: LaddrOp; addr?: number };
   drops?: boolean;
   links?: boolean;
   sync?: boolean;
+  synProxyStats?: boolean;
   /** `--sysctl` given: its argument, or null to list all. */
   sysctl?: string | null;
   /** `--iptables` as the first word: the lvs-iptables command line that follows it. */
@@ -60,10 +68,15 @@ export function splitExtensions(argv: readonly string[]): Extensions {
       const n = v === "v1" || v === "1" ? 1 : v === "v2" || v === "2" ? 2 : v === "off" || v === "0" ? 0 : -1;
       if (n < 0) return { argv: [], error: `--proxy-protocol takes v1, v2 or off, not '${v ?? ""}'` };
       out.proxyProtocol = n;
+    } else if (name === "--synproxy" || name === "--no-synproxy") {
+      if (eq > 0) return { argv: [], error: `${name} takes no value` };
+      out.synProxy = name === "--synproxy";
     } else if (name === "--drops") {
       out.drops = true;
     } else if (name === "--links") {
       out.links = true;
+    } else if (name === "--synproxy-stats") {
+      out.synProxyStats = true;
     } else if (name === "--sync") {
       out.sync = true;
     } else if (name === "--sysctl") {

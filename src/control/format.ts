@@ -16,7 +16,7 @@
 import { forwardingMethod } from "../datapath/modes/index.js";
 import { SCHED_FLAGS_MASK } from "../datapath/schedulers/index.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
-import { type Dest, FwdMethod, type Service, SVC_F_ONEPACKET } from "../tables/model.js";
+import { type Dest, FwdMethod, type Service, SVC_F_ONEPACKET, SVC_F_SYNPROXY } from "../tables/model.js";
 import type { RateSource, Rates } from "./estimator.js";
 import { ipToString, type ServicesDb } from "./netdb.js";
 import { schedFlagsText } from "./sched.js";
@@ -191,6 +191,7 @@ function serviceEntry(s: Service, fmt: ListFormat, ctx: FormatContext): string {
       if (s.netmask >>> 0 !== 0xffffffff) out += ` mask ${ipToString(s.netmask)}`;
     }
     if ((s.flags & SVC_F_ONEPACKET) !== 0) out += " ops";
+    if ((s.flags & SVC_F_SYNPROXY) !== 0) out += " synproxy";
   }
   out += "\n";
 
@@ -298,6 +299,7 @@ function saveEntry(s: Service, numeric: boolean, ctx: FormatContext): string {
   if ((s.flags & SVC_F_ONEPACKET) !== 0) out += " -o";
   if ((s.flags & SCHED_FLAGS_MASK) !== 0) out += ` -b ${schedFlagsText(s.schedName, s.flags)}`;
   if (s.proxyProtocol !== 0) out += ` --proxy-protocol v${s.proxyProtocol}`;
+  if ((s.flags & SVC_F_SYNPROXY) !== 0) out += " --synproxy";
   out += "\n";
   for (const a of s.laddrs?.list() ?? []) out += `--add-laddr ${svc} -z ${ipToString(a)}\n`;
   for (const d of [...s.dests].sort(compareDests)) {

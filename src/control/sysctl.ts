@@ -50,6 +50,16 @@ const KNOBS: readonly Knob[] = [
   defense("am_droprate", "amDroprate", 0x7fffffff),
   defense("amemthresh", "amemthresh", 0x7fffffff),
   flag("conn_reuse_mode", "connReuseMode", 3),
+  {
+    name: "embryonic_share",
+    arity: 1,
+    get: (s) => String(s.embryonicShare),
+    set: (s, [v]) => {
+      if (v! < 1 || v! > 100) return "embryonic_share takes a percentage of the connection table, 1..100";
+      s.embryonicShare = v!;
+      return undefined;
+    },
+  },
   defense("drop_entry", "dropEntry", 3),
   defense("drop_packet", "dropPacket", 3),
   flag("expire_nodest_conn", "expireNodestConn"),

@@ -64,6 +64,8 @@ export interface ControlTarget {
   readonly connTabSize: number;
   /** Drop counters by reason (`lvsadm --drops`), when the target has a data path. */
   dropCounts?(): Record<string, number>;
+  /** SYN proxy counters (`lvsadm --synproxy-stats`), when the target has a data path. */
+  synProxyCounters?(): [string, number][];
   /** Per-link counters (`lvsadm --links`), when the target runs on links. */
   linkStats?(): LinkStatRow[];
   /** Rate estimates for `--rate` (lvsd's RateEstimator); without one, rates list as 0. */

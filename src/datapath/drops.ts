@@ -60,9 +60,27 @@ export const Drop = {
    * drop_rate while memory is short; src/control/defense.ts).
    */
   DEFENSE: P + 23,
+  /**
+   * SYN proxy (synproxy.ts): an ACK with no connection to a SYN-proxy service whose ack - 1 is
+   * not a cookie of ours from the current or previous time slot (forged, or too old).
+   */
+  SYN_COOKIE_BAD: P + 24,
+  /**
+   * SYN proxy: a valid cookie ACK, but every stash buffer holds a handshake under way (the
+   * client's next segment proves the cookie again); or a client packet that does not fit the
+   * stash while the real server's SYN-ACK is awaited.
+   */
+  SYNPROXY_STASH_FULL: P + 25,
+  /** SYN proxy: the real server's answer to the director's SYN is neither a SYN-ACK acknowledging it nor an RST. */
+  SYNPROXY_BAD_SYNACK: P + 26,
+  /**
+   * A new TCP connection refused because embryonic entries are at their bound
+   * (`embryonic_share`) and none could be evicted.
+   */
+  EMBRYONIC_LIMIT: P + 27,
 } as const;
 
-export const DROP_COUNT = P + 24;
+export const DROP_COUNT = P + 28;
 
 export const DROP_NAMES: readonly string[] = [
   "ok",
@@ -107,4 +125,8 @@ export const DROP_NAMES: readonly string[] = [
   "martian_dst",
   "rp_filter",
   "drop_packet",
+  "syn_cookie_bad",
+  "synproxy_stash_full",
+  "synproxy_bad_synack",
+  "embryonic_limit",
 ];

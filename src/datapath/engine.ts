@@ -18,14 +18,21 @@
  */
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
 import { MarkTable } from "../tables/marks.js";
-import { DEST_F_AVAILABLE, type Dest, FwdMethod, type Service, SVC_F_ONEPACKET } from "../tables/model.js";
+import {
+  DEST_F_AVAILABLE,
+  type Dest,
+  FwdMethod,
+  type Service,
+  SVC_F_ONEPACKET,
+  SVC_F_SYNPROXY,
+} from "../tables/model.js";
 import { ServiceTable } from "../tables/services.js";
 import { Sysctl } from "../tables/sysctl.js";
 import { markOf } from "./classify.js";
 import { clock } from "./clock.js";
 import { FragCache } from "./conntrack/frags.js";
 import { DIR_INPUT, DIR_OUTPUT, TcpState } from "./conntrack/states.js";
-import { CONN_F_ONE_PACKET, ConnTable } from "./conntrack/table.js";
+import { CONN_F_ONE_PACKET, CONN_F_SYNPROXY, CONN_F_SYNPROXY_WAIT, ConnTable } from "./conntrack/table.js";
 import { DROP_COUNT, Drop } from "./drops.js";
 import { ICMP_ANSWERED, Icmp } from "./icmp.js";
 import { EGRESS_NONE, type FrameBatch } from "./io/batch.js";
@@ -35,7 +42,8 @@ import type { ForwardMode } from "./modes/types.js";
 import { L2_NEIGH_MISS, Net } from "./net/net.js";
 import { Ownership } from "./net/owner.js";
 import { Resolver } from "./net/resolver.js";
-import { parseFrame } from "./packet/parse.js";
+import { put16 } from "./packet/emit.js";
+import { parseFrame, setTcpAck, setTcpSeq, tcpAck, tcpSeq, tcpWindow } from "./packet/parse.js";
 import { decTtl } from "./packet/rewrite.js";
 import {
   ETH_P_ARP,
@@ -52,6 +60,15 @@ import {
 import { IPPROTO_VRRP, VRRP_GROUP } from "./packet/vrrp.js";
 import { getScheduler } from "./schedulers/index.js";
 import type { SyncOut } from "./sync.js";
+import {
+  mssIndex,
+  rewriteAsSyn,
+  STASH_BYTES,
+  SYN_RESEND_MS,
+  SYNPROXY_MSS,
+  SynProxy,
+  setTcpFlags,
+} from "./synproxy.js";
 import { TxQueue } from "./txqueue.js";
 
 export interface EngineOptions {
@@ -135,8 +152,17 @@ export class Engine {
   syncLink = -1;
   syncSink: SyncSink | null = null;
   sweepPerBatch: number;
+  /** SYN proxy (synproxy.ts): cookies, the secret (the control plane rotates it), the stash. */
+  readonly synproxy = new SynProxy();
   private readonly v = new FrameView();
+  /** Frames the SYN proxy writes into the transmit batch are parsed here. */
+  private readonly sv = new FrameView();
   private readonly mx: ModeCall;
+  /** Whether stash buffer s still belongs to a connection waiting for its server's SYN-ACK. */
+  private readonly stashInUse = (s: number): boolean => {
+    const c = this.synproxy.stashOwner[s]!;
+    return (this.ct.flags[c]! & CONN_F_SYNPROXY_WAIT) !== 0 && this.ct.seqDelta[c] === s;
+  };
 
   constructor(opts: EngineOptions = {}, table = new ServiceTable(getScheduler)) {
     this.table = table;
@@ -257,6 +283,9 @@ export class Engine {
         c = -1;
       }
     }
+    if (c >= 0 && (ct.flags[c]! & CONN_F_SYNPROXY_WAIT) !== 0 && v.l4Off >= 0) {
+      return dir === DIR_INPUT ? this.synProxyPending(v, batch, i, c) : this.synProxyServer(v, batch, i, c);
+    }
     if (c < 0) {
       // VRRP: no new connections to an address whose instance is not MASTER (net/owner.ts).
       if (this.owner.count !== 0 && this.owner.disowned(v.daddr)) return Drop.NOT_OWNER;
@@ -270,6 +299,7 @@ export class Engine {
       }
       if (svc === undefined) svc = this.table.lookup(p, v.daddr | 0, v.dport);
       if (svc === undefined) return this.net.isLocal(v.daddr | 0) ? Drop.LOCAL : Drop.NO_SERVICE;
+      if ((svc.flags & SVC_F_SYNPROXY) !== 0 && p === IPPROTO_TCP) return this.synProxyNew(v, batch, i, svc);
       if (
         p === IPPROTO_TCP &&
         this.sysctl.sloppyTcp === 0 &&
@@ -324,6 +354,15 @@ export class Engine {
     const bytes = v.ipTotalLen;
     const mx = this.mx;
     mx.room = batch.room(i) - v.len;
+    if ((ct.flags[c]! & CONN_F_SYNPROXY) !== 0 && !icmp && v.l4Off >= 0 && v.proto === IPPROTO_TCP) {
+      // SYN proxy: the server's sequence space is the cookie's shifted by seqDelta.
+      const delta = ct.seqDelta[c]!;
+      if (dir === DIR_INPUT) {
+        if ((v.tcpFlags & TCP_ACK) !== 0) setTcpAck(v, tcpAck(v) + delta);
+      } else {
+        setTcpSeq(v, tcpSeq(v) - delta);
+      }
+    }
     if (!icmp) {
       if (v.proto === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, dir, v.tcpFlags);
       else ct.touch(c);
@@ -459,6 +498,10 @@ export class Engine {
       laddr = pool.allocAddr;
       lport = pool.allocPort;
     }
+    if (v.proto === IPPROTO_TCP && ct.embryonic >= this.embryonicMax() && !ct.evictEmbryonic()) {
+      if (d.fwd === FwdMethod.FULLNAT) svc.laddrs?.release(laddr | 0, lport, pslot);
+      return -Drop.EMBRYONIC_LIMIT;
+    }
     // Addresses as int32 across the call (no boxing); the table stores them as uint32.
     const c = ct.create(
       v.proto,
@@ -484,6 +527,167 @@ export class Engine {
     d.conns++;
     svc.conns++;
     return c;
+  }
+
+  /** The embryonic-entry bound: `embryonic_share` percent of the table (at least one entry). */
+  private embryonicMax(): number {
+    const share = this.sysctl.embryonicShare;
+    return share >= 100 ? this.ct.capacity : Math.max(1, Math.floor((this.ct.capacity * share) / 100));
+  }
+
+  // ------------------------------------------------------------------ SYN proxy (synproxy.ts)
+
+  /**
+   * A TCP packet with no connection to a SYN-proxy service: a SYN is answered with a cookie
+   * SYN-ACK (no state); an ACK whose ack - 1 is a valid cookie creates the connection, and the
+   * ACK itself becomes the SYN to the real server (the ACK is stashed until its SYN-ACK);
+   * anything else is no_conn.
+   */
+  private synProxyNew(v: FrameView, batch: FrameBatch, i: number, svc: Service): number {
+    const f = v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST);
+    if (v.mf !== 0) return Drop.FRAGMENT;
+    const sp = this.synproxy;
+    if (f === TCP_SYN) {
+      const idx = mssIndex(v.mss > 0 ? v.mss : 536);
+      const cookie = sp.make(v.saddr | 0, v.daddr | 0, v.sport, v.dport, tcpSeq(v) | 0, idx, clock.nowMs);
+      const j = this.txq.slot();
+      if (j < 0) return CONSUMED; // counted as tx_full
+      if (this.net.route(v.saddr | 0) < 0) return Drop.NO_ROUTE;
+      const mtu = this.net.minMtu - 40;
+      const tx = this.tx;
+      const len = sp.writeSynAck(tx.buf, tx.off[j]!, v, cookie, mtu < 1460 ? mtu : 1460);
+      this.resolver.sendRouted(j, len, v.saddr);
+      sp.cookiesSent++;
+      return CONSUMED;
+    }
+    if (f !== TCP_ACK) return Drop.NO_CONN;
+    // int32 across calls (no boxing); stored into Uint32Arrays and written as sequence numbers.
+    const isn = (tcpSeq(v) - 1) | 0;
+    const cookie = (tcpAck(v) - 1) | 0;
+    const idx = sp.check(v.saddr | 0, v.daddr | 0, v.sport, v.dport, isn, cookie, clock.nowMs);
+    if (idx < 0) return Drop.SYN_COOKIE_BAD;
+    sp.cookiesValid++;
+    const ct = this.ct;
+    const c = this.schedule(v, svc);
+    if (c < 0) return -c;
+    const s = sp.stashAlloc(c, this.stashInUse);
+    if (s < 0 || !sp.stashPut(s, v)) {
+      if (s >= 0) sp.stashFree(s);
+      ct.free(c);
+      return Drop.SYNPROXY_STASH_FULL;
+    }
+    const mss = SYNPROXY_MSS[idx]!;
+    sp.stashMss[s] = mss;
+    sp.stashSynAt[s] = clock.nowMs;
+    if (!rewriteAsSyn(v, isn, tcpWindow(v), mss, batch.room(i) - v.len)) {
+      sp.stashFree(s);
+      ct.free(c);
+      return Drop.MODE_FAILED;
+    }
+    ct.isn[c] = cookie;
+    ct.seqDelta[c] = s;
+    ct.flags[c]! |= CONN_F_SYNPROXY_WAIT;
+    return this.xmit(v, batch, i, c, DIR_INPUT);
+  }
+
+  /**
+   * A client packet while the real server's SYN-ACK is awaited: stashed (sent after the ACK once
+   * the server answers); when the last SYN went SYN_RESEND_MS ago or more, the frame is turned into
+   * the SYN again (it may have been lost).
+   */
+  private synProxyPending(v: FrameView, batch: FrameBatch, i: number, c: number): number {
+    const sp = this.synproxy;
+    const s = this.ct.seqDelta[c]!;
+    if (!sp.stashPut(s, v)) return Drop.SYNPROXY_STASH_FULL;
+    if (clock.nowMs - sp.stashSynAt[s]! < SYN_RESEND_MS) return CONSUMED;
+    sp.stashSynAt[s] = clock.nowMs;
+    // The client's ISN: the first stashed packet's seq - 1.
+    const o = s * STASH_BYTES + 2;
+    const st = sp.stash;
+    const t = o + (st[o]! & 0x0f) * 4;
+    const isn = (((st[t + 4]! << 24) | (st[t + 5]! << 16) | (st[t + 6]! << 8) | st[t + 7]!) - 1) | 0;
+    if (!rewriteAsSyn(v, isn, tcpWindow(v), sp.stashMss[s]!, batch.room(i) - v.len)) return Drop.MODE_FAILED;
+    return this.xmit(v, batch, i, c, DIR_INPUT);
+  }
+
+  /**
+   * The real server's answer to the director's SYN. A SYN-ACK acknowledging the client's ISN
+   * fixes the sequence offset, and the stashed client packets go to the server (the SYN-ACK itself
+   * is absorbed); an RST becomes an RST to the client in the cookie's sequence space.
+   */
+  private synProxyServer(v: FrameView, batch: FrameBatch, i: number, c: number): number {
+    const ct = this.ct;
+    const sp = this.synproxy;
+    const s = ct.seqDelta[c]!;
+    const o = s * STASH_BYTES + 2;
+    const st = sp.stash;
+    const t = o + (st[o]! & 0x0f) * 4;
+    const clientNext = ((st[t + 4]! << 24) | (st[t + 5]! << 16) | (st[t + 6]! << 8) | st[t + 7]!) >>> 0;
+    const f = v.tcpFlags;
+    if ((f & TCP_RST) !== 0) {
+      sp.serverResets++;
+      sp.stashFree(s);
+      ct.flags[c]! &= ~CONN_F_SYNPROXY_WAIT;
+      ct.seqDelta[c] = 0;
+      setTcpSeq(v, ct.isn[c]! + 1);
+      setTcpAck(v, clientNext);
+      setTcpFlags(v, TCP_RST | TCP_ACK);
+      return this.xmit(v, batch, i, c, DIR_OUTPUT);
+    }
+    if ((f & (TCP_SYN | TCP_ACK)) !== (TCP_SYN | TCP_ACK) || tcpAck(v) !== clientNext)
+      return Drop.SYNPROXY_BAD_SYNACK;
+    ct.tcpTransition(c, DIR_OUTPUT, f);
+    ct.seqDelta[c] = (tcpSeq(v) - ct.isn[c]!) >>> 0;
+    ct.flags[c] = (ct.flags[c]! & ~CONN_F_SYNPROXY_WAIT) | CONN_F_SYNPROXY;
+    sp.handshakes++;
+    const end = s * STASH_BYTES + sp.stashUsed[s]!;
+    for (let p = s * STASH_BYTES; p < end; ) {
+      const n = (st[p]! << 8) | st[p + 1]!;
+      this.synProxyRelay(p + 2, n, c);
+      p += 2 + n;
+    }
+    sp.stashFree(s);
+    return CONSUMED;
+  }
+
+  /** Send a stashed client packet (IP, `n` bytes at stash[o]) to connection c's real server. */
+  private synProxyRelay(o: number, n: number, c: number): void {
+    const txq = this.txq;
+    const j = txq.slot();
+    if (j < 0) return;
+    const tx = this.tx;
+    const base = tx.off[j]!;
+    const b = tx.buf;
+    if (base + 14 + n > (j + 1) * tx.slotSize) return;
+    put16(b, base + 12, 0x0800);
+    b.set(this.synproxy.stash.subarray(o, o + n), base + 14);
+    const sv = this.sv;
+    if (parseFrame(b, tx.dv, base, 14 + n, sv) !== 0 || sv.l4Off < 0) return;
+    const ct = this.ct;
+    const mode = this.modes[ct.fwd[c]!];
+    if (mode === null || mode === undefined) return;
+    if (mode.decrementsTtl) {
+      if (sv.ttl <= 1) return;
+      decTtl(sv);
+    }
+    if ((sv.tcpFlags & TCP_ACK) !== 0) setTcpAck(sv, tcpAck(sv) + ct.seqDelta[c]!);
+    ct.tcpTransition(c, DIR_INPUT, sv.tcpFlags);
+    const svc = this.table.services[ct.svc[c]!];
+    const d = this.table.dests[ct.dest[c]!];
+    if (svc) {
+      svc.inPkts++;
+      svc.inBytes += n;
+    }
+    if (d) {
+      d.inPkts++;
+      d.inBytes += n;
+    }
+    const mx = this.mx;
+    mx.room = (j + 1) * tx.slotSize - base - sv.len;
+    const nh = mode.inbound(sv, ct, c, mx);
+    if (nh === -1) return;
+    tx.off[j] = sv.base;
+    this.resolver.sendRouted(j, sv.len, nh);
   }
 
   /** Set L2 for next hop `nh` and mark the egress link. Returns 0, QUEUED or a drop reason. */

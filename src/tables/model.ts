@@ -33,6 +33,13 @@ export const SVC_F_ONEPACKET = 0x4;
 export const SVC_F_SCHED1 = 0x8; // sh-fallback / mh-fallback
 export const SVC_F_SCHED2 = 0x10; // sh-port / mh-port
 export const SVC_F_SCHED3 = 0x20;
+/**
+ * SYN proxy (lvs-ts, after DPVS's; lvsadm --synproxy, keepalived `syn_proxy`): the director
+ * answers SYNs with SYN cookies and opens the connection to the real server only when the
+ * client's ACK proves the cookie (src/datapath/synproxy.ts). TCP, NAT and FULLNAT only. Not a
+ * kernel flag: never sent anywhere the kernel's flags go.
+ */
+export const SVC_F_SYNPROXY = 0x10000;
 
 /** Default persistence timeout when `-p` has no value (ipvsadm's code: 360 s). */
 export const DEFAULT_PERSIST_TIMEOUT = 360;

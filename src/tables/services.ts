@@ -26,17 +26,26 @@ import {
   type SchedulerModule,
   Service,
   SVC_F_PERSISTENT,
+  SVC_F_SYNPROXY,
 } from "./model.js";
 
 export type ControlErrorCode = "EEXIST" | "ESRCH" | "ENOENT" | "EINVAL" | "ENOMEM" | "EBUSY";
 
 export class ControlError extends Error {
   readonly code: ControlErrorCode;
-  constructor(code: ControlErrorCode, message: string) {
+  /** The message is lvs-ts's own (an extension's rule), printed as is instead of ipvsadm's text for `code`. */
+  readonly own: boolean;
+  constructor(code: ControlErrorCode, message: string, own = false) {
     super(message);
     this.name = "ControlError";
     this.code = code;
+    this.own = own;
   }
+}
+
+/** SYN proxy: the director must see the real servers' replies (NAT, FULLNAT). */
+function synProxyFwdOk(fwd: FwdMethod): boolean {
+  return fwd === FwdMethod.MASQ || fwd === FwdMethod.FULLNAT;
 }
 
 /** Identifies a service: protocol + address + port, or a firewall mark (fwmark > 0). */
@@ -57,6 +66,8 @@ export interface ServiceOptions {
   netmask: number;
   /** PROXY protocol version FULLNAT sends to the real servers: 0 (off), 1 or 2. */
   proxyProtocol?: number;
+  /** SYN proxy (SVC_F_SYNPROXY) on or off; undefined: off for a new service, unchanged by an edit. */
+  synProxy?: boolean;
 }
 
 export interface DestOptions {
@@ -332,6 +343,24 @@ export class ServiceTable {
   }
 
   private applyOptions(s: Service, opts: ServiceOptions): void {
+    const synProxy = opts.synProxy ?? (s.flags & SVC_F_SYNPROXY) !== 0;
+    if (synProxy) {
+      if (s.proto !== IPPROTO_TCP && !s.fwmark)
+        throw new ControlError("EINVAL", "SYN proxy (--synproxy) applies to TCP services only", true);
+      if ((opts.proxyProtocol ?? s.proxyProtocol) !== 0)
+        throw new ControlError(
+          "EINVAL",
+          "SYN proxy (--synproxy) and the PROXY protocol cannot be combined on one service",
+          true,
+        );
+      const bad = s.dests.find((d) => (d.flags & DEST_F_AVAILABLE) !== 0 && !synProxyFwdOk(d.fwd));
+      if (bad)
+        throw new ControlError(
+          "EINVAL",
+          `SYN proxy (--synproxy) needs NAT (-m) or FULLNAT (--fullnat) real servers: the director does not see the replies of ${u32ToIp(bad.addr)}:${bad.port} (${bad.fwd === FwdMethod.TUNNEL ? "TUN" : "DR"})`,
+          true,
+        );
+    }
     if (opts.proxyProtocol !== undefined) {
       if (opts.proxyProtocol !== 0 && opts.proxyProtocol !== 1 && opts.proxyProtocol !== 2) {
         throw new ControlError("EINVAL", "PROXY protocol version must be 1 or 2");
@@ -341,7 +370,7 @@ export class ServiceTable {
       }
       s.proxyProtocol = opts.proxyProtocol;
     }
-    s.flags = opts.flags;
+    s.flags = (opts.flags & ~SVC_F_SYNPROXY) | (synProxy ? SVC_F_SYNPROXY : 0);
     s.timeout = (opts.flags & SVC_F_PERSISTENT) !== 0 ? opts.timeout || DEFAULT_PERSIST_TIMEOUT : 0;
     s.netmask = opts.netmask >>> 0;
   }
@@ -414,9 +443,20 @@ export class ServiceTable {
     return o.port;
   }
 
+  /** A SYN-proxy service takes NAT and FULLNAT real servers only. */
+  private static checkSynProxyDest(s: Service, o: DestOptions): void {
+    if ((s.flags & SVC_F_SYNPROXY) !== 0 && !synProxyFwdOk(o.fwd))
+      throw new ControlError(
+        "EINVAL",
+        "SYN proxy (--synproxy) service: real servers must be NAT (-m) or FULLNAT (--fullnat); the director does not see DR or TUN replies",
+        true,
+      );
+  }
+
   addDest(key: ServiceKey, o: DestOptions): Dest {
     const s = this.mustFind(key);
     this.checkDest(o);
+    ServiceTable.checkSynProxyDest(s, o);
     const port = ServiceTable.effectivePort(s, o);
     if (this.findDest(s, o.addr, port)) throw new ControlError("EEXIST", "Destination already exists");
     const d = new Dest(o.addr, port, o.weight, o.fwd, o.uThreshold, o.lThreshold);
@@ -435,6 +475,7 @@ export class ServiceTable {
   editDest(key: ServiceKey, o: DestOptions): Dest {
     const s = this.mustFind(key);
     this.checkDest(o);
+    ServiceTable.checkSynProxyDest(s, o);
     const d = this.findDest(s, o.addr, ServiceTable.effectivePort(s, o));
     if (!d) throw new ControlError("ENOENT", "No such destination");
     d.weight = o.weight;

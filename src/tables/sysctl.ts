@@ -49,6 +49,13 @@ export class Sysctl {
   dropEntry = 0;
   dropPacket = 0;
   secureTcp = 0;
+  /**
+   * The embryonic-entry bound: TCP connections whose handshake is not complete (NONE, SYN_SENT,
+   * SYN_RECV, SYNACK) may hold at most this percentage of the connection table (1-100); past it a
+   * new connection evicts an embryonic one, or is refused (`embryonic_limit`). So a SYN flood
+   * leaves the rest of the table to established connections.
+   */
+  embryonicShare = 75;
   /** Called after a defence knob was set (lvsd re-evaluates the defence at once, as the kernel). */
   onDefenseChange: (() => void) | null = null;
 }

@@ -268,5 +268,10 @@ describe("lvsadm --sysctl", () => {
     expect(runCommand(["--sysctl", "drop_packet"], t).stdout).toBe("net.ipv4.vs.drop_packet = 2\n");
     expect(e.dropRate).toBe(1);
     d.stop();
+    // lvs-ts's embryonic-entry bound (percent of the table)
+    expect(runCommand(["--sysctl", "embryonic_share"], t).stdout).toBe("net.ipv4.vs.embryonic_share = 75\n");
+    expect(runCommand(["--sysctl", "embryonic_share=40"], t).code).toBe(0);
+    expect(e.sysctl.embryonicShare).toBe(40);
+    expect(runCommand(["--sysctl", "embryonic_share=0"], t).code).toBe(2);
   });
 });

@@ -77,6 +77,51 @@ describe("lvsadm extensions", () => {
   });
 });
 
+describe("lvsadm --synproxy", () => {
+  it("turns the SYN proxy on and off with -A/-E, lists, saves and restores it", () => {
+    const t = fakeTarget();
+    expect(sh(t, "-A -t 10.0.0.100:80 -s rr --synproxy")).toEqual({ stdout: "", stderr: "", code: 0 });
+    sh(t, "-a -t 10.0.0.100:80 -r 192.168.10.1:8080 -m -w 1");
+    expect(sh(t, "-Ln").stdout).toContain("TCP  10.0.0.100:80 rr synproxy\n");
+    const saved = sh(t, "-Sn").stdout;
+    expect(saved).toBe(
+      "-A -t 10.0.0.100:80 -s rr --synproxy\n-a -t 10.0.0.100:80 -r 192.168.10.1:8080 -m -w 1\n",
+    );
+    const t2 = fakeTarget();
+    expect(sh(t2, "-R", saved)).toEqual({ stdout: "", stderr: "", code: 0 });
+    expect(sh(t2, "-Sn").stdout).toBe(saved);
+    // -E without the option keeps it; --no-synproxy turns it off
+    expect(sh(t, "-E -t 10.0.0.100:80 -s wlc").code).toBe(0);
+    expect(sh(t, "-Ln").stdout).toContain("TCP  10.0.0.100:80 wlc synproxy\n");
+    expect(sh(t, "-E -t 10.0.0.100:80 -s wlc --no-synproxy").code).toBe(0);
+    expect(sh(t, "-Ln").stdout).not.toContain("synproxy");
+  });
+
+  it("refuses it on DR/TUN real servers, UDP, and outside -A/-E, with lvs-ts's messages", () => {
+    const t = fakeTarget();
+    expect(sh(t, "-A -t 10.0.0.100:80 -s rr --synproxy").code).toBe(0);
+    expect(sh(t, "-a -t 10.0.0.100:80 -r 192.168.10.1 -g")).toEqual({
+      stdout: "",
+      stderr:
+        "SYN proxy (--synproxy) service: real servers must be NAT (-m) or FULLNAT (--fullnat); the director does not see DR or TUN replies\n",
+      code: 255,
+    });
+    expect(sh(t, "-a -t 10.0.0.100:80 -r 192.168.10.1 -i").code).toBe(255);
+    expect(sh(t, "-A -u 10.0.0.100:53 --synproxy")).toMatchObject({
+      stderr: "SYN proxy (--synproxy) applies to TCP services only\n",
+      code: 255,
+    });
+    expect(sh(t, "-A -t 10.0.0.100:443 -s rr").code).toBe(0);
+    expect(sh(t, "-a -t 10.0.0.100:443 -r 192.168.10.1 -g").code).toBe(0);
+    expect(sh(t, "-E -t 10.0.0.100:443 -s rr --synproxy")).toMatchObject({
+      stderr: expect.stringMatching(/does not see the replies of 192.168.10.1:443 \(DR\)/),
+      code: 255,
+    });
+    expect(sh(t, "-a -t 10.0.0.100:80 -r 192.168.10.2 -m --synproxy")).toMatchObject({ code: 2 });
+    expect(splitExtensions(["-A", "--synproxy=yes"]).error).toMatch(/takes no value/);
+  });
+});
+
 describe("lvsadm --drops", () => {
   it("lists the target's non-zero drop counters by reason", () => {
     const t = { ...fakeTarget(), dropCounts: () => ({ no_service: 3, ip_bad_csum: 1 }) };

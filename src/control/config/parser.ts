@@ -1045,6 +1045,7 @@ const VS_KEYWORDS = new Set([
   "persistence_engine",
   "protocol",
   "ops",
+  "syn_proxy",
   "quorum",
   "hysteresis",
   "quorum_up",
@@ -1114,6 +1115,7 @@ function parseVirtualServer(
   let sorryInhibit = false;
   let omega = false;
   let opsWhere: Statement | undefined;
+  let synProxyWhere: Statement | undefined;
   let fwd: FwdMethod = FwdMethod.MASQ; // keepalived's default method is NAT
   let sorryFwd: FwdMethod | undefined;
   const rsStmts: Statement[] = [];
@@ -1171,6 +1173,11 @@ function parseVirtualServer(
       case "ops":
         flags |= SVC_F_ONEPACKET;
         opsWhere = s;
+        break;
+      case "syn_proxy":
+        // DPVS's keepalived keyword (lvs-ts: src/datapath/synproxy.ts)
+        if (s.args.length > 0) fail(s.where, "syn_proxy takes no argument");
+        synProxyWhere = s;
         break;
       case "quorum":
         quorum = intArg(s, 0, 2 ** 31 - 1);
@@ -1265,6 +1272,16 @@ function parseVirtualServer(
     seen.set(key, s.where);
     realServers.push(rs);
   }
+  if (synProxyWhere) {
+    if (proto !== IPPROTO_TCP && mark === undefined)
+      fail(synProxyWhere.where, "syn_proxy: the SYN proxy is only for TCP virtual servers");
+    const bad = realServers.find((rs) => rs.fwd !== FwdMethod.MASQ && rs.fwd !== FwdMethod.FULLNAT);
+    if (bad)
+      fail(
+        synProxyWhere.where,
+        `syn_proxy: real server ${u32ToIp(bad.addr)}:${bad.port} is not NAT (lb_kind NAT): the director must see the real servers' replies`,
+      );
+  }
   const p = proto;
   const keys: ServiceKey[] = addrs.map((x) => ({
     proto: p,
@@ -1276,7 +1293,7 @@ function parseVirtualServer(
     where: st.where,
     name,
     keys,
-    opts: { sched, flags, timeout, netmask },
+    opts: { sched, flags, timeout, netmask, synProxy: synProxyWhere !== undefined },
     quorum,
     hysteresis,
     ...(quorumUp ? { quorumUp } : {}),

@@ -29,7 +29,7 @@
 
 import { performance } from "node:perf_hooks";
 import { u32ToIp } from "../../lib/addr.js";
-import { type Dest, FwdMethod, type Service, SVC_F_PERSISTENT } from "../../tables/model.js";
+import { type Dest, FwdMethod, type Service, SVC_F_PERSISTENT, SVC_F_SYNPROXY } from "../../tables/model.js";
 import {
   ControlError,
   type ServiceKey,
@@ -220,7 +220,8 @@ function normalizedTimeout(o: ServiceOptions): number {
 function sameOptions(s: Service, o: ServiceOptions): boolean {
   return (
     s.schedName === o.sched &&
-    s.flags === o.flags &&
+    (s.flags & ~SVC_F_SYNPROXY) === (o.flags & ~SVC_F_SYNPROXY) &&
+    ((s.flags & SVC_F_SYNPROXY) !== 0) === (o.synProxy ?? false) &&
     s.timeout === normalizedTimeout(o) &&
     s.netmask === o.netmask >>> 0
   );

@@ -626,6 +626,16 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
       for (let r = 1; r < DROP_COUNT; r++) sink.add(engine.drops[r] ?? 0, dropSets[r]);
     },
   });
+  const spSets = engine.synproxy.counterRows().map(([event]) => new LabelSet({ event }));
+  counter({
+    name: "lvs_synproxy_total",
+    help: "SYN proxy events (lvsadm --synproxy-stats): cookies_sent (SYN-ACKs with a cookie), cookies_valid (ACKs that proved one), handshakes (real servers' SYN-ACKs spliced), server_resets.",
+    labelNames: ["event"],
+    read: (sink) => {
+      const rows = engine.synproxy.counterRows();
+      for (let k = 0; k < rows.length; k++) sink.add(rows[k]![1], spSets[k]);
+    },
+  });
   const linkSets: LabelSet[] = [];
   const linkSet = (l: number): LabelSet =>
     (linkSets[l] ??= new LabelSet({ link: o.linkNames[l] ?? director.links[l]?.name ?? String(l) }));

@@ -2,8 +2,8 @@
  * The connection table (after net/netfilter/ipvs/ip_vs_conn.c), as a struct of typed arrays.
  *
  * - Every connection is a slot index. Fields live in parallel typed arrays, so the garbage
- *   collector never sees them: 104 bytes a slot plus 8 a hash bucket (by default as many
- *   buckets as slots, rounded up to a power of two), about 112 bytes a connection;
+ *   collector never sees them: 108 bytes a slot plus 8 a hash bucket (by default as many
+ *   buckets as slots, rounded up to a power of two), about 116 bytes a connection;
  *   bench/RESULTS.md measures 115.8 bytes a connection (heap included) at a million.
  * - Two chained hash indexes: "in" keyed by what the client sends
  *   (proto, caddr, cport, vaddr, vport) and "out" keyed by what the real server sends
@@ -59,6 +59,29 @@ export const CONN_F_INVALID = 0x40;
  */
 export const CONN_F_ONE_PACKET = 0x80;
 export const ONE_PACKET_TIMEOUT_MS = 1000;
+/**
+ * SYN proxy (src/datapath/synproxy.ts): the connection was opened by the director's cookie
+ * handshake; `seqDelta` holds the real server's ISN minus the cookie (server sequence numbers go
+ * down by it towards the client, the client's acknowledgements up by it towards the server).
+ */
+export const CONN_F_SYNPROXY = 0x100;
+/** SYN proxy: the SYN went to the real server and its SYN-ACK is awaited; `seqDelta` is the stash buffer. */
+export const CONN_F_SYNPROXY_WAIT = 0x200;
+
+/** TCP states of a connection whose handshake is not complete (the embryonic-entry bound counts them). */
+export const TCP_STATE_EMBRYONIC: readonly boolean[] = [
+  true, // NONE
+  false,
+  true, // SYN_SENT
+  true, // SYN_RECV
+  false,
+  false,
+  false,
+  false,
+  false,
+  false,
+  true, // SYNACK
+];
 
 /** Why `alloc` could not give a slot. */
 export const ALLOC_FAIL = -1;
@@ -97,7 +120,8 @@ export class ConnTable {
   readonly proto: Uint8Array;
   readonly state: Uint8Array;
   readonly fwd: Uint8Array;
-  readonly flags: Uint8Array;
+  /** CONN_F_* bits. */
+  readonly flags: Uint16Array;
   /** Dest slot id (ServiceTable.dests). */
   readonly dest: Int32Array;
   /** Service slot id (ServiceTable.services). */
@@ -110,8 +134,12 @@ export class ConnTable {
   readonly nControl: Uint32Array;
   /** PROXY protocol (FULLNAT): the client's first data sequence number (ISN + 1). */
   readonly isn: Uint32Array;
-  /** PROXY protocol: bytes inserted into the client's stream (0 until the header is sent). */
-  readonly seqDelta: Uint16Array;
+  /**
+   * PROXY protocol: bytes inserted into the client's stream (0 until the header is sent). SYN
+   * proxy (CONN_F_SYNPROXY): the server's ISN minus the cookie, 32 bits; while
+   * CONN_F_SYNPROXY_WAIT, the stash buffer.
+   */
+  readonly seqDelta: Uint32Array;
   /** For templates: first controlled connection; for connections: siblings under the template. */
   private readonly ctlHead: Int32Array;
   private readonly ctlNext: Int32Array;
@@ -144,6 +172,10 @@ export class ConnTable {
 
   /** Used slots (connections + templates). */
   count = 0;
+  /** TCP connections (not templates) in an embryonic state (TCP_STATE_EMBRYONIC). */
+  embryonic = 0;
+  /** Embryonic entries removed to make room under the embryonic bound (`evictEmbryonic`). */
+  embryonicEvictions = 0;
   /** Entries evicted to make room for new ones. */
   evictions = 0;
   /** Allocations refused because nothing could be evicted. */
@@ -179,14 +211,14 @@ export class ConnTable {
     this.proto = new Uint8Array(capacity);
     this.state = new Uint8Array(capacity);
     this.fwd = new Uint8Array(capacity);
-    this.flags = new Uint8Array(capacity);
+    this.flags = new Uint16Array(capacity);
     this.dest = new Int32Array(capacity);
     this.svc = new Uint16Array(capacity);
     this.expires = new Float64Array(capacity);
     this.ctl = new Int32Array(capacity);
     this.nControl = new Uint32Array(capacity);
     this.isn = new Uint32Array(capacity);
-    this.seqDelta = new Uint16Array(capacity);
+    this.seqDelta = new Uint32Array(capacity);
     this.inPkts = new Uint8Array(capacity);
     this.ctlHead = new Int32Array(capacity);
     this.ctlNext = new Int32Array(capacity);
@@ -203,7 +235,7 @@ export class ConnTable {
 
   /** Bytes held by the table's arrays (for the memory benchmark and `size` reporting). */
   byteSize(): number {
-    const perSlot = 4 * 4 + 2 * 4 + 4 + 4 + 2 + 8 + 4 + 4 + 3 * 4 + 2 * 16 + 4 + 4 + 2;
+    const perSlot = 4 * 4 + 2 * 4 + 1 + 1 + 1 + 2 + 4 + 2 + 8 + 4 + 4 + 4 + 4 + 1 + 3 * 4 + 2 * 16 + 4;
     return perSlot * this.capacity + 8 * this.bucketCount;
   }
 
@@ -444,6 +476,7 @@ export class ConnTable {
     } else {
       this.ctlNext[i] = -1;
     }
+    if (p === IPPROTO_TCP) this.embryonic++;
     dest.inactConns++;
     destOverloadOnBind(dest);
     this.hashIn(i);
@@ -598,6 +631,7 @@ export class ConnTable {
         this.nControl[t]!--;
         if (this.nControl[t] === 0 && (this.flags[t]! & CONN_F_INVALID) !== 0) this.free(t);
       }
+      if (this.proto[i] === IPPROTO_TCP && TCP_STATE_EMBRYONIC[this.state[i]!]) this.embryonic--;
       const hook = this.releaseHooks[this.fwd[i]!];
       if (hook) hook(this, i);
     }
@@ -637,6 +671,8 @@ export class ConnTable {
         }
         destChanged(d);
       }
+      if (TCP_STATE_EMBRYONIC[old] !== TCP_STATE_EMBRYONIC[ns])
+        this.embryonic += TCP_STATE_EMBRYONIC[ns] ? 1 : -1;
       if (ns === TcpState.ESTABLISHED) {
         const t = this.ctl[i]!;
         if (t >= 0) this.state[t] = TEMPLATE_STATE_ASSURED;
@@ -666,8 +702,32 @@ export class ConnTable {
       }
       this.flags[i] = inactive ? f | CONN_F_INACTIVE : f & ~CONN_F_INACTIVE;
     }
+    if ((f & CONN_F_TEMPLATE) === 0 && this.proto[i] === IPPROTO_TCP) {
+      const old = this.state[i]!;
+      if (TCP_STATE_EMBRYONIC[old] !== TCP_STATE_EMBRYONIC[state])
+        this.embryonic += TCP_STATE_EMBRYONIC[state] ? 1 : -1;
+    }
     this.state[i] = state;
     this.expires[i] = expiresMs;
+  }
+
+  /**
+   * The embryonic-entry bound (Sysctl.embryonicShare): free one embryonic TCP connection, found
+   * among up to 256 used slots from the eviction hand, to make room for a new one. False when
+   * none was found (the new connection is refused).
+   */
+  evictEmbryonic(): boolean {
+    for (let n = 0; n < 256; n++) {
+      const i = this.hand;
+      this.hand = i + 1 === this.capacity ? 0 : i + 1;
+      const f = this.flags[i]!;
+      if ((f & CONN_F_USED) === 0 || (f & CONN_F_TEMPLATE) !== 0 || this.proto[i] !== IPPROTO_TCP) continue;
+      if (!TCP_STATE_EMBRYONIC[this.state[i]!]) continue;
+      this.free(i);
+      this.embryonicEvictions++;
+      return true;
+    }
+    return false;
   }
 
   /** Refresh a connection's timer without a state change (UDP, ICMP, TCP later fragments). */

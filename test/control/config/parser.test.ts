@@ -289,6 +289,24 @@ describe("keywords", () => {
     });
   });
 
+  it("syn_proxy turns the SYN proxy on (DPVS's keyword); without it the option is off", () => {
+    const on = vs("  protocol TCP\n  lb_kind NAT\n  syn_proxy\n  real_server 192.168.10.1 80 {\n  }");
+    expect(on.virtualServers[0]!.opts.synProxy).toBe(true);
+    const off = vs("  protocol TCP\n  lb_kind NAT");
+    expect(off.virtualServers[0]!.opts.synProxy).toBe(false);
+    // applied to the table, listed by lvsadm
+    const engine = new Engine({ maxConns: 64 });
+    const hm = new HealthManager(engine.table);
+    hm.apply(on);
+    const s = engine.table.list()[0]!;
+    expect(run(["-Sn"], new EngineControl(engine), "", { services: parseServices("") }).stdout).toContain(
+      "-A -t 10.0.0.1:80 -s wlc --synproxy\n",
+    );
+    hm.apply(off);
+    expect(s.flags).toBe(0);
+    hm.stop();
+  });
+
   it("real server level options override the virtual server's; checker level overrides both", () => {
     const cfg = vs(`
   delay_loop 2
@@ -519,6 +537,14 @@ describe("malformed files: file, line and what was expected", () => {
     [
       "virtual_server 10.0.0.1 80 {\n  ops\n  protocol TCP\n}\n",
       "e.conf:2: ops: one-packet scheduling is only for UDP virtual servers",
+    ],
+    [
+      "virtual_server 10.0.0.1 53 {\n  syn_proxy\n  protocol UDP\n}\n",
+      "e.conf:2: syn_proxy: the SYN proxy is only for TCP virtual servers",
+    ],
+    [
+      "virtual_server 10.0.0.1 80 {\n  syn_proxy\n  protocol TCP\n  lb_kind DR\n  real_server 10.0.1.1 80 {\n  }\n}\n",
+      "e.conf:2: syn_proxy: real server 10.0.1.1:80 is not NAT (lb_kind NAT): the director must see the real servers' replies",
     ],
     [
       "virtual_server 10.0.0.1 80 {\n  sh-port\n}\n",

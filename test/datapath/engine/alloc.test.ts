@@ -160,6 +160,47 @@ describe("the per-packet path allocates nothing", () => {
     }
   });
 
+  it("SYN proxy: cookie SYN-ACKs for SYNs, forged ACKs refused", async () => {
+    const batches = Math.min(N_BATCHES, 1500);
+    const e = natEngine({ sweepPerBatch: 64 });
+    e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
+    e.table.addDest(tcpKey(), {
+      addr: ipToU32(IP.rs1),
+      port: 80,
+      weight: 1,
+      fwd: FwdMethod.MASQ,
+      uThreshold: 0,
+      lThreshold: 0,
+    });
+    const frames: Uint8Array[] = [];
+    for (let k = 0; k < 256; k++) {
+      frames.push(
+        eth({ src: MAC.client, dst: MAC.dirOut })
+          .ipv4({ src: `10.0.5.${k}`, dst: IP.vip })
+          .tcp({
+            sport: 1024,
+            dport: 80,
+            seq: k * 7919,
+            ack: k * 104729,
+            flags: k & 1 ? TCP_ACK : TCP_SYN,
+            mss: 1460,
+          })
+          .build(),
+      );
+    }
+    const { b, restore } = batchOf(frames, OUT);
+    const gcs = await gcsDuring(() => {
+      for (let k = 0; k < batches; k++) {
+        restore();
+        e.process(b, 20 + k);
+      }
+    });
+    expect(e.ct.count).toBe(0);
+    expect(e.synproxy.cookiesSent).toBe(2 * batches * 128);
+    expect(e.tx.count).toBe(128);
+    expect(gcs).toBe(0);
+  });
+
   it("new connections: SYN -> schedule -> insert", async () => {
     const batches = Math.min(N_BATCHES, 1500);
     const e = engineFor(FwdMethod.MASQ, 0, 1 << 21);

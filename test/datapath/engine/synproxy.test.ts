@@ -1,0 +1,372 @@
+/**
+ * The SYN proxy in the engine (src/datapath/synproxy.ts): input frame -> output frames and
+ * verdicts, NAT and FULLNAT. Every output's IP and TCP checksums are checked by full recompute
+ * (parseFrame refuses a bad IP checksum; checkL4Checksum sums the segment again).
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { EngineControl } from "../../../src/control/adapter.js";
+import { run as run_ } from "../../../src/control/commands.js";
+import { TcpState } from "../../../src/datapath/conntrack/states.js";
+import { Drop } from "../../../src/datapath/drops.js";
+import type { Engine } from "../../../src/datapath/engine.js";
+import { eth } from "../../../src/datapath/packet/build.js";
+import {
+  checkL4Checksum,
+  L4Csum,
+  parseFrame,
+  tcpAck,
+  tcpSeq,
+  tcpWindow,
+} from "../../../src/datapath/packet/parse.js";
+import { FrameView, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from "../../../src/datapath/packet/view.js";
+import { COOKIE_PERIOD_MS, keyedHash, SYNACK_WINDOW, SynProxy } from "../../../src/datapath/synproxy.js";
+import { ipToU32 } from "../../../src/lib/addr.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../../src/lib/proto.js";
+import { FwdMethod } from "../../../src/tables/model.js";
+import { IN, IP, MAC, natEngine, OUT, run, tcpKey } from "./helpers.js";
+
+const LADDR = "192.168.10.200";
+
+function spEngine(fwd: FwdMethod = FwdMethod.MASQ): Engine {
+  const e = natEngine();
+  e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
+  if (fwd === FwdMethod.FULLNAT) e.table.addLaddr(tcpKey(), ipToU32(LADDR));
+  e.table.addDest(tcpKey(), {
+    addr: ipToU32(IP.rs1),
+    port: 8080,
+    weight: 1,
+    fwd,
+    uThreshold: 0,
+    lThreshold: 0,
+  });
+  return e;
+}
+
+/** Parse a frame, checking the IP checksum (parseFrame) and the TCP checksum by full recompute. */
+function parse(f: Uint8Array): FrameView {
+  const v = new FrameView();
+  expect(parseFrame(f, new DataView(f.buffer, f.byteOffset, f.byteLength), 0, f.length, v)).toBe(0);
+  expect(checkL4Checksum(v)).toBe(L4Csum.OK);
+  return v;
+}
+
+function payloadOf(v: FrameView): string {
+  return Buffer.from(v.buf.subarray(v.payloadOff, v.l3Off + v.ipTotalLen)).toString();
+}
+
+const fromClient = (flags: number, seq: number, ack: number, data = "", mss?: number, sport = 40000) =>
+  eth({ src: MAC.client, dst: MAC.dirOut })
+    .ipv4({ src: IP.client, dst: IP.vip, id: 99 })
+    .tcp({ sport, dport: 80, seq, ack, flags, window: 29200, ...(mss !== undefined ? { mss } : {}) })
+    .payload(data)
+    .build();
+
+const fromRs = (
+  dst: string,
+  flags: number,
+  dport: number,
+  seq: number,
+  ack: number,
+  data = "",
+  mss?: number,
+) =>
+  eth({ src: MAC.rs1, dst: MAC.dirIn })
+    .ipv4({ src: IP.rs1, dst, id: 5 })
+    .tcp({ sport: 8080, dport, seq, ack, flags, window: 65000, ...(mss !== undefined ? { mss } : {}) })
+    .payload(data)
+    .build();
+
+describe("SYN proxy: the handshake and the splice", () => {
+  it.each([
+    ["NAT", FwdMethod.MASQ],
+    ["FULLNAT", FwdMethod.FULLNAT],
+  ] as const)(
+    "%s: cookie SYN-ACK, ACK -> SYN to the server, SYN-ACK -> ACK and data, shifted both ways",
+    (_n, fwd) => {
+      const e = spEngine(fwd);
+      const now = 5_000_000;
+      // 1. SYN: answered by the director, no entry
+      const syn = run(e, fromClient(TCP_SYN, 1000, 0, "", 1460), OUT, now);
+      expect(syn.egress).toBe(-1);
+      expect(syn.generated).toHaveLength(1);
+      expect(syn.generated[0]![0]).toBe(OUT);
+      const sa = parse(syn.generated[0]![1]);
+      expect([sa.saddr, sa.daddr, sa.sport, sa.dport]).toEqual([
+        ipToU32(IP.vip),
+        ipToU32(IP.client),
+        80,
+        40000,
+      ]);
+      expect(sa.tcpFlags).toBe(TCP_SYN | TCP_ACK);
+      expect(tcpAck(sa)).toBe(1001);
+      expect(sa.mss).toBe(1460);
+      expect(sa.tcpHdrLen).toBe(24); // MSS only: no window scaling, SACK or timestamps
+      expect(tcpWindow(sa)).toBe(SYNACK_WINDOW);
+      expect(e.ct.count).toBe(0);
+      const cookie = tcpSeq(sa);
+
+      // 2. the client's ACK proves the cookie: the connection, and the ACK turned into the SYN
+      const ack = run(e, fromClient(TCP_ACK, 1001, cookie + 1), OUT, now + 10);
+      expect(ack.egress).toBe(IN);
+      const s = parse(ack.out);
+      expect(s.tcpFlags).toBe(TCP_SYN);
+      expect(tcpSeq(s)).toBe(1000);
+      expect(s.mss).toBe(1460);
+      expect(s.tcpHdrLen).toBe(24);
+      expect(s.ttl).toBe(63);
+      expect([s.daddr, s.dport]).toEqual([ipToU32(IP.rs1), 8080]);
+      if (fwd === FwdMethod.FULLNAT) expect(s.saddr).toBe(ipToU32(LADDR));
+      else expect([s.saddr, s.sport]).toEqual([ipToU32(IP.client), 40000]);
+      const laddr = fwd === FwdMethod.FULLNAT ? LADDR : IP.client;
+      const lport = s.sport;
+      expect(e.ct.count).toBe(1);
+      expect(e.ct.state[0] ?? e.ct.state[e.ct.capacity - 1]).toBeDefined();
+
+      // 3. the request, before the server has answered: kept
+      const req = "GET / HTTP/1.0\r\n\r\n";
+      const early = run(e, fromClient(TCP_ACK | TCP_PSH, 1001, cookie + 1, req), OUT, now + 11);
+      expect(early.egress).toBe(-1);
+      expect(early.generated).toHaveLength(0);
+
+      // 4. the server's SYN-ACK: absorbed; the ACK and the request go to the server, acknowledging its ISN
+      const srvIsn = 0xfffffff0; // wraps: the offset is 32-bit arithmetic
+      const ssa = run(e, fromRs(laddr, TCP_SYN | TCP_ACK, lport, srvIsn, 1001, "", 1400), IN, now + 12);
+      expect(ssa.egress).toBe(-1);
+      expect(ssa.generated.map((g) => g[0])).toEqual([IN, IN]);
+      const a1 = parse(ssa.generated[0]![1]);
+      const a2 = parse(ssa.generated[1]![1]);
+      for (const a of [a1, a2]) {
+        expect([a.daddr, a.dport, a.saddr, a.sport]).toEqual([ipToU32(IP.rs1), 8080, ipToU32(laddr), lport]);
+        expect(tcpAck(a)).toBe((srvIsn + 1) >>> 0);
+        expect(tcpSeq(a)).toBe(1001);
+        expect(a.ttl).toBe(63);
+      }
+      expect(a1.tcpFlags).toBe(TCP_ACK);
+      expect(payloadOf(a2)).toBe(req);
+
+      // 5. the server's answer reaches the client in the cookie's sequence space
+      const resp = "HTTP/1.0 200 OK\r\n\r\nhello";
+      const r1 = run(
+        e,
+        fromRs(laddr, TCP_ACK | TCP_PSH, lport, srvIsn + 1, 1001 + req.length, resp),
+        IN,
+        now + 13,
+      );
+      expect(r1.egress).toBe(OUT);
+      const rv = parse(r1.out);
+      expect([rv.saddr, rv.sport, rv.daddr, rv.dport]).toEqual([
+        ipToU32(IP.vip),
+        80,
+        ipToU32(IP.client),
+        40000,
+      ]);
+      expect(tcpSeq(rv)).toBe((cookie + 1) >>> 0);
+      expect(tcpAck(rv)).toBe(1001 + req.length);
+      expect(payloadOf(rv)).toBe(resp);
+
+      // 6. and the client's acknowledgements reach the server in its own
+      const cf = run(
+        e,
+        fromClient(TCP_ACK | TCP_FIN, 1001 + req.length, (cookie + 1 + resp.length) >>> 0),
+        OUT,
+        now + 14,
+      );
+      expect(cf.egress).toBe(IN);
+      const cv = parse(cf.out);
+      expect(tcpAck(cv)).toBe((srvIsn + 1 + resp.length) >>> 0);
+      expect(tcpSeq(cv)).toBe(1001 + req.length);
+      expect(e.synproxy.handshakes).toBe(1);
+      expect(e.synproxy.cookiesValid).toBe(1);
+      expect(run_(["--synproxy-stats"], new EngineControl(e)).stdout).toBe(
+        "cookies_sent                 1\ncookies_valid                1\nhandshakes                   1\nserver_resets                0\n",
+      );
+    },
+  );
+
+  it("an RST from the server becomes an RST to the client at the cookie's next sequence number", () => {
+    const e = spEngine();
+    const sa = parse(run(e, fromClient(TCP_SYN, 7000, 0, "", 1460), OUT).generated[0]![1]);
+    const cookie = tcpSeq(sa);
+    const s = parse(run(e, fromClient(TCP_ACK, 7001, cookie + 1), OUT).out);
+    const rst = run(e, fromRs(IP.client, TCP_RST | TCP_ACK, s.sport, 0, 7001), IN);
+    expect(rst.egress).toBe(OUT);
+    const rv = parse(rst.out);
+    expect(rv.tcpFlags & TCP_RST).toBe(TCP_RST);
+    expect(tcpSeq(rv)).toBe((cookie + 1) >>> 0);
+    expect(tcpAck(rv)).toBe(7001);
+    expect([rv.saddr, rv.sport, rv.daddr]).toEqual([ipToU32(IP.vip), 80, ipToU32(IP.client)]);
+    expect(e.synproxy.serverResets).toBe(1);
+    let c = -1;
+    for (const i of e.ct.slots()) c = i;
+    expect(e.ct.state[c]).toBe(TcpState.CLOSE);
+  });
+
+  it("a SYN-ACK that does not acknowledge the client's ISN is dropped and counted", () => {
+    const e = spEngine();
+    const cookie = tcpSeq(parse(run(e, fromClient(TCP_SYN, 7000, 0), OUT).generated[0]![1]));
+    const s = parse(run(e, fromClient(TCP_ACK, 7001, cookie + 1), OUT).out);
+    expect(s.mss).toBe(536); // no MSS from the client: the smallest of the table
+    const bad = run(e, fromRs(IP.client, TCP_SYN | TCP_ACK, s.sport, 1, 12345), IN);
+    expect(bad.egress).toBe(-1);
+    expect(e.drops[Drop.SYNPROXY_BAD_SYNACK]).toBe(1);
+  });
+});
+
+describe("SYN proxy: cookies", () => {
+  it("a bad or stale cookie is dropped and counted, the previous time slot still counts", () => {
+    const e = spEngine();
+    const t0 = 10 * COOKIE_PERIOD_MS + 5;
+    const cookie = tcpSeq(parse(run(e, fromClient(TCP_SYN, 1000, 0, "", 1460), OUT, t0).generated[0]![1]));
+    // wrong cookie, wrong ISN (the ISN is added into the cookie, as Linux's: an ISN a few lower
+    // reads as another MSS index of the same tuple; 9 higher leaves none)
+    expect(run(e, fromClient(TCP_ACK, 1001, cookie + 2), OUT, t0).egress).toBe(-1);
+    expect(run(e, fromClient(TCP_ACK, 1010, cookie + 1), OUT, t0).egress).toBe(-1);
+    // two slots later: too old
+    expect(run(e, fromClient(TCP_ACK, 1001, cookie + 1), OUT, t0 + 2 * COOKIE_PERIOD_MS).egress).toBe(-1);
+    expect(e.drops[Drop.SYN_COOKIE_BAD]).toBe(3);
+    expect(e.ct.count).toBe(0);
+    // one slot later: good
+    expect(run(e, fromClient(TCP_ACK, 1001, cookie + 1), OUT, t0 + COOKIE_PERIOD_MS).egress).toBe(IN);
+    expect(e.ct.count).toBe(1);
+  });
+
+  it("a rotated secret keeps the cookies made with the one before, not older", () => {
+    const sp = new SynProxy(1, 2);
+    const c = sp.make(0x0a000007, 0x0a000064, 40000, 80, 999, 3, 0);
+    expect(sp.check(0x0a000007, 0x0a000064, 40000, 80, 999, c, 0)).toBe(3);
+    sp.rotate(3, 4);
+    expect(sp.check(0x0a000007, 0x0a000064, 40000, 80, 999, c, 0)).toBe(3);
+    sp.rotate(5, 6);
+    expect(sp.check(0x0a000007, 0x0a000064, 40000, 80, 999, c, 0)).toBe(-1);
+  });
+
+  it("the hash depends on every word and on the key", () => {
+    const base = keyedHash(1, 2, 3, 4, 5, 6);
+    const variants = [
+      keyedHash(0, 2, 3, 4, 5, 6),
+      keyedHash(1, 0, 3, 4, 5, 6),
+      keyedHash(1, 2, 0, 4, 5, 6),
+      keyedHash(1, 2, 3, 0, 5, 6),
+      keyedHash(1, 2, 3, 4, 0, 6),
+      keyedHash(1, 2, 3, 4, 5, 0),
+    ];
+    for (const x of variants) expect(x).not.toBe(base);
+    expect(new Set(variants).size).toBe(variants.length);
+  });
+
+  it("forged ACKs never create connections (property)", () => {
+    const e = spEngine();
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 1024, max: 65535 }),
+        fc.integer({ min: 1, max: 200 }),
+        fc.integer({ min: 0, max: 1e9 }),
+        (seq, ack, sport, host, now) => {
+          const f = eth({ src: MAC.client, dst: MAC.dirOut })
+            .ipv4({ src: `10.0.0.${host}`, dst: IP.vip })
+            .tcp({ sport, dport: 80, seq, ack, flags: TCP_ACK })
+            .build();
+          const r = run(e, f, OUT, now);
+          return r.egress === -1 && e.ct.count === 0;
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    expect(e.drops[Drop.SYN_COOKIE_BAD]).toBeGreaterThan(0);
+  });
+});
+
+describe("SYN proxy: configuration rules", () => {
+  it("refuses DR and TUN real servers, UDP services and the PROXY protocol", () => {
+    const e = spEngine();
+    const dr = { addr: ipToU32(IP.rs2), port: 80, weight: 1, uThreshold: 0, lThreshold: 0 };
+    expect(() => e.table.addDest(tcpKey(), { ...dr, fwd: FwdMethod.ROUTE })).toThrow(/NAT \(-m\) or FULLNAT/);
+    expect(() => e.table.addDest(tcpKey(), { ...dr, fwd: FwdMethod.TUNNEL })).toThrow(
+      /NAT \(-m\) or FULLNAT/,
+    );
+    expect(() =>
+      e.table.addService(
+        { proto: IPPROTO_UDP, addr: ipToU32(IP.vip), port: 53 },
+        { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true },
+      ),
+    ).toThrow(/TCP services only/);
+    expect(() =>
+      e.table.editService(tcpKey(), {
+        sched: "rr",
+        flags: 0,
+        timeout: 0,
+        netmask: 0xffffffff,
+        proxyProtocol: 1,
+      }),
+    ).toThrow(/PROXY protocol/);
+    // a DR service cannot turn the SYN proxy on
+    const k2 = tcpKey(IP.vip, 443);
+    e.table.addService(k2, { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff });
+    e.table.addDest(k2, { ...dr, port: 443, fwd: FwdMethod.ROUTE });
+    expect(() =>
+      e.table.editService(k2, { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true }),
+    ).toThrow(/does not see the replies/);
+  });
+
+  it("without the SYN proxy a SYN creates an entry (the proxy is off by default)", () => {
+    const e = natEngine();
+    e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff });
+    e.table.addDest(tcpKey(), {
+      addr: ipToU32(IP.rs1),
+      port: 80,
+      weight: 1,
+      fwd: FwdMethod.MASQ,
+      uThreshold: 0,
+      lThreshold: 0,
+    });
+    expect(run(e, fromClient(TCP_SYN, 1, 0), OUT).egress).toBe(IN);
+    expect(e.ct.count).toBe(1);
+    expect(e.synproxy.cookiesSent).toBe(0);
+  });
+});
+
+describe("embryonic-entry bound", () => {
+  it("keeps embryonic entries under embryonic_share and leaves established ones alone", () => {
+    const e = natEngine({ maxConns: 100 });
+    e.sysctl.embryonicShare = 50;
+    e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff });
+    e.table.addDest(tcpKey(), {
+      addr: ipToU32(IP.rs1),
+      port: 80,
+      weight: 1,
+      fwd: FwdMethod.MASQ,
+      uThreshold: 0,
+      lThreshold: 0,
+    });
+    // ten established connections
+    for (let k = 0; k < 10; k++) {
+      run(e, fromClient(TCP_SYN, 1, 0, "", undefined, 20000 + k), OUT);
+      const sa = eth({ src: MAC.rs1, dst: MAC.dirIn })
+        .ipv4({ src: IP.rs1, dst: IP.client })
+        .tcp({ sport: 80, dport: 20000 + k, seq: 9, ack: 2, flags: TCP_SYN | TCP_ACK })
+        .build();
+      expect(run(e, sa, IN).egress).toBe(OUT);
+      run(e, fromClient(TCP_ACK, 2, 10, "", undefined, 20000 + k), OUT);
+    }
+    expect(e.ct.embryonic).toBe(0);
+    // a flood of SYNs
+    for (let k = 0; k < 500; k++) run(e, fromClient(TCP_SYN, 1, 0, "", undefined, 30000 + k), OUT);
+    expect(e.ct.embryonic).toBeLessThanOrEqual(50);
+    expect(e.ct.embryonic).toBeGreaterThan(40);
+    expect(e.ct.embryonicEvictions).toBeGreaterThan(0);
+    // the established ones are all still there
+    let est = 0;
+    for (const i of e.ct.slots())
+      if (e.ct.state[i] === TcpState.ESTABLISHED && e.ct.proto[i] === IPPROTO_TCP) est++;
+    expect(est).toBe(10);
+    // the count follows the table
+    let emb = 0;
+    for (const i of e.ct.slots()) if (e.ct.state[i] === TcpState.SYN_RECV) emb++;
+    expect(e.ct.embryonic).toBe(emb);
+    e.ct.flushAll();
+    expect(e.ct.embryonic).toBe(0);
+  });
+});
