@@ -44,6 +44,7 @@ import { Engine } from "../../datapath/engine.js";
 import { IoError } from "../../datapath/io/link.js";
 import { openRaw } from "../../datapath/io/rawsock.js";
 import { openTap } from "../../datapath/io/tap.js";
+import { openXdp } from "../../datapath/io/xdp.js";
 import { IP_VS_SYNC_GROUP } from "../../datapath/packet/ipvs-sync.js";
 import { VRRP_GROUP } from "../../datapath/packet/vrrp.js";
 import { bytesToMac, u32ToIp } from "../../lib/addr.js";
@@ -126,7 +127,13 @@ export async function startDaemon(
               ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
               ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
             })
-          : openRaw({ ifname: spec.name, macs: RAW_GROUP_MACS });
+          : spec.kind === "xdp"
+            ? openXdp({
+                ifname: spec.name,
+                ...(spec.queue !== undefined ? { queue: spec.queue } : {}),
+                ...(spec.redirect !== undefined ? { redirect: spec.redirect } : {}),
+              })
+            : openRaw({ ifname: spec.name, macs: RAW_GROUP_MACS });
       opened.push(io);
       engine.net.addLink(spec.name, io.mac, spec.addrs, io.mtu);
       director.attach(io);
