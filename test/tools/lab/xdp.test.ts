@@ -5,12 +5,13 @@
  * veth); their peers sit on the lab's bridges. Needs root; skipped with a message otherwise.
  */
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nativeAvailable } from "../../../src/datapath/io/native.js";
 import { NatLab, rsIp, VIP } from "../../../src/tools/lab/natlab.js";
 import { canUseNetns } from "../../../src/tools/lab/netns.js";
 import { pattern } from "../../../src/tools/lab/peer.js";
-import type { RoutedLab } from "../../../src/tools/lab/routedlab.js";
+import { REALSERVER, RoutedLab } from "../../../src/tools/lab/routedlab.js";
 import { haveTools, skipWithout } from "../../support/tools.js";
 
 const privileged = canUseNetns() && nativeAvailable();
@@ -106,3 +107,27 @@ describe.skipIf(!ok)("FULLNAT through lvsd on AF_XDP", () => {
     transfers(lab);
   });
 });
+
+for (const mode of ["dr", "tun"] as const) {
+  describe.skipIf(!ok || !existsSync(REALSERVER))(`LVS-${mode.toUpperCase()} through lvsd on AF_XDP`, () => {
+    const lab = new RoutedLab({ prefix: `x${mode}${process.pid % 10000}`, mode, backend: "xdp" });
+    beforeAll(async () => {
+      await lab.up();
+    }, 60_000);
+    afterAll(() => lab.down());
+
+    it("answers HTTP in turn, replies bypassing the director, and moves 10 MB each way byte for byte", () => {
+      expect(xdpAttached(lab, lab.topo.dev("x0"))).toBe(true);
+      must(lab, "-A", "-t", `${VIP}:80`, "-s", "rr");
+      for (let k = 1; k <= 2; k++)
+        must(lab, "-a", "-t", `${VIP}:80`, "-r", lab.rsIp(k), mode === "dr" ? "-g" : "-i");
+      const answers = Array.from({ length: 4 }, () => lab.get(`http://${VIP}/`).trim());
+      expect(answers).toEqual(["rs2", "rs1", "rs2", "rs1"]);
+      transfers(lab);
+      const stats = must(lab, "-Ln", "--stats", "--exact");
+      const out = /TCP {2}10\.0\.0\.100:80 +\d+ +(\d+) +(\d+)/.exec(stats);
+      expect(Number(out?.[1])).toBeGreaterThan(7000); // the upload's packets all went through lvsd
+      expect(Number(out?.[2])).toBe(0); // no reply packet did
+    });
+  });
+}
