@@ -330,6 +330,21 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP backend (root, network na
     });
   });
 
+  it("works in generic (skb) mode too when asked: attached as xdpgeneric, frames arrive", async () => {
+    const x = openXdp({ ifname: va, netns: dir, attach: "skb" });
+    try {
+      expect(x.xdpMode).toBe("skb");
+      expect(xdpShown()).toMatch(/xdpgeneric/);
+      expect((await lab.udpSend(peer, OUR_IP_S, 9, 10, "gen")).code).toBe(0);
+      const b = new FrameBatch(64);
+      await recvAtLeast(x, b, 10);
+      expect(payloads(b)).toEqual(names("gen", 10));
+    } finally {
+      x.close();
+    }
+    expect(xdpShown()).not.toMatch(/xdpgeneric/);
+  });
+
   it("detaches the program on close", () => {
     const x = openXdp({ ifname: va, netns: dir });
     expect(xdpShown()).toMatch(/prog\/xdp/);
