@@ -31,6 +31,8 @@ namespace {
 constexpr uint32_t kEthHdr = 14;
 // The kernel keeps XDP_PACKET_HEADROOM (256) bytes in front of a received frame in its chunk.
 constexpr uint32_t kXdpHeadroom = 256;
+// <linux/if_xdp.h> of 6.17+; older headers lack it.
+constexpr int kXdpMaxTxSkbBudget = 9;
 
 inline uint32_t LoadAcquire(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 inline void StoreRelease(uint32_t* p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
@@ -200,8 +202,9 @@ int32_t Xsk::Rx(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uin
 
 bool Xsk::Kick(uint64_t* st) {
   // Only when the kernel says it is needed (XDP_USE_NEED_WAKEUP). In copy mode the kernel sets
-  // the flag on the TX ring for good: each sendto() transmits one bounded batch and returns
-  // EAGAIN while descriptors remain, so we loop while it makes progress.
+  // the flag on the TX ring for good: each sendto() transmits one bounded batch (32, or the
+  // XDP_MAX_TX_SKB_BUDGET we set) and returns EAGAIN while descriptors remain, so we loop while
+  // it makes progress.
   for (int round = 0; round < 256; round++) {
     const uint32_t prod = *tx.producer;
     const uint32_t before = LoadAcquire(tx.consumer);
@@ -355,6 +358,10 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   setopt(XDP_UMEM_COMPLETION_RING, &txN, sizeof txN, "setsockopt(XDP_UMEM_COMPLETION_RING)");
   setopt(XDP_RX_RING, &rxN, sizeof rxN, "setsockopt(XDP_RX_RING)");
   setopt(XDP_TX_RING, &txN, sizeof txN, "setsockopt(XDP_TX_RING)");
+  // Copy mode transmits at most 32 descriptors per sendto() unless told otherwise (kernels
+  // 6.17+: XDP_MAX_TX_SKB_BUDGET, 32..TX ring size): let one kick take a whole batch.
+  const uint32_t budget = txN < 256 ? txN : 256;
+  setsockopt(x->fd, SOL_XDP, kXdpMaxTxSkbBudget, &budget, sizeof budget);  // older kernels: ENOPROTOOPT
   struct xdp_mmap_offsets mo;
   socklen_t mol = sizeof mo;
   if (getsockopt(x->fd, SOL_XDP, XDP_MMAP_OFFSETS, &mo, &mol) != 0)
