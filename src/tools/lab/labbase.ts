@@ -48,6 +48,11 @@ export abstract class LabBase {
     await waitFor("lvsd's control socket", () => this.lvsadm("-Ln").code === 0, 15_000);
   }
 
+  /** lvsd's process id (`ip netns exec` execs it, so the child is lvsd itself); undefined before start. */
+  get lvsdPid(): number | undefined {
+    return this.lvsd?.pid;
+  }
+
   /** Stop lvsd with `signal` and wait (at most 10 s) until it has exited. */
   async stopLvsd(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     const p = this.lvsd;
