@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nativeAvailable } from "../../../src/datapath/io/native.js";
 import { NatLab, rsIp, VIP } from "../../../src/tools/lab/natlab.js";
-import { canUseNetns } from "../../../src/tools/lab/netns.js";
+import { canUseNetns, waitFor } from "../../../src/tools/lab/netns.js";
 import { pattern } from "../../../src/tools/lab/peer.js";
 import { REALSERVER, RoutedLab } from "../../../src/tools/lab/routedlab.js";
 import { haveTools, skipWithout } from "../../support/tools.js";
@@ -65,9 +65,20 @@ describe.skipIf(!ok)("LVS-NAT through lvsd on AF_XDP", () => {
   }, 60_000);
   afterAll(() => lab.down());
 
-  it("runs the XDP program on both links, balances HTTP with rr and moves 10 MB each way byte for byte", () => {
+  it("runs the XDP program on both links, balances HTTP with rr and moves 10 MB each way byte for byte", async () => {
     expect(xdpAttached(lab, lab.topo.dev("x0"))).toBe(true);
     expect(xdpAttached(lab, lab.topo.dev("x1"))).toBe(true);
+    // lvsd logs how each link runs: native XDP in the veth driver, copy mode (no zero-copy on veth).
+    // Its stderr is read by this process's event loop: yield until the lines are in.
+    await waitFor(
+      "lvsd's link lines",
+      () => (lab.log().match(/"event":"link\.opened"/g) ?? []).length === 2,
+      5000,
+    );
+    expect(lab.log()).toMatch(
+      /"kind":"xdp","ifname":"[^"]+x0","queue":0,"xdpMode":"drv","zeroCopy":false,"redirect":"all"/,
+    );
+    expect(lab.log()).toMatch(/link 1: xdp \S+x1 queue 0 xdp drv copy redirect all mac /);
     must(lab, "-A", "-t", `${VIP}:80`, "-s", "rr");
     for (let k = 1; k <= 2; k++) must(lab, "-a", "-t", `${VIP}:80`, "-r", `${rsIp(k)}:80`, "-m");
     const answers = Array.from({ length: 4 }, () => lab.get(`http://${VIP}/`).trim());
