@@ -452,7 +452,8 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   auto linkCreate = [&](uint32_t flags) {
     memset(&a, 0, sizeof a);
     a.link_create.prog_fd = static_cast<uint32_t>(x->progFd);
-    a.link_create.target_ifindex = static_cast<uint32_t>(ifindex);
+    // target_ifindex shares its slot with target_fd; headers before 5.9 name only the latter.
+    a.link_create.target_fd = static_cast<uint32_t>(ifindex);
     a.link_create.attach_type = BPF_XDP;
     a.link_create.flags = flags;
     return static_cast<int>(Bpf(BPF_LINK_CREATE, &a, sizeof a));
