@@ -9,7 +9,8 @@
         "native/link.cc",
         "native/rawsock.cc",
         "native/sys.cc",
-        "native/tap.cc"
+        "native/tap.cc",
+        "native/xdp.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -15,10 +15,13 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openTap", Napi::Function::New(env, OpenTap, "openTap"));
   exports.Set("openRaw", Napi::Function::New(env, OpenRaw, "openRaw"));
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
+  exports.Set("openXdp", Napi::Function::New(env, OpenXdp, "openXdp"));
+  exports.Set("xdpProgram", Napi::Function::New(env, XdpProgramWords, "xdpProgram"));
   InitSys(env, exports);
   // 2: openTun, the ipip filter, csumFixed/rxGso counters, sysctl/addr/ethtool/ipipGuard.
   // 3: netnsId. 4: peerCred. 5: openRaw joins group MACs in `macs` (PACKET_MR_MULTICAST).
-  exports.Set("abiVersion", Napi::Number::New(env, 5));
+  // 6: openXdp, xdpProgram.
+  exports.Set("abiVersion", Napi::Number::New(env, 6));
   return exports;
 }
 

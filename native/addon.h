@@ -14,6 +14,9 @@ struct AddonData {
 Napi::Value OpenTap(const Napi::CallbackInfo& info);
 Napi::Value OpenRaw(const Napi::CallbackInfo& info);
 Napi::Value OpenTun(const Napi::CallbackInfo& info);
+// xdp.cc: AF_XDP links, and the XDP program's instructions (for tests).
+Napi::Value OpenXdp(const Napi::CallbackInfo& info);
+Napi::Value XdpProgramWords(const Napi::CallbackInfo& info);
 // sys.cc: host configuration in a namespace (sysctl, addresses, ethtool offloads, IPIP guard).
 void InitSys(Napi::Env env, Napi::Object exports);
 

@@ -12,6 +12,7 @@
 #include "addon.h"
 #include "common.h"
 #include "csum.h"
+#include "xdp.h"
 
 namespace lvsio {
 
@@ -95,6 +96,7 @@ void Link::Publish() {
   const char* k = kind == LinkKind::kTap   ? "tap"
                   : kind == LinkKind::kTun ? "tun"
                   : kind == LinkKind::kRawRing ? "ring"
+                  : kind == LinkKind::kXdp     ? "xdp"
                                                : "mmsg";
   ro("kind", Napi::String::New(env, k));
   ro("rxRingFrames", Napi::Number::New(env, ring.rxFrames));
@@ -143,6 +145,9 @@ Napi::Value Link::Rx(const Napi::CallbackInfo& info) {
         break;
       case LinkKind::kRawRing:
         n = RxRing(slab, off, len, start, max, slot, headroom);
+        break;
+      case LinkKind::kXdp:
+        n = xsk->Rx(slab, off, len, start, max, slot, headroom, st_);
         break;
       default:
         n = RxMmsg(slab, off, len, start, max, slot, headroom);
@@ -328,6 +333,14 @@ Napi::Value Link::Tx(const Napi::CallbackInfo& info) {
       case LinkKind::kRawRing:
         sent = TxRing(slab, slabLen, off, len, egress, count, id);
         break;
+      case LinkKind::kXdp:
+        sent = xsk->Tx(slab, slabLen, off, len, egress, count, id, st_);
+        // One kick for the batch (and for descriptors an earlier kick left behind).
+        if (sent > 0 || txBacklog_) {
+          txBacklog_ = !xsk->Kick(st_);
+          if (txBacklog_) NoteBacklog();
+        }
+        break;
       default:
         sent = TxMmsg(slab, slabLen, off, len, egress, count, id);
         break;
@@ -444,7 +457,8 @@ void Link::NoteBacklog() {
 
 void Link::OnRetry(uv_timer_t* t) {
   Link* self = static_cast<Link*>(t->data);
-  if (self->fd < 0 || !self->txBacklog_ || self->FlushTxRing()) {
+  if (self->fd < 0 || !self->txBacklog_ ||
+      (self->kind == LinkKind::kXdp ? self->xsk->Kick(self->st_) : self->FlushTxRing())) {
     self->txBacklog_ = false;
     uv_timer_stop(t);
   }
@@ -501,6 +515,14 @@ uint32_t Link::TxMmsg(uint8_t* slab, size_t slabLen, const uint32_t* off, const 
 // TAP the interface's tx_dropped, i.e. frames the kernel dropped because our queue was full.
 void Link::RefreshKernelDrops() {
   if (fd < 0) return;
+  if (kind == LinkKind::kXdp) {
+    const uint64_t total = xsk->KernelDrops();
+    if (total > st_[kKernelDrops] + kernelDropBase) {
+      st_[kRxDropped] += total - kernelDropBase - st_[kKernelDrops];
+      st_[kKernelDrops] = total - kernelDropBase;
+    }
+    return;
+  }
   if (kind == LinkKind::kRawRing || kind == LinkKind::kRawMmsg) {
     struct tpacket_stats s;
     socklen_t sl = sizeof s;
@@ -655,6 +677,11 @@ void Link::CloseAll() {
   if (nlfd >= 0) {
     close(nlfd);
     nlfd = -1;
+  }
+  if (xsk != nullptr) {
+    delete xsk;  // detaches the XDP program (bpf_link), closes the socket (fd), unmaps UMEM and rings
+    xsk = nullptr;
+    fd = -1;
   }
   if (fd >= 0) {
     close(fd);  // a TAP we created (not persistent) disappears here

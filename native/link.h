@@ -19,7 +19,9 @@
 
 namespace lvsio {
 
-enum class LinkKind { kTap, kTun, kRawRing, kRawMmsg };
+enum class LinkKind { kTap, kTun, kRawRing, kRawMmsg, kXdp };
+
+class Xsk;  // xdp.h
 
 // Counter slots, in the order stats() writes them into a Float64Array.
 enum StatSlot {
@@ -64,6 +66,7 @@ class Link : public Napi::ObjectWrap<Link> {
   int mtu = 0;
   bool created = false;
   RingConfig ring;
+  Xsk* xsk = nullptr;  // kXdp: the AF_XDP socket, UMEM, rings and XDP program (owned; fd is its socket)
   uint64_t kernelDropBase = 0;
   void Publish();  // copy the fields above onto the JS object as read-only properties
 

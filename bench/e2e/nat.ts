@@ -3,6 +3,7 @@
  * two real servers, measured through
  *   - lvsd on TAP devices,
  *   - lvsd on AF_PACKET sockets,
+ *   - lvsd on AF_XDP sockets (setup xdp: the XDP program in driver mode on veth, copy mode),
  *   - the kernel (forwarding + nftables DNAT) on an identical topology,
  *   - tapcopy, a C program that only copies frames between two TAPs (the TAP I/O ceiling),
  * all in the same run, so the ratios are comparable on a shared, noisy machine.
@@ -11,7 +12,7 @@
  * the server. HTTP: wrk against nginx on the real servers, keep-alive and `Connection: close`.
  * Needs iperf3, wrk, nginx-light and nftables (apt-get install -y iperf3 wrk nginx-light nftables).
  *
- * Usage: node dist/bench/e2e/nat.js [--seconds N] [--only tap,raw,kernel,tapcopy]
+ * Usage: node dist/bench/e2e/nat.js [--seconds N] [--only tap,raw,xdp,kernel,tapcopy]
  *
  * --observability [--repeat N] [--seconds N] [--out FILE]: what lvsd's `--http` endpoint costs
  * the data path instead (docs/observability.md). Two NAT labs on TAP are up side by side, each
@@ -50,7 +51,7 @@ const args = process.argv.slice(2);
 const secIdx = args.indexOf("--seconds");
 const SECONDS = secIdx >= 0 ? Number(args[secIdx + 1]) : args.includes("--observability") ? 10 : 4;
 const onlyIdx = args.indexOf("--only");
-const SETUPS = ["tapcopy", "tap", "raw", "kernel", "fullnat", "dr", "tun"] as const;
+const SETUPS = ["tapcopy", "tap", "raw", "xdp", "kernel", "fullnat", "dr", "tun"] as const;
 type Setup = (typeof SETUPS)[number];
 const ONLY = onlyIdx >= 0 ? (args[onlyIdx + 1] ?? "").split(",") : [...SETUPS];
 
@@ -166,6 +167,7 @@ const NAMES: Record<string, string> = {
   tapcopy: "tapcopy (C, TAP<->TAP copy only)",
   tap: "lvsd NAT on TAP",
   raw: "lvsd NAT on AF_PACKET",
+  xdp: "lvsd NAT on AF_XDP",
   kernel: "kernel forwarding + nftables DNAT",
   fullnat: "lvsd FULLNAT on TAP",
   dr: "lvsd DR on TAP",

@@ -65,6 +65,12 @@ export const IoErrorCode = {
   NO_TUN: "ERR_IO_NO_TUN",
   /** An option is invalid (name too long, bad MAC, MTU out of range, ...). */
   INVALID: "ERR_IO_INVALID",
+  /**
+   * XDP or AF_XDP cannot be used on this interface or kernel (no AF_XDP sockets, bpf() or the
+   * XDP program refused, another XDP program attached, bind to the queue refused): use an
+   * AF_PACKET (raw=) or TAP link instead.
+   */
+  NO_XDP: "ERR_IO_NO_XDP",
   /** The link is closed. */
   CLOSED: "ERR_IO_CLOSED",
   /** Any other system-call failure; `errno` and `syscall` say which. */

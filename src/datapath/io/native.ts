@@ -23,7 +23,7 @@ export interface NativeLink {
   /** A TAP this link created (removed on close unless persistent). */
   readonly created: boolean;
   readonly fd: number;
-  readonly kind: "tap" | "tun" | "ring" | "mmsg";
+  readonly kind: "tap" | "tun" | "ring" | "mmsg" | "xdp";
   readonly rxRingFrames: number;
   readonly txRingFrames: number;
   /** Read up to `max` frames into slots start.. (offset i*slotSize+headroom); count, or -errno. */
@@ -79,6 +79,17 @@ export interface NativeRawOptions {
   txFrames?: number;
 }
 
+export interface NativeXdpOptions {
+  ifname: string;
+  netns?: string;
+  queue: number;
+  redirect: "all" | "mac";
+  zeroCopy: "auto" | "on" | "off";
+  attach: "auto" | "drv" | "skb";
+  rxFrames?: number;
+  txFrames?: number;
+}
+
 export interface NativeTunOptions {
   name: string;
   create: boolean;
@@ -111,6 +122,10 @@ export interface NativeAddon {
   openTap(o: NativeTapOptions): NativeLink;
   openRaw(o: NativeRawOptions): NativeLink;
   openTun(o: NativeTunOptions): NativeLink;
+  /** AF_XDP socket + XDP program on an interface queue (native/xdp.cc). */
+  openXdp(o: NativeXdpOptions): NativeLink & import("./xdp.js").NativeXdpInfo;
+  /** The XDP program's instructions (8 bytes each) for an XSKMAP fd, optionally with the MAC check. */
+  xdpProgram(mapFd: number, mac?: Uint8Array): Uint8Array;
   /** Read /proc/sys/<path> in the namespace ("" = ours); write `value` if given. Returns the old value. */
   sysctl(netns: string, path: string, value?: string): string;
   ifIndex(netns: string, name: string): number;
@@ -161,7 +176,7 @@ export const STAT = {
 } as const;
 export const STAT_COUNT = 12;
 
-const ADDON_ABI = 5;
+const ADDON_ABI = 6;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 

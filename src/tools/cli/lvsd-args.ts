@@ -9,9 +9,13 @@ import { AddrError, ipToU32, macToBytes } from "../../lib/addr.js";
 export const DEFAULT_CONTROL = "/run/lvsd/control.sock";
 
 export interface LinkSpec {
-  kind: "tap" | "raw";
+  kind: "tap" | "raw" | "xdp";
   /** TAP device name or interface name. */
   name: string;
+  /** xdp: the interface queue to bind (default 0). */
+  queue?: number;
+  /** xdp: which frames the XDP program redirects to lvsd (default "all": a dedicated interface). */
+  redirect?: "all" | "mac";
   bridge?: string;
   mtu?: number;
   mac?: Uint8Array;
@@ -81,6 +85,15 @@ Options:
         the kernel would answer ARP for them and reset TCP connections it does not know.
         The socket joins the multicast groups of VRRP (224.0.0.18) and of connection
         sync (224.0.0.81, the default group; another --mcast-group is not received).
+  --link xdp=IFNAME[,queue=N][,redirect=all|mac],addr=IP/PREFIX[,addr=...]
+        Attach to an existing interface with an AF_XDP socket on queue N (default 0) and
+        an XDP program (built in, no clang/libbpf) that redirects that queue's frames to
+        it: every frame with redirect=all (default: the interface is lvsd's alone), or
+        only frames to the interface's MAC and to broadcast/multicast with redirect=mac
+        (the rest go to the kernel). Driver (native) XDP where the driver has it, else
+        generic; zero-copy where the driver supports it, else copy mode. Same address
+        rules as raw=. Where XDP or AF_XDP is unavailable lvsd says so and exits: use
+        raw= or tap= instead.
   --route default,via=IP | --route NET/PREFIX,via=IP
         Static route through a gateway on a connected subnet (repeatable).
   --neigh IP,MAC        Static neighbour (ARP) entry (repeatable).
@@ -153,8 +166,8 @@ function parseLink(spec: string): LinkSpec {
   const eq = first.indexOf("=");
   const kind = first.slice(0, eq);
   const name = first.slice(eq + 1);
-  if (eq < 0 || (kind !== "tap" && kind !== "raw")) {
-    throw new LvsdArgError(`--link ${spec}: must start with tap=NAME or raw=IFNAME`);
+  if (eq < 0 || (kind !== "tap" && kind !== "raw" && kind !== "xdp")) {
+    throw new LvsdArgError(`--link ${spec}: must start with tap=NAME, raw=IFNAME or xdp=IFNAME`);
   }
   if (!IFNAME.test(name)) throw new LvsdArgError(`--link ${spec}: '${name}' is not a valid interface name`);
   const link: LinkSpec = { kind, name, addrs: [] };
@@ -181,8 +194,23 @@ function parseLink(spec: string): LinkSpec {
       case "mac":
         link.mac = parseMac(val, `--link ${name} mac`);
         break;
+      case "queue": {
+        if (kind !== "xdp") throw new LvsdArgError(`--link ${name}: queue= applies to xdp links only`);
+        const n = Number(val);
+        if (!/^\d+$/.test(val) || n > 4095) throw new LvsdArgError(`--link ${name}: queue must be 0..4095`);
+        link.queue = n;
+        break;
+      }
+      case "redirect":
+        if (kind !== "xdp") throw new LvsdArgError(`--link ${name}: redirect= applies to xdp links only`);
+        if (val !== "all" && val !== "mac")
+          throw new LvsdArgError(`--link ${name}: redirect must be all or mac`);
+        link.redirect = val;
+        break;
       default:
-        throw new LvsdArgError(`--link ${name}: unknown key '${k}' (expected addr, bridge, mtu, mac)`);
+        throw new LvsdArgError(
+          `--link ${name}: unknown key '${k}' (expected addr, bridge, mtu, mac, queue, redirect)`,
+        );
     }
   }
   if (link.addrs.length === 0)

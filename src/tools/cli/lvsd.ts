@@ -43,6 +43,7 @@ import { Engine } from "../../datapath/engine.js";
 import { IoError } from "../../datapath/io/link.js";
 import { openRaw } from "../../datapath/io/rawsock.js";
 import { openTap } from "../../datapath/io/tap.js";
+import { openXdp, XdpIo } from "../../datapath/io/xdp.js";
 import { IP_VS_SYNC_GROUP } from "../../datapath/packet/ipvs-sync.js";
 import { VRRP_GROUP } from "../../datapath/packet/vrrp.js";
 import { bytesToMac, u32ToIp } from "../../lib/addr.js";
@@ -125,13 +126,32 @@ export async function startDaemon(
               ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
               ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
             })
-          : openRaw({ ifname: spec.name, macs: RAW_GROUP_MACS });
+          : spec.kind === "xdp"
+            ? openXdp({
+                ifname: spec.name,
+                ...(spec.queue !== undefined ? { queue: spec.queue } : {}),
+                ...(spec.redirect !== undefined ? { redirect: spec.redirect } : {}),
+              })
+            : openRaw({ ifname: spec.name, macs: RAW_GROUP_MACS });
       opened.push(io);
       engine.net.addLink(spec.name, io.mac, spec.addrs, io.mtu);
       director.attach(io);
       if (!args.quiet) {
         const addrs = spec.addrs.map((a) => `${u32ToIp(a.addr)}/${a.prefix}`);
         const br = spec.bridge ? ` bridge ${spec.bridge}` : "";
+        // AF_XDP: where the program runs (driver or generic XDP) and whether frames are copied.
+        const xdp =
+          io instanceof XdpIo
+            ? {
+                queue: io.queue,
+                xdpMode: io.xdpMode,
+                zeroCopy: io.zeroCopy,
+                redirect: io.redirect,
+              }
+            : undefined;
+        const xdpText = xdp
+          ? ` queue ${xdp.queue} xdp ${xdp.xdpMode} ${xdp.zeroCopy ? "zero-copy" : "copy"} redirect ${xdp.redirect}`
+          : "";
         const id = director.links.length - 1;
         const mac = bytesToMac(io.mac);
         log.info(
@@ -141,11 +161,12 @@ export async function startDaemon(
             kind: spec.kind,
             ifname: spec.name,
             ...(spec.bridge ? { bridge: spec.bridge } : {}),
+            ...(xdp ?? {}),
             mac,
             mtu: io.mtu,
             addrs,
           },
-          `link ${id}: ${spec.kind} ${spec.name}${br} mac ${mac} mtu ${io.mtu} addr ${addrs.join(",")}`,
+          `link ${id}: ${spec.kind} ${spec.name}${br}${xdpText} mac ${mac} mtu ${io.mtu} addr ${addrs.join(",")}`,
         );
       }
     }

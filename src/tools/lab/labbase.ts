@@ -2,6 +2,7 @@
  * What every lab topology shares: its namespaces (Topology), lvsd started in namespace "d" with
  * a control socket of its own, lvsadm against it, and commands run from the client namespace.
  */
+import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,6 +29,7 @@ export abstract class LabBase {
   readonly topo: Topology;
   readonly control: string;
   private lvsdLog = "";
+  private lvsd: ChildProcess | undefined;
 
   constructor(prefix: string) {
     this.topo = new Topology(prefix);
@@ -39,10 +41,26 @@ export abstract class LabBase {
   /** Start lvsd in namespace "d" with these arguments and wait for its control socket. */
   protected async startLvsd(args: readonly string[]): Promise<void> {
     const p = this.topo.spawn("d", process.execPath, [LVSD, ...args, "--control", this.control]);
+    this.lvsd = p;
     p.stderr?.on("data", (b: Buffer) => {
       this.lvsdLog += b.toString();
     });
     await waitFor("lvsd's control socket", () => this.lvsadm("-Ln").code === 0, 15_000);
+  }
+
+  /** lvsd's process id (`ip netns exec` execs it, so the child is lvsd itself); undefined before start. */
+  get lvsdPid(): number | undefined {
+    return this.lvsd?.pid;
+  }
+
+  /** Stop lvsd with `signal` and wait (at most 10 s) until it has exited. */
+  async stopLvsd(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const p = this.lvsd;
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => p.once("exit", () => resolve()));
+    p.kill(signal);
+    await waitFor("lvsd to exit", () => p.exitCode !== null || p.signalCode !== null, 10_000);
+    await exited;
   }
 
   /** Run lvsadm against this lab's lvsd (from the root namespace, over the control socket). */

@@ -7,8 +7,8 @@
  *                     10.0.0.1/24, VIP 10.0.0.100   192.168.10.254/24 (the real servers' gateway)
  *
  * lvsd runs in its own namespace ("d") that holds the two bridges. With the TAP backend lvsd
- * creates a TAP on each bridge; with the raw backend it binds AF_PACKET sockets to veth ends
- * whose peers sit on the bridges. The kernel of namespace "d" has no addresses, so it never
+ * creates a TAP on each bridge; with the raw (xdp) backend it binds AF_PACKET (AF_XDP) sockets
+ * to veth ends whose peers sit on the bridges. The kernel of namespace "d" has no addresses, so it never
  * answers for the director: lvsd does, in userspace.
  */
 import { join } from "node:path";
@@ -29,13 +29,13 @@ export function rsIp(k: number): string {
 }
 
 /**
- * tap / raw: lvsd on TAP devices or AF_PACKET sockets. kernel: no lvsd; the director namespace
+ * tap / raw / xdp: lvsd on TAP devices, AF_PACKET sockets or AF_XDP sockets. kernel: no lvsd; the director namespace
  * forwards with the kernel (addresses on the bridges, the VIP as a local /32, ip_forward on;
  * the caller adds nftables DNAT rules) — the end-to-end benchmark's reference. tapcopy: no
  * director; a C program copies frames between a TAP on each bridge, so both sides are one
  * Ethernet segment (the client reaches rs1 at 10.0.0.8 directly) — the TAP I/O ceiling.
  */
-export type LabBackend = "tap" | "raw" | "kernel" | "tapcopy";
+export type LabBackend = "tap" | "raw" | "xdp" | "kernel" | "tapcopy";
 
 export const TAPCOPY = join(ROOT, "build", "Release", "tapcopy");
 /** rs1's address on the client's subnet in the tapcopy topology. */
@@ -140,12 +140,19 @@ export class NatLab extends LabBase {
     } else {
       // AF_PACKET reads wire-sized frames only: the senders on veth must not hand over TCP
       // super-frames (TSO/GSO), which would not fit a batch slot.
-      disableOffloads(c, t.dev("ca"));
-      for (let k = 1; k <= this.servers; k++) disableOffloads(t.ns(`r${k}`), t.dev(`r${k}a`));
+      // AF_XDP frames carry no checksum state either: the senders must finish their TCP/UDP
+      // checksums themselves (tx checksum offload off), or lvsd would forward partial ones.
+      const csum = this.backend === "xdp" ? { txCsum: false } : {};
+      disableOffloads(c, t.dev("ca"), csum);
+      for (let k = 1; k <= this.servers; k++) disableOffloads(t.ns(`r${k}`), t.dev(`r${k}a`), csum);
       // veth pairs: lvsd binds to x0/x1, their peers y0/y1 sit on the bridges
       this.vethLocal(d, t.dev("x0"), t.dev("y0"), bo);
       this.vethLocal(d, t.dev("x1"), t.dev("y1"), bi);
-      links = [`raw=${t.dev("x0")},addr=${DIRECTOR_OUT}/24`, `raw=${t.dev("x1")},addr=${DIRECTOR_IN}/24`];
+      const kind = this.backend === "xdp" ? "xdp" : "raw";
+      links = [
+        `${kind}=${t.dev("x0")},addr=${DIRECTOR_OUT}/24`,
+        `${kind}=${t.dev("x1")},addr=${DIRECTOR_IN}/24`,
+      ];
     }
     await this.startLvsd([...links.flatMap((l) => ["--link", l]), ...this.extra]);
     await this.waitServers();

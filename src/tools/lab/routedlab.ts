@@ -16,6 +16,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { disableOffloads } from "../../datapath/io/netconf.js";
 import { LabBase, PEER, ROOT, VIP } from "./labbase.js";
 import { ip, sh, waitFor } from "./netns.js";
 
@@ -34,12 +35,18 @@ export interface RoutedLabOptions {
   servers?: number;
   /** MTU of the router's leg towards the real servers (TUN path-MTU test). */
   rsLinkMtu?: number;
+  /**
+   * lvsd's link (default "tap"): a TAP on the director segment's bridge, or (raw / xdp) an
+   * AF_PACKET / AF_XDP socket on a veth end in namespace "d" whose peer sits on that bridge.
+   */
+  backend?: "tap" | "raw" | "xdp";
 }
 
 export class RoutedLab extends LabBase {
   readonly mode: RoutedMode;
   readonly servers: number;
   private readonly rsLinkMtu: number;
+  readonly backend: "tap" | "raw" | "xdp";
   /** TUN decapsulators: stopped with SIGTERM so that they undo their set-up. */
   private readonly decaps: ChildProcess[] = [];
 
@@ -48,6 +55,7 @@ export class RoutedLab extends LabBase {
     this.mode = o.mode;
     this.servers = o.servers ?? 2;
     this.rsLinkMtu = o.rsLinkMtu ?? 1500;
+    this.backend = o.backend ?? "tap";
   }
 
   /** Real server k's address. */
@@ -122,12 +130,18 @@ export class RoutedLab extends LabBase {
         this.decaps.push(t.spawn(`r${k}`, process.execPath, [REALSERVER, "tun", "--vip", VIP, "--dev", dev]));
       }
     }
-    await this.startLvsd([
-      "--link",
-      `tap=${t.dev("t0")},bridge=${segA},addr=${ROUTED_DIRECTOR}/24`,
-      "--route",
-      `default,via=${ROUTER_DIRECTOR_SIDE}`,
-    ]);
+    let link = `tap=${t.dev("t0")},bridge=${segA},addr=${ROUTED_DIRECTOR}/24`;
+    if (this.backend !== "tap") {
+      // Wire-sized frames with finished checksums (AF_XDP frames carry no checksum state): the
+      // client's veth does no offloads; the router forwards its frames unchanged.
+      disableOffloads(c, t.dev("ca"), this.backend === "xdp" ? { txCsum: false } : {});
+      ip("-n", d, "link", "add", t.dev("x0"), "type", "veth", "peer", "name", t.dev("y0"));
+      ip("-n", d, "link", "set", t.dev("y0"), "master", segA, "up");
+      sh("ip", ["netns", "exec", d, "sysctl", "-qw", `net.ipv6.conf.${t.dev("x0")}.disable_ipv6=1`]);
+      ip("-n", d, "link", "set", t.dev("x0"), "up");
+      link = `${this.backend}=${t.dev("x0")},addr=${ROUTED_DIRECTOR}/24`;
+    }
+    await this.startLvsd(["--link", link, "--route", `default,via=${ROUTER_DIRECTOR_SIDE}`]);
     await waitFor("the real servers", () => {
       for (let k = 1; k <= this.servers; k++) {
         if (t.exec(`r${k}`, "ss", ["-ltn", "sport = :80"]).stdout.split("\n").length < 3) return false;

@@ -39,6 +39,21 @@ describe("lvsd arguments", () => {
     expect(a.control).toBe("/tmp/x.sock");
   });
 
+  it("parses xdp links with their queue and redirect mode", () => {
+    const a = parseLvsdArgs([
+      "--link",
+      "xdp=eth2,queue=3,redirect=mac,addr=10.0.0.1/24",
+      "--link",
+      "xdp=eth3,addr=192.168.10.254/24",
+    ]);
+    expect(a.links[0]).toMatchObject({ kind: "xdp", name: "eth2", queue: 3, redirect: "mac" });
+    expect(a.links[0]!.addrs).toEqual([{ addr: ipToU32("10.0.0.1"), prefix: 24 }]);
+    expect(a.links[1]).toMatchObject({ kind: "xdp", name: "eth3" });
+    expect(a.links[1]!.queue).toBeUndefined();
+    expect(a.links[1]!.redirect).toBeUndefined();
+    expect(LVSD_USAGE).toContain("--link xdp=IFNAME[,queue=N][,redirect=all|mac]");
+  });
+
   it("--sysctl NAME=VALUE is repeatable and needs the '='", () => {
     const a = parseLvsdArgs([
       "--link",
@@ -64,7 +79,12 @@ describe("lvsd arguments", () => {
     [["--link", "tap=t0,addr=10.0.0.300/24"], /not an IPv4 address/],
     [["--link", "tap=t0,addr=10.0.0.1"], /with a prefix/],
     [["--link", "tap=t0,addr=10.0.0.1/33"], /out of range/],
-    [["--link", "eth0,addr=10.0.0.1/24"], /must start with tap=NAME or raw=IFNAME/],
+    [["--link", "eth0,addr=10.0.0.1/24"], /must start with tap=NAME, raw=IFNAME or xdp=IFNAME/],
+    [["--link", "raw=e0,queue=1,addr=10.0.0.1/24"], /queue= applies to xdp links only/],
+    [["--link", "xdp=e0,queue=-1,addr=10.0.0.1/24"], /queue must be 0\.\.4095/],
+    [["--link", "xdp=e0,queue=4096,addr=10.0.0.1/24"], /queue must be 0\.\.4095/],
+    [["--link", "xdp=e0,redirect=some,addr=10.0.0.1/24"], /redirect must be all or mac/],
+    [["--link", "tap=t0,redirect=all,addr=10.0.0.1/24"], /redirect= applies to xdp links only/],
     [["--link", "raw=e0,bridge=b,addr=10.0.0.1/24"], /tap links only/],
     [["--link", "tap=waytoolongname0123,addr=10.0.0.1/24"], /not a valid interface name/],
     [["--link", "tap=t0,color=red,addr=10.0.0.1/24"], /unknown key 'color'/],

@@ -1,0 +1,144 @@
+/**
+ * AF_XDP backend: an XDP socket bound to one queue of an existing interface (a veth end, a NIC),
+ * with its UMEM (shared by RX and TX) and four rings mapped into the process, and an XDP program
+ * that redirects the queue's frames to the socket. The addon builds that program from BPF
+ * instructions and loads it with the bpf() system call (no clang, no libbpf): it looks up
+ * `rx_queue_index` in an XSKMAP and calls bpf_redirect_map with XDP_PASS as the fallback, so
+ * frames of a queue without a socket go to the kernel.
+ *
+ * `redirect: "all"` (default) takes every frame of the queue: the interface is lvsd's alone
+ * (dedicated), the kernel sees nothing arriving on it. `redirect: "mac"` takes only frames to
+ * the interface's MAC and to group (broadcast/multicast) addresses, and passes the rest (frames
+ * a promiscuous device sees for other hosts) to the kernel.
+ *
+ * The program is attached with a bpf_link (BPF_LINK_CREATE, BPF_XDP) in driver mode, generic
+ * (skb) mode where the driver has no XDP; the link belongs to the descriptor, so the program is
+ * detached on close() and when the process dies. The socket is bound zero-copy where the driver
+ * supports it (never on veth), in copy mode otherwise, with XDP_USE_NEED_WAKEUP: the addon makes
+ * a sendto() only when the TX ring's need_wakeup flag asks for it, a recvfrom() only when the
+ * fill ring's does.
+ *
+ * recv copies frames out of the UMEM into the batch (and hands each chunk straight back to the
+ * fill ring, in one ring update per batch); send copies frames into free TX chunks, queues them
+ * in one TX ring update and kicks once; completions are reaped in batches on the next send.
+ *
+ * Frames carry no checksum state: a local sender on veth that leaves TCP/UDP checksums to
+ * offload (CHECKSUM_PARTIAL) hands over frames whose checksum is unfinished, and lvsd would
+ * forward them so. Turn TX checksum offload off on such senders (netconf.ts
+ * `disableOffloads(ns, dev, { txCsum: false })`); frames from a real wire are complete.
+ *
+ * Unavailable XDP or AF_XDP (no such interface, a kernel without AF_XDP or bpf(), a refused
+ * program, an interface that already has an XDP program, no privileges) is an IoError whose
+ * message says what failed and to use `raw=` (AF_PACKET) or `tap=` instead.
+ */
+import { IoError, IoErrorCode, toIoError } from "./link.js";
+import { loadNative, type NativeLink, NativeLinkIo, type NativeXdpOptions, netnsPath } from "./native.js";
+
+export interface XdpOptions {
+  /** Existing interface to bind to. */
+  ifname: string;
+  /** Queue (default 0). Frames of other queues go to the kernel. */
+  queue?: number;
+  /** "all" (default): every frame of the queue; "mac": frames to the interface's MAC and group addresses. */
+  redirect?: "all" | "mac";
+  /** "auto" (default): zero-copy if the driver supports it; "on": zero-copy or fail; "off": copy mode. */
+  zeroCopy?: "auto" | "on" | "off";
+  /** "auto" (default): driver (native) XDP, else generic; "drv" / "skb": only that mode. */
+  attach?: "auto" | "drv" | "skb";
+  /** UMEM chunks for RX (fill ring) and for TX (TX ring); rounded up to a power of two, 64..65536 (default 2048 each). */
+  rxFrames?: number;
+  txFrames?: number;
+  /** Network namespace (an `ip netns` name or a path) the interface lives in. */
+  netns?: string;
+}
+
+const FALLBACK = "use --link raw=IFACE (AF_PACKET) or tap=NAME instead";
+
+export class XdpIo extends NativeLinkIo {
+  /** "drv": the program runs in the driver (native XDP); "skb": generic XDP. */
+  readonly xdpMode: "drv" | "skb";
+  readonly zeroCopy: boolean;
+  readonly queue: number;
+  readonly redirect: "all" | "mac";
+  readonly rxRingFrames: number;
+  readonly txRingFrames: number;
+
+  constructor(handle: NativeLink & NativeXdpInfo) {
+    super(handle, handle.mac);
+    this.xdpMode = handle.xdpMode;
+    this.zeroCopy = handle.zeroCopy;
+    this.queue = handle.queue;
+    this.redirect = handle.redirect;
+    this.rxRingFrames = handle.rxRingFrames;
+    this.txRingFrames = handle.txRingFrames;
+  }
+}
+
+/** What openXdp adds to a NativeLink. */
+export interface NativeXdpInfo {
+  readonly xdpMode: "drv" | "skb";
+  readonly zeroCopy: boolean;
+  readonly queue: number;
+  readonly redirect: "all" | "mac";
+}
+
+/** Open an AF_XDP socket on an interface queue. Throws IoError with a stable code. */
+export function openXdp(opts: XdpOptions): XdpIo {
+  const q = opts.queue ?? 0;
+  const what = `open AF_XDP socket on ${opts.ifname} queue ${q}`;
+  if (typeof opts.ifname !== "string" || opts.ifname.length === 0 || Buffer.byteLength(opts.ifname) > 15) {
+    throw new IoError(IoErrorCode.INVALID, `${what}: ifname must be 1..15 bytes`);
+  }
+  if (!Number.isInteger(q) || q < 0 || q > 4095)
+    throw new IoError(IoErrorCode.INVALID, `${what}: queue must be an integer in 0..4095`);
+  for (const [k, v] of [
+    ["rxFrames", opts.rxFrames],
+    ["txFrames", opts.txFrames],
+  ] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 64 || v > 65536)) {
+      throw new IoError(IoErrorCode.INVALID, `${what}: ${k} must be an integer in 64..65536`);
+    }
+  }
+  const o: NativeXdpOptions = {
+    ifname: opts.ifname,
+    queue: q,
+    redirect: opts.redirect ?? "all",
+    zeroCopy: opts.zeroCopy ?? "auto",
+    attach: opts.attach ?? "auto",
+  };
+  if (opts.rxFrames !== undefined) o.rxFrames = opts.rxFrames;
+  if (opts.txFrames !== undefined) o.txFrames = opts.txFrames;
+  if (opts.netns !== undefined) o.netns = netnsPath(opts.netns);
+  const native = loadNative();
+  let handle: NativeLink & NativeXdpInfo;
+  try {
+    handle = native.openXdp(o);
+  } catch (err) {
+    const e = toIoError(err, opts.netns === undefined ? what : `${what} in netns ${opts.netns}`);
+    if (e instanceof IoError && (e.code !== IoErrorCode.INVALID || xdpCode(e) === IoErrorCode.NO_XDP)) {
+      throw new IoError(xdpCode(e), `${e.message}; no AF_XDP link: ${FALLBACK}`, {
+        ...(e.errno !== undefined ? { errno: e.errno } : {}),
+        ...(e.syscall !== undefined ? { syscall: e.syscall } : {}),
+        cause: err,
+      });
+    }
+    throw e;
+  }
+  return new XdpIo(handle);
+}
+
+/** NO_XDP for failures of the XDP/AF_XDP steps; privilege, namespace and device codes stay. */
+function xdpCode(e: IoError): IoErrorCode {
+  const stage = (e.cause as { stage?: unknown } | undefined)?.stage;
+  if (
+    e.code === IoErrorCode.NO_PRIVILEGE ||
+    e.code === IoErrorCode.NO_NETNS ||
+    e.code === IoErrorCode.NO_DEVICE
+  )
+    return e.code;
+  // EINVAL from these steps (a queue the device does not have, a kernel that refuses the
+  // program) is the kernel's refusal, not a bad option of ours.
+  if (typeof stage === "string" && /^(xsk|xsk-bind|bpf-map|bpf-prog|xdp-attach)$/.test(stage))
+    return IoErrorCode.NO_XDP;
+  return e.code;
+}
