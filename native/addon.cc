@@ -18,7 +18,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSys(env, exports);
   // 2: openTun, the ipip filter, csumFixed/rxGso counters, sysctl/addr/ethtool/ipipGuard.
   // 3: netnsId. 4: peerCred. 5: openRaw joins group MACs in `macs` (PACKET_MR_MULTICAST).
-  exports.Set("abiVersion", Napi::Number::New(env, 5));
+  // 6: zero-copy AF_PACKET ring (`ring`, rxView, release), busyPoll, qdiscBypass on by default.
+  exports.Set("abiVersion", Napi::Number::New(env, 6));
   return exports;
 }
 

@@ -11,11 +11,13 @@
  *
  * The real servers are prepared with `lvs-realserver` exactly as a user would; they answer the
  * client directly through the router. Namespace "d" holds the segment bridges and runs lvsd on
- * a TAP device. The router forwards with rp_filter off (replies come from the VIP, which lives
+ * a TAP device on segment A, or (backend "raw") on an AF_PACKET socket bound to a veth whose
+ * peer is on segment A. The router forwards with rp_filter off (replies come from the VIP, which lives
  * on another segment in the TUN topology).
  */
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { disableOffloads } from "../../datapath/io/netconf.js";
 import { LabBase, PEER, ROOT, VIP } from "./labbase.js";
 import { ip, sh, waitFor } from "./netns.js";
 
@@ -34,11 +36,14 @@ export interface RoutedLabOptions {
   servers?: number;
   /** MTU of the router's leg towards the real servers (TUN path-MTU test). */
   rsLinkMtu?: number;
+  /** lvsd's link: a TAP on the segment (default) or an AF_PACKET socket on a veth to it. */
+  backend?: "tap" | "raw";
 }
 
 export class RoutedLab extends LabBase {
   readonly mode: RoutedMode;
   readonly servers: number;
+  readonly backend: "tap" | "raw";
   private readonly rsLinkMtu: number;
   /** TUN decapsulators: stopped with SIGTERM so that they undo their set-up. */
   private readonly decaps: ChildProcess[] = [];
@@ -48,6 +53,7 @@ export class RoutedLab extends LabBase {
     this.mode = o.mode;
     this.servers = o.servers ?? 2;
     this.rsLinkMtu = o.rsLinkMtu ?? 1500;
+    this.backend = o.backend ?? "tap";
   }
 
   /** Real server k's address. */
@@ -122,12 +128,21 @@ export class RoutedLab extends LabBase {
         this.decaps.push(t.spawn(`r${k}`, process.execPath, [REALSERVER, "tun", "--vip", VIP, "--dev", dev]));
       }
     }
-    await this.startLvsd([
-      "--link",
-      `tap=${t.dev("t0")},bridge=${segA},addr=${ROUTED_DIRECTOR}/24`,
-      "--route",
-      `default,via=${ROUTER_DIRECTOR_SIDE}`,
-    ]);
+    let link = `tap=${t.dev("t0")},bridge=${segA},addr=${ROUTED_DIRECTOR}/24`;
+    if (this.backend === "raw") {
+      // AF_PACKET reads wire-sized frames only: no TCP super-frames from the client's side
+      // (the client's TSO/GSO, the router's GRO and GSO on the way to the director).
+      disableOffloads(c, t.dev("ca"));
+      disableOffloads(rt, t.dev("cr"));
+      disableOffloads(rt, t.dev("ra"));
+      const x = t.dev("x0");
+      ip("-n", d, "link", "add", x, "type", "veth", "peer", "name", t.dev("y0"));
+      ip("-n", d, "link", "set", t.dev("y0"), "master", segA, "up");
+      sh("ip", ["netns", "exec", d, "sysctl", "-qw", `net.ipv6.conf.${x}.disable_ipv6=1`]);
+      ip("-n", d, "link", "set", x, "up");
+      link = `raw=${x},addr=${ROUTED_DIRECTOR}/24`;
+    }
+    await this.startLvsd(["--link", link, "--route", `default,via=${ROUTER_DIRECTOR_SIDE}`]);
     await waitFor("the real servers", () => {
       for (let k = 1; k <= this.servers; k++) {
         if (t.exec(`r${k}`, "ss", ["-ltn", "sport = :80"]).stdout.split("\n").length < 3) return false;
