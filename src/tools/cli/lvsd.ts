@@ -126,7 +126,11 @@ export async function startDaemon(
               ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
               ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
             })
-          : openRaw({ ifname: spec.name, macs: RAW_GROUP_MACS });
+          : openRaw({
+              ifname: spec.name,
+              macs: RAW_GROUP_MACS,
+              ...(spec.busyPoll !== undefined ? { busyPoll: spec.busyPoll } : {}),
+            });
       opened.push(io);
       engine.net.addLink(spec.name, io.mac, spec.addrs, io.mtu);
       director.attach(io);

@@ -286,6 +286,20 @@ describe.skipIf(!canRun)("AF_PACKET backend (root, network namespaces)", () => {
       expect(raw.recv(new FrameBatch(4), 0)).toBe(0);
     });
 
+    it("receives with busy polling on (SO_BUSY_POLL, SO_PREFER_BUSY_POLL)", async () => {
+      const raw = openRaw({ ifname: va, netns: dir, busyPoll: 50 });
+      try {
+        lab.ip(peer, "neigh", "replace", OUR_IP_S, "lladdr", vaMac, "dev", vb, "nud", "permanent");
+        expect((await lab.udpSend(peer, OUR_IP_S, 9, 3, "bp")).code).toBe(0);
+        const batch = new FrameBatch(16);
+        await recvAtLeast(raw, batch, 3);
+        expect(payloads(batch)).toEqual(names("bp", 3));
+        batch.reset();
+      } finally {
+        raw.close();
+      }
+    });
+
     it("copies when zeroCopy is off, or into a batch that already holds frames in its slab", async () => {
       const raw = openRaw({ ifname: va, netns: dir });
       try {
@@ -451,6 +465,7 @@ describe.skipIf(!canRun)("AF_PACKET backend (root, network namespaces)", () => {
     check(() => openRaw({ ifname: lab.dev("nx"), netns: dir }), IoErrorCode.NO_DEVICE);
     check(() => openRaw({ ifname: va, netns: `${lab.prefix}none` }), IoErrorCode.NO_NETNS);
     check(() => openRaw({ ifname: va, netns: dir, rxFrames: 3 }), IoErrorCode.INVALID);
+    check(() => openRaw({ ifname: va, netns: dir, busyPoll: -1 }), IoErrorCode.INVALID);
     check(
       () => openRaw({ ifname: va, netns: dir, macs: [parseMac("ff:ff:ff:ff:ff:ff")] }),
       IoErrorCode.INVALID,
