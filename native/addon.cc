@@ -21,7 +21,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // 2: openTun, the ipip filter, csumFixed/rxGso counters, sysctl/addr/ethtool/ipipGuard.
   // 3: netnsId. 4: peerCred. 5: openRaw joins group MACs in `macs` (PACKET_MR_MULTICAST).
   // 6: openXdp, xdpProgram.
-  exports.Set("abiVersion", Napi::Number::New(env, 6));
+  // 7: zero-copy AF_PACKET ring (`ring`, rxView, release), busyPoll, qdiscBypass on by default.
+  exports.Set("abiVersion", Napi::Number::New(env, 7));
   return exports;
 }
 

@@ -51,12 +51,28 @@ inline void PutBe16(uint8_t* p, uint16_t v) {
   p[1] = static_cast<uint8_t>(v);
 }
 
+// The external ArrayBuffer over the RX ring was collected (or its environment is going away).
+void RingFinalize(napi_env /*env*/, void* /*data*/, void* hint) { static_cast<RingMap*>(hint)->Unref(); }
+
 }  // namespace
+
+void RingMap::Unmap() {
+  if (map != nullptr) munmap(map, len);
+  map = nullptr;
+}
+
+void RingMap::Unref() {
+  if (--refs > 0) return;
+  Unmap();
+  delete this;
+}
 
 Napi::Function Link::Define(Napi::Env env) {
   return DefineClass(env, "Link",
                      {
                          InstanceMethod<&Link::Rx>("rx"),
+                         InstanceMethod<&Link::RxView>("rxView"),
+                         InstanceMethod<&Link::Release>("release"),
                          InstanceMethod<&Link::Tx>("tx"),
                          InstanceMethod<&Link::Poll>("poll"),
                          InstanceMethod<&Link::Stats>("stats"),
@@ -101,6 +117,28 @@ void Link::Publish() {
   ro("kind", Napi::String::New(env, k));
   ro("rxRingFrames", Napi::Number::New(env, ring.rxFrames));
   ro("txRingFrames", Napi::Number::New(env, ring.txFrames));
+  ro("ringFrameSize", Napi::Number::New(env, ring.rxFrameSize));
+  // Zero-copy: the RX ring as an ArrayBuffer over the mapping itself (no copy, no V8 allocation).
+  // It takes a reference on the mapping, given back by its finalizer; a V8 build with the memory
+  // sandbox refuses external memory (napi_no_external_buffers_allowed): then `ring` is null and JS
+  // uses the copying rx().
+  napi_value ab = nullptr;
+  if (kind == LinkKind::kRawRing && zeroCopy && ring.shared != nullptr) {
+    ring.shared->refs++;
+    const size_t rxLen = static_cast<size_t>(ring.rxFrames) * ring.rxFrameSize;
+    if (napi_create_external_arraybuffer(env, ring.rx, rxLen, RingFinalize, ring.shared, &ab) != napi_ok) {
+      ring.shared->refs--;
+      ab = nullptr;
+      bool pending = false;
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+        napi_value exc;
+        napi_get_and_clear_last_exception(env, &exc);
+      }
+    } else {
+      napi_create_reference(env, ab, 0, &ringAb_);
+    }
+  }
+  ro("ring", ab != nullptr ? Napi::Value(env, ab) : env.Null());
   if (kind == LinkKind::kRawMmsg) {
     msgs_.resize(kMaxMsgs);
     iovs_.resize(kMaxMsgs);
@@ -231,6 +269,101 @@ int32_t Link::RxRing(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start
     }
     __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
     ring.rxHead = ring.rxHead + 1 == ring.rxFrames ? 0 : ring.rxHead + 1;
+  }
+  return static_cast<int32_t>(k);
+}
+
+// Give the kernel back the ring frames rxView handed out (in ring order, as it walks the ring).
+void Link::ReleaseHeld() {
+  while (ring.rxHeld > 0) {
+    auto* h = reinterpret_cast<struct tpacket2_hdr*>(ring.rx + static_cast<size_t>(ring.rxRelease) * ring.rxFrameSize);
+    __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    ring.rxRelease = ring.rxRelease + 1 == ring.rxFrames ? 0 : ring.rxRelease + 1;
+    ring.rxHeld--;
+  }
+}
+
+Napi::Value Link::RxView(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  if (info.Length() < 4) throw Napi::TypeError::New(env, "rxView(off, len, start, max)");
+  size_t offLen, lenLen;
+  uint32_t* off = TypedArg<uint32_t>(env, info[0], napi_uint32_array, &offLen, "off");
+  uint32_t* len = TypedArg<uint32_t>(env, info[1], napi_uint32_array, &lenLen, "len");
+  uint32_t start = U32Arg(env, info[2], "start");
+  uint32_t max = U32Arg(env, info[3], "max");
+  uint64_t end = static_cast<uint64_t>(start) + max;
+  if (end > offLen || end > lenLen) throw Napi::RangeError::New(env, "rxView: start + max exceeds the batch");
+  int32_t n;
+  if (fd < 0 || kind != LinkKind::kRawRing || ringAb_ == nullptr) {
+    n = fd < 0 ? -EBADF : -EOPNOTSUPP;
+  } else {
+    n = RxRingView(off, len, start, max);
+  }
+  napi_value out;
+  napi_create_int32(env, n, &out);
+  return Napi::Value(env, out);
+}
+
+Napi::Value Link::Release(const Napi::CallbackInfo& info) {
+  if (fd >= 0 && kind == LinkKind::kRawRing) ReleaseHeld();
+  return info.Env().Undefined();
+}
+
+// Zero-copy receive: each ready frame stays where the kernel wrote it. off[i] is its offset in
+// the RX ring (the `ring` ArrayBuffer); the frame keeps its ring slot until release() (or the
+// next rxView with start 0). The ring stops receiving when all its frames are held: at most one
+// batch (capacity frames) is, of 2048 by default. The
+// socket's PACKET_RESERVE leaves kRingHeadroom bytes in front of the frame (IPIP encapsulation,
+// a VLAN tag put back) and the ring frame is long enough for tail room after the largest frame.
+int32_t Link::RxRingView(uint32_t* off, uint32_t* len, uint32_t start, uint32_t max) {
+  // A batch starting afresh (start 0) is done with what it held: only one batch at a time views
+  // a link's ring. Appending to it (start > 0) keeps the frames it already has.
+  if (start == 0) ReleaseHeld();
+  constexpr uint32_t kHdrEnd = TPACKET_ALIGN(sizeof(struct tpacket2_hdr));
+  const uint32_t fsize = ring.rxFrameSize;
+  uint32_t k = 0;
+  // Stop at max, at a frame the kernel still owns, or when every ring frame is held (the head
+  // has come round to frames this batch already has).
+  while (k < max && ring.rxHeld < ring.rxFrames) {
+    const size_t base = static_cast<size_t>(ring.rxHead) * fsize;
+    auto* h = reinterpret_cast<struct tpacket2_hdr*>(ring.rx + base);
+    uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    if (!(status & TP_STATUS_USER)) break;
+    // Ours until released, good frame or not.
+    ring.rxHead = ring.rxHead + 1 == ring.rxFrames ? 0 : ring.rxHead + 1;
+    ring.rxHeld++;
+    const uint32_t mac = h->tp_mac;
+    const uint32_t snap = h->tp_snaplen;
+    const bool vlan = (status & TP_STATUS_VLAN_VALID) != 0;
+    if (snap < h->tp_len || snap < kEthHdr || mac < kHdrEnd + kRingHeadroom + 4 || mac + snap > fsize) {
+      st_[kRxDropped]++;
+      if (snap >= kEthHdr) st_[kRxTruncated]++;
+      if (IsGso(h->tp_len)) st_[kRxGso]++;
+      continue;
+    }
+    uint32_t o = static_cast<uint32_t>(base) + mac;
+    uint32_t n = snap;
+    uint8_t* frame = ring.rx + o;
+    if (vlan) {
+      // Put back the tag VLAN acceleration took off: the addresses move 4 bytes to the front.
+      const uint16_t tpid = (status & TP_STATUS_VLAN_TPID_VALID) && h->tp_vlan_tpid ? h->tp_vlan_tpid : 0x8100;
+      memmove(frame - 4, frame, 12);
+      frame -= 4;
+      o -= 4;
+      n += 4;
+      PutBe16(frame + 12, tpid);
+      PutBe16(frame + 14, h->tp_vlan_tci);
+    }
+    if (status & TP_STATUS_CSUMNOTREADY) {
+      st_[kCsumPartial]++;
+      if (FinishL4Checksum(frame, n)) st_[kCsumFixed]++;
+    }
+    const uint32_t i = start + k;
+    off[i] = o;
+    len[i] = n;
+    st_[kRxPackets]++;
+    st_[kRxBytes] += n;
+    k++;
   }
   return static_cast<int32_t>(k);
 }
@@ -670,8 +803,8 @@ void Link::CloseAll() {
     uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     poll_ = nullptr;
   }
-  if (ring.map != nullptr) {
-    munmap(ring.map, ring.mapLen);
+  if (ring.shared != nullptr) {
+    ring.shared->Unref();  // unmapped here unless JS still holds the ring ArrayBuffer (detached on close())
     ring = RingConfig{};
   }
   if (nlfd >= 0) {
@@ -691,6 +824,19 @@ void Link::CloseAll() {
 
 Napi::Value Link::Close(const Napi::CallbackInfo& info) {
   if (fd >= 0) RefreshKernelDrops();
+  if (ringAb_ != nullptr) {
+    // JS views of the ring (a FrameBatch, a tracer) must not outlive the mapping: detach the
+    // ArrayBuffer, so they read as empty, before the mapping can go.
+    napi_value ab;
+    if (napi_get_reference_value(env_, ringAb_, &ab) == napi_ok && ab != nullptr &&
+        napi_detach_arraybuffer(env_, ab) == napi_ok && ring.shared != nullptr) {
+      // Nothing in JS can reach the ring now: unmap it at once (the mapping holds the socket,
+      // with its memberships, until it goes); the ArrayBuffer's finalizer only frees RingMap.
+      ring.shared->Unmap();
+    }
+    napi_delete_reference(env_, ringAb_);
+    ringAb_ = nullptr;
+  }
   StopPoll();
   CloseAll();
   return info.Env().Undefined();

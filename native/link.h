@@ -1,10 +1,16 @@
 // One open link (a TAP file descriptor or an AF_PACKET socket) as a JS object.
 //
-// The data path is two calls, each one crossing from JS for a whole batch:
+// The data path is a few calls, each one crossing from JS for a whole batch:
 //   rx(slab, off, len, start, max, slotSize, headroom) -> frames read (or -errno)
+//   rxView(off, len, start, max)                      -> frames left in the RX ring (ring mode)
 //   tx(slab, off, len, egress, count, linkId)          -> frames queued to the kernel
-// Frames are read straight into (or copied from the PACKET_MMAP ring into) the caller's slab at
-// slot i: offset i*slotSize + headroom. Nothing is allocated per frame.
+//   release()                                          -> hand the frames rxView gave back
+// rx reads frames straight into (or copies them from the PACKET_MMAP ring into) the caller's slab
+// at slot i: offset i*slotSize + headroom. rxView copies nothing: it sets off[i]/len[i] to where
+// each frame lies in the RX ring, which JS sees as the external ArrayBuffer `ring` (published on
+// the object), and keeps those ring frames from the kernel until release() or the next rxView
+// that starts a batch (start 0).
+// Nothing is allocated per frame or per batch.
 #pragma once
 
 #include <napi.h>
@@ -18,6 +24,14 @@
 #include <vector>
 
 namespace lvsio {
+
+// Zero-copy ring layout (rawsock.cc sets it up, Link::RxRingView relies on it). PACKET_RESERVE
+// kRingReserve puts every frame at least kRingHeadroom + 4 bytes after the tpacket2_hdr (room to
+// prepend an IPIP header, as a FrameBatch slot's HEADROOM, plus a VLAN tag put back), and the
+// ring frame is long enough for kRingTailroom bytes after the largest frame (PROXY protocol).
+constexpr uint32_t kRingReserve = 64;
+constexpr uint32_t kRingHeadroom = 64;  // = HEADROOM in src/datapath/io/batch.ts
+constexpr uint32_t kRingTailroom = 256;
 
 enum class LinkKind { kTap, kTun, kRawRing, kRawMmsg, kXdp };
 
@@ -40,11 +54,25 @@ enum StatSlot {
   kStatCount
 };
 
+// The PACKET_MMAP mapping, shared by the Link and (when the ring is exposed to JS) the external
+// ArrayBuffer over its RX part: unmapped when both have let go (the Link on close, the
+// ArrayBuffer when it is collected), so JS can never reach unmapped memory.
+struct RingMap {
+  uint8_t* map = nullptr;
+  size_t len = 0;
+  int refs = 1;
+  void Unmap();
+  void Unref();
+};
+
 struct RingConfig {
+  RingMap* shared = nullptr;  // owns the mapping
   uint8_t* map = nullptr;
   size_t mapLen = 0;
   uint8_t* rx = nullptr;
   uint32_t rxFrames = 0, rxFrameSize = 0, rxHead = 0;
+  // Frames handed to JS by rxView and not yet given back: rxHeld of them, from rxRelease on.
+  uint32_t rxRelease = 0, rxHeld = 0;
   uint8_t* tx = nullptr;
   uint32_t txFrames = 0, txFrameSize = 0, txHead = 0;
 };
@@ -68,10 +96,13 @@ class Link : public Napi::ObjectWrap<Link> {
   RingConfig ring;
   Xsk* xsk = nullptr;  // kXdp: the AF_XDP socket, UMEM, rings and XDP program (owned; fd is its socket)
   uint64_t kernelDropBase = 0;
+  bool zeroCopy = false;  // publish the RX ring to JS as an external ArrayBuffer (rxView)
   void Publish();  // copy the fields above onto the JS object as read-only properties
 
  private:
   Napi::Value Rx(const Napi::CallbackInfo& info);
+  Napi::Value RxView(const Napi::CallbackInfo& info);
+  Napi::Value Release(const Napi::CallbackInfo& info);
   Napi::Value Tx(const Napi::CallbackInfo& info);
   Napi::Value Poll(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
@@ -81,6 +112,8 @@ class Link : public Napi::ObjectWrap<Link> {
                 uint32_t headroom);
   int32_t RxRing(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint32_t slot,
                  uint32_t headroom);
+  int32_t RxRingView(uint32_t* off, uint32_t* len, uint32_t start, uint32_t max);
+  void ReleaseHeld();
   int32_t RxMmsg(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint32_t slot,
                  uint32_t headroom);
   uint32_t TxTap(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint32_t* len, const int16_t* egress,
@@ -114,6 +147,8 @@ class Link : public Napi::ObjectWrap<Link> {
   napi_ref cb_ = nullptr;
   napi_async_context actx_ = nullptr;
   bool selfRef_ = false;
+  // Weak reference to the external ArrayBuffer over the RX ring (detached on close).
+  napi_ref ringAb_ = nullptr;
 };
 
 }  // namespace lvsio

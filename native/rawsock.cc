@@ -1,9 +1,11 @@
 // AF_PACKET sockets bound to one interface.
 //
-// mode "ring" (default): TPACKET_V2 RX and TX rings in one mmap. rx copies frames out of the RX
-//   ring into the slab and hands the slots back; tx copies frames into the TX ring and kicks the
-//   kernel with one send(). V2 rather than V3: V3's block timeout adds latency at low rates and
-//   its TX ring behaves like V2's anyway.
+// mode "ring" (default): TPACKET_V2 RX and TX rings in one mmap. With zeroCopy (default) the RX
+//   ring is published to JS as an external ArrayBuffer and rxView leaves frames where they lie
+//   (JS parses and rewrites them there; release() hands the slots back); without it rx copies
+//   frames out into the slab. tx writes each frame once into the TX ring and kicks the kernel
+//   with one send(). V2 rather than V3: V3's block timeout adds latency at low rates and its TX
+//   ring behaves like V2's anyway.
 // mode "mmsg": recvmmsg straight into the slab slots and sendmmsg from them.
 //
 // The socket is created with protocol 0 (it receives nothing), the filter and rings are set up,
@@ -116,12 +118,15 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
   const std::string netns = OptString(o, "netns");
   const std::string mode = OptString(o, "mode", "ring");
   const bool filter = OptBool(o, "filter", true);
-  const bool qdiscBypass = OptBool(o, "qdiscBypass", false);
+  const bool qdiscBypass = OptBool(o, "qdiscBypass", true);
+  const bool zeroCopy = OptBool(o, "zeroCopy", true);
+  const int64_t busyPoll = OptInt(o, "busyPoll", 0);
   const int64_t rxFrames = OptInt(o, "rxFrames", 2048);
   const int64_t txFrames = OptInt(o, "txFrames", 512);
   if (mode != "ring" && mode != "mmsg") throw Napi::TypeError::New(env, "option mode must be \"ring\" or \"mmsg\"");
   if (rxFrames < 8 || rxFrames > (1 << 20) || txFrames < 8 || txFrames > (1 << 20))
     throw Napi::RangeError::New(env, "rxFrames/txFrames must be in 8..1048576");
+  if (busyPoll < 0 || busyPoll > 1000000) throw Napi::RangeError::New(env, "busyPoll must be in 0..1000000 (µs)");
   std::vector<uint8_t> extra;
   Napi::Value macsV = o.Get("macs");
   if (!macsV.IsUndefined() && !macsV.IsNull()) {
@@ -179,6 +184,16 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
   if (setsockopt(s.get(), SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0 && errno != ENOPROTOOPT)
     ThrowErrno(env, "socket", "setsockopt(PACKET_IGNORE_OUTGOING)", errno, "packet socket on " + ifname);
   if (qdiscBypass) setopt(SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one, "setsockopt(PACKET_QDISC_BYPASS)");
+  if (busyPoll > 0) {
+    // Busy polling: a blocking wait (or epoll) on this socket spins on the device's NAPI context
+    // for up to busyPoll µs instead of sleeping until the interrupt; SO_PREFER_BUSY_POLL (5.11)
+    // asks the kernel to leave the device's softirq processing to us while we poll.
+    const int us = static_cast<int>(busyPoll);
+    setopt(SOL_SOCKET, SO_BUSY_POLL, &us, sizeof us, "setsockopt(SO_BUSY_POLL)");
+    if (setsockopt(s.get(), SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof one) != 0 && errno != ENOPROTOOPT &&
+        errno != EINVAL)
+      ThrowErrno(env, "socket", "setsockopt(SO_PREFER_BUSY_POLL)", errno, "packet socket on " + ifname);
+  }
 
   RingConfig ring;
   if (mode == "ring") {
@@ -186,8 +201,14 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
     setopt(SOL_PACKET, PACKET_VERSION, &version, sizeof version, "setsockopt(PACKET_VERSION)");
     // Skip frames the kernel finds malformed instead of stalling the TX ring on them.
     setopt(SOL_PACKET, PACKET_LOSS, &one, sizeof one, "setsockopt(PACKET_LOSS)");
-    // Room for the header, the MAC offset alignment, a VLAN tag and the largest frame.
-    const uint32_t need = TPACKET_ALIGN(TPACKET2_HDRLEN) + 16 + static_cast<uint32_t>(mtu) + ETH_HLEN + 4;
+    // Frames start kRingReserve bytes further into their ring frame (headroom for zero-copy
+    // rewrites: the kernel puts the network header at TPACKET_ALIGN(hdrlen + 16) + reserve).
+    const unsigned reserve = kRingReserve;
+    setopt(SOL_PACKET, PACKET_RESERVE, &reserve, sizeof reserve, "setsockopt(PACKET_RESERVE)");
+    // Room for the header, the MAC offset alignment, the reserve, a VLAN tag, the largest frame
+    // and tail room to grow it in place.
+    const uint32_t need = TPACKET_ALIGN(TPACKET2_HDRLEN) + 16 + reserve + static_cast<uint32_t>(mtu) + ETH_HLEN + 4 +
+                          kRingTailroom;
     const uint32_t frameSize = RoundPow2(need < 2048 ? 2048 : need);
     const uint32_t blockSize = frameSize > 65536 ? frameSize : 65536;
     const uint32_t perBlock = blockSize / frameSize;
@@ -207,6 +228,9 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
     void* map = mmap(nullptr, rxLen + txLen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, s.get(), 0);
     if (map == MAP_FAILED) map = mmap(nullptr, rxLen + txLen, PROT_READ | PROT_WRITE, MAP_SHARED, s.get(), 0);
     if (map == MAP_FAILED) ThrowErrno(env, "socket", "mmap", errno, "packet ring on " + ifname);
+    ring.shared = new RingMap();
+    ring.shared->map = static_cast<uint8_t*>(map);
+    ring.shared->len = rxLen + txLen;
     ring.map = static_cast<uint8_t*>(map);
     ring.mapLen = rxLen + txLen;
     ring.rx = ring.map;
@@ -235,6 +259,7 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
   Link* link = Link::Unwrap(obj);
   link->ring = ring;
   link->kind = mode == "ring" ? LinkKind::kRawRing : LinkKind::kRawMmsg;
+  link->zeroCopy = zeroCopy;
 
   struct sockaddr_ll sll;
   memset(&sll, 0, sizeof sll);

@@ -12,6 +12,9 @@
  *   tap rx         generator -> tA -> [addon recv, discard]
  *   tap tx         [addon send loop] -> tB
  *   raw rx/tx      the same over a veth pair (va <-> vb) with AF_PACKET, ring and mmsg modes
+ *                  (ring: zero copy, frames left in the RX ring, and copying into the batch)
+ *   fwd raw        generator -> vb -> va -> [addon recv/send] -> vc -> vd, AF_PACKET ring, zero
+ *                  copy (RX ring -> TX ring, one copy) and copying (RX ring -> batch -> TX ring)
  * The generator is a child process writing frames with the addon's AF_PACKET TX ring on the
  * kernel side of tA (or on vb), so that the kernel queues them to our side as fast as it can.
  * With two or more CPUs the generator is pinned to CPU 0 and the part under test (this process's
@@ -26,6 +29,7 @@ import { cpus } from "node:os";
 import { EGRESS_NONE, FrameBatch, HEADROOM } from "../../src/datapath/io/batch.js";
 import type { LinkIo } from "../../src/datapath/io/link.js";
 import { buildOutput } from "../../src/datapath/io/native.js";
+import { disableOffloads } from "../../src/datapath/io/netconf.js";
 import { openRaw } from "../../src/datapath/io/rawsock.js";
 import { openTap } from "../../src/datapath/io/tap.js";
 
@@ -39,6 +43,8 @@ const TA = `io${process.pid}b-ta`;
 const TB = `io${process.pid}b-tb`;
 const VA = `io${process.pid}b-va`;
 const VB = `io${process.pid}b-vb`;
+const VC = `io${process.pid}b-vc`;
+const VD = `io${process.pid}b-vd`;
 const SINK_MAC = [0x02, 0x00, 0x5e, 0x10, 0xbe, 0x99];
 
 const children = new Set<ChildProcess>();
@@ -67,11 +73,10 @@ function setup(): void {
     ip("link", "set", t, "up");
   }
   ip("link", "add", VA, "type", "veth", "peer", "name", VB);
-  for (const v of [VA, VB]) {
+  ip("link", "add", VC, "type", "veth", "peer", "name", VD);
+  for (const v of [VA, VB, VC, VD]) {
     ip("link", "set", v, "up");
-    execFileSync("ip", ["netns", "exec", NS, "ethtool", "-K", v, "tso", "off", "gso", "off", "gro", "off"], {
-      stdio: "ignore",
-    });
+    disableOffloads(NS, v); // SIOCETHTOOL through the addon (no ethtool binary needed)
   }
 }
 
@@ -300,8 +305,35 @@ function tapTx(): void {
   }
 }
 
-async function rawRx(mode: "ring" | "mmsg"): Promise<void> {
-  const r = openRaw({ ifname: VA, netns: NS, mode });
+async function rawFwd(zeroCopy: boolean): Promise<void> {
+  const a = openRaw({ ifname: VA, netns: NS, zeroCopy });
+  const c = openRaw({ ifname: VC, netns: NS, zeroCopy });
+  try {
+    a.onReadable(pump(a, c, 1));
+    const before = kernelCounters(VD).rx;
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const gen = await generator(VB, a.mac);
+    const secs = (performance.now() - t0) / 1000;
+    const cpu = cpuSince(cpu0);
+    a.onReadable(null);
+    const fwd = kernelCounters(VD).rx - before;
+    const perWake = (a.stats.rxPackets / Math.max(1, wakeups)).toFixed(1);
+    record(
+      `fwd raw ring ${zeroCopy ? "zero-copy" : "copy"} (va->vc)`,
+      fwd,
+      secs,
+      cpu,
+      `offered ${gen.sent}, ${perWake} frames/wake-up, kernel drops ${a.detail().kernelDrops}`,
+    );
+  } finally {
+    a.close();
+    c.close();
+  }
+}
+
+async function rawRx(mode: "ring" | "mmsg", zeroCopy = true): Promise<void> {
+  const r = openRaw({ ifname: VA, netns: NS, mode, zeroCopy });
   try {
     r.onReadable(pump(r, null, EGRESS_NONE));
     const cpu0 = process.cpuUsage();
@@ -312,7 +344,7 @@ async function rawRx(mode: "ring" | "mmsg"): Promise<void> {
     r.onReadable(null);
     const d = r.detail();
     record(
-      `raw rx ${mode} (veth)`,
+      `raw rx ${mode}${mode === "ring" ? (zeroCopy ? " zero-copy" : " copy") : ""} (veth)`,
       d.rxPackets,
       secs,
       cpu,
@@ -353,7 +385,10 @@ async function main(): Promise<void> {
   await tapRx();
   tapTx();
   await rawRx("ring");
+  await rawRx("ring", false);
   rawTx("ring");
+  await rawFwd(true);
+  await rawFwd(false);
   await rawRx("mmsg");
   rawTx("mmsg");
   const w = Math.max(...results.map((r) => r.phase.length));

@@ -49,6 +49,7 @@ export class Director {
     if (this.tracer === null) this.engine.process(rx, nowMs);
     else this.traced(this.tracer, nowMs);
     for (let l = 0; l < links.length; l++) links[l]!.send(rx, l);
+    rx.release(); // frames a zero-copy link lent go back to it
     const tx = this.engine.tx;
     if (tx.count > 0) for (let l = 0; l < links.length; l++) links[l]!.send(tx, l);
     this.batches++;
@@ -73,6 +74,7 @@ export class Director {
     // one native call per link that has frames to send (links beyond 30 are always tried)
     const mask = e.egressMask;
     for (let k = 0; k < links.length; k++) if (k > 30 || (mask & (1 << k)) !== 0) links[k]!.send(rx, k);
+    rx.release(); // frames a zero-copy link lent go back to it (its ring slots)
     const tx = e.tx;
     if (tx.count > 0) for (let k = 0; k < links.length; k++) links[k]!.send(tx, k);
     this.batches++;

@@ -45,6 +45,8 @@ const ETH_P_IP = 0x0800;
 const ETH_P_8021Q = 0x8100;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
+/** Memories whose views the tracer keeps (slab, tx batch, one RX ring per zero-copy link). */
+const VIEW_CACHE = 8;
 /** Filter key of "this address, any protocol, any port": the address set. */
 const KEY_ADDR = 0;
 const EMPTY = -1;
@@ -116,14 +118,14 @@ export class FrameTracer {
   /** Whether some entry has port 0 (any port): lookups then try the wildcard too. */
   private fAnyPort = false;
   // views of the last two batch buffers seen (the director's rx and tx), made once per buffer
-  private aBuf: Uint8Array | null = null;
-  private a8: Uint8Array = new Uint8Array(0);
-  private a32: Int32Array = new Int32Array(0);
-  private bBuf: Uint8Array | null = null;
-  private b8: Uint8Array = new Uint8Array(0);
-  private b32: Int32Array = new Int32Array(0);
-  private src8: Uint8Array = this.a8;
-  private src32: Int32Array = this.a32;
+  // Views of the memories batches come in (the director's slab, the tx batch, each zero-copy
+  // link's RX ring), made once per memory: up to VIEW_CACHE of them, replaced round-robin.
+  private readonly viewBufs: (Uint8Array | null)[] = new Array<Uint8Array | null>(VIEW_CACHE).fill(null);
+  private readonly views8: Uint8Array[] = Array.from({ length: VIEW_CACHE }, () => new Uint8Array(0));
+  private readonly views32: Int32Array[] = Array.from({ length: VIEW_CACHE }, () => new Int32Array(0));
+  private viewNext = 0;
+  private src8: Uint8Array = new Uint8Array(0);
+  private src32: Int32Array = new Int32Array(0);
   private srcBase = 0;
 
   constructor(opts: FrameTracerOptions = {}) {
@@ -267,23 +269,19 @@ export class FrameTracer {
 
   /** Point the copy's source views at `buf`'s memory (views made once per buffer). */
   private bind(buf: Uint8Array): void {
-    if (buf === this.aBuf) {
-      this.src8 = this.a8;
-      this.src32 = this.a32;
-    } else if (buf === this.bBuf) {
-      this.src8 = this.b8;
-      this.src32 = this.b32;
-    } else {
-      // a buffer not seen before (the first batches): keep views of the last two
-      this.bBuf = this.aBuf;
-      this.b8 = this.a8;
-      this.b32 = this.a32;
-      this.aBuf = buf;
-      this.a8 = new Uint8Array(buf.buffer, 0, buf.buffer.byteLength);
-      this.a32 = new Int32Array(buf.buffer, 0, buf.buffer.byteLength >> 2);
-      this.src8 = this.a8;
-      this.src32 = this.a32;
+    const bufs = this.viewBufs;
+    let k = 0;
+    while (k < VIEW_CACHE && bufs[k] !== buf) k++;
+    if (k === VIEW_CACHE) {
+      // a memory not seen before (the first batches from each link)
+      k = this.viewNext;
+      this.viewNext = (k + 1) % VIEW_CACHE;
+      bufs[k] = buf;
+      this.views8[k] = new Uint8Array(buf.buffer, 0, buf.buffer.byteLength);
+      this.views32[k] = new Int32Array(buf.buffer, 0, buf.buffer.byteLength >> 2);
     }
+    this.src8 = this.views8[k]!;
+    this.src32 = this.views32[k]!;
     this.srcBase = buf.byteOffset;
   }
 

@@ -6,6 +6,7 @@
  * test/datapath/engine/alloc.test.ts does for the engine alone).
  */
 import { constants, PerformanceObserver } from "node:perf_hooks";
+import { getHeapSpaceStatistics } from "node:v8";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Director } from "../../src/datapath/director.js";
 import type { Engine } from "../../src/datapath/engine.js";
@@ -168,4 +169,36 @@ describe("tracing allocates nothing", () => {
       expect(e.drops.reduce((a, b) => a + b, 0)).toBe(0);
     });
   }
+
+  it("batches in several memories (slab, tx batch, each zero-copy link's ring) make views only once", async () => {
+    const { c2s } = flows(natEngine({ sweepPerBatch: 0 }));
+    // four batches, four distinct memories, traced in turn as lvsd's director would see them
+    const batches = [0, 1, 2, 3].map(() => {
+      const b = new FrameBatch(HALF, 2048);
+      for (const f of c2s) b.push(f, OUT);
+      return b;
+    });
+    const tr = new FrameTracer({ ringBytes: 8 << 20, ringFrames: 4096 });
+    let t = 10;
+    const work = () => {
+      for (let k = 0; k < N_BATCHES; k++) {
+        tr.inbound(batches[k & 3]!, t++);
+        tr.release(tr.count);
+      }
+    };
+    const newSpace = () =>
+      getHeapSpaceStatistics().find((x) => x.space_name === "new_space")!.space_used_size;
+    work(); // warm-up: the views of the four memories are made
+    await settle();
+    const gc0 = minorGcs;
+    const used0 = newSpace();
+    work();
+    const grown = newSpace() - used0;
+    await settle();
+    expect(tr.captured).toBe(2 * N_BATCHES * HALF);
+    expect(minorGcs - gc0).toBe(0);
+    // Views remade per batch would be a few hundred bytes each, too few to fill the young
+    // generation: its growth shows them (the sample itself costs a few hundred bytes).
+    expect(grown).toBeLessThan(8192);
+  });
 });

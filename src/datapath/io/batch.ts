@@ -1,10 +1,17 @@
 /**
- * A batch of frames in one slab of memory that we own. Each frame has a fixed slot of
- * `slotSize` bytes; a frame starts `HEADROOM` bytes into its slot so that modes which grow
- * a packet at the front (IPIP encapsulation) can move the start back without copying, and
- * the slot's tail leaves room for modes that insert bytes (PROXY protocol headers).
+ * A batch of frames. By default they lie in one slab of memory that the batch owns: each frame
+ * has a fixed slot of `slotSize` bytes; a frame starts `HEADROOM` bytes into its slot so that
+ * modes which grow a packet at the front (IPIP encapsulation) can move the start back without
+ * copying, and the slot's tail leaves room for modes that insert bytes (PROXY protocol headers).
  *
- * One DataView covers the whole slab (mind `byteOffset`: we always build the view from the
+ * Zero-copy links (AF_PACKET's RX ring; the same contract fits an AF_XDP UMEM) lend the batch
+ * their memory instead (`view`): `buf`/`dv`/`slotSize` then describe the link's memory, `off[i]`
+ * points at frame i where the kernel wrote it, and the same rules hold: at least HEADROOM bytes
+ * before each frame and tail room up to the end of its `slotSize`-aligned slot (`room`). The
+ * frames belong to the link until `reset` (or `release`) gives them back, which the director does
+ * once the batch is sent; after that, `buf` is the batch's own slab again.
+ *
+ * One DataView covers the whole memory (mind `byteOffset`: we always build the view from the
  * Uint8Array's own buffer/offset). Per-frame metadata lives in typed arrays.
  */
 
@@ -16,11 +23,32 @@ export const DEFAULT_SLOT_SIZE = 2048;
 /** Egress value meaning "no output" (dropped or consumed by the director). */
 export const EGRESS_NONE = -1;
 
-export class FrameBatch {
-  readonly capacity: number;
-  readonly slotSize: number;
+/**
+ * Memory a link lends a FrameBatch: frames stay where the kernel put them (zero copy).
+ * Slots are `slotSize` bytes from `buf`'s start; a frame's room ends at the end of its slot, and
+ * there are at least HEADROOM bytes in front of it within the slot.
+ */
+export interface FrameMemory {
   readonly buf: Uint8Array;
   readonly dv: DataView;
+  readonly slotSize: number;
+  /** The batch is done with the frames it holds (sent or dropped): the link may reuse their slots. */
+  release(): void;
+}
+
+export class FrameBatch {
+  readonly capacity: number;
+  /** Slot size of the memory the frames are in (the slab's, or the lending link's). */
+  slotSize: number;
+  /** The memory the frames are in: the batch's own slab, or a link's (see `memory`). */
+  buf: Uint8Array;
+  dv: DataView;
+  /** The link memory `buf` currently views, or null for the batch's own slab. */
+  memory: FrameMemory | null = null;
+  /** The batch's own memory (what `buf`/`dv`/`slotSize` are when no link lends it any). */
+  readonly slab: Uint8Array;
+  readonly slabDv: DataView;
+  readonly slabSlotSize: number;
   /** Absolute offset of each frame's first byte in `buf`. */
   readonly off: Uint32Array;
   /** Length of each frame in bytes. */
@@ -35,8 +63,11 @@ export class FrameBatch {
   constructor(capacity = 256, slotSize = DEFAULT_SLOT_SIZE) {
     this.capacity = capacity;
     this.slotSize = slotSize;
+    this.slabSlotSize = slotSize;
     this.buf = new Uint8Array(capacity * slotSize);
     this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.slab = this.buf;
+    this.slabDv = this.dv;
     this.off = new Uint32Array(capacity);
     this.len = new Uint32Array(capacity);
     this.link = new Int16Array(capacity);
@@ -44,28 +75,66 @@ export class FrameBatch {
     for (let i = 0; i < capacity; i++) this.off[i] = i * slotSize + HEADROOM;
   }
 
-  /** Start of slot i (before headroom). */
+  /** Start of slot i (before headroom) in the batch's own slab. */
   slotStart(i: number): number {
-    return i * this.slotSize;
+    return i * this.slabSlotSize;
   }
 
-  /** Usable bytes from a frame's current offset to the end of its slot. */
+  /** Usable bytes from a frame's current offset to the end of its slot (slab or lent memory). */
   room(i: number): number {
-    return (i + 1) * this.slotSize - this.off[i]!;
+    const s = this.slotSize;
+    return s - (this.off[i]! % s);
   }
 
-  /** Reset the batch for reuse: all frames back at HEADROOM, no egress. */
+  /**
+   * Look at a link's memory: called by a zero-copy link's `recv` on an empty batch, before it
+   * writes off/len of frames that lie in `mem`. Returns false (nothing changes) if the batch
+   * already holds frames.
+   */
+  view(mem: FrameMemory): boolean {
+    if (this.count !== 0) return false;
+    this.memory = mem;
+    this.buf = mem.buf;
+    this.dv = mem.dv;
+    this.slotSize = mem.slotSize;
+    return true;
+  }
+
+  /**
+   * Reset the batch for reuse: frames lent by a link are given back to it (`FrameMemory.release`)
+   * and `buf` is the own slab again; all slots back at HEADROOM, no egress.
+   */
   reset(): void {
+    const mem = this.memory;
+    if (mem !== null) {
+      this.memory = null;
+      this.buf = this.slab;
+      this.dv = this.slabDv;
+      this.slotSize = this.slabSlotSize;
+      mem.release();
+    }
+    const s = this.slotSize;
     for (let i = 0; i < this.count; i++) {
-      this.off[i] = i * this.slotSize + HEADROOM;
+      this.off[i] = i * s + HEADROOM;
       this.egress[i] = EGRESS_NONE;
     }
     this.count = 0;
   }
 
-  /** Copy a frame in (tests and the in-memory backend). Returns the index or -1 when full / too big. */
+  /**
+   * Give lent frames back to their link now (after the batch is sent): `reset` if the batch views
+   * a link's memory; nothing otherwise (frames in the own slab stay readable until the next reset).
+   */
+  release(): void {
+    if (this.memory !== null) this.reset();
+  }
+
+  /**
+   * Copy a frame in (tests and the in-memory backend). Returns the index or -1 when full, too big,
+   * or when the batch views a link's memory (frames can only be appended to the own slab).
+   */
   push(frame: Uint8Array, link = 0): number {
-    if (this.count >= this.capacity) return -1;
+    if (this.count >= this.capacity || this.memory !== null) return -1;
     const i = this.count;
     const off = i * this.slotSize + HEADROOM;
     if (frame.length > this.slotSize - HEADROOM) return -1;

@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { EGRESS_NONE, type FrameBatch, HEADROOM } from "./batch.js";
+import { EGRESS_NONE, type FrameBatch, type FrameMemory, HEADROOM } from "./batch.js";
 import { IoError, IoErrorCode, type LinkIo, type LinkStats } from "./link.js";
 
 /** A link object made by the addon. One method call per batch on the data path. */
@@ -26,6 +26,13 @@ export interface NativeLink {
   readonly kind: "tap" | "tun" | "ring" | "mmsg" | "xdp";
   readonly rxRingFrames: number;
   readonly txRingFrames: number;
+  /** Bytes per ring frame (ring mode), 0 otherwise. */
+  readonly ringFrameSize: number;
+  /**
+   * The RX ring itself (ring mode with zeroCopy): an external ArrayBuffer over the mapping,
+   * detached on close. null when the link copies (other modes, zeroCopy off, V8 sandbox).
+   */
+  readonly ring: ArrayBuffer | null;
   /** Read up to `max` frames into slots start.. (offset i*slotSize+headroom); count, or -errno. */
   rx(
     slab: Uint8Array,
@@ -36,6 +43,14 @@ export interface NativeLink {
     slotSize: number,
     headroom: number,
   ): number;
+  /**
+   * Zero-copy receive (ring with `ring`): set off[i]/len[i] (i from start, up to max) to frames
+   * where they lie in `ring`, keeping their ring slots until `release` (or the next rx/rxView).
+   * Returns the count, or -errno.
+   */
+  rxView(off: Uint32Array, len: Uint32Array, start: number, max: number): number;
+  /** Give the ring slots rxView handed out back to the kernel. */
+  release(): void;
   /** Send frames i < count with egress[i] === linkId; returns how many were handed to the kernel. */
   tx(
     slab: Uint8Array,
@@ -75,6 +90,10 @@ export interface NativeRawOptions {
   /** IPIP decapsulator filter instead of the director's: protocol 4 to these addresses (4 bytes each). */
   ipip?: Uint8Array;
   qdiscBypass: boolean;
+  /** Ring mode: expose the RX ring to JS (rxView) instead of copying frames out (default true). */
+  zeroCopy?: boolean;
+  /** SO_BUSY_POLL in µs (0 = off) plus SO_PREFER_BUSY_POLL. */
+  busyPoll?: number;
   rxFrames?: number;
   txFrames?: number;
 }
@@ -176,7 +195,7 @@ export const STAT = {
 } as const;
 export const STAT_COUNT = 12;
 
-const ADDON_ABI = 6;
+const ADDON_ABI = 7;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 
@@ -281,13 +300,40 @@ export interface LinkDetail extends LinkStats {
   lastErrno: number;
 }
 
-/** LinkIo over a NativeLink: the data path is one native call per batch, no allocation. */
+/** A native link's RX ring lent to FrameBatches (views made once, at open). */
+class RingMemory implements FrameMemory {
+  readonly buf: Uint8Array;
+  readonly dv: DataView;
+  readonly slotSize: number;
+  private readonly handle: NativeLink;
+
+  constructor(handle: NativeLink, ring: ArrayBuffer) {
+    this.handle = handle;
+    this.buf = new Uint8Array(ring);
+    this.dv = new DataView(ring);
+    this.slotSize = handle.ringFrameSize;
+  }
+
+  release(): void {
+    this.handle.release();
+  }
+}
+
+/**
+ * LinkIo over a NativeLink: the data path is one native call per batch, no allocation. A link
+ * with a zero-copy ring (AF_PACKET ring mode) lends an empty batch its RX ring (FrameBatch.view)
+ * and leaves the frames there; a batch that already holds frames in its own slab gets copies
+ * (as every other backend does), and a batch holding another link's memory gets nothing this
+ * round (the frames wait for the next one: readiness is level-triggered).
+ */
 export class NativeLinkIo implements LinkIo {
   readonly name: string;
   readonly mac: Uint8Array;
   readonly mtu: number;
   readonly ifindex: number;
   protected readonly handle: NativeLink;
+  /** The RX ring as FrameMemory (zero-copy), or null when this link copies into the batch. */
+  readonly memory: FrameMemory | null;
   private readonly counters = new Float64Array(STAT_COUNT);
   private closed = false;
 
@@ -297,6 +343,8 @@ export class NativeLinkIo implements LinkIo {
     this.mac = mac;
     this.mtu = handle.mtu;
     this.ifindex = handle.ifindex;
+    this.memory =
+      handle.ring !== null && handle.ring !== undefined ? new RingMemory(handle, handle.ring) : null;
   }
 
   /** The descriptor (for diagnostics; do not read or close it). -1 once closed. */
@@ -308,7 +356,16 @@ export class NativeLinkIo implements LinkIo {
     const start = batch.count;
     const max = batch.capacity - start;
     if (max <= 0) return 0;
-    const n = this.handle.rx(batch.buf, batch.off, batch.len, start, max, batch.slotSize, HEADROOM);
+    const mem = this.memory;
+    let n: number;
+    if (mem !== null && (batch.memory === mem || (start === 0 && batch.memory === null))) {
+      n = this.handle.rxView(batch.off, batch.len, start, max);
+      if (n > 0 && batch.memory === null) batch.view(mem);
+    } else if (batch.memory === null) {
+      n = this.handle.rx(batch.buf, batch.off, batch.len, start, max, batch.slotSize, HEADROOM);
+    } else {
+      return 0; // the batch holds another link's frames in that link's memory
+    }
     if (n <= 0) return 0; // nothing waiting, closed, or failed (counted in detail().lastErrno)
     const end = start + n;
     const link = batch.link;
@@ -360,6 +417,7 @@ export class NativeLinkIo implements LinkIo {
     };
   }
 
+  /** Close the link; its RX ring (if lent) is detached, so views of it read as empty. */
   close(): void {
     if (this.closed) return;
     this.closed = true;

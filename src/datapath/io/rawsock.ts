@@ -2,9 +2,14 @@
  * AF_PACKET backend: a raw socket bound to an existing interface (a veth end, a NIC). The
  * director shares the interface with the kernel and uses its MAC.
  *
- * mode "ring" (default): PACKET_MMAP TPACKET_V2 RX and TX rings. recv copies frames out of the
- *   RX ring (no system call at all when frames are waiting); send copies frames into the TX ring
- *   and makes one send() for the whole batch.
+ * mode "ring" (default): PACKET_MMAP TPACKET_V2 RX and TX rings, no system call to receive.
+ *   Zero copy (default, `zeroCopy`): the RX ring is mapped into JS (`memory`) and recv lends it
+ *   to an empty batch (FrameBatch.view): the engine parses and rewrites each frame where the
+ *   kernel wrote it (PACKET_RESERVE leaves HEADROOM in front of it, the ring frame has tail room
+ *   after it), and the director gives the ring slots back once the batch is sent
+ *   (FrameBatch.release). send writes each frame once into the TX ring and makes one send() for
+ *   the whole batch. With `zeroCopy: false`, or when a batch already holds frames, recv copies
+ *   frames out of the ring into the batch's slab instead.
  * mode "mmsg": one recvmmsg()/sendmmsg() per batch, straight into/out of the batch's slots.
  *
  * send() in ring mode counts a frame as sent once it is in the TX ring. If the device or its
@@ -44,8 +49,16 @@ export interface RawOptions {
   /** RX ring frames (default 2048) and TX ring frames (default 512), ring mode only. */
   rxFrames?: number;
   txFrames?: number;
-  /** PACKET_QDISC_BYPASS: skip the interface's qdisc on transmit (no shaping, less work). */
+  /** PACKET_QDISC_BYPASS: skip the interface's qdisc on transmit (no shaping, less work). Default on. */
   qdiscBypass?: boolean;
+  /** Ring mode: lend the RX ring to batches instead of copying frames out (default true). */
+  zeroCopy?: boolean;
+  /**
+   * Busy polling, in µs (0 = off, the default): SO_BUSY_POLL plus SO_PREFER_BUSY_POLL. Waiting
+   * for frames spins on the device's NAPI context instead of sleeping until its interrupt: lower
+   * latency for more CPU. Only devices with NAPI (real NICs) gain from it.
+   */
+  busyPoll?: number;
   /** Network namespace (an `ip netns` name or a path) the interface lives in. */
   netns?: string;
   /**
@@ -85,11 +98,19 @@ export function openRaw(opts: RawOptions): RawIo {
       throw new IoError(IoErrorCode.INVALID, `${what}: ${k} must be an integer in 8..1048576`);
     }
   }
+  if (
+    opts.busyPoll !== undefined &&
+    (!Number.isInteger(opts.busyPoll) || opts.busyPoll < 0 || opts.busyPoll > 1_000_000)
+  ) {
+    throw new IoError(IoErrorCode.INVALID, `${what}: busyPoll must be an integer in 0..1000000 (µs)`);
+  }
   const o: NativeRawOptions = {
     ifname: opts.ifname,
     mode,
     filter: opts.macs !== "all",
-    qdiscBypass: opts.qdiscBypass ?? false,
+    qdiscBypass: opts.qdiscBypass ?? true,
+    zeroCopy: opts.zeroCopy ?? true,
+    busyPoll: opts.busyPoll ?? 0,
   };
   if (opts.macs !== undefined && opts.macs !== "all") {
     if (opts.macs.length > 31) throw new IoError(IoErrorCode.INVALID, `${what}: at most 31 extra MACs`);

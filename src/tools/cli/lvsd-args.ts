@@ -19,6 +19,8 @@ export interface LinkSpec {
   bridge?: string;
   mtu?: number;
   mac?: Uint8Array;
+  /** raw links: SO_BUSY_POLL in µs (with SO_PREFER_BUSY_POLL); absent = off. */
+  busyPoll?: number;
   addrs: { addr: number; prefix: number }[];
 }
 
@@ -79,8 +81,13 @@ the TAP devices it created. Needs root (CAP_NET_ADMIN, CAP_NET_RAW).
 Options:
   --link tap=NAME[,bridge=BR][,mtu=N][,mac=MAC],addr=IP/PREFIX[,addr=IP/PREFIX...]
         Create (or attach to) TAP device NAME, optionally enslaved to bridge BR.
-  --link raw=IFNAME,addr=IP/PREFIX[,addr=...]
-        Attach to an existing interface with an AF_PACKET socket. The host must not
+  --link raw=IFNAME,addr=IP/PREFIX[,addr=...][,busy-poll=USECS]
+        Attach to an existing interface with an AF_PACKET socket (PACKET_MMAP rings:
+        frames are rewritten where the kernel put them and written once into the TX
+        ring, qdisc bypassed). busy-poll=USECS turns on busy polling (SO_BUSY_POLL with
+        SO_PREFER_BUSY_POLL; off by default): waiting for frames spins on the NIC's
+        NAPI context up to USECS instead of sleeping until its interrupt, for lower
+        latency at the cost of CPU; only NICs with NAPI gain. The host must not
         configure the VIPs (or the director's addresses given here) on that interface:
         the kernel would answer ARP for them and reset TCP connections it does not know.
         The socket joins the multicast groups of VRRP (224.0.0.18) and of connection
@@ -207,9 +214,17 @@ function parseLink(spec: string): LinkSpec {
           throw new LvsdArgError(`--link ${name}: redirect must be all or mac`);
         link.redirect = val;
         break;
+      case "busy-poll": {
+        if (kind !== "raw") throw new LvsdArgError(`--link ${name}: busy-poll= applies to raw links only`);
+        const n = Number(val);
+        if (val === "" || !Number.isInteger(n) || n < 0 || n > 1_000_000)
+          throw new LvsdArgError(`--link ${name}: busy-poll must be 0..1000000 (µs)`);
+        link.busyPoll = n;
+        break;
+      }
       default:
         throw new LvsdArgError(
-          `--link ${name}: unknown key '${k}' (expected addr, bridge, mtu, mac, queue, redirect)`,
+          `--link ${name}: unknown key '${k}' (expected addr, bridge, mtu, mac, queue, redirect, busy-poll)`,
         );
     }
   }

@@ -132,7 +132,11 @@ export async function startDaemon(
                 ...(spec.queue !== undefined ? { queue: spec.queue } : {}),
                 ...(spec.redirect !== undefined ? { redirect: spec.redirect } : {}),
               })
-            : openRaw({ ifname: spec.name, macs: RAW_GROUP_MACS });
+            : openRaw({
+                ifname: spec.name,
+                macs: RAW_GROUP_MACS,
+                ...(spec.busyPoll !== undefined ? { busyPoll: spec.busyPoll } : {}),
+              });
       opened.push(io);
       engine.net.addLink(spec.name, io.mac, spec.addrs, io.mtu);
       director.attach(io);

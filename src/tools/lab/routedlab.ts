@@ -11,7 +11,8 @@
  *
  * The real servers are prepared with `lvs-realserver` exactly as a user would; they answer the
  * client directly through the router. Namespace "d" holds the segment bridges and runs lvsd on
- * a TAP device. The router forwards with rp_filter off (replies come from the VIP, which lives
+ * a TAP device on segment A, or (backend "raw") on an AF_PACKET socket bound to a veth whose
+ * peer is on segment A. The router forwards with rp_filter off (replies come from the VIP, which lives
  * on another segment in the TUN topology).
  */
 import type { ChildProcess } from "node:child_process";
@@ -132,14 +133,19 @@ export class RoutedLab extends LabBase {
     }
     let link = `tap=${t.dev("t0")},bridge=${segA},addr=${ROUTED_DIRECTOR}/24`;
     if (this.backend !== "tap") {
-      // Wire-sized frames with finished checksums (AF_XDP frames carry no checksum state): the
-      // client's veth does no offloads; the router forwards its frames unchanged.
+      // Wire-sized frames only (AF_PACKET and AF_XDP read no TCP super-frames: the client's
+      // TSO/GSO, the router's GRO and GSO on the way to the director are off), with finished
+      // checksums for AF_XDP (its frames carry no checksum state: the client's veth does no
+      // checksum offload; the router forwards its frames unchanged).
       disableOffloads(c, t.dev("ca"), this.backend === "xdp" ? { txCsum: false } : {});
-      ip("-n", d, "link", "add", t.dev("x0"), "type", "veth", "peer", "name", t.dev("y0"));
+      disableOffloads(rt, t.dev("cr"));
+      disableOffloads(rt, t.dev("ra"));
+      const x = t.dev("x0");
+      ip("-n", d, "link", "add", x, "type", "veth", "peer", "name", t.dev("y0"));
       ip("-n", d, "link", "set", t.dev("y0"), "master", segA, "up");
-      sh("ip", ["netns", "exec", d, "sysctl", "-qw", `net.ipv6.conf.${t.dev("x0")}.disable_ipv6=1`]);
-      ip("-n", d, "link", "set", t.dev("x0"), "up");
-      link = `${this.backend}=${t.dev("x0")},addr=${ROUTED_DIRECTOR}/24`;
+      sh("ip", ["netns", "exec", d, "sysctl", "-qw", `net.ipv6.conf.${x}.disable_ipv6=1`]);
+      ip("-n", d, "link", "set", x, "up");
+      link = `${this.backend}=${x},addr=${ROUTED_DIRECTOR}/24`;
     }
     await this.startLvsd(["--link", link, "--route", `default,via=${ROUTER_DIRECTOR_SIDE}`]);
     await waitFor("the real servers", () => {

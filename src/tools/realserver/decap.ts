@@ -202,6 +202,7 @@ export class Decapsulator {
       }
       this.tun.send(b, TUN_ID);
     }
+    b.reset(); // hand ring frames back now, not on the next wake-up
     this.received += total;
     return total;
   }

@@ -1,8 +1,8 @@
 /**
  * AF_PACKET backend on a veth pair between two test namespaces: "dir" holds the end our socket
  * is bound to (va, no address: the kernel there stays out of the way), "peer" holds vb with
- * 198.18.1.1/24. The JS side plays 198.18.1.2 with va's MAC. Both modes (PACKET_MMAP ring and
- * recvmmsg/sendmmsg) run the same tests.
+ * 198.18.1.1/24. The JS side plays 198.18.1.2 with va's MAC. The modes (PACKET_MMAP ring, zero
+ * copy or copying, and recvmmsg/sendmmsg) run the same tests; the zero-copy ring has its own too.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EGRESS_NONE, FrameBatch } from "../../../src/datapath/io/batch.js";
@@ -84,11 +84,16 @@ describe.skipIf(!canRun)("AF_PACKET backend (root, network namespaces)", () => {
 
   afterAll(() => lab.cleanup());
 
-  for (const mode of ["ring", "mmsg"] as const) {
-    describe(`mode ${mode}`, () => {
+  const variants = [
+    { tag: "ring", mode: "ring", zeroCopy: true, port: 7001 },
+    { tag: "ringcopy", mode: "ring", zeroCopy: false, port: 7003 },
+    { tag: "mmsg", mode: "mmsg", zeroCopy: false, port: 7002 },
+  ] as const;
+  for (const { tag, mode, zeroCopy, port } of variants) {
+    describe(`mode ${tag}`, () => {
       let raw: RawIo;
       beforeAll(() => {
-        raw = openRaw({ ifname: va, netns: dir, mode });
+        raw = openRaw({ ifname: va, netns: dir, mode, zeroCopy });
         // Frames the peer sends to 198.18.1.2 go to va's MAC without waiting for ARP.
         lab.ip(peer, "neigh", "replace", OUR_IP_S, "lladdr", vaMac, "dev", vb, "nud", "permanent");
       });
@@ -102,22 +107,28 @@ describe.skipIf(!canRun)("AF_PACKET backend (root, network namespaces)", () => {
         expect(raw.mtu).toBe(1500);
         expect(raw.mode).toBe(mode);
         if (mode === "ring") expect(raw.rxRingFrames).toBeGreaterThanOrEqual(2048);
+        expect(raw.memory !== null).toBe(zeroCopy);
       });
 
       it("receives a burst sent by the peer namespace in one recv call", async () => {
         const batch = new FrameBatch(64);
         const before = raw.stats;
-        const r = await lab.udpSend(peer, OUR_IP_S, 9, 20, `${mode}-rx`);
+        const r = await lab.udpSend(peer, OUR_IP_S, 9, 20, `${tag}-rx`);
         expect(r.code, r.err).toBe(0);
         const calls = await recvAtLeast(raw, batch, 20);
-        expect(payloads(batch)).toEqual(names(`${mode}-rx`, 20));
+        expect(payloads(batch)).toEqual(names(`${tag}-rx`, 20));
         // The datagrams were all queued before the first call: one call took them all.
         expect(calls[0]).toBe(20);
         for (let i = 0; i < batch.count; i++) {
           expect(batch.link[i]).toBe(1);
           expect(batch.egress[i]).toBe(EGRESS_NONE);
-          expect(batch.off[i]).toBe(batch.slotStart(i) + 64);
+          // Zero copy: where the frame lies in the ring, HEADROOM (+ a VLAN tag's 4) after the
+          // 32-byte tpacket2_hdr, and room for 256 bytes after it. Else: copied into slot i.
+          if (zeroCopy) expect(batch.off[i]! % batch.slotSize).toBeGreaterThanOrEqual(32 + 64 + 4);
+          else expect(batch.off[i]).toBe(batch.slotStart(i) + 64);
+          expect(batch.room(i) - batch.len[i]!).toBeGreaterThanOrEqual(256);
         }
+        batch.reset();
         const after = raw.stats;
         expect(after.rxPackets - before.rxPackets).toBe(20);
         expect(after.rxBytes - before.rxBytes).toBeGreaterThanOrEqual(20 * 42);
@@ -152,27 +163,26 @@ describe.skipIf(!canRun)("AF_PACKET backend (root, network namespaces)", () => {
         const batch = new FrameBatch(16);
         while (raw.recv(batch, 0) > 0) batch.reset();
         batch.reset();
-        const port = mode === "ring" ? 7001 : 7002;
         const listener = lab.udpListener(peer, port, 1500);
         await listener.ready;
         const before = raw.stats;
         const peerBefore = linkInfo(lab, peer, vb).stats64!.rx.packets;
         const egress = [1, 0, 1, EGRESS_NONE, 1, 1, 2];
         egress.forEach((e, k) => {
-          const i = batch.push(udpFrame(vbMac, raw.mac, OUR_IP, ip4(PEER_IP), 5555, port, `${mode}-tx${k}`));
+          const i = batch.push(udpFrame(vbMac, raw.mac, OUR_IP, ip4(PEER_IP), 5555, port, `${tag}-tx${k}`));
           batch.egress[i] = e;
         });
         expect(raw.send(batch, 1)).toBe(4);
         const got = await listener.done;
-        expect(got.sort()).toEqual([`${mode}-tx0`, `${mode}-tx2`, `${mode}-tx4`, `${mode}-tx5`]);
+        expect(got.sort()).toEqual([`${tag}-tx0`, `${tag}-tx2`, `${tag}-tx4`, `${tag}-tx5`]);
         expect(linkInfo(lab, peer, vb).stats64!.rx.packets - peerBefore).toBe(4);
         const after = raw.stats;
         expect(after.txPackets - before.txPackets).toBe(4);
-        expect(after.txBytes - before.txBytes).toBe(4 * (42 + `${mode}-tx0`.length));
+        expect(after.txBytes - before.txBytes).toBe(4 * (42 + `${tag}-tx0`.length));
         // PACKET_IGNORE_OUTGOING: our own transmissions never come back on our receive side.
         const rx = new FrameBatch(16);
         raw.recv(rx, 0);
-        expect(payloads(rx).filter((p) => p.startsWith(`${mode}-tx`))).toEqual([]);
+        expect(payloads(rx).filter((p) => p.startsWith(`${tag}-tx`))).toEqual([]);
       });
 
       it("drops runts and oversized frames on send and counts them", () => {
@@ -186,6 +196,126 @@ describe.skipIf(!canRun)("AF_PACKET backend (root, network namespaces)", () => {
       });
     });
   }
+
+  describe("zero copy (ring mode)", () => {
+    it("lends the RX ring to the batch: frames are parsed and rewritten where the kernel wrote them", async () => {
+      const raw = openRaw({ ifname: va, netns: dir });
+      try {
+        const mem = raw.memory;
+        expect(mem).not.toBeNull();
+        // The ring mapping itself: rxRingFrames slots of ringFrameSize bytes, not a JS slab.
+        expect(mem!.buf.byteLength).toBe(raw.rxRingFrames * mem!.slotSize);
+        lab.ip(peer, "neigh", "replace", OUR_IP_S, "lladdr", vaMac, "dev", vb, "nud", "permanent");
+        const listener = lab.udpListener(peer, 7010, 1500);
+        await listener.ready;
+        expect((await lab.udpSend(peer, OUR_IP_S, 9, 5, "zc")).code).toBe(0);
+        const batch = new FrameBatch(16);
+        await recvAtLeast(raw, batch, 5);
+        // identity checks as booleans: a failing toBe would print the whole ring
+        expect(batch.memory === mem).toBe(true);
+        expect(batch.buf === mem!.buf).toBe(true);
+        expect(batch.buf === batch.slab).toBe(false);
+        // Turn each datagram around in place: addresses swapped, to the listener's port, the
+        // payload's first letter upper-cased, no UDP checksum. IPv4 header sum: unchanged by a swap.
+        const ring = new Uint8Array(mem!.buf.buffer); // a second, independent view of the ring
+        for (let i = 0; i < batch.count; i++) {
+          const o = batch.off[i]!;
+          const b = batch.buf;
+          const dv = batch.dv;
+          const src = b.slice(o + 6, o + 12);
+          b.copyWithin(o + 6, o, o + 6);
+          b.set(src, o);
+          const sip = dv.getUint32(o + 26);
+          dv.setUint32(o + 26, dv.getUint32(o + 30));
+          dv.setUint32(o + 30, sip);
+          dv.setUint16(o + 36, 7010);
+          dv.setUint16(o + 40, 0);
+          b[o + 42] = 0x5a; // "z" -> "Z"
+          expect(ring[o + 42]).toBe(0x5a);
+          batch.egress[i] = 0;
+        }
+        expect(raw.send(batch, 0)).toBe(5);
+        batch.reset();
+        expect(batch.buf === batch.slab).toBe(true);
+        expect((await listener.done).sort()).toEqual(names("zc", 5).map((p) => `Z${p.slice(1)}`));
+      } finally {
+        raw.close();
+      }
+    });
+
+    it("holds ring slots while a batch has them and gives them back on reset (a long transfer does not stall)", async () => {
+      const small = openRaw({ ifname: va, netns: dir, rxFrames: 32 });
+      try {
+        lab.ip(peer, "neigh", "replace", OUR_IP_S, "lladdr", vaMac, "dev", vb, "nud", "permanent");
+        const batch = new FrameBatch(64);
+        // 10 rounds of 24 frames through a 32-frame ring: each round fits only if the last
+        // round's slots came back.
+        for (let r = 0; r < 10; r++) {
+          expect((await lab.udpSend(peer, OUR_IP_S, 9, 24, `s${r}-`)).code).toBe(0);
+          await recvAtLeast(small, batch, 24);
+          expect(payloads(batch)).toEqual(names(`s${r}-`, 24));
+          batch.reset();
+        }
+        expect(small.detail().kernelDrops).toBe(0);
+        // Not reset: the 24 frames keep their slots, so only 8 of the next 24 find room.
+        expect((await lab.udpSend(peer, OUR_IP_S, 9, 24, "held")).code).toBe(0);
+        await recvAtLeast(small, batch, 24);
+        expect((await lab.udpSend(peer, OUR_IP_S, 9, 24, "more")).code).toBe(0);
+        expect(await until(() => small.detail().kernelDrops >= 16)).toBe(true);
+        await recvAtLeast(small, batch, 32, 500);
+        expect(batch.count).toBe(32);
+        expect(small.recv(batch, 0)).toBe(0); // every slot is held: nothing more, no wrap-around
+        batch.reset();
+        expect((await lab.udpSend(peer, OUR_IP_S, 9, 24, "again")).code).toBe(0);
+        await recvAtLeast(small, batch, 24);
+        expect(payloads(batch).filter((p) => p.startsWith("again"))).toEqual(names("again", 24));
+        batch.reset();
+      } finally {
+        small.close();
+      }
+    });
+
+    it("detaches the ring on close: views of it read as empty", () => {
+      const raw = openRaw({ ifname: va, netns: dir });
+      const mem = raw.memory!;
+      const view = mem.buf;
+      expect(view.byteLength).toBeGreaterThan(0);
+      raw.close();
+      expect(view.byteLength).toBe(0);
+      expect(view[100]).toBeUndefined();
+      expect(raw.recv(new FrameBatch(4), 0)).toBe(0);
+    });
+
+    it("receives with busy polling on (SO_BUSY_POLL, SO_PREFER_BUSY_POLL)", async () => {
+      const raw = openRaw({ ifname: va, netns: dir, busyPoll: 50 });
+      try {
+        lab.ip(peer, "neigh", "replace", OUR_IP_S, "lladdr", vaMac, "dev", vb, "nud", "permanent");
+        expect((await lab.udpSend(peer, OUR_IP_S, 9, 3, "bp")).code).toBe(0);
+        const batch = new FrameBatch(16);
+        await recvAtLeast(raw, batch, 3);
+        expect(payloads(batch)).toEqual(names("bp", 3));
+        batch.reset();
+      } finally {
+        raw.close();
+      }
+    });
+
+    it("copies when zeroCopy is off, or into a batch that already holds frames in its slab", async () => {
+      const raw = openRaw({ ifname: va, netns: dir });
+      try {
+        lab.ip(peer, "neigh", "replace", OUR_IP_S, "lladdr", vaMac, "dev", vb, "nud", "permanent");
+        const batch = new FrameBatch(16);
+        batch.push(udpFrame(vbMac, raw.mac, OUR_IP, ip4(PEER_IP), 1, 9, "local"));
+        expect((await lab.udpSend(peer, OUR_IP_S, 9, 3, "mix")).code).toBe(0);
+        await recvAtLeast(raw, batch, 4);
+        expect(batch.memory === null).toBe(true);
+        expect(payloads(batch)).toEqual(["local", ...names("mix", 3)].sort());
+        for (let i = 1; i < batch.count; i++) expect(batch.off[i]).toBe(batch.slotStart(i) + 64);
+      } finally {
+        raw.close();
+      }
+    });
+  });
 
   it("filters to the director's MACs by default; 'all' and extra MACs widen it", async (ctx) => {
     const def = openRaw({ ifname: va, netns: dir });
@@ -336,6 +466,7 @@ describe.skipIf(!canRun)("AF_PACKET backend (root, network namespaces)", () => {
     check(() => openRaw({ ifname: lab.dev("nx"), netns: dir }), IoErrorCode.NO_DEVICE);
     check(() => openRaw({ ifname: va, netns: `${lab.prefix}none` }), IoErrorCode.NO_NETNS);
     check(() => openRaw({ ifname: va, netns: dir, rxFrames: 3 }), IoErrorCode.INVALID);
+    check(() => openRaw({ ifname: va, netns: dir, busyPoll: -1 }), IoErrorCode.INVALID);
     check(
       () => openRaw({ ifname: va, netns: dir, macs: [parseMac("ff:ff:ff:ff:ff:ff")] }),
       IoErrorCode.INVALID,
