@@ -5,6 +5,7 @@
  *
  *   npx vite-node bench/e2e/io.bench.ts         (or, after `npm run build`: node dist/bench/e2e/io.bench.js)
  *   IO_BENCH_SECONDS=2 (per phase)  IO_BENCH_MAX_FRAMES=50000000 (generator cap per phase)
+ *   IO_BENCH_FRAME_LEN=60 (bytes per frame, up to 1514)
  *
  * Phases (60-byte frames, batches of 256):
  *   fwd tapcopy    generator -> tA -> [tapcopy] -> tB         rate = tB's kernel rx counter / time
@@ -35,7 +36,7 @@ import { openTap } from "../../src/datapath/io/tap.js";
 
 const SECONDS = Number(process.env["IO_BENCH_SECONDS"] ?? 2);
 const MAX_FRAMES = Number(process.env["IO_BENCH_MAX_FRAMES"] ?? 50_000_000);
-const FRAME_LEN = 60;
+const FRAME_LEN = Number(process.env["IO_BENCH_FRAME_LEN"] ?? 60);
 const BATCH = 256;
 const NS = `io${process.pid}b-bench`;
 const NS_PATH = `/var/run/netns/${NS}`;
