@@ -15,14 +15,16 @@
  *
  * UDP: iperf3 -u with 18-byte payloads (60-byte frames), one flow; packets/s received by the
  * server. HTTP: wrk -t1 -c32 against nginx on the real servers, keep-alive and
- * `Connection: close`. With two CPUs or more the generator (iperf3 -c, wrk) is pinned to CPU 0
- * and the forwarder process (lvsd, tapcopy, HAProxy) to CPU 1 (--no-pin: neither). For each
- * measurement the bench prints the forwarder's CPU time (utime+stime from /proc/PID/stat)
- * per frame it sent (lvsd's `lvsadm --links` counters; tapcopy's TAP counters) and per
- * request, and the whole machine's busy CPU time per packet or request delivered. The
- * kernel forwards in softirq context on whichever CPU the frame arrives, mixed with the
- * generator's and the receivers' own network stack work, so no per-packet CPU of its own
- * can be isolated: only its machine figure is printed.
+ * `Connection: close`. With two CPUs or more the generator (iperf3 -c, wrk) is pinned to CPU 0,
+ * the forwarder process (lvsd, tapcopy, HAProxy) to CPU 1, and the receive processing of the
+ * director namespace's ports is steered to CPU 1 with RPS, so the director's work runs on CPU 1
+ * whether a process or the kernel's softirqs do it (--no-pin: none of this). For each
+ * measurement the bench prints the forwarder process's CPU time (utime+stime from
+ * /proc/PID/stat) per frame it sent (lvsd's `lvsadm --links` counters; tapcopy's TAP counters)
+ * and per request; CPU 1's busy time (from /proc/stat) per packet or request delivered; and the
+ * whole machine's. The kernel forwards in softirq context, which no process accounts for and
+ * which also delivers the frames into the real servers' sockets, so its only figures are the
+ * CPU-1 and machine ones, upper bounds that include whatever else ran there.
  * Needs iperf3, wrk, nginx-light, nftables, haproxy (else its setup is skipped) and taskset.
  *
  * Usage: node dist/bench/e2e/nat.js [--seconds N] [--repeat N] [--no-pin]
@@ -148,6 +150,11 @@ interface Sample {
   fwdPackets: number | null;
   /** The whole machine's busy CPU seconds (generator, receivers, forwarder, softirqs, other load). */
   machineCpu: number;
+  /**
+   * The forwarder CPU's busy seconds (when pinned): the forwarder process, the director's
+   * softirq work steered there (RPS), and whatever else the scheduler put on that CPU.
+   */
+  fwdCpuBusy: number | null;
   /** UDP: the packets the client sent (iperf3's count; the server may not have taken them all). */
   offered?: number;
   errors: number;
@@ -177,7 +184,24 @@ const readText = (f: string): string => {
   }
 };
 const procCpu = (pid: number): number => statCpuTicks(readText(`/proc/${pid}/stat`)) / HZ;
-const machineCpu = (): number => machineTicks(readText("/proc/stat")).busy / HZ;
+const machineCpu = (cpu?: number): number => machineTicks(readText("/proc/stat"), cpu).busy / HZ;
+
+/**
+ * Steer the receive processing of the director namespace's ports (the frames from the client
+ * and from the real servers: bridging, the kernel's forwarding and DNAT, HAProxy's TCP) to the
+ * forwarder's CPU with RPS, so that the director's work — whichever setup does it, in a process
+ * or in softirq — runs on that CPU, and the client's sender does not do it on its own CPU.
+ */
+function steerToForwarder(lab: NatLab): void {
+  const t = lab.topo;
+  const ports = [t.dev("cb"), ...Array.from({ length: lab.servers }, (_, k) => t.dev(`r${k + 1}b`))];
+  const mask = (1 << FWD_CPU).toString(16);
+  const script = ports.map(
+    (d) => `for q in /sys/class/net/${d}/queues/rx-*; do echo ${mask} > $q/rps_cpus; done`,
+  );
+  const r = t.exec("d", "sh", ["-c", script.join("\n")]);
+  if (r.code !== 0) throw new Error(`RPS: ${r.stderr}`);
+}
 
 /** The pid of the process in the lab's director namespace whose command line contains `what`. */
 function pidIn(lab: LabBase, what: string): number {
@@ -292,6 +316,7 @@ async function prepare(
     fwdPackets = () => tapWritten(lab);
   }
   if (PIN && fwdPid !== null) must("taskset", ["-a", "-c", "-p", String(FWD_CPU), String(fwdPid)]);
+  if (PIN) steerToForwarder(lab);
   await sleep(500);
   // warm ARP/neighbour caches and the forwarder (JIT, rings): not measured
   lab.client("ping", ["-c", "1", "-W", "1", target]);
@@ -315,7 +340,9 @@ async function measureSetup(def: SetupDef, index: number, repeat: number): Promi
       const c0 = fwdPid !== null ? procCpu(fwdPid) : null;
       const p0 = fwdPackets();
       const m0 = machineCpu();
+      const f0 = PIN ? machineCpu(FWD_CPU) : null;
       const r = load();
+      const f1 = PIN ? machineCpu(FWD_CPU) : null;
       const m1 = machineCpu();
       const p1 = fwdPackets();
       const c1 = fwdPid !== null ? procCpu(fwdPid) : null;
@@ -324,6 +351,7 @@ async function measureSetup(def: SetupDef, index: number, repeat: number): Promi
         fwdCpu: c0 !== null && c1 !== null ? c1 - c0 : null,
         fwdPackets: p0 !== null && p1 !== null ? p1 - p0 : null,
         machineCpu: m1 - m0,
+        fwdCpuBusy: f0 !== null && f1 !== null ? f1 - f0 : null,
       };
     };
     const udp = sample(() => {
@@ -374,6 +402,9 @@ const nsPerPacket = (s: Sample): number | null =>
 /** µs of the forwarder's CPU per request or packet delivered (HTTP: per request). */
 const usPerUnit = (s: Sample): number | null =>
   s.fwdCpu !== null && s.count > 0 ? (s.fwdCpu / s.count) * 1e6 : null;
+/** µs of the forwarder CPU's busy time per packet or request delivered. */
+const fwdCpuUsPerUnit = (s: Sample): number | null =>
+  s.fwdCpuBusy !== null && s.count > 0 ? (s.fwdCpuBusy / s.count) * 1e6 : null;
 /** µs of the whole machine's CPU per packet or request delivered. */
 const machineUsPerUnit = (s: Sample): number | null => (s.count > 0 ? (s.machineCpu / s.count) * 1e6 : null);
 
@@ -495,22 +526,38 @@ async function main(): Promise<void> {
     const s = spread(rows.filter((r) => r.setup === id).map((r) => f(r) ?? Number.NaN));
     return s.n === 0 ? "n/a" : s.median.toFixed(s.median < 10 ? 2 : 0);
   };
+  const fc = `CPU${FWD_CPU}`;
   console.log(
-    "\nMedians over the repeats; CPU = the forwarder process's utime+stime (lvsd, tapcopy, HAProxy),",
+    "\nMedians over the repeats. CPU = the forwarder process's utime+stime (lvsd, tapcopy, HAProxy)",
+  );
+  console.log(
+    `per frame it sent and per request; ${fc} = that CPU's busy time (the forwarder, the director's`,
+  );
+  console.log(
+    "softirqs steered there by RPS, anything else scheduled there) per packet or request delivered;",
   );
   console.log(
     "machine = all CPUs' busy time (generator, servers, softirqs, other load) per packet or request.\n",
   );
-  console.log(
-    "| setup | UDP pkt/s | CPU ns/frame | machine µs/pkt | keep-alive req/s | CPU µs/req | CPU ns/frame | machine µs/req | close req/s | CPU µs/req | CPU ns/frame | machine µs/req |",
-  );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+  const cols = (what: string) => [`CPU ${what}`, "CPU ns/frame", `${fc} ${what}`, `machine ${what}`];
+  const head = [
+    "setup",
+    "UDP pkt/s",
+    ...cols("µs/pkt").slice(1),
+    "keep-alive req/s",
+    ...cols("µs/req"),
+    "close req/s",
+    ...cols("µs/req"),
+  ];
+  console.log(`| ${head.join(" | ")} |`);
+  console.log(`|${"---|".repeat(head.length)}`);
   for (const d of defs) {
     const cells = [d.name];
     for (const m of MEASURES) {
       cells.push(med(d.id, (r) => r[m].rate));
       if (m !== "udp") cells.push(med(d.id, (r) => usPerUnit(r[m])));
       cells.push(med(d.id, (r) => nsPerPacket(r[m])));
+      cells.push(med(d.id, (r) => fwdCpuUsPerUnit(r[m])));
       cells.push(med(d.id, (r) => machineUsPerUnit(r[m])));
     }
     console.log(`| ${cells.join(" | ")} |`);

@@ -23,9 +23,13 @@ export function statCpuTicks(stat: string): number {
   return Number.isInteger(u) && Number.isInteger(s) ? u + s : Number.NaN;
 }
 
-/** The machine's CPU time from the "cpu " line of /proc/stat, in ticks: busy (not idle/iowait) and total. */
-export function machineTicks(procStat: string): { busy: number; total: number } {
-  const line = procStat.split("\n").find((l) => l.startsWith("cpu "));
+/**
+ * CPU time from /proc/stat, in ticks: busy (not idle/iowait) and total — of the whole machine
+ * (the "cpu " line), or of one CPU (the "cpuN " line) when `cpu` is given.
+ */
+export function machineTicks(procStat: string, cpu?: number): { busy: number; total: number } {
+  const head = cpu === undefined ? "cpu " : `cpu${cpu} `;
+  const line = procStat.split("\n").find((l) => l.startsWith(head));
   if (!line) return { busy: Number.NaN, total: Number.NaN };
   // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user
   const v = line.trim().split(/\s+/).slice(1, 9).map(Number);

@@ -33,10 +33,12 @@ interface Sample {
   fwdCpu: number | null;
   fwdPackets: number | null;
   machineCpu: number;
+  fwdCpuBusy: number | null;
   offered?: number;
 }
 interface Result {
   seconds: number;
+  pinned: boolean;
   repeat: number;
   rows: Array<{ setup: string; repeat: number; udp: Sample; keepAlive: Sample; close: Sample }>;
   ratios: Array<{ name: string; perRepeat: number[]; spread: { median: number; n: number } }>;
@@ -75,6 +77,8 @@ describe.skipIf(!ok)("bench/e2e/nat.js, one short run of every kind of setup", (
       else expect(row.udp.rate, what).toBeGreaterThan(1000);
       expect(row.keepAlive.rate, what).toBeGreaterThan(100);
       expect(row.close.rate, what).toBeGreaterThan(10);
+      // pinned (two CPUs or more): the director's CPU is accounted for every setup, the kernel's too
+      if (res.pinned) expect(row.keepAlive.fwdCpuBusy, what).toBeGreaterThan(0);
       if (row.setup === "kernel") {
         expect(row.udp.fwdCpu, what).toBeNull(); // no process of its own to account
       } else {

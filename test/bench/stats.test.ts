@@ -55,6 +55,8 @@ describe("machineTicks", () => {
   it("counts idle and iowait as not busy, the rest (up to steal) as busy", () => {
     const text = "cpu  100 5 50 1000 20 3 7 2 40 0\ncpu0 50 2 25 500 10 1 3 1 20 0\nintr 1\n";
     expect(machineTicks(text)).toEqual({ busy: 100 + 5 + 50 + 3 + 7 + 2, total: 1187 });
+    expect(machineTicks(text, 0)).toEqual({ busy: 50 + 2 + 25 + 1 + 3 + 1, total: 592 });
+    expect(machineTicks(text, 1).busy).toBeNaN(); // no such CPU
   });
 
   it("reads this machine's /proc/stat: some time busy, more in total", () => {
