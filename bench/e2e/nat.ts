@@ -31,7 +31,10 @@
  *          [--only tapcopy,tap,raw,kernel,haproxy,fullnat,dr,tun] [--out FILE]
  * --repeat N measures every setup N times, the order rotated each repeat, and prints the median
  * and range of each ratio (vs the kernel, HAProxy, tapcopy and lvsd on TAP, each taken within
- * its repeat). Writes bench/e2e-results.json (--out FILE: there instead).
+ * its repeat), and the same for the CPU costs (the forwarder process's per UDP frame against
+ * lvsd on TAP's and per request against HAProxy's; CPU 1's against the kernel's). Writes
+ * bench/e2e-results.json (--out FILE: there instead); --report FILE [--out FILE2] prints a saved
+ * run again (and writes it with this code's ratios).
  *
  * --observability [--repeat N] [--seconds N] [--out FILE]: what lvsd's `--http` endpoint costs
  * the data path instead (docs/observability.md). Two NAT labs on TAP are up side by side, each
@@ -404,7 +407,7 @@ const usPerUnit = (s: Sample): number | null =>
   s.fwdCpu !== null && s.count > 0 ? (s.fwdCpu / s.count) * 1e6 : null;
 /** µs of the forwarder CPU's busy time per packet or request delivered. */
 const fwdCpuUsPerUnit = (s: Sample): number | null =>
-  s.fwdCpuBusy !== null && s.count > 0 ? (s.fwdCpuBusy / s.count) * 1e6 : null;
+  typeof s.fwdCpuBusy === "number" && s.count > 0 ? (s.fwdCpuBusy / s.count) * 1e6 : null;
 /** µs of the whole machine's CPU per packet or request delivered. */
 const machineUsPerUnit = (s: Sample): number | null => (s.count > 0 ? (s.machineCpu / s.count) * 1e6 : null);
 
@@ -446,21 +449,31 @@ function ratios(rows: readonly Row[], ids: readonly string[]): RatioSeries[] {
         });
       }
     }
-    // CPU per forwarded UDP frame against lvsd on TAP (lower is better)
-    if (id !== "tap" && ids.includes("tap")) {
+    // CPU costs (lower is better): the forwarder process's per UDP frame against lvsd on TAP's,
+    // per request against HAProxy's, and the forwarder CPU's busy time against the kernel's
+    const costs: Array<[string, string, Measure, (x: Sample) => number | null]> = [
+      ["tap", "CPU/UDP frame", "udp", nsPerPacket],
+      ["haproxy", "CPU/request keep-alive", "keepAlive", usPerUnit],
+      ["haproxy", "CPU/request close", "close", usPerUnit],
+      ["kernel", `CPU${FWD_CPU}/UDP packet`, "udp", fwdCpuUsPerUnit],
+      ["kernel", `CPU${FWD_CPU}/request keep-alive`, "keepAlive", fwdCpuUsPerUnit],
+      ["kernel", `CPU${FWD_CPU}/request close`, "close", fwdCpuUsPerUnit],
+    ];
+    for (const [ref, what, m, f] of costs) {
+      if (id === ref || !ids.includes(ref)) continue;
       const per = reps.flatMap((rep) => {
         const a = get(id, rep);
-        const b = get("tap", rep);
-        const x = a ? nsPerPacket(a.udp) : null;
-        const y = b ? nsPerPacket(b.udp) : null;
+        const b = get(ref, rep);
+        const x = a ? f(a[m]) : null;
+        const y = b ? f(b[m]) : null;
         return x !== null && y ? [x / y] : [];
       });
       if (per.length > 0)
         out.push({
-          name: `${id} CPU/UDP frame / tap`,
+          name: `${id} ${what} / ${ref}`,
           setup: id,
           measure: "cpu",
-          reference: "tap",
+          reference: ref,
           perRepeat: per,
           spread: spread(per),
         });
@@ -517,10 +530,39 @@ async function main(): Promise<void> {
     }
   }
   const load1 = readText("/proc/loadavg").split(" ").slice(0, 3).join(" ");
-  const ids = defs.map((d) => d.id);
   const machine = `${cpus()[0]?.model ?? "?"} x${cpus().length}, kernel ${release()}, node ${process.version}`;
+  const res = report({
+    seconds: SECONDS,
+    repeat: REPEAT,
+    pinned: PIN,
+    machine,
+    loadavg: [load0, load1],
+    rows,
+  });
+  const out = argValue("--out") ?? join(ROOT, "bench", "e2e-results.json");
+  writeFileSync(out, `${JSON.stringify(res, null, 2)}\n`);
+  console.log(`wrote ${out}`);
+}
+
+interface Report {
+  seconds: number;
+  repeat: number;
+  pinned: boolean;
+  machine: string;
+  loadavg: [string, string];
+  rows: Row[];
+  ratios?: RatioSeries[];
+}
+
+/** Print the tables of a run (this one, or a saved one: --report FILE) and return it with its ratios. */
+function report(run: Report): Report {
+  const { rows } = run;
+  const defs = SETUP_DEFS.filter((d) => rows.some((r) => r.setup === d.id));
+  const ids = defs.map((d) => d.id);
+  const [load0, load1] = run.loadavg;
+  const pinning = run.pinned ? `generator on CPU ${GEN_CPU}, forwarder on CPU ${FWD_CPU}` : "not pinned";
   console.log(
-    `end-to-end, ${SECONDS} s per measurement, ${REPEAT} repeat(s), ${PIN ? `generator on CPU ${GEN_CPU}, forwarder on CPU ${FWD_CPU}` : "not pinned"}; ${machine}; load average ${load0} before, ${load1} after`,
+    `end-to-end, ${run.seconds} s per measurement, ${run.repeat} repeat(s), ${pinning}; ${run.machine}; load average ${load0} before, ${load1} after`,
   );
   const med = (id: string, f: (r: Row) => number | null): string => {
     const s = spread(rows.filter((r) => r.setup === id).map((r) => f(r) ?? Number.NaN));
@@ -578,12 +620,7 @@ async function main(): Promise<void> {
     ),
   );
   if (errors.length > 0) console.log(`\nerrors: ${errors.join("; ")}`);
-  const out = argValue("--out") ?? join(ROOT, "bench", "e2e-results.json");
-  writeFileSync(
-    out,
-    `${JSON.stringify({ seconds: SECONDS, repeat: REPEAT, pinned: PIN, machine, loadavg: [load0, load1], rows, ratios: rs }, null, 2)}\n`,
-  );
-  console.log(`wrote ${out}`);
+  return { ...run, ratios: rs };
 }
 
 // ---- --observability: the cost of lvsd --http to forwarding -------------------------------
@@ -941,7 +978,13 @@ const entry = args.includes("--scrape-child")
       )
   : args.includes("--observability")
     ? observability
-    : main;
+    : args.includes("--report")
+      ? async () => {
+          const r = report(JSON.parse(readFileSync(argValue("--report") ?? "", "utf8")) as Report);
+          const out = argValue("--out");
+          if (out) writeFileSync(out, `${JSON.stringify(r, null, 2)}\n`);
+        }
+      : main;
 
 entry().then(
   () => process.exit(0),
