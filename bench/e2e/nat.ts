@@ -1,18 +1,41 @@
 /**
- * End-to-end benchmark in network namespaces (root): the NAT lab topology with one client and
- * two real servers, measured through
- *   - lvsd on TAP devices,
- *   - lvsd on AF_PACKET sockets,
- *   - lvsd on AF_XDP sockets (setup xdp: the XDP program in driver mode on veth, copy mode),
- *   - the kernel (forwarding + nftables DNAT) on an identical topology,
- *   - tapcopy, a C program that only copies frames between two TAPs (the TAP I/O ceiling),
- * all in the same run, so the ratios are comparable on a shared, noisy machine.
+ * End-to-end benchmark in network namespaces (root). Every setup runs on the same topology, the
+ * NAT lab (src/tools/lab/natlab.ts: client, director namespace with two bridges, two real
+ * servers), one after the other, in the same run, so the ratios compare on a shared, noisy
+ * machine:
+ *   - tapcopy: a C program that only copies frames between two TAPs (the TAP I/O ceiling);
+ *   - tap / raw / xdp: lvsd NAT on TAP devices / on AF_PACKET sockets (zero copy) / on AF_XDP
+ *     sockets (the XDP program in driver mode on veth, copy mode);
+ *   - kernel: the director namespace's kernel forwarding, with nftables DNAT;
+ *   - haproxy: HAProxy in tcp mode (1 thread, balance roundrobin to the same real servers) in
+ *     the director namespace; it has no UDP mode, so its UDP column is n/a;
+ *   - fullnat / dr / tun: lvsd FULLNAT, DR and TUN on TAP; the DR and TUN real servers are set
+ *     up by lvs-realserver on the same topology and answer the client over a leg of their own
+ *     on the client's segment (no router hop).
+ * The setups are entries of SETUP_DEFS: a new lvsd backend is one more entry.
  *
- * UDP: iperf3 -u with 18-byte payloads (60-byte frames), one flow, 4 s; packets/s received by
- * the server. HTTP: wrk against nginx on the real servers, keep-alive and `Connection: close`.
- * Needs iperf3, wrk, nginx-light and nftables (apt-get install -y iperf3 wrk nginx-light nftables).
+ * UDP: iperf3 -u with 18-byte payloads (60-byte frames), one flow; packets/s received by the
+ * server. HTTP: wrk -t1 -c32 against nginx on the real servers, keep-alive and
+ * `Connection: close`. With two CPUs or more the generator (iperf3 -c, wrk) is pinned to CPU 0,
+ * the forwarder process (lvsd, tapcopy, HAProxy) to CPU 1, and the receive processing of the
+ * director namespace's ports is steered to CPU 1 with RPS, so the director's work runs on CPU 1
+ * whether a process or the kernel's softirqs do it (--no-pin: none of this). For each
+ * measurement the bench prints the forwarder process's CPU time (utime+stime from
+ * /proc/PID/stat) per frame it sent (lvsd's `lvsadm --links` counters; tapcopy's TAP counters)
+ * and per request; CPU 1's busy time (from /proc/stat) per packet or request delivered; and the
+ * whole machine's. The kernel forwards in softirq context, which no process accounts for and
+ * which also delivers the frames into the real servers' sockets, so its only figures are the
+ * CPU-1 and machine ones, upper bounds that include whatever else ran there.
+ * Needs iperf3, wrk, nginx-light, nftables, haproxy (else its setup is skipped) and taskset.
  *
- * Usage: node dist/bench/e2e/nat.js [--seconds N] [--only tap,raw,xdp,kernel,tapcopy]
+ * Usage: node dist/bench/e2e/nat.js [--seconds N] [--repeat N] [--no-pin]
+ *          [--only tapcopy,tap,raw,xdp,kernel,haproxy,fullnat,dr,tun] [--out FILE]
+ * --repeat N measures every setup N times, the order rotated each repeat, and prints the median
+ * and range of each ratio (vs the kernel, HAProxy, tapcopy and lvsd on TAP, each taken within
+ * its repeat), and the same for the CPU costs (the forwarder process's per UDP frame against
+ * lvsd on TAP's and per request against HAProxy's; CPU 1's against the kernel's). Writes
+ * bench/e2e-results.json (--out FILE: there instead); --report FILE [--out FILE2] prints a saved
+ * run again (and writes it with this code's ratios).
  *
  * --observability [--repeat N] [--seconds N] [--out FILE]: what lvsd's `--http` endpoint costs
  * the data path instead (docs/observability.md). Two NAT labs on TAP are up side by side, each
@@ -28,89 +51,244 @@
  * (`--scrape-child`), started in the lab and killed by it. Needs iperf3 (seconds default 10).
  */
 import { type ChildProcess, execFileSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, get } from "node:http";
-import { cpus } from "node:os";
+import { cpus, release } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { haproxyConf } from "../../src/tools/lab/haproxy.js";
 import type { LabBase } from "../../src/tools/lab/labbase.js";
-import { type LabBackend, NatLab, ROOT, rsIp, TAPCOPY_PEER, VIP } from "../../src/tools/lab/natlab.js";
-import { canUseNetns, sh, waitFor } from "../../src/tools/lab/netns.js";
+import {
+  LVSADM,
+  NatLab,
+  type NatLabOptions,
+  ROOT,
+  rsIp,
+  TAPCOPY,
+  TAPCOPY_PEER,
+  VIP,
+} from "../../src/tools/lab/natlab.js";
+import { canUseNetns, must, sh, waitFor } from "../../src/tools/lab/netns.js";
 import { nginxConf } from "../../src/tools/lab/nginx.js";
-import { REALSERVER, RoutedLab } from "../../src/tools/lab/routedlab.js";
-import { udpPps as iperfUdpPps } from "./measure.js";
-
-interface Row {
-  setup: string;
-  udpPps: number;
-  httpKeepAliveRps: number;
-  httpCloseRps: number;
-}
+import { REALSERVER } from "../../src/tools/lab/routedlab.js";
+import { udpPps as iperfUdpPps, lvsdPid } from "./measure.js";
+import {
+  formatSpread,
+  machineTicks,
+  parseLinks,
+  parseWrk,
+  rotate,
+  type Spread,
+  spread,
+  statCpuTicks,
+  totalTx,
+} from "./stats.js";
 
 const args = process.argv.slice(2);
 const secIdx = args.indexOf("--seconds");
 const SECONDS = secIdx >= 0 ? Number(args[secIdx + 1]) : args.includes("--observability") ? 10 : 4;
-const onlyIdx = args.indexOf("--only");
-const SETUPS = ["tapcopy", "tap", "raw", "xdp", "kernel", "fullnat", "dr", "tun"] as const;
-type Setup = (typeof SETUPS)[number];
-const ONLY = onlyIdx >= 0 ? (args[onlyIdx + 1] ?? "").split(",") : [...SETUPS];
 
-/** The lab for a setup: NAT-style labs for the backends and FULLNAT, routed labs for DR and TUN. */
-function makeLab(setup: Setup, prefix: string): { lab: LabBase; rs: (k: number) => string; method: string } {
-  if (setup === "dr" || setup === "tun") {
-    const lab = new RoutedLab({ prefix, mode: setup });
-    return { lab, rs: (k) => lab.rsIp(k), method: setup === "dr" ? "-g" : "-i" };
-  }
-  if (setup === "fullnat")
-    return { lab: new NatLab({ prefix, servers: 2, rsRoute: false }), rs: rsIp, method: "--fullnat" };
-  return { lab: new NatLab({ prefix, servers: 2, backend: setup as LabBackend }), rs: rsIp, method: "-m" };
+/** What runs in the director namespace. */
+type SetupKind = "lvsd" | "kernel" | "haproxy" | "tapcopy";
+
+/**
+ * One setup of the comparison. Every setup is a NatLab (the same namespaces, bridges, client and
+ * two real servers); a new lvsd backend is one more entry with its `lab.backend`.
+ */
+interface SetupDef {
+  id: string;
+  name: string;
+  kind: SetupKind;
+  lab: Omit<NatLabOptions, "prefix" | "servers">;
+  /** lvsadm's forwarding method for the dests (kind "lvsd"). */
+  method?: "-m" | "-g" | "-i" | "--fullnat";
 }
 
-async function measure(backend: Setup): Promise<Row> {
-  const prefix = `eb${backend.slice(0, 2)}${process.pid % 1000}`;
-  const { lab, rs, method } = makeLab(backend, prefix);
+const SETUP_DEFS: readonly SetupDef[] = [
+  { id: "tapcopy", name: "tapcopy (C, TAP<->TAP copy only)", kind: "tapcopy", lab: { backend: "tapcopy" } },
+  { id: "tap", name: "lvsd NAT on TAP", kind: "lvsd", lab: { backend: "tap" }, method: "-m" },
+  { id: "raw", name: "lvsd NAT on AF_PACKET", kind: "lvsd", lab: { backend: "raw" }, method: "-m" },
+  { id: "xdp", name: "lvsd NAT on AF_XDP", kind: "lvsd", lab: { backend: "xdp" }, method: "-m" },
+  { id: "kernel", name: "kernel forwarding + nftables DNAT", kind: "kernel", lab: { backend: "kernel" } },
+  { id: "haproxy", name: "HAProxy tcp mode, 1 thread", kind: "haproxy", lab: { backend: "kernel" } },
+  {
+    id: "fullnat",
+    name: "lvsd FULLNAT on TAP",
+    kind: "lvsd",
+    lab: { backend: "tap", rsRoute: false },
+    method: "--fullnat",
+  },
+  {
+    id: "dr",
+    name: "lvsd DR on TAP",
+    kind: "lvsd",
+    lab: { backend: "tap", realServers: "dr" },
+    method: "-g",
+  },
+  {
+    id: "tun",
+    name: "lvsd TUN on TAP",
+    kind: "lvsd",
+    lab: { backend: "tap", realServers: "tun" },
+    method: "-i",
+  },
+];
+
+const onlyIdx = args.indexOf("--only");
+const ONLY = onlyIdx >= 0 ? (args[onlyIdx + 1] ?? "").split(",") : SETUP_DEFS.map((s) => s.id);
+const REPEAT = Math.max(1, Number(argValue("--repeat") ?? 1));
+/** Pin the generator (iperf3 -c, wrk) to CPU 0 and the forwarder to CPU 1, when there are two. */
+const PIN = !args.includes("--no-pin") && cpus().length >= 2;
+const GEN_CPU = 0;
+const FWD_CPU = 1;
+const HZ = Number(sh("getconf", ["CLK_TCK"]).stdout.trim()) || 100;
+
+/** One measurement: its rate, and the CPU that went into it. */
+interface Sample {
+  /** Packets/s (UDP) or requests/s (HTTP); null when the setup cannot do it (HAProxy and UDP). */
+  rate: number | null;
+  /** Packets (UDP, received by the server) or requests (HTTP, completed) in the measurement. */
+  count: number;
+  /** The forwarder's CPU seconds (utime + stime), when it is a process of its own. */
+  fwdCpu: number | null;
+  /** Frames the forwarder sent (lvsd's link counters; tapcopy's TAP counters). */
+  fwdPackets: number | null;
+  /** The whole machine's busy CPU seconds (generator, receivers, forwarder, softirqs, other load). */
+  machineCpu: number;
+  /**
+   * The forwarder CPU's busy seconds (when pinned): the forwarder process, the director's
+   * softirq work steered there (RPS), and whatever else the scheduler put on that CPU.
+   */
+  fwdCpuBusy: number | null;
+  /** UDP: the packets the client sent (iperf3's count; the server may not have taken them all). */
+  offered?: number;
+  errors: number;
+}
+
+interface Row {
+  setup: string;
+  repeat: number;
+  udp: Sample;
+  keepAlive: Sample;
+  close: Sample;
+}
+
+const MEASURES = ["udp", "keepAlive", "close"] as const;
+type Measure = (typeof MEASURES)[number];
+const MEASURE_NAMES: Record<Measure, string> = {
+  udp: "UDP",
+  keepAlive: "HTTP keep-alive",
+  close: "HTTP close",
+};
+
+const readText = (f: string): string => {
   try {
-    await lab.up();
-    const t = lab.topo;
-    for (let k = 1; k <= 2; k++) {
-      const conf = nginxConf({ dir: `/tmp/${prefix}-ngx${k}`, name: `rs${k}`, port: 8081 });
-      t.spawn(`r${k}`, "nginx", ["-c", conf, "-g", "daemon off;"]);
+    return readFileSync(f, "utf8");
+  } catch {
+    return "";
+  }
+};
+const procCpu = (pid: number): number => statCpuTicks(readText(`/proc/${pid}/stat`)) / HZ;
+const machineCpu = (cpu?: number): number => machineTicks(readText("/proc/stat"), cpu).busy / HZ;
+
+/**
+ * Steer the receive processing of the director namespace's ports (the frames from the client
+ * and from the real servers: bridging, the kernel's forwarding and DNAT, HAProxy's TCP) to the
+ * forwarder's CPU with RPS, so that the director's work — whichever setup does it, in a process
+ * or in softirq — runs on that CPU, and the client's sender does not do it on its own CPU.
+ */
+function steerToForwarder(lab: NatLab): void {
+  const t = lab.topo;
+  const ports = [t.dev("cb"), ...Array.from({ length: lab.servers }, (_, k) => t.dev(`r${k + 1}b`))];
+  const mask = (1 << FWD_CPU).toString(16);
+  const script = ports.map(
+    (d) => `for q in /sys/class/net/${d}/queues/rx-*; do echo ${mask} > $q/rps_cpus; done`,
+  );
+  const r = t.exec("d", "sh", ["-c", script.join("\n")]);
+  if (r.code !== 0) throw new Error(`RPS: ${r.stderr}`);
+}
+
+/** The pid of the process in the lab's director namespace whose command line contains `what`. */
+function pidIn(lab: LabBase, what: string): number {
+  for (const pid of sh("ip", ["netns", "pids", lab.topo.ns("d")])
+    .stdout.split(/\s+/)
+    .filter(Boolean)) {
+    if (readText(`/proc/${pid}/cmdline`).replaceAll("\0", " ").includes(what)) return Number(pid);
+  }
+  throw new Error(`no ${what} in ${lab.topo.ns("d")}`);
+}
+
+/** Frames the kernel received from user space on the director's TAPs (what tapcopy wrote). */
+function tapWritten(lab: NatLab): number {
+  let n = 0;
+  for (const dev of [lab.topo.dev("t0"), lab.topo.dev("t1")]) {
+    const j = JSON.parse(
+      must("ip", ["-n", lab.topo.ns("d"), "-j", "-s", "link", "show", "dev", dev]),
+    ) as Array<{ stats64: { rx: { packets: number } } }>;
+    n += j[0]?.stats64.rx.packets ?? 0;
+  }
+  return n;
+}
+
+/** Run a command in the client namespace, on the generator's CPU. */
+function generate(lab: LabBase, cmd: string, cmdArgs: string[]): { stdout: string; stderr: string } {
+  const full = PIN ? ["taskset", ["-c", String(GEN_CPU), cmd, ...cmdArgs]] : [cmd, cmdArgs];
+  return lab.client(full[0] as string, full[1] as string[], undefined, (SECONDS + 20) * 1000);
+}
+
+/** Start a NatLab for the setup, with the services, rules or proxy in place and warmed up. */
+async function prepare(
+  def: SetupDef,
+  prefix: string,
+): Promise<{
+  lab: NatLab;
+  target: string;
+  fwdPid: number | null;
+  fwdPackets: () => number | null;
+}> {
+  const lab = new NatLab({ prefix, servers: 2, ...def.lab });
+  current = lab;
+  await lab.up();
+  const t = lab.topo;
+  for (let k = 1; k <= 2; k++) {
+    const conf = nginxConf({ dir: `/tmp/${prefix}-ngx${k}`, name: `rs${k}`, port: 8081 });
+    t.spawn(`r${k}`, "nginx", ["-c", conf, "-g", "daemon off;"]);
+  }
+  // DR/TUN real servers must answer from the VIP: bind iperf3's server to it (on their lo)
+  const direct = def.lab.realServers === "dr" || def.lab.realServers === "tun";
+  t.spawn("r1", "iperf3", ["-s", "-p", "5201", ...(direct ? ["-B", VIP] : [])]);
+  let target = VIP;
+  let fwdPid: number | null = null;
+  let fwdPackets: () => number | null = () => null;
+  if (def.kind === "lvsd") {
+    const method = def.method ?? "-m";
+    const dest = (k: number, p: number) => (direct ? rsIp(k) : `${rsIp(k)}:${p}`);
+    const cmds = [
+      ["-A", "-u", `${VIP}:5201`, "-s", "rr"],
+      ["-a", "-u", `${VIP}:5201`, "-r", dest(1, 5201), method],
+      ["-A", "-t", `${VIP}:5201`, "-s", "rr"],
+      ["-a", "-t", `${VIP}:5201`, "-r", dest(1, 5201), method],
+      ["-A", "-t", `${VIP}:8081`, "-s", "rr"],
+      ["-a", "-t", `${VIP}:8081`, "-r", dest(1, 8081), method],
+      ["-a", "-t", `${VIP}:8081`, "-r", dest(2, 8081), method],
+    ];
+    if (method === "--fullnat") {
+      for (const [sel, port] of [
+        ["-u", 5201],
+        ["-t", 5201],
+        ["-t", 8081],
+      ] as const)
+        cmds.push(["--add-laddr", sel, `${VIP}:${port}`, "-z", "192.168.10.200"]);
     }
-    // DR/TUN real servers must answer from the VIP: bind iperf3's server to it (on their lo)
-    const bind = backend === "dr" || backend === "tun" ? ["-B", VIP] : [];
-    t.spawn("r1", "iperf3", ["-s", "-p", "5201", ...bind]);
-    let udpTarget = VIP;
-    let httpTarget = VIP;
-    if (backend !== "kernel" && backend !== "tapcopy") {
-      const dport = (p: number) => (method === "-g" || method === "-i" ? rs(1) : `${rs(1)}:${p}`);
-      const cmds = [
-        ["-A", "-u", `${VIP}:5201`, "-s", "rr"],
-        ["-a", "-u", `${VIP}:5201`, "-r", dport(5201), method],
-        ["-A", "-t", `${VIP}:5201`, "-s", "rr"],
-        ["-a", "-t", `${VIP}:5201`, "-r", dport(5201), method],
-        ["-A", "-t", `${VIP}:8081`, "-s", "rr"],
-        ["-a", "-t", `${VIP}:8081`, "-r", dport(8081), method],
-        [
-          "-a",
-          "-t",
-          `${VIP}:8081`,
-          "-r",
-          method === "-g" || method === "-i" ? rs(2) : `${rs(2)}:8081`,
-          method,
-        ],
-      ];
-      if (method === "--fullnat") {
-        for (const svc of ["-u 5201", "-t 5201", "-t 8081"]) {
-          const [sel, port] = svc.split(" ");
-          cmds.push(["--add-laddr", sel!, `${VIP}:${port}`, "-z", "192.168.10.200"]);
-        }
-      }
-      for (const c of cmds) {
-        const r = lab.lvsadm(...c);
-        if (r.code !== 0) throw new Error(`lvsadm ${c.join(" ")}: ${r.stderr}`);
-      }
-    } else if (backend === "kernel") {
-      const rules = `table ip ${prefix} {
+    for (const c of cmds) {
+      const r = lab.lvsadm(...c);
+      if (r.code !== 0) throw new Error(`lvsadm ${c.join(" ")}: ${r.stderr}`);
+    }
+    fwdPid = lvsdPid(lab);
+    fwdPackets = () =>
+      totalTx(parseLinks(must(process.execPath, [LVSADM, "--control", lab.control, "--links"])));
+  } else if (def.kind === "kernel") {
+    const rules = `table ip ${prefix} {
   chain pre {
     type nat hook prerouting priority dstnat;
     ip daddr ${VIP} meta l4proto { tcp, udp } th dport 5201 dnat to ${rsIp(1)}
@@ -118,115 +296,333 @@ async function measure(backend: Setup): Promise<Row> {
   }
 }
 `;
-      const r = t.exec("d", "nft", ["-f", "-"], rules);
-      if (r.code !== 0) throw new Error(`nft: ${r.stderr}`);
-    } else {
-      udpTarget = TAPCOPY_PEER;
-      httpTarget = TAPCOPY_PEER;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-    // warm ARP/neighbour caches
-    lab.client("ping", ["-c", "1", "-W", "1", udpTarget]);
-    const ip = lab.client(
-      "iperf3",
-      ["-c", udpTarget, "-p", "5201", "-u", "-b", "0", "-l", "18", "-t", String(SECONDS), "-J"],
-      undefined,
-      (SECONDS + 20) * 1000,
+    const r = t.exec("d", "nft", ["-f", "-"], rules);
+    if (r.code !== 0) throw new Error(`nft: ${r.stderr}`);
+  } else if (def.kind === "haproxy") {
+    const conf = haproxyConf(`/tmp/${prefix}-haproxy`, {
+      bind: `${VIP}:8081`,
+      servers: [`${rsIp(1)}:8081`, `${rsIp(2)}:8081`],
+    });
+    const p = t.spawn("d", "haproxy", ["-db", "-f", conf]);
+    let log = "";
+    p.stderr?.on("data", (b: Buffer) => {
+      log += b.toString();
+    });
+    await waitFor(
+      "haproxy",
+      () => t.exec("d", "ss", ["-ltnH", `sport = :8081`]).stdout.trim() !== "" || p.exitCode !== null,
+      10_000,
     );
-    let udpPps = 0;
-    try {
-      const j = JSON.parse(ip.stdout) as {
-        end: { sum: { packets: number; lost_packets: number; seconds: number } };
+    if (p.exitCode !== null) throw new Error(`haproxy exited: ${log}`);
+    fwdPid = pidIn(lab, "haproxy");
+  } else {
+    target = TAPCOPY_PEER;
+    fwdPid = pidIn(lab, TAPCOPY);
+    fwdPackets = () => tapWritten(lab);
+  }
+  if (PIN && fwdPid !== null) must("taskset", ["-a", "-c", "-p", String(FWD_CPU), String(fwdPid)]);
+  if (PIN) steerToForwarder(lab);
+  await sleep(500);
+  // warm ARP/neighbour caches and the forwarder (JIT, rings): not measured
+  lab.client("ping", ["-c", "1", "-W", "1", target]);
+  if (def.kind !== "haproxy")
+    generate(lab, "iperf3", ["-c", target, "-p", "5201", "-u", "-b", "0", "-l", "18", "-t", "1"]);
+  generate(lab, "wrk", ["-t1", "-c32", "-d1s", `http://${target}:8081/`]);
+  return { lab, target, fwdPid, fwdPackets };
+}
+
+async function measureSetup(def: SetupDef, index: number, repeat: number): Promise<Row> {
+  const prefix = `eb${index}${process.pid % 10000}`;
+  let lab: NatLab | undefined;
+  try {
+    const p = await prepare(def, prefix);
+    lab = p.lab;
+    const { target, fwdPid, fwdPackets } = p;
+    /** Run one load and account the CPU that went into it. */
+    const sample = (
+      load: () => { rate: number | null; count: number; errors: number; offered?: number },
+    ): Sample => {
+      const c0 = fwdPid !== null ? procCpu(fwdPid) : null;
+      const p0 = fwdPackets();
+      const m0 = machineCpu();
+      const f0 = PIN ? machineCpu(FWD_CPU) : null;
+      const r = load();
+      const f1 = PIN ? machineCpu(FWD_CPU) : null;
+      const m1 = machineCpu();
+      const p1 = fwdPackets();
+      const c1 = fwdPid !== null ? procCpu(fwdPid) : null;
+      return {
+        ...r,
+        fwdCpu: c0 !== null && c1 !== null ? c1 - c0 : null,
+        fwdPackets: p0 !== null && p1 !== null ? p1 - p0 : null,
+        machineCpu: m1 - m0,
+        fwdCpuBusy: f0 !== null && f1 !== null ? f1 - f0 : null,
       };
-      const s = j.end.sum;
-      udpPps = (s.packets - s.lost_packets) / s.seconds;
-    } catch {
-      process.stderr.write(`iperf3 (${backend}) failed: ${ip.stderr || ip.stdout.slice(0, 300)}\n`);
-    }
-    const wrk = (extra: string[]): number => {
-      const r = lab.client(
-        "wrk",
-        ["-t1", "-c32", `-d${SECONDS}s`, ...extra, `http://${httpTarget}:8081/`],
-        undefined,
-        (SECONDS + 20) * 1000,
-      );
-      const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
-      if (!m) process.stderr.write(`wrk (${backend}) failed: ${r.stderr || r.stdout}\n`);
-      return m ? Number(m[1]) : 0;
     };
-    const httpKeepAliveRps = wrk([]);
-    const httpCloseRps = wrk(["-H", "Connection: close"]);
-    return { setup: backend, udpPps, httpKeepAliveRps, httpCloseRps };
+    const udp = sample(() => {
+      if (def.kind === "haproxy") return { rate: null, count: 0, errors: 0 }; // no UDP in HAProxy
+      const ip = generate(lab!, "iperf3", [
+        ...["-c", target, "-p", "5201", "-u", "-b", "0", "-l", "18"],
+        ...["-t", String(SECONDS), "-J"],
+      ]);
+      try {
+        const s = (
+          JSON.parse(ip.stdout) as {
+            end: { sum: { packets: number; lost_packets: number; seconds: number } };
+          }
+        ).end.sum;
+        const got = s.packets - s.lost_packets;
+        return { rate: got / s.seconds, count: got, offered: s.packets, errors: 0 };
+      } catch {
+        process.stderr.write(`iperf3 (${def.id}) failed: ${ip.stderr || ip.stdout.slice(0, 300)}\n`);
+        return { rate: 0, count: 0, errors: 1 };
+      }
+    });
+    const wrk = (extra: string[]) =>
+      sample(() => {
+        const r = generate(lab!, "wrk", [
+          ...["-t1", "-c32", `-d${SECONDS}s`, ...extra],
+          `http://${target}:8081/`,
+        ]);
+        const w = parseWrk(r.stdout);
+        if (!w) process.stderr.write(`wrk (${def.id}) failed: ${r.stderr || r.stdout}\n`);
+        return w ? { rate: w.rps, count: w.requests, errors: w.errors } : { rate: 0, count: 0, errors: 1 };
+      });
+    const keepAlive = wrk([]);
+    const close = wrk(["-H", "Connection: close"]);
+    return { setup: def.id, repeat, udp, keepAlive, close };
   } finally {
-    lab.down();
-    sh("rm", ["-rf", `/tmp/${prefix}-ngx1`, `/tmp/${prefix}-ngx2`]);
+    lab?.down();
+    current = undefined;
+    sh("rm", ["-rf", `/tmp/${prefix}-ngx1`, `/tmp/${prefix}-ngx2`, `/tmp/${prefix}-haproxy`]);
   }
 }
 
-const NAMES: Record<string, string> = {
-  tapcopy: "tapcopy (C, TAP<->TAP copy only)",
-  tap: "lvsd NAT on TAP",
-  raw: "lvsd NAT on AF_PACKET",
-  xdp: "lvsd NAT on AF_XDP",
-  kernel: "kernel forwarding + nftables DNAT",
-  fullnat: "lvsd FULLNAT on TAP",
-  dr: "lvsd DR on TAP",
-  tun: "lvsd TUN on TAP",
-};
+/** The lab being measured (removed on SIGINT/SIGTERM). */
+let current: NatLab | undefined;
+
+/** ns of the forwarder's CPU per forwarded frame (null when it is not measurable). */
+const nsPerPacket = (s: Sample): number | null =>
+  s.fwdCpu !== null && s.fwdPackets ? (s.fwdCpu / s.fwdPackets) * 1e9 : null;
+/** µs of the forwarder's CPU per request or packet delivered (HTTP: per request). */
+const usPerUnit = (s: Sample): number | null =>
+  s.fwdCpu !== null && s.count > 0 ? (s.fwdCpu / s.count) * 1e6 : null;
+/** µs of the forwarder CPU's busy time per packet or request delivered. */
+const fwdCpuUsPerUnit = (s: Sample): number | null =>
+  typeof s.fwdCpuBusy === "number" && s.count > 0 ? (s.fwdCpuBusy / s.count) * 1e6 : null;
+/** µs of the whole machine's CPU per packet or request delivered. */
+const machineUsPerUnit = (s: Sample): number | null => (s.count > 0 ? (s.machineCpu / s.count) * 1e6 : null);
+
+/** The references each setup is compared with, in the same repeat. */
+const REFERENCES = ["kernel", "haproxy", "tapcopy", "tap"] as const;
+
+interface RatioSeries {
+  /** "tap UDP / kernel" */
+  name: string;
+  setup: string;
+  measure: Measure | "cpu";
+  reference: string;
+  perRepeat: number[];
+  spread: Spread;
+}
+
+/** Ratios of each setup's rate to each reference's (and lvsd's CPU per packet to TAP's), per repeat. */
+function ratios(rows: readonly Row[], ids: readonly string[]): RatioSeries[] {
+  const out: RatioSeries[] = [];
+  const get = (setup: string, rep: number) => rows.find((r) => r.setup === setup && r.repeat === rep);
+  const reps = [...new Set(rows.map((r) => r.repeat))];
+  for (const id of ids) {
+    for (const ref of REFERENCES) {
+      if (ref === id || !ids.includes(ref)) continue;
+      for (const m of MEASURES) {
+        const per = reps.flatMap((rep) => {
+          const a = get(id, rep)?.[m].rate;
+          const b = get(ref, rep)?.[m].rate;
+          return a !== null && a !== undefined && b ? [a / b] : [];
+        });
+        if (per.length === 0) continue;
+        out.push({
+          name: `${id} ${MEASURE_NAMES[m]} / ${ref}`,
+          setup: id,
+          measure: m,
+          reference: ref,
+          perRepeat: per,
+          spread: spread(per),
+        });
+      }
+    }
+    // CPU costs (lower is better): the forwarder process's per UDP frame against lvsd on TAP's,
+    // per request against HAProxy's, and the forwarder CPU's busy time against the kernel's
+    const costs: Array<[string, string, Measure, (x: Sample) => number | null]> = [
+      ["tap", "CPU/UDP frame", "udp", nsPerPacket],
+      ["haproxy", "CPU/request keep-alive", "keepAlive", usPerUnit],
+      ["haproxy", "CPU/request close", "close", usPerUnit],
+      ["kernel", `CPU${FWD_CPU}/UDP packet`, "udp", fwdCpuUsPerUnit],
+      ["kernel", `CPU${FWD_CPU}/request keep-alive`, "keepAlive", fwdCpuUsPerUnit],
+      ["kernel", `CPU${FWD_CPU}/request close`, "close", fwdCpuUsPerUnit],
+    ];
+    for (const [ref, what, m, f] of costs) {
+      if (id === ref || !ids.includes(ref)) continue;
+      const per = reps.flatMap((rep) => {
+        const a = get(id, rep);
+        const b = get(ref, rep);
+        const x = a ? f(a[m]) : null;
+        const y = b ? f(b[m]) : null;
+        return x !== null && y ? [x / y] : [];
+      });
+      if (per.length > 0)
+        out.push({
+          name: `${id} ${what} / ${ref}`,
+          setup: id,
+          measure: "cpu",
+          reference: ref,
+          perRepeat: per,
+          spread: spread(per),
+        });
+    }
+  }
+  return out;
+}
 
 async function main(): Promise<void> {
   if (!canUseNetns()) {
     process.stderr.write("bench/e2e: needs root and the ip tool\n");
     process.exit(2);
   }
-  for (const tool of ["iperf3", "wrk", "nginx", "nft"]) {
+  for (const tool of ["iperf3", "wrk", "nginx", "nft", ...(PIN ? ["taskset"] : [])]) {
     if (sh("sh", ["-c", `command -v ${tool}`]).code !== 0) {
       process.stderr.write(
-        `bench/e2e: ${tool} is missing (apt-get install -y iperf3 wrk nginx-light nftables)\n`,
+        `bench/e2e: ${tool} is missing (apt-get install -y iperf3 wrk nginx-light nftables util-linux)\n`,
       );
       process.exit(2);
     }
   }
-  const rows: Row[] = [];
-  for (const b of SETUPS) {
-    if (!ONLY.includes(b)) continue;
-    if ((b === "dr" || b === "tun") && !existsSync(REALSERVER)) {
-      process.stderr.write(`skipping ${NAMES[b]}: bin/lvs-realserver is missing\n`);
-      continue;
-    }
-    process.stderr.write(`measuring ${NAMES[b]}...\n`);
-    rows.push(await measure(b));
-  }
-  const ref = (name: string) => rows.find((r) => r.setup === name);
-  console.log(
-    `end-to-end, ${SECONDS} s per measurement, node ${process.version}, ${cpus()[0]?.model ?? "?"} x${cpus().length}`,
-  );
-  console.log(
-    `${"setup".padEnd(36)} ${"UDP pkt/s".padStart(10)} ${"HTTP ka r/s".padStart(12)} ${"HTTP close".padStart(11)}`,
-  );
-  for (const r of rows) {
-    console.log(
-      `${(NAMES[r.setup] ?? r.setup).padEnd(36)} ${r.udpPps.toFixed(0).padStart(10)} ${r.httpKeepAliveRps.toFixed(0).padStart(12)} ${r.httpCloseRps.toFixed(0).padStart(11)}`,
+  const unknown = ONLY.filter((id) => !SETUP_DEFS.some((s) => s.id === id));
+  if (unknown.length > 0) {
+    process.stderr.write(
+      `bench/e2e: unknown setup(s) ${unknown.join(", ")} (known: ${SETUP_DEFS.map((s) => s.id).join(", ")})\n`,
     );
+    process.exit(2);
   }
-  const ratios: Record<string, number> = {};
-  const tc = ref("tapcopy");
-  const k = ref("kernel");
-  for (const r of rows) {
-    if (r.setup === "tapcopy" || r.setup === "kernel") continue;
-    if (tc && tc.udpPps > 0) ratios[`${r.setup} UDP / tapcopy`] = r.udpPps / tc.udpPps;
-    const nat = ref("tap");
-    if (r.setup !== "tap" && nat && nat.udpPps > 0)
-      ratios[`${r.setup} UDP / NAT on TAP`] = r.udpPps / nat.udpPps;
-    if (k && k.udpPps > 0) ratios[`${r.setup} UDP / kernel`] = r.udpPps / k.udpPps;
-    if (k && k.httpKeepAliveRps > 0)
-      ratios[`${r.setup} HTTP keep-alive / kernel`] = r.httpKeepAliveRps / k.httpKeepAliveRps;
-    if (k && k.httpCloseRps > 0) ratios[`${r.setup} HTTP close / kernel`] = r.httpCloseRps / k.httpCloseRps;
+  const defs = SETUP_DEFS.filter((s) => {
+    if (!ONLY.includes(s.id)) return false;
+    if (s.kind === "haproxy" && sh("sh", ["-c", "command -v haproxy"]).code !== 0) {
+      process.stderr.write(`skipping ${s.name}: haproxy is missing (apt-get install -y haproxy)\n`);
+      return false;
+    }
+    if (s.lab.realServers && s.lab.realServers !== "nat" && !existsSync(REALSERVER)) {
+      process.stderr.write(`skipping ${s.name}: bin/lvs-realserver is missing\n`);
+      return false;
+    }
+    return true;
+  });
+  const cleanup = (sig: NodeJS.Signals) => {
+    current?.down();
+    process.stderr.write(`${sig}: namespaces removed\n`);
+    process.exit(130);
+  };
+  process.once("SIGINT", cleanup);
+  process.once("SIGTERM", cleanup);
+  const load0 = readText("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  const rows: Row[] = [];
+  for (let rep = 0; rep < REPEAT; rep++) {
+    for (const def of rotate(defs, rep)) {
+      process.stderr.write(`repeat ${rep + 1}/${REPEAT}: measuring ${def.name}...\n`);
+      rows.push(await measureSetup(def, SETUP_DEFS.indexOf(def), rep));
+    }
   }
-  for (const [name, v] of Object.entries(ratios)) console.log(`  ${name.padEnd(40)} ${v.toFixed(2)}`);
-  const out = join(ROOT, "bench", "e2e-results.json");
-  writeFileSync(out, `${JSON.stringify({ seconds: SECONDS, rows, ratios }, null, 2)}\n`);
+  const load1 = readText("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  const machine = `${cpus()[0]?.model ?? "?"} x${cpus().length}, kernel ${release()}, node ${process.version}`;
+  const res = report({
+    seconds: SECONDS,
+    repeat: REPEAT,
+    pinned: PIN,
+    machine,
+    loadavg: [load0, load1],
+    rows,
+  });
+  const out = argValue("--out") ?? join(ROOT, "bench", "e2e-results.json");
+  writeFileSync(out, `${JSON.stringify(res, null, 2)}\n`);
   console.log(`wrote ${out}`);
+}
+
+interface Report {
+  seconds: number;
+  repeat: number;
+  pinned: boolean;
+  machine: string;
+  loadavg: [string, string];
+  rows: Row[];
+  ratios?: RatioSeries[];
+}
+
+/** Print the tables of a run (this one, or a saved one: --report FILE) and return it with its ratios. */
+function report(run: Report): Report {
+  const { rows } = run;
+  const defs = SETUP_DEFS.filter((d) => rows.some((r) => r.setup === d.id));
+  const ids = defs.map((d) => d.id);
+  const [load0, load1] = run.loadavg;
+  const pinning = run.pinned ? `generator on CPU ${GEN_CPU}, forwarder on CPU ${FWD_CPU}` : "not pinned";
+  console.log(
+    `end-to-end, ${run.seconds} s per measurement, ${run.repeat} repeat(s), ${pinning}; ${run.machine}; load average ${load0} before, ${load1} after`,
+  );
+  const med = (id: string, f: (r: Row) => number | null): string => {
+    const s = spread(rows.filter((r) => r.setup === id).map((r) => f(r) ?? Number.NaN));
+    return s.n === 0 ? "n/a" : s.median.toFixed(s.median < 10 ? 2 : 0);
+  };
+  const fc = `CPU${FWD_CPU}`;
+  console.log(
+    "\nMedians over the repeats. CPU = the forwarder process's utime+stime (lvsd, tapcopy, HAProxy)",
+  );
+  console.log(
+    `per frame it sent and per request; ${fc} = that CPU's busy time (the forwarder, the director's`,
+  );
+  console.log(
+    "softirqs steered there by RPS, anything else scheduled there) per packet or request delivered;",
+  );
+  console.log(
+    "machine = all CPUs' busy time (generator, servers, softirqs, other load) per packet or request.\n",
+  );
+  const cols = (what: string) => [`CPU ${what}`, "CPU ns/frame", `${fc} ${what}`, `machine ${what}`];
+  const head = [
+    "setup",
+    "UDP pkt/s",
+    ...cols("µs/pkt").slice(1),
+    "keep-alive req/s",
+    ...cols("µs/req"),
+    "close req/s",
+    ...cols("µs/req"),
+  ];
+  console.log(`| ${head.join(" | ")} |`);
+  console.log(`|${"---|".repeat(head.length)}`);
+  for (const d of defs) {
+    const cells = [d.name];
+    for (const m of MEASURES) {
+      cells.push(med(d.id, (r) => r[m].rate));
+      if (m !== "udp") cells.push(med(d.id, (r) => usPerUnit(r[m])));
+      cells.push(med(d.id, (r) => nsPerPacket(r[m])));
+      cells.push(med(d.id, (r) => fwdCpuUsPerUnit(r[m])));
+      cells.push(med(d.id, (r) => machineUsPerUnit(r[m])));
+    }
+    console.log(`| ${cells.join(" | ")} |`);
+  }
+  const rs = ratios(rows, ids);
+  console.log(
+    "\nRatios (median over the repeats, min-max in brackets; each repeat's ratio within that repeat):\n",
+  );
+  console.log("| ratio | value | per repeat |");
+  console.log("|---|---|---|");
+  for (const r of rs)
+    console.log(
+      `| ${r.name} | ${formatSpread(r.spread)} | ${r.perRepeat.map((v) => v.toFixed(2)).join(" / ")} |`,
+    );
+  const errors = rows.flatMap((r) =>
+    MEASURES.filter((m) => r[m].errors > 0).map(
+      (m) => `${r.setup} ${m} (repeat ${r.repeat + 1}): ${r[m].errors}`,
+    ),
+  );
+  if (errors.length > 0) console.log(`\nerrors: ${errors.join("; ")}`);
+  return { ...run, ratios: rs };
 }
 
 // ---- --observability: the cost of lvsd --http to forwarding -------------------------------
@@ -584,7 +980,13 @@ const entry = args.includes("--scrape-child")
       )
   : args.includes("--observability")
     ? observability
-    : main;
+    : args.includes("--report")
+      ? async () => {
+          const r = report(JSON.parse(readFileSync(argValue("--report") ?? "", "utf8")) as Report);
+          const out = argValue("--out");
+          if (out) writeFileSync(out, `${JSON.stringify(r, null, 2)}\n`);
+        }
+      : main;
 
 entry().then(
   () => process.exit(0),

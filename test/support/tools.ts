@@ -28,6 +28,10 @@ export const TOOL_PACKAGES = {
   keepalived: "keepalived", // the VRRP codec test captures a real keepalived's adverts
   hping3: "hping3", // the SYN flood lab test floods the VIP from random sources
   timeout: "coreutils", // bounds the flooder
+  haproxy: "haproxy", // the end-to-end bench's HAProxy reference (its config, its smoke test)
+  wrk: "wrk", // the end-to-end bench's HTTP load
+  iperf3: "iperf3", // the end-to-end bench's UDP load
+  taskset: "util-linux", // the end-to-end bench pins generator and forwarder to CPUs
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;

@@ -10,11 +10,17 @@
  * creates a TAP on each bridge; with the raw (xdp) backend it binds AF_PACKET (AF_XDP) sockets
  * to veth ends whose peers sit on the bridges. The kernel of namespace "d" has no addresses, so it never
  * answers for the director: lvsd does, in userspace.
+ *
+ * With `realServers: "dr"` or `"tun"` the real servers are LVS-DR / LVS-TUN real servers on the
+ * same topology (lvs-realserver; a second leg rsOutside(k) on the outside bridge carries their
+ * replies straight to the client), so the forwarding methods compare on one topology.
  */
+import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { disableOffloads } from "../../datapath/io/netconf.js";
 import { LabBase, PEER, ROOT, VIP } from "./labbase.js";
 import { ip, sh, waitFor } from "./netns.js";
+import { REALSERVER } from "./routedlab.js";
 
 export { LVSADM, LVSD, PEER, ROOT, VIP } from "./labbase.js";
 
@@ -57,6 +63,22 @@ export interface NatLabOptions {
    * kernel reaches the real servers: lvsd's health checks use the host's sockets.
    */
   mgmt?: boolean;
+  /**
+   * How the real servers are set up (default "nat"). "dr" and "tun" keep this topology — the
+   * same namespaces, bridges and lvsd links, no router — and prepare the real servers with
+   * lvs-realserver as a user would (the VIP on lo, ARP for it off; for "tun" the userspace IPIP
+   * decapsulator on the inside leg). Each real server also gets a leg on the outside bridge,
+   * RS_OUTSIDE(k)/24, with no default route: its replies go from the VIP straight to the client
+   * on that segment, bypassing the director, as LVS-DR/TUN replies do.
+   */
+  realServers?: RealServerMode;
+}
+
+export type RealServerMode = "nat" | "dr" | "tun";
+
+/** Real server k's leg on the client's segment (realServers "dr" / "tun"). */
+export function rsOutside(k: number): string {
+  return `10.0.0.${10 + k}`;
 }
 
 export class NatLab extends LabBase {
@@ -65,14 +87,18 @@ export class NatLab extends LabBase {
   private readonly extra: string[];
   private readonly rsRoute: boolean;
   private readonly mgmt: boolean;
+  readonly realServers: RealServerMode;
+  /** TUN decapsulators: stopped with SIGTERM so that they undo their set-up. */
+  private readonly decaps: ChildProcess[] = [];
 
   constructor(opts: NatLabOptions) {
     super(opts.prefix);
     this.servers = opts.servers ?? 4;
     this.backend = opts.backend ?? "tap";
     this.extra = opts.lvsdArgs ?? [];
-    this.rsRoute = opts.rsRoute ?? true;
     this.mgmt = opts.mgmt ?? false;
+    this.realServers = opts.realServers ?? "nat";
+    this.rsRoute = this.realServers === "nat" && (opts.rsRoute ?? true);
   }
 
   /** Build the namespaces, start the real servers and lvsd. */
@@ -95,6 +121,7 @@ export class NatLab extends LabBase {
       this.veth(r, t.dev(`r${k}a`), t.dev(`r${k}b`), bi);
       ip("-n", r, "addr", "add", `${rsIp(k)}/24`, "dev", t.dev(`r${k}a`));
       if (this.rsRoute) ip("-n", r, "route", "add", "default", "via", DIRECTOR_IN);
+      if (this.realServers !== "nat") this.prepareRealServer(k);
       if (this.backend === "tapcopy" && k === 1)
         ip("-n", r, "addr", "add", `${TAPCOPY_PEER}/24`, "dev", t.dev("r1a"));
       t.spawn(`r${k}`, process.execPath, [
@@ -158,14 +185,52 @@ export class NatLab extends LabBase {
     await this.waitServers();
   }
 
+  /** DR/TUN: the leg on the outside bridge for the replies, then lvs-realserver. */
+  private prepareRealServer(k: number): void {
+    const t = this.topo;
+    const r = t.ns(`r${k}`);
+    this.veth(r, t.dev(`r${k}o`), t.dev(`r${k}p`), t.dev("bo"));
+    ip("-n", r, "addr", "add", `${rsOutside(k)}/24`, "dev", t.dev(`r${k}o`));
+    // requests arrive on the inside leg from the client's address, which routes out the other leg
+    for (const dev of ["all", "default", t.dev(`r${k}a`), t.dev(`r${k}o`)])
+      t.exec(`r${k}`, "sysctl", ["-qw", `net.ipv4.conf.${dev}.rp_filter=0`]);
+    if (this.realServers === "dr") {
+      const res = sh(process.execPath, [REALSERVER, "dr", "--vip", VIP, "--netns", r]);
+      if (res.code !== 0) throw new Error(`lvs-realserver dr: ${res.stderr.trim()}`);
+    } else {
+      // the decapsulator runs in the foreground until the lab ends
+      this.decaps.push(
+        t.spawn(`r${k}`, process.execPath, [REALSERVER, "tun", "--vip", VIP, "--dev", t.dev(`r${k}a`)]),
+      );
+    }
+  }
+
   private async waitServers(): Promise<void> {
     const t = this.topo;
     await waitFor("the real servers", () => {
       for (let k = 1; k <= this.servers; k++) {
         if (t.exec(`r${k}`, "ss", ["-ltn", "sport = :80"]).stdout.split("\n").length < 3) return false;
+        if (this.realServers === "nat") continue;
+        if (
+          this.realServers === "tun" &&
+          t.exec(`r${k}`, "ip", ["-o", "link", "show", "type", "tun"]).stdout === ""
+        )
+          return false;
+        if (!t.exec(`r${k}`, "ip", ["-4", "addr", "show", "dev", "lo"]).stdout.includes(`${VIP}/32`))
+          return false;
       }
       return true;
     });
+  }
+
+  override down(): void {
+    for (const p of this.decaps) if (p.exitCode === null) p.kill("SIGTERM");
+    if (this.decaps.length > 0) sh("sleep", ["0.5"]);
+    if (this.realServers === "dr") {
+      for (let k = 1; k <= this.servers; k++)
+        sh(process.execPath, [REALSERVER, "dr", "--vip", VIP, "--netns", this.topo.ns(`r${k}`), "--undo"]);
+    }
+    super.down();
   }
 
   private veth(ns: string, inside: string, outside: string, bridge: string): void {
