@@ -102,6 +102,8 @@ interface FloodRow {
   dropPacket: number;
   /** SYN proxy: SYN-ACKs with a cookie lvsd sent (lvsadm --synproxy-stats). */
   cookiesSent: number;
+  /** lvsadm --drops at the end (the non-zero reasons). */
+  drops: Record<string, number>;
 }
 
 /** A defence setting: its name, lvsd arguments, lvsadm commands after the lab is up. */
@@ -157,6 +159,17 @@ async function floodPart(settings: readonly Setting[]): Promise<FloodRow[]> {
         tableAtEnd,
         dropPacket: m ? Number(m[1]) : 0,
         cookiesSent: cs ? Number(cs[1]) : 0,
+        drops: Object.fromEntries(
+          l
+            .lvsadm("--drops")
+            .stdout.trim()
+            .split("\n")
+            .filter(Boolean)
+            .map((line) => {
+              const [k, n] = line.trim().split(/\s+/);
+              return [k ?? "", Number(n)];
+            }),
+        ),
       });
       process.stderr.write(`flood ${name}: ${JSON.stringify(rows.at(-1))}\n`);
     } finally {

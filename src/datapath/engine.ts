@@ -355,12 +355,14 @@ export class Engine {
     const mx = this.mx;
     mx.room = batch.room(i) - v.len;
     if ((ct.flags[c]! & CONN_F_SYNPROXY) !== 0 && !icmp && v.l4Off >= 0 && v.proto === IPPROTO_TCP) {
-      // SYN proxy: the server's sequence space is the cookie's shifted by seqDelta.
-      const delta = ct.seqDelta[c]!;
+      // SYN proxy: the server's sequence space is the cookie's shifted by seqDelta. Fields read
+      // here and passed on as int32: a uint32 crossing a call that V8 does not inline is boxed.
+      const delta = ct.seqDelta[c]! | 0;
+      const dv = v.dv;
       if (dir === DIR_INPUT) {
-        if ((v.tcpFlags & TCP_ACK) !== 0) setTcpAck(v, tcpAck(v) + delta);
+        if ((v.tcpFlags & TCP_ACK) !== 0) setTcpAck(v, (dv.getInt32(v.l4Off + 8) + delta) | 0);
       } else {
-        setTcpSeq(v, tcpSeq(v) - delta);
+        setTcpSeq(v, (dv.getInt32(v.l4Off + 4) - delta) | 0);
       }
     }
     if (!icmp) {
@@ -670,7 +672,8 @@ export class Engine {
       if (sv.ttl <= 1) return;
       decTtl(sv);
     }
-    if ((sv.tcpFlags & TCP_ACK) !== 0) setTcpAck(sv, tcpAck(sv) + ct.seqDelta[c]!);
+    if ((sv.tcpFlags & TCP_ACK) !== 0)
+      setTcpAck(sv, (sv.dv.getInt32(sv.l4Off + 8) + (ct.seqDelta[c]! | 0)) | 0);
     ct.tcpTransition(c, DIR_INPUT, sv.tcpFlags);
     const svc = this.table.services[ct.svc[c]!];
     const d = this.table.dests[ct.dest[c]!];

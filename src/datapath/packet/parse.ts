@@ -382,14 +382,17 @@ export function tcpPayloadLen(v: FrameView): number {
   return v.l4Len - v.tcpHdrLen;
 }
 
-/** Set the TCP sequence number, updating the TCP checksum incrementally. */
+/**
+ * Set the TCP sequence number, updating the TCP checksum incrementally. Any number works
+ * (mod 2^32); it crosses into setTcp32 as an int32, so that V8 never boxes a value >= 2^31.
+ */
 export function setTcpSeq(v: FrameView, seq: number): void {
-  setTcp32(v.dv, v.l4Off, 4, seq >>> 0);
+  setTcp32(v.dv, v.l4Off, 4, seq | 0);
 }
 
-/** Set the TCP acknowledgment number, updating the TCP checksum incrementally. */
+/** Set the TCP acknowledgment number, updating the TCP checksum incrementally (as setTcpSeq). */
 export function setTcpAck(v: FrameView, ack: number): void {
-  setTcp32(v.dv, v.l4Off, 8, ack >>> 0);
+  setTcp32(v.dv, v.l4Off, 8, ack | 0);
 }
 
 /** Set the TCP window, updating the TCP checksum incrementally. */
@@ -402,7 +405,7 @@ export function setTcpWindow(v: FrameView, win: number): void {
 }
 
 function setTcp32(dv: DataView, l4: number, rel: number, val: number): void {
-  const old = dv.getUint32(l4 + rel);
+  const old = dv.getUint32(l4 + rel) | 0;
   dv.setUint32(l4 + rel, val);
   dv.setUint16(l4 + 16, csumReplace32(dv.getUint16(l4 + 16), old, val));
 }

@@ -201,6 +201,66 @@ describe("the per-packet path allocates nothing", () => {
     expect(gcs).toBe(0);
   });
 
+  it("SYN proxy: established flows, sequence numbers shifted both ways", async () => {
+    const e = natEngine({ sweepPerBatch: 64 });
+    e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
+    e.table.addDest(tcpKey(), {
+      addr: ipToU32(IP.rs1),
+      port: 80,
+      weight: 1,
+      fwd: FwdMethod.MASQ,
+      uThreshold: 0,
+      lThreshold: 0,
+    });
+    const one = new FrameBatch(1);
+    const send = (f: Uint8Array, link: number) => {
+      one.reset();
+      one.push(f, link);
+      e.process(one, 1);
+    };
+    const ins: Uint8Array[] = [];
+    const outs: Uint8Array[] = [];
+    for (let k = 0; k < 256; k++) {
+      const sport = 20000 + k;
+      const c2s = (flags: number, seq: number, ack: number, data = "") =>
+        eth({ src: MAC.client, dst: MAC.dirOut })
+          .ipv4({ src: IP.client, dst: IP.vip })
+          .tcp({ sport, dport: 80, seq, ack, flags, mss: 1460 })
+          .payload(data)
+          .build();
+      const s2c = (flags: number, seq: number, ack: number) =>
+        eth({ src: MAC.rs1, dst: MAC.dirIn })
+          .ipv4({ src: IP.rs1, dst: IP.client })
+          .tcp({ sport: 80, dport: sport, seq, ack, flags })
+          .payload("abcdef")
+          .build();
+      send(c2s(TCP_SYN, 0, 0), OUT);
+      const sa = e.tx.frame(0);
+      const cookie = new DataView(sa.buffer, sa.byteOffset).getUint32(14 + 20 + 4);
+      send(c2s(TCP_ACK, 1, cookie + 1), OUT);
+      send(s2c(TCP_SYN | TCP_ACK, 7000, 1), IN);
+      ins.push(c2s(TCP_ACK | TCP_PSH, 1, cookie + 1, "more!"));
+      outs.push(s2c(TCP_ACK, 7001, 6));
+    }
+    expect(e.synproxy.handshakes).toBe(256);
+    const inb = batchOf(ins, OUT);
+    const outb = batchOf(outs, IN);
+    e.drops.fill(0);
+    let t = 10;
+    const gcs = await gcsDuring(() => {
+      for (let k = 0; k < N_BATCHES; k++) {
+        inb.restore();
+        e.process(inb.b, t++);
+        outb.restore();
+        e.process(outb.b, t++);
+      }
+    });
+    expect(e.drops.reduce((a, b) => a + b, 0)).toBe(0);
+    expect(inb.b.egress[255]).toBe(IN);
+    expect(outb.b.egress[255]).toBe(OUT);
+    expect(gcs).toBe(0);
+  });
+
   it("new connections: SYN -> schedule -> insert", async () => {
     const batches = Math.min(N_BATCHES, 1500);
     const e = engineFor(FwdMethod.MASQ, 0, 1 << 21);
