@@ -98,6 +98,14 @@ export interface NativeRawOptions {
   txFrames?: number;
 }
 
+/** What openXdp reports about the socket it bound (src/datapath/io/xdp.ts). */
+export interface NativeXdpInfo {
+  readonly xdpMode: "drv" | "skb";
+  readonly zeroCopy: boolean;
+  readonly queue: number;
+  readonly redirect: "all" | "mac";
+}
+
 export interface NativeXdpOptions {
   ifname: string;
   netns?: string;
@@ -142,7 +150,7 @@ export interface NativeAddon {
   openRaw(o: NativeRawOptions): NativeLink;
   openTun(o: NativeTunOptions): NativeLink;
   /** AF_XDP socket + XDP program on an interface queue (native/xdp.cc). */
-  openXdp(o: NativeXdpOptions): NativeLink & import("./xdp.js").NativeXdpInfo;
+  openXdp(o: NativeXdpOptions): NativeLink & NativeXdpInfo;
   /** The XDP program's instructions (8 bytes each) for an XSKMAP fd, optionally with the MAC check. */
   xdpProgram(mapFd: number, mac?: Uint8Array): Uint8Array;
   /** Read /proc/sys/<path> in the namespace ("" = ours); write `value` if given. Returns the old value. */

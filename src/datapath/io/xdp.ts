@@ -32,7 +32,16 @@
  * message says what failed and to use `raw=` (AF_PACKET) or `tap=` instead.
  */
 import { IoError, IoErrorCode, toIoError } from "./link.js";
-import { loadNative, type NativeLink, NativeLinkIo, type NativeXdpOptions, netnsPath } from "./native.js";
+import {
+  loadNative,
+  type NativeLink,
+  NativeLinkIo,
+  type NativeXdpInfo,
+  type NativeXdpOptions,
+  netnsPath,
+} from "./native.js";
+
+export type { NativeXdpInfo };
 
 export interface XdpOptions {
   /** Existing interface to bind to. */
@@ -75,12 +84,6 @@ export class XdpIo extends NativeLinkIo {
 }
 
 /** What openXdp adds to a NativeLink. */
-export interface NativeXdpInfo {
-  readonly xdpMode: "drv" | "skb";
-  readonly zeroCopy: boolean;
-  readonly queue: number;
-  readonly redirect: "all" | "mac";
-}
 
 /** Open an AF_XDP socket on an interface queue. Throws IoError with a stable code. */
 export function openXdp(opts: XdpOptions): XdpIo {
