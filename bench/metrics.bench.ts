@@ -3,9 +3,11 @@
  * 10 dests (10,000 real servers, about 85,000 series) and a full connection table of lvsd's
  * default size (1M entries, all walked for the per-state counts), with tinybench:
  *
- * - render, sliced: what GET /metrics does (Exposition.acquire: the text in chunks, the render
- *   yielding to the event loop every 2 ms), in ms per scrape, prom-client's process metrics
- *   included;
+ * - render: what GET /metrics does (Exposition.acquire): the values collected on the main thread
+ *   in slices that yield to the event loop every 2 ms, the text written by the render worker,
+ *   in ms per scrape, prom-client's process metrics included; and the same rendered on the main
+ *   thread in slices (no worker: what lvsd did before it had one); for both, the main thread's
+ *   time per scrape in all (the slices' sum);
  * - render, at once: `registry.metrics()`, the same text as one string in one synchronous block
  *   (what GET /metrics did before the sliced render);
  * - over HTTP: GET /metrics from lvsd's HTTP server on loopback on a new connection, until the
@@ -203,6 +205,8 @@ export async function runMetricsBench(timeMs = 1500): Promise<MetricsBenchResult
   if (weights !== SERVICES * DESTS_PER_SERVICE) throw new Error(`scrape has ${weights} backend series`);
   const series = text.split("\n").filter((l) => l !== "" && !l.startsWith("#")).length;
   const exposition = new Exposition(registry);
+  const here = new Exposition(registry, { worker: false });
+  if (!exposition.offThread) throw new Error("the render worker is not available (npm run build)");
   const http = await startHttpServer(
     "127.0.0.1",
     0,
@@ -220,9 +224,17 @@ export async function runMetricsBench(timeMs = 1500): Promise<MetricsBenchResult
   const size = `${SERVICES} services x ${DESTS_PER_SERVICE} dests, 1M connections`;
 
   const bench = new Bench({ time: timeMs, warmupTime: Math.min(500, timeMs) });
-  bench.add(`metrics scrape render, sliced (${size})`, async () => {
+  // the main thread's share of each scrape: the slices' total (collect only, with the worker)
+  const busy = { worker: [] as number[], here: [] as number[] };
+  bench.add(`metrics scrape render, values sliced, text in the worker (${size})`, async () => {
     const r = await exposition.acquire();
+    busy.worker.push(r.busyMs);
     exposition.release(r);
+  });
+  bench.add(`metrics scrape render, sliced on the main thread (${size})`, async () => {
+    const r = await here.acquire();
+    busy.here.push(r.busyMs);
+    here.release(r);
   });
   bench.add(`metrics scrape render, at once (${size})`, async () => {
     await registry.metrics();
@@ -255,6 +267,21 @@ export async function runMetricsBench(timeMs = 1500): Promise<MetricsBenchResult
   await http.close();
 
   const out: MetricsBenchResult[] = [];
+  const median = (v: number[]): number => [...v].sort((a, b) => a - b)[v.length >> 1] ?? 0;
+  out.push(
+    {
+      name: "main thread held per scrape, in all (values sliced, text in the worker), median",
+      unit: "ms",
+      value: median(busy.worker),
+      samples: busy.worker.length,
+    },
+    {
+      name: "main thread held per scrape, in all (sliced on the main thread), median",
+      unit: "ms",
+      value: median(busy.here),
+      samples: busy.here.length,
+    },
+  );
   for (const task of bench.tasks) {
     const r = ms(task);
     out.push({ name: `${task.name}, mean`, unit: "ms", value: r.mean, samples: r.samples });

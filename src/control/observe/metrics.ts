@@ -46,7 +46,9 @@
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { existsSync } from "node:fs";
 import { finished } from "node:stream";
+import { Worker } from "node:worker_threads";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { TCP_STATE_COUNT, TCP_STATE_NAMES, TEMPLATE_STATE_ASSURED } from "../../datapath/conntrack/states.js";
 import { CONN_F_TEMPLATE, CONN_F_USED } from "../../datapath/conntrack/table.js";
@@ -60,6 +62,16 @@ import { VRRP_STATE_NAMES } from "../vrrp/instance.js";
 import type { VrrpInstanceStatus } from "../vrrp/manager.js";
 import type { ObservedDaemon } from "./daemon.js";
 import type { Route } from "./http.js";
+import {
+  PLAN_FAMILY,
+  PLAN_TEXT,
+  RENDER_WORKER,
+  type RenderFailed,
+  type RenderReply,
+  type RenderRequest,
+  type SpareChunks,
+} from "./render-worker.js";
+import { CHUNK_BYTES, ChunkWriter } from "./textlines.js";
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -79,12 +91,8 @@ function escapeLabelValue(s: string): string {
   return escapeText(s).replace(/"/g, '\\"');
 }
 
-/** A sample value as prom-client's getValueAsString writes it (NaN spelled as the format spells it). */
-function valueText(v: number): string {
-  if (Number.isFinite(v)) return `${v}`;
-  if (Number.isNaN(v)) return "NaN";
-  return v > 0 ? "+Inf" : "-Inf";
-}
+/** Ids of kept label sets (LabelSet.id), for the render worker. */
+let lastSetId = 0;
 
 /** A label set and its text in the exposition (`{name="value",...}`, or "" for none), made once. */
 class LabelSet {
@@ -92,11 +100,23 @@ class LabelSet {
   readonly text: string;
   /** `text` in UTF-8, as ChunkWriter copies it. */
   readonly bytes: Buffer;
-  constructor(labels: Record<string, string>) {
+  /**
+   * For the render worker (render-worker.ts): > 0 for a set that is kept across scrapes (its
+   * bytes cross once per epoch), -1 for one made for one scrape (its bytes cross with it), 0 for
+   * NO_LABELS.
+   */
+  readonly id: number;
+  /** The render worker's epoch in which this set's bytes were last sent. */
+  sentEpoch = 0;
+  /** The last scrape (CollectSink.scrape) that used it. */
+  seenAt = 0;
+  /** `kept`: the set is kept and used by later scrapes (a service's, a dest's, a reason's). */
+  constructor(labels: Record<string, string>, kept = false) {
     this.labels = Object.freeze(labels);
     const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabelValue(v)}"`);
     this.text = parts.length === 0 ? "" : `{${parts.join(",")}}`;
     this.bytes = Buffer.from(this.text);
+    this.id = parts.length === 0 ? 0 : kept ? ++lastSetId : -1;
   }
 }
 
@@ -147,66 +167,6 @@ export function sliceBudgetMs(sliceMs: number, elapsedMs: number): number {
 const ROWS_PER_STEP = 256;
 /** Connection-table slots the per-state walk visits between two such places. */
 const SLOTS_PER_STEP = 65_536;
-/** Bytes of one chunk of the exposition text. */
-const CHUNK_BYTES = 256 * 1024;
-
-/**
- * The exposition text as it is written: chunks of CHUNK_BYTES into which `\nname{labels} value`
- * lines are written by copying the name's and the label set's bytes and writing integer values
- * digit by digit, so a line makes no string (joining ~85,000 small strings cost more than all
- * the rest of a scrape). Chunks come from `take` (a pool: Exposition) and are handed out as they
- * fill; `chunks` then holds the text in order.
- */
-class ChunkWriter {
-  readonly chunks: Buffer[] = [];
-  /** Bytes in `chunks`. */
-  length = 0;
-  private buf: Buffer;
-  private at = 0;
-  constructor(private readonly take: () => Buffer) {
-    this.buf = take();
-  }
-  /** Make room for `n` more bytes in the current chunk. */
-  private room(n: number): void {
-    if (this.at + n <= this.buf.length) return;
-    this.flush();
-    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n); // a line longer than a chunk
-  }
-  private flush(): void {
-    if (this.at === 0) return;
-    this.chunks.push(this.buf.subarray(0, this.at));
-    this.length += this.at;
-    this.buf = this.take();
-    this.at = 0;
-  }
-  bytes(b: Buffer): void {
-    this.room(b.length);
-    this.buf.set(b, this.at);
-    this.at += b.length;
-  }
-  text(s: string): void {
-    this.room(Buffer.byteLength(s));
-    this.at += this.buf.write(s, this.at);
-  }
-  /** `\nname{labels} value`; `name` is the family's name with the newline before it, in bytes. */
-  line(name: Buffer, labels: Buffer, value: number): void {
-    this.room(name.length + labels.length + 32);
-    const buf = this.buf;
-    let at = this.at;
-    buf.set(name, at);
-    at += name.length;
-    buf.set(labels, at);
-    at += labels.length;
-    buf[at++] = 0x20;
-    this.at = writeValue(buf, at, value);
-  }
-  /** The text, all of it in `chunks`. */
-  end(): Buffer[] {
-    this.flush();
-    return this.chunks;
-  }
-}
-
 /** A sink that writes a family's lines into a ChunkWriter. */
 class LineSink implements Sink {
   constructor(
@@ -221,43 +181,66 @@ class LineSink implements Sink {
   }
 }
 
-/**
- * Write `v` at `at` as `${v}` writes it (valueText), returning the end. Integers from 0 to 2^53
- * (`${v}` writes those without exponent) are written digit by digit with 32-bit integer
- * arithmetic, in chunks of nine digits; anything else goes through valueText.
- */
-export function writeValue(buf: Buffer, at: number, v: number): number {
-  if (v >= 0 && v < 0x80000000 && Number.isInteger(v)) return writeSmall(buf, at, v | 0);
-  if (!(v >= 0 && v <= Number.MAX_SAFE_INTEGER && Number.isInteger(v))) {
-    return at + buf.write(valueText(v), at, "latin1");
-  }
-  let hi = Math.floor(v / 1e9);
-  let lo = v - hi * 1e9; // exact: integers below 2^53
-  if (lo < 0) {
-    hi -= 1; // v / 1e9 rounded up to the next integer
-    lo += 1e9;
-  }
-  at = writeSmall(buf, at, hi); // below 2^53 / 1e9, about 9e6
-  let x = lo | 0;
-  for (let k = 8; k >= 0; k--) {
-    buf[at + k] = 0x30 + (x % 10);
-    x = (x / 10) | 0;
-  }
-  return at + 9;
-}
+/** Scrapes collected (CollectSink). */
+let lastScrape = 0;
 
-/** A non-negative 32-bit integer's digits. */
-function writeSmall(buf: Buffer, at: number, v: number): number {
-  let digits = 1;
-  for (let t = v; t >= 10; t = (t / 10) | 0) digits++;
-  const end = at + digits;
-  let p = end;
-  let n = v;
-  do {
-    buf[--p] = 0x30 + (n % 10);
-    n = (n / 10) | 0;
-  } while (n > 0);
-  return end;
+/**
+ * A sink that keeps a scrape's series as numbers for the render worker: the value, and the id of
+ * the label set (whose bytes go along the first time in an epoch, or every time for a set made
+ * for one scrape). Arrays grow as needed and are reused from scrape to scrape.
+ */
+class CollectSink implements Sink {
+  values: Float64Array;
+  ids: Int32Array;
+  /** Series collected. */
+  n = 0;
+  /** Kept label sets first seen in this epoch. */
+  readonly fresh: LabelSet[] = [];
+  /** Bytes of this scrape's one-time label sets (series id -k-1 is the k-th). */
+  readonly inline: Buffer[] = [];
+  /** Kept label sets this scrape uses. */
+  inUse = 0;
+  /** This scrape's number (LabelSet.seenAt). */
+  private readonly scrape = ++lastScrape;
+  constructor(
+    values: Float64Array,
+    ids: Int32Array,
+    readonly epoch: number,
+  ) {
+    this.values = values;
+    this.ids = ids;
+  }
+  add(value: number, set: LabelSet = NO_LABELS): void {
+    this.addRow(value, set, set.bytes);
+  }
+  addRow(value: number, set: LabelSet, bytes: Buffer): void {
+    let n = this.n;
+    if (n === this.values.length) this.grow();
+    let id = set.id;
+    if (id > 0) {
+      if (set.seenAt !== this.scrape) {
+        set.seenAt = this.scrape;
+        this.inUse++;
+      }
+      if (set.sentEpoch !== this.epoch) {
+        set.sentEpoch = this.epoch;
+        this.fresh.push(set);
+      }
+    } else if (id < 0) {
+      id = -this.inline.push(bytes);
+    }
+    this.values[n] = value;
+    this.ids[n++] = id;
+    this.n = n;
+  }
+  private grow(): void {
+    const values = new Float64Array(this.values.length * 2);
+    values.set(this.values);
+    const ids = new Int32Array(this.ids.length * 2);
+    ids.set(this.ids);
+    this.values = values;
+    this.ids = ids;
+  }
 }
 
 /**
@@ -290,9 +273,9 @@ interface FamilySpec {
 /** What TableCounter and TableGauge share: reading, and writing the family's text. */
 class TableFamily {
   /** `# HELP ...\n# TYPE ...` */
-  private readonly head: Buffer;
+  readonly head: Buffer;
   /** `\nname`, which starts each line. */
-  private readonly name: Buffer;
+  readonly name: Buffer;
   constructor(
     readonly spec: FamilySpec,
     readonly type: "counter" | "gauge",
@@ -448,7 +431,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   const svcSet = (s: Service): LabelSet => {
     let l = svcSets.get(s);
     if (l === undefined) {
-      l = new LabelSet(serviceLabelsOf(s));
+      l = new LabelSet(serviceLabelsOf(s), true);
       svcSets.set(s, l);
     }
     return l;
@@ -456,7 +439,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   const destSet = (s: Service, d: Dest): LabelSet => {
     let l = destSets.get(d);
     if (l === undefined) {
-      l = new LabelSet(destLabelsOf(svcSet(s).labels, d.addr, d.port));
+      l = new LabelSet(destLabelsOf(svcSet(s).labels, d.addr, d.port), true);
       destSets.set(d, l);
     }
     return l;
@@ -617,7 +600,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     });
   }
   // ---- drops, links, engine ----
-  const dropSets = DROP_NAMES.map((reason) => new LabelSet({ reason }));
+  const dropSets = DROP_NAMES.map((reason) => new LabelSet({ reason }, true));
   counter({
     name: "lvs_drops_total",
     help: "Frames the director dropped, by reason (lvsadm --drops; src/datapath/drops.ts).",
@@ -626,7 +609,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
       for (let r = 1; r < DROP_COUNT; r++) sink.add(engine.drops[r] ?? 0, dropSets[r]);
     },
   });
-  const spSets = engine.synproxy.counterRows().map(([event]) => new LabelSet({ event }));
+  const spSets = engine.synproxy.counterRows().map(([event]) => new LabelSet({ event }, true));
   counter({
     name: "lvs_synproxy_total",
     help: "SYN proxy events (lvsadm --synproxy-stats): cookies_sent (SYN-ACKs with a cookie), cookies_valid (ACKs that proved one), handshakes (real servers' SYN-ACKs spliced), server_resets.",
@@ -638,7 +621,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   });
   const linkSets: LabelSet[] = [];
   const linkSet = (l: number): LabelSet =>
-    (linkSets[l] ??= new LabelSet({ link: o.linkNames[l] ?? director.links[l]?.name ?? String(l) }));
+    (linkSets[l] ??= new LabelSet({ link: o.linkNames[l] ?? director.links[l]?.name ?? String(l) }, true));
   type LinkStat = "rxPackets" | "rxBytes" | "txPackets" | "txBytes" | "rxDropped" | "txDropped";
   const links: [string, string, LinkStat][] = [
     ["lvs_link_rx_packets_total", "Frames received on the link.", "rxPackets"],
@@ -747,9 +730,9 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     walked = true;
   }
   const stateSets = [
-    ...TCP_STATE_NAMES.map((state) => new LabelSet({ proto: "TCP", state })),
-    new LabelSet({ proto: "UDP", state: "UDP" }),
-    new LabelSet({ proto: "ICMP", state: "ICMP" }),
+    ...TCP_STATE_NAMES.map((state) => new LabelSet({ proto: "TCP", state }, true)),
+    new LabelSet({ proto: "UDP", state: "UDP" }, true),
+    new LabelSet({ proto: "ICMP", state: "ICMP" }, true),
   ];
   gauge({
     name: "lvs_conntrack_connections",
@@ -760,7 +743,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
       for (let k = 0; k < byState.length; k++) sink.add(byState[k]!, stateSets[k]);
     },
   });
-  const templateSets = [new LabelSet({ state: "NONE" }), new LabelSet({ state: "ASSURED" })];
+  const templateSets = [new LabelSet({ state: "NONE" }, true), new LabelSet({ state: "ASSURED" }, true)];
   gauge({
     name: "lvs_conntrack_templates",
     help: "Persistence templates in the connection table by state (ASSURED once a connection through one was established).",
@@ -889,8 +872,8 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   const sync = o.sync;
   if (sync) {
     const stateSets = {
-      master: new LabelSet({ state: "master" }),
-      backup: new LabelSet({ state: "backup" }),
+      master: new LabelSet({ state: "master" }, true),
+      backup: new LabelSet({ state: "backup" }, true),
     };
     gauge({
       name: "lvs_sync_daemon_running",
@@ -913,7 +896,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     ];
     for (const [name, help, value] of syncCounters)
       counter({ name, help, read: (sink) => sink.add(value()) });
-    const resultSets = ["created", "updated", "no_dest", "refused"].map((result) => new LabelSet({ result }));
+    const resultSets = ["created", "updated", "no_dest", "refused"].map((result) => new LabelSet({ result }, true));
     counter({
       name: "lvs_sync_received_entries_total",
       help: "Entries the backup applied: created, updated, no_dest (no such service or dest here), refused.",
@@ -935,7 +918,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   }
 
   // ---- the daemon (process metrics: prom-client's defaults, above) ----
-  const version = new LabelSet({ version: o.version });
+  const version = new LabelSet({ version: o.version }, true);
   gauge({
     name: "lvs_build_info",
     help: "lvsd's version, as a label; the value is 1.",
@@ -945,7 +928,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   return registry;
 }
 
-// ---- the scrape: rendered in slices, shared by the scrapes that arrive during it ----
+// ---- the scrape: collected in slices, rendered off the forwarding thread, shared ----
 
 /** One render of the exposition: its text in chunks, and the scrapes still sending it. */
 export class Rendering {
@@ -955,13 +938,19 @@ export class Rendering {
   length = 0;
   /** The longest the render held the event loop at a stretch (ms). */
   maxSliceMs = 0;
-  /** Slices it was rendered in. */
+  /** Slices it was rendered (or, with the worker, collected) in. */
   slices = 0;
+  /** The time those slices held the event loop, in all (ms). */
+  busyMs = 0;
+  /** The text was written by the render worker (the main thread only collected the values). */
+  offThread = false;
   /** Scrapes that have it (Exposition.acquire) and have not released it. */
   users = 0;
   finished = false;
   /** Pooled chunks it writes into, back to the pool once no scrape sends them any more. */
   readonly owned: Buffer[] = [];
+  /** The worker's chunks behind `chunks`, given back to it once no scrape sends them. */
+  spare: ArrayBuffer[] | undefined;
   done: Promise<void> = Promise.resolve();
 }
 
@@ -971,20 +960,162 @@ export interface ExpositionOptions {
    * through (ms, default 2). 0 yields at every step (tests).
    */
   sliceMs?: number;
+  /**
+   * Write the text in a worker thread (render-worker.ts), the main thread only collecting the
+   * values (default true). Without the worker's file (a build without it), or after it failed
+   * three times, the main thread renders as before.
+   */
+  worker?: boolean;
+  /** Where worker failures are told (lvsd: its log). */
+  log?: (msg: string) => void;
+  /** The worker's module (tests); default render-worker.js beside this module. */
+  workerUrl?: URL;
 }
 
 const SEPARATOR = Buffer.from("\n\n");
 const FINAL_NEWLINE = Buffer.from("\n");
 
+/** The render worker's file: beside this module, or the build's when this runs from the sources (tests). */
+function renderWorkerUrl(): URL | undefined {
+  const here = new URL("./render-worker.js", import.meta.url);
+  if (existsSync(here)) return here;
+  const built = new URL("../../../dist/src/control/observe/render-worker.js", import.meta.url);
+  return existsSync(built) ? built : undefined;
+}
+
+/** Failures after which the worker is not started again (the main thread renders). */
+const WORKER_FAILURES_MAX = 3;
 /**
- * The text GET /metrics answers, byte for byte what `registry.metrics()` returns, rendered so
- * that forwarding goes on meanwhile: the table families (TableCounter, TableGauge) write their
- * lines into pooled chunks in steps (ROWS_PER_STEP series, SLOTS_PER_STEP slots of the connection
- * table's walk), and whenever a slice has held the event loop for `sliceMs` the render yields
- * with setImmediate, so the batches of frames that arrived meanwhile are forwarded before it goes
- * on; every other metric (prom-client's process metrics) is prom-client's text. Scrapes that
- * arrive while a render runs share it (acquire); its chunks go back to the pool when the last of
- * them has been sent (release).
+ * Label sets the worker may hold beyond twice those a scrape uses before an epoch starts anew
+ * (and every set in use is sent again: as much as one scrape's first render).
+ */
+const SETS_SLACK = 256;
+
+/** The main thread's side of the render worker. */
+class RenderThread {
+  /** Renders that failed (the worker died or refused a request). */
+  failures = 0;
+  /** The worker's label sets are those sent in this epoch. */
+  epoch = 1;
+  /** Label sets sent in this epoch. */
+  private known = 0;
+  private worker: Worker | undefined;
+  private waiting: ((m: RenderReply | RenderFailed | Error) => void) | undefined;
+  private readonly familiesSent = new Set<number>();
+  values: Float64Array = new Float64Array(4096);
+  ids: Int32Array = new Int32Array(4096);
+  constructor(
+    private readonly url: URL,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  get usable(): boolean {
+    return this.failures < WORKER_FAILURES_MAX;
+  }
+
+  private started(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(this.url, { workerData: RENDER_WORKER });
+    w.unref();
+    w.on("message", (m: RenderReply | RenderFailed) => {
+      const wake = this.waiting;
+      this.waiting = undefined;
+      wake?.(m);
+    });
+    w.on("error", (err) => this.lost(w, err));
+    w.on("exit", (code) => this.lost(w, new Error(`render worker exited with code ${code}`)));
+    this.worker = w;
+    return w;
+  }
+
+  /** The worker is gone: forget what it knew; a waiting render fails. */
+  private lost(w: Worker, err: Error): void {
+    if (this.worker !== w) return;
+    this.worker = undefined;
+    this.reset();
+    const wake = this.waiting;
+    this.waiting = undefined;
+    wake?.(err);
+  }
+
+  private reset(): void {
+    this.familiesSent.clear();
+    this.epoch++;
+    this.known = 0;
+  }
+
+  /** Families whose head the worker has not had, marked as sent. */
+  unsent(index: number): boolean {
+    if (this.familiesSent.has(index)) return false;
+    this.familiesSent.add(index);
+    return true;
+  }
+
+  /** Render `q`, which uses `inUse` kept label sets, `fresh` of them new to the worker. */
+  async render(q: RenderRequest, inUse: number, fresh: number): Promise<RenderReply> {
+    const w = this.started();
+    const answer = new Promise<RenderReply | RenderFailed | Error>((resolve) => {
+      this.waiting = resolve;
+    });
+    w.postMessage(q, [q.values.buffer, q.ids.buffer, q.plan.buffer] as ArrayBuffer[]);
+    const m = await answer;
+    if (m instanceof Error || m.kind === "failed") {
+      this.failures++;
+      const why = m instanceof Error ? m.message : m.message;
+      this.log(`metrics: render worker failed (${why}); ${this.usable ? "this scrape" : "scrapes from now on"} rendered on the main thread`);
+      if (!(m instanceof Error)) {
+        this.values = m.values;
+        this.ids = m.ids;
+      } else {
+        this.values = new Float64Array(4096);
+        this.ids = new Int32Array(4096);
+      }
+      this.reset();
+      if (!this.usable) void this.worker?.terminate();
+      throw new Error(why);
+    }
+    this.values = m.values;
+    this.ids = m.ids;
+    // a worker holding many more sets than a scrape uses (dests came and went): start anew
+    this.known += fresh;
+    if (this.known > 2 * inUse + SETS_SLACK) {
+      this.epoch++;
+      this.known = 0;
+    }
+    return m;
+  }
+
+  giveBack(chunks: ArrayBuffer[]): void {
+    if (this.worker === undefined) return;
+    const m: SpareChunks = { kind: "spare", chunks };
+    this.worker.postMessage(m, chunks);
+  }
+}
+
+/** Label sets' bytes back to back, with offsets (n + 1). */
+function packSets(sets: readonly Buffer[]): { offsets: Int32Array; bytes: Uint8Array } {
+  const offsets = new Int32Array(sets.length + 1);
+  let n = 0;
+  for (let k = 0; k < sets.length; k++) {
+    n += sets[k]!.length;
+    offsets[k + 1] = n;
+  }
+  const bytes = new Uint8Array(n);
+  for (let k = 0; k < sets.length; k++) bytes.set(sets[k]!, offsets[k]!);
+  return { offsets, bytes };
+}
+
+/**
+ * The text GET /metrics answers, byte for byte what `registry.metrics()` returns, made so that
+ * forwarding goes on meanwhile. The main thread reads the table families (TableCounter,
+ * TableGauge) into numbers in steps (ROWS_PER_STEP series, SLOTS_PER_STEP slots of the
+ * connection table's walk), yielding with setImmediate whenever a slice has held the event loop
+ * for `sliceMs`, so the batches of frames that arrived meanwhile are forwarded before it goes on;
+ * prom-client renders its own metrics (the process metrics) as text; the render worker then
+ * writes the whole text in another thread (render-worker.ts). Without the worker the main
+ * thread writes the lines itself, in the same slices, into pooled chunks. Scrapes that arrive
+ * while a render runs share it (acquire); its chunks go back (to the pool, or to the worker)
+ * when the last of them has been sent (release).
  */
 export class Exposition {
   /** Renders started. */
@@ -996,11 +1127,29 @@ export class Exposition {
   private readonly pool: Buffer[] = [];
   /** Pooled chunks kept while idle: enough for two renders as large as the largest yet. */
   private poolLimit = 0;
+  private readonly thread: RenderThread | undefined;
   constructor(
     readonly registry: Registry,
     opts: ExpositionOptions = {},
   ) {
     this.sliceMs = opts.sliceMs ?? 2;
+    const url = (opts.worker ?? true) ? (opts.workerUrl ?? renderWorkerUrl()) : undefined;
+    this.thread = url ? new RenderThread(url, opts.log ?? (() => {})) : undefined;
+  }
+
+  /** Whether scrapes are rendered by the worker (it exists and has not failed too often). */
+  get offThread(): boolean {
+    return this.thread?.usable ?? false;
+  }
+
+  /** The worker's epoch (its label sets are those sent since it began; tests). */
+  get workerEpoch(): number {
+    return this.thread?.epoch ?? 0;
+  }
+
+  /** Renders the worker failed (each then rendered on the main thread). */
+  get workerFailures(): number {
+    return this.thread?.failures ?? 0;
   }
 
   /**
@@ -1033,6 +1182,8 @@ export class Exposition {
     if (--r.users > 0 || !r.finished) return;
     r.chunks.length = 0; // views of the chunks, which the pool hands to the next render
     for (const b of r.owned.splice(0)) if (this.pool.length < this.poolLimit) this.pool.push(b);
+    if (r.spare) this.thread?.giveBack(r.spare);
+    r.spare = undefined;
   }
 
   /** The whole text as one string (tests; the endpoint sends the chunks). */
@@ -1045,32 +1196,123 @@ export class Exposition {
     }
   }
 
+  /**
+   * The end of a slice when it is time (the caller then awaits the returned promise). A slice
+   * may last `sliceMs`, or RENDER_SHARE of the time the render has taken so far when that is
+   * longer (at most MAX_SLICE_MS): while the links keep the thread busy the render still gets
+   * a share of it, so a scrape under a saturating flow ends in about its CPU time / share.
+   */
+  private slicer(r: Rendering): { due: () => Promise<void> | undefined; end: () => void } {
+    const sliceMs = this.sliceMs;
+    const startedAt = performance.now();
+    let sliceAt = startedAt;
+    return {
+      due: () => {
+        const now = performance.now();
+        if (now - sliceAt < sliceBudgetMs(sliceMs, now - startedAt)) return undefined;
+        r.maxSliceMs = Math.max(r.maxSliceMs, now - sliceAt);
+        r.busyMs += now - sliceAt;
+        r.slices++;
+        return new Promise<void>((resolve) =>
+          setImmediate(() => {
+            sliceAt = performance.now();
+            resolve();
+          }),
+        );
+      },
+      end: () => {
+        const now = performance.now();
+        r.maxSliceMs = Math.max(r.maxSliceMs, now - sliceAt);
+        r.busyMs += now - sliceAt;
+        r.slices++;
+      },
+    };
+  }
+
   private async render(r: Rendering): Promise<void> {
+    const t = this.thread;
+    if (t?.usable) {
+      try {
+        await this.renderOffThread(r, t);
+        return;
+      } catch {
+        // told by RenderThread; this scrape is rendered here
+        r.maxSliceMs = 0;
+        r.slices = 0;
+        r.busyMs = 0;
+      }
+    }
+    await this.renderHere(r);
+  }
+
+  /** Collect the values here, in slices; the worker writes the text. */
+  private async renderOffThread(r: Rendering, t: RenderThread): Promise<void> {
+    const { due, end } = this.slicer(r);
+    const sink = new CollectSink(t.values, t.ids, t.epoch);
+    const metrics = this.registry.getMetricsAsArray();
+    const plan = new Int32Array(3 * metrics.length);
+    const texts: string[] = [];
+    const families: { index: number; head: string; name: string }[] = [];
+    for (let i = 0; i < metrics.length; i++) {
+      const m = metrics[i];
+      if (m instanceof TableCounter || m instanceof TableGauge) {
+        const before = sink.n;
+        const it = m.family.spec.read(sink);
+        if (it) {
+          while (it.next().done !== true) {
+            const pause = due();
+            if (pause) await pause;
+          }
+        }
+        plan[3 * i] = PLAN_FAMILY;
+        plan[3 * i + 1] = i;
+        plan[3 * i + 2] = sink.n - before;
+        if (t.unsent(i)) families.push({ index: i, head: m.family.head.toString(), name: m.family.name.toString() });
+      } else {
+        plan[3 * i] = PLAN_TEXT;
+        plan[3 * i + 1] = texts.push(await this.registry.getMetricsAsString(m)) - 1;
+      }
+      const pause = due();
+      if (pause) await pause;
+    }
+    const setIds = new Int32Array(sink.fresh.length);
+    for (let k = 0; k < sink.fresh.length; k++) setIds[k] = sink.fresh[k]!.id;
+    const sets = packSets(sink.fresh.map((set) => set.bytes));
+    const inline = packSets(sink.inline);
+    end();
+    // the arrays cross to the worker (transferred) and come back with the text
+    const { values, ids } = sink;
+    const q: RenderRequest = {
+      kind: "render",
+      epoch: sink.epoch,
+      families,
+      setIds,
+      setOffsets: sets.offsets,
+      setBytes: sets.bytes,
+      inlineOffsets: inline.offsets,
+      inlineBytes: inline.bytes,
+      texts,
+      plan,
+      planLength: plan.length,
+      values,
+      ids,
+    };
+    const reply = await t.render(q, sink.inUse, sink.fresh.length);
+    for (let k = 0; k < reply.chunks.length; k++) r.chunks.push(Buffer.from(reply.chunks[k]!, 0, reply.lengths[k]));
+    r.length = reply.total;
+    r.spare = reply.chunks;
+    r.offThread = true;
+  }
+
+  /** Write the text here, in slices, into pooled chunks. */
+  private async renderHere(r: Rendering): Promise<void> {
     const take = (): Buffer => {
       const b = this.pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
       r.owned.push(b);
       return b;
     };
     const w = new ChunkWriter(take);
-    const sliceMs = this.sliceMs;
-    const startedAt = performance.now();
-    let sliceAt = startedAt;
-    // the end of a slice when it is time; the caller then awaits the returned promise. A slice
-    // may last `sliceMs`, or RENDER_SHARE of the time the render has taken so far when that is
-    // longer (at most MAX_SLICE_MS): while the links keep the thread busy the render still gets
-    // a share of it, so a scrape under a saturating flow ends in about its CPU time / share.
-    const due = (): Promise<void> | undefined => {
-      const now = performance.now();
-      if (now - sliceAt < sliceBudgetMs(sliceMs, now - startedAt)) return undefined;
-      r.maxSliceMs = Math.max(r.maxSliceMs, now - sliceAt);
-      r.slices++;
-      return new Promise<void>((resolve) =>
-        setImmediate(() => {
-          sliceAt = performance.now();
-          resolve();
-        }),
-      );
-    };
+    const { due, end } = this.slicer(r);
     const metrics = this.registry.getMetricsAsArray();
     for (let i = 0; i < metrics.length; i++) {
       const m = metrics[i];
@@ -1091,8 +1333,7 @@ export class Exposition {
     }
     w.bytes(FINAL_NEWLINE);
     w.end();
-    r.maxSliceMs = Math.max(r.maxSliceMs, performance.now() - sliceAt);
-    r.slices++;
+    end();
     r.chunks.push(...w.chunks);
     r.length = w.length;
     this.poolLimit = Math.max(this.poolLimit, 2 * r.owned.length);

@@ -330,7 +330,7 @@ export async function startDaemon(
     // prom-client is loaded only here: an lvsd without --http does not pay its start-up
     const { metricsRoutes } = await import("../../control/observe/metrics.js");
     const routes: Record<string, Route> = {
-      ...metricsRoutes(observed),
+      ...metricsRoutes(observed, { log: lineLog(log, "metrics.worker", "warn") }),
       ...statusRoutes(observed),
     };
     try {

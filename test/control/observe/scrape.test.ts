@@ -1,11 +1,17 @@
 /**
- * How GET /metrics renders (src/control/observe/metrics.ts, Exposition): in slices that give the
- * event loop back, byte for byte the text registry.metrics() writes at once; scrapes that arrive
- * together share one render; the pooled chunks go back once every scrape that had them is done.
+ * How GET /metrics renders (src/control/observe/metrics.ts, Exposition): the values collected in
+ * slices that give the event loop back, the text written by the render worker (or, without it,
+ * on the main thread in the same slices), byte for byte the text registry.metrics() writes at
+ * once; scrapes that arrive together share one render; the chunks go back (to the worker or the
+ * pool) once every scrape that had them is done; a failing worker leaves the main thread to render.
  * No timing is asserted: `sliceMs: 0` makes a render yield at every step it can.
  */
 
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ObservedDaemon } from "../../../src/control/observe/daemon.js";
 import { type HttpServer, startHttpServer } from "../../../src/control/observe/http.js";
@@ -86,14 +92,19 @@ describe("the sliced render of /metrics", () => {
   });
   afterAll(() => r?.observed.health.stop());
 
-  it("writes byte for byte what registry.metrics() writes at once", async () => {
+  it("writes byte for byte what registry.metrics() writes at once, in the worker or on the main thread", async () => {
     for (const o of [r.observed, observed]) {
-      const registry = metricsRegistry(o, { processMetrics: false });
-      const exposition = new Exposition(registry, { sliceMs: 0 });
-      const whole = await registry.metrics();
-      expect(await exposition.text()).toBe(whole);
-      // again, into chunks that come back from the pool
-      expect(await exposition.text()).toBe(whole);
+      for (const worker of [true, false]) {
+        const registry = metricsRegistry(o, { processMetrics: false });
+        const exposition = new Exposition(registry, { sliceMs: 0, worker });
+        expect(exposition.offThread).toBe(worker);
+        const whole = await registry.metrics();
+        expect(await exposition.text()).toBe(whole);
+        expect(exposition.last?.offThread).toBe(worker);
+        // again, into chunks that come back from the pool (the worker's or the main thread's)
+        expect(await exposition.text()).toBe(whole);
+        expect(exposition.workerFailures).toBe(0);
+      }
     }
     const m = parseExposition(await new Exposition(metricsRegistry(observed), { sliceMs: 0 }).text());
     expect(m.get("node_ipvs_backend_weight")!.samples.length).toBe(SERVICES * DESTS);
@@ -149,9 +160,73 @@ describe("the sliced render of /metrics", () => {
     exposition.release(b);
     expect(a.chunks.length).toBe(0);
     const c = await first;
+    expect(c.offThread).toBe(true);
+    expect(c.spare?.length).toBeGreaterThan(0);
     exposition.release(c);
+    expect(c.spare).toBeDefined(); // the second scrape still sends them
     exposition.release(c);
     expect(c.owned.length).toBe(0);
+    expect(c.spare).toBeUndefined(); // back to the worker
+  });
+
+  it("keeps the worker's label sets in step with a table whose dests come and go", async () => {
+    // the small rig: the 200 services x 4 dests that each round replaces are most of the table,
+    // so the label sets sent pile up beyond twice those in use and epochs start anew on the way
+    const t = r.observed.engine.table;
+    const registry = metricsRegistry(r.observed, { processMetrics: false });
+    const exposition = new Exposition(registry, { sliceMs: 0 });
+    const epoch = exposition.workerEpoch;
+    for (let round = 0; round < 6; round++) {
+      const keys = [];
+      for (let k = 0; k < 200; k++) {
+        const key = { proto: IPPROTO_TCP, addr: ipToU32("10.77.0.0") + round * 256 + k, port: 8000 + round };
+        t.addService(key, { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff });
+        for (let d = 0; d < 4; d++) {
+          t.addDest(key, {
+            addr: ipToU32("172.30.0.0") + round * 4096 + k * 8 + d,
+            port: 80,
+            weight: 1,
+            fwd: FwdMethod.MASQ,
+            uThreshold: 0,
+            lThreshold: 0,
+          });
+        }
+        keys.push(key);
+      }
+      expect(await exposition.text()).toBe(await registry.metrics());
+      expect(exposition.last?.offThread).toBe(true);
+      for (const s of t.list()) if (s.port === 8000 + round) t.deleteService(s);
+    }
+    expect(await exposition.text()).toBe(await registry.metrics());
+    expect(exposition.workerFailures).toBe(0);
+    expect(exposition.workerEpoch - epoch).toBeGreaterThanOrEqual(2);
+  });
+
+  it("renders on the main thread when the worker fails, and stops starting it after three failures", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lvs-render-"));
+    try {
+      const broken = join(dir, "broken-worker.mjs");
+      writeFileSync(broken, "process.exit(3);\n");
+      const registry = metricsRegistry(observed, { processMetrics: false });
+      const told: string[] = [];
+      const exposition = new Exposition(registry, {
+        sliceMs: 0,
+        workerUrl: pathToFileURL(broken),
+        log: (msg) => told.push(msg),
+      });
+      const whole = await registry.metrics();
+      for (let k = 1; k <= 4; k++) {
+        expect(await exposition.text()).toBe(whole);
+        expect(exposition.last?.offThread).toBe(false);
+        expect(exposition.workerFailures).toBe(Math.min(k, 3));
+      }
+      expect(exposition.offThread).toBe(false);
+      expect(told).toHaveLength(3);
+      expect(told[0]).toMatch(/render worker failed \(render worker exited with code 3\); this scrape rendered/);
+      expect(told[2]).toMatch(/scrapes from now on rendered on the main thread/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("stays well-formed when the table changes between its slices", async () => {
@@ -232,7 +307,8 @@ describe("GET /metrics, sliced", () => {
     // every response finished: the chunks went back to the pool
     await new Promise((resolve) => setImmediate(resolve));
     expect(exposition.last?.users).toBe(0);
-    expect(exposition.last?.owned.length).toBe(0);
+    expect(exposition.last?.offThread).toBe(true);
+    expect(exposition.last?.spare).toBeUndefined();
   });
 
   it("lets a client go away during the render, and answers the next one", async () => {
