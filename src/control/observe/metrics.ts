@@ -45,8 +45,8 @@
  * slower. `npm run bench -- --only metrics` measures the whole scrape.
  */
 
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { existsSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { finished } from "node:stream";
 import { Worker } from "node:worker_threads";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
@@ -66,6 +66,7 @@ import {
   PLAN_FAMILY,
   PLAN_TEXT,
   RENDER_WORKER,
+  type RenderChunk,
   type RenderFailed,
   type RenderReply,
   type RenderRequest,
@@ -896,7 +897,9 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     ];
     for (const [name, help, value] of syncCounters)
       counter({ name, help, read: (sink) => sink.add(value()) });
-    const resultSets = ["created", "updated", "no_dest", "refused"].map((result) => new LabelSet({ result }, true));
+    const resultSets = ["created", "updated", "no_dest", "refused"].map(
+      (result) => new LabelSet({ result }, true),
+    );
     counter({
       name: "lvs_sync_received_entries_total",
       help: "Entries the backup applied: created, updated, no_dest (no such service or dest here), refused.",
@@ -932,7 +935,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
 
 /** One render of the exposition: its text in chunks, and the scrapes still sending it. */
 export class Rendering {
-  /** The text, in order. */
+  /** The text so far, in order (all of it once `finished`). */
   readonly chunks: Buffer[] = [];
   /** Its length in bytes. */
   length = 0;
@@ -951,7 +954,22 @@ export class Rendering {
   readonly owned: Buffer[] = [];
   /** The worker's chunks behind `chunks`, given back to it once no scrape sends them. */
   spare: ArrayBuffer[] | undefined;
+  /** Settles when the text is complete (or the render failed). */
   done: Promise<void> = Promise.resolve();
+  private readonly followers = new Set<(chunk: Buffer) => void>();
+
+  /** A chunk more of the text, told to the scrapes that follow the render. */
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+    for (const f of this.followers) f(chunk);
+  }
+
+  /** Call `f` with every chunk that comes from now on; returns the call that stops it. */
+  follow(f: (chunk: Buffer) => void): () => void {
+    this.followers.add(f);
+    return () => this.followers.delete(f);
+  }
 }
 
 export interface ExpositionOptions {
@@ -1001,6 +1019,8 @@ class RenderThread {
   private known = 0;
   private worker: Worker | undefined;
   private waiting: ((m: RenderReply | RenderFailed | Error) => void) | undefined;
+  /** Where the chunks of the render under way go. */
+  private chunk: ((m: RenderChunk) => void) | undefined;
   private readonly familiesSent = new Set<number>();
   values: Float64Array = new Float64Array(4096);
   ids: Int32Array = new Int32Array(4096);
@@ -1017,7 +1037,12 @@ class RenderThread {
     if (this.worker) return this.worker;
     const w = new Worker(this.url, { workerData: RENDER_WORKER });
     w.unref();
-    w.on("message", (m: RenderReply | RenderFailed) => {
+    w.on("message", (m: RenderChunk | RenderReply | RenderFailed) => {
+      if (m.kind === "chunk") {
+        this.chunk?.(m);
+        return;
+      }
+      this.chunk = undefined;
       const wake = this.waiting;
       this.waiting = undefined;
       wake?.(m);
@@ -1033,6 +1058,7 @@ class RenderThread {
     if (this.worker !== w) return;
     this.worker = undefined;
     this.reset();
+    this.chunk = undefined;
     const wake = this.waiting;
     this.waiting = undefined;
     wake?.(err);
@@ -1051,18 +1077,29 @@ class RenderThread {
     return true;
   }
 
-  /** Render `q`, which uses `inUse` kept label sets, `fresh` of them new to the worker. */
-  async render(q: RenderRequest, inUse: number, fresh: number): Promise<RenderReply> {
+  /**
+   * Render `q`, which uses `inUse` kept label sets, `fresh` of them new to the worker; `chunk`
+   * gets the text's chunks as they come.
+   */
+  async render(
+    q: RenderRequest,
+    inUse: number,
+    fresh: number,
+    chunk: (m: RenderChunk) => void,
+  ): Promise<RenderReply> {
     const w = this.started();
     const answer = new Promise<RenderReply | RenderFailed | Error>((resolve) => {
       this.waiting = resolve;
     });
+    this.chunk = chunk;
     w.postMessage(q, [q.values.buffer, q.ids.buffer, q.plan.buffer] as ArrayBuffer[]);
     const m = await answer;
     if (m instanceof Error || m.kind === "failed") {
       this.failures++;
       const why = m instanceof Error ? m.message : m.message;
-      this.log(`metrics: render worker failed (${why}); ${this.usable ? "this scrape" : "scrapes from now on"} rendered on the main thread`);
+      this.log(
+        `metrics: render worker failed (${why}); ${this.usable ? "this scrape" : "scrapes from now on"} rendered on the main thread`,
+      );
       if (!(m instanceof Error)) {
         this.values = m.values;
         this.ids = m.ids;
@@ -1153,10 +1190,11 @@ export class Exposition {
   }
 
   /**
-   * The text as of now, or of the render under way (which started less than a render's time
-   * ago). Give it back with release() once it has been sent.
+   * The render under way (which started less than a render's time ago), or a new one: its
+   * chunks come as they are written (Rendering.follow), `done` settles when the text is whole.
+   * Give it back with release() once it has been sent.
    */
-  async acquire(): Promise<Rendering> {
+  start(): Rendering {
     let r = this.current;
     if (r === undefined) {
       const fresh = new Rendering();
@@ -1167,8 +1205,16 @@ export class Exposition {
         this.last = fresh;
         if (this.current === fresh) this.current = undefined;
       });
+      // a failure reaches the scrapes through `done`; none may be left unhandled
+      fresh.done.catch(() => {});
     }
     r.users++;
+    return r;
+  }
+
+  /** The text as of now, whole (start(), then its end). Give it back with release(). */
+  async acquire(): Promise<Rendering> {
+    const r = this.start();
     try {
       await r.done;
     } catch (err) {
@@ -1232,11 +1278,16 @@ export class Exposition {
   private async render(r: Rendering): Promise<void> {
     const t = this.thread;
     if (t?.usable) {
+      r.offThread = true; // known at once: scrapes follow its chunks as they come (sendExposition)
       try {
         await this.renderOffThread(r, t);
         return;
-      } catch {
-        // told by RenderThread; this scrape is rendered here
+      } catch (err) {
+        // told by RenderThread; this scrape is rendered here, unless part of the text has gone
+        // out already (the scrapes following it then fail; the next scrape renders anew)
+        if (r.chunks.length > 0) throw err;
+        r.offThread = false;
+        r.spare = undefined;
         r.maxSliceMs = 0;
         r.slices = 0;
         r.busyMs = 0;
@@ -1267,7 +1318,8 @@ export class Exposition {
         plan[3 * i] = PLAN_FAMILY;
         plan[3 * i + 1] = i;
         plan[3 * i + 2] = sink.n - before;
-        if (t.unsent(i)) families.push({ index: i, head: m.family.head.toString(), name: m.family.name.toString() });
+        if (t.unsent(i))
+          families.push({ index: i, head: m.family.head.toString(), name: m.family.name.toString() });
       } else {
         plan[3 * i] = PLAN_TEXT;
         plan[3 * i + 1] = texts.push(await this.registry.getMetricsAsString(m)) - 1;
@@ -1297,11 +1349,13 @@ export class Exposition {
       values,
       ids,
     };
-    const reply = await t.render(q, sink.inUse, sink.fresh.length);
-    for (let k = 0; k < reply.chunks.length; k++) r.chunks.push(Buffer.from(reply.chunks[k]!, 0, reply.lengths[k]));
-    r.length = reply.total;
-    r.spare = reply.chunks;
-    r.offThread = true;
+    const spare: ArrayBuffer[] = [];
+    r.spare = spare;
+    const reply = await t.render(q, sink.inUse, sink.fresh.length, (m) => {
+      spare.push(m.chunk);
+      r.push(Buffer.from(m.chunk, 0, m.length));
+    });
+    if (reply.total !== r.length) throw new Error(`render worker wrote ${r.length} of ${reply.total} bytes`);
   }
 
   /** Write the text here, in slices, into pooled chunks. */
@@ -1334,8 +1388,7 @@ export class Exposition {
     w.bytes(FINAL_NEWLINE);
     w.end();
     end();
-    r.chunks.push(...w.chunks);
-    r.length = w.length;
+    for (const c of w.chunks) r.push(c);
     this.poolLimit = Math.max(this.poolLimit, 2 * r.owned.length);
   }
 }
@@ -1350,39 +1403,64 @@ export function metricsRoutes(
 }
 
 /**
- * Answer a scrape with the exposition's chunks (Content-Length known: they are rendered before
- * the headers go), handing them back to the pool once the response is finished or aborted.
+ * Answer a scrape with the exposition's chunks, handing them back (to the pool or the worker)
+ * once the response is finished or aborted. While the render worker writes the text, each chunk
+ * is sent as it comes (chunked transfer encoding), so sending overlaps writing; a text already
+ * whole (a main-thread render, HEAD) goes with its Content-Length. Should the render fail after
+ * part of the text went out, the connection is closed (the scraper sees a failed scrape).
  */
 export async function sendExposition(
   exposition: Exposition,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const r = await exposition.acquire();
+  const r = exposition.start();
   let held = true;
+  let stop: (() => void) | undefined;
   const release = (): void => {
+    stop?.();
+    stop = undefined;
     if (held) exposition.release(r);
     held = false;
   };
+  const headers = {
+    "content-type": exposition.registry.contentType,
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+  };
   try {
-    res.writeHead(200, {
-      "content-type": exposition.registry.contentType,
-      "content-length": r.length,
-      "cache-control": "no-store",
-      "x-content-type-options": "nosniff",
-    });
-    if (req.method === "HEAD") {
+    if (req.method === "HEAD" || !r.offThread) await r.done;
+    if (r.finished) {
+      res.writeHead(200, { ...headers, "content-length": r.length });
+      if (req.method === "HEAD") {
+        res.end();
+        release();
+        return;
+      }
+      finished(res, release);
+      res.cork();
+      for (const c of r.chunks) res.write(c);
+      res.uncork();
       res.end();
-      release();
       return;
     }
-    finished(res, release);
-    res.cork();
-    for (const c of r.chunks) res.write(c);
-    res.uncork();
-    res.end();
   } catch (err) {
     release();
     throw err;
   }
+  // the worker is writing it: what there is now, then each chunk as it comes
+  res.writeHead(200, headers);
+  finished(res, release);
+  res.cork();
+  for (const c of r.chunks) res.write(c);
+  res.uncork();
+  stop = r.follow((c) => res.write(c));
+  r.done.then(
+    () => {
+      stop?.();
+      stop = undefined;
+      res.end();
+    },
+    () => res.destroy(),
+  );
 }

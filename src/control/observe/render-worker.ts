@@ -8,7 +8,8 @@
  * What crosses: family heads once per worker, a label set's bytes once per epoch (the main thread
  * starts a new epoch, and the worker forgets every set, when more sets were sent than a scrape
  * uses), the values and label ids of each scrape (transferred, and transferred back), and the
- * text's chunks (transferred to the main thread, and back once sent, for reuse). Label sets made
+ * text's chunks, each as soon as it is written (transferred to the main thread, which sends it
+ * while the rest is written, and back once sent, for reuse). Label sets made
  * for one scrape only (health checks, VRRP) travel inline with it.
  *
  * The text is byte for byte what the main thread's render (and prom-client's registry) writes.
@@ -46,11 +47,17 @@ export interface RenderRequest {
   readonly ids: Int32Array;
 }
 
+/** A piece of the text, sent as soon as it is written (from offset 0, `length` bytes). */
+export interface RenderChunk {
+  readonly kind: "chunk";
+  readonly chunk: ArrayBuffer;
+  readonly length: number;
+}
+
+/** The end of a render: every chunk has been sent before it. */
 export interface RenderReply {
   readonly kind: "rendered";
-  /** The text: chunks (each from offset 0) and the bytes used of each. */
-  readonly chunks: ArrayBuffer[];
-  readonly lengths: number[];
+  /** Bytes in all the chunks. */
   readonly total: number;
   /** The request's arrays, back for the next scrape. */
   readonly values: Float64Array;
@@ -91,10 +98,12 @@ export class Renderer {
   }
 
   spare(chunks: readonly ArrayBuffer[]): void {
-    for (const c of chunks) if (c.byteLength === CHUNK_BYTES && this.pool.length < this.poolLimit) this.pool.push(c);
+    for (const c of chunks)
+      if (c.byteLength === CHUNK_BYTES && this.pool.length < this.poolLimit) this.pool.push(c);
   }
 
-  render(q: RenderRequest): { chunks: ArrayBuffer[]; lengths: number[]; total: number } {
+  /** Write the text of `q`, handing each chunk to `send` as it fills; returns the bytes written. */
+  render(q: RenderRequest, send: (chunk: ArrayBuffer, length: number) => void): number {
     if (q.epoch !== this.epoch) {
       this.sets.clear();
       this.epoch = q.epoch;
@@ -113,12 +122,21 @@ export class Renderer {
     for (let k = 0; k + 1 < q.inlineOffsets.length; k++) {
       inline.push(inlineBytes.subarray(q.inlineOffsets[k]!, q.inlineOffsets[k + 1]!));
     }
-    const owned: ArrayBuffer[] = [];
-    const w = new ChunkWriter(() => {
-      const ab = this.pool.pop() ?? new ArrayBuffer(CHUNK_BYTES);
-      owned.push(ab);
-      return Buffer.from(ab);
-    });
+    let used = 0;
+    const w = new ChunkWriter(
+      () => Buffer.from(this.pool.pop() ?? new ArrayBuffer(CHUNK_BYTES)),
+      (c) => {
+        used++;
+        if (c.byteOffset === 0 && (c.buffer.byteLength === CHUNK_BYTES || c.buffer.byteLength === c.length)) {
+          send(c.buffer as ArrayBuffer, c.length);
+        } else {
+          // a line longer than a chunk, written into a buffer of its own that may share memory
+          const ab = new ArrayBuffer(c.length);
+          new Uint8Array(ab).set(c);
+          send(ab, c.length);
+        }
+      },
+    );
     const { plan, values, ids } = q;
     let row = 0;
     for (let p = 0; p < q.planLength; p += 3) {
@@ -144,22 +162,9 @@ export class Renderer {
       }
     }
     w.bytes(FINAL_NEWLINE);
-    const chunks = w.end();
-    this.poolLimit = Math.max(this.poolLimit, 2 * owned.length);
-    const out: ArrayBuffer[] = [];
-    const lengths: number[] = [];
-    for (const c of chunks) {
-      if (c.byteOffset === 0 && (c.buffer.byteLength === CHUNK_BYTES || c.buffer.byteLength === c.length)) {
-        out.push(c.buffer as ArrayBuffer);
-      } else {
-        // a line longer than a chunk, written into a buffer of its own that may share memory
-        const ab = new ArrayBuffer(c.length);
-        new Uint8Array(ab).set(c);
-        out.push(ab);
-      }
-      lengths.push(c.length);
-    }
-    return { chunks: out, lengths, total: w.length };
+    w.end();
+    this.poolLimit = Math.max(this.poolLimit, 2 * used);
+    return w.length;
   }
 }
 
@@ -173,17 +178,12 @@ if (parentPort && workerData === RENDER_WORKER) {
     }
     const back = [m.values.buffer, m.ids.buffer, m.plan.buffer] as ArrayBuffer[];
     try {
-      const { chunks, lengths, total } = renderer.render(m);
-      const reply: RenderReply = {
-        kind: "rendered",
-        chunks,
-        lengths,
-        total,
-        values: m.values,
-        ids: m.ids,
-        plan: m.plan,
-      };
-      port.postMessage(reply, [...chunks, ...back]);
+      const total = renderer.render(m, (chunk, length) => {
+        const c: RenderChunk = { kind: "chunk", chunk, length };
+        port.postMessage(c, [chunk]);
+      });
+      const reply: RenderReply = { kind: "rendered", total, values: m.values, ids: m.ids, plan: m.plan };
+      port.postMessage(reply, back);
     } catch (err) {
       const reply: RenderFailed = {
         kind: "failed",

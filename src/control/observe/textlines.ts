@@ -20,7 +20,7 @@ export const CHUNK_BYTES = 256 * 1024;
  * lines are written by copying the name's and the label set's bytes and writing integer values
  * digit by digit, so a line makes no string (joining ~85,000 small strings cost more than all
  * the rest of a scrape). Chunks come from `take` (a pool: Exposition) and are handed out as they
- * fill; `chunks` then holds the text in order.
+ * fill (to `filled`, when given); `chunks` then holds the text in order.
  */
 export class ChunkWriter {
   readonly chunks: Buffer[] = [];
@@ -28,7 +28,11 @@ export class ChunkWriter {
   length = 0;
   private buf: Buffer;
   private at = 0;
-  constructor(private readonly take: () => Buffer) {
+  /** `filled`, when given, is told each chunk as it is handed out (the render worker streams them). */
+  constructor(
+    private readonly take: () => Buffer,
+    private readonly filled?: (chunk: Buffer) => void,
+  ) {
     this.buf = take();
   }
   /** Make room for `n` more bytes in the current chunk. */
@@ -39,8 +43,10 @@ export class ChunkWriter {
   }
   private flush(): void {
     if (this.at === 0) return;
-    this.chunks.push(this.buf.subarray(0, this.at));
+    const chunk = this.buf.subarray(0, this.at);
+    this.chunks.push(chunk);
     this.length += this.at;
+    this.filled?.(chunk);
     this.buf = this.take();
     this.at = 0;
   }
@@ -110,4 +116,3 @@ function writeSmall(buf: Buffer, at: number, v: number): number {
   } while (n > 0);
   return end;
 }
-

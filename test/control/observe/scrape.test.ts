@@ -222,7 +222,9 @@ describe("the sliced render of /metrics", () => {
       }
       expect(exposition.offThread).toBe(false);
       expect(told).toHaveLength(3);
-      expect(told[0]).toMatch(/render worker failed \(render worker exited with code 3\); this scrape rendered/);
+      expect(told[0]).toMatch(
+        /render worker failed \(render worker exited with code 3\); this scrape rendered/,
+      );
       expect(told[2]).toMatch(/scrapes from now on rendered on the main thread/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -296,7 +298,9 @@ describe("GET /metrics, sliced", () => {
     for (const [k, a] of answers.entries()) {
       expect(a.status).toBe(200);
       expect(a.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
-      expect(Number(a.headers.get("content-length"))).toBe(Buffer.byteLength(bodies[k]!));
+      // sent while the worker writes it: chunked, no length known when the headers went
+      expect(a.headers.get("content-length")).toBeNull();
+      expect(a.headers.get("transfer-encoding")).toBe("chunked");
       expect(bodies[k]).toBe(registryText);
     }
     // the three requests arrive while the first render runs (it yields between its slices)
@@ -304,11 +308,85 @@ describe("GET /metrics, sliced", () => {
     const head = await fetch(url, { method: "HEAD" });
     expect(Number(head.headers.get("content-length"))).toBe(Buffer.byteLength(registryText));
     expect(await head.text()).toBe("");
-    // every response finished: the chunks went back to the pool
+    // every response finished: the chunks went back to the worker
     await new Promise((resolve) => setImmediate(resolve));
     expect(exposition.last?.users).toBe(0);
     expect(exposition.last?.offThread).toBe(true);
     expect(exposition.last?.spare).toBeUndefined();
+  });
+
+  it("closes the connection when the worker dies after part of the text went out", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lvs-render-"));
+    const told: string[] = [];
+    // a worker that sends a first chunk, then exits
+    const half = join(dir, "half-worker.mjs");
+    writeFileSync(
+      half,
+      [
+        'import { parentPort } from "node:worker_threads";',
+        'parentPort.on("message", () => {',
+        '  const chunk = new TextEncoder().encode("# HELP x\\n").buffer;',
+        '  parentPort.postMessage({ kind: "chunk", chunk, length: chunk.byteLength }, [chunk]);',
+        "  setTimeout(() => process.exit(5), 20);",
+        "});",
+        "",
+      ].join("\n"),
+    );
+    const registry = metricsRegistry(bigDaemon(r).observed, { processMetrics: false });
+    const broken = new Exposition(registry, {
+      sliceMs: 0,
+      workerUrl: pathToFileURL(half),
+      log: (m) => told.push(m),
+    });
+    const server = await startHttpServer(
+      "127.0.0.1",
+      0,
+      { "/metrics": (req, res) => sendExposition(broken, req, res) },
+      () => {},
+    );
+    try {
+      const url = `http://127.0.0.1:${server.port}/metrics`;
+      for (let k = 0; k < 3; k++) {
+        let failed = "whole";
+        try {
+          await (await fetch(url)).text();
+        } catch (err) {
+          failed = (err as Error).message;
+        }
+        expect(failed).toMatch(/terminated|other side closed|socket/i);
+      }
+      expect(told).toHaveLength(3);
+      expect(told[0]).toMatch(/exited with code 5/);
+      // after three failures the main thread renders, whole
+      const a = await fetch(url);
+      expect(await a.text()).toBe(registryText);
+      expect(broken.offThread).toBe(false);
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("sends a text rendered on the main thread whole, with its length", async () => {
+    const here = new Exposition(metricsRegistry(bigDaemon(r).observed, { processMetrics: false }), {
+      sliceMs: 0,
+      worker: false,
+    });
+    const server = await startHttpServer(
+      "127.0.0.1",
+      0,
+      { "/metrics": (req, res) => sendExposition(here, req, res) },
+      () => {},
+    );
+    try {
+      const a = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+      const body = await a.text();
+      expect(Number(a.headers.get("content-length"))).toBe(Buffer.byteLength(body));
+      expect(body).toBe(registryText);
+      expect(here.last?.offThread).toBe(false);
+    } finally {
+      await server.close();
+    }
   });
 
   it("lets a client go away during the render, and answers the next one", async () => {
