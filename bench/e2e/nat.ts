@@ -47,7 +47,7 @@
  * (c2) the same scraping back to back for the whole measurement, (a') the first again (the
  * noise); then the scrape alone, back to back for 5 s with no traffic. Prints lvsd's CPU use,
  * the ratios a'/a, b/a, c1/a, c2/a (median and range over the repeats) and the latencies the
- * scraper saw (to the headers, i.e. rendered, and to the last byte). The scraper is this file
+ * scraper saw (to the headers, which lvsd sends once the values are collected when its render worker writes the text, and to the last byte). The scraper is this file
  * (`--scrape-child`), started in the lab and killed by it. Needs iperf3 (seconds default 10).
  */
 import { type ChildProcess, execFileSync } from "node:child_process";
@@ -715,7 +715,7 @@ async function scrapeChild(url: string, intervalMs: number, limitMs: number): Pr
 interface Scrapes {
   /** Until the last byte. */
   ms: number[];
-  /** Until the headers (lvsd sends them with the body, once the text is rendered). */
+  /** Until the headers (with the render worker: once the values are collected; without it: once the text is rendered). */
   firstMs: number[];
   bytes: number;
   errors: number;
@@ -948,7 +948,9 @@ async function observability(): Promise<void> {
     c2: "back to back, with traffic",
     idle: "back to back, no traffic",
   };
-  console.log("scrape latency (GET /metrics to its last byte; in brackets: to its headers, i.e. rendered)");
+  console.log(
+    "scrape latency (GET /metrics to its last byte; in brackets: to its headers, i.e. the values collected)",
+  );
   for (const s of ["c1", "c2", "idle"] as const) {
     latency[s] = {
       ...latencyStats(scrapes[s].flatMap((x) => x.ms)),
