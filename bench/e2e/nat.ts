@@ -47,8 +47,9 @@
  * (c2) the same scraping back to back for the whole measurement, (a') the first again (the
  * noise); then the scrape alone, back to back for 5 s with no traffic. Prints lvsd's CPU use,
  * the ratios a'/a, b/a, c1/a, c2/a (median and range over the repeats) and the latencies the
- * scraper saw (to the headers, which lvsd sends once the values are collected when its render worker writes the text, and to the last byte). The scraper is this file
- * (`--scrape-child`), started in the lab and killed by it. Needs iperf3 (seconds default 10).
+ * scraper saw (to the headers, which lvsd sends once the values are collected when its render
+ * worker writes the text, and to the last byte). The scraper is this file (`--scrape-child`),
+ * started in the lab and killed by it. Needs iperf3 (seconds default 10).
  */
 import { type ChildProcess, execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -715,7 +716,7 @@ async function scrapeChild(url: string, intervalMs: number, limitMs: number): Pr
 interface Scrapes {
   /** Until the last byte. */
   ms: number[];
-  /** Until the headers (with the render worker: once the values are collected; without it: once the text is rendered). */
+  /** Until the headers (with the render worker: the values collected; without: the text rendered). */
   firstMs: number[];
   bytes: number;
   errors: number;
