@@ -145,6 +145,58 @@ describe("the per-packet path allocates nothing", () => {
     });
   }
 
+  it("FULLNAT with PROXY v1: ICMP errors quoting established flows, both sides, quotes mapped", async () => {
+    const e = engineFor(FwdMethod.FULLNAT, 1);
+    established(e);
+    const errsIn: Uint8Array[] = [];
+    const errsOut: Uint8Array[] = [];
+    for (let k = 0; k < 256; k++) {
+      const sport = 20000 + k;
+      const c = e.ct.lookupIn(6, ipToU32(IP.client), sport, ipToU32(IP.vip), 80);
+      const rs = e.ct.daddr[c] === ipToU32(IP.rs1) ? IP.rs1 : IP.rs2;
+      const h = e.ct.seqDelta[c]!;
+      const serverGot = ipv4({ src: "192.168.10.200", dst: rs, ttl: 63, df: true })
+        .tcp({ sport: e.ct.lport[c]!, dport: 80, seq: 6 + h, ack: 7, flags: TCP_ACK })
+        .payload("more!")
+        .build();
+      errsOut.push(
+        eth({ src: rs === IP.rs1 ? MAC.rs1 : MAC.rs2, dst: MAC.dirIn })
+          .ipv4({ src: rs, dst: "192.168.10.200" })
+          .icmpError(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, serverGot, { mtu: 1400 })
+          .build(),
+      );
+      const clientGot = ipv4({ src: IP.vip, dst: IP.client, ttl: 63 })
+        .tcp({ sport: 80, dport: sport, seq: 1, ack: 6, flags: TCP_ACK })
+        .payload("abcdef")
+        .build();
+      errsIn.push(
+        eth({ src: MAC.client, dst: MAC.dirOut })
+          .ipv4({ src: IP.client, dst: IP.vip })
+          .icmpError(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, clientGot)
+          .build(),
+      );
+    }
+    const eib = batchOf(errsIn, OUT);
+    const eob = batchOf(errsOut, IN);
+    e.drops.fill(0);
+    let t = 10;
+    const gcs = await gcsDuring(() => {
+      for (let k = 0; k < N_BATCHES; k++) {
+        eib.restore();
+        e.process(eib.b, t++);
+        eob.restore();
+        e.process(eob.b, t++);
+      }
+    });
+    expect(e.drops.reduce((a, b) => a + b, 0)).toBe(0);
+    expect(eib.b.egress[255]).toBe(IN);
+    expect(eob.b.egress[255]).toBe(OUT);
+    // the last error to the client quotes its own seq (the header taken out again)
+    const last = eob.b.frame(255);
+    expect(new DataView(last.buffer, last.byteOffset).getUint32(14 + 20 + 8 + 20 + 4)).toBe(6);
+    expect(gcs).toBe(0);
+  });
+
   it("NAT established flows with a master sync daemon writing entries (FULLNAT option too)", async () => {
     for (const fwd of [FwdMethod.MASQ, FwdMethod.FULLNAT]) {
       const e = engineFor(fwd);
