@@ -44,7 +44,7 @@ import { Ownership } from "./net/owner.js";
 import { Resolver } from "./net/resolver.js";
 import { put16 } from "./packet/emit.js";
 import { parseFrame, setTcpAck, setTcpSeq, tcpAck, tcpSeq, tcpWindow } from "./packet/parse.js";
-import { decTtl } from "./packet/rewrite.js";
+import { decTtl, shiftInnerTcpAck, shiftInnerTcpSeq } from "./packet/rewrite.js";
 import {
   ETH_P_ARP,
   FrameView,
@@ -364,6 +364,14 @@ export class Engine {
       } else {
         setTcpSeq(v, (dv.getInt32(v.l4Off + 4) - delta) | 0);
       }
+    } else if ((ct.flags[c]! & CONN_F_SYNPROXY) !== 0 && icmp) {
+      // An ICMP error quoting a segment of the connection: map the quote back into the space
+      // of the side it goes to. From the client's side it quotes our server->client segment
+      // (seq moved down by seqDelta): up again for the server. From the server's side it
+      // quotes our client->server segment (ack moved up): down again for the client.
+      const delta = ct.seqDelta[c]! | 0;
+      if (dir === DIR_INPUT) shiftInnerTcpSeq(v, delta);
+      else shiftInnerTcpAck(v, -delta | 0);
     }
     if (!icmp) {
       if (v.proto === IPPROTO_TCP && v.l4Off >= 0) ct.tcpTransition(c, dir, v.tcpFlags);

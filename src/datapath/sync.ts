@@ -18,6 +18,17 @@
  * is synced each time. sync_refresh_period > 0 holds back a resend until the connection's
  * expiry has moved by that much (or by half its timeout), with sync_retries retries at
  * refresh_period / 8.
+ *
+ * A SYN-proxied connection (CONN_F_SYNPROXY, synproxy.ts) carries its sequence offset in the
+ * kernel's IPVS_OPT_SEQ_DATA option with IP_VS_CONN_F_OUT_SEQ, as the kernel's NAT helpers
+ * (ip_vs_app.c) describe a shift of the server's sequence space: `out_seq` = {init_seq: the
+ * server's ISN, delta = previous_delta: cookie − server ISN}; `in_seq` is zero. With that, the
+ * kernel's vs_fix_seq adds delta to the seq of every server→client segment and vs_fix_ack_seq
+ * subtracts it from the ack of every client→server segment — exactly the engine's shift by
+ * seqDelta = server ISN − cookie, in both directions (delta = previous_delta, so the init_seq
+ * boundary changes nothing). The backup (src/control/sync/daemon.ts) turns it back into
+ * CONN_F_SYNPROXY and seqDelta. A connection still waiting for its server's SYN-ACK
+ * (CONN_F_SYNPROXY_WAIT, seqDelta a stash index) goes without the option.
  */
 import { IPPROTO_TCP, IPPROTO_UDP } from "../lib/proto.js";
 import { FwdMethod } from "../tables/model.js";
@@ -29,6 +40,8 @@ import {
   CONN_F_INACTIVE,
   CONN_F_NOOUTPUT,
   CONN_F_ONE_PACKET,
+  CONN_F_SYNPROXY,
+  CONN_F_SYNPROXY_WAIT,
   CONN_F_TEMPLATE,
   type ConnTable,
 } from "./conntrack/table.js";
@@ -36,15 +49,21 @@ import {
   FWD_TO_KERNEL,
   IP_VS_CONN_F_INACTIVE,
   IP_VS_CONN_F_NOOUTPUT,
+  IP_VS_CONN_F_OUT_SEQ,
   IP_VS_CONN_F_TEMPLATE,
   IPVS_OPT_LVSTS_FULLNAT,
+  IPVS_OPT_SEQ_DATA,
   SVER_MASK,
   SYNC_FULLNAT_OPT_LEN,
   SYNC_MAX_CONNS,
   SYNC_MESG_HLEN,
   SYNC_PROTO_VER,
+  SYNC_SEQ_OPT_LEN,
   SYNC_V4_LEN,
 } from "./packet/ipvs-sync.js";
+
+/** The largest entry the data path writes: the IPv4 entry, the SEQ option and the FULLNAT option. */
+export const SYNC_ENTRY_MAXLEN = SYNC_V4_LEN + 2 + SYNC_SEQ_OPT_LEN + 2 + SYNC_FULLNAT_OPT_LEN;
 
 /** Messages the ring holds (full ones waiting to be sent, plus the one being filled). */
 export const SYNC_RING_DEFAULT = 64;
@@ -96,7 +115,7 @@ export class SyncOut {
     maxlen: number,
     ringSize = SYNC_RING_DEFAULT,
   ) {
-    if (!Number.isInteger(maxlen) || maxlen < SYNC_MESG_HLEN + SYNC_V4_LEN + 2 + SYNC_FULLNAT_OPT_LEN)
+    if (!Number.isInteger(maxlen) || maxlen < SYNC_MESG_HLEN + SYNC_ENTRY_MAXLEN)
       throw new RangeError(`sync maxlen ${maxlen} is too small`);
     if (maxlen > 0xffff) throw new RangeError(`sync maxlen ${maxlen} is too large`);
     this.ct = ct;
@@ -201,8 +220,10 @@ export class SyncOut {
   /** Write entry c into the message being filled (a new one if it does not fit). */
   private write(c: number): void {
     const ct = this.ct;
-    const fullnat = ct.fwd[c] === FwdMethod.FULLNAT && (ct.flags[c]! & CONN_F_TEMPLATE) === 0;
-    const len = SYNC_V4_LEN + (fullnat ? 2 + SYNC_FULLNAT_OPT_LEN : 0);
+    const f = ct.flags[c]!;
+    const fullnat = ct.fwd[c] === FwdMethod.FULLNAT && (f & CONN_F_TEMPLATE) === 0;
+    const seq = (f & (CONN_F_SYNPROXY | CONN_F_SYNPROXY_WAIT | CONN_F_TEMPLATE)) === CONN_F_SYNPROXY;
+    const len = SYNC_V4_LEN + (seq ? 2 + SYNC_SEQ_OPT_LEN : 0) + (fullnat ? 2 + SYNC_FULLNAT_OPT_LEN : 0);
     if (this.full === this.ringSize) {
       this.ringDrops++;
       return;
@@ -230,11 +251,11 @@ export class SyncOut {
     const dv = this.dv;
     const base = m * this.maxlen;
     const o = base + used;
-    const f = ct.flags[c]!;
     let kf = FWD_TO_KERNEL[ct.fwd[c]!] ?? 0;
     if ((f & CONN_F_TEMPLATE) !== 0) kf |= IP_VS_CONN_F_TEMPLATE;
     if ((f & CONN_F_INACTIVE) !== 0) kf |= IP_VS_CONN_F_INACTIVE;
     if ((f & CONN_F_NOOUTPUT) !== 0) kf |= IP_VS_CONN_F_NOOUTPUT;
+    if (seq) kf |= IP_VS_CONN_F_OUT_SEQ;
     const svc = this.table.services[ct.svc[c]!];
     dv.setUint8(o, 0); // IPv4
     dv.setUint8(o + 1, ct.proto[c]!);
@@ -249,15 +270,29 @@ export class SyncOut {
     dv.setUint32(o + 24, ct.caddr[c]!);
     dv.setUint32(o + 28, ct.vaddr[c]!);
     dv.setUint32(o + 32, ct.daddr[c]!);
+    let p = o + SYNC_V4_LEN;
+    if (seq) {
+      // IPVS_OPT_SEQ_DATA: in_seq zero; out_seq {server ISN, cookie - server ISN twice}.
+      const cookie = ct.isn[c]!;
+      const d = ct.seqDelta[c]!;
+      dv.setUint8(p, IPVS_OPT_SEQ_DATA);
+      dv.setUint8(p + 1, SYNC_SEQ_OPT_LEN);
+      for (let k = 2; k < 14; k += 4) dv.setUint32(p + k, 0);
+      dv.setUint32(p + 14, (cookie + d) >>> 0);
+      dv.setUint32(p + 18, (0 - d) >>> 0);
+      dv.setUint32(p + 22, (0 - d) >>> 0);
+      p += 2 + SYNC_SEQ_OPT_LEN;
+    }
     if (fullnat) {
-      const p = o + SYNC_V4_LEN;
       dv.setUint8(p, IPVS_OPT_LVSTS_FULLNAT);
       dv.setUint8(p + 1, SYNC_FULLNAT_OPT_LEN);
       dv.setUint32(p + 2, ct.laddr[c]!);
       dv.setUint16(p + 6, ct.lport[c]!);
       dv.setUint16(p + 8, 0);
-      dv.setUint32(p + 10, ct.isn[c]!);
-      dv.setUint32(p + 14, ct.seqDelta[c]!);
+      // isn/seqDelta are the PROXY protocol's unless the SYN proxy holds them (never both).
+      const sp = (f & (CONN_F_SYNPROXY | CONN_F_SYNPROXY_WAIT)) !== 0;
+      dv.setUint32(p + 10, sp ? 0 : ct.isn[c]!);
+      dv.setUint32(p + 14, sp ? 0 : ct.seqDelta[c]!);
     }
     used += len;
     this.len[m] = used;

@@ -19,11 +19,13 @@
  * Wire: kernel version 1 messages (wire.ts), so a kernel IPVS peer reads what lvsd sends and
  * the other way round; FULLNAT's local address/port and PROXY shift travel in the lvs-ts option.
  */
+
+import { CONN_F_SYNPROXY, CONN_F_SYNPROXY_WAIT } from "../../datapath/conntrack/table.js";
 import type { Engine, SyncSink } from "../../datapath/engine.js";
 import { emitUdp } from "../../datapath/packet/emit.js";
 import { checkL4Checksum, L4Csum } from "../../datapath/packet/parse.js";
 import type { FrameView } from "../../datapath/packet/view.js";
-import { SyncOut } from "../../datapath/sync.js";
+import { SYNC_ENTRY_MAXLEN, SyncOut } from "../../datapath/sync.js";
 import { u32ToIp } from "../../lib/addr.js";
 import { IPPROTO_TCP } from "../../lib/proto.js";
 import { FwdMethod, type Service } from "../../tables/model.js";
@@ -41,9 +43,9 @@ import {
   SYNC_MESG_HLEN,
   SYNC_STATUS_COUNT,
   SYNC_STATUS_NAMES,
-  SYNC_V4_LEN,
   type SyncConn,
   SyncStatus,
+  synProxyFromSeq,
 } from "./wire.js";
 
 /** How often the master sends what the data path wrote. */
@@ -76,6 +78,12 @@ export interface SyncCounters {
   noDest: number;
   /** Entries of a forwarding method lvs-ts does not have (BYPASS), or a table full. */
   refused: number;
+  /**
+   * SEQ options (IPVS_OPT_SEQ_DATA) applied as a SYN-proxy offset, and ones not applied (not a
+   * uniform shift, or not a TCP NAT/FULLNAT connection).
+   */
+  seqApplied: number;
+  seqIgnored: number;
   /** Messages dropped before parsing: bad UDP checksum, queue full. */
   badChecksum: number;
   queueDrops: number;
@@ -146,6 +154,8 @@ export class SyncDaemon implements SyncSink {
     updated: 0,
     noDest: 0,
     refused: 0,
+    seqApplied: 0,
+    seqIgnored: 0,
     badChecksum: 0,
     queueDrops: 0,
     status: new Float64Array(SYNC_STATUS_COUNT),
@@ -189,7 +199,7 @@ export class SyncDaemon implements SyncSink {
     if (ttl < 1 || ttl > 255) throw new SyncDaemonError("EINVAL", `ttl ${ttl} is not 1..255`);
     // The kernel: maxlen defaults to the MTU less IP and UDP headers, and is kept within it.
     const most = l.mtu - SYNC_HLEN;
-    const least = SYNC_MESG_HLEN + SYNC_V4_LEN + 18;
+    const least = SYNC_MESG_HLEN + SYNC_ENTRY_MAXLEN;
     const maxlen = Math.max(least, Math.min(o.syncMaxlen || most, most));
     const info: SyncDaemonInfo = { state, mcastIfn: o.mcastIfn, syncid: o.syncid, maxlen, group, port, ttl };
     if (state === "master") {
@@ -403,6 +413,7 @@ export class SyncDaemon implements SyncSink {
       i = -1;
     }
     if (i >= 0) {
+      if (!tpl) this.applySeq(i, s, fwd);
       ct.setSynced(i, s.state, inactive, now + timeoutMs);
       c.updated++;
       return;
@@ -457,6 +468,7 @@ export class SyncDaemon implements SyncSink {
         ct.isn[i] = s.fullnat.proxyIsn;
         ct.seqDelta[i] = s.fullnat.proxyDelta;
       }
+      if (i >= 0) this.applySeq(i, s, fwd);
     }
     if (i < 0) {
       c.refused++;
@@ -464,6 +476,32 @@ export class SyncDaemon implements SyncSink {
     }
     ct.setSynced(i, s.state, inactive, now + timeoutMs);
     c.created++;
+  }
+
+  /**
+   * The SEQ option of a TCP NAT or FULLNAT connection, when it is one uniform shift of the
+   * server's sequence space (what lvs-ts's master sends for a SYN-proxied connection, wire.ts
+   * `synProxyFromSeq`): the connection becomes SYN-proxied with that offset, and the engine
+   * shifts its segments as the master did. Anything else in the option (a kernel FTP helper's
+   * resize history) is accepted and not applied, as before (`seq_ignored`).
+   */
+  private applySeq(i: number, s: SyncConn, fwd: FwdMethod): void {
+    if (!s.seq) return;
+    const sp =
+      s.protocol === IPPROTO_TCP && (fwd === FwdMethod.MASQ || fwd === FwdMethod.FULLNAT)
+        ? synProxyFromSeq(s.flags, s.seq)
+        : undefined;
+    if (!sp) {
+      this.counters.seqIgnored++;
+      return;
+    }
+    const ct = this.host.engine.ct;
+    // A connection of ours still waiting for its server's SYN-ACK (seqDelta a stash buffer)
+    // gives up the wait: the stash buffer is free once the flag is gone (engine.stashInUse).
+    ct.flags[i] = (ct.flags[i]! & ~CONN_F_SYNPROXY_WAIT) | CONN_F_SYNPROXY;
+    ct.isn[i] = sp.cookie;
+    ct.seqDelta[i] = sp.seqDelta;
+    this.counters.seqApplied++;
   }
 
   /** The entry's timeout, or without one its state's (a template: 3 minutes), in ms. */
@@ -489,6 +527,8 @@ export class SyncDaemon implements SyncSink {
       ["updated", c.updated],
       ["no_dest", c.noDest],
       ["refused", c.refused],
+      ["seq_applied", c.seqApplied],
+      ["seq_ignored", c.seqIgnored],
       ["bad_checksum", c.badChecksum],
       ["queue_drops", c.queueDrops],
     ];

@@ -62,11 +62,20 @@
  *   __be32 proxy_isn;   PROXY protocol: the client's first data sequence number (0: none)
  *   __be32 proxy_delta; PROXY protocol: bytes inserted into the client's stream
  *
+ * SYN proxy (lvs-ts, src/datapath/synproxy.ts): a SYN-proxied connection's sequence offset goes
+ * in the kernel's own SEQ option, as the kernel's NAT helpers would describe a shift of the
+ * server's sequence space (ip_vs_app.c: with IP_VS_CONN_F_OUT_SEQ, vs_fix_seq adds out_seq.delta
+ * to server→client seq numbers after out_seq.init_seq, previous_delta to those before, and
+ * vs_fix_ack_seq subtracts the same from client→server acks). `synProxySeq` and
+ * `synProxyFromSeq` map between that and the engine's (cookie, seqDelta = server ISN − cookie).
+ *
  * lvs-ts is IPv4 only: IPv6 entries are stepped over and reported in `skipped`.
  */
 
 import {
   IP_VS_CONN_F_HASHED,
+  IP_VS_CONN_F_IN_SEQ,
+  IP_VS_CONN_F_OUT_SEQ,
   IP_VS_CONN_F_SEQ_MASK,
   IP_VS_CONN_F_TEMPLATE,
   IP_VS_PEDATA_MAXLEN,
@@ -231,6 +240,38 @@ export class SyncWireError extends Error {
     super(message);
     this.name = "SyncWireError";
   }
+}
+
+/**
+ * The SEQ option of a SYN-proxied connection (flag IP_VS_CONN_F_OUT_SEQ): `in_seq` zero, `out_seq`
+ * = {init_seq: the server's ISN, delta = previous_delta: cookie − server ISN}. `cookie` is the
+ * ISN the director gave the client, `seqDelta` the engine's server ISN − cookie (u32 each).
+ */
+export function synProxySeq(cookie: number, seqDelta: number): { in: SyncSeq; out: SyncSeq } {
+  const d = (0 - seqDelta) >>> 0;
+  return {
+    in: { initSeq: 0, delta: 0, previousDelta: 0 },
+    out: { initSeq: (cookie + seqDelta) >>> 0, delta: d, previousDelta: d },
+  };
+}
+
+/**
+ * The engine's SYN-proxy state from a received entry's flags and SEQ option: the cookie and
+ * seqDelta (server ISN − cookie), or undefined when the option is absent or is not one uniform
+ * shift of the server's sequence space — IN_SEQ with a non-zero shift, or out_seq's delta and
+ * previous_delta different (a kernel's FTP helper after a resize: lvs-ts does not rewrite
+ * payloads and so has nothing to apply it to).
+ */
+export function synProxyFromSeq(
+  flags: number,
+  seq: { in: SyncSeq; out: SyncSeq } | undefined,
+): { cookie: number; seqDelta: number } | undefined {
+  if (!seq || (flags & IP_VS_CONN_F_OUT_SEQ) === 0) return undefined;
+  if ((flags & IP_VS_CONN_F_IN_SEQ) !== 0 && (seq.in.delta !== 0 || seq.in.previousDelta !== 0))
+    return undefined;
+  const o = seq.out;
+  if (o.delta !== o.previousDelta) return undefined;
+  return { cookie: (o.initSeq + o.delta) >>> 0, seqDelta: (0 - o.delta) >>> 0 };
 }
 
 function isU(n: number, bits: number): boolean {

@@ -11,7 +11,8 @@
  * server announces in its SYN-ACK is lowered by the largest header so that a full-sized client
  * segment still fits the real server's link after the insertion. The header goes with the
  * first data segment, so protocols where the server speaks first get it only once the client
- * sends; that suits HTTP (nginx and haproxy `proxy_protocol`).
+ * sends; that suits HTTP (nginx and haproxy `proxy_protocol`). ICMP errors quoting such a
+ * connection's segments get the same mapping for the quoted seq/ack (`proxyIcmpIn`/`proxyIcmpOut`).
  */
 
 import { IPPROTO_TCP } from "../../lib/proto.js";
@@ -30,6 +31,8 @@ import {
   setInnerSport,
   setSaddr,
   setSport,
+  shiftInnerTcpAck,
+  shiftInnerTcpSeq,
 } from "../packet/rewrite.js";
 import { type FrameView, TCP_ACK, TCP_SYN } from "../packet/view.js";
 import { proxyLen, proxyMaxLen, writeProxy } from "./proxyproto.js";
@@ -132,6 +135,31 @@ function proxyOutbound(v: FrameView, ct: ConnTable, c: number, ver: number): voi
   if (changed) fixL4Checksum(v);
 }
 
+/**
+ * PROXY protocol, an ICMP error from the client's side: it quotes a server->client segment as the
+ * client got it, whose ack counts the client's bytes only; for the server it counts the header
+ * too (the inverse of `unshift`).
+ */
+function proxyIcmpIn(v: FrameView, ct: ConnTable, c: number): void {
+  const delta = ct.seqDelta[c]!;
+  const in4 = v.innerL4Off;
+  if (delta === 0 || in4 < 0 || v.innerProto !== IPPROTO_TCP || in4 + 12 > v.l4Off + v.l4Len) return;
+  if (((v.dv.getUint32(in4 + 8) - ct.isn[c]!) | 0) > 0) shiftInnerTcpAck(v, delta | 0);
+}
+
+/**
+ * PROXY protocol, an ICMP error from the server's side: it quotes a client->server segment as the
+ * server got it, whose seq counts the header; for the client it does not (`unshift`).
+ */
+function proxyIcmpOut(v: FrameView, ct: ConnTable, c: number): void {
+  const delta = ct.seqDelta[c]!;
+  const in4 = v.innerL4Off;
+  if (delta === 0 || in4 < 0 || v.innerProto !== IPPROTO_TCP) return;
+  const seq = v.dv.getUint32(in4 + 4);
+  const ns = unshift(seq, ct.isn[c]!, delta);
+  if (ns !== seq) shiftInnerTcpSeq(v, (ns - seq) | 0);
+}
+
 export const fullnatMode: ForwardMode = {
   kind: FwdMethod.FULLNAT,
   inputOnly: false,
@@ -168,8 +196,9 @@ export const fullnatMode: ForwardMode = {
     return caddr | 0;
   },
 
-  icmpIn(v: FrameView, ct: ConnTable, c: number): number {
+  icmpIn(v: FrameView, ct: ConnTable, c: number, cx: ModeContext): number {
     // The client reports on our reply VIP:vport -> caddr:cport; the server sent RIP:rport -> laddr:lport.
+    if (proxyVersion(cx, c) !== 0) proxyIcmpIn(v, ct, c);
     const rip = ct.daddr[c]!;
     const laddr = ct.laddr[c]!;
     setSaddr(v, laddr | 0);
@@ -181,8 +210,9 @@ export const fullnatMode: ForwardMode = {
     return rip | 0;
   },
 
-  icmpOut(v: FrameView, ct: ConnTable, c: number): number {
+  icmpOut(v: FrameView, ct: ConnTable, c: number, cx: ModeContext): number {
     // The server side reports on our packet laddr:lport -> RIP:rport; the client sent caddr:cport -> VIP:vport.
+    if (proxyVersion(cx, c) !== 0) proxyIcmpOut(v, ct, c);
     const caddr = ct.caddr[c]!;
     const vaddr = ct.vaddr[c]!;
     setSaddr(v, vaddr | 0);

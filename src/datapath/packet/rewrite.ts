@@ -265,6 +265,44 @@ export function setInnerDport(v: FrameView, port: number): number {
   return 1;
 }
 
+/**
+ * Add `delta` (int32, mod 2^32) to the 32-bit word at `rel` (4: seq, 8: ack) of the TCP header
+ * embedded in an ICMP error, when the router quoted it (`need` bytes of the TCP header: 8 for
+ * the seq, which innerL4Off guarantees; 12 for the ack, 14 to see the flags too), with the
+ * embedded TCP checksum (when quoted) and the ICMP checksum updated. Returns 1 when done.
+ */
+function shiftInnerTcp(v: FrameView, rel: number, need: number, delta: number): number {
+  const in4 = v.innerL4Off;
+  if (in4 < 0 || v.innerProto !== IPPROTO_TCP || in4 + need > v.l4Off + v.l4Len) return 0;
+  const dv = v.dv;
+  const old = dv.getInt32(in4 + rel);
+  const nw = (old + delta) | 0;
+  icmpWrite16(v, in4 + rel, nw >>> 16);
+  icmpWrite16(v, in4 + rel + 2, nw & 0xffff);
+  innerL4Replace(v, old, nw, 1);
+  return 1;
+}
+
+/**
+ * Move the sequence number of the TCP header quoted in an ICMP error by `delta` (int32). Updates
+ * the quoted TCP checksum when it was quoted, and the ICMP checksum. Returns 1 when done, 0 when
+ * there is no quoted TCP header.
+ */
+export function shiftInnerTcpSeq(v: FrameView, delta: number): number {
+  return shiftInnerTcp(v, 4, 8, delta | 0);
+}
+
+/**
+ * Move the acknowledgement number of the quoted TCP header by `delta` (int32) when the quote
+ * reaches the flags and ACK is set (a segment without ACK carries no acknowledgement to map).
+ * Like shiftInnerTcpSeq; 0 when not done.
+ */
+export function shiftInnerTcpAck(v: FrameView, delta: number): number {
+  const in4 = v.innerL4Off;
+  if (in4 < 0 || in4 + 14 > v.l4Off + v.l4Len || (v.buf[in4 + 13]! & 0x10) === 0) return 0;
+  return shiftInnerTcp(v, 8, 14, delta | 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Full recomputes (fallbacks; cost proportional to the packet)
 

@@ -48,6 +48,8 @@ export interface HaRunOptions {
   afterFailbackMs: number;
   /** A persistent service: every connection of the client must get the same real server. */
   persistent?: boolean;
+  /** The SYN proxy on the service (NAT, FULLNAT): its sequence offsets must survive by sync. */
+  synProxy?: boolean;
   /**
    * How the MASTER's lvsd is stopped: SIGKILL (default: a crash; the BACKUP waits
    * Master_Down_Interval) or SIGTERM (a clean stop: its priority-0 advert hands over within
@@ -124,6 +126,12 @@ export interface HaResult {
   backupTable: { master: number; missing: number } | undefined;
   /** The real servers that answered the client's loops and new connections (by name, sorted). */
   servers: string[];
+  /**
+   * With `synProxy`: the MASTER's SYN-proxy handshakes just before the kill (lvsadm
+   * --synproxy-stats), and the SEQ options the BACKUP took as a SYN-proxy offset by then
+   * (lvsadm --sync seq_applied, read after the takeover).
+   */
+  synProxy: { handshakesAtKill: number; seqApplied: number } | undefined;
   timeline: string[];
   /**
    * Default mode: no established connection reset, none broken (but for brokenInSyncWindow), no
@@ -244,6 +252,7 @@ export async function runHaLab(o: HaRunOptions, onLab?: (lab: HaLab) => void): P
     fileBytes: o.fileBytes,
     limitRate: Math.ceil(o.fileBytes / o.downloadSeconds),
     ...(o.persistent ? { persistent: true } : {}),
+    ...(o.synProxy ? { synProxy: true } : {}),
   });
   onLab?.(lab);
   let client: ClientProc | undefined;
@@ -335,6 +344,17 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
     mark(Date.now(), `BACKUP has ${held} of the MASTER's ${peer.master} connections`);
   }
 
+  // SYN proxy: the connections are the director's splices, and the BACKUP has their offsets
+  const counter = (k: number, args: string[], name: string): number => {
+    const line = lab
+      .lvsadm(k, ...args)
+      .stdout.split("\n")
+      .find((l) => l.trim().split(/\s+/)[0] === name);
+    return Number(line?.trim().split(/\s+/).at(-1) ?? Number.NaN);
+  };
+  const handshakesAtKill = o.synProxy ? counter(1, ["--synproxy-stats"], "handshakes") : 0;
+  if (o.synProxy) say(`# SYN proxy: director 1 spliced ${handshakesAtKill} handshakes before the kill`);
+
   // failover
   const sig = o.stopSignal ?? "SIGKILL";
   const killAt = lab.kill(1, sig);
@@ -357,6 +377,13 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
   } else say(`# takeover: director 2 did NOT become MASTER within 10 s\n${lab.logText(2)}`);
   await sleep(1000);
   const macAfter = lab.clientVipMac();
+  let synProxy: HaResult["synProxy"];
+  if (o.synProxy && lab.isLvsd(2)) {
+    synProxy = { handshakesAtKill, seqApplied: counter(2, ["--sync"], "seq_applied") };
+    say(
+      `# SYN proxy: director 2 took ${synProxy.seqApplied} SYN-proxy offsets from sync (lvsadm --sync seq_applied)`,
+    );
+  }
   // the VIP answers through the new master
   let vipAnswer = "";
   let vipAnswered = false;
@@ -505,7 +532,9 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
     total(broken) === brokenInSyncWindow &&
     bytesCorrupted === 0 &&
     checksumFailures === 0 &&
-    (!o.persistent || servers.length === 1);
+    (!o.persistent || servers.length === 1) &&
+    (!o.synProxy ||
+      (synProxy !== undefined && synProxy.handshakesAtKill >= establishedAtKill && synProxy.seqApplied > 0));
 
   // per connection: every download, every connection that did not end well
   const rel = (at: number): string => (at === 0 ? "never" : `${((at - killAt) / 1000).toFixed(2)} s`);
@@ -576,6 +605,7 @@ async function run(lab: HaLab, o: HaRunOptions, setClient: (c: ClientProc) => vo
     conns,
     backupTable: peer,
     servers,
+    synProxy,
     timeline: lines,
     ok,
   };

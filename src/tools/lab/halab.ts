@@ -67,6 +67,8 @@ export interface HaLabOptions {
   limitRate: number;
   /** A persistent service (persistence_timeout / -p): the client keeps one real server. */
   persistent?: boolean;
+  /** The SYN proxy on the service (syn_proxy / --synproxy; NAT and FULLNAT only). */
+  synProxy?: boolean;
 }
 
 /** The persistence timeout of `--persistent` (seconds). */
@@ -100,6 +102,8 @@ export class HaLab {
   readonly logs: LogLine[][] = [[], [], []];
 
   constructor(o: HaLabOptions) {
+    if (o.synProxy && o.mode === "dr")
+      throw new Error("the SYN proxy needs NAT or FULLNAT (the director must see replies)");
     this.o = o;
     this.topo = new Topology(o.prefix);
     this.servers = o.servers ?? 4;
@@ -165,6 +169,11 @@ ${
     ? `    persistence_timeout ${HA_PERSIST_TIMEOUT}
 `
     : ""
+}${
+  this.o.synProxy
+    ? `    syn_proxy
+`
+    : ""
 }${Array.from(
   { length: this.servers },
   (_, i) => `    real_server ${this.rsIp(i + 1)} 80 {
@@ -195,7 +204,7 @@ ${vs}`;
   /** FULLNAT: the service as an ipvsadm rule file for lvsd --restore. */
   rules(): string {
     const svc = `${HA_VIP}:80`;
-    return `-A -t ${svc} -s rr${this.o.persistent ? ` -p ${HA_PERSIST_TIMEOUT}` : ""}
+    return `-A -t ${svc} -s rr${this.o.persistent ? ` -p ${HA_PERSIST_TIMEOUT}` : ""}${this.o.synProxy ? " --synproxy" : ""}
 --add-laddr -t ${svc} -z ${HA_LADDR}
 ${Array.from({ length: this.servers }, (_, i) => `-a -t ${svc} -r ${this.rsIp(i + 1)}:80 --fullnat -w 1`).join("\n")}
 `;

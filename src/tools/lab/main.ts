@@ -12,7 +12,7 @@
  *
  * Usage: node dist/src/tools/lab/main.js [nat|dr|tun|fullnat] [--backend tap|raw] [--requests N] [--keep]
  *        node dist/src/tools/lab/main.js nat --fault [--backend tap|raw]
- *        node dist/src/tools/lab/main.js ha [--mode nat|dr|fullnat] [--with-keepalived] [--persistent] [--signal kill|term] [--downloads N] [--loops N] [--new-rate N]
+ *        node dist/src/tools/lab/main.js ha [--mode nat|dr|fullnat] [--with-keepalived] [--persistent] [--synproxy] [--signal kill|term] [--downloads N] [--loops N] [--new-rate N]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -57,6 +57,11 @@ async function haMain(args: string[]): Promise<number> {
   };
   const withKeepalived = args.includes("--with-keepalived");
   const persistent = args.includes("--persistent");
+  const synProxy = args.includes("--synproxy");
+  if (synProxy && mode === "dr") {
+    process.stderr.write("lab ha: --synproxy needs --mode nat or fullnat\n");
+    return 2;
+  }
   const signal = val("--signal") ?? "kill";
   if (signal !== "kill" && signal !== "term") {
     process.stderr.write(`lab ha: --signal ${signal}: expected kill or term\n`);
@@ -90,6 +95,7 @@ async function haMain(args: string[]): Promise<number> {
         mode: mode as HaMode,
         withKeepalived,
         persistent,
+        synProxy,
         stopSignal: signal === "term" ? "SIGTERM" : "SIGKILL",
         dir,
         downloads: num("--downloads", HA_DEFAULTS.downloads),

@@ -12,15 +12,21 @@ import { run as lvsadm } from "../../../src/control/commands.js";
 import type { EventLog } from "../../../src/control/observe/log.js";
 import { formatDaemons, SyncDaemon } from "../../../src/control/sync/daemon.js";
 import {
+  encodeSyncMessage,
   IP_VS_CONN_F_DROUTE,
   IP_VS_CONN_F_MASQ,
+  IP_VS_CONN_F_OUT_SEQ,
+  IP_VS_CONN_F_SEQ_MASK,
   IP_VS_CONN_F_TEMPLATE,
   IP_VS_SYNC_GROUP,
   parseSyncMessage,
+  type SyncConn,
   SyncStatus,
+  synProxyFromSeq,
+  synProxySeq,
 } from "../../../src/control/sync/wire.js";
 import { TcpState } from "../../../src/datapath/conntrack/states.js";
-import { CONN_F_INACTIVE } from "../../../src/datapath/conntrack/table.js";
+import { CONN_F_INACTIVE, CONN_F_SYNPROXY } from "../../../src/datapath/conntrack/table.js";
 import type { Engine } from "../../../src/datapath/engine.js";
 import { eth } from "../../../src/datapath/packet/build.js";
 import { checkL4Checksum, L4Csum, parseFrame } from "../../../src/datapath/packet/parse.js";
@@ -52,8 +58,8 @@ interface Side {
   now: number;
 }
 
-function side(setup: (e: Engine) => void, opts: { ring?: number } = {}): Side {
-  const e = natEngine();
+function side(setup: (e: Engine) => void, opts: { ring?: number; maxConns?: number } = {}): Side {
+  const e = natEngine(opts.maxConns ? { maxConns: opts.maxConns } : {});
   setup(e);
   const s: Side = { e, d: undefined as unknown as SyncDaemon, sent: [], now: 1000 };
   s.d = new SyncDaemon({
@@ -489,6 +495,217 @@ describe("the backup builds what the master had", () => {
       { numRuns: 300 },
     );
     expect(b.e.ct.count).toBe(0);
+  });
+});
+
+describe("SYN-proxied connections survive failover (the offset in the SEQ option)", () => {
+  const LADDR = "192.168.10.200";
+  const spSetup = (fwd: FwdMethod) => (e: Engine) => {
+    e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
+    if (fwd === FwdMethod.FULLNAT) e.table.addLaddr(tcpKey(), ipToU32(LADDR));
+    e.table.addDest(tcpKey(), {
+      addr: ipToU32(IP.rs1),
+      port: 8080,
+      weight: 1,
+      fwd,
+      uThreshold: 0,
+      lThreshold: 0,
+    });
+  };
+  const cl = (sport: number, flags: number, seq: number, ack: number, data: string | Uint8Array = "") =>
+    eth({ src: MAC.client, dst: MAC.dirOut })
+      .ipv4({ src: IP.client, dst: IP.vip })
+      .tcp({ sport, dport: 80, seq, ack, flags, window: 29200, ...(flags & TCP_SYN ? { mss: 1460 } : {}) })
+      .payload(data)
+      .build();
+  const rs = (
+    to: string,
+    dport: number,
+    flags: number,
+    seq: number,
+    ack: number,
+    data: string | Uint8Array = "",
+  ) =>
+    eth({ src: MAC.rs1, dst: MAC.dirIn })
+      .ipv4({ src: IP.rs1, dst: to })
+      .tcp({ sport: 8080, dport, seq, ack, flags, window: 65000 })
+      .payload(data)
+      .build();
+  const tcpSeqOf = (f: Uint8Array) => new DataView(f.buffer, f.byteOffset).getUint32(14 + 20 + 4);
+
+  /**
+   * On director `m`: the cookie handshake, the server's SYN-ACK and `n` client segments of `len`
+   * bytes (enough for the master to sync the connection). Returns what the next segments need.
+   */
+  function proxied(m: Side, fwd: FwdMethod, sport: number, isn: number, srvIsn: number, n = 3, len = 10) {
+    const sa = run(m.e, cl(sport, TCP_SYN, isn, 0), OUT);
+    expect(sa.generated).toHaveLength(1);
+    const cookie = tcpSeqOf(sa.generated[0]![1]);
+    const syn = run(m.e, cl(sport, TCP_ACK, isn + 1, cookie + 1), OUT);
+    expect(syn.egress).toBe(IN);
+    const lport = new DataView(syn.out.buffer, syn.out.byteOffset).getUint16(14 + 20);
+    const to = fwd === FwdMethod.FULLNAT ? LADDR : IP.client;
+    run(m.e, rs(to, lport, TCP_SYN | TCP_ACK, srvIsn, (isn + 1) >>> 0), IN);
+    for (let k = 0; k < n; k++)
+      expect(
+        run(m.e, cl(sport, TCP_ACK | TCP_PSH, isn + 1 + k * len, cookie + 1, "x".repeat(len)), OUT).egress,
+      ).toBe(IN);
+    return { cookie, lport, to, cseq: (isn + 1 + n * len) >>> 0 };
+  }
+
+  it("the master's entry: OUT_SEQ and the option the kernel would apply; FULLNAT's PROXY fields empty", () => {
+    for (const fwd of [FwdMethod.MASQ, FwdMethod.FULLNAT]) {
+      const m = side(spSetup(fwd));
+      m.d.start("master", { mcastIfn: "out0", syncid: 1 });
+      const srvIsn = 0x0000_0100;
+      const { cookie } = proxied(m, fwd, 40000, 0xfffffff0, srvIsn);
+      const ents = sentEntries(m);
+      expect(ents).toHaveLength(1);
+      const ent = ents[0]!;
+      expect(ent.flags & IP_VS_CONN_F_SEQ_MASK).toBe(IP_VS_CONN_F_OUT_SEQ);
+      expect(ent.seq).toEqual(synProxySeq(cookie, (srvIsn - cookie) >>> 0));
+      expect(synProxyFromSeq(ent.flags, ent.seq)).toEqual({ cookie, seqDelta: (srvIsn - cookie) >>> 0 });
+      if (fwd === FwdMethod.FULLNAT) {
+        expect(ent.fullnat!.laddr).toBe(ipToU32(LADDR));
+        expect([ent.fullnat!.proxyIsn, ent.fullnat!.proxyDelta]).toEqual([0, 0]);
+      } else {
+        expect(ent.fullnat).toBeUndefined();
+      }
+    }
+  });
+
+  it("the backup, once master, forwards the next segments both ways byte for byte as the master (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(FwdMethod.MASQ, FwdMethod.FULLNAT),
+        fc.integer({ min: 1024, max: 65535 }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 1, max: 1400 }),
+        fc.integer({ min: 1, max: 1400 }),
+        (fwd, sport, isn, srvIsn, clen, slen) => {
+          const m = side(spSetup(fwd), { maxConns: 1024 });
+          const b = side(spSetup(fwd), { maxConns: 1024 });
+          m.d.start("master", { mcastIfn: "out0", syncid: 2 });
+          b.d.start("backup", { mcastIfn: "out0", syncid: 2 });
+          const { cookie, lport, to, cseq } = proxied(m, fwd, sport, isn, srvIsn);
+          // before the sync the backup knows nothing of it
+          expect(run(b.e, cl(sport, TCP_ACK, cseq, cookie + 1), OUT).egress).toBe(-1);
+          expect(deliver(m, b)).toBeGreaterThan(0);
+          expect(b.d.counterRows()).toContainEqual(["seq_applied", 1]);
+          // the master dies; the same frames reach the backup
+          const c2sNext = cl(
+            sport,
+            TCP_ACK | TCP_PSH,
+            cseq,
+            (cookie + 1 + slen) >>> 0,
+            new Uint8Array(clen).fill(7),
+          );
+          const s2cNext = rs(
+            to,
+            lport,
+            TCP_ACK | TCP_PSH,
+            (srvIsn + 1 + slen) >>> 0,
+            (cseq + clen) >>> 0,
+            new Uint8Array(slen).fill(9),
+          );
+          const om = run(m.e, c2sNext, OUT);
+          const ob = run(b.e, c2sNext, OUT);
+          expect(ob.egress).toBe(IN);
+          expect(hex(ob.out)).toBe(hex(om.out));
+          // the client's ack reached the server in the server's space
+          expect(new DataView(ob.out.buffer, ob.out.byteOffset).getUint32(14 + 20 + 8)).toBe(
+            (srvIsn + 1 + slen) >>> 0,
+          );
+          const rm = run(m.e, s2cNext, IN);
+          const rb = run(b.e, s2cNext, IN);
+          expect(rb.egress).toBe(OUT);
+          expect(hex(rb.out)).toBe(hex(rm.out));
+          // and the server's data reached the client in the cookie's space
+          expect(tcpSeqOf(rb.out)).toBe((cookie + 1 + slen) >>> 0);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it("an update brings the offset to a connection the backup had without it; onward sync keeps it (failback)", () => {
+    const fwd = FwdMethod.MASQ;
+    const m = side(spSetup(fwd));
+    const b = side(spSetup(fwd));
+    const c = side(spSetup(fwd));
+    m.d.start("master", { mcastIfn: "out0", syncid: 4 });
+    b.d.start("backup", { mcastIfn: "out0", syncid: 4 });
+    const srvIsn = 123456789;
+    const { cookie, cseq } = proxied(m, fwd, 41000, 5000, srvIsn);
+    m.d.sendReady(true);
+    const [[, frame]] = m.sent as [[number, Uint8Array]];
+    m.sent = [];
+    // the same entry without the SEQ option (an older lvs-ts master): created, not shifted
+    const v = new FrameView();
+    expect(parseFrame(frame, new DataView(frame.buffer, frame.byteOffset), 0, frame.length, v)).toBe(0);
+    const r = parseSyncMessage(frame.subarray(v.l4Off + 8, v.l4Off + v.l4Len), 4);
+    const plain: SyncConn = { ...r.entries[0]!, flags: r.entries[0]!.flags & ~IP_VS_CONN_F_SEQ_MASK };
+    delete plain.seq;
+    b.d.apply(encodeSyncMessage(4, [plain])[0]!, 4, b.now);
+    const bc = b.e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 41000, ipToU32(IP.vip), 80);
+    expect(bc).toBeGreaterThanOrEqual(0);
+    expect(b.e.ct.flags[bc]! & CONN_F_SYNPROXY).toBe(0);
+    // then the real entry: the offset arrives by the update
+    b.d.apply(frame.subarray(v.l4Off + 8, v.l4Off + v.l4Len), 4, b.now);
+    expect(b.d.counterRows()).toEqual(
+      expect.arrayContaining([
+        ["updated", 1],
+        ["seq_applied", 1],
+      ]),
+    );
+    expect(b.e.ct.flags[bc]! & CONN_F_SYNPROXY).toBe(CONN_F_SYNPROXY);
+    expect(b.e.ct.seqDelta[bc]).toBe((srvIsn - cookie) >>> 0);
+    // b takes over and syncs onward to a restarted director c, which can forward it too
+    b.d.stop("backup");
+    b.d.start("master", { mcastIfn: "out0", syncid: 4 });
+    c.d.start("backup", { mcastIfn: "out0", syncid: 4 });
+    for (let k = 0; k < 50; k++) run(b.e, cl(41000, TCP_ACK, cseq, cookie + 1), OUT);
+    expect(deliver(b, c)).toBeGreaterThan(0);
+    const next = cl(41000, TCP_ACK, cseq, cookie + 11);
+    expect(hex(run(c.e, next, OUT).out)).toBe(hex(run(b.e, next, OUT).out));
+  });
+
+  it("a SEQ option that is not one uniform shift (a kernel FTP helper's) is counted and not applied", () => {
+    const { b } = startPair();
+    const ent: SyncConn = {
+      protocol: IPPROTO_TCP,
+      flags: IP_VS_CONN_F_MASQ | IP_VS_CONN_F_OUT_SEQ,
+      state: TcpState.ESTABLISHED,
+      cport: 4000,
+      vport: 80,
+      dport: 80,
+      fwmark: 0,
+      timeout: 900,
+      caddr: ipToU32(IP.client),
+      vaddr: ipToU32(IP.vip),
+      daddr: ipToU32(IP.rs1),
+      seq: {
+        in: { initSeq: 0, delta: 0, previousDelta: 0 },
+        out: { initSeq: 100, delta: 5, previousDelta: 0 },
+      },
+    };
+    b.d.apply(encodeSyncMessage(7, [ent])[0]!, 7, b.now);
+    const bc = b.e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 4000, ipToU32(IP.vip), 80);
+    expect(bc).toBeGreaterThanOrEqual(0);
+    expect(b.e.ct.flags[bc]! & CONN_F_SYNPROXY).toBe(0);
+    expect(b.d.counterRows()).toEqual(
+      expect.arrayContaining([
+        ["created", 1],
+        ["seq_ignored", 1],
+        ["seq_applied", 0],
+      ]),
+    );
+    // forwarded unshifted, as before
+    const f = c2s(4000, TCP_ACK, 1);
+    const out = run(b.e, f, OUT);
+    expect(out.egress).toBe(IN);
+    expect(new DataView(out.out.buffer, out.out.byteOffset).getUint32(14 + 20 + 8)).toBe(1);
   });
 });
 

@@ -36,6 +36,8 @@ import {
   SyncStatus,
   SyncWireError,
   syncEntryLen,
+  synProxyFromSeq,
+  synProxySeq,
 } from "../../../src/control/sync/wire.js";
 import { TCP_STATE_NAMES, TcpState } from "../../../src/datapath/conntrack/states.js";
 import {
@@ -656,5 +658,102 @@ describe("properties", () => {
       ),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe("the SYN-proxy offset in the kernel's SEQ option", () => {
+  // The kernel's use of `struct ip_vs_seq` (net/netfilter/ipvs/ip_vs_app.c), modelled here from
+  // its documented behaviour: with IP_VS_CONN_F_OUT_SEQ, a server->client segment's seq gets
+  // out_seq.delta added when it is after init_seq, previous_delta otherwise (vs_fix_seq); a
+  // client->server segment's ack loses delta when after init_seq + delta, previous_delta
+  // otherwise (vs_fix_ack_seq). `seqAfter` is the kernel's wrap-around comparison.
+  const seqAfter = (a: number, b: number) => ((b - a) | 0) < 0;
+  const fixSeq = (s: { initSeq: number; delta: number; previousDelta: number }, seq: number) =>
+    s.delta === 0 && s.previousDelta === 0
+      ? seq
+      : (seq + (seqAfter(seq, s.initSeq) ? s.delta : s.previousDelta)) >>> 0;
+  const fixAck = (s: { initSeq: number; delta: number; previousDelta: number }, ack: number) =>
+    s.delta === 0 && s.previousDelta === 0
+      ? ack
+      : (ack - (seqAfter(ack, (s.initSeq + s.delta) >>> 0) ? s.delta : s.previousDelta)) >>> 0;
+  const u32 = fc.integer({ min: 0, max: 0xffffffff });
+
+  const entry = (cookie: number, seqDelta: number, fullnat: boolean): SyncConn => ({
+    protocol: 6, // TCP
+    flags: (fullnat ? IP_VS_CONN_F_FULLNAT : 0) | IP_VS_CONN_F_OUT_SEQ,
+    state: TcpState.ESTABLISHED,
+    cport: 40000,
+    vport: 80,
+    dport: 8080,
+    fwmark: 0,
+    timeout: 900,
+    caddr: 0x0a000007,
+    vaddr: 0x0a000064,
+    daddr: 0xc0a80a01,
+    seq: synProxySeq(cookie, seqDelta),
+    ...(fullnat ? { fullnat: { laddr: 0xc0a80ac8, lport: 5000, proxyIsn: 0, proxyDelta: 0 } } : {}),
+  });
+
+  it("the option's bytes: in_seq zero, out_seq {server ISN, cookie - server ISN twice}, OUT_SEQ set", () => {
+    const cookie = 0x11223344;
+    const srvIsn = 0x00000010; // below the cookie: the delta wraps
+    const [m] = encodeSyncMessage(0, [entry(cookie, (srvIsn - cookie) >>> 0, false)]);
+    const b = m!;
+    expect(b.readUInt32BE(8 + 4) & IP_VS_CONN_F_SEQ_MASK).toBe(IP_VS_CONN_F_OUT_SEQ);
+    expect(b.readUInt16BE(8 + 2)).toBe(36 + 2 + 24);
+    expect([b[8 + 36], b[8 + 37]]).toEqual([1, 24]); // IPVS_OPT_SEQ_DATA, sizeof(ip_vs_sync_conn_options)
+    const o = 8 + 38;
+    expect([b.readUInt32BE(o), b.readUInt32BE(o + 4), b.readUInt32BE(o + 8)]).toEqual([0, 0, 0]);
+    expect([b.readUInt32BE(o + 12), b.readUInt32BE(o + 16), b.readUInt32BE(o + 20)]).toEqual([
+      srvIsn,
+      (cookie - srvIsn) >>> 0,
+      (cookie - srvIsn) >>> 0,
+    ]);
+  });
+
+  it("round trip through the codec, NAT and FULLNAT (property)", () => {
+    fc.assert(
+      fc.property(u32, u32, fc.boolean(), (cookie, seqDelta, fullnat) => {
+        const [m, ...rest] = encodeSyncMessage(3, [entry(cookie, seqDelta, fullnat)]);
+        expect(rest).toHaveLength(0);
+        const r = parseSyncMessage(m!, 3);
+        expect(r.status).toBe(SyncStatus.OK);
+        expect(synProxyFromSeq(r.entries[0]!.flags, r.entries[0]!.seq)).toEqual({ cookie, seqDelta });
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("a kernel receiver applying the option shifts exactly as the engine does, both ways (property)", () => {
+    fc.assert(
+      fc.property(u32, u32, u32, u32, (cookie, srvIsn, off, ack) => {
+        const seqDelta = (srvIsn - cookie) >>> 0;
+        const { out } = synProxySeq(cookie, seqDelta);
+        // server -> client: the engine moves seq down by seqDelta
+        const serverSeq = (srvIsn + off) >>> 0;
+        expect(fixSeq(out, serverSeq)).toBe((serverSeq - seqDelta) >>> 0);
+        // client -> server: the engine moves ack up by seqDelta
+        expect(fixAck(out, ack)).toBe((ack + seqDelta) >>> 0);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("what is not one uniform shift is not taken; an entry without the option still parses", () => {
+    const s = synProxySeq(5, 7);
+    expect(synProxyFromSeq(0, s)).toBeUndefined(); // no OUT_SEQ flag
+    expect(synProxyFromSeq(IP_VS_CONN_F_OUT_SEQ, undefined)).toBeUndefined();
+    const ftp = { in: s.in, out: { ...s.out, previousDelta: 0 } }; // a resize history
+    expect(synProxyFromSeq(IP_VS_CONN_F_OUT_SEQ, ftp)).toBeUndefined();
+    const inShift = { in: { initSeq: 1, delta: 3, previousDelta: 0 }, out: s.out };
+    expect(synProxyFromSeq(IP_VS_CONN_F_SEQ_MASK, inShift)).toBeUndefined();
+    // IN_SEQ with a zero in_seq changes nothing (the kernel's vs_fix_* skip it)
+    expect(synProxyFromSeq(IP_VS_CONN_F_SEQ_MASK, s)).toEqual({ cookie: 5, seqDelta: 7 });
+    const plain: SyncConn = { ...entry(1, 2, false), flags: 0 };
+    delete plain.seq;
+    const r = parseSyncMessage(encodeSyncMessage(0, [plain])[0]!);
+    expect(r.status).toBe(SyncStatus.OK);
+    expect(r.entries[0]!.seq).toBeUndefined();
+    expect(synProxyFromSeq(r.entries[0]!.flags, r.entries[0]!.seq)).toBeUndefined();
   });
 });

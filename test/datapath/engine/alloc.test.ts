@@ -8,8 +8,15 @@ import { constants, PerformanceObserver } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Engine } from "../../../src/datapath/engine.js";
 import { FrameBatch } from "../../../src/datapath/io/batch.js";
-import { eth } from "../../../src/datapath/packet/build.js";
-import { TCP_ACK, TCP_PSH, TCP_SYN } from "../../../src/datapath/packet/view.js";
+import { eth, ipv4 } from "../../../src/datapath/packet/build.js";
+import {
+  ICMP_DEST_UNREACH,
+  ICMP_FRAG_NEEDED,
+  ICMP_PORT_UNREACH,
+  TCP_ACK,
+  TCP_PSH,
+  TCP_SYN,
+} from "../../../src/datapath/packet/view.js";
 import { SyncOut } from "../../../src/datapath/sync.js";
 import { ipToU32 } from "../../../src/lib/addr.js";
 import { FwdMethod } from "../../../src/tables/model.js";
@@ -138,6 +145,58 @@ describe("the per-packet path allocates nothing", () => {
     });
   }
 
+  it("FULLNAT with PROXY v1: ICMP errors quoting established flows, both sides, quotes mapped", async () => {
+    const e = engineFor(FwdMethod.FULLNAT, 1);
+    established(e);
+    const errsIn: Uint8Array[] = [];
+    const errsOut: Uint8Array[] = [];
+    for (let k = 0; k < 256; k++) {
+      const sport = 20000 + k;
+      const c = e.ct.lookupIn(6, ipToU32(IP.client), sport, ipToU32(IP.vip), 80);
+      const rs = e.ct.daddr[c] === ipToU32(IP.rs1) ? IP.rs1 : IP.rs2;
+      const h = e.ct.seqDelta[c]!;
+      const serverGot = ipv4({ src: "192.168.10.200", dst: rs, ttl: 63, df: true })
+        .tcp({ sport: e.ct.lport[c]!, dport: 80, seq: 6 + h, ack: 7, flags: TCP_ACK })
+        .payload("more!")
+        .build();
+      errsOut.push(
+        eth({ src: rs === IP.rs1 ? MAC.rs1 : MAC.rs2, dst: MAC.dirIn })
+          .ipv4({ src: rs, dst: "192.168.10.200" })
+          .icmpError(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, serverGot, { mtu: 1400 })
+          .build(),
+      );
+      const clientGot = ipv4({ src: IP.vip, dst: IP.client, ttl: 63 })
+        .tcp({ sport: 80, dport: sport, seq: 1, ack: 6, flags: TCP_ACK })
+        .payload("abcdef")
+        .build();
+      errsIn.push(
+        eth({ src: MAC.client, dst: MAC.dirOut })
+          .ipv4({ src: IP.client, dst: IP.vip })
+          .icmpError(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, clientGot)
+          .build(),
+      );
+    }
+    const eib = batchOf(errsIn, OUT);
+    const eob = batchOf(errsOut, IN);
+    e.drops.fill(0);
+    let t = 10;
+    const gcs = await gcsDuring(() => {
+      for (let k = 0; k < N_BATCHES; k++) {
+        eib.restore();
+        e.process(eib.b, t++);
+        eob.restore();
+        e.process(eob.b, t++);
+      }
+    });
+    expect(e.drops.reduce((a, b) => a + b, 0)).toBe(0);
+    expect(eib.b.egress[255]).toBe(IN);
+    expect(eob.b.egress[255]).toBe(OUT);
+    // the last error to the client quotes its own seq (the header taken out again)
+    const last = eob.b.frame(255);
+    expect(new DataView(last.buffer, last.byteOffset).getUint32(14 + 20 + 8 + 20 + 4)).toBe(6);
+    expect(gcs).toBe(0);
+  });
+
   it("NAT established flows with a master sync daemon writing entries (FULLNAT option too)", async () => {
     for (const fwd of [FwdMethod.MASQ, FwdMethod.FULLNAT]) {
       const e = engineFor(fwd);
@@ -202,47 +261,7 @@ describe("the per-packet path allocates nothing", () => {
   });
 
   it("SYN proxy: established flows, sequence numbers shifted both ways", async () => {
-    const e = natEngine({ sweepPerBatch: 64 });
-    e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
-    e.table.addDest(tcpKey(), {
-      addr: ipToU32(IP.rs1),
-      port: 80,
-      weight: 1,
-      fwd: FwdMethod.MASQ,
-      uThreshold: 0,
-      lThreshold: 0,
-    });
-    const one = new FrameBatch(1);
-    const send = (f: Uint8Array, link: number) => {
-      one.reset();
-      one.push(f, link);
-      e.process(one, 1);
-    };
-    const ins: Uint8Array[] = [];
-    const outs: Uint8Array[] = [];
-    for (let k = 0; k < 256; k++) {
-      const sport = 20000 + k;
-      const c2s = (flags: number, seq: number, ack: number, data = "") =>
-        eth({ src: MAC.client, dst: MAC.dirOut })
-          .ipv4({ src: IP.client, dst: IP.vip })
-          .tcp({ sport, dport: 80, seq, ack, flags, mss: 1460 })
-          .payload(data)
-          .build();
-      const s2c = (flags: number, seq: number, ack: number) =>
-        eth({ src: MAC.rs1, dst: MAC.dirIn })
-          .ipv4({ src: IP.rs1, dst: IP.client })
-          .tcp({ sport: 80, dport: sport, seq, ack, flags })
-          .payload("abcdef")
-          .build();
-      send(c2s(TCP_SYN, 0, 0), OUT);
-      const sa = e.tx.frame(0);
-      const cookie = new DataView(sa.buffer, sa.byteOffset).getUint32(14 + 20 + 4);
-      send(c2s(TCP_ACK, 1, cookie + 1), OUT);
-      send(s2c(TCP_SYN | TCP_ACK, 7000, 1), IN);
-      ins.push(c2s(TCP_ACK | TCP_PSH, 1, cookie + 1, "more!"));
-      outs.push(s2c(TCP_ACK, 7001, 6));
-    }
-    expect(e.synproxy.handshakes).toBe(256);
+    const { e, ins, outs } = synProxyFlows();
     const inb = batchOf(ins, OUT);
     const outb = batchOf(outs, IN);
     e.drops.fill(0);
@@ -258,6 +277,37 @@ describe("the per-packet path allocates nothing", () => {
     expect(e.drops.reduce((a, b) => a + b, 0)).toBe(0);
     expect(inb.b.egress[255]).toBe(IN);
     expect(outb.b.egress[255]).toBe(OUT);
+    expect(gcs).toBe(0);
+  });
+
+  it("SYN proxy: ICMP errors quoting spliced flows (both sides), and sync entries with the SEQ option", async () => {
+    const { e, ins, errsIn, errsOut } = synProxyFlows();
+    const out = new SyncOut(e.ct, e.table, e.sysctl, 1, 1472, 4);
+    e.ct.syncReset = out.reset;
+    e.sync = out;
+    e.sysctl.syncPeriod = 5;
+    e.sysctl.syncThreshold = 1;
+    const inb = batchOf(ins, OUT);
+    const eib = batchOf(errsIn, OUT);
+    const eob = batchOf(errsOut, IN);
+    e.drops.fill(0);
+    let t = 10;
+    const gcs = await gcsDuring(() => {
+      for (let k = 0; k < N_BATCHES; k++) {
+        inb.restore();
+        e.process(inb.b, t++);
+        eib.restore();
+        e.process(eib.b, t++);
+        eob.restore();
+        e.process(eob.b, t++);
+        if (k % 8 === 0) while (out.ready(t, 0) >= 0) out.release();
+      }
+    });
+    expect(e.drops.reduce((a, b) => a + b, 0)).toBe(0);
+    expect(eib.b.egress[255]).toBe(IN);
+    expect(eob.b.egress[255]).toBe(OUT);
+    // entries of 62 bytes (the SEQ option): 23 a message, fewer than the plain ones fit the ring
+    expect(out.entries).toBeGreaterThan(N_BATCHES * 256 * 0.05);
     expect(gcs).toBe(0);
   });
 
@@ -287,3 +337,75 @@ describe("the per-packet path allocates nothing", () => {
     expect(gcs).toBe(0);
   });
 });
+
+/**
+ * 256 SYN-proxied NAT flows after their handshakes: client->server and server->client
+ * segments, and ICMP errors about them from the client's side (quoting a server->client
+ * segment) and from the server's side (quoting a client->server segment).
+ */
+function synProxyFlows() {
+  const e = natEngine({ sweepPerBatch: 64 });
+  e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
+  e.table.addDest(tcpKey(), {
+    addr: ipToU32(IP.rs1),
+    port: 80,
+    weight: 1,
+    fwd: FwdMethod.MASQ,
+    uThreshold: 0,
+    lThreshold: 0,
+  });
+  const one = new FrameBatch(1);
+  const send = (f: Uint8Array, link: number) => {
+    one.reset();
+    one.push(f, link);
+    e.process(one, 1);
+  };
+  const ins: Uint8Array[] = [];
+  const outs: Uint8Array[] = [];
+  const errsIn: Uint8Array[] = [];
+  const errsOut: Uint8Array[] = [];
+  for (let k = 0; k < 256; k++) {
+    const sport = 20000 + k;
+    const c2s = (flags: number, seq: number, ack: number, data = "") =>
+      eth({ src: MAC.client, dst: MAC.dirOut })
+        .ipv4({ src: IP.client, dst: IP.vip })
+        .tcp({ sport, dport: 80, seq, ack, flags, mss: 1460 })
+        .payload(data)
+        .build();
+    const s2c = (flags: number, seq: number, ack: number) =>
+      eth({ src: MAC.rs1, dst: MAC.dirIn })
+        .ipv4({ src: IP.rs1, dst: IP.client })
+        .tcp({ sport: 80, dport: sport, seq, ack, flags })
+        .payload("abcdef")
+        .build();
+    send(c2s(TCP_SYN, 0, 0), OUT);
+    const sa = e.tx.frame(0);
+    const cookie = new DataView(sa.buffer, sa.byteOffset).getUint32(14 + 20 + 4);
+    send(c2s(TCP_ACK, 1, cookie + 1), OUT);
+    send(s2c(TCP_SYN | TCP_ACK, 7000, 1), IN);
+    ins.push(c2s(TCP_ACK | TCP_PSH, 1, cookie + 1, "more!"));
+    outs.push(s2c(TCP_ACK, 7001, 6));
+    const clientGot = ipv4({ src: IP.vip, dst: IP.client, ttl: 63 })
+      .tcp({ sport: 80, dport: sport, seq: cookie + 1, ack: 6, flags: TCP_ACK })
+      .payload("abcdef")
+      .build();
+    errsIn.push(
+      eth({ src: MAC.client, dst: MAC.dirOut })
+        .ipv4({ src: IP.client, dst: IP.vip })
+        .icmpError(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, clientGot)
+        .build(),
+    );
+    const serverGot = ipv4({ src: IP.client, dst: IP.rs1, ttl: 63, df: true })
+      .tcp({ sport, dport: 80, seq: 6, ack: 7001, flags: TCP_ACK })
+      .payload("more!")
+      .build();
+    errsOut.push(
+      eth({ src: MAC.rs1, dst: MAC.dirIn })
+        .ipv4({ src: IP.rs1, dst: IP.client })
+        .icmpError(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, serverGot, { mtu: 1400 })
+        .build(),
+    );
+  }
+  expect(e.synproxy.handshakes).toBe(256);
+  return { e, ins, outs, errsIn, errsOut };
+}

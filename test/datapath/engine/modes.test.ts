@@ -276,6 +276,59 @@ describe("FULLNAT", () => {
     expect(checkL4Checksum(sk)).toBe(L4Csum.OK);
   });
 
+  it.each([1, 2])("PROXY v%i: ICMP errors quote the sequence space of the side they go to", (ver) => {
+    const e = fnEngine(ver);
+    const lport = parse(run(e, fromClient(TCP_SYN, 1000, 0), OUT).out).sport;
+    run(e, fromRs(TCP_SYN | TCP_ACK, lport, 5000, 1001), IN);
+    run(e, fromClient(TCP_ACK, 1001, 5001), OUT);
+    const req = "GET / HTTP/1.0\r\n\r\n";
+    const d1 = parse(run(e, fromClient(TCP_ACK | TCP_PSH, 1001, 5001, req), OUT).out);
+    const h = d1.ipTotalLen - 20 - 20 - req.length; // the header's length
+    expect(h).toBeGreaterThan(0);
+    /** The quoted packet of an ICMP error frame, re-parsed: its IP and TCP checksums must hold. */
+    const quotedOk = (v: ReturnType<typeof parse>) => {
+      expect(checkL4Checksum(v)).toBe(L4Csum.OK); // the ICMP checksum
+      const q = new Uint8Array(14 + v.l3Off + v.ipTotalLen - v.innerL3Off);
+      q[12] = 0x08;
+      q.set(v.buf.subarray(v.innerL3Off, v.l3Off + v.ipTotalLen), 14);
+      const qv = parse(q);
+      expect(checkL4Checksum(qv)).toBe(L4Csum.OK);
+      return qv;
+    };
+    // from the server's side, about our later client -> server segment (seq counts the header)
+    const serverGot = ipv4({ src: LADDR, dst: IP.rs1, ttl: 63, df: true })
+      .tcp({ sport: lport, dport: 8080, seq: 1001 + h + req.length, ack: 5020, flags: TCP_ACK | TCP_PSH })
+      .payload("more")
+      .build();
+    const e1 = run(
+      e,
+      eth({ src: MAC.rs1, dst: MAC.dirIn })
+        .ipv4({ src: IP.rs1, dst: LADDR })
+        .icmpError(3, 4, serverGot, { mtu: 1400 })
+        .build(),
+      IN,
+    );
+    expect(e1.egress).toBe(OUT);
+    const q1 = quotedOk(parse(e1.out));
+    expect([q1.sport, q1.dport, tcpSeq(q1), tcpAck(q1)]).toEqual([40000, 80, 1001 + req.length, 5020]);
+    // from the client's side, about our server -> client segment (ack counts the request only)
+    const clientGot = ipv4({ src: IP.vip, dst: IP.client, ttl: 63 })
+      .tcp({ sport: 80, dport: 40000, seq: 5001, ack: 1001 + req.length, flags: TCP_ACK | TCP_PSH })
+      .payload("HTTP/1.0 200 OK")
+      .build();
+    const e2 = run(
+      e,
+      eth({ src: MAC.client, dst: MAC.dirOut })
+        .ipv4({ src: IP.client, dst: IP.vip })
+        .icmpError(3, 3, clientGot)
+        .build(),
+      OUT,
+    );
+    expect(e2.egress).toBe(IN);
+    const q2 = quotedOk(parse(e2.out));
+    expect([q2.sport, q2.dport, tcpSeq(q2), tcpAck(q2)]).toEqual([8080, lport, 5001, 1001 + h + req.length]);
+  });
+
   it("relays ICMP errors with both headers rewritten", () => {
     const e = natEngine();
     e.table.addService(udpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff });

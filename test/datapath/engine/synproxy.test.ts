@@ -10,7 +10,7 @@ import { run as run_ } from "../../../src/control/commands.js";
 import { TcpState } from "../../../src/datapath/conntrack/states.js";
 import { Drop } from "../../../src/datapath/drops.js";
 import type { Engine } from "../../../src/datapath/engine.js";
-import { eth } from "../../../src/datapath/packet/build.js";
+import { eth, ipv4 } from "../../../src/datapath/packet/build.js";
 import {
   checkL4Checksum,
   L4Csum,
@@ -19,12 +19,22 @@ import {
   tcpSeq,
   tcpWindow,
 } from "../../../src/datapath/packet/parse.js";
-import { FrameView, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from "../../../src/datapath/packet/view.js";
+import {
+  FrameView,
+  ICMP_DEST_UNREACH,
+  ICMP_FRAG_NEEDED,
+  ICMP_PORT_UNREACH,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_PSH,
+  TCP_RST,
+  TCP_SYN,
+} from "../../../src/datapath/packet/view.js";
 import { COOKIE_PERIOD_MS, keyedHash, SYNACK_WINDOW, SynProxy } from "../../../src/datapath/synproxy.js";
 import { ipToU32 } from "../../../src/lib/addr.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../../../src/lib/proto.js";
 import { FwdMethod } from "../../../src/tables/model.js";
-import { IN, IP, MAC, natEngine, OUT, run, tcpKey } from "./helpers.js";
+import { hex, IN, IP, MAC, natEngine, OUT, run, tcpKey } from "./helpers.js";
 
 const LADDR = "192.168.10.200";
 
@@ -368,5 +378,197 @@ describe("embryonic-entry bound", () => {
     expect(e.ct.embryonic).toBe(emb);
     e.ct.flushAll();
     expect(e.ct.embryonic).toBe(0);
+  });
+});
+
+/**
+ * A SYN-proxied connection after its handshake: the client's ISN 1000 (first data seq 1001), the
+ * director's cookie, the server's ISN `srvIsn`; a request and a response went through.
+ */
+function splice(fwd: FwdMethod, srvIsn: number) {
+  const e = spEngine(fwd);
+  const cookie = tcpSeq(parse(run(e, fromClient(TCP_SYN, 1000, 0, "", 1460), OUT).generated[0]![1]));
+  const s = parse(run(e, fromClient(TCP_ACK, 1001, cookie + 1), OUT).out);
+  const laddr = fwd === FwdMethod.FULLNAT ? LADDR : IP.client;
+  const lport = s.sport;
+  run(e, fromRs(laddr, TCP_SYN | TCP_ACK, lport, srvIsn, 1001, "", 1400), IN);
+  expect(e.synproxy.handshakes).toBe(1);
+  return { e, cookie, laddr, lport };
+}
+
+/** The packet quoted in an ICMP error frame, as a frame of its own (for parse/checks). */
+function quoted(v: FrameView): FrameView {
+  const q = new Uint8Array(14 + v.l3Off + v.ipTotalLen - v.innerL3Off);
+  q[12] = 0x08;
+  q.set(v.buf.subarray(v.innerL3Off, v.l3Off + v.ipTotalLen), 14);
+  const qv = new FrameView();
+  expect(parseFrame(q, new DataView(q.buffer), 0, q.length, qv)).toBe(0);
+  return qv;
+}
+
+describe("SYN proxy: ICMP errors about a spliced connection", () => {
+  const srvIsn = 0xfffffff0; // the offset wraps
+  const reqLen = 18;
+  const resp = "HTTP/1.0 200 OK\r\n\r\nhello";
+
+  it("NAT: from the client's side, the quoted seq goes back into the server's space (exact frame)", () => {
+    const { e, cookie } = splice(FwdMethod.MASQ, srvIsn);
+    // the client's port is gone: it answers our VIP:80 -> client segment with port unreachable
+    const asClientGot = ipv4({ src: IP.vip, dst: IP.client, ttl: 63, id: 5, df: true })
+      .tcp({
+        sport: 80,
+        dport: 40000,
+        seq: cookie + 1,
+        ack: 1001 + reqLen,
+        flags: TCP_ACK | TCP_PSH,
+        window: 65000,
+      })
+      .payload(resp)
+      .build();
+    const err = eth({ src: MAC.client, dst: MAC.dirOut })
+      .ipv4({ src: IP.client, dst: IP.vip, id: 77 })
+      .icmpError(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, asClientGot)
+      .build();
+    const r = run(e, err, OUT);
+    expect(r.egress).toBe(IN);
+    // what the server sent: its own port and its own sequence number
+    const asServerSent = ipv4({ src: IP.rs1, dst: IP.client, ttl: 63, id: 5, df: true })
+      .tcp({
+        sport: 8080,
+        dport: 40000,
+        seq: srvIsn + 1,
+        ack: 1001 + reqLen,
+        flags: TCP_ACK | TCP_PSH,
+        window: 65000,
+      })
+      .payload(resp)
+      .build();
+    const want = eth({ src: MAC.dirIn, dst: MAC.rs1 })
+      .ipv4({ src: IP.client, dst: IP.rs1, id: 77, ttl: 63 })
+      .icmpError(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, asServerSent)
+      .build();
+    expect(hex(r.out)).toBe(hex(want));
+  });
+
+  it("NAT: from the server's side, the quoted ack goes back into the client's space (exact frame)", () => {
+    const { e, cookie } = splice(FwdMethod.MASQ, srvIsn);
+    // a router before the server: our client -> RS segment was too big
+    const asServerGot = ipv4({ src: IP.client, dst: IP.rs1, ttl: 63, id: 0x4242, df: true })
+      .tcp({ sport: 40000, dport: 8080, seq: 1001 + reqLen, ack: srvIsn + 1 + resp.length, flags: TCP_ACK })
+      .payload(new Uint8Array(64))
+      .build();
+    const err = eth({ src: MAC.rs1, dst: MAC.dirIn })
+      .ipv4({ src: IP.rs1, dst: IP.client, id: 78 })
+      .icmpError(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, asServerGot, { mtu: 1400 })
+      .build();
+    const r = run(e, err, IN);
+    expect(r.egress).toBe(OUT);
+    const asClientSent = ipv4({ src: IP.client, dst: IP.vip, ttl: 63, id: 0x4242, df: true })
+      .tcp({ sport: 40000, dport: 80, seq: 1001 + reqLen, ack: cookie + 1 + resp.length, flags: TCP_ACK })
+      .payload(new Uint8Array(64))
+      .build();
+    const want = eth({ src: MAC.dirOut, dst: MAC.client })
+      .ipv4({ src: IP.vip, dst: IP.client, id: 78, ttl: 63 })
+      .icmpError(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, asClientSent, { mtu: 1400 })
+      .build();
+    expect(hex(r.out)).toBe(hex(want));
+  });
+
+  it("FULLNAT, both sides, whole and 8-byte quotes: shifted, every checksum valid", () => {
+    const { e, cookie, laddr, lport } = splice(FwdMethod.FULLNAT, srvIsn);
+    const fromClientSide = (q: Uint8Array) =>
+      eth({ src: MAC.client, dst: MAC.dirOut })
+        .ipv4({ src: IP.client, dst: IP.vip })
+        .icmpError(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, q)
+        .build();
+    const fromServerSide = (q: Uint8Array) =>
+      eth({ src: MAC.rs1, dst: MAC.dirIn })
+        .ipv4({ src: IP.rs1, dst: laddr })
+        .icmpError(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, q, { mtu: 1400 })
+        .build();
+    const clientGot = ipv4({ src: IP.vip, dst: IP.client, ttl: 63 })
+      .tcp({ sport: 80, dport: 40000, seq: cookie + 1 + 5, ack: 1001, flags: TCP_ACK })
+      .payload(resp)
+      .build();
+    const serverGot = ipv4({ src: laddr, dst: IP.rs1, ttl: 63, df: true })
+      .tcp({ sport: lport, dport: 8080, seq: 1001, ack: srvIsn + 1 + 7, flags: TCP_ACK })
+      .payload(new Uint8Array(100))
+      .build();
+    const cases: [Uint8Array, number, number, number][] = [
+      // frame, link, expected egress, expected quoted seq / ack
+      [fromClientSide(clientGot), OUT, IN, (srvIsn + 1 + 5) >>> 0],
+      [fromClientSide(clientGot.subarray(0, 28)), OUT, IN, (srvIsn + 1 + 5) >>> 0], // RFC 792's 8 bytes
+      [fromServerSide(serverGot), IN, OUT, (cookie + 1 + 7) >>> 0],
+    ];
+    for (const [f, link, egress, want] of cases) {
+      const r = run(e, f, link);
+      expect(r.egress).toBe(egress);
+      const v = parse(r.out); // the outer IP checksum, and the ICMP checksum over the whole message
+      const in4 = v.innerL4Off;
+      if (egress === IN) {
+        expect([v.innerSaddr, v.innerSport, v.innerDaddr, v.innerDport]).toEqual([
+          ipToU32(IP.rs1),
+          8080,
+          ipToU32(laddr),
+          lport,
+        ]);
+        expect(v.dv.getUint32(in4 + 4)).toBe(want);
+      } else {
+        expect([v.innerSaddr, v.innerSport, v.innerDaddr, v.innerDport]).toEqual([
+          ipToU32(IP.client),
+          40000,
+          ipToU32(IP.vip),
+          80,
+        ]);
+        expect(v.dv.getUint32(in4 + 4)).toBe(1001);
+        expect(v.dv.getUint32(in4 + 8)).toBe(want);
+      }
+      // a whole quoted segment: its IP and TCP checksums still hold
+      if (v.l3Off + v.ipTotalLen - in4 > 8) expect(checkL4Checksum(quoted(v))).toBe(L4Csum.OK);
+    }
+  });
+
+  it("a quote of 8 bytes from the server's side has no ack to map: relayed, seq untouched", () => {
+    const { e, laddr, lport } = splice(FwdMethod.FULLNAT, srvIsn);
+    const serverGot = ipv4({ src: laddr, dst: IP.rs1, ttl: 63 })
+      .tcp({ sport: lport, dport: 8080, seq: 1001, ack: srvIsn + 1, flags: TCP_ACK })
+      .build()
+      .subarray(0, 28);
+    const f = eth({ src: MAC.rs1, dst: MAC.dirIn })
+      .ipv4({ src: IP.rs1, dst: laddr })
+      .icmpError(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, serverGot)
+      .build();
+    const r = run(e, f, IN);
+    expect(r.egress).toBe(OUT);
+    const v = parse(r.out);
+    expect(v.dv.getUint32(v.innerL4Off + 4)).toBe(1001);
+    expect([v.innerSport, v.innerDport]).toEqual([40000, 80]);
+  });
+
+  it("without the SYN proxy the quoted sequence numbers are left alone", () => {
+    const e = natEngine();
+    e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff });
+    e.table.addDest(tcpKey(), {
+      addr: ipToU32(IP.rs1),
+      port: 8080,
+      weight: 1,
+      fwd: FwdMethod.MASQ,
+      uThreshold: 0,
+      lThreshold: 0,
+    });
+    run(e, fromClient(TCP_SYN, 1000, 0), OUT);
+    const clientGot = ipv4({ src: IP.vip, dst: IP.client, ttl: 63 })
+      .tcp({ sport: 80, dport: 40000, seq: 5555, ack: 1001, flags: TCP_ACK })
+      .build();
+    const r = run(
+      e,
+      eth({ src: MAC.client, dst: MAC.dirOut })
+        .ipv4({ src: IP.client, dst: IP.vip })
+        .icmpError(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, clientGot)
+        .build(),
+      OUT,
+    );
+    expect(r.egress).toBe(IN);
+    expect(quoted(parse(r.out)).dv.getUint32(14 + 20 + 4)).toBe(5555);
   });
 });
