@@ -2,8 +2,8 @@
  * The connection table (after net/netfilter/ipvs/ip_vs_conn.c), as a struct of typed arrays.
  *
  * - Every connection is a slot index. Fields live in typed arrays, so the garbage collector
- *   never sees them: 116 bytes a slot plus 16 per index entry and direction (at least 1.5
- *   entries a slot, a power of two: 2 at a power-of-two capacity), about 148 bytes a
+ *   never sees them: 116 bytes a slot plus 4 per index entry and direction (more than 1.5
+ *   entries a slot, a power of two: 2 at a power-of-two capacity), about 132 bytes a
  *   connection (`byteSize`).
  * - What a lookup touches sits in one 64-byte record per slot (`rec`, R_* words): both keys,
  *   protocol and template bit, expiry time. A hit reads its index entry and one record line
@@ -91,9 +91,9 @@ export const TCP_STATE_EMBRYONIC: readonly boolean[] = [
  * A slot's record (ConnTable.rec), in 32-bit words. A lookup in either direction reads words
  * R_IN..R_IN+3 or R_OUT..R_OUT+3, R_META and R_EXP: all in the record's one cache line.
  */
-/** "In" key: caddr, vaddr, cport << 16 | vport (word 3 is free). */
+/** "In" key: caddr, vaddr, cport << 16 | vport, then the key's hash (for index deletion). */
 const R_IN = 0;
-/** "Out" key: daddr, laddr, dport << 16 | lport (word 7 is free). */
+/** "Out" key: daddr, laddr, dport << 16 | lport, then the key's hash. */
 const R_OUT = 4;
 /** Expiry time, ms on `clock`: float64 index (i << 3) + R_EXP, words 8 and 9. */
 const R_EXP = 4;
@@ -176,15 +176,17 @@ export class ConnTable {
   /** The same records as float64 (the expiry time at R_EXP). */
   private readonly recF: Float64Array;
   /**
-   * The two hash indexes ("in", "out"), open addressing with linear probing: entry q is the
-   * pair [key hash (32 bits), slot or -1 when empty] at words 2q, 2q + 1, eight to a cache
-   * line. A probe compares the full hash before it touches a record, so entries that merely
-   * share the home position cost no record line. At most two-thirds full (ixMask + 1 > 1.5
-   * capacity, a power of two: half full at a power-of-two capacity).
+   * The two hash indexes ("in", "out"), open addressing with linear probing, one 32-bit word
+   * an entry, sixteen to a cache line: 0 when empty, else the slot + 1 in the low bits (below
+   * `fpMask`) and the key hash's top bits (`fpMask`) as a fingerprint. A probe compares the
+   * fingerprint before it touches a record, so entries that merely share the home position
+   * (the hash's low bits) almost never cost a record line. At most two-thirds full
+   * (ixMask + 1 > 1.5 capacity, a power of two: half full at a power-of-two capacity).
    */
   private readonly ixIn: Int32Array;
   private readonly ixOut: Int32Array;
   private readonly ixMask: number;
+  private readonly fpMask: number;
   private readonly freeList: Int32Array;
   private freeTop: number;
   private hand = 0;
@@ -225,8 +227,8 @@ export class ConnTable {
   syncReset: ((i: number) => void) | null = null;
 
   constructor(capacity: number, owner: ConnTableOwner, buckets = 0) {
-    if (!Number.isInteger(capacity) || capacity < 1)
-      throw new RangeError("capacity must be a positive integer");
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 26)
+      throw new RangeError("capacity must be an integer in 1..67108864");
     this.capacity = capacity;
     this.bucketCount = nextPow2(buckets > 0 ? buckets : capacity);
     this.seed = (Math.random() * 0x100000000) >>> 0;
@@ -256,12 +258,10 @@ export class ConnTable {
     this.recF = new Float64Array(buf, REC_LEAD, capacity * 8);
     const ixSize = nextPow2(capacity + (capacity >>> 1) + 1);
     this.ixMask = ixSize - 1;
-    this.ixIn = new Int32Array(2 * ixSize);
-    this.ixOut = new Int32Array(2 * ixSize);
-    for (let q = 1; q < 2 * ixSize; q += 2) {
-      this.ixIn[q] = -1;
-      this.ixOut[q] = -1;
-    }
+    this.ixIn = new Int32Array(ixSize);
+    this.ixOut = new Int32Array(ixSize);
+    // slot + 1 (1..capacity) in the low bits, the fingerprint in the rest (11 bits at 1M slots)
+    this.fpMask = ~((1 << (32 - Math.clz32(capacity))) - 1);
     this.freeList = new Int32Array(capacity);
     for (let i = 0; i < capacity; i++) this.freeList[i] = capacity - 1 - i;
     this.freeTop = capacity;
@@ -273,7 +273,7 @@ export class ConnTable {
     // addresses, ports, proto, state, fwd, flags, dest, svc, nControl, isn, seqDelta, inPkts,
     // record, free list
     const perSlot = 4 * 4 + 2 * 4 + 1 + 1 + 1 + 2 + 4 + 2 + 4 + 4 + 4 + 1 + REC_BYTES + 4;
-    return perSlot * this.capacity + REC_LEAD + 2 * 8 * (this.ixMask + 1);
+    return perSlot * this.capacity + REC_LEAD + 2 * 4 * (this.ixMask + 1);
   }
 
   /** Slot i's absolute expiry time, ms on `clock`. */
@@ -313,10 +313,13 @@ export class ConnTable {
     const h = this.hash(p, a, sport, b, dport);
     const x = this.ixIn;
     const m = this.ixMask;
+    const fm = this.fpMask;
+    const fp = h & fm;
     for (let q = h & m; ; q = (q + 1) & m) {
-      const i = x[(q << 1) + 1]!;
-      if (i < 0) return -1;
-      if (x[q << 1] !== h) continue;
+      const e = x[q]!;
+      if (e === 0) return -1;
+      if ((e & fm) !== fp) continue;
+      const i = (e & ~fm) - 1;
       const o = i << 4;
       // R_META === p: this protocol and not a template
       if (r[o] === a && r[o + 1] === b && r[o + 2] === ports && r[o + R_META] === p) {
@@ -338,10 +341,13 @@ export class ConnTable {
     const h = this.hash(p, a, sport, b, dport);
     const x = this.ixOut;
     const m = this.ixMask;
+    const fm = this.fpMask;
+    const fp = h & fm;
     for (let q = h & m; ; q = (q + 1) & m) {
-      const i = x[(q << 1) + 1]!;
-      if (i < 0) return -1;
-      if (x[q << 1] !== h) continue;
+      const e = x[q]!;
+      if (e === 0) return -1;
+      if ((e & fm) !== fp) continue;
+      const i = (e & ~fm) - 1;
       const o = (i << 4) + R_OUT;
       // (templates are never hashed "out")
       if (r[o] === a && r[o + 1] === b && r[o + 2] === ports && r[o - R_OUT + R_META] === p) {
@@ -367,10 +373,13 @@ export class ConnTable {
     const h = this.hash(p, a, 0, b, vport);
     const x = this.ixIn;
     const m = this.ixMask;
+    const fm = this.fpMask;
+    const fp = h & fm;
     for (let q = h & m; ; q = (q + 1) & m) {
-      const i = x[(q << 1) + 1]!;
-      if (i < 0) return -1;
-      if (x[q << 1] !== h) continue;
+      const e = x[q]!;
+      if (e === 0) return -1;
+      if ((e & fm) !== fp) continue;
+      const i = (e & ~fm) - 1;
       const o = i << 4;
       if (r[o] === a && r[o + 1] === b && r[o + 2] === vport && r[o + R_META] === meta) {
         if (this.recF[(i << 3) + R_EXP]! <= clock.nowMs) {
@@ -599,6 +608,7 @@ export class ConnTable {
     r[o] = a;
     r[o + 1] = b;
     r[o + 2] = (this.cport[i]! << 16) | this.vport[i]!;
+    r[o + 3] = h;
     this.ixInsert(this.ixIn, h, i);
     this.flags[i]! |= CONN_F_HASHED_IN;
   }
@@ -612,6 +622,7 @@ export class ConnTable {
     r[o] = a;
     r[o + 1] = b;
     r[o + 2] = (this.dport[i]! << 16) | this.lport[i]!;
+    r[o + 3] = h;
     this.ixInsert(this.ixOut, h, i);
     this.flags[i]! |= CONN_F_HASHED_OUT;
   }
@@ -624,7 +635,7 @@ export class ConnTable {
       this.vaddr[i]! | 0,
       this.vport[i]!,
     );
-    this.ixRemove(this.ixIn, h, i);
+    this.ixRemove(this.ixIn, h, i, R_IN + 3);
     this.flags[i]! &= ~CONN_F_HASHED_IN;
   }
 
@@ -636,7 +647,7 @@ export class ConnTable {
       this.laddr[i]! | 0,
       this.lport[i]!,
     );
-    this.ixRemove(this.ixOut, h, i);
+    this.ixRemove(this.ixOut, h, i, R_OUT + 3);
     this.flags[i]! &= ~CONN_F_HASHED_OUT;
   }
 
@@ -644,35 +655,35 @@ export class ConnTable {
   private ixInsert(x: Int32Array, h: number, i: number): void {
     const m = this.ixMask;
     let q = h & m;
-    while (x[(q << 1) + 1]! >= 0) q = (q + 1) & m;
-    x[q << 1] = h;
-    x[(q << 1) + 1] = i;
+    while (x[q] !== 0) q = (q + 1) & m;
+    x[q] = (h & this.fpMask) | (i + 1);
   }
 
   /**
    * Take slot i (key hash h) out of index x, closing the gap by shifting back the entries after
    * it that may move (backward-shift deletion: no tombstones, so probe runs never grow old).
+   * An entry's home comes from its key hash, kept in its record's word `hw`.
    */
-  private ixRemove(x: Int32Array, h: number, i: number): void {
+  private ixRemove(x: Int32Array, h: number, i: number, hw: number): void {
     const m = this.ixMask;
+    const sm = ~this.fpMask;
     let hole = h & m;
-    while (x[(hole << 1) + 1] !== i) {
-      if (x[(hole << 1) + 1]! < 0) return; // not there (cannot happen while the flags say hashed)
+    while ((x[hole]! & sm) !== i + 1) {
+      if (x[hole] === 0) return; // not there (cannot happen while the flags say hashed)
       hole = (hole + 1) & m;
     }
+    const r = this.rec;
     for (let q = (hole + 1) & m; ; q = (q + 1) & m) {
-      const s = x[(q << 1) + 1]!;
-      if (s < 0) break;
-      const eh = x[q << 1]!;
+      const e = x[q]!;
+      if (e === 0) break;
+      const home = r[(((e & sm) - 1) << 4) + hw]! & m;
       // the entry at q may fill the hole unless its home lies cyclically in (hole, q]
-      if (((q - (eh & m)) & m) >= ((q - hole) & m)) {
-        x[hole << 1] = eh;
-        x[(hole << 1) + 1] = s;
+      if (((q - home) & m) >= ((q - hole) & m)) {
+        x[hole] = e;
         hole = q;
       }
     }
-    x[hole << 1] = 0;
-    x[(hole << 1) + 1] = -1;
+    x[hole] = 0;
   }
 
   /** Remove slot i: unhash, unbind from its dest and template, run the release hook. */
