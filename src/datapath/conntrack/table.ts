@@ -276,6 +276,40 @@ export class ConnTable {
     return perSlot * this.capacity + REC_LEAD + 2 * 4 * (this.ixMask + 1);
   }
 
+  /**
+   * The table's array buffers, largest first (for huge-page advice at start:
+   * src/datapath/io/native.ts adviseHugePages; the lookup reads the first three).
+   */
+  buffers(): ArrayBuffer[] {
+    const out: ArrayBuffer[] = [];
+    for (const a of [
+      this.rec,
+      this.ixIn,
+      this.ixOut,
+      this.caddr,
+      this.vaddr,
+      this.daddr,
+      this.laddr,
+      this.dest,
+      this.nControl,
+      this.isn,
+      this.seqDelta,
+      this.freeList,
+      this.cport,
+      this.vport,
+      this.dport,
+      this.lport,
+      this.flags,
+      this.svc,
+      this.proto,
+      this.state,
+      this.fwd,
+      this.inPkts,
+    ])
+      out.push(a.buffer as ArrayBuffer);
+    return out;
+  }
+
   /** Slot i's absolute expiry time, ms on `clock`. */
   expiresAt(i: number): number {
     return this.recF[(i << 3) + R_EXP]!;
