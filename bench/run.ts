@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs the in-process benchmarks, prints a table and writes
  * bench/results.json (an array of {name, unit, value, samples}).
- * Usage: node --expose-gc dist/bench/run.js [--quick] [--only datapath|schedulers|metrics|sync|trace]
+ * Usage: node --expose-gc dist/bench/run.js [--quick] [--only datapath|schedulers|metrics|sync|trace|conntrack]
  */
 import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -50,6 +50,13 @@ async function main(): Promise<void> {
       runTraceBench(t?: number): Promise<BenchResult[]>;
     };
     results.push(...(await mod.runTraceBench(timeMs)));
+  }
+  if (!only || only === "conntrack") {
+    // conntrack lookup at 1M entries against the pre-issue-13-§6 layout (bench/ctref.ts), same run
+    const mod = (await import("./conntrack.bench.js")) as {
+      runConntrackBench(t?: number): Promise<BenchResult[]>;
+    };
+    results.push(...(await mod.runConntrackBench(timeMs)));
   }
   const w = Math.max(...results.map((r) => r.name.length));
   console.log(

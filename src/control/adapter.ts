@@ -72,7 +72,7 @@ export class EngineControl implements ControlTarget {
         daddr: ct.daddr[i]!,
         dport: ct.dport[i]!,
         state: ct.stateName(i),
-        expiresInMs: Math.max(0, ct.expires[i]! - now),
+        expiresInMs: Math.max(0, ct.expiresAt(i) - now),
         template: (ct.flags[i]! & CONN_F_TEMPLATE) !== 0,
         fwd: ct.fwd[i]!,
       });

@@ -17,8 +17,8 @@
  *
  * lvsd's memory for connections is its connection table, allocated whole at start (`--max-conns`):
  * so "available memory" here is the table's free room, in 4 KiB pages (free entries × the bytes an
- * entry takes ÷ 4096). With the default amemthresh of 1024 pages (4 MiB) and about 116 bytes an
- * entry, memory is "short" when fewer than about 36,000 entries are free.
+ * entry takes ÷ 4096). With the default amemthresh of 1024 pages (4 MiB) and about 132 bytes an
+ * entry, memory is "short" when fewer than about 32,000 entries are free.
  */
 import { randomBytes } from "node:crypto";
 import { TCP_TRANSITIONS_DOS } from "../datapath/conntrack/states.js";

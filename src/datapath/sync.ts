@@ -152,7 +152,7 @@ export class SyncOut {
       this.pkts[c] = n;
       if (this.needed(c, n, s)) this.write(c);
     }
-    const t = ct.ctl[c]!;
+    const t = ct.ctlOf(c);
     if (t >= 0) {
       const n = this.pkts[t]! + 1;
       this.pkts[t] = n;
@@ -170,7 +170,7 @@ export class SyncOut {
     let n = Math.floor((now + timeout) / 4) * 4;
     let force = false;
     if (!tpl) {
-      if (s.syncPersistMode !== 0 && ct.ctl[c]! >= 0) return false;
+      if (s.syncPersistMode !== 0 && ct.ctlOf(c) >= 0) return false;
       if (ct.proto[c] === IPPROTO_TCP) {
         const st = ct.state[c]!;
         if (((1 << st) & TCP_SYNC_STATES) === 0) return false;

@@ -62,7 +62,7 @@ function fill(e: Engine, n: number, state: number, first = 0): number[] {
       -1,
     );
     e.ct.state[i] = state;
-    e.ct.expires[i] = clock.nowMs + e.ct.tcpTimeoutMs[state]!; // as if just touched in that state
+    e.ct.setExpires(i, clock.nowMs + e.ct.tcpTimeoutMs[state]!); // as if just touched in that state
     slots.push(i);
   }
   return slots;
@@ -186,12 +186,12 @@ describe("drop_entry (ip_vs_random_dropentry)", () => {
     const idle = fill(e, 2000, TcpState.ESTABLISHED);
     // idle 70 s: expiry 900 s after a touch 70 s ago
     for (const i of idle) {
-      e.ct.expires[i] = clock.nowMs - 70_000 + e.ct.tcpTimeoutMs[TcpState.ESTABLISHED]!;
+      e.ct.setExpires(i, clock.nowMs - 70_000 + e.ct.tcpTimeoutMs[TcpState.ESTABLISHED]!);
       e.ct.inPkts[i] = 1;
     }
     const busy = fill(e, 1000, TcpState.ESTABLISHED, 10_000);
     for (const i of busy) {
-      e.ct.expires[i] = clock.nowMs - 70_000 + e.ct.tcpTimeoutMs[TcpState.ESTABLISHED]!;
+      e.ct.setExpires(i, clock.nowMs - 70_000 + e.ct.tcpTimeoutMs[TcpState.ESTABLISHED]!);
       e.ct.inPkts[i] = 9; // more than 8 packets: kept
     }
     const before = e.ct.count;

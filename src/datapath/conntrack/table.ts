@@ -1,14 +1,18 @@
 /**
  * The connection table (after net/netfilter/ipvs/ip_vs_conn.c), as a struct of typed arrays.
  *
- * - Every connection is a slot index. Fields live in parallel typed arrays, so the garbage
- *   collector never sees them: 108 bytes a slot plus 8 a hash bucket (by default as many
- *   buckets as slots, rounded up to a power of two), about 116 bytes a connection;
- *   bench/RESULTS.md measures 115.8 bytes a connection (heap included) at a million.
- * - Two chained hash indexes: "in" keyed by what the client sends
- *   (proto, caddr, cport, vaddr, vport) and "out" keyed by what the real server sends
- *   (proto, daddr, dport, laddr, lport); laddr/lport equal caddr/cport except in FULLNAT.
- *   Chains are index arrays: a lookup allocates nothing.
+ * - Every connection is a slot index. Fields live in typed arrays, so the garbage collector
+ *   never sees them: 116 bytes a slot plus 4 per index entry and direction (more than 1.5
+ *   entries a slot, a power of two: 2 at a power-of-two capacity), about 132 bytes a
+ *   connection (`byteSize`).
+ * - What a lookup touches sits in one 64-byte record per slot (`rec`, R_* words): both keys,
+ *   protocol and template bit, expiry time. A hit reads its index entry and one record line
+ *   (before issue 13 §6 it read five lines: bucket, key record, protocol, flags, expiry, plus
+ *   one per chain hop); the other fields are parallel arrays, one per field.
+ * - Two hash indexes: "in" keyed by what the client sends (proto, caddr, cport, vaddr, vport)
+ *   and "out" keyed by what the real server sends (proto, daddr, dport, laddr, lport);
+ *   laddr/lport equal caddr/cport except in FULLNAT. Open addressing over typed arrays: a
+ *   lookup allocates nothing.
  * - No timer object per connection: each slot has an expiry time; lookups expire stale
  *   entries lazily and `sweep` walks a bounded number of slots per call with a rotating hand.
  * - Bounded: when every slot is used, `alloc` evicts (see `evict` for the policy) or fails.
@@ -83,6 +87,29 @@ export const TCP_STATE_EMBRYONIC: readonly boolean[] = [
   true, // SYNACK
 ];
 
+/*
+ * A slot's record (ConnTable.rec), in 32-bit words. A lookup in either direction reads words
+ * R_IN..R_IN+3 or R_OUT..R_OUT+3, R_META and R_EXP: all in the record's one cache line.
+ */
+/** "In" key: caddr, vaddr, cport << 16 | vport, then the key's hash (for index deletion). */
+const R_IN = 0;
+/** "Out" key: daddr, laddr, dport << 16 | lport, then the key's hash. */
+const R_OUT = 4;
+/** Expiry time, ms on `clock`: float64 index (i << 3) + R_EXP, words 8 and 9. */
+const R_EXP = 4;
+/** Protocol, | R_META_TEMPLATE for a template (both fixed at creation). */
+const R_META = 10;
+const R_META_TEMPLATE = 0x100;
+/** Controlling template slot, or -1. */
+const R_CTL = 11;
+/** For templates: first controlled connection; for connections: siblings under the template. */
+const R_CTLHEAD = 12;
+const R_CTLNEXT = 13;
+const R_CTLPREV = 14;
+// word 15 is free
+const REC_BYTES = 64;
+const REC_LEAD = 48;
+
 /** Why `alloc` could not give a slot. */
 export const ALLOC_FAIL = -1;
 
@@ -105,8 +132,11 @@ function nextPow2(n: number): number {
 
 export class ConnTable {
   readonly capacity: number;
+  /**
+   * The hash table size ipvsadm reports (`size=`): `buckets`, by default the capacity, rounded
+   * up to a power of two. The indexes themselves are sized by the capacity (ixMask).
+   */
   readonly bucketCount: number;
-  private readonly mask: number;
   private readonly seed: number;
 
   readonly caddr: Uint32Array;
@@ -126,10 +156,6 @@ export class ConnTable {
   readonly dest: Int32Array;
   /** Service slot id (ServiceTable.services). */
   readonly svc: Uint16Array;
-  /** Absolute expiry time, ms on `clock`. */
-  readonly expires: Float64Array;
-  /** Controlling template slot, or -1. */
-  readonly ctl: Int32Array;
   /** For templates: number of connections they control. */
   readonly nControl: Uint32Array;
   /** PROXY protocol (FULLNAT): the client's first data sequence number (ISN + 1). */
@@ -140,19 +166,27 @@ export class ConnTable {
    * CONN_F_SYNPROXY_WAIT, the stash buffer.
    */
   readonly seqDelta: Uint32Array;
-  /** For templates: first controlled connection; for connections: siblings under the template. */
-  private readonly ctlHead: Int32Array;
-  private readonly ctlNext: Int32Array;
-  private readonly ctlPrev: Int32Array;
   /**
-   * Lookup records, 16 bytes a slot per direction: [address, address, ports, next in chain].
-   * A lookup walks these (one cache line holds four slots) instead of touching the separate
-   * address and port arrays, which are kept for everything else.
+   * The slot records, 64 bytes (one cache line) a slot, R_* words: both lookup keys with their
+   * hash-chain links, the expiry time, what a hit checks besides the key (protocol, template
+   * bit) and the template links. A lookup hit reads one line here after its bucket; the
+   * separate address and port arrays serve everything else.
    */
-  private readonly kin: Int32Array;
-  private readonly kout: Int32Array;
-  private readonly headIn: Int32Array;
-  private readonly headOut: Int32Array;
+  private readonly rec: Int32Array;
+  /** The same records as float64 (the expiry time at R_EXP). */
+  private readonly recF: Float64Array;
+  /**
+   * The two hash indexes ("in", "out"), open addressing with linear probing, one 32-bit word
+   * an entry, sixteen to a cache line: 0 when empty, else the slot + 1 in the low bits (below
+   * `fpMask`) and the key hash's top bits (`fpMask`) as a fingerprint. A probe compares the
+   * fingerprint before it touches a record, so entries that merely share the home position
+   * (the hash's low bits) almost never cost a record line. At most two-thirds full
+   * (ixMask + 1 > 1.5 capacity, a power of two: half full at a power-of-two capacity).
+   */
+  private readonly ixIn: Int32Array;
+  private readonly ixOut: Int32Array;
+  private readonly ixMask: number;
+  private readonly fpMask: number;
   private readonly freeList: Int32Array;
   private freeTop: number;
   private hand = 0;
@@ -193,11 +227,10 @@ export class ConnTable {
   syncReset: ((i: number) => void) | null = null;
 
   constructor(capacity: number, owner: ConnTableOwner, buckets = 0) {
-    if (!Number.isInteger(capacity) || capacity < 1)
-      throw new RangeError("capacity must be a positive integer");
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 26)
+      throw new RangeError("capacity must be an integer in 1..67108864");
     this.capacity = capacity;
     this.bucketCount = nextPow2(buckets > 0 ? buckets : capacity);
-    this.mask = this.bucketCount - 1;
     this.seed = (Math.random() * 0x100000000) >>> 0;
     this.owner = owner;
     this.caddr = new Uint32Array(capacity);
@@ -214,19 +247,21 @@ export class ConnTable {
     this.flags = new Uint16Array(capacity);
     this.dest = new Int32Array(capacity);
     this.svc = new Uint16Array(capacity);
-    this.expires = new Float64Array(capacity);
-    this.ctl = new Int32Array(capacity);
     this.nControl = new Uint32Array(capacity);
     this.isn = new Uint32Array(capacity);
     this.seqDelta = new Uint32Array(capacity);
     this.inPkts = new Uint8Array(capacity);
-    this.ctlHead = new Int32Array(capacity);
-    this.ctlNext = new Int32Array(capacity);
-    this.ctlPrev = new Int32Array(capacity);
-    this.kin = new Int32Array(capacity * 4);
-    this.kout = new Int32Array(capacity * 4);
-    this.headIn = new Int32Array(this.bucketCount).fill(-1);
-    this.headOut = new Int32Array(this.bucketCount).fill(-1);
+    // 48 bytes of lead-in: glibc hands out large blocks 16 bytes past a page boundary, so the
+    // records start on a cache line there (elsewhere a record may straddle two lines).
+    const buf = new ArrayBuffer(REC_LEAD + capacity * REC_BYTES);
+    this.rec = new Int32Array(buf, REC_LEAD, capacity * 16);
+    this.recF = new Float64Array(buf, REC_LEAD, capacity * 8);
+    const ixSize = nextPow2(capacity + (capacity >>> 1) + 1);
+    this.ixMask = ixSize - 1;
+    this.ixIn = new Int32Array(ixSize);
+    this.ixOut = new Int32Array(ixSize);
+    // slot + 1 (1..capacity) in the low bits, the fingerprint in the rest (11 bits at 1M slots)
+    this.fpMask = ~((1 << (32 - Math.clz32(capacity))) - 1);
     this.freeList = new Int32Array(capacity);
     for (let i = 0; i < capacity; i++) this.freeList[i] = capacity - 1 - i;
     this.freeTop = capacity;
@@ -235,16 +270,66 @@ export class ConnTable {
 
   /** Bytes held by the table's arrays (for the memory benchmark and `size` reporting). */
   byteSize(): number {
-    const perSlot = 4 * 4 + 2 * 4 + 1 + 1 + 1 + 2 + 4 + 2 + 8 + 4 + 4 + 4 + 4 + 1 + 3 * 4 + 2 * 16 + 4;
-    return perSlot * this.capacity + 8 * this.bucketCount;
+    // addresses, ports, proto, state, fwd, flags, dest, svc, nControl, isn, seqDelta, inPkts,
+    // record, free list
+    const perSlot = 4 * 4 + 2 * 4 + 1 + 1 + 1 + 2 + 4 + 2 + 4 + 4 + 4 + 1 + REC_BYTES + 4;
+    return perSlot * this.capacity + REC_LEAD + 2 * 4 * (this.ixMask + 1);
+  }
+
+  /**
+   * The table's array buffers, largest first (for huge-page advice at start:
+   * src/datapath/io/native.ts adviseHugePages; the lookup reads the first three).
+   */
+  buffers(): ArrayBuffer[] {
+    const out: ArrayBuffer[] = [];
+    for (const a of [
+      this.rec,
+      this.ixIn,
+      this.ixOut,
+      this.caddr,
+      this.vaddr,
+      this.daddr,
+      this.laddr,
+      this.dest,
+      this.nControl,
+      this.isn,
+      this.seqDelta,
+      this.freeList,
+      this.cport,
+      this.vport,
+      this.dport,
+      this.lport,
+      this.flags,
+      this.svc,
+      this.proto,
+      this.state,
+      this.fwd,
+      this.inPkts,
+    ])
+      out.push(a.buffer as ArrayBuffer);
+    return out;
+  }
+
+  /** Slot i's absolute expiry time, ms on `clock`. */
+  expiresAt(i: number): number {
+    return this.recF[(i << 3) + R_EXP]!;
+  }
+
+  /** Set slot i's expiry time (ms on `clock`): tests and the defence's tests age entries so. */
+  setExpires(i: number, ms: number): void {
+    this.recF[(i << 3) + R_EXP] = ms;
+  }
+
+  /** The template controlling connection i, or -1. */
+  ctlOf(i: number): number {
+    return this.rec[(i << 4) + R_CTL]!;
   }
 
   private hash(p: number, a: number, pa: number, b: number, pb: number): number {
     let h = Math.imul(a ^ this.seed, 0x9e3779b1);
     h = Math.imul(h ^ (h >>> 15) ^ b, 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 13) ^ ((pa << 16) | pb), 0xc2b2ae35);
-    h ^= (h >>> 16) ^ p;
-    return h & this.mask;
+    return h ^ (h >>> 16) ^ p;
   }
 
   // ---------------------------------------------------------------- lookups (per packet)
@@ -258,26 +343,27 @@ export class ConnTable {
     const a = saddr | 0;
     const b = daddr | 0;
     const ports = (sport << 16) | dport;
-    const k = this.kin;
-    let i = this.headIn[this.hash(p, a, sport, b, dport)]!;
-    while (i >= 0) {
-      const o = i << 2;
-      if (
-        k[o] === a &&
-        k[o + 1] === b &&
-        k[o + 2] === ports &&
-        this.proto[i] === p &&
-        (this.flags[i]! & CONN_F_TEMPLATE) === 0
-      ) {
-        if (this.expires[i]! <= clock.nowMs) {
+    const r = this.rec;
+    const h = this.hash(p, a, sport, b, dport);
+    const x = this.ixIn;
+    const m = this.ixMask;
+    const fm = this.fpMask;
+    const fp = h & fm;
+    for (let q = h & m; ; q = (q + 1) & m) {
+      const e = x[q]!;
+      if (e === 0) return -1;
+      if ((e & fm) !== fp) continue;
+      const i = (e & ~fm) - 1;
+      const o = i << 4;
+      // R_META === p: this protocol and not a template
+      if (r[o] === a && r[o + 1] === b && r[o + 2] === ports && r[o + R_META] === p) {
+        if (this.recF[(i << 3) + R_EXP]! <= clock.nowMs) {
           this.free(i);
           return -1;
         }
         return i;
       }
-      i = k[o + 3]!;
     }
-    return -1;
   }
 
   /** Connection for a packet from the real-server side (saddr:sport -> daddr:dport), or -1. */
@@ -285,20 +371,27 @@ export class ConnTable {
     const a = saddr | 0;
     const b = daddr | 0;
     const ports = (sport << 16) | dport;
-    const k = this.kout;
-    let i = this.headOut[this.hash(p, a, sport, b, dport)]!;
-    while (i >= 0) {
-      const o = i << 2;
-      if (k[o] === a && k[o + 1] === b && k[o + 2] === ports && this.proto[i] === p) {
-        if (this.expires[i]! <= clock.nowMs) {
+    const r = this.rec;
+    const h = this.hash(p, a, sport, b, dport);
+    const x = this.ixOut;
+    const m = this.ixMask;
+    const fm = this.fpMask;
+    const fp = h & fm;
+    for (let q = h & m; ; q = (q + 1) & m) {
+      const e = x[q]!;
+      if (e === 0) return -1;
+      if ((e & fm) !== fp) continue;
+      const i = (e & ~fm) - 1;
+      const o = (i << 4) + R_OUT;
+      // (templates are never hashed "out")
+      if (r[o] === a && r[o + 1] === b && r[o + 2] === ports && r[o - R_OUT + R_META] === p) {
+        if (this.recF[(i << 3) + R_EXP]! <= clock.nowMs) {
           this.free(i);
           return -1;
         }
         return i;
       }
-      i = k[o + 3]!;
     }
-    return -1;
   }
 
   /**
@@ -309,18 +402,21 @@ export class ConnTable {
   lookupTemplate(p: number, caddr: number, vaddr: number, vport: number): number {
     const a = caddr | 0;
     const b = vaddr | 0;
-    const k = this.kin;
-    let i = this.headIn[this.hash(p, a, 0, b, vport)]!;
-    while (i >= 0) {
-      const o = i << 2;
-      if (
-        k[o] === a &&
-        k[o + 1] === b &&
-        k[o + 2] === vport &&
-        this.proto[i] === p &&
-        (this.flags[i]! & CONN_F_TEMPLATE) !== 0
-      ) {
-        if (this.expires[i]! <= clock.nowMs) {
+    const r = this.rec;
+    const meta = p | R_META_TEMPLATE;
+    const h = this.hash(p, a, 0, b, vport);
+    const x = this.ixIn;
+    const m = this.ixMask;
+    const fm = this.fpMask;
+    const fp = h & fm;
+    for (let q = h & m; ; q = (q + 1) & m) {
+      const e = x[q]!;
+      if (e === 0) return -1;
+      if ((e & fm) !== fp) continue;
+      const i = (e & ~fm) - 1;
+      const o = i << 4;
+      if (r[o] === a && r[o + 1] === b && r[o + 2] === vport && r[o + R_META] === meta) {
+        if (this.recF[(i << 3) + R_EXP]! <= clock.nowMs) {
           // Controlled connections may have expired without being collected yet: reap them
           // first, so a template outlives only connections that are really alive.
           this.reapControlled(i);
@@ -332,25 +428,23 @@ export class ConnTable {
         }
         return i;
       }
-      i = k[o + 3]!;
     }
-    return -1;
   }
 
   /** Free the expired connections a template controls. */
   private reapControlled(t: number): void {
     const now = clock.nowMs;
-    let c = this.ctlHead[t]!;
+    let c = this.rec[(t << 4) + R_CTLHEAD]!;
     while (c >= 0) {
-      const next = this.ctlNext[c]!;
-      if (this.expires[c]! <= now) this.free(c);
+      const next = this.rec[(c << 4) + R_CTLNEXT]!;
+      if (this.recF[(c << 3) + R_EXP]! <= now) this.free(c);
       c = next;
     }
   }
 
   private rearmTemplate(i: number): void {
     const s = this.owner.services[this.svc[i]!];
-    this.expires[i] = clock.nowMs + (s ? s.timeout : 60) * 1000;
+    this.recF[(i << 3) + R_EXP] = clock.nowMs + (s ? s.timeout : 60) * 1000;
   }
 
   // ---------------------------------------------------------------- creation
@@ -386,7 +480,7 @@ export class ConnTable {
       if ((f & CONN_F_USED) === 0) continue;
       const isTpl = (f & CONN_F_TEMPLATE) !== 0;
       if (isTpl && this.nControl[i] !== 0) continue;
-      const exp = this.expires[i]!;
+      const exp = this.recF[(i << 3) + R_EXP]!;
       if (exp <= now) {
         best = i;
         embryonic = -1;
@@ -456,25 +550,26 @@ export class ConnTable {
     this.flags[i] = CONN_F_USED | CONN_F_INACTIVE | (noOutput ? CONN_F_NOOUTPUT : 0);
     this.dest[i] = dest.id;
     this.svc[i] = svcId;
-    this.ctl[i] = tpl;
+    this.rec[(i << 4) + R_CTL] = tpl;
+    this.rec[(i << 4) + R_META] = p;
     this.nControl[i] = 0;
-    this.expires[i] =
+    this.recF[(i << 3) + R_EXP] =
       clock.nowMs +
       (p === IPPROTO_TCP
         ? this.tcpTimeoutMs[0]!
         : p === IPPROTO_UDP
           ? this.udpTimeoutMs
           : this.icmpTimeoutMs);
-    this.ctlHead[i] = -1;
-    this.ctlPrev[i] = -1;
+    this.rec[(i << 4) + R_CTLHEAD] = -1;
+    this.rec[(i << 4) + R_CTLPREV] = -1;
     if (tpl >= 0) {
       this.nControl[tpl]!++;
-      const h = this.ctlHead[tpl]!;
-      this.ctlNext[i] = h;
-      if (h >= 0) this.ctlPrev[h] = i;
-      this.ctlHead[tpl] = i;
+      const h = this.rec[(tpl << 4) + R_CTLHEAD]!;
+      this.rec[(i << 4) + R_CTLNEXT] = h;
+      if (h >= 0) this.rec[(h << 4) + R_CTLPREV] = i;
+      this.rec[(tpl << 4) + R_CTLHEAD] = i;
     } else {
-      this.ctlNext[i] = -1;
+      this.rec[(i << 4) + R_CTLNEXT] = -1;
     }
     if (p === IPPROTO_TCP) this.embryonic++;
     dest.inactConns++;
@@ -512,12 +607,13 @@ export class ConnTable {
     this.flags[i] = CONN_F_USED | CONN_F_TEMPLATE;
     this.dest[i] = dest.id;
     this.svc[i] = svcId;
-    this.ctl[i] = -1;
+    this.rec[(i << 4) + R_CTL] = -1;
+    this.rec[(i << 4) + R_META] = p | R_META_TEMPLATE;
     this.nControl[i] = 0;
-    this.ctlHead[i] = -1;
-    this.ctlNext[i] = -1;
-    this.ctlPrev[i] = -1;
-    this.expires[i] = clock.nowMs + timeoutS * 1000;
+    this.rec[(i << 4) + R_CTLHEAD] = -1;
+    this.rec[(i << 4) + R_CTLNEXT] = -1;
+    this.rec[(i << 4) + R_CTLPREV] = -1;
+    this.recF[(i << 3) + R_EXP] = clock.nowMs + timeoutS * 1000;
     dest.persistConns++;
     destOverloadOnBind(dest);
     this.hashIn(i);
@@ -541,13 +637,13 @@ export class ConnTable {
     const a = this.caddr[i]! | 0;
     const b = this.vaddr[i]! | 0;
     const h = this.hash(this.proto[i]!, a, this.cport[i]!, b, this.vport[i]!);
-    const o = i << 2;
-    const k = this.kin;
-    k[o] = a;
-    k[o + 1] = b;
-    k[o + 2] = (this.cport[i]! << 16) | this.vport[i]!;
-    k[o + 3] = this.headIn[h]!;
-    this.headIn[h] = i;
+    const o = (i << 4) + R_IN;
+    const r = this.rec;
+    r[o] = a;
+    r[o + 1] = b;
+    r[o + 2] = (this.cport[i]! << 16) | this.vport[i]!;
+    r[o + 3] = h;
+    this.ixInsert(this.ixIn, h, i);
     this.flags[i]! |= CONN_F_HASHED_IN;
   }
 
@@ -555,13 +651,13 @@ export class ConnTable {
     const a = this.daddr[i]! | 0;
     const b = this.laddr[i]! | 0;
     const h = this.hash(this.proto[i]!, a, this.dport[i]!, b, this.lport[i]!);
-    const o = i << 2;
-    const k = this.kout;
-    k[o] = a;
-    k[o + 1] = b;
-    k[o + 2] = (this.dport[i]! << 16) | this.lport[i]!;
-    k[o + 3] = this.headOut[h]!;
-    this.headOut[h] = i;
+    const o = (i << 4) + R_OUT;
+    const r = this.rec;
+    r[o] = a;
+    r[o + 1] = b;
+    r[o + 2] = (this.dport[i]! << 16) | this.lport[i]!;
+    r[o + 3] = h;
+    this.ixInsert(this.ixOut, h, i);
     this.flags[i]! |= CONN_F_HASHED_OUT;
   }
 
@@ -573,7 +669,7 @@ export class ConnTable {
       this.vaddr[i]! | 0,
       this.vport[i]!,
     );
-    ConnTable.unlink(this.headIn, this.kin, h, i);
+    this.ixRemove(this.ixIn, h, i, R_IN + 3);
     this.flags[i]! &= ~CONN_F_HASHED_IN;
   }
 
@@ -585,25 +681,43 @@ export class ConnTable {
       this.laddr[i]! | 0,
       this.lport[i]!,
     );
-    ConnTable.unlink(this.headOut, this.kout, h, i);
+    this.ixRemove(this.ixOut, h, i, R_OUT + 3);
     this.flags[i]! &= ~CONN_F_HASHED_OUT;
   }
 
-  /** Remove slot i from the chain of bucket b (the link is word 3 of each 4-word record). */
-  private static unlink(head: Int32Array, rec: Int32Array, b: number, i: number): void {
-    let j = head[b]!;
-    if (j === i) {
-      head[b] = rec[(i << 2) + 3]!;
-      return;
+  /** Put slot i with key hash h into index x at the first free entry from h's home. */
+  private ixInsert(x: Int32Array, h: number, i: number): void {
+    const m = this.ixMask;
+    let q = h & m;
+    while (x[q] !== 0) q = (q + 1) & m;
+    x[q] = (h & this.fpMask) | (i + 1);
+  }
+
+  /**
+   * Take slot i (key hash h) out of index x, closing the gap by shifting back the entries after
+   * it that may move (backward-shift deletion: no tombstones, so probe runs never grow old).
+   * An entry's home comes from its key hash, kept in its record's word `hw`.
+   */
+  private ixRemove(x: Int32Array, h: number, i: number, hw: number): void {
+    const m = this.ixMask;
+    const sm = ~this.fpMask;
+    let hole = h & m;
+    while ((x[hole]! & sm) !== i + 1) {
+      if (x[hole] === 0) return; // not there (cannot happen while the flags say hashed)
+      hole = (hole + 1) & m;
     }
-    while (j >= 0) {
-      const n = rec[(j << 2) + 3]!;
-      if (n === i) {
-        rec[(j << 2) + 3] = rec[(i << 2) + 3]!;
-        return;
+    const r = this.rec;
+    for (let q = (hole + 1) & m; ; q = (q + 1) & m) {
+      const e = x[q]!;
+      if (e === 0) break;
+      const home = r[(((e & sm) - 1) << 4) + hw]! & m;
+      // the entry at q may fill the hole unless its home lies cyclically in (hole, q]
+      if (((q - home) & m) >= ((q - hole) & m)) {
+        x[hole] = e;
+        hole = q;
       }
-      j = n;
     }
+    x[hole] = 0;
   }
 
   /** Remove slot i: unhash, unbind from its dest and template, run the release hook. */
@@ -620,14 +734,14 @@ export class ConnTable {
         if ((f & CONN_F_INACTIVE) !== 0) d.inactConns--;
         else d.activeConns--;
       }
-      const t = this.ctl[i]!;
+      const t = this.rec[(i << 4) + R_CTL]!;
       if (t >= 0) {
-        const prev = this.ctlPrev[i]!;
-        const next = this.ctlNext[i]!;
-        if (prev >= 0) this.ctlNext[prev] = next;
-        else this.ctlHead[t] = next;
-        if (next >= 0) this.ctlPrev[next] = prev;
-        this.ctl[i] = -1;
+        const prev = this.rec[(i << 4) + R_CTLPREV]!;
+        const next = this.rec[(i << 4) + R_CTLNEXT]!;
+        if (prev >= 0) this.rec[(prev << 4) + R_CTLNEXT] = next;
+        else this.rec[(t << 4) + R_CTLHEAD] = next;
+        if (next >= 0) this.rec[(next << 4) + R_CTLPREV] = prev;
+        this.rec[(i << 4) + R_CTL] = -1;
         this.nControl[t]!--;
         if (this.nControl[t] === 0 && (this.flags[t]! & CONN_F_INVALID) !== 0) this.free(t);
       }
@@ -674,12 +788,12 @@ export class ConnTable {
       if (TCP_STATE_EMBRYONIC[old] !== TCP_STATE_EMBRYONIC[ns])
         this.embryonic += TCP_STATE_EMBRYONIC[ns] ? 1 : -1;
       if (ns === TcpState.ESTABLISHED) {
-        const t = this.ctl[i]!;
+        const t = this.rec[(i << 4) + R_CTL]!;
         if (t >= 0) this.state[t] = TEMPLATE_STATE_ASSURED;
       }
       this.state[i] = ns;
     }
-    this.expires[i] = clock.nowMs + this.tcpTimeoutMs[ns]!;
+    this.recF[(i << 3) + R_EXP] = clock.nowMs + this.tcpTimeoutMs[ns]!;
   }
 
   /**
@@ -708,7 +822,7 @@ export class ConnTable {
         this.embryonic += TCP_STATE_EMBRYONIC[state] ? 1 : -1;
     }
     this.state[i] = state;
-    this.expires[i] = expiresMs;
+    this.recF[(i << 3) + R_EXP] = expiresMs;
   }
 
   /**
@@ -733,11 +847,11 @@ export class ConnTable {
   /** Refresh a connection's timer without a state change (UDP, ICMP, TCP later fragments). */
   touch(i: number): void {
     if ((this.flags[i]! & CONN_F_ONE_PACKET) !== 0) {
-      this.expires[i] = clock.nowMs + ONE_PACKET_TIMEOUT_MS;
+      this.recF[(i << 3) + R_EXP] = clock.nowMs + ONE_PACKET_TIMEOUT_MS;
       return;
     }
     const p = this.proto[i];
-    this.expires[i] =
+    this.recF[(i << 3) + R_EXP] =
       clock.nowMs +
       (p === IPPROTO_TCP
         ? this.tcpTimeoutMs[this.state[i]!]!
@@ -760,7 +874,7 @@ export class ConnTable {
       const i = this.sweepHand;
       this.sweepHand = i + 1 === this.capacity ? 0 : i + 1;
       const f = this.flags[i]!;
-      if ((f & CONN_F_USED) === 0 || this.expires[i]! > now) continue;
+      if ((f & CONN_F_USED) === 0 || this.recF[(i << 3) + R_EXP]! > now) continue;
       if ((f & CONN_F_TEMPLATE) !== 0 && this.nControl[i] !== 0) {
         this.reapControlled(i);
         if (this.nControl[i] !== 0) {
@@ -819,7 +933,7 @@ export class ConnTable {
 
   /** todrop_entry: idle for 60 s or more, and 1 in N of the entries with N (1..8) client packets. */
   private todropEntry(i: number, now: number): boolean {
-    if (now - (this.expires[i]! - this.timeoutOf(i)) < 60_000) return false;
+    if (now - (this.recF[(i << 3) + R_EXP]! - this.timeoutOf(i)) < 60_000) return false;
     const pk = this.inPkts[i]!;
     if (pk > 8 || pk === 0) return false;
     const c = this.todropCounter;

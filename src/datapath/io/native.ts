@@ -177,6 +177,11 @@ export interface NativeAddon {
    * connected). For lvsd's control socket log (src/control/server.ts). Throws on a bad fd.
    */
   peerCred(fd: number): NativePeerCred;
+  /**
+   * madvise(MADV_HUGEPAGE) over the whole 2 MiB pages inside `buf`: bytes advised, or -errno.
+   * Optional: builds before it lack it (no ABI change).
+   */
+  adviseHugePages?(buf: ArrayBuffer): number;
 }
 
 /** Who is at the other end of a Unix socket (struct ucred). */
@@ -270,6 +275,24 @@ export function nativeAvailable(): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Ask for transparent huge pages under large arrays (the connection table's: `ConnTable.buffers`),
+ * before they are first touched, so that random lookups in a table of a million entries miss the
+ * TLB far less (bench/RESULTS.md, issue 13 §6). Returns the bytes advised in all (0 without the
+ * addon, with an addon built before it, or where the kernel refuses: no THP support).
+ */
+export function adviseHugePages(bufs: readonly ArrayBuffer[]): number {
+  if (!nativeAvailable()) return 0;
+  const advise = loadNative().adviseHugePages;
+  if (advise === undefined) return 0;
+  let total = 0;
+  for (const b of bufs) {
+    const n = advise(b);
+    if (n > 0) total += n;
+  }
+  return total;
 }
 
 /** Resolve a namespace name (as `ip netns` names it) or a path (/proc/PID/ns/net) to a path. */

@@ -43,7 +43,7 @@ function snapshot(r: Rig): string {
       allocFailures: ct.allocFailures,
       flags: [...ct.flags],
       state: [...ct.state],
-      expires: [...ct.expires],
+      expires: Array.from({ length: ct.capacity }, (_, i) => ct.expiresAt(i)),
       dest: [...ct.dest],
     },
     forwarded: engine.forwarded,

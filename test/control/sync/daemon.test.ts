@@ -293,7 +293,7 @@ describe("the backup builds what the master had", () => {
     expect(b.e.ct.daddr[bc]).toBe(m.e.ct.daddr[mc]);
     expect(b.e.ct.state[bc]).toBe(TcpState.ESTABLISHED);
     expect(b.e.ct.flags[bc]! & CONN_F_INACTIVE).toBe(0);
-    expect(b.e.ct.expires[bc]).toBe(b.now + 900_000);
+    expect(b.e.ct.expiresAt(bc)).toBe(b.now + 900_000);
     const d = b.e.table.dests[b.e.ct.dest[bc]!]!;
     expect(d.activeConns).toBe(1);
     const next = c2s(4000, TCP_ACK | TCP_PSH, 6, "more");

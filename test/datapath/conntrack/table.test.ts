@@ -74,11 +74,11 @@ describe("ConnTable", () => {
     t.tcpTransition(c, DIR_INPUT, ACK);
     expect(t.state[c]).toBe(TcpState.ESTABLISHED);
     expect(t.stateName(c)).toBe("ESTABLISHED");
-    expect(t.expires[c]).toBe(clock.nowMs + 900_000);
+    expect(t.expiresAt(c)).toBe(clock.nowMs + 900_000);
     t.tcpTransition(c, DIR_INPUT, FIN | ACK);
     expect(t.state[c]).toBe(TcpState.CLOSE_WAIT);
     expect([d.activeConns, d.inactConns]).toEqual([0, 1]);
-    expect(t.expires[c]).toBe(clock.nowMs + 60_000);
+    expect(t.expiresAt(c)).toBe(clock.nowMs + 60_000);
   });
 
   it("uses the input-only transitions for connections whose replies bypass the director", () => {
@@ -93,7 +93,7 @@ describe("ConnTable", () => {
   it("expires lazily on lookup and by sweep, and unbinds from the dest", () => {
     const c = newConn(t, d, 1000, IPPROTO_UDP);
     t.touch(c);
-    expect(t.expires[c]).toBe(clock.nowMs + 300_000);
+    expect(t.expiresAt(c)).toBe(clock.nowMs + 300_000);
     const c2 = newConn(t, d, 1001, IPPROTO_UDP);
     t.touch(c2);
     expect(d.inactConns).toBe(2);
@@ -127,7 +127,7 @@ describe("ConnTable", () => {
     expect(t.stateName(tpl)).toBe("ASSURED");
     clock.nowMs += 361_000;
     expect(t.lookupTemplate(IPPROTO_TCP, C, V, 80)).toBe(tpl); // still controls c
-    expect(t.expires[tpl]).toBe(clock.nowMs + 360_000);
+    expect(t.expiresAt(tpl)).toBe(clock.nowMs + 360_000);
     t.free(c);
     expect(t.nControl[tpl]).toBe(0);
     clock.nowMs += 361_000;

@@ -83,7 +83,7 @@ function connState(e: Engine, cport = CPORT): string {
 }
 function connExpiresIn(e: Engine, now: number, cport = CPORT): number {
   const c = e.ct.lookupIn(6, ipToU32(IP.client), cport, ipToU32(IP.vip), 80);
-  return e.ct.expires[c]! - now;
+  return e.ct.expiresAt(c) - now;
 }
 
 describe("NAT engine: a TCP connection from handshake to close", () => {
@@ -221,7 +221,7 @@ describe("NAT engine: UDP", () => {
     expect(hex(r.out)).toBe(hex(qAtRs));
     const c = e.ct.lookupIn(17, ipToU32(IP.client), 33333, ipToU32(IP.vip), 53);
     expect(e.ct.stateName(c)).toBe("UDP");
-    expect(e.ct.expires[c]! - 5000).toBe(300_000);
+    expect(e.ct.expiresAt(c) - 5000).toBe(300_000);
     const ans = eth({ src: MAC.rs1, dst: MAC.dirIn })
       .ipv4({ src: IP.rs1, dst: IP.client, id: 9 })
       .udp({ sport: 5353, dport: 33333 })

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nativeAvailable } from "../../../src/datapath/io/native.js";
 import { LVSADM, LVSD } from "../../../src/tools/lab/labbase.js";
 import { canUseNetns, sh, Topology, waitFor } from "../../../src/tools/lab/netns.js";
+import { hugeAdvisedMappings, thpSupported } from "../../support/hugepages.js";
 import { messages } from "./lvsdlog.js";
 
 const ok = canUseNetns() && nativeAvailable();
@@ -81,6 +82,9 @@ describe.skipIf(!ok)("lvsd daemon", () => {
         "-A -t 10.0.0.100:80 -s wrr\n-a -t 10.0.0.100:80 -r 10.0.0.11:8080 -m -w 3\n",
       );
       rmSync(rules);
+      // the connection table (1M slots by default: 64 MiB of lookup records) was advised for
+      // transparent huge pages at start (\`ip netns exec\` execs lvsd in place: p.pid is lvsd)
+      if (thpSupported) expect(hugeAdvisedMappings(p.pid!)[0]).toBeGreaterThanOrEqual(62 * 2 ** 20);
       // lvsadm runs synchronously, so lvsd's stderr is read only once this test yields
       const linkLine = new RegExp(
         `^link 0: tap ${t.dev("t0")} bridge ${t.dev("br")} mac [0-9a-f:]{17} mtu 1500 addr 10\\.0\\.0\\.1/24$`,
