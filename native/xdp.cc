@@ -31,6 +31,8 @@ namespace {
 constexpr uint32_t kEthHdr = 14;
 // The kernel keeps XDP_PACKET_HEADROOM (256) bytes in front of a received frame in its chunk.
 constexpr uint32_t kXdpHeadroom = 256;
+// What a FrameBatch needs in front of a frame it views (HEADROOM in src/datapath/io/batch.ts).
+constexpr uint32_t kViewHeadroom = kRingHeadroom;
 // <linux/if_xdp.h> of 6.17+; older headers lack it.
 constexpr int kXdpMaxTxSkbBudget = 9;
 
@@ -134,23 +136,24 @@ Napi::Value XdpProgramWords(const Napi::CallbackInfo& info) {
 // Data path
 
 Xsk::~Xsk() {
-  // The bpf_link first: the interface stops redirecting before the socket goes away.
+  // The bpf_link first: the interface stops redirecting before the socket goes away. The UMEM
+  // mapping belongs to the Link (its RingMap), unmapped after this.
   if (linkFd >= 0) close(linkFd);
   if (fd >= 0) close(fd);
   if (progFd >= 0) close(progFd);
   if (mapFd >= 0) close(mapFd);
   for (XskRing* r : {&rx, &tx, &fill, &comp})
     if (r->map != nullptr) munmap(r->map, r->mapLen);
-  if (umem != nullptr) munmap(umem, umemLen);
 }
 
 uint32_t Xsk::Reap() {
   uint32_t cons = *comp.consumer;
   const uint32_t prod = LoadAcquire(comp.producer);
   const auto* d = reinterpret_cast<const uint64_t*>(comp.desc);
+  const uint64_t chunkMask = ~static_cast<uint64_t>(frameSize - 1);
   uint32_t n = 0;
   while (cons != prod) {
-    free.push_back(d[cons & comp.mask] & ~static_cast<uint64_t>(frameSize - 1));  // capacity reserved
+    free.push_back(d[cons & comp.mask] & chunkMask);  // capacity: every chunk
     cons++;
     n++;
   }
@@ -158,14 +161,30 @@ uint32_t Xsk::Reap() {
   return n;
 }
 
+void Xsk::Refill() {
+  uint32_t fprod = *fill.producer;
+  const uint32_t room = fill.size - (fprod - LoadAcquire(fill.consumer));
+  auto* fdesc = reinterpret_cast<uint64_t*>(fill.desc);
+  uint32_t n = 0;
+  while (n < room && free.size() > reserve_) {
+    fdesc[fprod & fill.mask] = free.back();
+    free.pop_back();
+    fprod++;
+    n++;
+  }
+  if (n > 0) StoreRelease(fill.producer, fprod);
+  // need_wakeup: a driver that stopped for want of fill-ring entries is woken by a receive call.
+  if (__atomic_load_n(fill.flags, __ATOMIC_ACQUIRE) & XDP_RING_NEED_WAKEUP)
+    recvfrom(fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+}
+
 int32_t Xsk::Rx(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint32_t slot,
                 uint32_t headroom, uint64_t* st) {
+  Reap();
   const uint32_t room = slot - headroom;
   uint32_t cons = *rx.consumer;
   const uint32_t prod = LoadAcquire(rx.producer);
-  uint32_t fprod = *fill.producer;
   const auto* descs = reinterpret_cast<const struct xdp_desc*>(rx.desc);
-  auto* fdesc = reinterpret_cast<uint64_t*>(fill.desc);
   const uint64_t chunkMask = ~static_cast<uint64_t>(frameSize - 1);
   uint32_t k = 0;
   while (k < max && cons != prod) {
@@ -185,18 +204,69 @@ int32_t Xsk::Rx(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uin
       len[i] = n;
       st[kRxPackets]++;
       st[kRxBytes] += n;
+      st[kRxCopied]++;
       k++;
     }
-    fdesc[fprod & fill.mask] = addr & chunkMask;  // the chunk goes straight back to the kernel
-    fprod++;
+    free.push_back(addr & chunkMask);  // copied out: the chunk goes back to the kernel below
   }
-  if (cons != *rx.consumer) {
-    StoreRelease(rx.consumer, cons);
-    StoreRelease(fill.producer, fprod);
+  if (cons != *rx.consumer) StoreRelease(rx.consumer, cons);
+  Refill();
+  return static_cast<int32_t>(k);
+}
+
+void Xsk::Release() {
+  for (uint32_t i = 0; i < heldCount_; i++)
+    if (held_[i] != kSent) free.push_back(held_[i]);
+  heldCount_ = 0;
+  Refill();
+}
+
+int32_t Xsk::RxView(uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint64_t* st) {
+  // A batch starting afresh (start 0) is done with what it held; one appending (start > 0) keeps
+  // frames 0..start-1 (anything held beyond them is no longer in the batch: give it back).
+  if (start == 0) {
+    Release();
+  } else if (heldCount_ > start) {
+    for (uint32_t i = start; i < heldCount_; i++)
+      if (held_[i] != kSent) free.push_back(held_[i]);
+    heldCount_ = start;
   }
-  // need_wakeup: a driver that stopped for want of fill-ring entries is woken by a receive call.
-  if (__atomic_load_n(fill.flags, __ATOMIC_ACQUIRE) & XDP_RING_NEED_WAKEUP)
-    recvfrom(fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+  Reap();
+  if (held_.size() < static_cast<size_t>(start) + max) held_.resize(static_cast<size_t>(start) + max, kSent);
+  // Entries between what we held and `start` (a batch that got frames elsewhere first) are
+  // not ours: mark them so Release and Tx leave them alone.
+  for (uint32_t i = heldCount_; i < start; i++) held_[i] = kSent;
+  uint32_t cons = *rx.consumer;
+  const uint32_t prod = LoadAcquire(rx.producer);
+  const auto* descs = reinterpret_cast<const struct xdp_desc*>(rx.desc);
+  const uint64_t chunkMask = ~static_cast<uint64_t>(frameSize - 1);
+  uint32_t k = 0;
+  while (k < max && cons != prod) {
+    const struct xdp_desc& d = descs[cons & rx.mask];
+    cons++;
+    const uint64_t addr = d.addr;
+    const uint32_t n = d.len;
+    const uint64_t chunk = addr & chunkMask;
+    // The frame must leave HEADROOM (64) in front of it within its chunk (the kernel leaves 256).
+    if (n < kEthHdr || n > maxLen || addr - chunk < kViewHeadroom || addr - chunk + n > frameSize ||
+        addr + n > umemLen) {
+      st[kRxDropped]++;
+      if (n >= kEthHdr) st[kRxTruncated]++;
+      if (n > maxLen) st[kRxGso]++;
+      free.push_back(chunk);
+      continue;
+    }
+    const uint32_t i = start + k;
+    off[i] = static_cast<uint32_t>(addr);
+    len[i] = n;
+    held_[i] = chunk;
+    st[kRxPackets]++;
+    st[kRxBytes] += n;
+    k++;
+  }
+  heldCount_ = start + k;
+  if (cons != *rx.consumer) StoreRelease(rx.consumer, cons);
+  Refill();  // completions reaped above, dropped frames: back to the kernel in one update
   return static_cast<int32_t>(k);
 }
 
@@ -226,9 +296,20 @@ bool Xsk::Kick(uint64_t* st) {
   return LoadAcquire(tx.consumer) == *tx.producer;
 }
 
+bool Xsk::TxRoom(uint32_t tprod, uint64_t* st) {
+  if (tprod - LoadAcquire(tx.consumer) < tx.size) return true;
+  // The TX ring is full: push out what it holds, look again once.
+  StoreRelease(tx.producer, tprod);
+  Kick(st);
+  Reap();
+  return tprod - LoadAcquire(tx.consumer) < tx.size;
+}
+
 uint32_t Xsk::Tx(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint32_t* len, const int16_t* egress,
                  uint32_t count, int16_t linkId, uint64_t* st) {
   Reap();
+  const bool own = slab == umem;  // the batch views this link's UMEM (rxView)
+  const uint64_t chunkMask = ~static_cast<uint64_t>(frameSize - 1);
   uint32_t tprod = *tx.producer;
   auto* descs = reinterpret_cast<struct xdp_desc*>(tx.desc);
   uint32_t sent = 0;
@@ -239,18 +320,33 @@ uint32_t Xsk::Tx(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint3
       st[kTxDropped]++;
       continue;
     }
-    if (free.empty() && Reap() == 0) {
-      // Every TX chunk is queued or in flight: push out what we have, look again once.
-      StoreRelease(tx.producer, tprod);
-      Kick(st);
-      if (Reap() == 0) {
-        st[kTxDropped]++;
-        continue;
-      }
+    if (!TxRoom(tprod, st)) {
+      st[kTxDropped]++;
+      continue;
     }
-    const uint64_t addr = free.back();
-    free.pop_back();
-    memcpy(umem + addr, slab + o, n);
+    uint64_t addr;
+    const uint64_t chunk = static_cast<uint64_t>(o) & chunkMask;
+    if (own && i < heldCount_ && held_[i] == chunk && ((static_cast<uint64_t>(o) + n - 1) & chunkMask) == chunk) {
+      // By descriptor: the frame leaves from where it was received (and rewritten).
+      addr = o;
+      held_[i] = kSent;
+      st[kTxInPlace]++;
+    } else {
+      // A copy into a free chunk: frames from a slab, another link's memory, or (never from the
+      // director) a frame of ours already sent or moved out of its chunk.
+      if (free.empty() && Reap() == 0) {
+        StoreRelease(tx.producer, tprod);
+        Kick(st);
+        if (Reap() == 0) {
+          st[kTxDropped]++;
+          continue;
+        }
+      }
+      addr = free.back() + kXdpHeadroom;
+      free.pop_back();
+      memcpy(umem + addr, slab + o, n);
+      st[kTxCopied]++;
+    }
     struct xdp_desc& d = descs[tprod & tx.mask];
     d.addr = addr;
     d.len = n;
@@ -306,6 +402,7 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   const int64_t queue = OptInt(o, "queue", 0);
   const int64_t rxFrames = OptInt(o, "rxFrames", 2048);
   const int64_t txFrames = OptInt(o, "txFrames", 2048);
+  const bool view = OptBool(o, "view", true);
   if (redirect != "all" && redirect != "mac") throw Napi::TypeError::New(env, "option redirect must be \"all\" or \"mac\"");
   if (zc != "auto" && zc != "on" && zc != "off") throw Napi::TypeError::New(env, "option zeroCopy must be auto, on or off");
   if (attach != "auto" && attach != "drv" && attach != "skb")
@@ -340,11 +437,16 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
     if (setsockopt(x->fd, SOL_XDP, opt, v, l) != 0) ThrowErrno(env, "xsk", name, errno, what);
   };
 
-  // UMEM: one anonymous mapping, registered with the socket (the kernel pins its pages).
+  // UMEM: one anonymous mapping, registered with the socket (the kernel pins its pages). It is
+  // reference-counted (RingMap) like an AF_PACKET ring: the Link holds it, and so does the
+  // ArrayBuffer JS sees it through; unmapped when both let go (close() detaches the ArrayBuffer).
   const uint32_t frames = x->rxFrames + x->txFrames;
   x->umemLen = static_cast<size_t>(frames) * frameSize;
   void* um = mmap(nullptr, x->umemLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (um == MAP_FAILED) ThrowErrno(env, "xsk", "mmap", errno, what + ": UMEM");
+  std::unique_ptr<RingMap, void (*)(RingMap*)> umemMap(new RingMap(), [](RingMap* m) { m->Unref(); });
+  umemMap->map = static_cast<uint8_t*>(um);
+  umemMap->len = x->umemLen;
   x->umem = static_cast<uint8_t*>(um);
   struct xdp_umem_reg reg;
   memset(&reg, 0, sizeof reg);
@@ -370,12 +472,14 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   MapRing(env, *x, x->tx, mo.tx, txN, sizeof(struct xdp_desc), XDP_PGOFF_TX_RING, "TX");
   MapRing(env, *x, x->fill, mo.fr, rxN, sizeof(uint64_t), XDP_UMEM_PGOFF_FILL_RING, "fill");
   MapRing(env, *x, x->comp, mo.cr, txN, sizeof(uint64_t), XDP_UMEM_PGOFF_COMPLETION_RING, "completion");
-  // RX chunks all go to the fill ring; TX chunks onto our free stack.
+  // rxN chunks go to the fill ring, txN onto our free list, which keeps that many for copies
+  // (xdp.h: Refill gives the fill ring only what is free beyond them).
   auto* fd = reinterpret_cast<uint64_t*>(x->fill.desc);
   for (uint32_t i = 0; i < rxN; i++) fd[i] = static_cast<uint64_t>(i) * frameSize;
   StoreRelease(x->fill.producer, rxN);
-  x->free.reserve(txN);
+  x->free.reserve(rxN + txN);
   for (uint32_t i = txN; i-- > 0;) x->free.push_back(static_cast<uint64_t>(rxN + i) * frameSize);
+  x->SetReserve(txN);
 
   // Bind: zero-copy where the driver supports it, else copy mode.
   struct sockaddr_xdp sa;
@@ -491,6 +595,10 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   link->created = false;
   link->ring.rxFrames = x->rxFrames;
   link->ring.txFrames = x->txFrames;
+  link->ring.rxFrameSize = frameSize;  // FrameMemory.slotSize: chunks are frameSize-aligned
+  link->ring.rx = x->umem;
+  link->ring.shared = umemMap.release();
+  link->zeroCopy = view;
   link->fd = x->fd;
   const bool zeroCopy = x->zeroCopy, drv = x->driverMode;
   link->xsk = x.release();

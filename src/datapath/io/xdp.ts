@@ -18,9 +18,21 @@
  * a sendto() only when the TX ring's need_wakeup flag asks for it, a recvfrom() only when the
  * fill ring's does.
  *
- * recv copies frames out of the UMEM into the batch (and hands each chunk straight back to the
- * fill ring, in one ring update per batch); send copies frames into free TX chunks, queues them
- * in one TX ring update and kicks once; completions are reaped in batches on the next send.
+ * No copies on the forwarding path (`view`, the default): the addon publishes the whole UMEM as
+ * one external ArrayBuffer and recv lends it to an empty batch (FrameBatch.view), as the
+ * zero-copy AF_PACKET ring does: each received frame stays in its UMEM chunk, 256 bytes
+ * (XDP_PACKET_HEADROOM) after the chunk's start (room to prepend an IPIP header) with the rest of
+ * the chunk as tail room, and the engine parses and rewrites it there. send puts a frame the
+ * batch got from this link back on the TX ring by its own address (offset and length as the
+ * engine left them), so a frame forwarded out of the link it came in by is never copied
+ * (detail().txInPlace counts them); frames from elsewhere (the engine's own ARP replies, ICMP
+ * errors and SYN-ACKs, frames from another link, also another AF_XDP link, which has a UMEM of
+ * its own) are copied into a free chunk (detail().txCopied). When the batch is released (the
+ * director does it after the sends), the chunks of frames that did not leave by descriptor go back
+ * to the fill ring; completions are reaped in batches and their chunks go back to the fill ring
+ * too, in one ring update, beyond `txFrames` chunks kept free for the copies. With
+ * `view: false` (or a batch that already holds frames in its own slab) recv copies frames out
+ * of the UMEM into the batch instead (detail().rxCopied).
  *
  * Frames carry no checksum state: a local sender on veth that leaves TCP/UDP checksums to
  * offload (CHECKSUM_PARTIAL) hands over frames whose checksum is unfinished, and lvsd would
@@ -57,6 +69,11 @@ export interface XdpOptions {
   /** UMEM chunks for RX (fill ring) and for TX (TX ring); rounded up to a power of two, 64..65536 (default 2048 each). */
   rxFrames?: number;
   txFrames?: number;
+  /**
+   * Lend the UMEM to batches (default true): frames are rewritten where they were received and a
+   * frame leaving by the same link goes out by descriptor. false: recv copies into the batch.
+   */
+  view?: boolean;
   /** Network namespace (an `ip netns` name or a path) the interface lives in. */
   netns?: string;
 }
@@ -111,6 +128,7 @@ export function openXdp(opts: XdpOptions): XdpIo {
   };
   if (opts.rxFrames !== undefined) o.rxFrames = opts.rxFrames;
   if (opts.txFrames !== undefined) o.txFrames = opts.txFrames;
+  if (opts.view !== undefined) o.view = opts.view;
   if (opts.netns !== undefined) o.netns = netnsPath(opts.netns);
   const native = loadNative();
   let handle: NativeLink & NativeXdpInfo;
