@@ -23,7 +23,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // 6: openXdp, xdpProgram.
   // 7: zero-copy AF_PACKET ring (`ring`, rxView, release), busyPoll, qdiscBypass on by default.
   // 8: AF_XDP publishes its UMEM as `ring` (option `view`), rxView/release and tx by descriptor;
-  //    counters rxCopied, txCopied, txInPlace.
+  //    counters rxCopied, txCopied, txInPlace; options umemFrames and share (XDP_SHARED_UMEM),
+  //    property umemShared.
   exports.Set("abiVersion", Napi::Number::New(env, 8));
   return exports;
 }

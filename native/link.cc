@@ -296,7 +296,8 @@ Napi::Value Link::RxView(const Napi::CallbackInfo& info) {
   uint64_t end = static_cast<uint64_t>(start) + max;
   if (end > offLen || end > lenLen) throw Napi::RangeError::New(env, "rxView: start + max exceeds the batch");
   int32_t n;
-  if (fd < 0 || (kind != LinkKind::kRawRing && kind != LinkKind::kXdp) || ringAb_ == nullptr) {
+  const bool lent = kind == LinkKind::kXdp ? xsk != nullptr && xsk->view && xsk->pool->viewable : ringAb_ != nullptr;
+  if (fd < 0 || (kind != LinkKind::kRawRing && kind != LinkKind::kXdp) || !lent) {
     n = fd < 0 ? -EBADF : -EOPNOTSUPP;
   } else if (max == 0) {
     n = 0;
@@ -845,13 +846,16 @@ Napi::Value Link::Close(const Napi::CallbackInfo& info) {
       // socket uses its UMEM until it is closed). The ArrayBuffer still holds a reference, so
       // the RingMap outlives CloseAll; its finalizer only frees it.
       unmap = ring.shared;
+      // AF_XDP: links sharing this UMEM can no longer lend it to JS.
+      if (kind == LinkKind::kXdp && xsk != nullptr) xsk->pool->viewable = false;
     }
     napi_delete_reference(env_, ringAb_);
     ringAb_ = nullptr;
   }
   StopPoll();
   CloseAll();
-  if (unmap != nullptr) unmap->Unmap();
+  // Unmapped now unless other AF_XDP links still use the UMEM (then the last one to go does it).
+  if (unmap != nullptr && unmap->refs <= 1) unmap->Unmap();
   return info.Env().Undefined();
 }
 

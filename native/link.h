@@ -102,6 +102,7 @@ class Link : public Napi::ObjectWrap<Link> {
   uint64_t kernelDropBase = 0;
   bool zeroCopy = false;  // publish the RX ring (AF_XDP: the UMEM) to JS as an external ArrayBuffer (rxView)
   void Publish();  // copy the fields above onto the JS object as read-only properties
+  bool RingPublished() const { return ringAb_ != nullptr; }
 
  private:
   Napi::Value Rx(const Napi::CallbackInfo& info);

@@ -144,6 +144,16 @@ Xsk::~Xsk() {
   if (mapFd >= 0) close(mapFd);
   for (XskRing* r : {&rx, &tx, &fill, &comp})
     if (r->map != nullptr) munmap(r->map, r->mapLen);
+  if (pool != nullptr) {
+    if (pool->ownerFd == fd) pool->ownerFd = -1;  // closed: no socket can bind to the UMEM any more
+    pool->Unref();
+  }
+}
+
+void UmemPool::Unref() {
+  if (--refs > 0) return;
+  if (map != nullptr) map->Unref();
+  delete this;
 }
 
 uint32_t Xsk::Reap() {
@@ -153,7 +163,7 @@ uint32_t Xsk::Reap() {
   const uint64_t chunkMask = ~static_cast<uint64_t>(frameSize - 1);
   uint32_t n = 0;
   while (cons != prod) {
-    free.push_back(d[cons & comp.mask] & chunkMask);  // capacity: every chunk
+    pool->free.push_back(d[cons & comp.mask] & chunkMask);  // capacity: every chunk
     cons++;
     n++;
   }
@@ -166,9 +176,9 @@ void Xsk::Refill() {
   const uint32_t room = fill.size - (fprod - LoadAcquire(fill.consumer));
   auto* fdesc = reinterpret_cast<uint64_t*>(fill.desc);
   uint32_t n = 0;
-  while (n < room && free.size() > reserve_) {
-    fdesc[fprod & fill.mask] = free.back();
-    free.pop_back();
+  while (n < room && pool->free.size() > pool->reserve) {
+    fdesc[fprod & fill.mask] = pool->free.back();
+    pool->free.pop_back();
     fprod++;
     n++;
   }
@@ -207,7 +217,7 @@ int32_t Xsk::Rx(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uin
       st[kRxCopied]++;
       k++;
     }
-    free.push_back(addr & chunkMask);  // copied out: the chunk goes back to the kernel below
+    pool->free.push_back(addr & chunkMask);  // copied out: the chunk goes back to the kernel below
   }
   if (cons != *rx.consumer) StoreRelease(rx.consumer, cons);
   Refill();
@@ -215,9 +225,9 @@ int32_t Xsk::Rx(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uin
 }
 
 void Xsk::Release() {
-  for (uint32_t i = 0; i < heldCount_; i++)
-    if (held_[i] != kSent) free.push_back(held_[i]);
-  heldCount_ = 0;
+  for (uint32_t i = 0; i < pool->heldCount; i++)
+    if (pool->held[i] != kSent) pool->free.push_back(pool->held[i]);
+  pool->heldCount = 0;
   Refill();
 }
 
@@ -226,16 +236,16 @@ int32_t Xsk::RxView(uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, 
   // frames 0..start-1 (anything held beyond them is no longer in the batch: give it back).
   if (start == 0) {
     Release();
-  } else if (heldCount_ > start) {
-    for (uint32_t i = start; i < heldCount_; i++)
-      if (held_[i] != kSent) free.push_back(held_[i]);
-    heldCount_ = start;
+  } else if (pool->heldCount > start) {
+    for (uint32_t i = start; i < pool->heldCount; i++)
+      if (pool->held[i] != kSent) pool->free.push_back(pool->held[i]);
+    pool->heldCount = start;
   }
   Reap();
-  if (held_.size() < static_cast<size_t>(start) + max) held_.resize(static_cast<size_t>(start) + max, kSent);
+  if (pool->held.size() < static_cast<size_t>(start) + max) pool->held.resize(static_cast<size_t>(start) + max, kSent);
   // Entries between what we held and `start` (a batch that got frames elsewhere first) are
   // not ours: mark them so Release and Tx leave them alone.
-  for (uint32_t i = heldCount_; i < start; i++) held_[i] = kSent;
+  for (uint32_t i = pool->heldCount; i < start; i++) pool->held[i] = kSent;
   uint32_t cons = *rx.consumer;
   const uint32_t prod = LoadAcquire(rx.producer);
   const auto* descs = reinterpret_cast<const struct xdp_desc*>(rx.desc);
@@ -253,18 +263,18 @@ int32_t Xsk::RxView(uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, 
       st[kRxDropped]++;
       if (n >= kEthHdr) st[kRxTruncated]++;
       if (n > maxLen) st[kRxGso]++;
-      free.push_back(chunk);
+      pool->free.push_back(chunk);
       continue;
     }
     const uint32_t i = start + k;
     off[i] = static_cast<uint32_t>(addr);
     len[i] = n;
-    held_[i] = chunk;
+    pool->held[i] = chunk;
     st[kRxPackets]++;
     st[kRxBytes] += n;
     k++;
   }
-  heldCount_ = start + k;
+  pool->heldCount = start + k;
   if (cons != *rx.consumer) StoreRelease(rx.consumer, cons);
   Refill();  // completions reaped above, dropped frames: back to the kernel in one update
   return static_cast<int32_t>(k);
@@ -326,15 +336,15 @@ uint32_t Xsk::Tx(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint3
     }
     uint64_t addr;
     const uint64_t chunk = static_cast<uint64_t>(o) & chunkMask;
-    if (own && i < heldCount_ && held_[i] == chunk && ((static_cast<uint64_t>(o) + n - 1) & chunkMask) == chunk) {
+    if (own && i < pool->heldCount && pool->held[i] == chunk && ((static_cast<uint64_t>(o) + n - 1) & chunkMask) == chunk) {
       // By descriptor: the frame leaves from where it was received (and rewritten).
       addr = o;
-      held_[i] = kSent;
+      pool->held[i] = kSent;
       st[kTxInPlace]++;
     } else {
       // A copy into a free chunk: frames from a slab, another link's memory, or (never from the
       // director) a frame of ours already sent or moved out of its chunk.
-      if (free.empty() && Reap() == 0) {
+      if (pool->free.empty() && Reap() == 0) {
         StoreRelease(tx.producer, tprod);
         Kick(st);
         if (Reap() == 0) {
@@ -342,8 +352,8 @@ uint32_t Xsk::Tx(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint3
           continue;
         }
       }
-      addr = free.back() + kXdpHeadroom;
-      free.pop_back();
+      addr = pool->free.back() + kXdpHeadroom;
+      pool->free.pop_back();
       memcpy(umem + addr, slab + o, n);
       st[kTxCopied]++;
     }
@@ -403,6 +413,22 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   const int64_t rxFrames = OptInt(o, "rxFrames", 2048);
   const int64_t txFrames = OptInt(o, "txFrames", 2048);
   const bool view = OptBool(o, "view", true);
+  const int64_t umemFrames = OptInt(o, "umemFrames", 0);
+  // Another AF_XDP link whose UMEM this socket shares (XDP_SHARED_UMEM).
+  UmemPool* share = nullptr;
+  Napi::Value shareV = o.Get("share");
+  if (!shareV.IsUndefined() && !shareV.IsNull()) {
+    AddonData* data = env.GetInstanceData<AddonData>();
+    if (!shareV.IsObject() || !shareV.As<Napi::Object>().InstanceOf(data->linkCtor.Value()))
+      throw Napi::TypeError::New(env, "option share must be an AF_XDP link");
+    Link* other = Link::Unwrap(shareV.As<Napi::Object>());
+    if (other->kind != LinkKind::kXdp || other->xsk == nullptr)
+      throw Napi::TypeError::New(env, "option share must be an open AF_XDP link");
+    share = other->xsk->pool;
+    if (share->ownerFd < 0) throw Napi::TypeError::New(env, "option share: the UMEM's first link is closed");
+  }
+  if (umemFrames != 0 && (umemFrames < 128 || umemFrames > (1 << 20)))
+    throw Napi::RangeError::New(env, "umemFrames must be in 128..1048576");
   if (redirect != "all" && redirect != "mac") throw Napi::TypeError::New(env, "option redirect must be \"all\" or \"mac\"");
   if (zc != "auto" && zc != "on" && zc != "off") throw Napi::TypeError::New(env, "option zeroCopy must be auto, on or off");
   if (attach != "auto" && attach != "drv" && attach != "skb")
@@ -420,10 +446,10 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   GetMac(env, ctl.get(), ifname, mac, "ifname");
   const int mtu = GetMtu(env, ctl.get(), ifname, "ifname");
   const uint32_t maxLen = static_cast<uint32_t>(mtu) + kEthHdr + 4;
-  const uint32_t frameSize = maxLen + kXdpHeadroom <= 2048 ? 2048 : 4096;
-  if (maxLen + kXdpHeadroom > 4096)
-    throw Napi::RangeError::New(env, "MTU " + std::to_string(mtu) + " of " + ifname +
-                                         " is too large for an AF_XDP link (at most 3822)");
+  const uint32_t frameSize = share != nullptr ? share->frameSize : maxLen + kXdpHeadroom <= 2048 ? 2048 : 4096;
+  if (maxLen + kXdpHeadroom > frameSize)
+    throw Napi::RangeError::New(env, "MTU " + std::to_string(mtu) + " of " + ifname + " is too large for " +
+                                         (share != nullptr ? "the shared UMEM's chunks" : "an AF_XDP link (at most 3822)"));
   const std::string what = "AF_XDP on " + ifname + " queue " + std::to_string(queue);
 
   auto x = std::make_unique<Xsk>();
@@ -437,25 +463,47 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
     if (setsockopt(x->fd, SOL_XDP, opt, v, l) != 0) ThrowErrno(env, "xsk", name, errno, what);
   };
 
-  // UMEM: one anonymous mapping, registered with the socket (the kernel pins its pages). It is
-  // reference-counted (RingMap) like an AF_PACKET ring: the Link holds it, and so does the
-  // ArrayBuffer JS sees it through; unmapped when both let go (close() detaches the ArrayBuffer).
-  const uint32_t frames = x->rxFrames + x->txFrames;
-  x->umemLen = static_cast<size_t>(frames) * frameSize;
-  void* um = mmap(nullptr, x->umemLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (um == MAP_FAILED) ThrowErrno(env, "xsk", "mmap", errno, what + ": UMEM");
-  std::unique_ptr<RingMap, void (*)(RingMap*)> umemMap(new RingMap(), [](RingMap* m) { m->Unref(); });
-  umemMap->map = static_cast<uint8_t*>(um);
-  umemMap->len = x->umemLen;
-  x->umem = static_cast<uint8_t*>(um);
-  struct xdp_umem_reg reg;
-  memset(&reg, 0, sizeof reg);
-  reg.addr = reinterpret_cast<uint64_t>(x->umem);
-  reg.len = x->umemLen;
-  reg.chunk_size = frameSize;
-  reg.headroom = 0;
-  setopt(XDP_UMEM_REG, &reg, sizeof reg, "setsockopt(XDP_UMEM_REG)");
   const uint32_t rxN = x->rxFrames, txN = x->txFrames;
+  if (share != nullptr) {
+    // The other link's UMEM: no registration; this socket brings rxN + txN of its chunks.
+    if (static_cast<uint64_t>(share->assigned) + rxN + txN > share->chunks)
+      throw Napi::RangeError::New(env, what + ": the shared UMEM has " + std::to_string(share->chunks - share->assigned) +
+                                           " chunks left, this link needs " + std::to_string(rxN + txN) +
+                                           " (open the first link with a larger umemFrames)");
+    share->refs++;
+    x->pool = share;
+  } else {
+    // UMEM: one anonymous mapping, registered with the socket (the kernel pins its pages). It
+    // is reference-counted (RingMap) like an AF_PACKET ring: the pool and each Link using it
+    // hold it, and so does the ArrayBuffer JS sees it through; unmapped when all let go (close()
+    // detaches the ArrayBuffer). `umemFrames` sizes it for links that will share it.
+    const uint32_t chunks = umemFrames > rxN + txN ? static_cast<uint32_t>(umemFrames) : rxN + txN;
+    const size_t len = static_cast<size_t>(chunks) * frameSize;
+    void* um = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (um == MAP_FAILED) ThrowErrno(env, "xsk", "mmap", errno, what + ": UMEM");
+    auto* pool = new UmemPool();
+    x->pool = pool;  // from here on freed with the Xsk
+    pool->map = new RingMap();
+    pool->map->map = static_cast<uint8_t*>(um);
+    pool->map->len = len;
+    pool->base = static_cast<uint8_t*>(um);
+    pool->len = len;
+    pool->frameSize = frameSize;
+    pool->chunks = chunks;
+    pool->ownerFd = x->fd;
+    pool->free.reserve(chunks);
+    struct xdp_umem_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.addr = reinterpret_cast<uint64_t>(pool->base);
+    reg.len = len;
+    reg.chunk_size = frameSize;
+    reg.headroom = 0;
+    setopt(XDP_UMEM_REG, &reg, sizeof reg, "setsockopt(XDP_UMEM_REG)");
+  }
+  UmemPool* pool = x->pool;
+  x->umem = pool->base;
+  x->umemLen = pool->len;
+  x->view = view;
   setopt(XDP_UMEM_FILL_RING, &rxN, sizeof rxN, "setsockopt(XDP_UMEM_FILL_RING)");
   setopt(XDP_UMEM_COMPLETION_RING, &txN, sizeof txN, "setsockopt(XDP_UMEM_COMPLETION_RING)");
   setopt(XDP_RX_RING, &rxN, sizeof rxN, "setsockopt(XDP_RX_RING)");
@@ -472,14 +520,15 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   MapRing(env, *x, x->tx, mo.tx, txN, sizeof(struct xdp_desc), XDP_PGOFF_TX_RING, "TX");
   MapRing(env, *x, x->fill, mo.fr, rxN, sizeof(uint64_t), XDP_UMEM_PGOFF_FILL_RING, "fill");
   MapRing(env, *x, x->comp, mo.cr, txN, sizeof(uint64_t), XDP_UMEM_PGOFF_COMPLETION_RING, "completion");
-  // rxN chunks go to the fill ring, txN onto our free list, which keeps that many for copies
-  // (xdp.h: Refill gives the fill ring only what is free beyond them).
+  // This socket's rxN chunks go to its fill ring, its txN onto the pool's free list, which keeps
+  // that many more for copies (xdp.h: Refill gives a fill ring only what is free beyond them).
+  const uint64_t first = pool->assigned;
   auto* fd = reinterpret_cast<uint64_t*>(x->fill.desc);
-  for (uint32_t i = 0; i < rxN; i++) fd[i] = static_cast<uint64_t>(i) * frameSize;
+  for (uint32_t i = 0; i < rxN; i++) fd[i] = (first + i) * frameSize;
   StoreRelease(x->fill.producer, rxN);
-  x->free.reserve(rxN + txN);
-  for (uint32_t i = txN; i-- > 0;) x->free.push_back(static_cast<uint64_t>(rxN + i) * frameSize);
-  x->SetReserve(txN);
+  for (uint32_t i = txN; i-- > 0;) pool->free.push_back((first + rxN + i) * frameSize);
+  pool->assigned += rxN + txN;
+  pool->reserve += txN;
 
   // Bind: zero-copy where the driver supports it, else copy mode.
   struct sockaddr_xdp sa;
@@ -488,7 +537,22 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   sa.sxdp_ifindex = static_cast<uint32_t>(ifindex);
   sa.sxdp_queue_id = static_cast<uint32_t>(queue);
   int rc = -1;
-  if (zc != "off") {
+  if (share != nullptr) {
+    // The flags (copy or zero-copy, need_wakeup) are the UMEM owner's.
+    sa.sxdp_flags = XDP_SHARED_UMEM;
+    sa.sxdp_shared_umem_fd = static_cast<uint32_t>(share->ownerFd);
+    for (int tries = 0;; tries++) {
+      if (bind(x->fd, reinterpret_cast<struct sockaddr*>(&sa), sizeof sa) == 0) break;
+      const int err = errno;
+      if (err == EBUSY && tries < 100) {
+        usleep(10000);
+        continue;
+      }
+      ThrowErrno(env, "xsk-bind", "bind(XDP_SHARED_UMEM)", err,
+                 what + (err == EBUSY ? " (another AF_XDP socket is bound to this queue)" : ""));
+    }
+    rc = 0;
+  } else if (zc != "off") {
     sa.sxdp_flags = XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP;
     rc = bind(x->fd, reinterpret_cast<struct sockaddr*>(&sa), sizeof sa);
     if (rc != 0 && zc == "on") ThrowErrno(env, "xsk-bind", "bind(XDP_ZEROCOPY)", errno, what);
@@ -597,12 +661,16 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   link->ring.txFrames = x->txFrames;
   link->ring.rxFrameSize = frameSize;  // FrameMemory.slotSize: chunks are frameSize-aligned
   link->ring.rx = x->umem;
-  link->ring.shared = umemMap.release();
-  link->zeroCopy = view;
+  link->ring.shared = pool->map;
+  pool->map->refs++;
+  // Only the UMEM's owner publishes it (one ArrayBuffer per memory); a link sharing it is lent
+  // through the owner's (JS: XdpIo's `memory` is the owner's).
+  link->zeroCopy = view && share == nullptr;
   link->fd = x->fd;
   const bool zeroCopy = x->zeroCopy, drv = x->driverMode;
   link->xsk = x.release();
   link->Publish();
+  if (share == nullptr) pool->viewable = link->RingPublished();
   auto ro = [&](const char* key, Napi::Value v) {
     obj.DefineProperty(Napi::PropertyDescriptor::Value(key, v, napi_enumerable));
   };
@@ -610,6 +678,7 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   ro("zeroCopy", Napi::Boolean::New(env, zeroCopy));
   ro("queue", Napi::Number::New(env, static_cast<double>(queue)));
   ro("redirect", Napi::String::New(env, redirect));
+  ro("umemShared", Napi::Boolean::New(env, share != nullptr));
   return obj;
 }
 

@@ -111,6 +111,8 @@ export interface NativeXdpInfo {
   readonly zeroCopy: boolean;
   readonly queue: number;
   readonly redirect: "all" | "mac";
+  /** The socket is bound to another link's UMEM (option `share`). */
+  readonly umemShared: boolean;
 }
 
 export interface NativeXdpOptions {
@@ -124,6 +126,10 @@ export interface NativeXdpOptions {
   txFrames?: number;
   /** Publish the UMEM as `ring` and lend it to batches (rxView, tx by descriptor); default true. */
   view?: boolean;
+  /** Chunks in the UMEM (default rxFrames + txFrames): room for links that will share it. */
+  umemFrames?: number;
+  /** Bind to this AF_XDP link's UMEM (XDP_SHARED_UMEM) instead of registering one. */
+  share?: NativeLink;
 }
 
 export interface NativeTunOptions {
@@ -367,14 +373,22 @@ export class NativeLinkIo implements LinkIo {
   private readonly counters = new Float64Array(STAT_COUNT);
   private closed = false;
 
-  constructor(handle: NativeLink, mac: Uint8Array) {
+  /**
+   * `memory`: the memory this link lends, when another link published it (an AF_XDP link sharing
+   * another's UMEM); by default the link's own `ring`, if any.
+   */
+  constructor(handle: NativeLink, mac: Uint8Array, memory?: FrameMemory | null) {
     this.handle = handle;
     this.name = handle.name;
     this.mac = mac;
     this.mtu = handle.mtu;
     this.ifindex = handle.ifindex;
     this.memory =
-      handle.ring !== null && handle.ring !== undefined ? new RingMemory(handle, handle.ring) : null;
+      memory !== undefined
+        ? memory
+        : handle.ring !== null && handle.ring !== undefined
+          ? new RingMemory(handle, handle.ring)
+          : null;
   }
 
   /** The descriptor (for diagnostics; do not read or close it). -1 once closed. */

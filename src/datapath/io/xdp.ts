@@ -25,9 +25,11 @@
  * the chunk as tail room, and the engine parses and rewrites it there. send puts a frame the
  * batch got from this link back on the TX ring by its own address (offset and length as the
  * engine left them), so a frame forwarded out of the link it came in by is never copied
- * (detail().txInPlace counts them); frames from elsewhere (the engine's own ARP replies, ICMP
- * errors and SYN-ACKs, frames from another link, also another AF_XDP link, which has a UMEM of
- * its own) are copied into a free chunk (detail().txCopied). When the batch is released (the
+ * (detail().txInPlace counts them), and so does a frame from another AF_XDP link bound to the
+ * same UMEM (`share`: XDP_SHARED_UMEM; lvsd binds all its AF_XDP links to the first one's);
+ * frames from elsewhere (the engine's own ARP replies, ICMP errors and SYN-ACKs, frames from
+ * TAP or AF_PACKET links, or from an AF_XDP link with a UMEM of its own) are copied into a free
+ * chunk (detail().txCopied). When the batch is released (the
  * director does it after the sends), the chunks of frames that did not leave by descriptor go back
  * to the fill ring; completions are reaped in batches and their chunks go back to the fill ring
  * too, in one ring update, beyond `txFrames` chunks kept free for the copies. With
@@ -74,6 +76,18 @@ export interface XdpOptions {
    * frame leaving by the same link goes out by descriptor. false: recv copies into the batch.
    */
   view?: boolean;
+  /**
+   * Chunks in the UMEM (default rxFrames + txFrames), 128..1048576: make room for the links that
+   * will `share` it (each brings its rxFrames + txFrames).
+   */
+  umemFrames?: number;
+  /**
+   * Bind to this open AF_XDP link's UMEM (XDP_SHARED_UMEM) instead of registering one: frames
+   * received on either link leave by the other by descriptor too. The two links lend batches
+   * the same memory (the first link's). Close them together: once the first is closed, the UMEM
+   * is no longer lent to JS.
+   */
+  share?: XdpIo;
   /** Network namespace (an `ip netns` name or a path) the interface lives in. */
   netns?: string;
 }
@@ -88,15 +102,23 @@ export class XdpIo extends NativeLinkIo {
   readonly redirect: "all" | "mac";
   readonly rxRingFrames: number;
   readonly txRingFrames: number;
+  /** Bound to another link's UMEM (`share`). */
+  readonly umemShared: boolean;
 
-  constructor(handle: NativeLink & NativeXdpInfo) {
-    super(handle, handle.mac);
+  constructor(handle: NativeLink & NativeXdpInfo, share?: XdpIo) {
+    super(handle, handle.mac, share !== undefined ? share.memory : undefined);
+    this.umemShared = handle.umemShared;
     this.xdpMode = handle.xdpMode;
     this.zeroCopy = handle.zeroCopy;
     this.queue = handle.queue;
     this.redirect = handle.redirect;
     this.rxRingFrames = handle.rxRingFrames;
     this.txRingFrames = handle.txRingFrames;
+  }
+
+  /** The addon's link object (for `share`). */
+  static nativeOf(x: XdpIo): NativeLink {
+    return x.handle;
   }
 }
 
@@ -129,6 +151,12 @@ export function openXdp(opts: XdpOptions): XdpIo {
   if (opts.rxFrames !== undefined) o.rxFrames = opts.rxFrames;
   if (opts.txFrames !== undefined) o.txFrames = opts.txFrames;
   if (opts.view !== undefined) o.view = opts.view;
+  if (opts.umemFrames !== undefined) {
+    if (!Number.isInteger(opts.umemFrames) || opts.umemFrames < 128 || opts.umemFrames > 1 << 20)
+      throw new IoError(IoErrorCode.INVALID, `${what}: umemFrames must be an integer in 128..1048576`);
+    o.umemFrames = opts.umemFrames;
+  }
+  if (opts.share !== undefined) o.share = XdpIo.nativeOf(opts.share);
   if (opts.netns !== undefined) o.netns = netnsPath(opts.netns);
   const native = loadNative();
   let handle: NativeLink & NativeXdpInfo;
@@ -145,7 +173,7 @@ export function openXdp(opts: XdpOptions): XdpIo {
     }
     throw e;
   }
-  return new XdpIo(handle);
+  return new XdpIo(handle, opts.share);
 }
 
 /** NO_XDP for failures of the XDP/AF_XDP steps; privilege, namespace and device codes stay. */
