@@ -520,16 +520,6 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   MapRing(env, *x, x->tx, mo.tx, txN, sizeof(struct xdp_desc), XDP_PGOFF_TX_RING, "TX");
   MapRing(env, *x, x->fill, mo.fr, rxN, sizeof(uint64_t), XDP_UMEM_PGOFF_FILL_RING, "fill");
   MapRing(env, *x, x->comp, mo.cr, txN, sizeof(uint64_t), XDP_UMEM_PGOFF_COMPLETION_RING, "completion");
-  // This socket's rxN chunks go to its fill ring, its txN onto the pool's free list, which keeps
-  // that many more for copies (xdp.h: Refill gives a fill ring only what is free beyond them).
-  const uint64_t first = pool->assigned;
-  auto* fd = reinterpret_cast<uint64_t*>(x->fill.desc);
-  for (uint32_t i = 0; i < rxN; i++) fd[i] = (first + i) * frameSize;
-  StoreRelease(x->fill.producer, rxN);
-  for (uint32_t i = txN; i-- > 0;) pool->free.push_back((first + rxN + i) * frameSize);
-  pool->assigned += rxN + txN;
-  pool->reserve += txN;
-
   // Bind: zero-copy where the driver supports it, else copy mode.
   struct sockaddr_xdp sa;
   memset(&sa, 0, sizeof sa);
@@ -639,6 +629,17 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
       ThrowErrno(env, "xdp-attach", "bpf(BPF_LINK_CREATE, XDP generic mode)", errno,
                  what + (errno == EBUSY || errno == EEXIST ? " (the interface already has an XDP program)" : ""));
   }
+  // This socket's rxN chunks go to its fill ring, its txN onto the pool's free list, which keeps
+  // that many more for copies (xdp.h: Refill gives a fill ring only what is free beyond them).
+  // Only now that everything else succeeded (a failed open leaves a shared pool as it was), and
+  // before the XSKMAP entry makes the program redirect frames here.
+  const uint64_t first = pool->assigned;
+  auto* fd = reinterpret_cast<uint64_t*>(x->fill.desc);
+  for (uint32_t i = 0; i < rxN; i++) fd[i] = (first + i) * frameSize;
+  StoreRelease(x->fill.producer, rxN);
+  for (uint32_t i = txN; i-- > 0;) pool->free.push_back((first + rxN + i) * frameSize);
+  pool->assigned += rxN + txN;
+  pool->reserve += txN;
   const uint32_t key = static_cast<uint32_t>(queue);
   const uint32_t val = static_cast<uint32_t>(x->fd);
   memset(&a, 0, sizeof a);
