@@ -22,7 +22,10 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // 3: netnsId. 4: peerCred. 5: openRaw joins group MACs in `macs` (PACKET_MR_MULTICAST).
   // 6: openXdp, xdpProgram.
   // 7: zero-copy AF_PACKET ring (`ring`, rxView, release), busyPoll, qdiscBypass on by default.
-  exports.Set("abiVersion", Napi::Number::New(env, 7));
+  // 8: AF_XDP publishes its UMEM as `ring` (option `view`), rxView/release and tx by descriptor;
+  //    counters rxCopied, txCopied, txInPlace; options umemFrames and share (XDP_SHARED_UMEM),
+  //    property umemShared.
+  exports.Set("abiVersion", Napi::Number::New(env, 8));
   return exports;
 }
 

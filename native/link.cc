@@ -123,9 +123,11 @@ void Link::Publish() {
   // sandbox refuses external memory (napi_no_external_buffers_allowed): then `ring` is null and JS
   // uses the copying rx().
   napi_value ab = nullptr;
-  if (kind == LinkKind::kRawRing && zeroCopy && ring.shared != nullptr) {
+  if ((kind == LinkKind::kRawRing || kind == LinkKind::kXdp) && zeroCopy && ring.shared != nullptr) {
     ring.shared->refs++;
-    const size_t rxLen = static_cast<size_t>(ring.rxFrames) * ring.rxFrameSize;
+    // AF_PACKET: the RX part of the mapping; AF_XDP: the whole UMEM (RX and TX chunks are one pool).
+    const size_t rxLen =
+        kind == LinkKind::kXdp ? ring.shared->len : static_cast<size_t>(ring.rxFrames) * ring.rxFrameSize;
     if (napi_create_external_arraybuffer(env, ring.rx, rxLen, RingFinalize, ring.shared, &ab) != napi_ok) {
       ring.shared->refs--;
       ab = nullptr;
@@ -294,8 +296,13 @@ Napi::Value Link::RxView(const Napi::CallbackInfo& info) {
   uint64_t end = static_cast<uint64_t>(start) + max;
   if (end > offLen || end > lenLen) throw Napi::RangeError::New(env, "rxView: start + max exceeds the batch");
   int32_t n;
-  if (fd < 0 || kind != LinkKind::kRawRing || ringAb_ == nullptr) {
+  const bool lent = kind == LinkKind::kXdp ? xsk != nullptr && xsk->view && xsk->pool->viewable : ringAb_ != nullptr;
+  if (fd < 0 || (kind != LinkKind::kRawRing && kind != LinkKind::kXdp) || !lent) {
     n = fd < 0 ? -EBADF : -EOPNOTSUPP;
+  } else if (max == 0) {
+    n = 0;
+  } else if (kind == LinkKind::kXdp) {
+    n = xsk->RxView(off, len, start, max, st_);
   } else {
     n = RxRingView(off, len, start, max);
   }
@@ -306,6 +313,7 @@ Napi::Value Link::RxView(const Napi::CallbackInfo& info) {
 
 Napi::Value Link::Release(const Napi::CallbackInfo& info) {
   if (fd >= 0 && kind == LinkKind::kRawRing) ReleaseHeld();
+  if (fd >= 0 && kind == LinkKind::kXdp) xsk->Release();
   return info.Env().Undefined();
 }
 
@@ -803,18 +811,20 @@ void Link::CloseAll() {
     uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     poll_ = nullptr;
   }
+  if (xsk != nullptr) {
+    delete xsk;  // detaches the XDP program (bpf_link), closes the socket (fd), unmaps the rings
+    xsk = nullptr;
+    fd = -1;
+  }
   if (ring.shared != nullptr) {
-    ring.shared->Unref();  // unmapped here unless JS still holds the ring ArrayBuffer (detached on close())
+    // Unmapped here unless JS still holds the ArrayBuffer over it (detached on close()). AF_XDP:
+    // the UMEM, after its socket is closed above.
+    ring.shared->Unref();
     ring = RingConfig{};
   }
   if (nlfd >= 0) {
     close(nlfd);
     nlfd = -1;
-  }
-  if (xsk != nullptr) {
-    delete xsk;  // detaches the XDP program (bpf_link), closes the socket (fd), unmaps UMEM and rings
-    xsk = nullptr;
-    fd = -1;
   }
   if (fd >= 0) {
     close(fd);  // a TAP we created (not persistent) disappears here
@@ -824,21 +834,28 @@ void Link::CloseAll() {
 
 Napi::Value Link::Close(const Napi::CallbackInfo& info) {
   if (fd >= 0) RefreshKernelDrops();
+  RingMap* unmap = nullptr;
   if (ringAb_ != nullptr) {
     // JS views of the ring (a FrameBatch, a tracer) must not outlive the mapping: detach the
     // ArrayBuffer, so they read as empty, before the mapping can go.
     napi_value ab;
     if (napi_get_reference_value(env_, ringAb_, &ab) == napi_ok && ab != nullptr &&
         napi_detach_arraybuffer(env_, ab) == napi_ok && ring.shared != nullptr) {
-      // Nothing in JS can reach the ring now: unmap it at once (the mapping holds the socket,
-      // with its memberships, until it goes); the ArrayBuffer's finalizer only frees RingMap.
-      ring.shared->Unmap();
+      // Nothing in JS can reach the ring now: unmap it at once, once the socket is closed below
+      // (the mapping holds an AF_PACKET socket, with its memberships, until it goes; an AF_XDP
+      // socket uses its UMEM until it is closed). The ArrayBuffer still holds a reference, so
+      // the RingMap outlives CloseAll; its finalizer only frees it.
+      unmap = ring.shared;
+      // AF_XDP: links sharing this UMEM can no longer lend it to JS.
+      if (kind == LinkKind::kXdp && xsk != nullptr) xsk->pool->viewable = false;
     }
     napi_delete_reference(env_, ringAb_);
     ringAb_ = nullptr;
   }
   StopPoll();
   CloseAll();
+  // Unmapped now unless other AF_XDP links still use the UMEM (then the last one to go does it).
+  if (unmap != nullptr && unmap->refs <= 1) unmap->Unmap();
   return info.Env().Undefined();
 }
 

@@ -1,4 +1,4 @@
-// One open link (a TAP file descriptor or an AF_PACKET socket) as a JS object.
+// One open link (a TAP file descriptor, an AF_PACKET or an AF_XDP socket) as a JS object.
 //
 // The data path is a few calls, each one crossing from JS for a whole batch:
 //   rx(slab, off, len, start, max, slotSize, headroom) -> frames read (or -errno)
@@ -9,7 +9,8 @@
 // at slot i: offset i*slotSize + headroom. rxView copies nothing: it sets off[i]/len[i] to where
 // each frame lies in the RX ring, which JS sees as the external ArrayBuffer `ring` (published on
 // the object), and keeps those ring frames from the kernel until release() or the next rxView
-// that starts a batch (start 0).
+// that starts a batch (start 0). An AF_XDP link publishes its whole UMEM as `ring` the same
+// way, and its tx() sends the frames rxView handed out by descriptor (xdp.h).
 // Nothing is allocated per frame or per batch.
 #pragma once
 
@@ -51,6 +52,9 @@ enum StatSlot {
   kCsumPartial, // AF_PACKET frames flagged TP_STATUS_CSUMNOTREADY (checksum left to offload)
   kCsumFixed,   // ... of which we completed the TCP/UDP checksum before handing them on
   kRxGso,       // frames longer than MTU + 18: GSO/TSO super-frames from a local sender (dropped)
+  kRxCopied,    // AF_XDP: frames copied out of the UMEM into a batch's slab (rx, not rxView)
+  kTxCopied,    // AF_XDP: frames copied into a UMEM chunk to be sent (from a slab or another link)
+  kTxInPlace,   // AF_XDP: frames sent by descriptor from where they were received (no copy)
   kStatCount
 };
 
@@ -96,8 +100,9 @@ class Link : public Napi::ObjectWrap<Link> {
   RingConfig ring;
   Xsk* xsk = nullptr;  // kXdp: the AF_XDP socket, UMEM, rings and XDP program (owned; fd is its socket)
   uint64_t kernelDropBase = 0;
-  bool zeroCopy = false;  // publish the RX ring to JS as an external ArrayBuffer (rxView)
+  bool zeroCopy = false;  // publish the RX ring (AF_XDP: the UMEM) to JS as an external ArrayBuffer (rxView)
   void Publish();  // copy the fields above onto the JS object as read-only properties
+  bool RingPublished() const { return ringAb_ != nullptr; }
 
  private:
   Napi::Value Rx(const Napi::CallbackInfo& info);

@@ -31,6 +31,8 @@ namespace {
 constexpr uint32_t kEthHdr = 14;
 // The kernel keeps XDP_PACKET_HEADROOM (256) bytes in front of a received frame in its chunk.
 constexpr uint32_t kXdpHeadroom = 256;
+// What a FrameBatch needs in front of a frame it views (HEADROOM in src/datapath/io/batch.ts).
+constexpr uint32_t kViewHeadroom = kRingHeadroom;
 // <linux/if_xdp.h> of 6.17+; older headers lack it.
 constexpr int kXdpMaxTxSkbBudget = 9;
 
@@ -134,23 +136,34 @@ Napi::Value XdpProgramWords(const Napi::CallbackInfo& info) {
 // Data path
 
 Xsk::~Xsk() {
-  // The bpf_link first: the interface stops redirecting before the socket goes away.
+  // The bpf_link first: the interface stops redirecting before the socket goes away. The UMEM
+  // mapping belongs to the Link (its RingMap), unmapped after this.
   if (linkFd >= 0) close(linkFd);
   if (fd >= 0) close(fd);
   if (progFd >= 0) close(progFd);
   if (mapFd >= 0) close(mapFd);
   for (XskRing* r : {&rx, &tx, &fill, &comp})
     if (r->map != nullptr) munmap(r->map, r->mapLen);
-  if (umem != nullptr) munmap(umem, umemLen);
+  if (pool != nullptr) {
+    if (pool->ownerFd == fd) pool->ownerFd = -1;  // closed: no socket can bind to the UMEM any more
+    pool->Unref();
+  }
+}
+
+void UmemPool::Unref() {
+  if (--refs > 0) return;
+  if (map != nullptr) map->Unref();
+  delete this;
 }
 
 uint32_t Xsk::Reap() {
   uint32_t cons = *comp.consumer;
   const uint32_t prod = LoadAcquire(comp.producer);
   const auto* d = reinterpret_cast<const uint64_t*>(comp.desc);
+  const uint64_t chunkMask = ~static_cast<uint64_t>(frameSize - 1);
   uint32_t n = 0;
   while (cons != prod) {
-    free.push_back(d[cons & comp.mask] & ~static_cast<uint64_t>(frameSize - 1));  // capacity reserved
+    pool->free.push_back(d[cons & comp.mask] & chunkMask);  // capacity: every chunk
     cons++;
     n++;
   }
@@ -158,14 +171,30 @@ uint32_t Xsk::Reap() {
   return n;
 }
 
+void Xsk::Refill() {
+  uint32_t fprod = *fill.producer;
+  const uint32_t room = fill.size - (fprod - LoadAcquire(fill.consumer));
+  auto* fdesc = reinterpret_cast<uint64_t*>(fill.desc);
+  uint32_t n = 0;
+  while (n < room && pool->free.size() > pool->reserve) {
+    fdesc[fprod & fill.mask] = pool->free.back();
+    pool->free.pop_back();
+    fprod++;
+    n++;
+  }
+  if (n > 0) StoreRelease(fill.producer, fprod);
+  // need_wakeup: a driver that stopped for want of fill-ring entries is woken by a receive call.
+  if (__atomic_load_n(fill.flags, __ATOMIC_ACQUIRE) & XDP_RING_NEED_WAKEUP)
+    recvfrom(fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+}
+
 int32_t Xsk::Rx(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint32_t slot,
                 uint32_t headroom, uint64_t* st) {
+  Reap();
   const uint32_t room = slot - headroom;
   uint32_t cons = *rx.consumer;
   const uint32_t prod = LoadAcquire(rx.producer);
-  uint32_t fprod = *fill.producer;
   const auto* descs = reinterpret_cast<const struct xdp_desc*>(rx.desc);
-  auto* fdesc = reinterpret_cast<uint64_t*>(fill.desc);
   const uint64_t chunkMask = ~static_cast<uint64_t>(frameSize - 1);
   uint32_t k = 0;
   while (k < max && cons != prod) {
@@ -185,18 +214,69 @@ int32_t Xsk::Rx(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uin
       len[i] = n;
       st[kRxPackets]++;
       st[kRxBytes] += n;
+      st[kRxCopied]++;
       k++;
     }
-    fdesc[fprod & fill.mask] = addr & chunkMask;  // the chunk goes straight back to the kernel
-    fprod++;
+    pool->free.push_back(addr & chunkMask);  // copied out: the chunk goes back to the kernel below
   }
-  if (cons != *rx.consumer) {
-    StoreRelease(rx.consumer, cons);
-    StoreRelease(fill.producer, fprod);
+  if (cons != *rx.consumer) StoreRelease(rx.consumer, cons);
+  Refill();
+  return static_cast<int32_t>(k);
+}
+
+void Xsk::Release() {
+  for (uint32_t i = 0; i < pool->heldCount; i++)
+    if (pool->held[i] != kSent) pool->free.push_back(pool->held[i]);
+  pool->heldCount = 0;
+  Refill();
+}
+
+int32_t Xsk::RxView(uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint64_t* st) {
+  // A batch starting afresh (start 0) is done with what it held; one appending (start > 0) keeps
+  // frames 0..start-1 (anything held beyond them is no longer in the batch: give it back).
+  if (start == 0) {
+    Release();
+  } else if (pool->heldCount > start) {
+    for (uint32_t i = start; i < pool->heldCount; i++)
+      if (pool->held[i] != kSent) pool->free.push_back(pool->held[i]);
+    pool->heldCount = start;
   }
-  // need_wakeup: a driver that stopped for want of fill-ring entries is woken by a receive call.
-  if (__atomic_load_n(fill.flags, __ATOMIC_ACQUIRE) & XDP_RING_NEED_WAKEUP)
-    recvfrom(fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+  Reap();
+  if (pool->held.size() < static_cast<size_t>(start) + max) pool->held.resize(static_cast<size_t>(start) + max, kSent);
+  // Entries between what we held and `start` (a batch that got frames elsewhere first) are
+  // not ours: mark them so Release and Tx leave them alone.
+  for (uint32_t i = pool->heldCount; i < start; i++) pool->held[i] = kSent;
+  uint32_t cons = *rx.consumer;
+  const uint32_t prod = LoadAcquire(rx.producer);
+  const auto* descs = reinterpret_cast<const struct xdp_desc*>(rx.desc);
+  const uint64_t chunkMask = ~static_cast<uint64_t>(frameSize - 1);
+  uint32_t k = 0;
+  while (k < max && cons != prod) {
+    const struct xdp_desc& d = descs[cons & rx.mask];
+    cons++;
+    const uint64_t addr = d.addr;
+    const uint32_t n = d.len;
+    const uint64_t chunk = addr & chunkMask;
+    // The frame must leave HEADROOM (64) in front of it within its chunk (the kernel leaves 256).
+    if (n < kEthHdr || n > maxLen || addr - chunk < kViewHeadroom || addr - chunk + n > frameSize ||
+        addr + n > umemLen) {
+      st[kRxDropped]++;
+      if (n >= kEthHdr) st[kRxTruncated]++;
+      if (n > maxLen) st[kRxGso]++;
+      pool->free.push_back(chunk);
+      continue;
+    }
+    const uint32_t i = start + k;
+    off[i] = static_cast<uint32_t>(addr);
+    len[i] = n;
+    pool->held[i] = chunk;
+    st[kRxPackets]++;
+    st[kRxBytes] += n;
+    k++;
+  }
+  pool->heldCount = start + k;
+  if (cons != *rx.consumer) StoreRelease(rx.consumer, cons);
+  Refill();  // completions reaped above, dropped frames: back to the kernel in one update
   return static_cast<int32_t>(k);
 }
 
@@ -226,9 +306,20 @@ bool Xsk::Kick(uint64_t* st) {
   return LoadAcquire(tx.consumer) == *tx.producer;
 }
 
+bool Xsk::TxRoom(uint32_t tprod, uint64_t* st) {
+  if (tprod - LoadAcquire(tx.consumer) < tx.size) return true;
+  // The TX ring is full: push out what it holds, look again once.
+  StoreRelease(tx.producer, tprod);
+  Kick(st);
+  Reap();
+  return tprod - LoadAcquire(tx.consumer) < tx.size;
+}
+
 uint32_t Xsk::Tx(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint32_t* len, const int16_t* egress,
                  uint32_t count, int16_t linkId, uint64_t* st) {
   Reap();
+  const bool own = slab == umem;  // the batch views this link's UMEM (rxView)
+  const uint64_t chunkMask = ~static_cast<uint64_t>(frameSize - 1);
   uint32_t tprod = *tx.producer;
   auto* descs = reinterpret_cast<struct xdp_desc*>(tx.desc);
   uint32_t sent = 0;
@@ -239,18 +330,33 @@ uint32_t Xsk::Tx(uint8_t* slab, size_t slabLen, const uint32_t* off, const uint3
       st[kTxDropped]++;
       continue;
     }
-    if (free.empty() && Reap() == 0) {
-      // Every TX chunk is queued or in flight: push out what we have, look again once.
-      StoreRelease(tx.producer, tprod);
-      Kick(st);
-      if (Reap() == 0) {
-        st[kTxDropped]++;
-        continue;
-      }
+    if (!TxRoom(tprod, st)) {
+      st[kTxDropped]++;
+      continue;
     }
-    const uint64_t addr = free.back();
-    free.pop_back();
-    memcpy(umem + addr, slab + o, n);
+    uint64_t addr;
+    const uint64_t chunk = static_cast<uint64_t>(o) & chunkMask;
+    if (own && i < pool->heldCount && pool->held[i] == chunk && ((static_cast<uint64_t>(o) + n - 1) & chunkMask) == chunk) {
+      // By descriptor: the frame leaves from where it was received (and rewritten).
+      addr = o;
+      pool->held[i] = kSent;
+      st[kTxInPlace]++;
+    } else {
+      // A copy into a free chunk: frames from a slab, another link's memory, or (never from the
+      // director) a frame of ours already sent or moved out of its chunk.
+      if (pool->free.empty() && Reap() == 0) {
+        StoreRelease(tx.producer, tprod);
+        Kick(st);
+        if (Reap() == 0) {
+          st[kTxDropped]++;
+          continue;
+        }
+      }
+      addr = pool->free.back() + kXdpHeadroom;
+      pool->free.pop_back();
+      memcpy(umem + addr, slab + o, n);
+      st[kTxCopied]++;
+    }
     struct xdp_desc& d = descs[tprod & tx.mask];
     d.addr = addr;
     d.len = n;
@@ -306,6 +412,23 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   const int64_t queue = OptInt(o, "queue", 0);
   const int64_t rxFrames = OptInt(o, "rxFrames", 2048);
   const int64_t txFrames = OptInt(o, "txFrames", 2048);
+  const bool view = OptBool(o, "view", true);
+  const int64_t umemFrames = OptInt(o, "umemFrames", 0);
+  // Another AF_XDP link whose UMEM this socket shares (XDP_SHARED_UMEM).
+  UmemPool* share = nullptr;
+  Napi::Value shareV = o.Get("share");
+  if (!shareV.IsUndefined() && !shareV.IsNull()) {
+    AddonData* data = env.GetInstanceData<AddonData>();
+    if (!shareV.IsObject() || !shareV.As<Napi::Object>().InstanceOf(data->linkCtor.Value()))
+      throw Napi::TypeError::New(env, "option share must be an AF_XDP link");
+    Link* other = Link::Unwrap(shareV.As<Napi::Object>());
+    if (other->kind != LinkKind::kXdp || other->xsk == nullptr)
+      throw Napi::TypeError::New(env, "option share must be an open AF_XDP link");
+    share = other->xsk->pool;
+    if (share->ownerFd < 0) throw Napi::TypeError::New(env, "option share: the UMEM's first link is closed");
+  }
+  if (umemFrames != 0 && (umemFrames < 128 || umemFrames > (1 << 20)))
+    throw Napi::RangeError::New(env, "umemFrames must be in 128..1048576");
   if (redirect != "all" && redirect != "mac") throw Napi::TypeError::New(env, "option redirect must be \"all\" or \"mac\"");
   if (zc != "auto" && zc != "on" && zc != "off") throw Napi::TypeError::New(env, "option zeroCopy must be auto, on or off");
   if (attach != "auto" && attach != "drv" && attach != "skb")
@@ -323,10 +446,10 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   GetMac(env, ctl.get(), ifname, mac, "ifname");
   const int mtu = GetMtu(env, ctl.get(), ifname, "ifname");
   const uint32_t maxLen = static_cast<uint32_t>(mtu) + kEthHdr + 4;
-  const uint32_t frameSize = maxLen + kXdpHeadroom <= 2048 ? 2048 : 4096;
-  if (maxLen + kXdpHeadroom > 4096)
-    throw Napi::RangeError::New(env, "MTU " + std::to_string(mtu) + " of " + ifname +
-                                         " is too large for an AF_XDP link (at most 3822)");
+  const uint32_t frameSize = share != nullptr ? share->frameSize : maxLen + kXdpHeadroom <= 2048 ? 2048 : 4096;
+  if (maxLen + kXdpHeadroom > frameSize)
+    throw Napi::RangeError::New(env, "MTU " + std::to_string(mtu) + " of " + ifname + " is too large for " +
+                                         (share != nullptr ? "the shared UMEM's chunks" : "an AF_XDP link (at most 3822)"));
   const std::string what = "AF_XDP on " + ifname + " queue " + std::to_string(queue);
 
   auto x = std::make_unique<Xsk>();
@@ -340,20 +463,47 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
     if (setsockopt(x->fd, SOL_XDP, opt, v, l) != 0) ThrowErrno(env, "xsk", name, errno, what);
   };
 
-  // UMEM: one anonymous mapping, registered with the socket (the kernel pins its pages).
-  const uint32_t frames = x->rxFrames + x->txFrames;
-  x->umemLen = static_cast<size_t>(frames) * frameSize;
-  void* um = mmap(nullptr, x->umemLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (um == MAP_FAILED) ThrowErrno(env, "xsk", "mmap", errno, what + ": UMEM");
-  x->umem = static_cast<uint8_t*>(um);
-  struct xdp_umem_reg reg;
-  memset(&reg, 0, sizeof reg);
-  reg.addr = reinterpret_cast<uint64_t>(x->umem);
-  reg.len = x->umemLen;
-  reg.chunk_size = frameSize;
-  reg.headroom = 0;
-  setopt(XDP_UMEM_REG, &reg, sizeof reg, "setsockopt(XDP_UMEM_REG)");
   const uint32_t rxN = x->rxFrames, txN = x->txFrames;
+  if (share != nullptr) {
+    // The other link's UMEM: no registration; this socket brings rxN + txN of its chunks.
+    if (static_cast<uint64_t>(share->assigned) + rxN + txN > share->chunks)
+      throw Napi::RangeError::New(env, what + ": the shared UMEM has " + std::to_string(share->chunks - share->assigned) +
+                                           " chunks left, this link needs " + std::to_string(rxN + txN) +
+                                           " (open the first link with a larger umemFrames)");
+    share->refs++;
+    x->pool = share;
+  } else {
+    // UMEM: one anonymous mapping, registered with the socket (the kernel pins its pages). It
+    // is reference-counted (RingMap) like an AF_PACKET ring: the pool and each Link using it
+    // hold it, and so does the ArrayBuffer JS sees it through; unmapped when all let go (close()
+    // detaches the ArrayBuffer). `umemFrames` sizes it for links that will share it.
+    const uint32_t chunks = umemFrames > rxN + txN ? static_cast<uint32_t>(umemFrames) : rxN + txN;
+    const size_t len = static_cast<size_t>(chunks) * frameSize;
+    void* um = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (um == MAP_FAILED) ThrowErrno(env, "xsk", "mmap", errno, what + ": UMEM");
+    auto* pool = new UmemPool();
+    x->pool = pool;  // from here on freed with the Xsk
+    pool->map = new RingMap();
+    pool->map->map = static_cast<uint8_t*>(um);
+    pool->map->len = len;
+    pool->base = static_cast<uint8_t*>(um);
+    pool->len = len;
+    pool->frameSize = frameSize;
+    pool->chunks = chunks;
+    pool->ownerFd = x->fd;
+    pool->free.reserve(chunks);
+    struct xdp_umem_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.addr = reinterpret_cast<uint64_t>(pool->base);
+    reg.len = len;
+    reg.chunk_size = frameSize;
+    reg.headroom = 0;
+    setopt(XDP_UMEM_REG, &reg, sizeof reg, "setsockopt(XDP_UMEM_REG)");
+  }
+  UmemPool* pool = x->pool;
+  x->umem = pool->base;
+  x->umemLen = pool->len;
+  x->view = view;
   setopt(XDP_UMEM_FILL_RING, &rxN, sizeof rxN, "setsockopt(XDP_UMEM_FILL_RING)");
   setopt(XDP_UMEM_COMPLETION_RING, &txN, sizeof txN, "setsockopt(XDP_UMEM_COMPLETION_RING)");
   setopt(XDP_RX_RING, &rxN, sizeof rxN, "setsockopt(XDP_RX_RING)");
@@ -370,13 +520,6 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   MapRing(env, *x, x->tx, mo.tx, txN, sizeof(struct xdp_desc), XDP_PGOFF_TX_RING, "TX");
   MapRing(env, *x, x->fill, mo.fr, rxN, sizeof(uint64_t), XDP_UMEM_PGOFF_FILL_RING, "fill");
   MapRing(env, *x, x->comp, mo.cr, txN, sizeof(uint64_t), XDP_UMEM_PGOFF_COMPLETION_RING, "completion");
-  // RX chunks all go to the fill ring; TX chunks onto our free stack.
-  auto* fd = reinterpret_cast<uint64_t*>(x->fill.desc);
-  for (uint32_t i = 0; i < rxN; i++) fd[i] = static_cast<uint64_t>(i) * frameSize;
-  StoreRelease(x->fill.producer, rxN);
-  x->free.reserve(txN);
-  for (uint32_t i = txN; i-- > 0;) x->free.push_back(static_cast<uint64_t>(rxN + i) * frameSize);
-
   // Bind: zero-copy where the driver supports it, else copy mode.
   struct sockaddr_xdp sa;
   memset(&sa, 0, sizeof sa);
@@ -384,7 +527,22 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   sa.sxdp_ifindex = static_cast<uint32_t>(ifindex);
   sa.sxdp_queue_id = static_cast<uint32_t>(queue);
   int rc = -1;
-  if (zc != "off") {
+  if (share != nullptr) {
+    // The flags (copy or zero-copy, need_wakeup) are the UMEM owner's.
+    sa.sxdp_flags = XDP_SHARED_UMEM;
+    sa.sxdp_shared_umem_fd = static_cast<uint32_t>(share->ownerFd);
+    for (int tries = 0;; tries++) {
+      if (bind(x->fd, reinterpret_cast<struct sockaddr*>(&sa), sizeof sa) == 0) break;
+      const int err = errno;
+      if (err == EBUSY && tries < 100) {
+        usleep(10000);
+        continue;
+      }
+      ThrowErrno(env, "xsk-bind", "bind(XDP_SHARED_UMEM)", err,
+                 what + (err == EBUSY ? " (another AF_XDP socket is bound to this queue)" : ""));
+    }
+    rc = 0;
+  } else if (zc != "off") {
     sa.sxdp_flags = XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP;
     rc = bind(x->fd, reinterpret_cast<struct sockaddr*>(&sa), sizeof sa);
     if (rc != 0 && zc == "on") ThrowErrno(env, "xsk-bind", "bind(XDP_ZEROCOPY)", errno, what);
@@ -471,6 +629,17 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
       ThrowErrno(env, "xdp-attach", "bpf(BPF_LINK_CREATE, XDP generic mode)", errno,
                  what + (errno == EBUSY || errno == EEXIST ? " (the interface already has an XDP program)" : ""));
   }
+  // This socket's rxN chunks go to its fill ring, its txN onto the pool's free list, which keeps
+  // that many more for copies (xdp.h: Refill gives a fill ring only what is free beyond them).
+  // Only now that everything else succeeded (a failed open leaves a shared pool as it was), and
+  // before the XSKMAP entry makes the program redirect frames here.
+  const uint64_t first = pool->assigned;
+  auto* fd = reinterpret_cast<uint64_t*>(x->fill.desc);
+  for (uint32_t i = 0; i < rxN; i++) fd[i] = (first + i) * frameSize;
+  StoreRelease(x->fill.producer, rxN);
+  for (uint32_t i = txN; i-- > 0;) pool->free.push_back((first + rxN + i) * frameSize);
+  pool->assigned += rxN + txN;
+  pool->reserve += txN;
   const uint32_t key = static_cast<uint32_t>(queue);
   const uint32_t val = static_cast<uint32_t>(x->fd);
   memset(&a, 0, sizeof a);
@@ -491,10 +660,18 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   link->created = false;
   link->ring.rxFrames = x->rxFrames;
   link->ring.txFrames = x->txFrames;
+  link->ring.rxFrameSize = frameSize;  // FrameMemory.slotSize: chunks are frameSize-aligned
+  link->ring.rx = x->umem;
+  link->ring.shared = pool->map;
+  pool->map->refs++;
+  // Only the UMEM's owner publishes it (one ArrayBuffer per memory); a link sharing it is lent
+  // through the owner's (JS: XdpIo's `memory` is the owner's).
+  link->zeroCopy = view && share == nullptr;
   link->fd = x->fd;
   const bool zeroCopy = x->zeroCopy, drv = x->driverMode;
   link->xsk = x.release();
   link->Publish();
+  if (share == nullptr) pool->viewable = link->RingPublished();
   auto ro = [&](const char* key, Napi::Value v) {
     obj.DefineProperty(Napi::PropertyDescriptor::Value(key, v, napi_enumerable));
   };
@@ -502,6 +679,7 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   ro("zeroCopy", Napi::Boolean::New(env, zeroCopy));
   ro("queue", Napi::Number::New(env, static_cast<double>(queue)));
   ro("redirect", Napi::String::New(env, redirect));
+  ro("umemShared", Napi::Boolean::New(env, share != nullptr));
   return obj;
 }
 

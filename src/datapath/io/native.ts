@@ -26,11 +26,12 @@ export interface NativeLink {
   readonly kind: "tap" | "tun" | "ring" | "mmsg" | "xdp";
   readonly rxRingFrames: number;
   readonly txRingFrames: number;
-  /** Bytes per ring frame (ring mode), 0 otherwise. */
+  /** Bytes per ring frame (ring mode) or UMEM chunk (AF_XDP), 0 otherwise. */
   readonly ringFrameSize: number;
   /**
-   * The RX ring itself (ring mode with zeroCopy): an external ArrayBuffer over the mapping,
-   * detached on close. null when the link copies (other modes, zeroCopy off, V8 sandbox).
+   * The RX ring itself (ring mode with zeroCopy), or an AF_XDP link's whole UMEM (with `view`):
+   * an external ArrayBuffer over the mapping, detached on close. null when the link copies
+   * (other modes, zeroCopy/view off, V8 sandbox).
    */
   readonly ring: ArrayBuffer | null;
   /** Read up to `max` frames into slots start.. (offset i*slotSize+headroom); count, or -errno. */
@@ -44,14 +45,20 @@ export interface NativeLink {
     headroom: number,
   ): number;
   /**
-   * Zero-copy receive (ring with `ring`): set off[i]/len[i] (i from start, up to max) to frames
-   * where they lie in `ring`, keeping their ring slots until `release` (or the next rx/rxView).
-   * Returns the count, or -errno.
+   * Zero-copy receive (a link with `ring`): set off[i]/len[i] (i from start, up to max) to frames
+   * where they lie in `ring`, keeping their ring slots (UMEM chunks) until `release` (or the next
+   * rxView with start 0). Returns the count, or -errno.
    */
   rxView(off: Uint32Array, len: Uint32Array, start: number, max: number): number;
-  /** Give the ring slots rxView handed out back to the kernel. */
+  /**
+   * Give the ring slots rxView handed out back to the kernel (AF_XDP: the chunks of frames that
+   * did not leave by descriptor go back to the fill ring).
+   */
   release(): void;
-  /** Send frames i < count with egress[i] === linkId; returns how many were handed to the kernel. */
+  /**
+   * Send frames i < count with egress[i] === linkId; returns how many were handed to the kernel.
+   * AF_XDP: frames rxView handed out (slab = `ring`) go by descriptor, others are copied.
+   */
   tx(
     slab: Uint8Array,
     off: Uint32Array,
@@ -104,6 +111,8 @@ export interface NativeXdpInfo {
   readonly zeroCopy: boolean;
   readonly queue: number;
   readonly redirect: "all" | "mac";
+  /** The socket is bound to another link's UMEM (option `share`). */
+  readonly umemShared: boolean;
 }
 
 export interface NativeXdpOptions {
@@ -115,6 +124,12 @@ export interface NativeXdpOptions {
   attach: "auto" | "drv" | "skb";
   rxFrames?: number;
   txFrames?: number;
+  /** Publish the UMEM as `ring` and lend it to batches (rxView, tx by descriptor); default true. */
+  view?: boolean;
+  /** Chunks in the UMEM (default rxFrames + txFrames): room for links that will share it. */
+  umemFrames?: number;
+  /** Bind to this AF_XDP link's UMEM (XDP_SHARED_UMEM) instead of registering one. */
+  share?: NativeLink;
 }
 
 export interface NativeTunOptions {
@@ -205,10 +220,13 @@ export const STAT = {
   CSUM_PARTIAL: 9,
   CSUM_FIXED: 10,
   RX_GSO: 11,
+  RX_COPIED: 12,
+  TX_COPIED: 13,
+  TX_IN_PLACE: 14,
 } as const;
-export const STAT_COUNT = 12;
+export const STAT_COUNT = 15;
 
-const ADDON_ABI = 7;
+const ADDON_ABI = 8;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 
@@ -327,11 +345,20 @@ export interface LinkDetail extends LinkStats {
    * TSO/GSO on the sending interface (src/datapath/io/netconf.ts disableOffloads).
    */
   rxGso: number;
+  /** AF_XDP: frames copied out of the UMEM into a batch's own slab (recv without a lent UMEM). 0 otherwise. */
+  rxCopied: number;
+  /**
+   * AF_XDP: frames copied into a UMEM chunk to be sent (frames the engine built, frames from
+   * another link). 0 otherwise.
+   */
+  txCopied: number;
+  /** AF_XDP: frames sent by descriptor from the UMEM chunk they were received in (no copy). 0 otherwise. */
+  txInPlace: number;
   /** Last hard errno seen on the data path, 0 if none. */
   lastErrno: number;
 }
 
-/** A native link's RX ring lent to FrameBatches (views made once, at open). */
+/** A native link's RX ring (AF_XDP: UMEM) lent to FrameBatches (views made once, at open). */
 class RingMemory implements FrameMemory {
   readonly buf: Uint8Array;
   readonly dv: DataView;
@@ -352,7 +379,8 @@ class RingMemory implements FrameMemory {
 
 /**
  * LinkIo over a NativeLink: the data path is one native call per batch, no allocation. A link
- * with a zero-copy ring (AF_PACKET ring mode) lends an empty batch its RX ring (FrameBatch.view)
+ * with a zero-copy ring (AF_PACKET ring mode, AF_XDP) lends an empty batch its RX ring or UMEM
+ * (FrameBatch.view)
  * and leaves the frames there; a batch that already holds frames in its own slab gets copies
  * (as every other backend does), and a batch holding another link's memory gets nothing this
  * round (the frames wait for the next one: readiness is level-triggered).
@@ -368,14 +396,22 @@ export class NativeLinkIo implements LinkIo {
   private readonly counters = new Float64Array(STAT_COUNT);
   private closed = false;
 
-  constructor(handle: NativeLink, mac: Uint8Array) {
+  /**
+   * `memory`: the memory this link lends, when another link published it (an AF_XDP link sharing
+   * another's UMEM); by default the link's own `ring`, if any.
+   */
+  constructor(handle: NativeLink, mac: Uint8Array, memory?: FrameMemory | null) {
     this.handle = handle;
     this.name = handle.name;
     this.mac = mac;
     this.mtu = handle.mtu;
     this.ifindex = handle.ifindex;
     this.memory =
-      handle.ring !== null && handle.ring !== undefined ? new RingMemory(handle, handle.ring) : null;
+      memory !== undefined
+        ? memory
+        : handle.ring !== null && handle.ring !== undefined
+          ? new RingMemory(handle, handle.ring)
+          : null;
   }
 
   /** The descriptor (for diagnostics; do not read or close it). -1 once closed. */
@@ -444,6 +480,9 @@ export class NativeLinkIo implements LinkIo {
       csumPartial: c[STAT.CSUM_PARTIAL]!,
       csumFixed: c[STAT.CSUM_FIXED]!,
       rxGso: c[STAT.RX_GSO]!,
+      rxCopied: c[STAT.RX_COPIED]!,
+      txCopied: c[STAT.TX_COPIED]!,
+      txInPlace: c[STAT.TX_IN_PLACE]!,
       lastErrno: c[STAT.LAST_ERRNO]!,
     };
   }

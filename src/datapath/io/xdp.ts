@@ -18,9 +18,23 @@
  * a sendto() only when the TX ring's need_wakeup flag asks for it, a recvfrom() only when the
  * fill ring's does.
  *
- * recv copies frames out of the UMEM into the batch (and hands each chunk straight back to the
- * fill ring, in one ring update per batch); send copies frames into free TX chunks, queues them
- * in one TX ring update and kicks once; completions are reaped in batches on the next send.
+ * No copies on the forwarding path (`view`, the default): the addon publishes the whole UMEM as
+ * one external ArrayBuffer and recv lends it to an empty batch (FrameBatch.view), as the
+ * zero-copy AF_PACKET ring does: each received frame stays in its UMEM chunk, 256 bytes
+ * (XDP_PACKET_HEADROOM) after the chunk's start (room to prepend an IPIP header) with the rest of
+ * the chunk as tail room, and the engine parses and rewrites it there. send puts a frame the
+ * batch got from this link back on the TX ring by its own address (offset and length as the
+ * engine left them), so a frame forwarded out of the link it came in by is never copied
+ * (detail().txInPlace counts them), and so does a frame from another AF_XDP link bound to the
+ * same UMEM (`share`: XDP_SHARED_UMEM; lvsd binds all its AF_XDP links to the first one's);
+ * frames from elsewhere (the engine's own ARP replies, ICMP errors and SYN-ACKs, frames from
+ * TAP or AF_PACKET links, or from an AF_XDP link with a UMEM of its own) are copied into a free
+ * chunk (detail().txCopied). When the batch is released (the
+ * director does it after the sends), the chunks of frames that did not leave by descriptor go back
+ * to the fill ring; completions are reaped in batches and their chunks go back to the fill ring
+ * too, in one ring update, beyond `txFrames` chunks kept free for the copies. With
+ * `view: false` (or a batch that already holds frames in its own slab) recv copies frames out
+ * of the UMEM into the batch instead (detail().rxCopied).
  *
  * Frames carry no checksum state: a local sender on veth that leaves TCP/UDP checksums to
  * offload (CHECKSUM_PARTIAL) hands over frames whose checksum is unfinished, and lvsd would
@@ -57,6 +71,23 @@ export interface XdpOptions {
   /** UMEM chunks for RX (fill ring) and for TX (TX ring); rounded up to a power of two, 64..65536 (default 2048 each). */
   rxFrames?: number;
   txFrames?: number;
+  /**
+   * Lend the UMEM to batches (default true): frames are rewritten where they were received and a
+   * frame leaving by the same link goes out by descriptor. false: recv copies into the batch.
+   */
+  view?: boolean;
+  /**
+   * Chunks in the UMEM (default rxFrames + txFrames), 128..1048576: make room for the links that
+   * will `share` it (each brings its rxFrames + txFrames).
+   */
+  umemFrames?: number;
+  /**
+   * Bind to this open AF_XDP link's UMEM (XDP_SHARED_UMEM) instead of registering one: frames
+   * received on either link leave by the other by descriptor too. The two links lend batches
+   * the same memory (the first link's). Close them together: once the first is closed, the UMEM
+   * is no longer lent to JS.
+   */
+  share?: XdpIo;
   /** Network namespace (an `ip netns` name or a path) the interface lives in. */
   netns?: string;
 }
@@ -71,15 +102,23 @@ export class XdpIo extends NativeLinkIo {
   readonly redirect: "all" | "mac";
   readonly rxRingFrames: number;
   readonly txRingFrames: number;
+  /** Bound to another link's UMEM (`share`). */
+  readonly umemShared: boolean;
 
-  constructor(handle: NativeLink & NativeXdpInfo) {
-    super(handle, handle.mac);
+  constructor(handle: NativeLink & NativeXdpInfo, share?: XdpIo) {
+    super(handle, handle.mac, share !== undefined ? share.memory : undefined);
+    this.umemShared = handle.umemShared;
     this.xdpMode = handle.xdpMode;
     this.zeroCopy = handle.zeroCopy;
     this.queue = handle.queue;
     this.redirect = handle.redirect;
     this.rxRingFrames = handle.rxRingFrames;
     this.txRingFrames = handle.txRingFrames;
+  }
+
+  /** The addon's link object (for `share`). */
+  static nativeOf(x: XdpIo): NativeLink {
+    return x.handle;
   }
 }
 
@@ -111,6 +150,13 @@ export function openXdp(opts: XdpOptions): XdpIo {
   };
   if (opts.rxFrames !== undefined) o.rxFrames = opts.rxFrames;
   if (opts.txFrames !== undefined) o.txFrames = opts.txFrames;
+  if (opts.view !== undefined) o.view = opts.view;
+  if (opts.umemFrames !== undefined) {
+    if (!Number.isInteger(opts.umemFrames) || opts.umemFrames < 128 || opts.umemFrames > 1 << 20)
+      throw new IoError(IoErrorCode.INVALID, `${what}: umemFrames must be an integer in 128..1048576`);
+    o.umemFrames = opts.umemFrames;
+  }
+  if (opts.share !== undefined) o.share = XdpIo.nativeOf(opts.share);
   if (opts.netns !== undefined) o.netns = netnsPath(opts.netns);
   const native = loadNative();
   let handle: NativeLink & NativeXdpInfo;
@@ -127,7 +173,7 @@ export function openXdp(opts: XdpOptions): XdpIo {
     }
     throw e;
   }
-  return new XdpIo(handle);
+  return new XdpIo(handle, opts.share);
 }
 
 /** NO_XDP for failures of the XDP/AF_XDP steps; privilege, namespace and device codes stay. */

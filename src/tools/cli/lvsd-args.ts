@@ -98,8 +98,9 @@ Options:
         it: every frame with redirect=all (default: the interface is lvsd's alone), or
         only frames to the interface's MAC and to broadcast/multicast with redirect=mac
         (the rest go to the kernel). Driver (native) XDP where the driver has it, else
-        generic; zero-copy where the driver supports it, else copy mode. Same address
-        rules as raw=. Where XDP or AF_XDP is unavailable lvsd says so and exits: use
+        generic; zero-copy where the driver supports it, else copy mode. All xdp links
+        share one UMEM: frames are forwarded between them (and back out of the link they
+        came in by) by descriptor, without a copy. Same address rules as raw=. Where XDP or AF_XDP is unavailable lvsd says so and exits: use
         raw= or tap= instead.
   --route default,via=IP | --route NET/PREFIX,via=IP
         Static route through a gateway on a connected subnet (repeatable).

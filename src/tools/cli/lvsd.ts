@@ -48,7 +48,7 @@ import { openXdp, XdpIo } from "../../datapath/io/xdp.js";
 import { IP_VS_SYNC_GROUP } from "../../datapath/packet/ipvs-sync.js";
 import { VRRP_GROUP } from "../../datapath/packet/vrrp.js";
 import { bytesToMac, u32ToIp } from "../../lib/addr.js";
-import { LVSD_USAGE, LvsdArgError, type LvsdArgs, parseLvsdArgs } from "./lvsd-args.js";
+import { type LinkSpec, LVSD_USAGE, LvsdArgError, type LvsdArgs, parseLvsdArgs } from "./lvsd-args.js";
 
 const VERSION = "lvsd (lvs-ts) 0.1.0";
 /** How often the timers run. */
@@ -104,6 +104,9 @@ function groupMac(group: number): Uint8Array {
  */
 const RAW_GROUP_MACS: readonly Uint8Array[] = [groupMac(VRRP_GROUP), groupMac(IP_VS_SYNC_GROUP)];
 
+/** UMEM chunks each AF_XDP link brings (its default rxFrames + txFrames). */
+const XDP_LINK_CHUNKS = 4096;
+
 /**
  * Start a director from parsed arguments, logging to `log` (default: daemonLogger). Throws
  * LvsdArgError/IoError/ControlServerError.
@@ -120,6 +123,26 @@ export async function startDaemon(
   const director = new Director(engine);
   const opened: LinkBackend[] = [];
   const now = (): number => performance.now();
+  // AF_XDP links share one UMEM (the first one's, sized for all of them), so a frame forwarded
+  // from one to another leaves by descriptor, without a copy (docs/xdp.md).
+  const xdpLinks = args.links.filter((l) => l.kind === "xdp").length;
+  let umemOwner: XdpIo | undefined;
+  const openXdpLink = (spec: LinkSpec): XdpIo => {
+    const o = {
+      ifname: spec.name,
+      ...(spec.queue !== undefined ? { queue: spec.queue } : {}),
+      ...(spec.redirect !== undefined ? { redirect: spec.redirect } : {}),
+    };
+    if (umemOwner === undefined) {
+      umemOwner = openXdp(xdpLinks > 1 ? { ...o, umemFrames: XDP_LINK_CHUNKS * xdpLinks } : o);
+      return umemOwner;
+    }
+    try {
+      return openXdp({ ...o, share: umemOwner });
+    } catch {
+      return openXdp(o); // a kernel without XDP_SHARED_UMEM across devices (before 5.10): a UMEM of its own
+    }
+  };
   try {
     for (const spec of args.links) {
       const io =
@@ -131,11 +154,7 @@ export async function startDaemon(
               ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
             })
           : spec.kind === "xdp"
-            ? openXdp({
-                ifname: spec.name,
-                ...(spec.queue !== undefined ? { queue: spec.queue } : {}),
-                ...(spec.redirect !== undefined ? { redirect: spec.redirect } : {}),
-              })
+            ? openXdpLink(spec)
             : openRaw({
                 ifname: spec.name,
                 macs: RAW_GROUP_MACS,
@@ -155,6 +174,9 @@ export async function startDaemon(
                 xdpMode: io.xdpMode,
                 zeroCopy: io.zeroCopy,
                 redirect: io.redirect,
+                ...(io.umemShared && umemOwner !== undefined
+                  ? { umemOf: director.links.indexOf(umemOwner) }
+                  : {}),
               }
             : undefined;
         const xdpText = xdp
@@ -174,7 +196,7 @@ export async function startDaemon(
             mtu: io.mtu,
             addrs,
           },
-          `link ${id}: ${spec.kind} ${spec.name}${br}${xdpText} mac ${mac} mtu ${io.mtu} addr ${addrs.join(",")}`,
+          `link ${id}: ${spec.kind} ${spec.name}${br}${xdpText} mac ${mac} mtu ${io.mtu} addr ${addrs.join(",")}${xdp?.umemOf !== undefined ? ` umem of link ${xdp.umemOf}` : ""}`,
         );
       }
     }

@@ -17,6 +17,7 @@ import { skipWithout } from "../../support/tools.js";
 import {
   answerInPlace,
   canRun,
+  csum,
   ip4,
   Lab,
   linkInfo,
@@ -159,20 +160,84 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP backend (root, network na
       expect(xdpShown()).toMatch(/prog\/xdp id \d+/);
     });
 
-    it("receives a burst sent by the peer namespace in one recv call", async () => {
+    it("receives a burst sent by the peer namespace in one recv call, in place in the UMEM", async () => {
       const batch = new FrameBatch(64);
-      const before = x.stats;
+      const before = x.detail();
       const r = await lab.udpSend(peer, OUR_IP_S, 9, 20, "xrx");
       expect(r.code, r.err).toBe(0);
       const calls = await recvAtLeast(x, batch, 20);
       expect(payloads(batch)).toEqual(names("xrx", 20));
       expect(calls[0]).toBe(20);
+      // The batch views the UMEM (one external ArrayBuffer, 4096 chunks of 2048 bytes): each frame
+      // lies 256 bytes (XDP_PACKET_HEADROOM) into a chunk of its own, with tail room after it.
+      expect(x.memory).not.toBeNull();
+      expect(batch.memory === x.memory).toBe(true); // (toBe would print 8 MB on failure)
+      expect(batch.buf.byteLength).toBe(4096 * 2048);
+      expect(batch.slotSize).toBe(2048);
+      const chunks = new Set<number>();
       for (let i = 0; i < batch.count; i++) {
         expect(batch.link[i]).toBe(1);
         expect(batch.egress[i]).toBe(EGRESS_NONE);
-        expect(batch.off[i]).toBe(batch.slotStart(i) + 64);
+        expect(batch.off[i]! % 2048).toBe(256);
+        expect(batch.room(i) - batch.len[i]!).toBeGreaterThanOrEqual(256);
+        chunks.add(Math.floor(batch.off[i]! / 2048));
       }
-      expect(x.stats.rxPackets - before.rxPackets).toBe(20);
+      expect(chunks.size).toBe(20);
+      const after = x.detail();
+      expect(after.rxPackets - before.rxPackets).toBe(20);
+      expect(after.rxCopied - before.rxCopied).toBe(0);
+      batch.reset(); // gives the chunks back
+      expect(batch.memory).toBeNull();
+    });
+
+    it("sends a frame that grew at the front (IPIP) by descriptor from its chunk, no copy", async () => {
+      // The peer captures what arrives (an AF_PACKET socket on vb); we wrap each received frame in
+      // an outer IPv4 header (protocol 4) written into the 256 bytes of headroom in front of it.
+      const cap = openRaw({ ifname: vb, netns: peer, macs: "all", mode: "mmsg" });
+      try {
+        const batch = new FrameBatch(64);
+        expect((await lab.udpSend(peer, OUR_IP_S, 9, 8, "ipip")).code).toBe(0);
+        await recvAtLeast(x, batch, 8);
+        expect(batch.memory === x.memory).toBe(true);
+        const want: string[] = [];
+        for (let i = 0; i < batch.count; i++) {
+          const o = batch.off[i]!;
+          const n = batch.len[i]!;
+          const buf = batch.buf;
+          const o2 = o - 20;
+          // The inner IPv4 packet stays where it is (o + 14 = o2 + 34): new Ethernet + outer IPv4 in front.
+          buf.set(parseMac(OTHER_MAC), o2); // not vb's: its kernel ignores the frames (no ICMP back)
+          buf.set(x.mac, o2 + 6);
+          buf[o2 + 12] = 0x08;
+          buf[o2 + 13] = 0x00;
+          const ip = new DataView(buf.buffer, buf.byteOffset + o2 + 14, 20);
+          ip.setUint32(0, 0x45000000 | (n - 14 + 20));
+          ip.setUint32(4, 0);
+          ip.setUint32(8, 0x40040000); // ttl 64, protocol 4, checksum below
+          ip.setUint32(12, OUR_IP);
+          ip.setUint32(16, ip4(PEER_IP));
+          ip.setUint16(10, csum(buf, o2 + 14, 20));
+          batch.off[i] = o2;
+          batch.len[i] = n + 20;
+          batch.egress[i] = 0;
+          want.push(Buffer.from(batch.frame(i)).toString("hex"));
+        }
+        const before = x.detail();
+        expect(x.send(batch, 0)).toBe(8);
+        batch.reset();
+        const after = x.detail();
+        expect(after.txInPlace - before.txInPlace).toBe(8);
+        expect(after.txCopied - before.txCopied).toBe(0);
+        const got = new FrameBatch(64);
+        await until(() => {
+          cap.recv(got, 0);
+          return got.count >= 8;
+        });
+        const seen = Array.from({ length: got.count }, (_, i) => Buffer.from(got.frame(i)).toString("hex"));
+        expect(seen.filter((h) => h.slice(46, 48) === "04").sort()).toEqual(want.sort());
+      } finally {
+        cap.close();
+      }
     });
 
     it("recycles UMEM chunks: 5000 frames through a 2048-chunk fill ring, none lost", async () => {
@@ -218,7 +283,7 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP backend (root, network na
     it("sends only frames with matching egress, 3000 in a row through 2048 TX chunks", async () => {
       const listener = lab.udpListener(peer, 7001, 2500);
       await listener.ready;
-      const before = x.stats;
+      const before = x.detail();
       const batch = new FrameBatch(16);
       const egress = [1, 0, 1, EGRESS_NONE, 1, 1, 2];
       egress.forEach((e, k) => {
@@ -240,9 +305,12 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP backend (root, network na
       expect(sent).toBe(3000);
       const got = await listener.done;
       expect(got.sort()).toEqual(["xtx0", "xtx2", "xtx4", "xtx5"]);
-      const after = x.stats;
+      const after = x.detail();
       expect(after.txPackets - before.txPackets).toBe(3004);
       expect(after.txDropped - before.txDropped).toBe(0);
+      // Frames from the batch's own slab are copied into free UMEM chunks.
+      expect(after.txCopied - before.txCopied).toBe(3004);
+      expect(after.txInPlace - before.txInPlace).toBe(0);
       expect(await until(() => (linkInfo(lab, peer, vb).stats64?.rx.packets ?? 0) >= 3004)).toBe(true);
     });
 
@@ -282,13 +350,18 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP backend (root, network na
         for (let r = 0; r < 50; r++) round(); // warm-up: JIT, ring pages, free stacks
         await new Promise((res) => setTimeout(res, 20));
         obs.observe({ entryTypes: ["gc"] });
-        const before = x.stats;
+        const before = x.detail();
         let forwarded = 0;
         const deadline = Date.now() + 20_000;
         for (let r = 0; r < 300 && Date.now() < deadline; r++) forwarded += round();
         await new Promise((res) => setTimeout(res, 50));
         expect(forwarded).toBeGreaterThanOrEqual(60_000 * 0.95);
-        expect(x.stats.txPackets - before.txPackets).toBe(forwarded);
+        const after = x.detail();
+        expect(after.txPackets - before.txPackets).toBe(forwarded);
+        // Every frame went back out by descriptor from the chunk it arrived in: no copy either way.
+        expect(after.txInPlace - before.txInPlace).toBe(forwarded);
+        expect(after.txCopied - before.txCopied).toBe(0);
+        expect(after.rxCopied - before.rxCopied).toBe(0);
         expect(minorGcs).toBe(0);
       } finally {
         obs.disconnect();
@@ -328,6 +401,39 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP backend (root, network na
       expect(e.message).toMatch(/another AF_XDP socket is bound to this queue/);
       expect(e.message).toMatch(/use --link raw=IFACE \(AF_PACKET\) or tap=NAME instead/);
     });
+  });
+
+  it("view: false copies frames out of the UMEM into the batch's own slab", async () => {
+    const x = openXdp({ ifname: va, netns: dir, view: false });
+    try {
+      expect(x.memory).toBeNull();
+      const before = x.detail();
+      expect((await lab.udpSend(peer, OUR_IP_S, 9, 10, "cp")).code).toBe(0);
+      const b = new FrameBatch(64);
+      await recvAtLeast(x, b, 10);
+      expect(payloads(b)).toEqual(names("cp", 10));
+      expect(b.memory).toBeNull();
+      for (let i = 0; i < b.count; i++) expect(b.off[i]).toBe(b.slotStart(i) + 64);
+      expect(x.detail().rxCopied - before.rxCopied).toBe(10);
+    } finally {
+      x.close();
+    }
+  });
+
+  it("close detaches the UMEM's ArrayBuffer: a batch still viewing it reads as empty", async () => {
+    const x = openXdp({ ifname: va, netns: dir });
+    const b = new FrameBatch(64);
+    try {
+      expect((await lab.udpSend(peer, OUR_IP_S, 9, 3, "cl")).code).toBe(0);
+      await recvAtLeast(x, b, 3);
+      expect(b.memory === x.memory).toBe(true);
+      expect(b.buf.byteLength).toBeGreaterThan(0);
+    } finally {
+      x.close();
+    }
+    expect(b.buf.byteLength).toBe(0);
+    b.reset(); // release on a closed link: nothing happens
+    expect(b.buf.byteLength).toBe(b.capacity * 2048);
   });
 
   it("works in generic (skb) mode too when asked: attached as xdpgeneric, frames arrive", async () => {

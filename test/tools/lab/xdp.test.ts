@@ -79,6 +79,10 @@ describe.skipIf(!ok)("LVS-NAT through lvsd on AF_XDP", () => {
       /"kind":"xdp","ifname":"[^"]+x0","queue":0,"xdpMode":"drv","zeroCopy":false,"redirect":"all"/,
     );
     expect(lab.log()).toMatch(/link 1: xdp \S+x1 queue 0 xdp drv copy redirect all mac /);
+    // The second link is bound to the first one's UMEM (XDP_SHARED_UMEM): NAT between them
+    // forwards by descriptor.
+    expect(lab.log()).toMatch(/"kind":"xdp","ifname":"[^"]+x1",.*"redirect":"all","umemOf":0/);
+    expect(lab.log()).toMatch(/link 1: xdp \S+x1 [^"]* umem of link 0"/);
     must(lab, "-A", "-t", `${VIP}:80`, "-s", "rr");
     for (let k = 1; k <= 2; k++) must(lab, "-a", "-t", `${VIP}:80`, "-r", `${rsIp(k)}:80`, "-m");
     const answers = Array.from({ length: 4 }, () => lab.get(`http://${VIP}/`).trim());
