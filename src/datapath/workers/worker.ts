@@ -1,0 +1,330 @@
+/**
+ * A data-path worker (docs/workers.md): one Engine and Director in a worker thread, with its
+ * own connection table, its own links and its own copy of the service table. The host
+ * (src/control/workers.ts) starts it with `init` (workerData) and then, between batches, sends
+ * it the master table's changes (TableOps), the knobs vector and bigger counter blocks; the
+ * worker publishes its counters into its shared block for the host to sum.
+ *
+ * Control messages are taken between batches only: in "events" mode by the worker's event loop
+ * (a link's readiness callback runs whole rounds of batches), in "run" mode by polling the port
+ * with receiveMessageOnPort after every few batches of the timed loop.
+ *
+ * Data path only: it imports src/datapath, src/tables and src/lib.
+ */
+import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
+import { TableReplica } from "../../tables/journal.js";
+import { Director, type LinkBackend } from "../director.js";
+import { Engine } from "../engine.js";
+import { DEFAULT_SLOT_SIZE } from "../io/batch.js";
+import { ReplayLink } from "../io/replay.js";
+import {
+  CTR,
+  destBase,
+  type HostMessage,
+  PUBLISH_MS,
+  putDest,
+  putService,
+  type RunResult,
+  type WorkerInit,
+  type WorkerMessage,
+  writeKnobs,
+} from "./protocol.js";
+
+/** How lvsd's loop runs: rounds of batches per readable event, timers. */
+const ROUNDS_PER_WAKE = 64;
+const TICK_MS = 200;
+const SWEEP_PER_TICK = 10_000;
+/** Run mode: poll the port for control messages every this many batches. */
+const POLL_EVERY = 8;
+
+class Worker {
+  readonly init: WorkerInit;
+  readonly engine: Engine;
+  readonly director: Director;
+  readonly replica: TableReplica;
+  counters: Float64Array;
+  destBase: number;
+  svcCap: number;
+  destCap: number;
+  lastPublish = 0;
+  stopped = false;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(init: WorkerInit) {
+    this.init = init;
+    const e = new Engine({ maxConns: init.maxConns, sweepPerBatch: 64 });
+    e.table.laddrSlice = { index: init.index, count: init.count };
+    this.engine = e;
+    this.director = new Director(e, init.batchSize);
+    this.replica = new TableReplica(e.table);
+    this.counters = new Float64Array(init.counters.sab);
+    this.svcCap = init.counters.svcCap;
+    this.destCap = init.counters.destCap;
+    this.destBase = destBase(this.svcCap);
+    const opened: LinkBackend[] = [];
+    try {
+      init.links.forEach((spec, l) => {
+        let io: LinkBackend;
+        if (spec.kind === "replay") {
+          io = new ReplayLink(
+            spec.name,
+            spec.mac,
+            spec.mtu,
+            { data: spec.data, off: spec.off, len: spec.len, warmup: spec.warmup },
+            init.batchSize,
+            DEFAULT_SLOT_SIZE,
+            spec.capture,
+          );
+        } else {
+          throw new Error(`link ${spec.name}: AF_PACKET links in workers are not built yet`);
+        }
+        opened.push(io);
+        e.net.addLink(spec.name, io.mac, init.net.addrs[l] ?? [], spec.kind === "replay" ? spec.mtu : io.mtu);
+        this.director.attach(io);
+      });
+    } catch (err) {
+      for (const io of opened) io.close();
+      throw err;
+    }
+    for (const r of init.net.routes) e.net.addRoute(r.net, r.prefix, r.via);
+    for (const n of init.net.neighs) e.net.neigh.learn(n.addr, n.mac, 0, n.link, 0, true);
+    for (const o of init.ops) this.replica.apply(o);
+    writeKnobs(e, init.knobs);
+    this.publish();
+  }
+
+  /** Write this worker's counters into its block (between batches). */
+  publish(): void {
+    const c = this.counters;
+    const e = this.engine;
+    const d = this.director;
+    c[CTR.FRAMES] = d.frames;
+    c[CTR.BATCHES] = d.batches;
+    c[CTR.FORWARDED] = e.forwarded;
+    c[CTR.QUEUED] = e.queued;
+    c[CTR.CONNS] = e.ct.count;
+    c[CTR.REPLICA_FAILURES] = this.replica.failures;
+    let tx = 0;
+    for (const io of d.links) tx += io.stats.txPackets;
+    c[CTR.TX_FRAMES] = tx;
+    const drops = e.drops;
+    for (let r = 0; r < drops.length; r++) c[CTR.DROPS + r] = drops[r]!;
+    const svcs = this.replica.svcs;
+    const n = Math.min(svcs.length, this.svcCap);
+    for (let i = 0; i < n; i++) {
+      const s = svcs[i];
+      if (s) putService(c, i, s);
+    }
+    const dests = this.replica.dests;
+    const m = Math.min(dests.length, this.destCap);
+    for (let i = 0; i < m; i++) {
+      const dd = dests[i];
+      if (dd) putDest(c, this.destBase, i, dd);
+    }
+    c[CTR.PUBLISHES] = c[CTR.PUBLISHES]! + 1;
+    this.lastPublish = performance.now();
+  }
+
+  /** A control message, between batches. */
+  handle(msg: HostMessage): void {
+    switch (msg.type) {
+      case "ops":
+        for (const o of msg.ops) this.replica.apply(o);
+        this.counters[CTR.APPLIED] = msg.seq;
+        this.publish();
+        post({ type: "applied", seq: msg.seq });
+        return;
+      case "knobs":
+        writeKnobs(this.engine, msg.knobs);
+        this.counters[CTR.APPLIED] = msg.seq;
+        post({ type: "applied", seq: msg.seq });
+        return;
+      case "counters":
+        this.counters = new Float64Array(msg.counters.sab);
+        this.svcCap = msg.counters.svcCap;
+        this.destCap = msg.counters.destCap;
+        this.destBase = destBase(this.svcCap);
+        this.publish();
+        return;
+      case "neigh":
+        this.engine.net.neigh.learn(msg.addr, msg.mac, 0, msg.link, performance.now());
+        return;
+      case "stop":
+        this.stop();
+        return;
+      case "frames": {
+        const io = this.director.links[msg.link];
+        if (io instanceof ReplayLink) io.load(msg);
+        return;
+      }
+      case "replay": {
+        for (const r of this.replayLinks()) r.rewind();
+        const result = this.runOnce();
+        post({ type: "done", index: this.init.index, result });
+        return;
+      }
+      case "init":
+        return;
+      default: {
+        const never: never = msg;
+        void never;
+      }
+    }
+  }
+
+  /** Poll the port for control messages without yielding (run mode, between batches). */
+  poll(): void {
+    const port = parentPort!;
+    for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port))
+      this.handle(m.message as HostMessage);
+  }
+
+  /** lvsd: forward as links become readable; timers as lvsd's own. */
+  runEvents(): void {
+    const d = this.director;
+    const e = this.engine;
+    const cap = d.rx.capacity;
+    d.links.forEach((io, l) => {
+      io.onReadable(() => {
+        for (let r = 0; r < ROUNDS_PER_WAKE; r++) if (d.pumpLink(l, performance.now()) < cap) break;
+        if (performance.now() - this.lastPublish >= PUBLISH_MS) this.publish();
+      });
+    });
+    this.timer = setInterval(() => {
+      const t = performance.now();
+      e.maintain(t);
+      d.sendTx(t);
+      e.ct.sweep(SWEEP_PER_TICK);
+      this.publish();
+    }, TICK_MS);
+  }
+
+  replayLinks(): ReplayLink[] {
+    return this.director.links.filter((io): io is ReplayLink => io instanceof ReplayLink);
+  }
+
+  /** Pump every link once; returns the frames received. */
+  private pumpAll(now: number): number {
+    const d = this.director;
+    let n = 0;
+    for (let l = 0; l < d.links.length; l++) n += d.pumpLink(l, now);
+    return n;
+  }
+
+  /** Benchmarks: warm up, wait for `go`, then a timed loop over the replay links. */
+  runTimed(): RunResult {
+    const links = this.replayLinks();
+    // warm-up frames (connections opened) before the clock starts
+    while (links.some((r) => r.warming)) this.pumpAll(performance.now());
+    for (const r of links) r.loop = true;
+    const before = this.director.frames;
+    const beforeFwd = this.engine.forwarded;
+    if (this.init.go) {
+      const go = new Int32Array(this.init.go);
+      post({ type: "ready", index: this.init.index });
+      Atomics.wait(go, 0, 0);
+    }
+    const runMs = this.init.runMs ?? 1000;
+    const cpu0 = threadCpuMs();
+    const t0 = performance.now();
+    let t = t0;
+    let k = 0;
+    while (t - t0 < runMs) {
+      this.pumpAll(t);
+      t = performance.now();
+      if (++k % POLL_EVERY === 0) {
+        this.poll();
+        if (t - this.lastPublish >= PUBLISH_MS) this.publish();
+      }
+    }
+    const cpu = threadCpuMs();
+    this.publish();
+    const r = this.result(this.director.frames - before, t - t0, this.engine.forwarded - beforeFwd);
+    r.cpuMs = cpu0 < 0 ? -1 : cpu - cpu0;
+    return r;
+  }
+
+  /** Tests: pump until the replay links have nothing left; result with the captured frames. */
+  runOnce(): RunResult {
+    const t0 = performance.now();
+    const before = this.director.frames;
+    for (;;) {
+      this.poll();
+      if (this.pumpAll(performance.now()) === 0) break;
+    }
+    this.publish();
+    return this.result(this.director.frames - before, performance.now() - t0, this.engine.forwarded);
+  }
+
+  private result(frames: number, ms: number, forwarded: number): RunResult {
+    const links = this.director.links;
+    return {
+      frames,
+      ms,
+      forwarded,
+      sent: links.map((io) => io.stats.txPackets),
+      captured: links.map((io) => (io instanceof ReplayLink ? io.captured.splice(0) : [])),
+      drops: Array.from(this.engine.drops),
+      cpuMs: -1,
+    };
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.publish();
+    for (const io of this.director.links) {
+      io.onReadable(null);
+      io.close();
+    }
+    parentPort?.close();
+  }
+}
+
+/**
+ * This thread's CPU time (user + system) in ms, from /proc/thread-self/stat (clock ticks of
+ * 10 ms); -1 where that file does not exist. Benchmarks only, between runs.
+ */
+function threadCpuMs(): number {
+  try {
+    const st = readFileSync("/proc/thread-self/stat", "latin1");
+    const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return -1;
+  }
+}
+
+function post(m: WorkerMessage): void {
+  parentPort?.postMessage(m);
+}
+
+function main(): void {
+  const init = workerData as WorkerInit;
+  let w: Worker;
+  try {
+    w = new Worker(init);
+  } catch (err) {
+    post({ type: "error", index: init.index, message: (err as Error).message });
+    parentPort?.close();
+    return;
+  }
+  if (init.mode === "events") {
+    parentPort!.on("message", (m: HostMessage) => w.handle(m));
+    w.runEvents();
+    post({ type: "ready", index: init.index });
+    return;
+  }
+  if (init.mode === "run") {
+    const result = w.runTimed();
+    post({ type: "done", index: init.index, result });
+  } else {
+    post({ type: "ready", index: init.index }); // "once": each `replay` message runs the links once
+  }
+  parentPort!.on("message", (m: HostMessage) => w.handle(m));
+}
+
+if (parentPort !== null) main();
