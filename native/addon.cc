@@ -22,7 +22,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // 3: netnsId. 4: peerCred. 5: openRaw joins group MACs in `macs` (PACKET_MR_MULTICAST).
   // 6: openXdp, xdpProgram.
   // 7: zero-copy AF_PACKET ring (`ring`, rxView, release), busyPoll, qdiscBypass on by default.
-  exports.Set("abiVersion", Napi::Number::New(env, 7));
+  // 8: openRaw fanoutGroup/fanoutProgram (PACKET_FANOUT_CBPF), Link.setFanoutProgram.
+  exports.Set("abiVersion", Napi::Number::New(env, 8));
   return exports;
 }
 

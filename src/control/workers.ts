@@ -25,6 +25,9 @@ import {
   DEST_SLOTS,
   destBase,
   type HostMessage,
+  LINK_BASE,
+  LINK_SLOTS,
+  MAX_LINKS,
   newCounterBlock,
   type RunResult,
   readKnobs,
@@ -53,6 +56,11 @@ export interface WorkerPoolOptions {
   runMs?: number;
   /** The worker script (default: worker.js beside this module's build). */
   workerUrl?: URL;
+  /**
+   * Start worker i+1 only once worker i is ready: AF_PACKET fanout numbers a group's members in
+   * the order they join, and the steering program's result must be the worker's index.
+   */
+  sequential?: boolean;
 }
 
 export interface WorkerTotals {
@@ -119,6 +127,14 @@ export class WorkerPool {
     const url = opts.workerUrl ?? defaultWorkerUrl();
     const ready: Promise<void>[] = [];
     for (let i = 0; i < opts.count; i++) {
+      if (opts.sequential && i > 0) {
+        try {
+          await ready[i - 1];
+        } catch (err) {
+          await pool.terminate();
+          throw err;
+        }
+      }
       const block = newCounterBlock(
         Math.max(16, table.services.length * 2),
         Math.max(64, table.dests.length * 2),
@@ -175,7 +191,12 @@ export class WorkerPool {
   }
 
   private message(i: number, m: WorkerMessage): void {
-    if (m.type === "applied") {
+    if (m.type === "neigh") {
+      // worker 0 gets the ARP frames: what it learns, the others learn too
+      this.workers.forEach((w, k) => {
+        if (k !== i) w.postMessage(m satisfies HostMessage);
+      });
+    } else if (m.type === "applied") {
       this.applied[i] = m.seq;
       const low = Math.min(...this.applied);
       for (let k = this.waiters.length - 1; k >= 0; k--) {
@@ -270,6 +291,11 @@ export class WorkerPool {
     return p;
   }
 
+  /** A new fanout steering program for every worker's AF_PACKET links (src/datapath/workers/steer.ts). */
+  steer(program: Uint8Array): void {
+    if (!this.closed) this.broadcast({ type: "fanout", program });
+  }
+
   /** Once mode: give worker `index`'s replay link `link` new frames (replayed by the next `run`). */
   load(index: number, link: number, frames: { data: Uint8Array; off: Uint32Array; len: Uint32Array }): void {
     this.workers[index]!.postMessage({ type: "frames", link, warmup: 0, ...frames } satisfies HostMessage);
@@ -278,6 +304,34 @@ export class WorkerPool {
   /** Worker i's published counter block (tests). */
   block(i: number): Float64Array {
     return this.views[i]!;
+  }
+
+  /**
+   * Link l's counters in worker w (as the worker's link reported them at its last publish; only
+   * the first MAX_LINKS links).
+   */
+  linkStats(
+    w: number,
+    l: number,
+  ): {
+    rxPackets: number;
+    rxBytes: number;
+    txPackets: number;
+    txBytes: number;
+    rxDropped: number;
+    txDropped: number;
+  } {
+    const c = this.views[w]!;
+    const o = LINK_BASE + l * LINK_SLOTS;
+    const at = (k: number): number => (l < MAX_LINKS ? c[o + k]! : 0);
+    return {
+      rxPackets: at(0),
+      rxBytes: at(1),
+      txPackets: at(2),
+      txBytes: at(3),
+      rxDropped: at(4),
+      txDropped: at(5),
+    };
   }
 
   /** Sums of the workers' header counters. */

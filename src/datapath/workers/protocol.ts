@@ -60,11 +60,15 @@ export const CTR = {
   DROPS: 16,
 } as const;
 
+/** Per link (the first MAX_LINKS): rxPackets, rxBytes, txPackets, txBytes, rxDropped, txDropped. */
+export const LINK_SLOTS = 6;
+export const MAX_LINKS = 8;
+export const LINK_BASE = CTR.DROPS + DROP_COUNT;
 /** Per service: conns, inPkts, outPkts, inBytes, outBytes. */
 export const SVC_SLOTS = 5;
 /** Per dest: the service's five, then activeConns, inactConns, persistConns. */
 export const DEST_SLOTS = 8;
-export const SVC_BASE = CTR.DROPS + DROP_COUNT;
+export const SVC_BASE = LINK_BASE + MAX_LINKS * LINK_SLOTS;
 
 /** Float64 slots of a counter block for `svcCap` services and `destCap` dests. */
 export function counterSlots(svcCap: number, destCap: number): number {
@@ -179,11 +183,15 @@ export type WorkerLinkSpec =
       capture: boolean;
     }
   | {
-      /** AF_PACKET socket on `name`, joined to fanout group `fanoutGroup` (docs/workers.md). */
+      /**
+       * AF_PACKET socket on `name`, joined to fanout group `fanoutGroup` steered by `program`
+       * (steer.ts; docs/workers.md). Members join in worker order, so a member's index is its
+       * worker's.
+       */
       kind: "raw";
       name: string;
-      mtu: number;
       fanoutGroup: number;
+      program: Uint8Array;
       busyPoll?: number;
     };
 
@@ -223,7 +231,10 @@ export type HostMessage =
   | { type: "ops"; seq: number; ops: TableOp[] }
   | { type: "knobs"; seq: number; knobs: number[] }
   | { type: "counters"; counters: CounterBlock }
+  /** A neighbour worker 0 learned (ARP comes to worker 0): learn it too, send what waited for it. */
   | { type: "neigh"; addr: number; mac: Uint8Array; link: number }
+  /** A new fanout program for every AF_PACKET link (the table's addresses changed). */
+  | { type: "fanout"; program: Uint8Array }
   /** "once" mode: replay the links from their first frame, then report `done`. */
   | { type: "replay" }
   /** Replace replay link `link`'s frames (tests: replies built from what the first run sent). */
@@ -246,6 +257,8 @@ export interface RunResult {
 
 export type WorkerMessage =
   | { type: "ready"; index: number }
+  /** Worker 0 learned or refreshed neighbours (address, MAC, link): for the other workers. */
+  | { type: "neigh"; addr: number; mac: Uint8Array; link: number }
   | { type: "applied"; seq: number }
   | { type: "done"; index: number; result: RunResult }
   | { type: "error"; index: number; message: string };

@@ -18,11 +18,16 @@ import { TableReplica } from "../../tables/journal.js";
 import { Director, type LinkBackend } from "../director.js";
 import { Engine } from "../engine.js";
 import { DEFAULT_SLOT_SIZE } from "../io/batch.js";
+import { openRaw, RawIo } from "../io/rawsock.js";
 import { ReplayLink } from "../io/replay.js";
+import { NEIGH_REACHABLE } from "../net/neigh.js";
 import {
   CTR,
   destBase,
   type HostMessage,
+  LINK_BASE,
+  LINK_SLOTS,
+  MAX_LINKS,
   PUBLISH_MS,
   putDest,
   putService,
@@ -78,10 +83,14 @@ class Worker {
             spec.capture,
           );
         } else {
-          throw new Error(`link ${spec.name}: AF_PACKET links in workers are not built yet`);
+          io = openRaw({
+            ifname: spec.name,
+            fanout: { group: spec.fanoutGroup, program: spec.program },
+            ...(spec.busyPoll !== undefined ? { busyPoll: spec.busyPoll } : {}),
+          });
         }
         opened.push(io);
-        e.net.addLink(spec.name, io.mac, init.net.addrs[l] ?? [], spec.kind === "replay" ? spec.mtu : io.mtu);
+        e.net.addLink(spec.name, io.mac, init.net.addrs[l] ?? [], io.mtu);
         this.director.attach(io);
       });
     } catch (err) {
@@ -107,7 +116,18 @@ class Worker {
     c[CTR.CONNS] = e.ct.count;
     c[CTR.REPLICA_FAILURES] = this.replica.failures;
     let tx = 0;
-    for (const io of d.links) tx += io.stats.txPackets;
+    for (let l = 0; l < d.links.length; l++) {
+      const st = d.links[l]!.stats;
+      tx += st.txPackets;
+      if (l >= MAX_LINKS) continue;
+      const o = LINK_BASE + l * LINK_SLOTS;
+      c[o] = st.rxPackets;
+      c[o + 1] = st.rxBytes;
+      c[o + 2] = st.txPackets;
+      c[o + 3] = st.txBytes;
+      c[o + 4] = st.rxDropped;
+      c[o + 5] = st.txDropped;
+    }
     c[CTR.TX_FRAMES] = tx;
     const drops = e.drops;
     for (let r = 0; r < drops.length; r++) c[CTR.DROPS + r] = drops[r]!;
@@ -148,8 +168,15 @@ class Worker {
         this.destBase = destBase(this.svcCap);
         this.publish();
         return;
-      case "neigh":
-        this.engine.net.neigh.learn(msg.addr, msg.mac, 0, msg.link, performance.now());
+      case "neigh": {
+        const t = performance.now();
+        this.engine.tx.reset();
+        this.engine.resolver.learned(msg.addr, msg.mac, msg.link, t);
+        this.director.sendTx(t);
+        return;
+      }
+      case "fanout":
+        for (const io of this.director.links) if (io instanceof RawIo) io.setFanoutProgram(msg.program);
         return;
       case "stop":
         this.stop();
@@ -197,8 +224,42 @@ class Worker {
       e.maintain(t);
       d.sendTx(t);
       e.ct.sweep(SWEEP_PER_TICK);
+      if (this.init.index === 0) {
+        this.shareNeighbours();
+        this.announceNewVips(t);
+      }
       this.publish();
     }, TICK_MS);
+  }
+
+  private neighScan = 0;
+  /**
+   * Worker 0 gets the ARP frames (the fanout program sends them there): tell the host which
+   * neighbours it learned or refreshed since the last look, for the other workers.
+   */
+  private shareNeighbours(): void {
+    const n = this.engine.net.neigh;
+    const since = this.neighScan;
+    this.neighScan = performance.now();
+    if (this.init.count < 2) return;
+    for (const i of n.entries()) {
+      if (n.state[i] !== NEIGH_REACHABLE || n.updated[i]! <= since) continue;
+      post({ type: "neigh", addr: n.ipAt(i), mac: n.macs.slice(i * 6, i * 6 + 6), link: n.link[i]! });
+    }
+  }
+
+  private knownVips = new Set<number>();
+  private seenGen = -1;
+  /** Worker 0 announces VIPs that appear with gratuitous ARP, as a single lvsd does. */
+  private announceNewVips(t: number): void {
+    const table = this.engine.table;
+    if (table.generation === this.seenGen) return;
+    this.seenGen = table.generation;
+    const vips = new Set(table.vips());
+    this.engine.tx.reset();
+    for (const v of vips) if (!this.knownVips.has(v)) this.engine.announce(v);
+    this.knownVips = vips;
+    this.director.sendTx(t);
   }
 
   replayLinks(): ReplayLink[] {
