@@ -98,6 +98,7 @@ export class WorkerPool {
   private pending: TableOp[] = [];
   private flushQueued = false;
   private seq = 0;
+  private marksGen: number;
   private lastKnobs: number[];
   private readonly applied: number[];
   private readonly waiters: { seq: number; resolve: () => void }[] = [];
@@ -113,6 +114,7 @@ export class WorkerPool {
     this.engine = opts.engine;
     this.mode = opts.mode;
     this.lastKnobs = readKnobs(opts.engine);
+    this.marksGen = opts.engine.marks.generation;
     this.applied = new Array<number>(opts.count).fill(0);
     this.results = new Array<RunResult | undefined>(opts.count).fill(undefined);
     this.go = new SharedArrayBuffer(4);
@@ -150,6 +152,7 @@ export class WorkerPool {
         links: opts.links(i),
         net: opts.net,
         ops,
+        marks: opts.engine.marks.list(),
         knobs: pool.lastKnobs,
         counters: block,
         mode: opts.mode,
@@ -257,9 +260,14 @@ export class WorkerPool {
     this.tick();
   }
 
-  /** Send the knobs if they changed since last sent (lvsd calls it on its timer). */
+  /** Send the knobs and the MARK rules if they changed since last sent (lvsd calls it on its timer). */
   tick(): void {
     if (this.closed) return;
+    const marks = this.engine.marks;
+    if (marks.generation !== this.marksGen) {
+      this.marksGen = marks.generation;
+      this.broadcast({ type: "marks", seq: ++this.seq, rules: marks.list() });
+    }
     const k = readKnobs(this.engine);
     if (k.length === this.lastKnobs.length && k.every((v, i) => v === this.lastKnobs[i])) return;
     this.lastKnobs = k;

@@ -38,6 +38,7 @@ import { TCP_ACK } from "../../src/datapath/packet/view.js";
 import { CTR, SVC_BASE, SVC_SLOTS, steerWorker } from "../../src/datapath/workers/protocol.js";
 import { ipToU32 } from "../../src/lib/addr.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../../src/lib/proto.js";
+import { MarkTarget } from "../../src/tables/marks.js";
 import { FwdMethod } from "../../src/tables/model.js";
 
 const built = existsSync(fileURLToPath(defaultWorkerUrl()));
@@ -261,5 +262,51 @@ describe.skipIf(!built)("data-path workers, memory links", () => {
     expect(s.conns).toBe(40);
     expect(s.dests.find((d) => d.addr === ipToU32(ripIp(3)) >>> 0)!.activeConns).toBe(40);
     expect(pool.totals().conns).toBe(40);
+  });
+
+  it("replicates MARK rules and a fwmark service added after the start to every worker", async () => {
+    const engine = masterEngine();
+    const pool = await startPool(engine, 2, [[], []]);
+    const markVip = ipToU32("10.0.0.120");
+    engine.marks.append({
+      src: 0,
+      srcMask: 0,
+      srcNeg: false,
+      dst: markVip,
+      dstMask: 0xffffffff,
+      dstNeg: false,
+      proto: IPPROTO_UDP,
+      protoNeg: false,
+      iface: "",
+      ifaceNeg: false,
+      ports: [],
+      target: MarkTarget.MARK,
+      value: 7,
+      mask: 0xffffffff,
+      pkts: 0,
+      bytes: 0,
+    });
+    const key = { proto: 0, addr: 0, port: 0, fwmark: 7 };
+    engine.table.addService(key, { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff });
+    engine.table.addDest(key, {
+      addr: ipToU32(ripIp(4)),
+      port: 0,
+      weight: 1,
+      fwd: FwdMethod.MASQ,
+      uThreshold: 0,
+      lThreshold: 0,
+    });
+    await pool.sync();
+    const fl = flows(64).map((f) => ({ ...f, vip: "10.0.0.120" }));
+    for (let w = 0; w < 2; w++) {
+      pool.load(w, 0, packFrames(fl.filter((f) => steerRequest(f, 2) === w).map((f) => request(f, 0, 10))));
+      pool.load(w, 1, packFrames([]));
+    }
+    const r = await pool.run();
+    for (const x of r) {
+      expect(x.captured[1]!.length).toBeGreaterThan(10);
+      for (const fr of x.captured[1]!) expect(udpFields(fr).daddr).toBe(ipToU32(ripIp(4)) >>> 0);
+    }
+    expect(r[0]!.captured[1]!.length + r[1]!.captured[1]!.length).toBe(64);
   });
 });

@@ -6,6 +6,7 @@
  * Messages are plain objects (structured clone), sent between batches, never per packet:
  * - host → worker: `init` once; `ops` (TableOps, src/tables/journal.ts, in the master's order,
  *   numbered); `knobs` (sysctls, timeouts, the defence's drop rate as one number vector);
+ *   `marks` (the MARK rules, when they change);
  *   `counters` (a bigger shared counter block); `stop`.
  * - worker → host: `ready`, `applied` (the last ops/knobs sequence applied), `done` (a bench
  *   run's result, or the frames a capture link sent), `error`.
@@ -18,6 +19,7 @@
  */
 
 import type { TableOp } from "../../tables/journal.js";
+import type { MarkRule } from "../../tables/marks.js";
 import type { Dest, Service } from "../../tables/model.js";
 import { TCP_STATE_COUNT, TCP_TRANSITIONS_DOS } from "../conntrack/states.js";
 import { DROP_COUNT } from "../drops.js";
@@ -212,6 +214,8 @@ export interface WorkerInit {
   links: WorkerLinkSpec[];
   net: WorkerNet;
   ops: TableOp[];
+  /** The mangle PREROUTING rules (lvs-iptables) that mark packets for fwmark services. */
+  marks: MarkRule[];
   knobs: number[];
   counters: CounterBlock;
   /**
@@ -230,6 +234,8 @@ export type HostMessage =
   | WorkerInit
   | { type: "ops"; seq: number; ops: TableOp[] }
   | { type: "knobs"; seq: number; knobs: number[] }
+  /** The master's MARK rules changed: all of them, in order (a few; rule counters start at 0). */
+  | { type: "marks"; seq: number; rules: MarkRule[] }
   | { type: "counters"; counters: CounterBlock }
   /** A neighbour worker 0 learned (ARP comes to worker 0): learn it too, send what waited for it. */
   | { type: "neigh"; addr: number; mac: Uint8Array; link: number }

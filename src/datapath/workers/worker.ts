@@ -11,16 +11,19 @@
  *
  * Data path only: it imports src/datapath, src/tables and src/lib.
  */
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { TableReplica } from "../../tables/journal.js";
+import type { MarkRule } from "../../tables/marks.js";
 import { Director, type LinkBackend } from "../director.js";
 import { Engine } from "../engine.js";
 import { DEFAULT_SLOT_SIZE } from "../io/batch.js";
 import { openRaw, RawIo } from "../io/rawsock.js";
 import { ReplayLink } from "../io/replay.js";
 import { NEIGH_REACHABLE } from "../net/neigh.js";
+import { SECRET_ROTATE_MS } from "../synproxy.js";
 import {
   CTR,
   destBase,
@@ -56,6 +59,7 @@ class Worker {
   lastPublish = 0;
   stopped = false;
   private timer: NodeJS.Timeout | null = null;
+  private secretTimer: NodeJS.Timeout | null = null;
 
   constructor(init: WorkerInit) {
     this.init = init;
@@ -100,6 +104,7 @@ class Worker {
     for (const r of init.net.routes) e.net.addRoute(r.net, r.prefix, r.via);
     for (const n of init.net.neighs) e.net.neigh.learn(n.addr, n.mac, 0, n.link, 0, true);
     for (const o of init.ops) this.replica.apply(o);
+    this.setMarks(init.marks);
     writeKnobs(e, init.knobs);
     this.publish();
   }
@@ -147,6 +152,19 @@ class Worker {
     this.lastPublish = performance.now();
   }
 
+  /** Replace the MARK rules with the master's (their counters start at 0 here). */
+  private setMarks(rules: readonly MarkRule[]): void {
+    const m = this.engine.marks;
+    if (m.length > 0) m.flush();
+    for (const r of rules) m.append({ ...r, ports: [...r.ports], pkts: 0, bytes: 0 });
+  }
+
+  /** A new SYN-proxy cookie secret from the system's random source (the previous stays valid). */
+  private rotateSecret(): void {
+    const b = randomBytes(8);
+    this.engine.synproxy.rotate(b.readUInt32BE(0), b.readUInt32BE(4));
+  }
+
   /** A control message, between batches. */
   handle(msg: HostMessage): void {
     switch (msg.type) {
@@ -154,6 +172,11 @@ class Worker {
         for (const o of msg.ops) this.replica.apply(o);
         this.counters[CTR.APPLIED] = msg.seq;
         this.publish();
+        post({ type: "applied", seq: msg.seq });
+        return;
+      case "marks":
+        this.setMarks(msg.rules);
+        this.counters[CTR.APPLIED] = msg.seq;
         post({ type: "applied", seq: msg.seq });
         return;
       case "knobs":
@@ -213,6 +236,11 @@ class Worker {
     const d = this.director;
     const e = this.engine;
     const cap = d.rx.capacity;
+    // The SYN proxy's secret, per worker (a client's SYN and ACK reach the same worker): twice
+    // now, so neither it nor the "previous" one is Math.random's, then as the master's defence.
+    this.rotateSecret();
+    this.rotateSecret();
+    this.secretTimer = setInterval(() => this.rotateSecret(), SECRET_ROTATE_MS);
     d.links.forEach((io, l) => {
       io.onReadable(() => {
         for (let r = 0; r < ROUNDS_PER_WAKE; r++) if (d.pumpLink(l, performance.now()) < cap) break;
@@ -336,6 +364,7 @@ class Worker {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.secretTimer) clearInterval(this.secretTimer);
     this.publish();
     for (const io of this.director.links) {
       io.onReadable(null);
