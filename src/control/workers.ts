@@ -106,6 +106,7 @@ export class WorkerPool {
   private readonly results: (RunResult | undefined)[];
   private readonly go: SharedArrayBuffer;
   private closed = false;
+  private readonly destSum = new Float64Array(DEST_SLOTS);
   /** An error a worker reported after it started (logged by the caller). */
   onError: ((index: number, message: string) => void) | null = null;
 
@@ -393,7 +394,7 @@ export class WorkerPool {
       s.inBytes = ib;
       s.outBytes = ob;
       for (const d of s.dests) {
-        const sum = [0, 0, 0, 0, 0, 0, 0, 0];
+        const sum = this.destSum.fill(0);
         for (let w = 0; w < this.views.length; w++) {
           const b = this.blocks[w]!;
           if (d.id >= b.destCap) continue;

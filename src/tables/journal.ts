@@ -104,34 +104,58 @@ export class TableReplica {
     }
   }
 
-  private unmapService(s: Service): void {
-    for (let i = 0; i < this.svcs.length; i++) if (this.svcs[i] === s) this.svcs[i] = null;
-    for (let i = 0; i < this.dests.length; i++) if (this.dests[i]?.svc === s) this.dests[i] = null;
+  /** The master id of each mapped service and dest (so a delete unmaps in O(its dests)). */
+  private readonly svcId = new Map<Service, number>();
+  private readonly destId = new Map<Dest, number>();
+
+  private unmapDest(d: Dest): void {
+    const id = this.destId.get(d);
+    if (id === undefined) return;
+    this.destId.delete(d);
+    if (this.dests[id] === d) this.dests[id] = null;
+  }
+
+  /** Unmap service `s` and `dests`, the dests it had (its list is emptied when it is deleted). */
+  private unmapService(s: Service, dests: readonly Dest[]): void {
+    for (const d of dests) this.unmapDest(d);
+    const id = this.svcId.get(s);
+    if (id === undefined) return;
+    this.svcId.delete(s);
+    if (this.svcs[id] === s) this.svcs[id] = null;
   }
 
   private applyOrThrow(o: TableOp): void {
     const t = this.table;
     switch (o.op) {
-      case "addService":
-        this.svcs[o.id] = t.addService(o.key, o.opts);
+      case "addService": {
+        const s = t.addService(o.key, o.opts);
+        this.svcs[o.id] = s;
+        this.svcId.set(s, o.id);
         return;
+      }
       case "editService":
         t.editService(o.key, o.opts);
         return;
       case "deleteService": {
         const s = t.find(o.key);
+        const dests = s ? s.dests.slice() : [];
         t.deleteService(o.key);
-        if (s) this.unmapService(s);
+        if (s) this.unmapService(s, dests);
         return;
       }
       case "clear":
         t.clear();
         this.svcs.length = 0;
         this.dests.length = 0;
+        this.svcId.clear();
+        this.destId.clear();
         return;
-      case "addDest":
-        this.dests[o.id] = t.addDest(o.key, o.dest);
+      case "addDest": {
+        const d = t.addDest(o.key, o.dest);
+        this.dests[o.id] = d;
+        this.destId.set(d, o.id);
         return;
+      }
       case "editDest":
         t.editDest(o.key, o.dest);
         return;
@@ -139,7 +163,7 @@ export class TableReplica {
         const s = t.find(o.key);
         const d = s ? t.findDest(s, o.addr, o.port) : undefined;
         t.deleteDest(o.key, o.addr, o.port);
-        if (d) for (let i = 0; i < this.dests.length; i++) if (this.dests[i] === d) this.dests[i] = null;
+        if (d) this.unmapDest(d);
         return;
       }
       case "addLaddr":
