@@ -33,6 +33,7 @@ import {
   readKnobs,
   SVC_BASE,
   SVC_SLOTS,
+  type WorkerConn,
   type WorkerInit,
   type WorkerLinkSpec,
   type WorkerMessage,
@@ -106,6 +107,11 @@ export class WorkerPool {
   private readonly results: (RunResult | undefined)[];
   private readonly go: SharedArrayBuffer;
   private closed = false;
+  private connId = 0;
+  private readonly connQueries = new Map<
+    number,
+    { parts: WorkerConn[][]; resolve: (c: WorkerConn[]) => void }
+  >();
   private readonly destSum = new Float64Array(DEST_SLOTS);
   /** An error a worker reported after it started (logged by the caller). */
   onError: ((index: number, message: string) => void) | null = null;
@@ -210,6 +216,15 @@ export class WorkerPool {
           w.resolve();
         }
       }
+    } else if (m.type === "conns") {
+      const q = this.connQueries.get(m.id);
+      if (q !== undefined) {
+        q.parts.push(m.conns);
+        if (q.parts.length === this.workers.length) {
+          this.connQueries.delete(m.id);
+          q.resolve(q.parts.flat());
+        }
+      }
     } else if (m.type === "done") {
       const results = this.results;
       results[i] = m.result;
@@ -298,6 +313,19 @@ export class WorkerPool {
     Atomics.store(go, 0, 1);
     Atomics.notify(go, 0);
     return p;
+  }
+
+  /**
+   * Every worker's connection entries (lvsadm -Lc), asked between their batches; resolves when
+   * all have answered (with what is there if the pool is stopped).
+   */
+  conns(): Promise<WorkerConn[]> {
+    if (this.closed) return Promise.resolve([]);
+    const id = ++this.connId;
+    return new Promise((resolve) => {
+      this.connQueries.set(id, { parts: [], resolve });
+      this.broadcast({ type: "conns", id });
+    });
   }
 
   /** A new fanout steering program for every worker's AF_PACKET links (src/datapath/workers/steer.ts). */

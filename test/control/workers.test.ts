@@ -258,6 +258,15 @@ describe.skipIf(!built)("data-path workers, memory links", () => {
       expect(c[CTR.REPLICA_FAILURES]).toBe(0);
       expect(c[CTR.CONNS]).toBe(20);
     }
+    // lvsadm -Lc's source: every worker's entries
+    const conns = (await pool.conns()).filter((c) => c.proto === IPPROTO_TCP);
+    expect(conns.length).toBe(40);
+    for (const c of conns) {
+      expect(c.daddr).toBe(ipToU32(ripIp(3)) >>> 0);
+      expect(c.vaddr).toBe(ipToU32(NAT_VIP) >>> 0);
+      expect(c.state).toBe("ESTABLISHED");
+    }
+    expect(new Set(conns.map((c) => `${c.caddr}:${c.cport}`)).size).toBe(40);
     pool.collect();
     expect(s.conns).toBe(40);
     expect(s.dests.find((d) => d.addr === ipToU32(ripIp(3)) >>> 0)!.activeConns).toBe(40);

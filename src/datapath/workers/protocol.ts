@@ -241,6 +241,8 @@ export type HostMessage =
   | { type: "neigh"; addr: number; mac: Uint8Array; link: number }
   /** A new fanout program for every AF_PACKET link (the table's addresses changed). */
   | { type: "fanout"; program: Uint8Array }
+  /** The connection entries, for `lvsadm -Lc` (answered with a `conns` message of the same id). */
+  | { type: "conns"; id: number }
   /** "once" mode: replay the links from their first frame, then report `done`. */
   | { type: "replay" }
   /** Replace replay link `link`'s frames (tests: replies built from what the first run sent). */
@@ -261,10 +263,26 @@ export interface RunResult {
   cpuMs: number;
 }
 
+/** One connection entry as lvsadm -Lc lists it (the control plane's ConnEntry, field for field). */
+export interface WorkerConn {
+  proto: number;
+  caddr: number;
+  cport: number;
+  vaddr: number;
+  vport: number;
+  daddr: number;
+  dport: number;
+  state: string;
+  expiresInMs: number;
+  template: boolean;
+  fwd: number;
+}
+
 export type WorkerMessage =
   | { type: "ready"; index: number }
   /** Worker 0 learned or refreshed neighbours (address, MAC, link): for the other workers. */
   | { type: "neigh"; addr: number; mac: Uint8Array; link: number }
   | { type: "applied"; seq: number }
   | { type: "done"; index: number; result: RunResult }
+  | { type: "conns"; id: number; conns: WorkerConn[] }
   | { type: "error"; index: number; message: string };

@@ -17,6 +17,7 @@ import { performance } from "node:perf_hooks";
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { TableReplica } from "../../tables/journal.js";
 import type { MarkRule } from "../../tables/marks.js";
+import { CONN_F_TEMPLATE, CONN_F_USED } from "../conntrack/table.js";
 import { Director, type LinkBackend } from "../director.js";
 import { Engine } from "../engine.js";
 import { DEFAULT_SLOT_SIZE } from "../io/batch.js";
@@ -35,6 +36,7 @@ import {
   putDest,
   putService,
   type RunResult,
+  type WorkerConn,
   type WorkerInit,
   type WorkerMessage,
   writeKnobs,
@@ -152,6 +154,31 @@ class Worker {
     this.lastPublish = performance.now();
   }
 
+  /** The connection table's entries, for lvsadm -Lc (control plane: allocates). */
+  private connEntries(): WorkerConn[] {
+    const ct = this.engine.ct;
+    const now = performance.now();
+    const out: WorkerConn[] = [];
+    for (let i = 0; i < ct.capacity; i++) {
+      const f = ct.flags[i]!;
+      if ((f & CONN_F_USED) === 0) continue;
+      out.push({
+        proto: ct.proto[i]!,
+        caddr: ct.caddr[i]!,
+        cport: ct.cport[i]!,
+        vaddr: ct.vaddr[i]!,
+        vport: ct.vport[i]!,
+        daddr: ct.daddr[i]!,
+        dport: ct.dport[i]!,
+        state: ct.stateName(i),
+        expiresInMs: Math.max(0, ct.expires[i]! - now),
+        template: (f & CONN_F_TEMPLATE) !== 0,
+        fwd: ct.fwd[i]!,
+      });
+    }
+    return out;
+  }
+
   /** Replace the MARK rules with the master's (their counters start at 0 here). */
   private setMarks(rules: readonly MarkRule[]): void {
     const m = this.engine.marks;
@@ -198,6 +225,9 @@ class Worker {
         this.director.sendTx(t);
         return;
       }
+      case "conns":
+        post({ type: "conns", id: msg.id, conns: this.connEntries() });
+        return;
       case "fanout":
         for (const io of this.director.links) if (io instanceof RawIo) io.setFanoutProgram(msg.program);
         return;

@@ -368,6 +368,7 @@ export async function startDaemon(
       throw new LvsdArgError(`--workers ${nWorkers}: ${(err as Error).message}`);
     }
     pool = workers;
+    target.workerConns = () => workers!.conns(); // lvsadm -Lc: the workers' tables
     pool.onError = (index, message) =>
       log.error({ event: "workers.error", worker: index, error: message }, `worker ${index}: ${message}`);
     if (!args.quiet)

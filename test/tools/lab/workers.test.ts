@@ -98,6 +98,11 @@ for (const workers of [1, 2]) {
         expect(Number(m?.[2])).toBeGreaterThan(2800); // 4 MB up in ≤ 1500-byte frames
         if (routed) expect(Number(m?.[3])).toBe(0);
         else expect(Number(m?.[3])).toBeGreaterThan(2800);
+        // lvsadm -Lc lists the workers' connection tables: the 18 connections, all to the VIP
+        const lc = must("-Lnc")
+          .split("\n")
+          .filter((l) => l.includes(`${VIP}:80`));
+        expect(lc.length).toBe(18);
         // one row per link and worker; every worker received frames from the clients' side
         const links = must("--links");
         const rows = links
