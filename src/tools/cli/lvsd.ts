@@ -271,7 +271,8 @@ export async function startDaemon(
   // Connection sync (docs/ha.md): lvsadm --start-daemon/--stop-daemon, or keepalived's
   // lvs_sync_daemon following its VRRP instance (backup, master while the instance is MASTER).
   const syncd = new SyncDaemon({ engine, linkNames: args.links.map((l) => l.name), flush: sendTx, now, log });
-  target.sync = syncd;
+  // with --workers the frames are in the worker threads: no connection sync (docs/workers.md)
+  if (nWorkers === 0) target.sync = syncd;
   let lvsSync: LvsSyncDaemonSpec | undefined;
   // VRRP (docs/ha.md): the config's vrrp_instance blocks, on lvsd's links; started below.
   let vrrp: VrrpManager | undefined;
@@ -385,7 +386,8 @@ export async function startDaemon(
   try {
     // every command is logged: changes at info, with the peer's pid/uid/gid (src/control/server.ts)
     control = await startControlServer(args.control, target, {
-      trace, // lvsadm --trace (src/control/observe/trace.ts)
+      // lvsadm --trace (src/control/observe/trace.ts); not with --workers (the frames are theirs)
+      ...(nWorkers === 0 ? { trace } : {}),
       hostNames: new HostNames(), // listings without -n print host names (src/control/names.ts)
       onRequest: () => {
         announceNewVips();

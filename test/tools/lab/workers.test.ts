@@ -114,6 +114,15 @@ for (const workers of [1, 2]) {
         expect(clientSide.length).toBe(workers);
         for (const r of clientSide) expect(Number(r[3])).toBeGreaterThan(10);
       }, 180_000);
+
+      it("refuses connection sync and packet traces (their frames would be the workers')", () => {
+        const sync = lab.lvsadm("--start-daemon", "master", "--mcast-interface", "x0");
+        expect(sync.code).not.toBe(0);
+        expect(sync.stderr).toMatch(/runs no connection sync/);
+        const trace = lab.lvsadm("--trace", `/tmp/${prefix}.pcapng`, "--count", "1");
+        expect(trace.code).not.toBe(0);
+        expect(trace.stderr).toMatch(/cannot trace packets/);
+      });
     });
   }
 }
