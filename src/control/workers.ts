@@ -107,6 +107,7 @@ export class WorkerPool {
   private readonly results: (RunResult | undefined)[];
   private readonly go: SharedArrayBuffer;
   private closed = false;
+  private readonly exited = new Set<number>();
   private connId = 0;
   private readonly connQueries = new Map<
     number,
@@ -185,7 +186,10 @@ export class WorkerPool {
             else pool.onError?.(i, err.message);
           });
           w.on("exit", (code) => {
+            pool.exited.add(i);
             if (!started) reject(new WorkerPoolError(`worker ${i} exited (${code}) before it was ready`));
+            else if (!pool.closed)
+              pool.onError?.(i, `exited (code ${code}); its share of the traffic is not forwarded`);
           });
         }),
       );
@@ -460,11 +464,12 @@ export class WorkerPool {
     this.flush();
     this.closed = true;
     if (this.engine.table.journal !== null) this.engine.table.journal = null;
-    const exits = this.workers.map(
-      (w) =>
-        new Promise<void>((resolve) => {
-          w.once("exit", () => resolve());
-        }),
+    const exits = this.workers.map((w, i) =>
+      this.exited.has(i)
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            w.once("exit", () => resolve());
+          }),
     );
     this.broadcast({ type: "stop" });
     const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 2000).unref());

@@ -318,4 +318,17 @@ describe.skipIf(!built)("data-path workers, memory links", () => {
     }
     expect(r[0]!.captured[1]!.length + r[1]!.captured[1]!.length).toBe(64);
   });
+
+  it("reports a worker that ends after the start", async () => {
+    const engine = masterEngine();
+    const pool = await startPool(engine, 2, [[], []]);
+    const errors: string[] = [];
+    pool.onError = (i, m) => errors.push(`${i}: ${m}`);
+    const threads = (pool as unknown as { workers: { terminate(): Promise<number> }[] }).workers;
+    await threads[1]!.terminate();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(errors).toEqual([
+      expect.stringMatching(/^1: exited \(code 1\); its share of the traffic is not forwarded$/),
+    ]);
+  });
 });

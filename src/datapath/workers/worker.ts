@@ -229,7 +229,11 @@ class Worker {
         post({ type: "conns", id: msg.id, conns: this.connEntries() });
         return;
       case "fanout":
-        for (const io of this.director.links) if (io instanceof RawIo) io.setFanoutProgram(msg.program);
+        try {
+          for (const io of this.director.links) if (io instanceof RawIo) io.setFanoutProgram(msg.program);
+        } catch (err) {
+          post({ type: "error", index: this.init.index, message: (err as Error).message });
+        }
         return;
       case "stop":
         this.stop();
@@ -273,7 +277,14 @@ class Worker {
     this.secretTimer = setInterval(() => this.rotateSecret(), SECRET_ROTATE_MS);
     d.links.forEach((io, l) => {
       io.onReadable(() => {
-        for (let r = 0; r < ROUNDS_PER_WAKE; r++) if (d.pumpLink(l, performance.now()) < cap) break;
+        // As lvsd's own loop: the data path returns statuses and never throws; should a bug make
+        // it throw anyway, the batch is dropped, the host logs it (rate-limited) and the worker
+        // goes on with its state intact.
+        try {
+          for (let r = 0; r < ROUNDS_PER_WAKE; r++) if (d.pumpLink(l, performance.now()) < cap) break;
+        } catch (err) {
+          this.internalError(l, err);
+        }
         if (performance.now() - this.lastPublish >= PUBLISH_MS) this.publish();
       });
     });
@@ -288,6 +299,21 @@ class Worker {
       }
       this.publish();
     }, TICK_MS);
+  }
+
+  private internalErrors = 0;
+  private lastErrorPost = Number.NEGATIVE_INFINITY;
+  private internalError(link: number, err: unknown): void {
+    this.internalErrors++;
+    const t = performance.now();
+    if (t - this.lastErrorPost < 10_000) return;
+    this.lastErrorPost = t;
+    const stack = (err as Error).stack ?? String(err);
+    post({
+      type: "error",
+      index: this.init.index,
+      message: `internal error #${this.internalErrors} on link ${link} (batch dropped): ${stack}`,
+    });
   }
 
   private neighScan = 0;
