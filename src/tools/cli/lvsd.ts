@@ -369,6 +369,9 @@ export async function startDaemon(
       throw new LvsdArgError(`--workers ${nWorkers}: ${(err as Error).message}`);
     }
     pool = workers;
+    // the defence's "available memory" is the workers' tables' free room
+    const perWorker = Math.ceil(args.maxConns / nWorkers);
+    defense.room = () => ({ capacity: perWorker * nWorkers, count: workers!.totals().conns });
     target.workerConns = () => workers!.conns(); // lvsadm -Lc: the workers' tables
     pool.onError = (index, message) =>
       log.error({ event: "workers.error", worker: index, error: message }, `worker ${index}: ${message}`);
