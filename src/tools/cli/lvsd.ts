@@ -419,6 +419,8 @@ export async function startDaemon(
       version: VERSION,
       ...(vrrp ? { vrrp } : {}),
       sync: syncd,
+      // --workers: the entries are in the workers' tables (docs/workers.md)
+      ...(workers !== undefined ? { conntrackEntries: () => workers!.totals().conns } : {}),
     };
     // prom-client is loaded only here: an lvsd without --http does not pay its start-up
     const { metricsRoutes } = await import("../../control/observe/metrics.js");

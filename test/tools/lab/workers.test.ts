@@ -48,7 +48,7 @@ for (const workers of [1, 2]) {
         backend: "raw",
         rsRoute: mode === "nat",
         realServers: mode === "fullnat" ? "nat" : mode,
-        lvsdArgs: ["--workers", String(workers)],
+        lvsdArgs: ["--workers", String(workers), "--http", "127.0.0.1:19101"],
       });
       const must = (...args: string[]) => {
         const r = lab.lvsadm(...args);
@@ -103,6 +103,15 @@ for (const workers of [1, 2]) {
           .split("\n")
           .filter((l) => l.includes(`${VIP}:80`));
         expect(lc.length).toBe(18);
+        // the metrics count the workers' entries too (lvsd --http, inside the director's namespace)
+        const metrics = lab.topo.exec("d", "curl", [
+          "-s",
+          "-m",
+          "5",
+          "http://127.0.0.1:19101/metrics",
+        ]).stdout;
+        expect(/^lvs_conntrack_entries (\d+)$/m.exec(metrics)?.[1]).toBe("18");
+        expect(/^lvs_conntrack_entries_limit (\d+)$/m.exec(metrics)?.[1]).toBe(String(1 << 20));
         // one row per link and worker; every worker received frames from the clients' side
         const links = must("--links");
         const rows = links
