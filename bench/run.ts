@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs the in-process benchmarks, prints a table and writes
  * bench/results.json (an array of {name, unit, value, samples}).
- * Usage: node --expose-gc dist/bench/run.js [--quick] [--only datapath|schedulers|metrics|sync|trace|conntrack]
+ * Usage: node --expose-gc dist/bench/run.js [--quick] [--only datapath|schedulers|metrics|sync|trace|conntrack|workers]
  */
 import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -57,6 +57,13 @@ async function main(): Promise<void> {
       runConntrackBench(t?: number): Promise<BenchResult[]>;
     };
     results.push(...(await mod.runConntrackBench(timeMs)));
+  }
+  if (!only || only === "workers") {
+    // data-path workers in process: 1 and 2 worker threads fed from memory links (docs/workers.md)
+    const mod = (await import("./workers.bench.js")) as {
+      runWorkersBench(ms?: number, repeat?: number): Promise<BenchResult[]>;
+    };
+    results.push(...(await mod.runWorkersBench(timeMs, quick ? 1 : 3)));
   }
   const w = Math.max(...results.map((r) => r.name.length));
   console.log(

@@ -25,7 +25,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // 8: AF_XDP publishes its UMEM as `ring` (option `view`), rxView/release and tx by descriptor;
   //    counters rxCopied, txCopied, txInPlace; options umemFrames and share (XDP_SHARED_UMEM),
   //    property umemShared.
-  exports.Set("abiVersion", Napi::Number::New(env, 8));
+  // 9: openRaw fanoutGroup/fanoutProgram (PACKET_FANOUT_CBPF), Link.setFanoutProgram.
+  exports.Set("abiVersion", Napi::Number::New(env, 9));
   return exports;
 }
 

@@ -13,6 +13,8 @@ struct AddonData {
 
 Napi::Value OpenTap(const Napi::CallbackInfo& info);
 Napi::Value OpenRaw(const Napi::CallbackInfo& info);
+// PACKET_FANOUT_DATA: set the fanout group's classic BPF program (rawsock.cc); throws on error.
+void SetFanoutData(Napi::Env env, int fd, const uint8_t* bytes, size_t n, const std::string& ifname);
 Napi::Value OpenTun(const Napi::CallbackInfo& info);
 // xdp.cc: AF_XDP links, and the XDP program's instructions (for tests).
 Napi::Value OpenXdp(const Napi::CallbackInfo& info);

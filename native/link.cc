@@ -77,6 +77,7 @@ Napi::Function Link::Define(Napi::Env env) {
                          InstanceMethod<&Link::Poll>("poll"),
                          InstanceMethod<&Link::Stats>("stats"),
                          InstanceMethod<&Link::Close>("close"),
+                         InstanceMethod<&Link::SetFanoutProgram>("setFanoutProgram"),
                      });
 }
 
@@ -705,6 +706,21 @@ void Link::RefreshKernelDrops() {
       }
     }
   }
+}
+
+// setFanoutProgram(program): the classic BPF program of the PACKET_FANOUT_CBPF group this
+// AF_PACKET socket joined (openRaw's `fanout`), as sock_filter structs in host byte order
+// (8 bytes each); it returns the index of the group member a frame goes to. It replaces the
+// group's program for every member (PACKET_FANOUT_DATA). Control plane: called between batches.
+Napi::Value Link::SetFanoutProgram(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (fd < 0) throw Napi::Error::New(env, "link is closed");
+  if (kind != LinkKind::kRawRing && kind != LinkKind::kRawMmsg)
+    throw Napi::TypeError::New(env, "setFanoutProgram: not an AF_PACKET link");
+  size_t n;
+  uint8_t* bytes = TypedArg<uint8_t>(env, info[0], napi_uint8_array, &n, "fanout program");
+  SetFanoutData(env, fd, bytes, n, name);
+  return env.Undefined();
 }
 
 Napi::Value Link::Stats(const Napi::CallbackInfo& info) {

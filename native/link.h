@@ -112,6 +112,7 @@ class Link : public Napi::ObjectWrap<Link> {
   Napi::Value Poll(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value SetFanoutProgram(const Napi::CallbackInfo& info);
 
   int32_t RxTap(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint32_t slot,
                 uint32_t headroom);

@@ -102,6 +102,10 @@ std::vector<sock_filter> IpipFilter(const std::vector<uint32_t>& addrs) {
   return p;
 }
 
+#ifndef PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+#define PACKET_FANOUT_FLAG_IGNORE_OUTGOING 0x4000
+#endif
+
 uint32_t RoundPow2(uint32_t v) {
   uint32_t p = 1;
   while (p < v) p <<= 1;
@@ -109,6 +113,16 @@ uint32_t RoundPow2(uint32_t v) {
 }
 
 }  // namespace
+
+void SetFanoutData(Napi::Env env, int fd, const uint8_t* bytes, size_t n, const std::string& ifname) {
+  if (n == 0 || n % sizeof(sock_filter) != 0 || n / sizeof(sock_filter) > BPF_MAXINSNS)
+    throw Napi::RangeError::New(env, "fanout program: 1 to 4096 sock_filter structs of 8 bytes");
+  std::vector<sock_filter> prog(n / sizeof(sock_filter));
+  memcpy(prog.data(), bytes, n);
+  struct sock_fprog fp = {static_cast<unsigned short>(prog.size()), prog.data()};
+  if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT_DATA, &fp, sizeof fp) != 0)
+    ThrowErrno(env, "fanout", "setsockopt(PACKET_FANOUT_DATA)", errno, "packet socket on " + ifname);
+}
 
 Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -127,6 +141,18 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
   if (rxFrames < 8 || rxFrames > (1 << 20) || txFrames < 8 || txFrames > (1 << 20))
     throw Napi::RangeError::New(env, "rxFrames/txFrames must be in 8..1048576");
   if (busyPoll < 0 || busyPoll > 1000000) throw Napi::RangeError::New(env, "busyPoll must be in 0..1000000 (µs)");
+  // fanout: join PACKET_FANOUT group `fanoutGroup` (0..65535; -1: none), steered by the classic
+  // BPF program `fanoutProgram` (PACKET_FANOUT_CBPF): data-path workers, docs/workers.md.
+  const int64_t fanoutGroup = OptInt(o, "fanoutGroup", -1);
+  if (fanoutGroup < -1 || fanoutGroup > 65535) throw Napi::RangeError::New(env, "fanoutGroup must be in 0..65535");
+  std::vector<uint8_t> fanoutProg;
+  Napi::Value fpV = o.Get("fanoutProgram");
+  if (fanoutGroup >= 0) {
+    if (!fpV.IsTypedArray() || fpV.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, "option fanoutProgram must be a Uint8Array of sock_filter structs");
+    Napi::Uint8Array a = fpV.As<Napi::Uint8Array>();
+    fanoutProg.assign(a.Data(), a.Data() + a.ElementLength());
+  }
   std::vector<uint8_t> extra;
   Napi::Value macsV = o.Get("macs");
   if (!macsV.IsUndefined() && !macsV.IsNull()) {
@@ -268,6 +294,19 @@ Napi::Value OpenRaw(const Napi::CallbackInfo& info) {
   sll.sll_ifindex = ifindex;
   if (bind(s.get(), reinterpret_cast<struct sockaddr*>(&sll), sizeof sll) != 0)
     ThrowErrno(env, "socket", "bind", errno, "packet socket on " + ifname);
+
+  if (fanoutGroup >= 0) {
+    // Members are numbered in the order they join: the program's result is that index. Our own
+    // transmissions stay out of the group where the kernel can (6.10+: the socket's
+    // PACKET_IGNORE_OUTGOING does not apply to a fanout group); elsewhere the MAC filter drops them.
+    int arg = static_cast<int>(fanoutGroup) | ((PACKET_FANOUT_CBPF | PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16);
+    if (setsockopt(s.get(), SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0) {
+      arg = static_cast<int>(fanoutGroup) | (PACKET_FANOUT_CBPF << 16);
+      if (setsockopt(s.get(), SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0)
+        ThrowErrno(env, "fanout", "setsockopt(PACKET_FANOUT)", errno, "packet socket on " + ifname);
+    }
+    SetFanoutData(env, s.get(), fanoutProg.data(), fanoutProg.size(), ifname);
+  }
 
   // Extra addresses: ask the device to accept them. Unicast ones with PACKET_MR_UNICAST
   // (promiscuous if it has no filter), group ones (low bit of the first octet) with

@@ -29,7 +29,8 @@
  * Needs iperf3, wrk, nginx-light, nftables, haproxy (else its setup is skipped) and taskset.
  *
  * Usage: node dist/bench/e2e/nat.js [--seconds N] [--repeat N] [--no-pin]
- *          [--only tapcopy,tap,raw,xdp,kernel,haproxy,fullnat,dr,tun] [--out FILE]
+ *          [--only tapcopy,tap,raw,xdp,kernel,haproxy,fullnat,dr,tun,raw-w1,raw-w2] [--out FILE]
+ * (raw-w1 and raw-w2, lvsd --workers 1 and 2, run only when --only names them)
  * --repeat N measures every setup N times, the order rotated each repeat, and prints the median
  * and range of each ratio (vs the kernel, HAProxy, tapcopy and lvsd on TAP, each taken within
  * its repeat), and the same for the CPU costs (the forwarder process's per UDP frame against
@@ -103,6 +104,8 @@ interface SetupDef {
   lab: Omit<NatLabOptions, "prefix" | "servers">;
   /** lvsadm's forwarding method for the dests (kind "lvsd"). */
   method?: "-m" | "-g" | "-i" | "--fullnat";
+  /** Only with --only naming it (not in the default run). */
+  optIn?: boolean;
 }
 
 const SETUP_DEFS: readonly SetupDef[] = [
@@ -110,6 +113,25 @@ const SETUP_DEFS: readonly SetupDef[] = [
   { id: "tap", name: "lvsd NAT on TAP", kind: "lvsd", lab: { backend: "tap" }, method: "-m" },
   { id: "raw", name: "lvsd NAT on AF_PACKET", kind: "lvsd", lab: { backend: "raw" }, method: "-m" },
   { id: "xdp", name: "lvsd NAT on AF_XDP", kind: "lvsd", lab: { backend: "xdp" }, method: "-m" },
+  // data-path worker threads (docs/workers.md): on 2 vCPUs shared with the generator and the
+  // receivers these show the cost of the worker mode, not its scaling (pinned: one CPU for all
+  // of lvsd's threads)
+  {
+    id: "raw-w1",
+    name: "lvsd NAT on AF_PACKET, --workers 1",
+    kind: "lvsd",
+    lab: { backend: "raw", lvsdArgs: ["--workers", "1"] },
+    method: "-m",
+    optIn: true,
+  },
+  {
+    id: "raw-w2",
+    name: "lvsd NAT on AF_PACKET, --workers 2",
+    kind: "lvsd",
+    lab: { backend: "raw", lvsdArgs: ["--workers", "2"] },
+    method: "-m",
+    optIn: true,
+  },
   { id: "kernel", name: "kernel forwarding + nftables DNAT", kind: "kernel", lab: { backend: "kernel" } },
   { id: "haproxy", name: "HAProxy tcp mode, 1 thread", kind: "haproxy", lab: { backend: "kernel" } },
   {
@@ -136,7 +158,8 @@ const SETUP_DEFS: readonly SetupDef[] = [
 ];
 
 const onlyIdx = args.indexOf("--only");
-const ONLY = onlyIdx >= 0 ? (args[onlyIdx + 1] ?? "").split(",") : SETUP_DEFS.map((s) => s.id);
+const ONLY =
+  onlyIdx >= 0 ? (args[onlyIdx + 1] ?? "").split(",") : SETUP_DEFS.filter((s) => !s.optIn).map((s) => s.id);
 const REPEAT = Math.max(1, Number(argValue("--repeat") ?? 1));
 /** Pin the generator (iperf3 -c, wrk) to CPU 0 and the forwarder to CPU 1, when there are two. */
 const PIN = !args.includes("--no-pin") && cpus().length >= 2;

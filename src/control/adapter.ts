@@ -35,6 +35,21 @@ export class EngineControl implements ControlTarget {
     this.table = engine.table;
   }
 
+  /**
+   * lvsd --workers (docs/workers.md): where the connection entries come from (the workers), and
+   * the entries last fetched, which listings read instead of the master's empty table.
+   */
+  workerConns?: () => Promise<ConnEntry[]>;
+  private fetched: ConnEntry[] | null = null;
+
+  refreshConns(): Promise<void> {
+    const get = this.workerConns;
+    if (get === undefined) return Promise.resolve();
+    return get().then((c) => {
+      this.fetched = c;
+    });
+  }
+
   /** Connection sync daemons (set by lvsd). */
   sync?: SyncControl;
 
@@ -51,6 +66,7 @@ export class EngineControl implements ControlTarget {
   }
 
   conns(): ConnEntry[] {
+    if (this.fetched !== null) return this.fetched.slice();
     const out: ConnEntry[] = [];
     this.connsFrom(0, this.engine.ct.capacity, out);
     return out;
@@ -58,6 +74,12 @@ export class EngineControl implements ControlTarget {
 
   /** Entries from slot `cursor` on, in slot order (ControlTarget.connsFrom). */
   connsFrom(cursor: number, max: number, out: ConnEntry[]): number {
+    const f = this.fetched;
+    if (f !== null) {
+      let i = Math.max(0, cursor);
+      for (; i < f.length && out.length < max; i++) out.push(f[i]!);
+      return i < f.length ? i : -1;
+    }
     const ct = this.engine.ct;
     const now = clock.nowMs;
     let i = Math.max(0, cursor);

@@ -400,10 +400,22 @@ function executeOne(
       const named = (r: ExecResult, addrs: () => Iterable<number>): ExecResult =>
         names ? { ...r, prepare: () => names.resolve(addrs()) } : r;
       switch (cmd.what) {
-        case "conns":
-          return named(listing(formatConnsChunks(connReader(target), cmd.format, db), stream), () =>
+        case "conns": {
+          const r = named(listing(formatConnsChunks(connReader(target), cmd.format, db), stream), () =>
             connAddrs(target),
           );
+          // lvsd --workers: the entries are fetched from the workers before the listing is read
+          const refresh = target.refreshConns;
+          if (refresh === undefined || !stream) return r;
+          const then = r.prepare;
+          return {
+            ...r,
+            prepare: async () => {
+              await refresh.call(target);
+              if (then) await then();
+            },
+          };
+        }
         case "timeout":
           return ok(formatTimeout(target.getTimeouts()));
         case "daemon":

@@ -48,6 +48,12 @@ export class Defense {
   private timer: NodeJS.Timeout | undefined;
   private secretTimer: NodeJS.Timeout | undefined;
   private lastNomem = false;
+  /**
+   * Where the connection table's size and fill come from when they are not the engine's own:
+   * lvsd --workers sets it to the workers' summed capacity and entries (docs/workers.md), the
+   * master's table being empty and small. null: the engine's table.
+   */
+  room: (() => { capacity: number; count: number }) | null = null;
 
   constructor(engine: Engine, log?: EventLog) {
     this.engine = engine;
@@ -59,7 +65,8 @@ export class Defense {
   availablePages(): number {
     const ct = this.engine.ct;
     const perEntry = ct.byteSize() / ct.capacity;
-    return Math.floor(((ct.capacity - ct.count) * perEntry) / PAGE);
+    const r = this.room?.() ?? ct;
+    return Math.floor(((r.capacity - r.count) * perEntry) / PAGE);
   }
 
   /** update_defense_level: evaluate memory and switch the strategies. */

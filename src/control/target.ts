@@ -57,6 +57,11 @@ export interface ControlTarget {
    * Without it, a listing reads conns() whole.
    */
   connsFrom?(cursor: number, max: number, out: ConnEntry[]): number;
+  /**
+   * Fetch the connection table before a listing reads it, when it lives elsewhere (lvsd
+   * --workers: in the worker threads, docs/workers.md); a streamed listing awaits it first.
+   */
+  refreshConns?(): Promise<void>;
   getTimeouts(): Timeouts;
   /** 0 leaves a value unchanged (ipvsadm semantics). */
   setTimeouts(t: Timeouts): void;

@@ -6,6 +6,10 @@
  * Ports 1025..65535 per (local address, protocol) are tracked in bitmaps; allocation is a
  * rotating scan from where the last one stopped (no allocation, no collisions), release clears
  * the bit when the connection leaves the table. Local addresses are used round robin.
+ *
+ * With data-path workers (docs/workers.md) each worker's pool owns a slice of the ports, those
+ * with port % count === index (as DPVS gives each worker its own local ports), so a real
+ * server's reply to a local port tells which worker owns the connection.
  */
 
 export const LPORT_MIN = 1025;
@@ -18,11 +22,16 @@ class AddrPorts {
   readonly used: [Uint32Array, Uint32Array] = [new Uint32Array(WORDS), new Uint32Array(WORDS)];
   readonly cursor = new Uint32Array(2);
   readonly inUse = new Uint32Array(2);
-  constructor(addr: number) {
+  constructor(addr: number, first: number) {
     this.addr = addr >>> 0;
-    this.cursor[0] = LPORT_MIN;
-    this.cursor[1] = LPORT_MIN;
+    this.cursor[0] = first;
+    this.cursor[1] = first;
   }
+}
+
+/** The first port of the slice (port % count === index) at or above LPORT_MIN. */
+function firstPort(index: number, count: number): number {
+  return LPORT_MIN + ((index - (LPORT_MIN % count) + count) % count);
 }
 
 export class LocalAddrPool {
@@ -33,6 +42,20 @@ export class LocalAddrPool {
   /** Result of the last successful `alloc`. */
   allocAddr = 0;
   allocPort = 0;
+  /** This pool's slice: ports from `first` by `step` (p % step === index). */
+  private readonly first: number;
+  private readonly step: number;
+  /** Ports the slice holds per address and protocol. */
+  readonly portsPerAddr: number;
+
+  /** A pool owning the ports p with p % count === index (all ports: 0, 1). */
+  constructor(index = 0, count = 1) {
+    if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count)
+      throw new RangeError(`bad local port slice ${index} of ${count}`);
+    this.first = firstPort(index, count);
+    this.step = count;
+    this.portsPerAddr = Math.floor((LPORT_MAX - this.first) / count) + 1;
+  }
 
   list(): number[] {
     return this.addrs.map((a) => a.addr);
@@ -48,7 +71,7 @@ export class LocalAddrPool {
 
   add(addr: number): boolean {
     if (this.has(addr)) return false;
-    this.addrs.push(new AddrPorts(addr));
+    this.addrs.push(new AddrPorts(addr, this.first));
     return true;
   }
 
@@ -76,22 +99,24 @@ export class LocalAddrPool {
     for (let k = 0; k < n; k++) {
       const idx = (this.next + k) % n;
       const a = this.addrs[idx]!;
-      if (a.inUse[p]! >= LPORT_MAX - LPORT_MIN + 1) continue;
+      if (a.inUse[p]! >= this.portsPerAddr) continue;
       const bits = a.used[p]!;
+      const step = this.step;
       let port = a.cursor[p]!;
-      for (let tries = 0; tries <= LPORT_MAX - LPORT_MIN; tries++) {
+      for (let tries = 0; tries < this.portsPerAddr; tries++) {
         const w = port >>> 5;
         const m = 1 << (port & 31);
+        const next = port + step > LPORT_MAX ? this.first : port + step;
         if ((bits[w]! & m) === 0) {
           bits[w] = bits[w]! | m;
           a.inUse[p] = a.inUse[p]! + 1;
-          a.cursor[p] = port === LPORT_MAX ? LPORT_MIN : port + 1;
+          a.cursor[p] = next;
           this.next = (idx + 1) % n;
           this.allocAddr = a.addr;
           this.allocPort = port;
           return true;
         }
-        port = port === LPORT_MAX ? LPORT_MIN : port + 1;
+        port = next;
       }
     }
     this.exhausted++;

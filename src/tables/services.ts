@@ -81,6 +81,23 @@ export interface DestOptions {
   tunPort?: number;
 }
 
+/**
+ * One change to the table, as its journal records it for data-path workers (src/tables/journal.ts
+ * replays it; docs/workers.md): a plain object that crosses a worker_threads port.
+ */
+export type TableOp =
+  | { op: "addService"; id: number; key: ServiceKey; opts: ServiceOptions }
+  | { op: "editService"; key: ServiceKey; opts: ServiceOptions }
+  | { op: "deleteService"; key: ServiceKey }
+  | { op: "clear" }
+  | { op: "addDest"; id: number; key: ServiceKey; dest: DestOptions }
+  | { op: "editDest"; key: ServiceKey; dest: DestOptions }
+  | { op: "deleteDest"; key: ServiceKey; addr: number; port: number }
+  | { op: "addLaddr"; key: ServiceKey; addr: number }
+  | { op: "deleteLaddr"; key: ServiceKey; addr: number }
+  | { op: "zero"; key?: ServiceKey }
+  | { op: "markVips"; addrs: number[] };
+
 /** Hooks the engine installs so table changes reach the connection table. */
 export interface ServiceTableHooks {
   /** A dest left its service (deleted, or its service deleted). */
@@ -97,6 +114,13 @@ function protoCode(proto: number): number {
 /** Numeric lookup key for (proto, addr, port). */
 export function serviceKey(proto: number, addr: number, port: number): number {
   return ((addr >>> 0) * 65536 + port) * 4 + protoCode(proto);
+}
+
+/** A plain copy of a key (callers may pass objects with more fields; the journal keeps only these). */
+function keyCopy(k: ServiceKey): ServiceKey {
+  return k.fwmark
+    ? { proto: k.proto, addr: k.addr, port: k.port, fwmark: k.fwmark }
+    : { proto: k.proto, addr: k.addr, port: k.port };
 }
 
 export class ServiceTable {
@@ -118,6 +142,16 @@ export class ServiceTable {
   hooks: ServiceTableHooks = { destRemoved: () => {} };
   /** Bumped on every change; listeners (ARP for VIPs, estimator) compare it. */
   generation = 0;
+  /**
+   * Told every change that succeeded, as a TableOp (src/tables/journal.ts), when data-path
+   * workers replicate this table (docs/workers.md); null otherwise.
+   */
+  journal: ((op: TableOp) => void) | null = null;
+  /**
+   * This table's share of FULLNAT local ports when it is worker `index` of `count`
+   * (docs/workers.md): the pools it creates allocate only ports p with p % count === index.
+   */
+  laddrSlice = { index: 0, count: 1 };
 
   /**
    * `resolve` finds a scheduler module by name: the data path's registry
@@ -278,6 +312,12 @@ export class ServiceTable {
     if (next.size === this.markVips.size && [...next].every((a) => this.markVips.has(a))) return;
     this.markVips = next;
     this.generation++;
+    this.journal?.({ op: "markVips", addrs: [...next] });
+  }
+
+  /** The destinations of MARK rules answered as VIPs (setMarkVips), for the journal's snapshot. */
+  markVipList(): number[] {
+    return [...this.markVips];
   }
 
   /** True when addr is a FULLNAT local address of some service (the director answers ARP for it). */
@@ -339,6 +379,7 @@ export class ServiceTable {
       this.reindex(); // the mark index (few services)
     else this.indexAdd(s);
     this.generation++;
+    this.journal?.({ op: "addService", id, key: keyCopy(key), opts: { ...opts } });
     return s;
   }
 
@@ -385,12 +426,14 @@ export class ServiceTable {
     }
     s.sched?.onDestsChanged?.(s.dests);
     this.generation++;
+    this.journal?.({ op: "editService", key: keyCopy(key), opts: { ...opts } });
     return s;
   }
 
   deleteService(key: ServiceKey): void {
     const s = this.mustFind(key);
     this.removeService(s);
+    this.journal?.({ op: "deleteService", key: keyCopy(key) });
   }
 
   private removeService(s: Service): void {
@@ -414,6 +457,7 @@ export class ServiceTable {
 
   clear(): void {
     for (const s of this.services) if (s) this.removeService(s);
+    this.journal?.({ op: "clear" });
   }
 
   private static destMatch(d: Dest, addr: number, port: number): boolean {
@@ -469,6 +513,7 @@ export class ServiceTable {
     s.dests.unshift(d); // the kernel adds new dests at the head of the list
     s.sched?.onDestsChanged?.(s.dests);
     this.generation++;
+    this.journal?.({ op: "addDest", id, key: keyCopy(key), dest: { ...o } });
     return d;
   }
 
@@ -489,6 +534,7 @@ export class ServiceTable {
     if (d.uThreshold === 0 || d.activeConns + d.inactConns < d.uThreshold) d.flags &= ~2;
     s.sched?.onDestsChanged?.(s.dests);
     this.generation++;
+    this.journal?.({ op: "editDest", key: keyCopy(key), dest: { ...o } });
     return d;
   }
 
@@ -501,6 +547,7 @@ export class ServiceTable {
     this.detachDest(d);
     s.sched?.onDestsChanged?.(s.dests);
     this.generation++;
+    this.journal?.({ op: "deleteDest", key: keyCopy(key), addr: d.addr, port: d.port });
   }
 
   /** Take a dest out of service; its slot stays while connections still refer to it. */
@@ -526,10 +573,11 @@ export class ServiceTable {
 
   addLaddr(key: ServiceKey, addr: number): void {
     const s = this.mustFind(key);
-    if (!s.laddrs) s.laddrs = new LocalAddrPool();
+    if (!s.laddrs) s.laddrs = new LocalAddrPool(this.laddrSlice.index, this.laddrSlice.count);
     if (!s.laddrs.add(addr)) throw new ControlError("EEXIST", "Local address already exists");
     this.laddrRefs.set(addr >>> 0, (this.laddrRefs.get(addr >>> 0) ?? 0) + 1);
     this.generation++;
+    this.journal?.({ op: "addLaddr", key: keyCopy(key), addr });
   }
 
   deleteLaddr(key: ServiceKey, addr: number): void {
@@ -537,6 +585,7 @@ export class ServiceTable {
     if (!s.laddrs?.remove(addr)) throw new ControlError("ENOENT", "No such local address");
     this.unrefLaddr(addr >>> 0);
     this.generation++;
+    this.journal?.({ op: "deleteLaddr", key: keyCopy(key), addr });
   }
 
   getLaddrs(key: ServiceKey): number[] {
@@ -557,5 +606,6 @@ export class ServiceTable {
       for (const d of s.dests) d.conns = d.inPkts = d.outPkts = d.inBytes = d.outBytes = 0;
     }
     this.generation++;
+    this.journal?.(key ? { op: "zero", key: keyCopy(key) } : { op: "zero" });
   }
 }

@@ -120,6 +120,23 @@ describe("defence levels (update_defense_level)", () => {
     expect(e.ct.transitions).toBe(TCP_TRANSITIONS);
   });
 
+  it("reads another table's room when told (lvsd --workers: the workers' sum)", () => {
+    const e = director();
+    const d = new Defense(e);
+    const perEntry = e.ct.byteSize() / CAPACITY;
+    let room = { capacity: 4 * CAPACITY, count: 0 };
+    d.room = () => room;
+    expect(d.availablePages()).toBe(Math.floor((4 * CAPACITY * perEntry) / 4096));
+    e.sysctl.amemthresh = Math.floor((2 * CAPACITY * perEntry) / 4096);
+    e.sysctl.dropPacket = 1;
+    expect(d.update().nomem).toBe(false); // the engine's own table would be short
+    room = { capacity: 4 * CAPACITY, count: 3 * CAPACITY };
+    const st = d.update();
+    expect(st.nomem).toBe(true);
+    expect(st.dropRate).toBeGreaterThan(0);
+    expect(e.sysctl.dropPacket).toBe(2);
+  });
+
   it("mode 3 is always on (drop_packet at am_droprate), mode 0 always off whatever the memory", () => {
     const e = director();
     const s = e.sysctl;

@@ -29,4 +29,9 @@ export interface ObservedDaemon {
   readonly vrrp?: VrrpManager;
   /** Connection sync daemons (lvsadm --start-daemon, lvs_sync_daemon). */
   readonly sync?: SyncDaemon;
+  /**
+   * lvsd --workers (docs/workers.md): the entries of the workers' connection tables, summed
+   * (the master engine's table is empty); absent: the engine's own count.
+   */
+  readonly conntrackEntries?: () => number;
 }

@@ -671,12 +671,12 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   gauge({
     name: "lvs_conntrack_entries",
     help: "Entries in the connection table (connections and persistence templates).",
-    read: (sink) => sink.add(ct.count),
+    read: (sink) => sink.add(o.conntrackEntries?.() ?? ct.count),
   });
   gauge({
     name: "lvs_conntrack_entries_limit",
     help: "Size of the connection table (lvsd --max-conns).",
-    read: (sink) => sink.add(ct.capacity),
+    read: (sink) => sink.add(o.conntrackEntries !== undefined ? o.maxConns : ct.capacity),
   });
   counter({
     name: "lvs_conntrack_evictions_total",

@@ -71,6 +71,8 @@ export interface NativeLink {
   /** Fill `out` with the counters, in STAT order. */
   stats(out: Float64Array): void;
   close(): void;
+  /** AF_PACKET in a fanout group: replace the group's classic BPF program (PACKET_FANOUT_DATA). */
+  setFanoutProgram(program: Uint8Array): void;
 }
 
 export interface NativeTapOptions {
@@ -103,6 +105,10 @@ export interface NativeRawOptions {
   busyPoll?: number;
   rxFrames?: number;
   txFrames?: number;
+  /** Join this PACKET_FANOUT_CBPF group (0..65535) after bind, steered by `fanoutProgram`. */
+  fanoutGroup?: number;
+  /** sock_filter structs in host byte order, 8 bytes each (src/datapath/workers/steer.ts). */
+  fanoutProgram?: Uint8Array;
 }
 
 /** What openXdp reports about the socket it bound (src/datapath/io/xdp.ts). */
@@ -226,7 +232,7 @@ export const STAT = {
 } as const;
 export const STAT_COUNT = 15;
 
-const ADDON_ABI = 8;
+const ADDON_ABI = 9;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 

@@ -66,6 +66,12 @@ export interface RawOptions {
    * at most 32), for a userspace decapsulator. Excludes `macs`.
    */
   ipip?: readonly number[];
+  /**
+   * Data-path workers (docs/workers.md): join PACKET_FANOUT group `group` (0..65535) of type
+   * PACKET_FANOUT_CBPF, whose classic BPF `program` (src/datapath/workers/steer.ts) picks the
+   * member a frame goes to. Members are numbered in the order they joined.
+   */
+  fanout?: { group: number; program: Uint8Array };
 }
 
 export class RawIo extends NativeLinkIo {
@@ -78,6 +84,18 @@ export class RawIo extends NativeLinkIo {
     this.mode = handle.kind === "mmsg" ? "mmsg" : "ring";
     this.rxRingFrames = handle.rxRingFrames;
     this.txRingFrames = handle.txRingFrames;
+  }
+
+  /**
+   * Replace the fanout group's steering program (control plane, between batches; the socket must
+   * have joined a group with `fanout`). Throws IoError.
+   */
+  setFanoutProgram(program: Uint8Array): void {
+    try {
+      this.handle.setFanoutProgram(program);
+    } catch (err) {
+      throw toIoError(err, `fanout program on ${this.name}`);
+    }
   }
 }
 
@@ -139,6 +157,13 @@ export function openRaw(opts: RawOptions): RawIo {
       dv.setUint32(i * 4, a);
     });
     o.ipip = flat;
+  }
+  if (opts.fanout !== undefined) {
+    const g = opts.fanout.group;
+    if (!Number.isInteger(g) || g < 0 || g > 65535)
+      throw new IoError(IoErrorCode.INVALID, `${what}: fanout group must be an integer in 0..65535`);
+    o.fanoutGroup = g;
+    o.fanoutProgram = opts.fanout.program;
   }
   if (opts.rxFrames !== undefined) o.rxFrames = opts.rxFrames;
   if (opts.txFrames !== undefined) o.txFrames = opts.txFrames;

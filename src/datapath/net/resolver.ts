@@ -208,6 +208,16 @@ export class Resolver {
     txq.commit(j, len, link);
   }
 
+  /**
+   * A neighbour another worker learned (docs/workers.md): learn it here too and send the frames
+   * that waited for it (into the transmit queue; the caller sends it). Control plane, between
+   * batches.
+   */
+  learned(ip: number, mac: Uint8Array, link: number, nowMs: number): void {
+    this.net.neigh.learn(ip, mac, 0, link, nowMs);
+    if (this.pending.count > 0) this.release(ip >>> 0);
+  }
+
   /** Send an ARP request for `ip` (rate-limited per address, backing off after ARP_MAX_PROBES). */
   solicit(ip: number): void {
     const neigh = this.net.neigh;

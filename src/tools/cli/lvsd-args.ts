@@ -41,6 +41,12 @@ export interface LvsdArgs {
   neighs: NeighSpec[];
   control: string;
   maxConns: number;
+  /**
+   * `--workers N`: run the data path in N worker threads (docs/workers.md), each with its own
+   * connection table and an AF_PACKET socket per link in a fanout group; 0 (default): in the
+   * main thread, as before.
+   */
+  workers: number;
   /** ipvsadm -S format file applied at start (like `lvsadm -R < FILE`). */
   restore?: string;
   /** `--sysctl NAME=VALUE` (repeatable): net.ipv4.vs.* knobs set at start (`lvsadm --sysctl`). */
@@ -106,7 +112,16 @@ Options:
         Static route through a gateway on a connected subnet (repeatable).
   --neigh IP,MAC        Static neighbour (ARP) entry (repeatable).
   --control PATH        Control socket (default ${DEFAULT_CONTROL}, mode 0600).
-  --max-conns N         Connection table size (default 1048576).
+  --max-conns N         Connection table size (default 1048576); with --workers, the
+                        total, divided between the workers.
+  --workers N           Run the data path in N worker threads (1..64; default: none, the
+                        main thread forwards), each with its own connection table and one
+                        AF_PACKET socket per link in a fanout group whose classic BPF
+                        program keeps both directions of a connection on one worker (the
+                        client's address and port; FULLNAT replies by local port, each
+                        worker owning the ports p with p % N = its index). raw= links only.
+                        The main thread keeps the tables and lvsadm; counters are summed.
+                        Not with VRRP instances, connection sync or --trace (docs/workers.md).
   --restore FILE        Apply an ipvsadm -S style rule file at start.
   --sysctl NAME=VALUE   Set a net.ipv4.vs.* knob at start, as lvsadm --sysctl does
                         (repeatable), e.g. --sysctl sync_refresh_period=2.
@@ -274,6 +289,7 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
     neighs: [],
     control: DEFAULT_CONTROL,
     maxConns: 1 << 20,
+    workers: 0,
     sysctls: [],
     httpAllowRemote: false,
     configReloadAllowEmpty: false,
@@ -315,6 +331,13 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
         if (!Number.isInteger(n) || n < 16 || n > 1 << 26)
           throw new LvsdArgError(`--max-conns ${v}: must be 16..67108864`);
         out.maxConns = n;
+        break;
+      }
+      case "--workers": {
+        const v = value();
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 64) throw new LvsdArgError(`--workers ${v}: must be 1..64`);
+        out.workers = n;
         break;
       }
       case "--restore":
@@ -368,6 +391,15 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
     throw new LvsdArgError(
       `--http ${out.http.host}: not a loopback address; the endpoint has no authentication, so listening on another address needs --http-allow-remote`,
     );
+  }
+  if (out.workers > 0) {
+    const other = out.links.find((l) => l.kind !== "raw");
+    if (other)
+      throw new LvsdArgError(
+        `--workers: link ${other.name} is ${other.kind}=; worker threads take raw= (AF_PACKET) links only`,
+      );
+    if (out.maxConns < 16 * out.workers)
+      throw new LvsdArgError(`--max-conns ${out.maxConns}: too small for ${out.workers} workers`);
   }
   const names = new Set<string>();
   for (const l of out.links) {

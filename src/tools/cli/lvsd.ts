@@ -37,6 +37,7 @@ import { type ControlServer, ControlServerError, startControlServer } from "../.
 import { SyncDaemon } from "../../control/sync/daemon.js";
 import { runSysctl } from "../../control/sysctl.js";
 import { sysfsLinkUp, VrrpManager } from "../../control/vrrp/manager.js";
+import { WorkerPool } from "../../control/workers.js";
 import { Director, type LinkBackend } from "../../datapath/director.js";
 import { DROP_NAMES } from "../../datapath/drops.js";
 import { Engine } from "../../datapath/engine.js";
@@ -47,6 +48,7 @@ import { openTap } from "../../datapath/io/tap.js";
 import { openXdp, XdpIo } from "../../datapath/io/xdp.js";
 import { IP_VS_SYNC_GROUP } from "../../datapath/packet/ipvs-sync.js";
 import { VRRP_GROUP } from "../../datapath/packet/vrrp.js";
+import { steerProgram, steerTablesOf } from "../../datapath/workers/steer.js";
 import { bytesToMac, u32ToIp } from "../../lib/addr.js";
 import { type LinkSpec, LVSD_USAGE, LvsdArgError, type LvsdArgs, parseLvsdArgs } from "./lvsd-args.js";
 
@@ -86,6 +88,8 @@ export interface Daemon {
   readonly vrrp: VrrpManager | undefined;
   /** Connection sync daemons (lvsadm --start-daemon, keepalived's lvs_sync_daemon). */
   readonly sync: SyncDaemon;
+  /** `--workers N`: the data-path worker threads (docs/workers.md); undefined without. */
+  readonly workers: WorkerPool | undefined;
   /** SIGHUP: reload the health configuration and VRRP (unchanged instances keep their state). */
   reload(): void;
   stop(): Promise<void>;
@@ -116,10 +120,12 @@ export async function startDaemon(
   log: EventLog = daemonLogger(args),
 ): Promise<Daemon> {
   const idOpt = args.configId !== undefined ? { configId: args.configId } : {};
-  const engine = new Engine({ maxConns: args.maxConns, sweepPerBatch: 64 });
+  const nWorkers = args.workers ?? 0;
+  // With workers the master engine forwards nothing (docs/workers.md): a small table will do.
+  const engine = new Engine({ maxConns: nWorkers > 0 ? 1024 : args.maxConns, sweepPerBatch: 64 });
   // transparent huge pages under the connection table, before its pages are first touched:
   // random lookups among a million entries then miss the TLB far less (issue 13 §6)
-  adviseHugePages(engine.ct.buffers());
+  if (nWorkers === 0) adviseHugePages(engine.ct.buffers());
   const director = new Director(engine);
   const opened: LinkBackend[] = [];
   const now = (): number => performance.now();
@@ -145,6 +151,15 @@ export async function startDaemon(
   };
   try {
     for (const spec of args.links) {
+      if (nWorkers > 0) {
+        // The workers open the sockets; the master only needs the interface's MAC and MTU.
+        const probe = openRaw({ ifname: spec.name });
+        const mac = probe.mac.slice();
+        const mtu = probe.mtu;
+        probe.close();
+        engine.net.addLink(spec.name, mac, spec.addrs, mtu);
+        continue;
+      }
       const io =
         spec.kind === "tap"
           ? openTap({
@@ -222,12 +237,22 @@ export async function startDaemon(
   const estimator = new RateEstimator(engine.table);
   const target = new EngineControl(engine);
   target.rates = estimator;
+  // with --workers: one row per link and worker, "NAME:wN" (docs/workers.md)
+  let pool: WorkerPool | undefined;
   target.linkStats = () =>
-    director.links.map((io) => ({
-      name: io.name,
-      mac: bytesToMac(io.mac),
-      ...io.stats,
-    }));
+    pool === undefined
+      ? director.links.map((io) => ({
+          name: io.name,
+          mac: bytesToMac(io.mac),
+          ...io.stats,
+        }))
+      : engine.net.links.flatMap((link, l) =>
+          Array.from({ length: pool!.count }, (_, w) => ({
+            name: `${link.name}:w${w}`,
+            mac: bytesToMac(link.mac),
+            ...pool!.linkStats(w, l),
+          })),
+        );
   // generated frames outside a batch (ARP retries, gratuitous ARP): traced while a trace runs
   const sendTx = (): void => {
     director.sendTx(now());
@@ -272,7 +297,8 @@ export async function startDaemon(
   // Connection sync (docs/ha.md): lvsadm --start-daemon/--stop-daemon, or keepalived's
   // lvs_sync_daemon following its VRRP instance (backup, master while the instance is MASTER).
   const syncd = new SyncDaemon({ engine, linkNames: args.links.map((l) => l.name), flush: sendTx, now, log });
-  target.sync = syncd;
+  // with --workers the frames are in the worker threads: no connection sync (docs/workers.md)
+  if (nWorkers === 0) target.sync = syncd;
   let lvsSync: LvsSyncDaemonSpec | undefined;
   // VRRP (docs/ha.md): the config's vrrp_instance blocks, on lvsd's links; started below.
   let vrrp: VrrpManager | undefined;
@@ -319,6 +345,69 @@ export async function startDaemon(
     }
   }
 
+  // --workers N (docs/workers.md): the data path in worker threads, one AF_PACKET socket per link
+  // and worker in a fanout group per link; the master engine keeps the tables.
+  let workers: WorkerPool | undefined;
+  let steerGen = -1;
+  const steer = (): void => {
+    if (workers === undefined || engine.table.generation === steerGen) return;
+    steerGen = engine.table.generation;
+    const prog = steerProgram(steerTablesOf(engine.table), nWorkers);
+    if (prog.truncated > 0)
+      log.warn(
+        { event: "workers.steer_truncated", left_out: prog.truncated },
+        `workers: the fanout program holds ${prog.insns.length} instructions; ${prog.truncated} addresses left out (their frames go by source)`,
+      );
+    workers.steer(prog.bytes);
+  };
+  if (nWorkers > 0) {
+    if ((vrrp?.size ?? 0) > 0 || lvsSync) {
+      throw new LvsdArgError(
+        "--workers: VRRP instances and lvs_sync_daemon need the single-threaded data path",
+      );
+    }
+    steerGen = engine.table.generation;
+    const program = steerProgram(steerTablesOf(engine.table), nWorkers).bytes;
+    const groupBase = (process.pid * 8) & 0xffff;
+    try {
+      workers = await WorkerPool.start({
+        count: nWorkers,
+        engine,
+        mode: "events",
+        sequential: true,
+        maxConns: Math.ceil(args.maxConns / nWorkers),
+        net: {
+          addrs: args.links.map((l) => l.addrs),
+          routes: args.routes,
+          neighs: args.neighs.map((n) => ({ addr: n.addr, mac: n.mac, link: engine.net.route(n.addr) })),
+        },
+        links: () =>
+          args.links.map((spec, l) => ({
+            kind: "raw" as const,
+            name: spec.name,
+            fanoutGroup: (groupBase + l) & 0xffff,
+            program,
+            ...(spec.busyPoll !== undefined ? { busyPoll: spec.busyPoll } : {}),
+          })),
+      });
+    } catch (err) {
+      health.stop();
+      throw new LvsdArgError(`--workers ${nWorkers}: ${(err as Error).message}`);
+    }
+    pool = workers;
+    // the defence's "available memory" is the workers' tables' free room
+    const perWorker = Math.ceil(args.maxConns / nWorkers);
+    defense.room = () => ({ capacity: perWorker * nWorkers, count: workers!.totals().conns });
+    target.workerConns = () => workers!.conns(); // lvsadm -Lc: the workers' tables
+    pool.onError = (index, message) =>
+      log.error({ event: "workers.error", worker: index, error: message }, `worker ${index}: ${message}`);
+    if (!args.quiet)
+      log.info(
+        { event: "workers.started", workers: nWorkers, links: args.links.map((l) => l.name) },
+        `${nWorkers} data-path worker thread(s) on ${args.links.map((l) => l.name).join(", ")} (AF_PACKET fanout)`,
+      );
+  }
+
   // Packet traces (lvsadm --trace): pcapng files of the frames the director moves; docs/observability.md
   const trace = new TraceControl({ director, linkNames: args.links.map((l) => l.name), log });
 
@@ -326,9 +415,13 @@ export async function startDaemon(
   try {
     // every command is logged: changes at info, with the peer's pid/uid/gid (src/control/server.ts)
     control = await startControlServer(args.control, target, {
-      trace, // lvsadm --trace (src/control/observe/trace.ts)
+      // lvsadm --trace (src/control/observe/trace.ts); not with --workers (the frames are theirs)
+      ...(nWorkers === 0 ? { trace } : {}),
       hostNames: new HostNames(), // listings without -n print host names (src/control/names.ts)
-      onRequest: () => announceNewVips(),
+      onRequest: () => {
+        announceNewVips();
+        workers?.collect(); // lvsadm reads the workers' summed counters
+      },
       health,
       vrrp: vrrp ?? { statusText: () => "no vrrp_instance configured\n" },
       log,
@@ -352,6 +445,8 @@ export async function startDaemon(
       version: VERSION,
       ...(vrrp ? { vrrp } : {}),
       sync: syncd,
+      // --workers: the entries are in the workers' tables (docs/workers.md)
+      ...(workers !== undefined ? { conntrackEntries: () => workers!.totals().conns } : {}),
     };
     // prom-client is loaded only here: an lvsd without --http does not pay its start-up
     const { metricsRoutes } = await import("../../control/observe/metrics.js");
@@ -434,6 +529,11 @@ export async function startDaemon(
 
   const timer = setInterval(() => {
     const t = now();
+    if (workers !== undefined) {
+      workers.tick(); // sysctls, timeouts, the defence's knobs
+      steer(); // the fanout program, when the table's addresses may have changed
+      workers.collect();
+    }
     engine.maintain(t);
     sendTx();
     engine.ct.sweep(SWEEP_PER_TICK);
@@ -466,6 +566,7 @@ export async function startDaemon(
     http,
     vrrp,
     sync: syncd,
+    workers,
     reload() {
       const r = health.reload();
       if (!r.ok && health.configFile === undefined)
@@ -515,6 +616,7 @@ export async function startDaemon(
         if (!args.quiet)
           log.info({ event: "link.closed", link: l, ifname: io.name }, `link ${l}: ${io.name} closed`);
       });
+      await workers?.stop();
       await control.close();
       await http?.close();
     },

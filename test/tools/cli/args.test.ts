@@ -70,6 +70,12 @@ describe("lvsd arguments", () => {
     expect(parseLvsdArgs(["--link", "tap=t0,addr=10.0.0.1/24"]).sysctls).toEqual([]);
   });
 
+  it("--workers N: worker threads on raw links; none by default", () => {
+    expect(parseLvsdArgs(["--link", "raw=e0,addr=10.0.0.1/24"]).workers).toBe(0);
+    expect(parseLvsdArgs(["--link", "raw=e0,addr=10.0.0.1/24", "--workers", "2"]).workers).toBe(2);
+    expect(parseLvsdArgs(["--link", "raw=e0,addr=10.0.0.1/24", "--workers=4"]).workers).toBe(4);
+  });
+
   it("defaults the control socket", () => {
     expect(parseLvsdArgs(["--link", "tap=t0,addr=10.0.0.1/24"]).control).toBe(DEFAULT_CONTROL);
   });
@@ -97,6 +103,15 @@ describe("lvsd arguments", () => {
     [["--link", "tap=t0,addr=10.0.0.1/24", "--bogus"], /unknown option '--bogus'/],
     [["--link", "tap=t0,addr=10.0.0.1/24", "--control"], /--control needs a value/],
     [["--link", "tap=t0,addr=10.0.0.1/24", "--neigh", "10.0.0.2,zz"], /not a MAC address/],
+    [["--link", "raw=e0,addr=10.0.0.1/24", "--workers", "0"], /--workers 0: must be 1..64/],
+    [["--link", "raw=e0,addr=10.0.0.1/24", "--workers", "65"], /must be 1..64/],
+    [["--link", "raw=e0,addr=10.0.0.1/24", "--workers", "1.5"], /must be 1..64/],
+    [["--link", "tap=t0,addr=10.0.0.1/24", "--workers", "2"], /link t0 is tap=; worker threads take raw=/],
+    [["--link", "xdp=x0,addr=10.0.0.1/24", "--workers", "2"], /link x0 is xdp=/],
+    [
+      ["--link", "raw=e0,addr=10.0.0.1/24", "--workers", "8", "--max-conns", "100"],
+      /too small for 8 workers/,
+    ],
   ];
   it.each(bad)("refuses %j", (argv, msg) => {
     expect(() => parseLvsdArgs(argv)).toThrow(LvsdArgError);

@@ -1,0 +1,93 @@
+/**
+ * A worker's timed loop allocates nothing (docs/workers.md): the director pumping two replay
+ * links (src/datapath/io/replay.ts) of established NAT flows both ways, reading the clock and
+ * polling an empty message port between batches, as src/datapath/workers/worker.ts's run loop
+ * does. After warm-up, 300,000 frames must not trigger a single minor GC (as
+ * test/datapath/engine/alloc.test.ts does for the engine alone).
+ */
+import { constants, PerformanceObserver, performance } from "node:perf_hooks";
+import { MessageChannel, receiveMessageOnPort } from "node:worker_threads";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { flows, masterEngine, reply, request, wire } from "../../../bench/workers-traffic.js";
+import { Director } from "../../../src/datapath/director.js";
+import { DEFAULT_SLOT_SIZE, FrameBatch } from "../../../src/datapath/io/batch.js";
+import { packFrames, ReplayLink } from "../../../src/datapath/io/replay.js";
+import { ipToU32, macToBytes } from "../../../src/lib/addr.js";
+
+let minorGcs = 0;
+const obs = new PerformanceObserver((list) => {
+  for (const e of list.getEntries())
+    if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
+      minorGcs++;
+});
+beforeAll(() => obs.observe({ entryTypes: ["gc"] }));
+afterAll(() => obs.disconnect());
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+describe("data-path worker loop", () => {
+  it("pumps replay links of established NAT flows both ways without allocating", async () => {
+    const fl = flows(512, "nat");
+    // the replies: what the real servers get, answered (one engine, sh: the same choice)
+    const probe = wire(masterEngine("sh"));
+    const b = new FrameBatch(256);
+    const replies: Uint8Array[] = [];
+    for (let i = 0; i < fl.length; i += 256) {
+      b.reset();
+      for (const f of fl.slice(i, i + 256)) b.push(request(f, 0, 64), 0);
+      probe.process(b, 1);
+      for (let k = 0; k < b.count; k++) if (b.egress[k] === 1) replies.push(reply(b.frame(k), 64));
+    }
+    expect(replies.length).toBe(fl.length);
+
+    const e = masterEngine("sh");
+    const d = new Director(e, 256);
+    const warm = fl.map((f) => request(f, 0, 64));
+    const reqs = fl.map((f) => request(f, 1, 64));
+    const out0 = new ReplayLink(
+      "out0",
+      macToBytes("02:00:00:00:00:01"),
+      1500,
+      { ...packFrames([...warm, ...reqs]), warmup: warm.length },
+      256,
+      DEFAULT_SLOT_SIZE,
+    );
+    const in0 = new ReplayLink(
+      "in0",
+      macToBytes("02:00:00:00:01:01"),
+      1500,
+      { ...packFrames(replies), warmup: 0 },
+      256,
+      DEFAULT_SLOT_SIZE,
+    );
+    e.net.addLink("out0", out0.mac, [{ addr: ipToU32("10.0.0.1"), prefix: 24 }], 1500);
+    e.net.addLink("in0", in0.mac, [{ addr: ipToU32("192.168.10.254"), prefix: 24 }], 1500);
+    const net = wire(masterEngine("sh")).net; // the same routes and neighbours
+    e.net.addRoute(0, 0, ipToU32("10.0.0.254"));
+    for (const i of net.neigh.entries())
+      e.net.neigh.learn(net.neigh.ipAt(i), net.neigh.macs, i * 6, net.neigh.link[i]!, 0, true);
+    d.attach(out0);
+    d.attach(in0);
+    while (out0.warming) d.pumpLink(0, performance.now());
+    out0.loop = true;
+    in0.loop = true;
+    const { port1, port2 } = new MessageChannel();
+    const loop = (rounds: number): void => {
+      for (let r = 0; r < rounds; r++) {
+        const t = performance.now();
+        d.pumpLink(0, t);
+        d.pumpLink(1, t);
+        if (r % 8 === 0) receiveMessageOnPort(port1);
+      }
+    };
+    loop(200); // warm-up: code compiled, tables touched
+    await settle();
+    const before = e.forwarded;
+    minorGcs = 0;
+    loop(600); // 600 rounds x 2 batches x 256 frames
+    await settle();
+    port1.close();
+    port2.close();
+    expect(e.forwarded - before).toBe(600 * 2 * 256);
+    expect(minorGcs).toBe(0);
+  });
+});
