@@ -108,6 +108,9 @@ const QUEUED = -1;
 /** Per-frame result: the director answered or absorbed the frame itself. */
 const CONSUMED = -2;
 
+/** Local ports tried per new FULLNAT connection when another service's connection holds one. */
+const LADDR_TRIES = 16;
+
 export class Engine {
   readonly table: ServiceTable;
   /**
@@ -504,9 +507,19 @@ export class Engine {
     const pslot = v.proto === IPPROTO_TCP ? 0 : 1;
     if (d.fwd === FwdMethod.FULLNAT) {
       const pool = svc.laddrs;
-      if (pool === null || !pool.alloc(pslot)) return -Drop.LADDR_EXHAUSTED;
-      laddr = pool.allocAddr;
-      lport = pool.allocPort;
+      if (pool === null) return -Drop.LADDR_EXHAUSTED;
+      // Each service has its own port bitmaps, so another service's connection to the same real
+      // server may hold this (laddr, lport) already: its replies would then match two entries.
+      // As FULLNAT's laddr binding, check the table and take the next port (a few tries).
+      let tries = LADDR_TRIES;
+      for (;;) {
+        if (!pool.alloc(pslot)) return -Drop.LADDR_EXHAUSTED;
+        laddr = pool.allocAddr;
+        lport = pool.allocPort;
+        if (ct.lookupOut(v.proto, d.addr | 0, dport, laddr | 0, lport) < 0) break;
+        pool.release(laddr | 0, lport, pslot);
+        if (--tries === 0) return -Drop.LADDR_EXHAUSTED;
+      }
     }
     if (v.proto === IPPROTO_TCP && ct.embryonic >= this.embryonicMax() && !ct.evictEmbryonic()) {
       if (d.fwd === FwdMethod.FULLNAT) svc.laddrs?.release(laddr | 0, lport, pslot);

@@ -226,6 +226,28 @@ describe("FULLNAT", () => {
     expect(parse(r.generated[0]![1]).icmpType).toBe(3);
   });
 
+  it("never gives two services' connections to one real server the same local address and port", () => {
+    // two services, each with its own port bitmaps over the same local address and the same
+    // real server: their first connections would both take the first port
+    const e = fnEngine();
+    const key2 = { ...tcpKey(), port: 81 };
+    e.table.addService(key2, { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff });
+    e.table.addLaddr(key2, ipToU32(LADDR));
+    addDest(e, key2, IP.rs1, 8080, FwdMethod.FULLNAT);
+    const syn = (dport: number) =>
+      eth({ src: MAC.client, dst: MAC.dirOut })
+        .ipv4({ src: IP.client, dst: IP.vip })
+        .tcp({ sport: 40000, dport, flags: TCP_SYN })
+        .build();
+    const a = parse(run(e, syn(80), OUT).out);
+    const b = parse(run(e, syn(81), OUT).out);
+    expect([a.saddr, b.saddr]).toEqual([ipToU32(LADDR), ipToU32(LADDR)]);
+    expect(b.sport).not.toBe(a.sport);
+    // each real-server reply reaches its own client-side connection
+    const back = (lport: number) => parse(run(e, fromRs(TCP_SYN | TCP_ACK, lport, 100, 2), IN).out).sport;
+    expect([back(a.sport), back(b.sport)]).toEqual([80, 81]);
+  });
+
   it.each([1, 2])("inserts a PROXY v%i header and shifts sequence numbers both ways", (ver) => {
     const e = fnEngine(ver);
     const syn = run(e, fromClient(TCP_SYN, 1000, 0), OUT);
