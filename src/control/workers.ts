@@ -25,6 +25,7 @@ import {
   DEST_SLOTS,
   destBase,
   type HostMessage,
+  KIND_SLOTS,
   LINK_BASE,
   LINK_SLOTS,
   MAX_LINKS,
@@ -394,6 +395,16 @@ export class WorkerPool {
       t.replicaFailures += c[CTR.REPLICA_FAILURES]!;
     }
     return t;
+  }
+
+  /**
+   * The workers' connections by kind and templates by state, summed (the layout of
+   * ConnTable.kindCounts followed by templateCounts: KIND_SLOTS values).
+   */
+  kindTotals(out: Float64Array = new Float64Array(KIND_SLOTS)): Float64Array {
+    out.fill(0);
+    for (const c of this.views) for (let k = 0; k < KIND_SLOTS; k++) out[k]! += c[CTR.KINDS + k]!;
+    return out;
   }
 
   /**

@@ -30,6 +30,7 @@ import {
   workerNet,
 } from "../../bench/workers-traffic.js";
 import { defaultWorkerUrl, WorkerPool } from "../../src/control/workers.js";
+import { TcpState } from "../../src/datapath/conntrack/states.js";
 import { Drop } from "../../src/datapath/drops.js";
 import type { Engine } from "../../src/datapath/engine.js";
 import { packFrames } from "../../src/datapath/io/replay.js";
@@ -271,6 +272,10 @@ describe.skipIf(!built)("data-path workers, memory links", () => {
     expect(s.conns).toBe(40);
     expect(s.dests.find((d) => d.addr === ipToU32(ripIp(3)) >>> 0)!.activeConns).toBe(40);
     expect(pool.totals().conns).toBe(40);
+    // /metrics' per-state counts: both workers' tables, summed (40 ESTABLISHED, nothing else)
+    const kinds = pool.kindTotals();
+    expect(kinds[TcpState.ESTABLISHED]).toBe(40);
+    expect(kinds.reduce((a, b) => a + b, 0)).toBe(40);
   });
 
   it("replicates MARK rules and a fwmark service added after the start to every worker", async () => {

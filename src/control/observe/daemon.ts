@@ -34,4 +34,9 @@ export interface ObservedDaemon {
    * (the master engine's table is empty); absent: the engine's own count.
    */
   readonly conntrackEntries?: () => number;
+  /**
+   * With data-path workers: their connections by kind and templates by state, summed into `out`
+   * (ConnTable.kindCounts then templateCounts; WorkerPool.kindTotals).
+   */
+  readonly conntrackKinds?: (out: Float64Array) => Float64Array;
 }

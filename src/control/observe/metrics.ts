@@ -50,8 +50,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { finished } from "node:stream";
 import { Worker } from "node:worker_threads";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
-import { TCP_STATE_COUNT, TCP_STATE_NAMES, TEMPLATE_STATE_ASSURED } from "../../datapath/conntrack/states.js";
-import { CONN_F_TEMPLATE, CONN_F_USED } from "../../datapath/conntrack/table.js";
+import { TCP_STATE_COUNT, TCP_STATE_NAMES } from "../../datapath/conntrack/states.js";
 import { DROP_COUNT, DROP_NAMES } from "../../datapath/drops.js";
 import { u32ToIp } from "../../lib/addr.js";
 import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
@@ -166,8 +165,6 @@ export function sliceBudgetMs(sliceMs: number, elapsedMs: number): number {
 
 /** Series a sliced read writes between two places where it may yield. */
 const ROWS_PER_STEP = 256;
-/** Connection-table slots the per-state walk visits between two such places. */
-const SLOTS_PER_STEP = 65_536;
 /** A sink that writes a family's lines into a ChunkWriter. */
 class LineSink implements Sink {
   constructor(
@@ -688,48 +685,16 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     help: "New connections refused because nothing could be evicted (drops table_full).",
     read: (sink) => sink.add(ct.allocFailures),
   });
-  // Entries by protocol and state, counted in one walk of the table's typed arrays: TCP states
-  // 0..10, then UDP, then ICMP (the engine makes no other entries); templates by NONE / ASSURED.
-  // The walk is sliced (SLOTS_PER_STEP slots between places where a scrape may pause), so with
-  // traffic in between the counts are those of a table changing under the walk, as a reader of
-  // /proc/net/ip_vs_conn sees the kernel's. It counts into arrays of its own and publishes them
-  // when done. The connections family walks; the templates family, read right after it in the
-  // same scrape (registration order), takes that walk's counts.
-  let byState = new Float64Array(TCP_STATE_COUNT + 2);
-  let byTemplate = new Float64Array(2);
-  let walked = false;
-  /** Count slots [from, to) into `states` and `templates`, stopping after `left` entries; returns what is left. */
-  const walkSlots = (
-    states: Float64Array,
-    templates: Float64Array,
-    from: number,
-    to: number,
-    left: number,
-  ): number => {
-    const { flags, state, proto } = ct;
-    for (let i = from; left > 0 && i < to; i++) {
-      const f = flags[i]!;
-      if ((f & CONN_F_USED) === 0) continue;
-      left--;
-      if ((f & CONN_F_TEMPLATE) !== 0) templates[state[i] === TEMPLATE_STATE_ASSURED ? 1 : 0]!++;
-      else if (proto[i] === IPPROTO_TCP) states[state[i]!]!++;
-      else if (proto[i] === IPPROTO_UDP) states[TCP_STATE_COUNT]!++;
-      else if (proto[i] === IPPROTO_ICMP) states[TCP_STATE_COUNT + 1]!++;
-    }
-    return left;
+  // Entries by protocol and state, as the table keeps them (ConnTable.kindCounts: TCP states
+  // 0..10, then UDP, then ICMP; templateCounts by NONE / ASSURED), summed over the data-path
+  // workers when lvsd runs them: read in O(1), no walk of the table.
+  const kinds = new Float64Array(TCP_STATE_COUNT + 4);
+  const readKinds = (): Float64Array => {
+    if (o.conntrackKinds !== undefined) return o.conntrackKinds(kinds);
+    kinds.set(ct.kindCounts, 0);
+    kinds.set(ct.templateCounts, ct.kindCounts.length);
+    return kinds;
   };
-  function* walk(): Generator<void, void, undefined> {
-    const states = new Float64Array(TCP_STATE_COUNT + 2);
-    const templates = new Float64Array(2);
-    let left = ct.count;
-    for (let i = 0; left > 0 && i < ct.capacity; i += SLOTS_PER_STEP) {
-      left = walkSlots(states, templates, i, Math.min(i + SLOTS_PER_STEP, ct.capacity), left);
-      yield;
-    }
-    byState = states;
-    byTemplate = templates;
-    walked = true;
-  }
   const stateSets = [
     ...TCP_STATE_NAMES.map((state) => new LabelSet({ proto: "TCP", state }, true)),
     new LabelSet({ proto: "UDP", state: "UDP" }, true),
@@ -739,9 +704,9 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     name: "lvs_conntrack_connections",
     help: "Connections in the connection table by protocol and state (the states lvsadm -Lnc shows).",
     labelNames: ["proto", "state"],
-    read: function* (sink) {
-      yield* walk();
-      for (let k = 0; k < byState.length; k++) sink.add(byState[k]!, stateSets[k]);
+    read: (sink) => {
+      const k = readKinds();
+      for (let j = 0; j < stateSets.length; j++) sink.add(k[j]!, stateSets[j]);
     },
   });
   const templateSets = [new LabelSet({ state: "NONE" }, true), new LabelSet({ state: "ASSURED" }, true)];
@@ -750,10 +715,9 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     help: "Persistence templates in the connection table by state (ASSURED once a connection through one was established).",
     labelNames: ["state"],
     read: (sink) => {
-      if (!walked) readAll(walk, sink);
-      walked = false;
-      sink.add(byTemplate[0]!, templateSets[0]);
-      sink.add(byTemplate[1]!, templateSets[1]);
+      const k = readKinds();
+      sink.add(k[TCP_STATE_COUNT + 2]!, templateSets[0]);
+      sink.add(k[TCP_STATE_COUNT + 3]!, templateSets[1]);
     },
   });
 
@@ -1145,8 +1109,7 @@ function packSets(sets: readonly Buffer[]): { offsets: Int32Array; bytes: Uint8A
 /**
  * The text GET /metrics answers, byte for byte what `registry.metrics()` returns, made so that
  * forwarding goes on meanwhile. The main thread reads the table families (TableCounter,
- * TableGauge) into numbers in steps (ROWS_PER_STEP series, SLOTS_PER_STEP slots of the
- * connection table's walk), yielding with setImmediate whenever a slice has held the event loop
+ * TableGauge) into numbers in steps (ROWS_PER_STEP series), yielding with setImmediate whenever a slice has held the event loop
  * for `sliceMs`, so the batches of frames that arrived meanwhile are forwarded before it goes on;
  * prom-client renders its own metrics (the process metrics) as text; the render worker then
  * writes the whole text in another thread (render-worker.ts). Without the worker the main

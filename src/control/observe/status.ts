@@ -13,10 +13,9 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TCP_STATE_COUNT, TCP_STATE_NAMES } from "../../datapath/conntrack/states.js";
-import { CONN_F_TEMPLATE, CONN_F_USED, type ConnTable } from "../../datapath/conntrack/table.js";
+import type { ConnTable } from "../../datapath/conntrack/table.js";
 import { forwardingMethod } from "../../datapath/modes/index.js";
 import { bytesToMac, u32ToIp } from "../../lib/addr.js";
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
 import { DEST_F_OVERLOAD, type Dest, type Service, SVC_F_ONEPACKET } from "../../tables/model.js";
 import { dropCounts } from "../adapter.js";
 import type { Counters, Rates } from "../estimator.js";
@@ -151,39 +150,32 @@ export interface LinkStatus {
 
 // ---- building it ----
 
-/** The connection table by state: one pass over the flag/proto/state arrays, no per-entry allocation. */
-export function connectionsStatus(ct: ConnTable, limit: number): ConnectionsStatus {
-  const tcp = new Array<number>(TCP_STATE_COUNT).fill(0);
-  let udp = 0;
-  let icmp = 0;
-  let other = 0;
-  let templates = 0;
-  const { flags, proto, state } = ct;
-  const total = ct.count;
-  let seen = 0;
-  for (let i = 0; i < ct.capacity && seen < total; i++) {
-    const f = flags[i]!;
-    if ((f & CONN_F_USED) === 0) continue;
-    seen++;
-    if ((f & CONN_F_TEMPLATE) !== 0) {
-      templates++;
-      continue;
-    }
-    const p = proto[i]!;
-    if (p === IPPROTO_TCP) {
-      const s = state[i]!;
-      if (s < TCP_STATE_COUNT) tcp[s]!++;
-      else other++;
-    } else if (p === IPPROTO_UDP) udp++;
-    else if (p === IPPROTO_ICMP) icmp++;
-    else other++;
-  }
+/**
+ * The connection table by state, from the counts the table keeps (ConnTable.kindCounts and
+ * templateCounts: no walk). With data-path workers, `kinds` holds their sums in that layout and
+ * `size` their entries.
+ */
+export function connectionsStatus(
+  ct: ConnTable,
+  limit: number,
+  kinds?: Float64Array,
+  size?: number,
+): ConnectionsStatus {
+  const k = kinds ?? Float64Array.from([...ct.kindCounts, ...ct.templateCounts]);
+  const total = size ?? ct.count;
+  const templates = k[TCP_STATE_COUNT + 2]! + k[TCP_STATE_COUNT + 3]!;
   const states: Record<string, number> = {};
-  for (let s = 0; s < TCP_STATE_COUNT; s++) states[TCP_STATE_NAMES[s]!] = tcp[s]!;
-  // `lvsadm -Lnc` names an entry of another protocol NONE, as ipvsadm does
-  states.NONE = (states.NONE ?? 0) + other;
-  states.UDP = udp;
-  states.ICMP = icmp;
+  let counted = 0;
+  for (let s = 0; s < TCP_STATE_COUNT; s++) {
+    states[TCP_STATE_NAMES[s]!] = k[s]!;
+    counted += k[s]!;
+  }
+  states.UDP = k[TCP_STATE_COUNT]!;
+  states.ICMP = k[TCP_STATE_COUNT + 1]!;
+  counted += states.UDP + states.ICMP;
+  // `lvsadm -Lnc` names an entry of another protocol NONE, as ipvsadm does; the table keeps no
+  // count of those, so they are what the kept counts leave of the entries
+  states.NONE = (states.NONE ?? 0) + Math.max(0, total - templates - counted);
   return {
     size: total,
     limit,
@@ -318,7 +310,15 @@ export function statusDocument(o: ObservedDaemon, nowMs = Date.now()): StatusDoc
     timeMs: nowMs,
     startedAtMs: o.startedAtMs,
     uptimeSeconds: Math.max(0, Math.floor((nowMs - o.startedAtMs) / 1000)),
-    connections: connectionsStatus(o.engine.ct, o.maxConns),
+    connections:
+      o.conntrackKinds !== undefined
+        ? connectionsStatus(
+            o.engine.ct,
+            o.maxConns,
+            o.conntrackKinds(new Float64Array(TCP_STATE_COUNT + 4)),
+            o.conntrackEntries?.(),
+          )
+        : connectionsStatus(o.engine.ct, o.maxConns),
     services,
     drops: dropCounts(o.engine.drops),
     links,

@@ -201,6 +201,14 @@ export class ConnTable {
   transitions: Uint8Array = TCP_TRANSITIONS;
   /** Entries removed by the defence's drop_entry (randomDropEntry). */
   entriesDropped = 0;
+  /**
+   * Connections (not templates) by kind, kept as entries are made, change state and go: TCP
+   * states 0..TCP_STATE_COUNT-1, then UDP (index TCP_STATE_COUNT), then ICMP (+1); other
+   * protocols are not counted. What /metrics reports without walking the table.
+   */
+  readonly kindCounts = new Float64Array(TCP_STATE_COUNT + 2);
+  /** Persistence templates by state: [NONE, ASSURED]. */
+  readonly templateCounts = new Float64Array(2);
   /** drop_entry's per-packet-count counters (the kernel's todrop_counter). */
   private readonly todropCounter = new Int8Array(9);
 
@@ -572,6 +580,7 @@ export class ConnTable {
       this.rec[(i << 4) + R_CTLNEXT] = -1;
     }
     if (p === IPPROTO_TCP) this.embryonic++;
+    this.recount(i);
     dest.inactConns++;
     destOverloadOnBind(dest);
     this.hashIn(i);
@@ -616,6 +625,7 @@ export class ConnTable {
     this.recF[(i << 3) + R_EXP] = clock.nowMs + timeoutS * 1000;
     dest.persistConns++;
     destOverloadOnBind(dest);
+    this.recount(i);
     this.hashIn(i);
     if (this.syncReset !== null) this.syncReset(i);
     return i;
@@ -726,6 +736,7 @@ export class ConnTable {
     if ((f & CONN_F_USED) === 0) return;
     if ((f & CONN_F_HASHED_IN) !== 0) this.unhashIn(i);
     if ((f & CONN_F_HASHED_OUT) !== 0) this.unhashOut(i);
+    this.uncount(i);
     const d = this.owner.dests[this.dest[i]!];
     if ((f & CONN_F_TEMPLATE) !== 0) {
       if (d) d.persistConns--;
@@ -760,6 +771,35 @@ export class ConnTable {
     this.count--;
   }
 
+  /** kindCounts' index for slot i (a connection, not a template), or -1 when not counted. */
+  private kindIndex(i: number): number {
+    const p = this.proto[i]!;
+    if (p === IPPROTO_TCP) return this.state[i]!;
+    if (p === IPPROTO_UDP) return TCP_STATE_COUNT;
+    if (p === IPPROTO_ICMP) return TCP_STATE_COUNT + 1;
+    return -1;
+  }
+
+  /** Take slot i out of kindCounts / templateCounts (before it changes state or goes). */
+  private uncount(i: number): void {
+    if ((this.flags[i]! & CONN_F_TEMPLATE) !== 0) {
+      this.templateCounts[this.state[i] === TEMPLATE_STATE_ASSURED ? 1 : 0]!--;
+      return;
+    }
+    const k = this.kindIndex(i);
+    if (k >= 0) this.kindCounts[k]!--;
+  }
+
+  /** Put slot i into kindCounts / templateCounts (after it was made or changed state). */
+  private recount(i: number): void {
+    if ((this.flags[i]! & CONN_F_TEMPLATE) !== 0) {
+      this.templateCounts[this.state[i] === TEMPLATE_STATE_ASSURED ? 1 : 0]!++;
+      return;
+    }
+    const k = this.kindIndex(i);
+    if (k >= 0) this.kindCounts[k]!++;
+  }
+
   // ---------------------------------------------------------------- state (per packet)
 
   /** Apply a TCP packet's flags seen in direction `dir` (DIR_INPUT/DIR_OUTPUT). */
@@ -789,8 +829,14 @@ export class ConnTable {
         this.embryonic += TCP_STATE_EMBRYONIC[ns] ? 1 : -1;
       if (ns === TcpState.ESTABLISHED) {
         const t = this.rec[(i << 4) + R_CTL]!;
-        if (t >= 0) this.state[t] = TEMPLATE_STATE_ASSURED;
+        if (t >= 0 && this.state[t] !== TEMPLATE_STATE_ASSURED) {
+          this.templateCounts[0]!--;
+          this.templateCounts[1]!++;
+          this.state[t] = TEMPLATE_STATE_ASSURED;
+        }
       }
+      this.kindCounts[old]!--;
+      this.kindCounts[ns]!++;
       this.state[i] = ns;
     }
     this.recF[(i << 3) + R_EXP] = clock.nowMs + this.tcpTimeoutMs[ns]!;
@@ -821,7 +867,9 @@ export class ConnTable {
       if (TCP_STATE_EMBRYONIC[old] !== TCP_STATE_EMBRYONIC[state])
         this.embryonic += TCP_STATE_EMBRYONIC[state] ? 1 : -1;
     }
+    this.uncount(i);
     this.state[i] = state;
+    this.recount(i);
     this.recF[(i << 3) + R_EXP] = expiresMs;
   }
 

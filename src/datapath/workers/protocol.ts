@@ -58,9 +58,17 @@ export const CTR = {
   REPLICA_FAILURES: 7,
   /** Frames the worker's links sent. */
   TX_FRAMES: 8,
+  /**
+   * The worker table's connections by kind (ConnTable.kindCounts: TCP states, UDP, ICMP), then
+   * its templates by state (templateCounts: NONE, ASSURED): KIND_SLOTS slots.
+   */
+  KINDS: 16,
   /** Drop counters by reason (drops.ts) start here. */
-  DROPS: 16,
+  DROPS: 32,
 } as const;
+
+/** Slots at CTR.KINDS: TCP_STATE_COUNT + 2 connection kinds, then 2 template states. */
+export const KIND_SLOTS = TCP_STATE_COUNT + 4;
 
 /** Per link (the first MAX_LINKS): rxPackets, rxBytes, txPackets, txBytes, rxDropped, txDropped. */
 export const LINK_SLOTS = 6;

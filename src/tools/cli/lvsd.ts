@@ -446,7 +446,12 @@ export async function startDaemon(
       ...(vrrp ? { vrrp } : {}),
       sync: syncd,
       // --workers: the entries are in the workers' tables (docs/workers.md)
-      ...(workers !== undefined ? { conntrackEntries: () => workers!.totals().conns } : {}),
+      ...(workers !== undefined
+        ? {
+            conntrackEntries: () => workers!.totals().conns,
+            conntrackKinds: (out: Float64Array) => workers!.kindTotals(out),
+          }
+        : {}),
     };
     // prom-client is loaded only here: an lvsd without --http does not pay its start-up
     const { metricsRoutes } = await import("../../control/observe/metrics.js");
