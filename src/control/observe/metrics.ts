@@ -37,7 +37,7 @@
  * digit), exactly the text prom-client's formatter produces for the same values (a test compares
  * the two byte for byte); everything else (process metrics, the registry, content type, JSON) is
  * prom-client's. GET /metrics renders through Exposition: in slices that yield to the event loop
- * (setImmediate) every 2 ms, so frames keep being forwarded during a scrape, into chunks sent
+ * (setImmediate) every 6 ms or more, so frames keep being forwarded during a scrape, into chunks sent
  * with writev, shared by the scrapes that arrive during a render; `registry.metrics()` (our
  * Registry subclass) still returns the same text at once. Should a prom-client release stop
  * rendering through `getMetricsAsString`, the families still render correctly through their
@@ -150,7 +150,7 @@ const SYNC_DROP_ROWS = new Set(["ring_drops", "send_failures", "bad_checksum", "
  * render): a slice may last this fraction of the time since the render began, up to
  * MAX_SLICE_MS.
  */
-const RENDER_SHARE = 0.25;
+const RENDER_SHARE = 0.5;
 const MAX_SLICE_MS = 20;
 
 /**
@@ -939,7 +939,7 @@ export class Rendering {
 export interface ExpositionOptions {
   /**
    * How long a render may hold the event loop before it yields (setImmediate) to let frames
-   * through (ms, default 2). 0 yields at every step (tests).
+   * through (ms, default 6). 0 yields at every step (tests).
    */
   sliceMs?: number;
   /**
@@ -1132,7 +1132,7 @@ export class Exposition {
     readonly registry: Registry,
     opts: ExpositionOptions = {},
   ) {
-    this.sliceMs = opts.sliceMs ?? 2;
+    this.sliceMs = opts.sliceMs ?? 6;
     const url = (opts.worker ?? true) ? (opts.workerUrl ?? renderWorkerUrl()) : undefined;
     this.thread = url ? new RenderThread(url, opts.log ?? (() => {})) : undefined;
   }

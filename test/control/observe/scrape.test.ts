@@ -405,12 +405,12 @@ describe("GET /metrics, sliced", () => {
 });
 
 describe("the slice budget (a render keeps a share of a busy thread)", () => {
-  it("starts at sliceMs, then grows to a quarter of the render's age, capped at 20 ms", () => {
-    expect(sliceBudgetMs(2, 0)).toBe(2);
-    expect(sliceBudgetMs(2, 7)).toBe(2); // a quarter of 7 ms is less than 2
-    expect(sliceBudgetMs(2, 40)).toBe(10);
-    expect(sliceBudgetMs(2, 80)).toBe(20);
-    expect(sliceBudgetMs(2, 10_000)).toBe(20);
+  it("starts at sliceMs, then grows to half the render's age, capped at 20 ms", () => {
+    expect(sliceBudgetMs(6, 0)).toBe(6);
+    expect(sliceBudgetMs(6, 10)).toBe(6); // half of 10 ms is less than 6
+    expect(sliceBudgetMs(6, 24)).toBe(12);
+    expect(sliceBudgetMs(6, 40)).toBe(20);
+    expect(sliceBudgetMs(6, 10_000)).toBe(20);
     expect(sliceBudgetMs(0, 10_000)).toBe(0); // tests: yield at every step
     expect(sliceBudgetMs(50, 0)).toBe(50); // a configured slice above the cap stays
   });
