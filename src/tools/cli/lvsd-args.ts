@@ -21,6 +21,8 @@ export interface LinkSpec {
   mac?: Uint8Array;
   /** raw links: SO_BUSY_POLL in µs (with SO_PREFER_BUSY_POLL); absent = off. */
   busyPoll?: number;
+  /** raw links: "drop" keeps the host's own stack from the frames on the interface (kernel-ingress.ts). */
+  kernel?: "pass" | "drop";
   addrs: { addr: number; prefix: number }[];
 }
 
@@ -87,7 +89,7 @@ the TAP devices it created. Needs root (CAP_NET_ADMIN, CAP_NET_RAW).
 Options:
   --link tap=NAME[,bridge=BR][,mtu=N][,mac=MAC],addr=IP/PREFIX[,addr=IP/PREFIX...]
         Create (or attach to) TAP device NAME, optionally enslaved to bridge BR.
-  --link raw=IFNAME,addr=IP/PREFIX[,addr=...][,busy-poll=USECS]
+  --link raw=IFNAME,addr=IP/PREFIX[,addr=...][,busy-poll=USECS][,kernel=pass|drop]
         Attach to an existing interface with an AF_PACKET socket (PACKET_MMAP rings:
         frames are rewritten where the kernel put them and written once into the TX
         ring, qdisc bypassed). busy-poll=USECS turns on busy polling (SO_BUSY_POLL with
@@ -98,6 +100,11 @@ Options:
         the kernel would answer ARP for them and reset TCP connections it does not know.
         The socket joins the multicast groups of VRRP (224.0.0.18) and of connection
         sync (224.0.0.81, the default group; another --mcast-group is not received).
+        kernel=drop (on an interface given to lvsd alone) keeps the host's own network
+        stack from the frames arriving there: an nftables netdev ingress chain with
+        policy drop (needs nft), which lvsd's socket sees the frames before; lvsd
+        deletes it when it exits. Without it the kernel also routes and drops every
+        frame lvsd forwards, which can cost as much CPU as forwarding it. Default pass.
   --link xdp=IFNAME[,queue=N][,redirect=all|mac],addr=IP/PREFIX[,addr=...]
         Attach to an existing interface with an AF_XDP socket on queue N (default 0) and
         an XDP program (built in, no clang/libbpf) that redirects that queue's frames to
@@ -238,9 +245,15 @@ function parseLink(spec: string): LinkSpec {
         link.busyPoll = n;
         break;
       }
+      case "kernel":
+        if (kind !== "raw") throw new LvsdArgError(`--link ${name}: kernel= applies to raw links only`);
+        if (val !== "pass" && val !== "drop")
+          throw new LvsdArgError(`--link ${name}: kernel must be pass or drop`);
+        link.kernel = val;
+        break;
       default:
         throw new LvsdArgError(
-          `--link ${name}: unknown key '${k}' (expected addr, bridge, mtu, mac, queue, redirect, busy-poll)`,
+          `--link ${name}: unknown key '${k}' (expected addr, bridge, mtu, mac, queue, redirect, busy-poll, kernel)`,
         );
     }
   }

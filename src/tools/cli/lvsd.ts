@@ -21,6 +21,7 @@ import { Defense } from "../../control/defense.js";
 import { RateEstimator } from "../../control/estimator.js";
 import { installLastResort } from "../../control/guard.js";
 import { HealthManager } from "../../control/health/manager.js";
+import { dropKernelIngress, KernelIngressError } from "../../control/kernel-ingress.js";
 import { HostNames } from "../../control/names.js";
 import type { ObservedDaemon } from "../../control/observe/daemon.js";
 import { type HttpServer, HttpServerError, type Route, startHttpServer } from "../../control/observe/http.js";
@@ -149,7 +150,22 @@ export async function startDaemon(
       return openXdp(o); // a kernel without XDP_SHARED_UMEM across devices (before 5.10): a UMEM of its own
     }
   };
+  // kernel=drop: the host's stack kept away from raw links' frames, until lvsd ends
+  const undoIngress: (() => void)[] = [];
+  const restoreIngress = (): void => {
+    for (const undo of undoIngress.splice(0)) undo();
+  };
   try {
+    for (const spec of args.links) {
+      if (spec.kind !== "raw" || spec.kernel !== "drop") continue;
+      try {
+        undoIngress.push(dropKernelIngress(spec.name));
+      } catch (err) {
+        if (err instanceof KernelIngressError) throw new LvsdArgError(`--link ${spec.name}: ${err.message}`);
+        throw err;
+      }
+    }
+    if (undoIngress.length > 0) process.once("exit", restoreIngress);
     for (const spec of args.links) {
       if (nWorkers > 0) {
         // The workers open the sockets; the master only needs the interface's MAC and MTU.
@@ -231,6 +247,7 @@ export async function startDaemon(
     }
   } catch (err) {
     for (const io of opened) io.close();
+    restoreIngress();
     throw err;
   }
 
@@ -622,6 +639,8 @@ export async function startDaemon(
           log.info({ event: "link.closed", link: l, ifname: io.name }, `link ${l}: ${io.name} closed`);
       });
       await workers?.stop();
+      restoreIngress();
+      process.removeListener("exit", restoreIngress);
       await control.close();
       await http?.close();
     },

@@ -15,8 +15,10 @@
  * same topology (lvs-realserver; a second leg rsOutside(k) on the outside bridge carries their
  * replies straight to the client), so the forwarding methods compare on one topology.
  */
+
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { nftPath } from "../../control/kernel-ingress.js";
 import { disableOffloads } from "../../datapath/io/netconf.js";
 import { LabBase, PEER, ROOT, VIP } from "./labbase.js";
 import { ip, sh, waitFor } from "./netns.js";
@@ -176,9 +178,12 @@ export class NatLab extends LabBase {
       this.vethLocal(d, t.dev("x0"), t.dev("y0"), bo);
       this.vethLocal(d, t.dev("x1"), t.dev("y1"), bi);
       const kind = this.backend === "xdp" ? "xdp" : "raw";
+      // x0/x1 are lvsd's alone: the namespace's own stack need not route and drop every frame
+      // (kernel=drop, when nft is there; AF_XDP takes the frames from the stack anyway)
+      const own = kind === "raw" && nftPath() !== undefined ? ",kernel=drop" : "";
       links = [
-        `${kind}=${t.dev("x0")},addr=${DIRECTOR_OUT}/24`,
-        `${kind}=${t.dev("x1")},addr=${DIRECTOR_IN}/24`,
+        `${kind}=${t.dev("x0")},addr=${DIRECTOR_OUT}/24${own}`,
+        `${kind}=${t.dev("x1")},addr=${DIRECTOR_IN}/24${own}`,
       ];
     }
     await this.startLvsd([...links.flatMap((l) => ["--link", l]), ...this.extra]);

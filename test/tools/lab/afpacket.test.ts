@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kernelDropTable, nftPath } from "../../../src/control/kernel-ingress.js";
 import { nativeAvailable } from "../../../src/datapath/io/native.js";
 import type { LabBase } from "../../../src/tools/lab/labbase.js";
 import { NatLab, rsIp, VIP } from "../../../src/tools/lab/natlab.js";
@@ -89,6 +90,37 @@ for (const mode of ["nat", "fullnat", "dr", "tun"] as const) {
       if (routed) expect(Number(m?.[2])).toBe(0);
       else expect(Number(m?.[2])).toBeGreaterThan(7000);
     });
+
+    if (mode === "nat") {
+      it.skipIf(nftPath() === undefined)(
+        "keeps the director namespace's own stack away from the frames (kernel=drop), until lvsd ends",
+        async () => {
+          const t = lab.topo;
+          const table = kernelDropTable(t.dev("x0"));
+          expect(t.exec("d", "nft", ["list", "table", "netdev", table]).stdout).toContain("policy drop");
+          // the namespace's IPv4 receive counter (/proc/net/snmp, Ip: InReceives)
+          const inReceives = (): number => {
+            const lines = t.exec("d", "cat", ["/proc/net/snmp"]).stdout.split("\n");
+            const names = lines.find((l) => l.startsWith("Ip: Forwarding"))!.split(/\s+/);
+            const values = lines.filter((l) => l.startsWith("Ip: "))[1]!.split(/\s+/);
+            return Number(values[names.indexOf("InReceives")]);
+          };
+          const before = inReceives();
+          const r = lab.client(
+            "sh",
+            ["-c", `curl -s -m 60 http://${VIP}/bytes/${BIG} | wc -c`],
+            undefined,
+            90_000,
+          );
+          expect(Number(r.stdout.trim())).toBe(BIG);
+          // lvsd forwarded thousands of frames through x0/x1; the host's stack saw none of them
+          expect(inReceives() - before).toBeLessThan(50);
+          await lab.stopLvsd();
+          expect(t.exec("d", "nft", ["list", "table", "netdev", table]).code).not.toBe(0);
+        },
+        120_000,
+      );
+    }
 
     if (mode === "fullnat") {
       it.skipIf(!withNginx)("inserts a PROXY protocol v2 header in the frame's ring tail room", async () => {
