@@ -15,8 +15,10 @@
  * peer is on segment A. The router forwards with rp_filter off (replies come from the VIP, which lives
  * on another segment in the TUN topology).
  */
+
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { nftPath } from "../../control/kernel-ingress.js";
 import { disableOffloads } from "../../datapath/io/netconf.js";
 import { LabBase, PEER, ROOT, VIP } from "./labbase.js";
 import { ip, sh, waitFor } from "./netns.js";
@@ -145,7 +147,9 @@ export class RoutedLab extends LabBase {
       ip("-n", d, "link", "set", t.dev("y0"), "master", segA, "up");
       sh("ip", ["netns", "exec", d, "sysctl", "-qw", `net.ipv6.conf.${x}.disable_ipv6=1`]);
       ip("-n", d, "link", "set", x, "up");
-      link = `${this.backend}=${x},addr=${ROUTED_DIRECTOR}/24`;
+      // x0 is lvsd's alone: kernel=drop spares the namespace's stack every frame (when nft is there)
+      const own = this.backend === "raw" && nftPath() !== undefined ? ",kernel=drop" : "";
+      link = `${this.backend}=${x},addr=${ROUTED_DIRECTOR}/24${own}`;
     }
     await this.startLvsd(["--link", link, "--route", `default,via=${ROUTER_DIRECTOR_SIDE}`]);
     await waitFor("the real servers", () => {
