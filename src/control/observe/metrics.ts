@@ -51,6 +51,7 @@ import { finished } from "node:stream";
 import { Worker } from "node:worker_threads";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { TCP_STATE_COUNT, TCP_STATE_NAMES } from "../../datapath/conntrack/states.js";
+import { COUNT_SLOTS } from "../../datapath/conntrack/table.js";
 import { DROP_COUNT, DROP_NAMES } from "../../datapath/drops.js";
 import { u32ToIp } from "../../lib/addr.js";
 import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from "../../lib/proto.js";
@@ -688,13 +689,9 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   // Entries by protocol and state, as the table keeps them (ConnTable.kindCounts: TCP states
   // 0..10, then UDP, then ICMP; templateCounts by NONE / ASSURED), summed over the data-path
   // workers when lvsd runs them: read in O(1), no walk of the table.
-  const kinds = new Float64Array(TCP_STATE_COUNT + 4);
-  const readKinds = (): Float64Array => {
-    if (o.conntrackKinds !== undefined) return o.conntrackKinds(kinds);
-    kinds.set(ct.kindCounts, 0);
-    kinds.set(ct.templateCounts, ct.kindCounts.length);
-    return kinds;
-  };
+  const kinds = new Float64Array(COUNT_SLOTS);
+  const readKinds = (): Float64Array =>
+    o.conntrackKinds !== undefined ? o.conntrackKinds(kinds) : ct.countsInto(kinds);
   const stateSets = [
     ...TCP_STATE_NAMES.map((state) => new LabelSet({ proto: "TCP", state }, true)),
     new LabelSet({ proto: "UDP", state: "UDP" }, true),

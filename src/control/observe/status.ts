@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TCP_STATE_COUNT, TCP_STATE_NAMES } from "../../datapath/conntrack/states.js";
-import type { ConnTable } from "../../datapath/conntrack/table.js";
+import { COUNT_SLOTS, type ConnTable } from "../../datapath/conntrack/table.js";
 import { forwardingMethod } from "../../datapath/modes/index.js";
 import { bytesToMac, u32ToIp } from "../../lib/addr.js";
 import { DEST_F_OVERLOAD, type Dest, type Service, SVC_F_ONEPACKET } from "../../tables/model.js";
@@ -161,7 +161,7 @@ export function connectionsStatus(
   kinds?: Float64Array,
   size?: number,
 ): ConnectionsStatus {
-  const k = kinds ?? Float64Array.from([...ct.kindCounts, ...ct.templateCounts]);
+  const k = kinds ?? ct.countsInto(new Float64Array(COUNT_SLOTS));
   const total = size ?? ct.count;
   const templates = k[TCP_STATE_COUNT + 2]! + k[TCP_STATE_COUNT + 3]!;
   const states: Record<string, number> = {};
@@ -315,7 +315,7 @@ export function statusDocument(o: ObservedDaemon, nowMs = Date.now()): StatusDoc
         ? connectionsStatus(
             o.engine.ct,
             o.maxConns,
-            o.conntrackKinds(new Float64Array(TCP_STATE_COUNT + 4)),
+            o.conntrackKinds(new Float64Array(COUNT_SLOTS)),
             o.conntrackEntries?.(),
           )
         : connectionsStatus(o.engine.ct, o.maxConns),

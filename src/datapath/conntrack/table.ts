@@ -130,6 +130,9 @@ function nextPow2(n: number): number {
   return p;
 }
 
+/** Values ConnTable.countsInto writes: the TCP states, UDP, ICMP, then templates NONE and ASSURED. */
+export const COUNT_SLOTS = TCP_STATE_COUNT + 4;
+
 export class ConnTable {
   readonly capacity: number;
   /**
@@ -209,6 +212,13 @@ export class ConnTable {
   readonly kindCounts = new Float64Array(TCP_STATE_COUNT + 2);
   /** Persistence templates by state: [NONE, ASSURED]. */
   readonly templateCounts = new Float64Array(2);
+
+  /** Copy kindCounts then templateCounts (COUNT_SLOTS values) into `out` at `at`; returns `out`. */
+  countsInto(out: Float64Array, at = 0): Float64Array {
+    out.set(this.kindCounts, at);
+    out.set(this.templateCounts, at + this.kindCounts.length);
+    return out;
+  }
   /** drop_entry's per-packet-count counters (the kernel's todrop_counter). */
   private readonly todropCounter = new Int8Array(9);
 

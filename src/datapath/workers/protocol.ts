@@ -22,6 +22,7 @@ import type { TableOp } from "../../tables/journal.js";
 import type { MarkRule } from "../../tables/marks.js";
 import type { Dest, Service } from "../../tables/model.js";
 import { TCP_STATE_COUNT, TCP_TRANSITIONS_DOS } from "../conntrack/states.js";
+import { COUNT_SLOTS } from "../conntrack/table.js";
 import { DROP_COUNT } from "../drops.js";
 import type { Engine } from "../engine.js";
 
@@ -68,7 +69,7 @@ export const CTR = {
 } as const;
 
 /** Slots at CTR.KINDS: TCP_STATE_COUNT + 2 connection kinds, then 2 template states. */
-export const KIND_SLOTS = TCP_STATE_COUNT + 4;
+export const KIND_SLOTS = COUNT_SLOTS;
 
 /** Per link (the first MAX_LINKS): rxPackets, rxBytes, txPackets, txBytes, rxDropped, txDropped. */
 export const LINK_SLOTS = 6;

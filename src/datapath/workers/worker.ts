@@ -124,8 +124,7 @@ class Worker {
     c[CTR.FORWARDED] = e.forwarded;
     c[CTR.QUEUED] = e.queued;
     c[CTR.CONNS] = e.ct.count;
-    c.set(e.ct.kindCounts, CTR.KINDS);
-    c.set(e.ct.templateCounts, CTR.KINDS + e.ct.kindCounts.length);
+    e.ct.countsInto(c, CTR.KINDS);
     c[CTR.REPLICA_FAILURES] = this.replica.failures;
     let tx = 0;
     for (let l = 0; l < d.links.length; l++) {
