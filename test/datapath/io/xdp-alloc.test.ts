@@ -131,9 +131,15 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP forwarding by descriptor 
     const t0 = ipip;
     const n0 = natted;
     const c0 = x.detail();
-    const used0 = newSpaceUsed();
-    work();
-    const grown = newSpaceUsed() - used0;
+    // Twice, keeping the smaller growth: an allocation per frame or per batch shows in both
+    // (≥ 16 bytes x 400 batches), a one-off (the statistics call itself, a late inline-cache
+    // update) in one only; it took one CI run over the bound by 344 bytes.
+    let grown = Number.POSITIVE_INFINITY;
+    for (let k = 0; k < 2; k++) {
+      const used0 = newSpaceUsed();
+      work();
+      grown = Math.min(grown, newSpaceUsed() - used0);
+    }
     await settle();
     const gcs = minorGcs - before;
     const c1 = x.detail();
@@ -151,7 +157,9 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP forwarding by descriptor 
     expect(c1.txDropped - c0.txDropped).toBe(0);
     expect(e.ct.count).toBe(256);
     expect(d.rx.memory === null).toBe(true); // the director's batch gave the UMEM back
-    console.log(`young generation grew ${grown} bytes over ${ROUNDS * 256} frames, ${gcs} minor GCs`);
+    console.log(
+      `young generation grew ${grown} bytes over ${ROUNDS * 256} frames (less of two runs), ${gcs} minor GCs`,
+    );
     expect(gcs).toBe(0);
     expect(grown).toBeLessThan(8192);
   });
