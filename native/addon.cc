@@ -26,7 +26,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   //    counters rxCopied, txCopied, txInPlace; options umemFrames and share (XDP_SHARED_UMEM),
   //    property umemShared.
   // 9: openRaw fanoutGroup/fanoutProgram (PACKET_FANOUT_CBPF), Link.setFanoutProgram.
-  exports.Set("abiVersion", Napi::Number::New(env, 9));
+  exports.Set("abiVersion", Napi::Number::New(env, 10));
   return exports;
 }
 

@@ -35,6 +35,9 @@ constexpr uint32_t kXdpHeadroom = 256;
 constexpr uint32_t kViewHeadroom = kRingHeadroom;
 // <linux/if_xdp.h> of 6.17+; older headers lack it.
 constexpr int kXdpMaxTxSkbBudget = 9;
+// SO_PREFER_BUSY_POLL and SO_BUSY_POLL_BUDGET (5.11+), which older libc headers lack.
+constexpr int kSoPreferBusyPoll = 69;
+constexpr int kSoBusyPollBudget = 70;
 
 inline uint32_t LoadAcquire(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 inline void StoreRelease(uint32_t* p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
@@ -146,8 +149,20 @@ Xsk::~Xsk() {
     if (r->map != nullptr) munmap(r->map, r->mapLen);
   if (pool != nullptr) {
     if (pool->ownerFd == fd) pool->ownerFd = -1;  // closed: no socket can bind to the UMEM any more
+    auto& m = pool->members;
+    for (size_t i = 0; i < m.size(); i++)
+      if (m[i] == this) {
+        m.erase(m.begin() + static_cast<std::ptrdiff_t>(i));
+        break;
+      }
     pool->Unref();
   }
+}
+
+void UmemPool::RefillAll(Xsk* first) {
+  for (Xsk* m : members)
+    if (m != first) m->Refill();
+  first->Refill();
 }
 
 void UmemPool::Unref() {
@@ -188,8 +203,17 @@ void Xsk::Refill() {
     recvfrom(fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
 }
 
+void Xsk::Poke() {
+  // With SO_PREFER_BUSY_POLL the kernel leaves the queue's NAPI poll (the XDP program, the copy
+  // into the UMEM) to the socket's receive calls while they come often enough: this one runs it
+  // once, here, for what the RX ring has room for. Excess frames wait in (and overflow) the
+  // driver's queue instead of being processed and then dropped at a full RX ring.
+  recvfrom(fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+}
+
 int32_t Xsk::Rx(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint32_t slot,
                 uint32_t headroom, uint64_t* st) {
+  if (busyPoll) Poke();
   Reap();
   const uint32_t room = slot - headroom;
   uint32_t cons = *rx.consumer;
@@ -220,7 +244,7 @@ int32_t Xsk::Rx(uint8_t* slab, uint32_t* off, uint32_t* len, uint32_t start, uin
     pool->free.push_back(addr & chunkMask);  // copied out: the chunk goes back to the kernel below
   }
   if (cons != *rx.consumer) StoreRelease(rx.consumer, cons);
-  Refill();
+  pool->RefillAll(this);
   return static_cast<int32_t>(k);
 }
 
@@ -228,7 +252,7 @@ void Xsk::Release() {
   for (uint32_t i = 0; i < pool->heldCount; i++)
     if (pool->held[i] != kSent) pool->free.push_back(pool->held[i]);
   pool->heldCount = 0;
-  Refill();
+  pool->RefillAll(this);
 }
 
 int32_t Xsk::RxView(uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, uint64_t* st) {
@@ -241,6 +265,7 @@ int32_t Xsk::RxView(uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, 
       if (pool->held[i] != kSent) pool->free.push_back(pool->held[i]);
     pool->heldCount = start;
   }
+  if (busyPoll) Poke();
   Reap();
   if (pool->held.size() < static_cast<size_t>(start) + max) pool->held.resize(static_cast<size_t>(start) + max, kSent);
   // Entries between what we held and `start` (a batch that got frames elsewhere first) are
@@ -276,7 +301,7 @@ int32_t Xsk::RxView(uint32_t* off, uint32_t* len, uint32_t start, uint32_t max, 
   }
   pool->heldCount = start + k;
   if (cons != *rx.consumer) StoreRelease(rx.consumer, cons);
-  Refill();  // completions reaped above, dropped frames: back to the kernel in one update
+  pool->RefillAll(this);  // completions reaped above, dropped frames: back to the kernel in one update
   return static_cast<int32_t>(k);
 }
 
@@ -414,6 +439,8 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   const int64_t txFrames = OptInt(o, "txFrames", 2048);
   const bool view = OptBool(o, "view", true);
   const int64_t umemFrames = OptInt(o, "umemFrames", 0);
+  const int64_t busyPoll = OptInt(o, "busyPoll", 0);
+  const int64_t busyBudget = OptInt(o, "busyBudget", 64);
   // Another AF_XDP link whose UMEM this socket shares (XDP_SHARED_UMEM).
   UmemPool* share = nullptr;
   Napi::Value shareV = o.Get("share");
@@ -434,6 +461,8 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   if (attach != "auto" && attach != "drv" && attach != "skb")
     throw Napi::TypeError::New(env, "option attach must be auto, drv or skb");
   if (queue < 0 || queue > 4095) throw Napi::RangeError::New(env, "queue must be in 0..4095");
+  if (busyPoll < 0 || busyPoll > 1000000) throw Napi::RangeError::New(env, "busyPoll must be in 0..1000000 (µs)");
+  if (busyBudget < 1 || busyBudget > 65535) throw Napi::RangeError::New(env, "busyBudget must be in 1..65535");
   if (rxFrames < 64 || rxFrames > 65536 || txFrames < 64 || txFrames > 65536)
     throw Napi::RangeError::New(env, "rxFrames/txFrames must be in 64..65536");
 
@@ -564,6 +593,16 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
                                          : ""));
     }
   }
+  if (busyPoll > 0) {
+    const int one = 1, usec = static_cast<int>(busyPoll), bud = static_cast<int>(busyBudget);
+    auto sockopt = [&](int opt, int v, const char* name) {
+      if (setsockopt(x->fd, SOL_SOCKET, opt, &v, sizeof v) != 0) ThrowErrno(env, "xsk", name, errno, what);
+    };
+    sockopt(kSoPreferBusyPoll, one, "setsockopt(SO_PREFER_BUSY_POLL)");
+    sockopt(SO_BUSY_POLL, usec, "setsockopt(SO_BUSY_POLL)");
+    sockopt(kSoBusyPollBudget, bud, "setsockopt(SO_BUSY_POLL_BUDGET)");
+    x->busyPoll = true;
+  }
   struct xdp_options xo;
   socklen_t xol = sizeof xo;
   x->zeroCopy = getsockopt(x->fd, SOL_XDP, XDP_OPTIONS, &xo, &xol) == 0 && (xo.flags & XDP_OPTIONS_ZEROCOPY) != 0;
@@ -640,6 +679,7 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   for (uint32_t i = txN; i-- > 0;) pool->free.push_back((first + rxN + i) * frameSize);
   pool->assigned += rxN + txN;
   pool->reserve += txN;
+  pool->members.push_back(x.get());
   const uint32_t key = static_cast<uint32_t>(queue);
   const uint32_t val = static_cast<uint32_t>(x->fd);
   memset(&a, 0, sizeof a);

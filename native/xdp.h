@@ -68,7 +68,14 @@ struct UmemPool {
   uint32_t heldCount = 0;
   uint32_t reserve = 0;
   int refs = 1;  // sockets using it
+  // The open sockets on this UMEM: chunks returned by one (completions, released batches) may
+  // be what another's fill ring is waiting for.
+  std::vector<class Xsk*> members;
   void Unref();
+  // Every member's fill ring topped up from the free list, the others before `first` (the
+  // socket that just freed chunks, usually the busiest): a socket whose fill ring ran dry
+  // receives nothing, so nothing of its own would ever refill it.
+  void RefillAll(class Xsk* first);
 };
 
 class Xsk {
@@ -88,6 +95,10 @@ class Xsk {
   bool view = true;  // rxView may lend the UMEM (option `view`)
   bool zeroCopy = false;
   bool driverMode = false;
+  // Preferred busy polling (option busyPoll > 0): Rx and RxView first make a receive call, which
+  // runs the queue's NAPI poll in this thread (SO_PREFER_BUSY_POLL) for up to busyBudget frames.
+  bool busyPoll = false;
+  void Poke();  // that receive call
   uint32_t maxLen = 0;  // longest frame we send (MTU + 18)
   uint64_t kernelDropsSeen = 0;
 

@@ -136,6 +136,10 @@ export interface NativeXdpOptions {
   umemFrames?: number;
   /** Bind to this AF_XDP link's UMEM (XDP_SHARED_UMEM) instead of registering one. */
   share?: NativeLink;
+  /** SO_BUSY_POLL in µs (0 = off) plus SO_PREFER_BUSY_POLL; each receive runs the NAPI poll. */
+  busyPoll?: number;
+  /** SO_BUSY_POLL_BUDGET: frames per busy poll (default 64). */
+  busyBudget?: number;
 }
 
 export interface NativeTunOptions {
@@ -232,7 +236,7 @@ export const STAT = {
 } as const;
 export const STAT_COUNT = 15;
 
-const ADDON_ABI = 9;
+const ADDON_ABI = 10;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 

@@ -90,6 +90,17 @@ export interface XdpOptions {
   share?: XdpIo;
   /** Network namespace (an `ip netns` name or a path) the interface lives in. */
   netns?: string;
+  /**
+   * Preferred busy polling, in µs (0 = off, the default): SO_BUSY_POLL with SO_PREFER_BUSY_POLL,
+   * and each receive first runs the queue's NAPI poll in this thread (the XDP program and the
+   * copy into the UMEM) for up to `busyBudget` frames. With the interface's
+   * napi_defer_hard_irqs and gro_flush_timeout set (lvsd does it: src/control/napi.ts) the kernel
+   * then leaves that work to lvsd while lvsd keeps polling, so a flood beyond what lvsd can take
+   * is dropped in the driver's queue before any of that work is spent on it.
+   */
+  busyPoll?: number;
+  /** Frames per busy poll, 1..65535 (default 64). */
+  busyBudget?: number;
 }
 
 const FALLBACK = "use --link raw=IFACE (AF_PACKET) or tap=NAME instead";
@@ -157,6 +168,16 @@ export function openXdp(opts: XdpOptions): XdpIo {
     o.umemFrames = opts.umemFrames;
   }
   if (opts.share !== undefined) o.share = XdpIo.nativeOf(opts.share);
+  if (opts.busyPoll !== undefined) {
+    if (!Number.isInteger(opts.busyPoll) || opts.busyPoll < 0 || opts.busyPoll > 1_000_000)
+      throw new IoError(IoErrorCode.INVALID, `${what}: busyPoll must be an integer in 0..1000000 (µs)`);
+    o.busyPoll = opts.busyPoll;
+  }
+  if (opts.busyBudget !== undefined) {
+    if (!Number.isInteger(opts.busyBudget) || opts.busyBudget < 1 || opts.busyBudget > 65535)
+      throw new IoError(IoErrorCode.INVALID, `${what}: busyBudget must be an integer in 1..65535`);
+    o.busyBudget = opts.busyBudget;
+  }
   if (opts.netns !== undefined) o.netns = netnsPath(opts.netns);
   const native = loadNative();
   let handle: NativeLink & NativeXdpInfo;

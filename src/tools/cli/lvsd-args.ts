@@ -19,7 +19,7 @@ export interface LinkSpec {
   bridge?: string;
   mtu?: number;
   mac?: Uint8Array;
-  /** raw links: SO_BUSY_POLL in µs (with SO_PREFER_BUSY_POLL); absent = off. */
+  /** raw and xdp links: SO_BUSY_POLL in µs (with SO_PREFER_BUSY_POLL); absent = off. */
   busyPoll?: number;
   /** raw links: "drop" keeps the host's own stack from the frames on the interface (kernel-ingress.ts). */
   kernel?: "pass" | "drop";
@@ -105,7 +105,7 @@ Options:
         policy drop (needs nft), which lvsd's socket sees the frames before; lvsd
         deletes it when it exits. Without it the kernel also routes and drops every
         frame lvsd forwards, which can cost as much CPU as forwarding it. Default pass.
-  --link xdp=IFNAME[,queue=N][,redirect=all|mac],addr=IP/PREFIX[,addr=...]
+  --link xdp=IFNAME[,queue=N][,redirect=all|mac][,busy-poll=USECS],addr=IP/PREFIX[,addr=...]
         Attach to an existing interface with an AF_XDP socket on queue N (default 0) and
         an XDP program (built in, no clang/libbpf) that redirects that queue's frames to
         it: every frame with redirect=all (default: the interface is lvsd's alone), or
@@ -113,8 +113,17 @@ Options:
         (the rest go to the kernel). Driver (native) XDP where the driver has it, else
         generic; zero-copy where the driver supports it, else copy mode. All xdp links
         share one UMEM: frames are forwarded between them (and back out of the link they
-        came in by) by descriptor, without a copy. Same address rules as raw=. Where XDP or AF_XDP is unavailable lvsd says so and exits: use
-        raw= or tap= instead.
+        came in by) by descriptor, without a copy. Same address rules as raw=.
+        busy-poll=USECS (off by default): lvsd runs the queue's receive work (the XDP
+        program, the copy into the UMEM) itself, in its receive calls (preferred busy
+        polling), and while the link is overloaded (the kernel drops frames at lvsd's
+        RX ring, or a whole batch waits) it sets the interface's napi_defer_hard_irqs
+        and gro_flush_timeout (USECS) so that the kernel leaves that work to lvsd and
+        drops the excess before spending CPU on it; they are put back when it keeps
+        up again and at exit. Against receive livelock on a CPU lvsd shares with the
+        interface's softirq work; 1000 is a good start. Needs Linux 5.11+.
+        Where XDP or AF_XDP is unavailable lvsd says so and exits: use raw= or tap=
+        instead.
   --route default,via=IP | --route NET/PREFIX,via=IP
         Static route through a gateway on a connected subnet (repeatable).
   --neigh IP,MAC        Static neighbour (ARP) entry (repeatable).
@@ -238,7 +247,8 @@ function parseLink(spec: string): LinkSpec {
         link.redirect = val;
         break;
       case "busy-poll": {
-        if (kind !== "raw") throw new LvsdArgError(`--link ${name}: busy-poll= applies to raw links only`);
+        if (kind === "tap")
+          throw new LvsdArgError(`--link ${name}: busy-poll= applies to raw and xdp links only`);
         const n = Number(val);
         if (val === "" || !Number.isInteger(n) || n < 0 || n > 1_000_000)
           throw new LvsdArgError(`--link ${name}: busy-poll must be 0..1000000 (µs)`);

@@ -23,6 +23,7 @@ import { installLastResort } from "../../control/guard.js";
 import { HealthManager } from "../../control/health/manager.js";
 import { dropKernelIngress, KernelIngressError } from "../../control/kernel-ingress.js";
 import { HostNames } from "../../control/names.js";
+import { BUSY_BUDGET, GOVERNOR_TICK_MS, HOLD_MS, NapiDeferError, NapiGovernor } from "../../control/napi.js";
 import type { ObservedDaemon } from "../../control/observe/daemon.js";
 import { type HttpServer, HttpServerError, type Route, startHttpServer } from "../../control/observe/http.js";
 import {
@@ -139,6 +140,7 @@ export async function startDaemon(
       ifname: spec.name,
       ...(spec.queue !== undefined ? { queue: spec.queue } : {}),
       ...(spec.redirect !== undefined ? { redirect: spec.redirect } : {}),
+      ...(spec.busyPoll !== undefined ? { busyPoll: spec.busyPoll } : {}),
     };
     if (umemOwner === undefined) {
       umemOwner = openXdp(xdpLinks > 1 ? { ...o, umemFrames: XDP_LINK_CHUNKS * xdpLinks } : o);
@@ -150,6 +152,12 @@ export async function startDaemon(
       return openXdp(o); // a kernel without XDP_SHARED_UMEM across devices (before 5.10): a UMEM of its own
     }
   };
+  let napi: NapiGovernor | undefined;
+  // per link: its index among the governed links (-1: none), its receive rounds and those that
+  // brought at least a busy poll's budget
+  const governedAs = args.links.map(() => -1);
+  const polls = args.links.map(() => 0);
+  const fullPolls = args.links.map(() => 0);
   // kernel=drop: the host's stack kept away from raw links' frames, until lvsd ends
   const undoIngress: (() => void)[] = [];
   const restoreIngress = (): void => {
@@ -244,6 +252,41 @@ export async function startDaemon(
       const link = engine.net.route(n.addr);
       if (link < 0) throw new LvsdArgError(`--neigh ${u32ToIp(n.addr)}: not on a connected subnet`);
       engine.net.neigh.learn(n.addr, n.mac, 0, link, now(), true);
+    }
+    // busy-poll= on xdp links: NAPI deferral while a link is overloaded (src/control/napi.ts)
+    const governed = args.links.flatMap((spec, l) => {
+      const io = director.links[l];
+      if (spec.kind !== "xdp" || !spec.busyPoll || !(io instanceof XdpIo)) return [];
+      governedAs[l] = governedAs.filter((g) => g >= 0).length;
+      return [
+        {
+          ifname: spec.name,
+          usecs: spec.busyPoll,
+          sample: () => {
+            const d = io.detail();
+            return { frames: d.rxPackets, drops: d.kernelDrops, polls: polls[l]!, fullPolls: fullPolls[l]! };
+          },
+        },
+      ];
+    });
+    if (governed.length > 0) {
+      try {
+        napi = new NapiGovernor(governed);
+      } catch (err) {
+        if (err instanceof NapiDeferError) throw new LvsdArgError(err.message);
+        throw err;
+      }
+      const gov = napi;
+      gov.onChange = (ifname, on) =>
+        log.info(
+          { event: "link.napi_defer", ifname, deferred: on },
+          on
+            ? `${ifname}: overloaded, the kernel now leaves its NAPI poll to lvsd (deferral on for ${HOLD_MS} ms)`
+            : `${ifname}: NAPI deferral off`,
+        );
+      undoIngress.push(() => gov.restore());
+      if (!process.listeners("exit").includes(restoreIngress)) process.once("exit", restoreIngress);
+      setInterval(() => gov.tick(now()), GOVERNOR_TICK_MS).unref();
     }
   } catch (err) {
     for (const io of opened) io.close();
@@ -525,6 +568,8 @@ export async function startDaemon(
 
   // Per link: read a batch, process, send; go on only while batches come back full (the
   // readiness callback is level-triggered, so anything left brings us back next loop turn).
+  // A busy-polling xdp link's receive runs the NAPI poll for at most its budget of frames: go on
+  // while frames come at all (each round polls again; ROUNDS_PER_WAKE bounds it).
   const cap = director.rx.capacity;
   let internalErrors = 0;
   let lastErrorLog = Number.NEGATIVE_INFINITY;
@@ -533,7 +578,18 @@ export async function startDaemon(
       // The data path returns statuses and never throws; should a bug make it throw anyway,
       // lvsd logs it (rate-limited), counts it and keeps forwarding with its state intact.
       try {
-        for (let r = 0; r < ROUNDS_PER_WAKE; r++) if (director.pumpLink(l, now()) < cap) break;
+        if (governedAs[l]! < 0) {
+          for (let r = 0; r < ROUNDS_PER_WAKE; r++) if (director.pumpLink(l, now()) < cap) break;
+        } else {
+          // busy-poll=: each round polls the queue; the governor watches how full they come back
+          for (let r = 0; r < ROUNDS_PER_WAKE; r++) {
+            const n = director.pumpLink(l, now());
+            polls[l]!++;
+            if (n >= BUSY_BUDGET) fullPolls[l]!++;
+            if (n === cap && r === 0) napi!.overloaded(governedAs[l]!, now());
+            if (n === 0) break;
+          }
+        }
       } catch (err) {
         internalErrors++;
         const t = now();

@@ -74,6 +74,8 @@ export interface NatLabOptions {
    * on that segment, bypassing the director, as LVS-DR/TUN replies do.
    */
   realServers?: RealServerMode;
+  /** Extra options for both of lvsd's links (raw and xdp backends), e.g. "busy-poll=50". */
+  linkOpts?: string;
 }
 
 export type RealServerMode = "nat" | "dr" | "tun";
@@ -87,6 +89,7 @@ export class NatLab extends LabBase {
   readonly servers: number;
   readonly backend: LabBackend;
   private readonly extra: string[];
+  private readonly linkOpts: string;
   private readonly rsRoute: boolean;
   private readonly mgmt: boolean;
   readonly realServers: RealServerMode;
@@ -98,6 +101,7 @@ export class NatLab extends LabBase {
     this.servers = opts.servers ?? 4;
     this.backend = opts.backend ?? "tap";
     this.extra = opts.lvsdArgs ?? [];
+    this.linkOpts = opts.linkOpts !== undefined ? `,${opts.linkOpts}` : "";
     this.mgmt = opts.mgmt ?? false;
     this.realServers = opts.realServers ?? "nat";
     this.rsRoute = this.realServers === "nat" && (opts.rsRoute ?? true);
@@ -113,6 +117,16 @@ export class NatLab extends LabBase {
       ip("-n", d, "link", "add", br, "type", "bridge");
       ip("-n", d, "link", "set", br, "up");
     }
+    // The bridges stand for switches: no iptables/nftables on the frames they pass. With the
+    // br_netfilter module loaded (Docker and others load it) every bridged frame would otherwise
+    // also go through the namespace's IP hooks and conntrack, a cost no switch has. Absent
+    // module: nothing to switch off (the command fails, which is fine).
+    t.exec("d", "sysctl", [
+      "-qw",
+      "net.bridge.bridge-nf-call-iptables=0",
+      "net.bridge.bridge-nf-call-ip6tables=0",
+      "net.bridge.bridge-nf-call-arptables=0",
+    ]);
     if (this.mgmt) ip("-n", d, "addr", "add", `${DIRECTOR_MGMT}/24`, "dev", bi);
     const c = t.addNs("c");
     this.veth(c, t.dev("ca"), t.dev("cb"), bo);
@@ -182,8 +196,8 @@ export class NatLab extends LabBase {
       // (kernel=drop, when nft is there; AF_XDP takes the frames from the stack anyway)
       const own = kind === "raw" && nftPath() !== undefined ? ",kernel=drop" : "";
       links = [
-        `${kind}=${t.dev("x0")},addr=${DIRECTOR_OUT}/24${own}`,
-        `${kind}=${t.dev("x1")},addr=${DIRECTOR_IN}/24${own}`,
+        `${kind}=${t.dev("x0")},addr=${DIRECTOR_OUT}/24${own}${this.linkOpts}`,
+        `${kind}=${t.dev("x1")},addr=${DIRECTOR_IN}/24${own}${this.linkOpts}`,
       ];
     }
     await this.startLvsd([...links.flatMap((l) => ["--link", l]), ...this.extra]);

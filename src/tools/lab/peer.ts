@@ -127,9 +127,15 @@ function main(): void {
   }
   for (const port of udp) {
     const s = createSocket("udp4");
-    s.on("message", (msg, rinfo) =>
-      s.send(Buffer.concat([Buffer.from(`${name}:`), msg]), rinfo.port, rinfo.address),
-    );
+    // A datagram from port 0 (a flooder's sources wrap around to it) cannot be answered: Node
+    // throws at send, which would end the peer. A reply that cannot go out (ENOBUFS, EAGAIN
+    // under a flood) is lost, as on a real server: without the callback the error would be an
+    // 'error' event, and unhandled it ends the peer too.
+    s.on("message", (msg, rinfo) => {
+      if (rinfo.port === 0) return;
+      s.send(Buffer.concat([Buffer.from(`${name}:`), msg]), rinfo.port, rinfo.address, () => {});
+    });
+    s.on("error", () => {});
     s.bind(port, udpAddr);
   }
   process.stdout.write(`peer ${name} ready\n`);

@@ -46,14 +46,16 @@ describe("lvsd arguments", () => {
       "--link",
       "xdp=eth2,queue=3,redirect=mac,addr=10.0.0.1/24",
       "--link",
-      "xdp=eth3,addr=192.168.10.254/24",
+      "xdp=eth3,addr=192.168.10.254/24,busy-poll=1000",
     ]);
     expect(a.links[0]).toMatchObject({ kind: "xdp", name: "eth2", queue: 3, redirect: "mac" });
+    expect(a.links[0]!.busyPoll).toBeUndefined();
+    expect(a.links[1]!.busyPoll).toBe(1000);
     expect(a.links[0]!.addrs).toEqual([{ addr: ipToU32("10.0.0.1"), prefix: 24 }]);
     expect(a.links[1]).toMatchObject({ kind: "xdp", name: "eth3" });
     expect(a.links[1]!.queue).toBeUndefined();
     expect(a.links[1]!.redirect).toBeUndefined();
-    expect(LVSD_USAGE).toContain("--link xdp=IFNAME[,queue=N][,redirect=all|mac]");
+    expect(LVSD_USAGE).toContain("--link xdp=IFNAME[,queue=N][,redirect=all|mac][,busy-poll=USECS]");
   });
 
   it("--sysctl NAME=VALUE is repeatable and needs the '='", () => {
@@ -94,7 +96,7 @@ describe("lvsd arguments", () => {
     [["--link", "xdp=e0,redirect=some,addr=10.0.0.1/24"], /redirect must be all or mac/],
     [["--link", "tap=t0,redirect=all,addr=10.0.0.1/24"], /redirect= applies to xdp links only/],
     [["--link", "raw=e0,bridge=b,addr=10.0.0.1/24"], /tap links only/],
-    [["--link", "tap=t0,busy-poll=50,addr=10.0.0.1/24"], /raw links only/],
+    [["--link", "tap=t0,busy-poll=50,addr=10.0.0.1/24"], /raw and xdp links only/],
     [["--link", "raw=e0,busy-poll=-1,addr=10.0.0.1/24"], /busy-poll must be 0..1000000/],
     [["--link", "raw=e0,busy-poll=,addr=10.0.0.1/24"], /busy-poll must be 0..1000000/],
     [["--link", "tap=t0,kernel=drop,addr=10.0.0.1/24"], /kernel= applies to raw links only/],
