@@ -20,7 +20,8 @@
  *   then the time `lvsadm -Ln` takes once they are gone.
  *
  * Usage: sudo node dist/bench/e2e/flood.js [--part flood,synproxy,listing,clients] [--seconds N]
- *        [--out FILE]. Needs hping3, wrk, iperf3, nginx-light (apt-get install -y ...).
+ *        [--flood-from host|client] [--backend tap|raw|xdp] [--link-opts OPTS] [--out FILE]. The flood comes from an attacker namespace of
+ *        its own on the client's segment (default) or from the legitimate client's (`client`). Needs hping3, wrk, iperf3, nginx-light (apt-get install -y ...).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -47,9 +48,32 @@ const arg = (name: string): string | undefined => {
 const SECONDS = Number(arg("--seconds") ?? 5);
 const PARTS = (arg("--part") ?? "flood,synproxy,listing,clients").split(",");
 
+/**
+ * Where hping3 runs: "host" (default), an attacker namespace of its own on the client's segment
+ * (NatLab.addOutsideHost, ingress dropped but ARP), so that the SYN-ACKs and resets lvsd sends
+ * back to the flood's sources land there, as they would on the way to the internet; "client"
+ * (--flood-from client), the legitimate client's own namespace, as the runs before 2026-12-03:
+ * there that backscatter (up to 150 k SYN-ACKs/s with the SYN proxy) costs the client's kernel,
+ * where wrk runs.
+ */
+const FLOOD_FROM = arg("--flood-from") ?? "host";
+/** lvsd's links in the flood and synproxy parts: --backend tap (default), raw or xdp, --link-opts. */
+const BACKEND = (arg("--backend") ?? "tap") as "tap" | "raw" | "xdp";
+if (!["tap", "raw", "xdp"].includes(BACKEND)) {
+  process.stderr.write("--backend must be tap, raw or xdp\n");
+  process.exit(2);
+}
+const LINK_OPTS = arg("--link-opts");
+if (FLOOD_FROM !== "host" && FLOOD_FROM !== "client") {
+  process.stderr.write("--flood-from must be host or client\n");
+  process.exit(2);
+}
+
 /** hping3 SYN flood from random sources for `seconds` (timeout sends SIGINT). */
 function flood(l: NatLab, seconds: number): { done: Promise<void>; p: ChildProcess } {
-  const p = l.topo.spawn("c", "timeout", [
+  const role = FLOOD_FROM === "host" ? "a" : "c";
+  if (role === "a" && !l.topo.hasNs("a")) l.addOutsideHost("a", "10.0.0.66", true);
+  const p = l.topo.spawn(role, "timeout", [
     "-s",
     "INT",
     String(seconds),
@@ -130,7 +154,7 @@ async function floodPart(settings: readonly Setting[]): Promise<FloodRow[]> {
   const rows: FloodRow[] = [];
   for (const [name, extra, cmds] of settings) {
     const prefix = `bf${rows.length}${process.pid % 1000}`;
-    const l = await lab(prefix, ["--max-conns", "262144", ...extra]);
+    const l = await lab(prefix, ["--max-conns", "262144", ...extra], BACKEND, LINK_OPTS);
     try {
       for (const c of cmds) {
         const r = l.lvsadm(...c);

@@ -81,11 +81,21 @@ export function udpPpsAsync(lab: LabBase, what: string, seconds: number): Promis
   });
 }
 
-/** A NAT lab with nginx on both real servers (port 8081) and iperf3 on the first (5201). */
-export async function lab(prefix: string, lvsdArgs: string[]): Promise<NatLab> {
+/**
+ * A NAT lab with nginx on both real servers (port 8081) and iperf3 on the first (5201); lvsd on
+ * TAP unless `backend` says otherwise (with `linkOpts` for both links, e.g. "busy-poll=1000").
+ */
+export async function lab(
+  prefix: string,
+  lvsdArgs: string[],
+  backend: "tap" | "raw" | "xdp" = "tap",
+  linkOpts?: string,
+): Promise<NatLab> {
   const l = new NatLab({
     prefix,
     servers: 2,
+    backend,
+    ...(linkOpts !== undefined ? { linkOpts } : {}),
     lvsdArgs: ["--route", "default,via=10.0.0.254", ...lvsdArgs],
   });
   await l.up();

@@ -204,6 +204,32 @@ export class NatLab extends LabBase {
     await this.waitServers();
   }
 
+  /**
+   * One more host on the client's segment (the outside bridge), namespace `role`, with `addr`/24
+   * and a default route via lvsd (the flood bench's attacker, so that what lvsd sends back to the
+   * flood's sources lands there and not on the legitimate client). With `dropIngress` an
+   * nftables netdev ingress chain drops everything that arrives but ARP (needs nft): the host
+   * ignores that backscatter at the lowest cost, as a router towards the sources would.
+   */
+  addOutsideHost(role: string, addr: string, dropIngress = false): string {
+    const t = this.topo;
+    const ns = t.addNs(role);
+    const dev = t.dev(`${role}a`);
+    this.veth(ns, dev, t.dev(`${role}b`), t.dev("bo"));
+    ip("-n", ns, "addr", "add", `${addr}/24`, "dev", dev);
+    ip("-n", ns, "route", "add", "default", "via", DIRECTOR_OUT);
+    if (dropIngress) {
+      const r = t.exec(
+        role,
+        "nft",
+        ["-f", "-"],
+        `table netdev ${role}_drop {\n  chain in {\n    type filter hook ingress device ${dev} priority 0; policy drop;\n    ether type arp accept\n  }\n}\n`,
+      );
+      if (r.code !== 0) throw new Error(`nft in ${ns}: ${r.stderr}`);
+    }
+    return ns;
+  }
+
   /** DR/TUN: the leg on the outside bridge for the replies, then lvs-realserver. */
   private prepareRealServer(k: number): void {
     const t = this.topo;

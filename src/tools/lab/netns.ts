@@ -67,6 +67,11 @@ export class Topology {
     return n;
   }
 
+  /** Whether namespace `role` was added (and not yet removed) by this topology. */
+  hasNs(role: string): boolean {
+    return this.namespaces.includes(this.ns(role));
+  }
+
   addNs(role: string): string {
     const n = this.ns(role);
     sh("ip", ["netns", "del", n]);
