@@ -11,8 +11,9 @@
  * - `synproxy`: the same measurement with the SYN proxy on (`lvsadm -E ... --synproxy`) for both
  *   the flooded service (VIP:80) and wrk's (VIP:8081), no other defence: the flood's SYNs are
  *   answered with cookies and leave no entry; wrk's connections go through the proxy too.
- * - `listing`: lvsd with the default table (1,048,576 entries) filled by a flood (until about 1 M
- *   entries or 40 s; they live 60 s), then UDP packets/s through the VIP (iperf3 -u) without and during
+ * - `listing`: lvsd with the default table (1,048,576 entries; `embryonic_share=100`, so that the
+ *   flood's embryonic entries may fill it) filled by a flood (until about 1 M entries or 40 s;
+ *   they live 60 s), then UDP packets/s through the VIP (iperf3 -u) without and during
  *   `lvsadm -Lnc` run back to back: the listing's time and size, lvsd's RSS before, largest
  *   during, after.
  * - `clients`: UDP packets/s without and while a process in the root namespace opens 20,000
@@ -57,7 +58,7 @@ const PARTS = (arg("--part") ?? "flood,synproxy,listing,clients").split(",");
  * where wrk runs.
  */
 const FLOOD_FROM = arg("--flood-from") ?? "host";
-/** lvsd's links in the flood and synproxy parts: --backend tap (default), raw or xdp, --link-opts. */
+/** lvsd's links in the flood, synproxy and listing parts: --backend tap (default), raw or xdp, --link-opts. */
 const BACKEND = (arg("--backend") ?? "tap") as "tap" | "raw" | "xdp";
 if (!["tap", "raw", "xdp"].includes(BACKEND)) {
   process.stderr.write("--backend must be tap, raw or xdp\n");
@@ -219,7 +220,9 @@ interface ListingRow {
 
 async function listingPart(): Promise<ListingRow> {
   const prefix = `bl${process.pid % 1000}`;
-  const l = await lab(prefix, []);
+  // the flood's entries are all embryonic (SYN_RECV): let them have the whole table, not the
+  // default 75 %, so that it can reach a million
+  const l = await lab(prefix, ["--sysctl", "embryonic_share=100"], BACKEND, LINK_OPTS);
   try {
     const pid = lvsdPid(l);
     // fill: flood until about 1 M entries or 40 s (entries live 60 s in SYN_RECV)
@@ -227,7 +230,7 @@ async function listingPart(): Promise<ListingRow> {
     const f = flood(l, 40);
     let entries = 0;
     while (Date.now() - started < 40_000) {
-      await sleep(5000);
+      await sleep(2000);
       entries = tableSize(l);
       if (entries > 1_000_000) break;
     }

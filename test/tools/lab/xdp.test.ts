@@ -116,6 +116,14 @@ describe.skipIf(!ok)("LVS-NAT through lvsd on AF_XDP with busy-poll=", () => {
   const sys = (f: string): string =>
     lab.topo.exec("d", "cat", [`/sys/class/net/${lab.topo.dev("x0")}/${f}`]).stdout.trim();
   let before: [string, string];
+  /** hping3's UDP flood to VIP:53 from the client, on CPU 0, for `seconds` (bounded by timeout). */
+  const udpFlood = (seconds: number) => {
+    const p = lab.topo.spawn("c", "timeout", [
+      String(seconds),
+      ...["taskset", "-c", "0", "hping3", "--udp", "-p", "53", "-d", "18", "--flood", VIP],
+    ]);
+    return { p, ended: new Promise<void>((r) => p.once("exit", () => r())) };
+  };
   beforeAll(async () => {
     await lab.up();
   }, 60_000);
@@ -141,16 +149,12 @@ describe.skipIf(!ok)("LVS-NAT through lvsd on AF_XDP with busy-poll=", () => {
     // lvsd and the flooder on one CPU: lvsd cannot keep up, whatever the machine
     const pid = lab.lvsdPid!;
     expect(lab.topo.exec("d", "taskset", ["-a", "-c", "-p", "0", String(pid)]).code).toBe(0);
-    const flood = lab.topo.spawn("c", "timeout", [
-      "3",
-      ...["taskset", "-c", "0", "hping3", "--udp", "-p", "53", "-d", "18", "--flood", VIP],
-    ]);
-    const ended = new Promise<void>((r) => flood.once("exit", () => r()));
+    const flood = udpFlood(3);
     try {
       await waitFor("the deferral to go on", () => sys("gro_flush_timeout") === "1000000", 3000);
       expect(sys("napi_defer_hard_irqs")).toBe("2");
     } finally {
-      await ended;
+      await flood.ended;
     }
     await waitFor("the deferral to come off", () => sys("gro_flush_timeout") === before[1], 5000);
     expect(sys("napi_defer_hard_irqs")).toBe(before[0]);
@@ -170,18 +174,14 @@ describe.skipIf(!ok)("LVS-NAT through lvsd on AF_XDP with busy-poll=", () => {
 
   it("puts the interface's NAPI settings back when it exits with the deferral on", async (ctx) => {
     skipWithout(ctx, "hping3", "taskset");
-    const flood = lab.topo.spawn("c", "timeout", [
-      "4",
-      ...["taskset", "-c", "0", "hping3", "--udp", "-p", "53", "-d", "18", "--flood", VIP],
-    ]);
-    const ended = new Promise<void>((r) => flood.once("exit", () => r()));
+    const flood = udpFlood(4);
     try {
       await waitFor("the deferral to go on", () => sys("gro_flush_timeout") === "1000000", 3000);
       await lab.stopLvsd();
       expect([sys("napi_defer_hard_irqs"), sys("gro_flush_timeout")]).toEqual(before);
     } finally {
-      flood.kill();
-      await ended;
+      flood.p.kill();
+      await flood.ended;
     }
   }, 30_000);
 });
