@@ -34,7 +34,7 @@ export const NAPI_DEFER_HARD_IRQS = 2;
 export const GOVERNOR_TICK_MS = 100;
 /** How long the deferral stays on once switched on (ms). */
 export const HOLD_MS = 500;
-/** Frames a busy poll takes at most (the addon's default SO_BUSY_POLL_BUDGET). */
+/** Frames a busy poll takes at most (lvsd sets it as the socket's SO_BUSY_POLL_BUDGET). */
 export const BUSY_BUDGET = 64;
 
 export class NapiDeferError extends Error {
@@ -120,6 +120,7 @@ export class NapiGovernor {
 
   /** One look at the counters (every GOVERNOR_TICK_MS); `now` in ms. */
   tick(now: number): void {
+    if (this.stopped) return;
     for (const s of this.states) {
       const { frames, drops, polls, fullPolls } = s.link.sample();
       const dFrames = frames - s.frames;

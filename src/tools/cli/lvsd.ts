@@ -140,7 +140,7 @@ export async function startDaemon(
       ifname: spec.name,
       ...(spec.queue !== undefined ? { queue: spec.queue } : {}),
       ...(spec.redirect !== undefined ? { redirect: spec.redirect } : {}),
-      ...(spec.busyPoll !== undefined ? { busyPoll: spec.busyPoll } : {}),
+      ...(spec.busyPoll ? { busyPoll: spec.busyPoll, busyBudget: BUSY_BUDGET } : {}),
     };
     if (umemOwner === undefined) {
       umemOwner = openXdp(xdpLinks > 1 ? { ...o, umemFrames: XDP_LINK_CHUNKS * xdpLinks } : o);
@@ -156,6 +156,7 @@ export async function startDaemon(
   // per link: its index among the governed links (-1: none), its receive rounds and those that
   // brought at least a busy poll's budget
   const governedAs = args.links.map(() => -1);
+  let nGoverned = 0;
   const polls = args.links.map(() => 0);
   const fullPolls = args.links.map(() => 0);
   // kernel=drop: the host's stack kept away from raw links' frames, until lvsd ends
@@ -257,7 +258,7 @@ export async function startDaemon(
     const governed = args.links.flatMap((spec, l) => {
       const io = director.links[l];
       if (spec.kind !== "xdp" || !spec.busyPoll || !(io instanceof XdpIo)) return [];
-      governedAs[l] = governedAs.filter((g) => g >= 0).length;
+      governedAs[l] = nGoverned++;
       return [
         {
           ifname: spec.name,
@@ -281,12 +282,15 @@ export async function startDaemon(
         log.info(
           { event: "link.napi_defer", ifname, deferred: on },
           on
-            ? `${ifname}: overloaded, the kernel now leaves its NAPI poll to lvsd (deferral on for ${HOLD_MS} ms)`
+            ? `${ifname}: overloaded, the kernel now leaves its NAPI poll to lvsd (deferral on, for ${HOLD_MS} ms at least)`
             : `${ifname}: NAPI deferral off`,
         );
-      undoIngress.push(() => gov.restore());
+      const ticks = setInterval(() => gov.tick(now()), GOVERNOR_TICK_MS).unref();
+      undoIngress.push(() => {
+        clearInterval(ticks);
+        gov.restore();
+      });
       if (!process.listeners("exit").includes(restoreIngress)) process.once("exit", restoreIngress);
-      setInterval(() => gov.tick(now()), GOVERNOR_TICK_MS).unref();
     }
   } catch (err) {
     for (const io of opened) io.close();

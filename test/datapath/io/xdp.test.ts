@@ -43,6 +43,22 @@ const hex = (b: Uint8Array): string[] =>
     Array.from(b.subarray(i * 8, i * 8 + 8), (x) => x.toString(16).padStart(2, "0")).join(" "),
   );
 
+describe("AF_XDP options", () => {
+  it("refuses a busy-poll time or budget out of range before touching the system", () => {
+    for (const [o, msg] of [
+      [{ busyPoll: -1 }, /busyPoll must be an integer in 0\.\.1000000 \(µs\)/],
+      [{ busyPoll: 1.5 }, /busyPoll must be an integer/],
+      [{ busyPoll: 1_000_001 }, /busyPoll must be an integer/],
+      [{ busyBudget: 0 }, /busyBudget must be an integer in 1\.\.65535/],
+      [{ busyBudget: 65536 }, /busyBudget must be an integer in 1\.\.65535/],
+    ] as const) {
+      const e = caught(() => openXdp({ ifname: "lvsnone0", ...o }));
+      expect(e.code).toBe(IoErrorCode.INVALID);
+      expect(e.message).toMatch(msg);
+    }
+  });
+});
+
 describe.skipIf(!nativeAvailable())("XDP program (eBPF instructions built by the addon)", () => {
   // Each instruction: opcode, src<<4|dst, 16-bit offset (LE), 32-bit immediate (LE).
   const REDIRECT = (fd: string) => [
