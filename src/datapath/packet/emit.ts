@@ -22,7 +22,7 @@
  * Frames are not padded to the 60-byte Ethernet minimum: NIC drivers and TAP do that on output.
  */
 import { IPPROTO_ICMP, IPPROTO_UDP } from "../../lib/proto.js";
-import { csumReplace16, icmpChecksum, ipv4HeaderChecksum, tcpUdpChecksum } from "./checksum.js";
+import { icmpChecksum, ipv4HeaderChecksum, tcpUdpChecksum } from "./checksum.js";
 import { checkL4Checksum, L4Csum } from "./parse.js";
 import {
   ETH_HLEN,
@@ -230,8 +230,6 @@ export function emitIcmpEchoReply(
   const ml = macLo(myMac, myMacOff);
   const saddr = v.daddr;
   const daddr = v.saddr;
-  const oldWord = (ICMP_ECHO << 8) | v.icmpCode;
-  const oldCheck = (src[v.l4Off + 2]! << 8) | src[v.l4Off + 3]!;
 
   const icmp = off + ETH_HLEN + IP_HLEN;
   moveBytes(out, icmp, src, v.l4Off, icmpLen);
@@ -241,7 +239,9 @@ export function emitIcmpEchoReply(
   writeIpHeader(out, off + ETH_HLEN, 0, total, IPPROTO_ICMP, saddr, daddr);
   out[icmp] = ICMP_ECHOREPLY;
   out[icmp + 1] = 0;
-  put16(out, icmp + 2, csumReplace16(oldCheck, oldWord, ICMP_ECHOREPLY << 8));
+  // Summed whole, not patched: RFC 1624 eqn. 3 yields 0x0000 where an all-zero message
+  // (id 0, seq 0, no data) needs 0xffff, and Linux drops such a reply as corrupt.
+  put16(out, icmp + 2, icmpChecksum(out, icmp, icmpLen));
   return flen;
 }
 

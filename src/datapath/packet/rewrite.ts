@@ -106,6 +106,12 @@ export function setDport(v: FrameView, port: number): number {
   return 1;
 }
 
+/** 1 when the `len` bytes at `off` are zero apart from the ICMP checksum at off+2. */
+function allZeroExceptCheck(b: Uint8Array, off: number, len: number): number {
+  for (let i = 0; i < len; i++) if (i !== 2 && i !== 3 && b[off + i] !== 0) return 0;
+  return 1;
+}
+
 /**
  * Set the identifier of an ICMP echo / echo reply (ICMP checksum updated, `v.sport` and
  * `v.dport` too). Returns 1 when done, 0 when the frame is not an ICMP echo with a header.
@@ -116,7 +122,10 @@ export function setIcmpId(v: FrameView, id: number): number {
   const o = v.l4Off;
   const old = dv.getUint16(o + 4);
   dv.setUint16(o + 4, id);
-  dv.setUint16(o + 2, csumReplace16(dv.getUint16(o + 2), old, id & 0xffff));
+  const k = csumReplace16(dv.getUint16(o + 2), old, id & 0xffff);
+  // RFC 1624 eqn. 3 gives 0x0000 where the message is all zero (an echo reply, id 0, seq 0,
+  // zero data) and only 0xffff is valid: look at the bytes in that one rare case.
+  dv.setUint16(o + 2, k === 0 && allZeroExceptCheck(v.buf, o, v.l4Len) === 1 ? 0xffff : k);
   v.sport = id & 0xffff;
   v.dport = id & 0xffff;
   return 1;

@@ -140,6 +140,21 @@ describe("emitIcmpEchoReply", () => {
     );
   });
 
+  it("answers an all-zero echo request (id 0, seq 0, no data) with checksum 0xffff, not 0x0000", () => {
+    // Found by the property above: patching the type word by RFC 1624 gave 0x0000 here.
+    const req = parsed(
+      eth({ src: MAC_A, dst: MAC_R })
+        .ipv4({ src: "1.0.0.0", dst: R })
+        .icmp({ type: 8, id: 0, seq: 0 })
+        .build(),
+    ).v;
+    const o = outBuf();
+    const n = emitIcmpEchoReply(o.buf, o.off, req, MAC_R, 0);
+    const v = parseOut(o, n);
+    expect(v.dv.getUint16(v.l4Off + 2)).toBe(0xffff);
+    expect(checkL4Checksum(v)).toBe(L4Csum.OK);
+  });
+
   it("returns 0 for what must not be answered", () => {
     const o = outBuf();
     const req = (f: Uint8Array) => parsed(f).v;

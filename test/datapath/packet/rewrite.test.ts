@@ -287,6 +287,15 @@ describe("incremental rewrites equal a full recompute", () => {
     );
     expect(setIcmpId(parsed(G.ICMP_PORT_UNREACH).v, 1)).toBe(0);
   });
+
+  it("an echo reply rewritten to id 0 with seq 0 and no data gets checksum 0xffff, the only valid one", () => {
+    const { v } = parsed(
+      eth().ipv4({ src: "10.0.0.1", dst: "10.0.0.2" }).icmp({ type: 0, id: 7, seq: 0 }).build(),
+    );
+    expect(setIcmpId(v, 0)).toBe(1);
+    expect(u16(v, v.l4Off + 2)).toBe(0xffff);
+    expect(checkL4Checksum(v)).toBe(L4Csum.OK);
+  });
 });
 
 describe("ICMP error: embedded header rewrites", () => {
