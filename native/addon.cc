@@ -4,6 +4,7 @@
 
 #include "addon.h"
 #include "link.h"
+#include "xdp.h"
 
 namespace lvsio {
 
@@ -17,6 +18,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
   exports.Set("openXdp", Napi::Function::New(env, OpenXdp, "openXdp"));
   exports.Set("xdpProgram", Napi::Function::New(env, XdpProgramWords, "xdpProgram"));
+  exports.Set("attachXdp", Napi::Function::New(env, AttachXdp, "attachXdp"));
   InitSys(env, exports);
   // 2: openTun, the ipip filter, csumFixed/rxGso counters, sysctl/addr/ethtool/ipipGuard.
   // 3: netnsId. 4: peerCred. 5: openRaw joins group MACs in `macs` (PACKET_MR_MULTICAST).
@@ -26,7 +28,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   //    counters rxCopied, txCopied, txInPlace; options umemFrames and share (XDP_SHARED_UMEM),
   //    property umemShared.
   // 9: openRaw fanoutGroup/fanoutProgram (PACKET_FANOUT_CBPF), Link.setFanoutProgram.
-  exports.Set("abiVersion", Napi::Number::New(env, 10));
+  // 10: openXdp busyPoll/busyBudget.
+  // 11: attachXdp (one XDP program and XSKMAP for several sockets), openXdp option xskMapFd.
+  exports.Set("abiVersion", Napi::Number::New(env, 11));
   return exports;
 }
 

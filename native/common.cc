@@ -30,6 +30,7 @@ const char* ErrnoName(int err) {
     E(EEXIST)
     E(ENODEV)
     E(EINVAL)
+    E(E2BIG)
     E(ENFILE)
     E(EMFILE)
     E(ENOSPC)

@@ -423,6 +423,96 @@ void MapRing(Napi::Env env, Xsk& x, XskRing& r, const struct xdp_ring_offset& o,
   r.mask = size - 1;
 }
 
+// The program, its map and its bpf_link, as OpenXdp (a socket's own) and AttachXdp (one for
+// several sockets) make them. Each returns a descriptor the caller owns, or throws with the
+// stage src/datapath/io/xdp.ts classifies (xdpCode) and nothing left open.
+
+// A BPF_MAP_TYPE_XSKMAP with `entries` slots, keyed by queue index.
+int CreateXskMap(Napi::Env env, uint32_t entries, const std::string& what) {
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.map_type = BPF_MAP_TYPE_XSKMAP;
+  a.key_size = 4;
+  a.value_size = 4;
+  a.max_entries = entries;
+  strncpy(a.map_name, "lvs_xsks", sizeof a.map_name - 1);
+  const int fd = static_cast<int>(Bpf(BPF_MAP_CREATE, &a, sizeof a));
+  if (fd < 0) ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_CREATE, XSKMAP)", errno, what);
+  return fd;
+}
+
+// XdpProgram(mapFd, mac), loaded. A refused program is loaded once more with the verifier's log,
+// whose end goes into the message.
+int LoadXdpProgram(Napi::Env env, int mapFd, const uint8_t* mac, const std::string& what) {
+  std::vector<struct bpf_insn> prog = XdpProgram(mapFd, mac);
+  static const char kLicense[] = "Dual MIT/GPL";
+  std::vector<char> log(16384, 0);
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.prog_type = BPF_PROG_TYPE_XDP;
+  a.insn_cnt = static_cast<uint32_t>(prog.size());
+  a.insns = reinterpret_cast<uint64_t>(prog.data());
+  a.license = reinterpret_cast<uint64_t>(kLicense);
+  a.expected_attach_type = BPF_XDP;
+  strncpy(a.prog_name, "lvs_xsk_redir", sizeof a.prog_name - 1);
+  const int fd = static_cast<int>(Bpf(BPF_PROG_LOAD, &a, sizeof a));
+  if (fd < 0) {
+    const int err = errno;
+    memset(&a, 0, sizeof a);  // again with the verifier's log, for the message
+    a.prog_type = BPF_PROG_TYPE_XDP;
+    a.insn_cnt = static_cast<uint32_t>(prog.size());
+    a.insns = reinterpret_cast<uint64_t>(prog.data());
+    a.license = reinterpret_cast<uint64_t>(kLicense);
+    a.expected_attach_type = BPF_XDP;
+    a.log_level = 1;
+    a.log_buf = reinterpret_cast<uint64_t>(log.data());
+    a.log_size = static_cast<uint32_t>(log.size());
+    const int again = static_cast<int>(Bpf(BPF_PROG_LOAD, &a, sizeof a));
+    if (again >= 0) close(again);  // (accepted the second time: still report the first refusal)
+    std::string v(log.data());
+    if (v.size() > 300) v = "..." + v.substr(v.size() - 300);
+    ThrowErrno(env, "bpf-prog", "bpf(BPF_PROG_LOAD, XDP)", err, what + (v.empty() ? "" : " [verifier: " + v + "]"));
+  }
+  return fd;
+}
+
+// Attach the program to the interface with a bpf_link, which detaches it when the descriptor
+// closes, also when the process dies. attach "auto": driver mode, generic (skb) mode where the
+// driver has no XDP; "drv" / "skb": only that mode. *driverMode says which one it got.
+int AttachXdpLink(Napi::Env env, int progFd, int ifindex, const std::string& attach, const std::string& what,
+                  bool* driverMode) {
+  auto linkCreate = [&](uint32_t flags) {
+    union bpf_attr a;
+    memset(&a, 0, sizeof a);
+    a.link_create.prog_fd = static_cast<uint32_t>(progFd);
+    // target_ifindex shares its slot with target_fd; headers before 5.9 name only the latter.
+    a.link_create.target_fd = static_cast<uint32_t>(ifindex);
+    a.link_create.attach_type = BPF_XDP;
+    a.link_create.flags = flags;
+    return static_cast<int>(Bpf(BPF_LINK_CREATE, &a, sizeof a));
+  };
+  auto busy = [](int err) {
+    return err == EBUSY || err == EEXIST ? " (the interface already has an XDP program)" : "";
+  };
+  *driverMode = false;
+  if (attach != "skb") {
+    const int fd = linkCreate(XDP_FLAGS_DRV_MODE);
+    if (fd >= 0) {
+      *driverMode = true;
+      return fd;
+    }
+    const int err = errno;
+    if (attach == "drv" || err == EBUSY || err == EEXIST || err == EPERM)
+      ThrowErrno(env, "xdp-attach", "bpf(BPF_LINK_CREATE, XDP driver mode)", err, what + busy(err));
+  }
+  const int fd = linkCreate(XDP_FLAGS_SKB_MODE);
+  if (fd < 0) {
+    const int err = errno;
+    ThrowErrno(env, "xdp-attach", "bpf(BPF_LINK_CREATE, XDP generic mode)", err, what + busy(err));
+  }
+  return fd;
+}
+
 }  // namespace
 
 Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
@@ -441,6 +531,9 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   const int64_t umemFrames = OptInt(o, "umemFrames", 0);
   const int64_t busyPoll = OptInt(o, "busyPoll", 0);
   const int64_t busyBudget = OptInt(o, "busyBudget", 64);
+  // An XSKMAP (attachXdp's) whose program already redirects the interface's queues: this socket
+  // only takes its queue's entry, with no map, program or bpf_link of its own.
+  const int64_t xskMapFd = OptInt(o, "xskMapFd", -1);
   // Another AF_XDP link whose UMEM this socket shares (XDP_SHARED_UMEM).
   UmemPool* share = nullptr;
   Napi::Value shareV = o.Get("share");
@@ -465,6 +558,7 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   if (busyBudget < 1 || busyBudget > 65535) throw Napi::RangeError::New(env, "busyBudget must be in 1..65535");
   if (rxFrames < 64 || rxFrames > 65536 || txFrames < 64 || txFrames > 65536)
     throw Napi::RangeError::New(env, "rxFrames/txFrames must be in 64..65536");
+  if (xskMapFd > INT32_MAX) throw Napi::RangeError::New(env, "xskMapFd must be a file descriptor");
 
   struct ifreq ifr;
   SetIfName(env, ifr, ifname, "ifname");
@@ -607,66 +701,12 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   socklen_t xol = sizeof xo;
   x->zeroCopy = getsockopt(x->fd, SOL_XDP, XDP_OPTIONS, &xo, &xol) == 0 && (xo.flags & XDP_OPTIONS_ZEROCOPY) != 0;
 
-  // XSKMAP and program.
-  union bpf_attr a;
-  memset(&a, 0, sizeof a);
-  a.map_type = BPF_MAP_TYPE_XSKMAP;
-  a.key_size = 4;
-  a.value_size = 4;
-  a.max_entries = static_cast<uint32_t>(queue) + 1;
-  strncpy(a.map_name, "lvs_xsks", sizeof a.map_name - 1);
-  x->mapFd = static_cast<int>(Bpf(BPF_MAP_CREATE, &a, sizeof a));
-  if (x->mapFd < 0) ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_CREATE, XSKMAP)", errno, what);
-  std::vector<struct bpf_insn> prog = XdpProgram(x->mapFd, redirect == "mac" ? mac : nullptr);
-  static const char kLicense[] = "Dual MIT/GPL";
-  std::vector<char> log(16384, 0);
-  memset(&a, 0, sizeof a);
-  a.prog_type = BPF_PROG_TYPE_XDP;
-  a.insn_cnt = static_cast<uint32_t>(prog.size());
-  a.insns = reinterpret_cast<uint64_t>(prog.data());
-  a.license = reinterpret_cast<uint64_t>(kLicense);
-  a.expected_attach_type = BPF_XDP;
-  strncpy(a.prog_name, "lvs_xsk_redir", sizeof a.prog_name - 1);
-  x->progFd = static_cast<int>(Bpf(BPF_PROG_LOAD, &a, sizeof a));
-  if (x->progFd < 0) {
-    const int err = errno;
-    memset(&a, 0, sizeof a);  // again with the verifier's log, for the message
-    a.prog_type = BPF_PROG_TYPE_XDP;
-    a.insn_cnt = static_cast<uint32_t>(prog.size());
-    a.insns = reinterpret_cast<uint64_t>(prog.data());
-    a.license = reinterpret_cast<uint64_t>(kLicense);
-    a.expected_attach_type = BPF_XDP;
-    a.log_level = 1;
-    a.log_buf = reinterpret_cast<uint64_t>(log.data());
-    a.log_size = static_cast<uint32_t>(log.size());
-    Bpf(BPF_PROG_LOAD, &a, sizeof a);
-    std::string v(log.data());
-    if (v.size() > 300) v = "..." + v.substr(v.size() - 300);
-    ThrowErrno(env, "bpf-prog", "bpf(BPF_PROG_LOAD, XDP)", err, what + (v.empty() ? "" : " [verifier: " + v + "]"));
-  }
-
-  // Attach with a bpf_link: it is detached when the descriptor closes, also when the process dies.
-  auto linkCreate = [&](uint32_t flags) {
-    memset(&a, 0, sizeof a);
-    a.link_create.prog_fd = static_cast<uint32_t>(x->progFd);
-    // target_ifindex shares its slot with target_fd; headers before 5.9 name only the latter.
-    a.link_create.target_fd = static_cast<uint32_t>(ifindex);
-    a.link_create.attach_type = BPF_XDP;
-    a.link_create.flags = flags;
-    return static_cast<int>(Bpf(BPF_LINK_CREATE, &a, sizeof a));
-  };
-  if (attach != "skb") {
-    x->linkFd = linkCreate(XDP_FLAGS_DRV_MODE);
-    x->driverMode = x->linkFd >= 0;
-    if (x->linkFd < 0 && (attach == "drv" || errno == EBUSY || errno == EEXIST || errno == EPERM))
-      ThrowErrno(env, "xdp-attach", "bpf(BPF_LINK_CREATE, XDP driver mode)", errno,
-                 what + (errno == EBUSY || errno == EEXIST ? " (the interface already has an XDP program)" : ""));
-  }
-  if (x->linkFd < 0) {
-    x->linkFd = linkCreate(XDP_FLAGS_SKB_MODE);
-    if (x->linkFd < 0)
-      ThrowErrno(env, "xdp-attach", "bpf(BPF_LINK_CREATE, XDP generic mode)", errno,
-                 what + (errno == EBUSY || errno == EEXIST ? " (the interface already has an XDP program)" : ""));
+  // XSKMAP and program: the socket's own, attached to the interface, unless it joins a shared
+  // XSKMAP (xskMapFd: attachXdp made the map and program and holds the bpf_link).
+  if (xskMapFd < 0) {
+    x->mapFd = CreateXskMap(env, static_cast<uint32_t>(queue) + 1, what);
+    x->progFd = LoadXdpProgram(env, x->mapFd, redirect == "mac" ? mac : nullptr, what);
+    x->linkFd = AttachXdpLink(env, x->progFd, ifindex, attach, what, &x->driverMode);
   }
   // This socket's rxN chunks go to its fill ring, its txN onto the pool's free list, which keeps
   // that many more for copies (xdp.h: Refill gives a fill ring only what is free beyond them).
@@ -682,13 +722,27 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   pool->members.push_back(x.get());
   const uint32_t key = static_cast<uint32_t>(queue);
   const uint32_t val = static_cast<uint32_t>(x->fd);
+  union bpf_attr a;
   memset(&a, 0, sizeof a);
-  a.map_fd = static_cast<uint32_t>(x->mapFd);
+  a.map_fd = static_cast<uint32_t>(xskMapFd >= 0 ? xskMapFd : x->mapFd);
   a.key = reinterpret_cast<uint64_t>(&key);
   a.value = reinterpret_cast<uint64_t>(&val);
   a.flags = BPF_ANY;
-  if (Bpf(BPF_MAP_UPDATE_ELEM, &a, sizeof a) != 0)
-    ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_UPDATE_ELEM, XSKMAP)", errno, what);
+  if (Bpf(BPF_MAP_UPDATE_ELEM, &a, sizeof a) != 0) {
+    const int err = errno;
+    // Give the pool back its chunks as it was (a shared one lives on); the Xsk leaves its members.
+    pool->free.resize(pool->free.size() - txN);
+    pool->assigned -= rxN + txN;
+    pool->reserve -= txN;
+    // An XSKMAP refuses a key beyond its max_entries (E2BIG).
+    std::string why;
+    if (xskMapFd >= 0 && err == E2BIG) {
+      const std::string need = std::to_string(queue + 1);
+      why = " (the shared XSKMAP has fewer entries than queue + 1 = " + need + ": attach the program with queues >= " +
+            need + ")";
+    }
+    ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_UPDATE_ELEM, XSKMAP)", err, what + why);
+  }
 
   Napi::Object obj = Link::Create(env);
   Link* link = Link::Unwrap(obj);
@@ -715,12 +769,51 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   auto ro = [&](const char* key, Napi::Value v) {
     obj.DefineProperty(Napi::PropertyDescriptor::Value(key, v, napi_enumerable));
   };
-  ro("xdpMode", Napi::String::New(env, drv ? "drv" : "skb"));
+  // "map": the mode is that of the shared program, which the caller knows (attachXdp's result).
+  ro("xdpMode", Napi::String::New(env, xskMapFd >= 0 ? "map" : drv ? "drv" : "skb"));
   ro("zeroCopy", Napi::Boolean::New(env, zeroCopy));
   ro("queue", Napi::Number::New(env, static_cast<double>(queue)));
   ro("redirect", Napi::String::New(env, redirect));
   ro("umemShared", Napi::Boolean::New(env, share != nullptr));
   return obj;
+}
+
+Napi::Value AttachXdp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "attachXdp(options)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  const std::string ifname = OptString(o, "ifname");
+  const std::string netns = OptString(o, "netns");
+  const std::string redirect = OptString(o, "redirect", "all");
+  const std::string attach = OptString(o, "attach", "auto");
+  const int64_t queues = OptInt(o, "queues", 0);
+  if (redirect != "all" && redirect != "mac") throw Napi::TypeError::New(env, "option redirect must be \"all\" or \"mac\"");
+  if (attach != "auto" && attach != "drv" && attach != "skb")
+    throw Napi::TypeError::New(env, "option attach must be auto, drv or skb");
+  if (queues < 1 || queues > 4096) throw Napi::RangeError::New(env, "queues must be in 1..4096");
+
+  struct ifreq ifr;
+  SetIfName(env, ifr, ifname, "ifname");
+  NetnsGuard ns(env, netns);
+  Fd ctl(ControlSocket(env, "socket"));
+  const int ifindex = IfIndex(env, ctl.get(), ifname, "ifname");
+  uint8_t mac[6];
+  if (redirect == "mac") GetMac(env, ctl.get(), ifname, mac, "ifname");
+  const std::string what = "XDP program on " + ifname;
+  // Owned until the result is built: a failure closes what was made so far.
+  Fd map(CreateXskMap(env, static_cast<uint32_t>(queues), what));
+  Fd prog(LoadXdpProgram(env, map.get(), redirect == "mac" ? mac : nullptr, what));
+  bool drv = false;
+  Fd link(AttachXdpLink(env, prog.get(), ifindex, attach, what, &drv));
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("mapFd", Napi::Number::New(env, map.get()));
+  out.Set("progFd", Napi::Number::New(env, prog.get()));
+  out.Set("linkFd", Napi::Number::New(env, link.get()));
+  out.Set("xdpMode", Napi::String::New(env, drv ? "drv" : "skb"));
+  map.release();
+  prog.release();
+  link.release();
+  return out;
 }
 
 }  // namespace lvsio

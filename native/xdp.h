@@ -2,6 +2,12 @@
 // four mmap'd rings, and the XDP program (built here from BPF instructions, no clang/libbpf)
 // that redirects the queue's frames to the socket through an XSKMAP.
 //
+// Program and XSKMAP: a socket makes its own (map, program, bpf_link closed with the socket:
+// one socket per interface), or joins those AttachXdp made (OpenXdp option xskMapFd): one
+// program and one XSKMAP for the whole interface, and a socket per queue, each entered at its
+// queue's key (the kernel removes it from the map when the socket closes). The program keys
+// the map by rx_queue_index, so it serves any number of queues.
+//
 // Frame ownership: the UMEM is aligned chunks of `frameSize` bytes, one pool (UmemPool) for
 // every socket that uses it: the one that registered it, and others bound to it with
 // XDP_SHARED_UMEM (other interfaces: each with fill and completion rings of its own). A chunk
@@ -131,6 +137,11 @@ class Xsk {
 };
 
 Napi::Value OpenXdp(const Napi::CallbackInfo& info);
+// One XSKMAP (max_entries = option queues) and the program, attached to the interface with a
+// bpf_link, for several sockets (openXdp option xskMapFd: one per queue, each with its own UMEM).
+// Returns { mapFd, progFd, linkFd, xdpMode }; the caller closes the three descriptors (the link
+// first: that detaches the program).
+Napi::Value AttachXdp(const Napi::CallbackInfo& info);
 // The program's instructions for a given map fd and MAC (tests compare them word for word).
 Napi::Value XdpProgramWords(const Napi::CallbackInfo& info);
 

@@ -19,6 +19,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Engine } from "../datapath/engine.js";
+import { newHandoffRing } from "../datapath/workers/handoff.js";
 import {
   type CounterBlock,
   CTR,
@@ -63,6 +64,12 @@ export interface WorkerPoolOptions {
    * the order they join, and the steering program's result must be the worker's index.
    */
   sequential?: boolean;
+  /**
+   * Handoff rings between the workers (AF_XDP links: each worker receives its own queue and
+   * hands frames another worker owns over, src/datapath/workers/handoff.ts): `slots` per ring of
+   * `slotSize` bytes. Only with 2 or more workers.
+   */
+  handoff?: { slots: number; slotSize: number };
 }
 
 export interface WorkerTotals {
@@ -137,6 +144,14 @@ export class WorkerPool {
     const ops = snapshotOps(table);
     const url = opts.workerUrl ?? defaultWorkerUrl();
     const ready: Promise<void>[] = [];
+    const n = opts.count;
+    const h = opts.handoff;
+    const handoff =
+      h !== undefined && n > 1
+        ? Array.from({ length: n * n }, (_, k) =>
+            Math.floor(k / n) === k % n ? null : newHandoffRing(h.slots, h.slotSize),
+          )
+        : undefined;
     for (let i = 0; i < opts.count; i++) {
       if (opts.sequential && i > 0) {
         try {
@@ -167,6 +182,7 @@ export class WorkerPool {
         mode: opts.mode,
         ...(opts.runMs !== undefined ? { runMs: opts.runMs } : {}),
         go: pool.go,
+        ...(handoff !== undefined ? { handoff } : {}),
       };
       const w = new Worker(url, { workerData: init });
       pool.workers.push(w);

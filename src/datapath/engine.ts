@@ -204,6 +204,7 @@ export class Engine {
     const dv = batch.dv;
     for (let i = 0; i < batch.count; i++) {
       batch.egress[i] = EGRESS_NONE;
+      if (batch.link[i]! < 0) continue; // LINK_HANDED_OFF: another worker's (workers/handoff.ts)
       const st = parseFrame(buf, dv, batch.off[i]!, batch.len[i]!, v);
       if (st !== 0) {
         this.drops[st]!++;

@@ -20,6 +20,12 @@ export const HEADROOM = 64;
 /** Default slot size: headroom + a 1518-byte frame + room to insert 256 bytes + alignment. */
 export const DEFAULT_SLOT_SIZE = 2048;
 
+/**
+ * `link[i]` of a frame a worker handed to another worker (src/datapath/workers/handoff.ts): the
+ * engine skips it, and its memory goes back to the link with the batch.
+ */
+export const LINK_HANDED_OFF = -1;
+
 /** Egress value meaning "no output" (dropped or consumed by the director). */
 export const EGRESS_NONE = -1;
 

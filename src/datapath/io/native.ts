@@ -113,7 +113,8 @@ export interface NativeRawOptions {
 
 /** What openXdp reports about the socket it bound (src/datapath/io/xdp.ts). */
 export interface NativeXdpInfo {
-  readonly xdpMode: "drv" | "skb";
+  /** "map": the socket joined a shared XSKMAP (option xskMapFd); the mode is the program's. */
+  readonly xdpMode: "drv" | "skb" | "map";
   readonly zeroCopy: boolean;
   readonly queue: number;
   readonly redirect: "all" | "mac";
@@ -140,6 +141,29 @@ export interface NativeXdpOptions {
   busyPoll?: number;
   /** SO_BUSY_POLL_BUDGET: frames per busy poll (default 64). */
   busyBudget?: number;
+  /**
+   * An XSKMAP made by attachXdp: the socket makes no map, program or bpf_link of its own and
+   * enters its descriptor at key `queue` (fails with stage "bpf-map" if the map has fewer
+   * than queue + 1 entries). `redirect` and `attach` are then only reported / ignored.
+   */
+  xskMapFd?: number;
+}
+
+export interface NativeXdpAttachOptions {
+  ifname: string;
+  netns?: string;
+  /** The XSKMAP's max_entries, 1..4096: queues 0..queues-1 can have a socket. */
+  queues: number;
+  redirect?: "all" | "mac";
+  attach?: "auto" | "drv" | "skb";
+}
+
+/** attachXdp's result: three descriptors the caller closes (linkFd first: it detaches the program). */
+export interface NativeXdpAttached {
+  mapFd: number;
+  progFd: number;
+  linkFd: number;
+  xdpMode: "drv" | "skb";
 }
 
 export interface NativeTunOptions {
@@ -176,6 +200,8 @@ export interface NativeAddon {
   openTun(o: NativeTunOptions): NativeLink;
   /** AF_XDP socket + XDP program on an interface queue (native/xdp.cc). */
   openXdp(o: NativeXdpOptions): NativeLink & NativeXdpInfo;
+  /** One XSKMAP and the XDP program, attached to the interface, for several openXdp sockets (xskMapFd). */
+  attachXdp(o: NativeXdpAttachOptions): NativeXdpAttached;
   /** The XDP program's instructions (8 bytes each) for an XSKMAP fd, optionally with the MAC check. */
   xdpProgram(mapFd: number, mac?: Uint8Array): Uint8Array;
   /** Read /proc/sys/<path> in the namespace ("" = ours); write `value` if given. Returns the old value. */
@@ -236,7 +262,7 @@ export const STAT = {
 } as const;
 export const STAT_COUNT = 15;
 
-const ADDON_ABI = 10;
+const ADDON_ABI = 11;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 

@@ -13,10 +13,23 @@
  *
  * The program is attached with a bpf_link (BPF_LINK_CREATE, BPF_XDP) in driver mode, generic
  * (skb) mode where the driver has no XDP; the link belongs to the descriptor, so the program is
- * detached on close() and when the process dies. The socket is bound zero-copy where the driver
- * supports it (never on veth), in copy mode otherwise, with XDP_USE_NEED_WAKEUP: the addon makes
- * a sendto() only when the TX ring's need_wakeup flag asks for it, a recvfrom() only when the
- * fill ring's does.
+ * detached on close() and when the process dies.
+ *
+ * One program, several sockets: by itself, each openXdp makes its own XSKMAP and program and
+ * attaches them, so an interface takes one socket (an interface has one XDP program).
+ * attachXdpProgram makes one XSKMAP with `queues` entries and one program for the whole
+ * interface and attaches it; the XdpProgramHandle it returns holds the map, the program and the
+ * bpf_link. Sockets opened with `program` (one per queue, each with a UMEM of its own, e.g. one
+ * per worker thread) make no map or program: each enters itself into the handle's XSKMAP at its
+ * queue, and since the program looks up `rx_queue_index`, each queue's frames reach its socket.
+ * A socket that closes leaves the map (the kernel removes it) and the program stays attached;
+ * the handle must outlive its sockets, and closing it detaches the program (a socket still open
+ * then receives nothing more). The handle's descriptors are the process's, so a worker thread
+ * can use the handle's mapFd, xdpMode and redirect as posted to it (XdpProgramRef).
+ *
+ * The socket is bound zero-copy where the driver supports it (never on veth), in copy mode
+ * otherwise, with XDP_USE_NEED_WAKEUP: the addon makes a sendto() only when the TX ring's
+ * need_wakeup flag asks for it, a recvfrom() only when the fill ring's does.
  *
  * No copies on the forwarding path (`view`, the default): the addon publishes the whole UMEM as
  * one external ArrayBuffer and recv lends it to an empty batch (FrameBatch.view), as the
@@ -45,11 +58,14 @@
  * program, an interface that already has an XDP program, no privileges) is an IoError whose
  * message says what failed and to use `raw=` (AF_PACKET) or `tap=` instead.
  */
+import { closeSync } from "node:fs";
 import { IoError, IoErrorCode, toIoError } from "./link.js";
 import {
   loadNative,
   type NativeLink,
   NativeLinkIo,
+  type NativeXdpAttached,
+  type NativeXdpAttachOptions,
   type NativeXdpInfo,
   type NativeXdpOptions,
   netnsPath,
@@ -101,9 +117,84 @@ export interface XdpOptions {
   busyPoll?: number;
   /** Frames per busy poll, 1..65535 (default 64). */
   busyBudget?: number;
+  /**
+   * An XDP program attached with attachXdpProgram: the socket makes no XSKMAP, program or
+   * bpf_link of its own, it enters its queue's slot of the program's XSKMAP (so `queue` must be
+   * below the program's `queues`); `redirect` and `attach` are the program's. The program must
+   * stay attached (the handle open) while the socket is open.
+   */
+  program?: XdpProgramHandle | XdpProgramRef;
 }
 
+export interface XdpProgramOptions {
+  /** Existing interface to attach to. */
+  ifname: string;
+  /** Network namespace (an `ip netns` name or a path) the interface lives in. */
+  netns?: string;
+  /** Entries of the XSKMAP, 1..4096: sockets can be opened on queues 0..queues-1. */
+  queues: number;
+  /** As XdpOptions.redirect (default "all"). */
+  redirect?: "all" | "mac";
+  /** As XdpOptions.attach (default "auto"). */
+  attach?: "auto" | "drv" | "skb";
+}
+
+/**
+ * An XDP program and its XSKMAP attached to an interface (attachXdpProgram) for sockets opened
+ * with `program`. Holds three descriptors: the XSKMAP, the program and the bpf_link; close()
+ * detaches the program. Close it after the sockets.
+ */
+export class XdpProgramHandle {
+  /** The XSKMAP (openXdp enters its socket at key `queue`). */
+  readonly mapFd: number;
+  /** "drv": the program runs in the driver (native XDP); "skb": generic XDP. */
+  readonly xdpMode: "drv" | "skb";
+  /** The XSKMAP's entries: sockets on queues 0..queues-1. */
+  readonly queues: number;
+  readonly ifname: string;
+  readonly redirect: "all" | "mac";
+  private readonly progFd: number;
+  private readonly linkFd: number;
+  private open = true;
+
+  /** Made by attachXdpProgram. */
+  constructor(attached: NativeXdpAttached, ifname: string, queues: number, redirect: "all" | "mac") {
+    this.mapFd = attached.mapFd;
+    this.progFd = attached.progFd;
+    this.linkFd = attached.linkFd;
+    this.xdpMode = attached.xdpMode;
+    this.ifname = ifname;
+    this.queues = queues;
+    this.redirect = redirect;
+  }
+
+  get closed(): boolean {
+    return !this.open;
+  }
+
+  /** Detach the program (the bpf_link first) and close the XSKMAP. Idempotent. */
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    for (const fd of [this.linkFd, this.progFd, this.mapFd]) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
+  }
+}
+
+/**
+ * What openXdp uses of a program: an XdpProgramHandle, or in a worker thread (a handle cannot be
+ * posted as such) these fields of it as posted. The descriptors are the whole process's.
+ */
+export type XdpProgramRef = Pick<XdpProgramHandle, "mapFd" | "xdpMode" | "redirect">;
+
 const FALLBACK = "use --link raw=IFACE (AF_PACKET) or tap=NAME instead";
+const REDIRECTS: readonly string[] = ["all", "mac"];
+const ATTACH_MODES: readonly string[] = ["auto", "drv", "skb"];
 
 export class XdpIo extends NativeLinkIo {
   /** "drv": the program runs in the driver (native XDP); "skb": generic XDP. */
@@ -116,10 +207,15 @@ export class XdpIo extends NativeLinkIo {
   /** Bound to another link's UMEM (`share`). */
   readonly umemShared: boolean;
 
-  constructor(handle: NativeLink & NativeXdpInfo, share?: XdpIo) {
+  constructor(handle: NativeLink & NativeXdpInfo, share?: XdpIo, program?: XdpProgramRef) {
     super(handle, handle.mac, share !== undefined ? share.memory : undefined);
     this.umemShared = handle.umemShared;
-    this.xdpMode = handle.xdpMode;
+    if (program !== undefined) this.xdpMode = program.xdpMode;
+    else if (handle.xdpMode !== "map") this.xdpMode = handle.xdpMode;
+    else {
+      handle.close();
+      throw new Error("XdpIo: a socket on a shared XSKMAP needs its program");
+    }
     this.zeroCopy = handle.zeroCopy;
     this.queue = handle.queue;
     this.redirect = handle.redirect;
@@ -132,8 +228,6 @@ export class XdpIo extends NativeLinkIo {
     return x.handle;
   }
 }
-
-/** What openXdp adds to a NativeLink. */
 
 /** Open an AF_XDP socket on an interface queue. Throws IoError with a stable code. */
 export function openXdp(opts: XdpOptions): XdpIo {
@@ -152,10 +246,26 @@ export function openXdp(opts: XdpOptions): XdpIo {
       throw new IoError(IoErrorCode.INVALID, `${what}: ${k} must be an integer in 64..65536`);
     }
   }
+  const program = opts.program;
+  if (program !== undefined) {
+    if (program instanceof XdpProgramHandle && program.closed)
+      throw new IoError(IoErrorCode.INVALID, `${what}: the XDP program handle is closed`);
+    if (!Number.isInteger(program.mapFd) || program.mapFd < 0)
+      throw new IoError(IoErrorCode.INVALID, `${what}: program.mapFd must be a file descriptor`);
+    if (program.xdpMode !== "drv" && program.xdpMode !== "skb")
+      throw new IoError(IoErrorCode.INVALID, `${what}: program.xdpMode must be "drv" or "skb"`);
+    if (!REDIRECTS.includes(program.redirect))
+      throw new IoError(IoErrorCode.INVALID, `${what}: program.redirect must be "all" or "mac"`);
+    if (opts.redirect !== undefined && opts.redirect !== program.redirect)
+      throw new IoError(
+        IoErrorCode.INVALID,
+        `${what}: redirect is the program's ("${program.redirect}"), not "${opts.redirect}"`,
+      );
+  }
   const o: NativeXdpOptions = {
     ifname: opts.ifname,
     queue: q,
-    redirect: opts.redirect ?? "all",
+    redirect: program?.redirect ?? opts.redirect ?? "all",
     zeroCopy: opts.zeroCopy ?? "auto",
     attach: opts.attach ?? "auto",
   };
@@ -178,23 +288,60 @@ export function openXdp(opts: XdpOptions): XdpIo {
       throw new IoError(IoErrorCode.INVALID, `${what}: busyBudget must be an integer in 1..65535`);
     o.busyBudget = opts.busyBudget;
   }
+  if (program !== undefined) o.xskMapFd = program.mapFd;
   if (opts.netns !== undefined) o.netns = netnsPath(opts.netns);
   const native = loadNative();
   let handle: NativeLink & NativeXdpInfo;
   try {
     handle = native.openXdp(o);
   } catch (err) {
-    const e = toIoError(err, opts.netns === undefined ? what : `${what} in netns ${opts.netns}`);
-    if (e instanceof IoError && (e.code !== IoErrorCode.INVALID || xdpCode(e) === IoErrorCode.NO_XDP)) {
-      throw new IoError(xdpCode(e), `${e.message}; no AF_XDP link: ${FALLBACK}`, {
-        ...(e.errno !== undefined ? { errno: e.errno } : {}),
-        ...(e.syscall !== undefined ? { syscall: e.syscall } : {}),
-        cause: err,
-      });
-    }
-    throw e;
+    throw xdpError(err, what, opts.netns);
   }
-  return new XdpIo(handle, opts.share);
+  return new XdpIo(handle, opts.share, program);
+}
+
+/**
+ * Attach one XDP program with an XSKMAP of `queues` entries to an interface, for sockets opened
+ * with `program` (one per queue). Throws IoError with a stable code: INVALID for bad options
+ * (before touching the system), NO_XDP (the interface already has an XDP program, no bpf(), a
+ * refused program), NO_DEVICE, NO_PRIVILEGE, NO_NETNS, with the fallback named.
+ */
+export function attachXdpProgram(opts: XdpProgramOptions): XdpProgramHandle {
+  const what = `attach XDP program to ${opts.ifname}`;
+  if (typeof opts.ifname !== "string" || opts.ifname.length === 0 || Buffer.byteLength(opts.ifname) > 15) {
+    throw new IoError(IoErrorCode.INVALID, `${what}: ifname must be 1..15 bytes`);
+  }
+  if (!Number.isInteger(opts.queues) || opts.queues < 1 || opts.queues > 4096)
+    throw new IoError(IoErrorCode.INVALID, `${what}: queues must be an integer in 1..4096`);
+  const redirect = opts.redirect ?? "all";
+  if (!REDIRECTS.includes(redirect))
+    throw new IoError(IoErrorCode.INVALID, `${what}: redirect must be "all" or "mac"`);
+  const attach = opts.attach ?? "auto";
+  if (!ATTACH_MODES.includes(attach))
+    throw new IoError(IoErrorCode.INVALID, `${what}: attach must be "auto", "drv" or "skb"`);
+  const o: NativeXdpAttachOptions = { ifname: opts.ifname, queues: opts.queues, redirect, attach };
+  if (opts.netns !== undefined) o.netns = netnsPath(opts.netns);
+  const native = loadNative();
+  let attached: NativeXdpAttached;
+  try {
+    attached = native.attachXdp(o);
+  } catch (err) {
+    throw xdpError(err, what, opts.netns);
+  }
+  return new XdpProgramHandle(attached, opts.ifname, opts.queues, redirect);
+}
+
+/** An addon error as IoError; XDP/AF_XDP failures (xdpCode) with the fallback named. */
+function xdpError(err: unknown, what: string, netns: string | undefined): unknown {
+  const e = toIoError(err, netns === undefined ? what : `${what} in netns ${netns}`);
+  if (e instanceof IoError && (e.code !== IoErrorCode.INVALID || xdpCode(e) === IoErrorCode.NO_XDP)) {
+    return new IoError(xdpCode(e), `${e.message}; no AF_XDP link: ${FALLBACK}`, {
+      ...(e.errno !== undefined ? { errno: e.errno } : {}),
+      ...(e.syscall !== undefined ? { syscall: e.syscall } : {}),
+      cause: err,
+    });
+  }
+  return e;
 }
 
 /** NO_XDP for failures of the XDP/AF_XDP steps; privilege, namespace and device codes stay. */

@@ -25,6 +25,7 @@ import { TCP_STATE_COUNT, TCP_TRANSITIONS_DOS } from "../conntrack/states.js";
 import { COUNT_SLOTS } from "../conntrack/table.js";
 import { DROP_COUNT } from "../drops.js";
 import type { Engine } from "../engine.js";
+import type { HandoffRingSpec } from "./handoff.js";
 
 /**
  * Which of `count` workers owns a flow whose client is `addr`:`port` (docs/workers.md): a
@@ -204,6 +205,20 @@ export type WorkerLinkSpec =
       fanoutGroup: number;
       program: Uint8Array;
       busyPoll?: number;
+    }
+  | {
+      /**
+       * AF_XDP socket on queue `queue` of `name`, inserted into the XSKMAP `mapFd` of the XDP
+       * program the host attached (src/datapath/io/xdp.ts attachXdpProgram); the worker's
+       * AF_XDP links share one UMEM of their own. Frames another worker owns are handed over
+       * (handoff.ts).
+       */
+      kind: "xdp";
+      name: string;
+      queue: number;
+      mapFd: number;
+      xdpMode: "drv" | "skb";
+      redirect: "all" | "mac";
     };
 
 export interface WorkerNet {
@@ -237,6 +252,11 @@ export interface WorkerInit {
   mode: "events" | "run" | "once";
   runMs?: number;
   go?: SharedArrayBuffer;
+  /**
+   * AF_XDP links with 2 or more workers: the handoff rings, `rings[src * count + dst]` (null
+   * where src === dst), docs/workers.md.
+   */
+  handoff?: (HandoffRingSpec | null)[];
 }
 
 export type HostMessage =

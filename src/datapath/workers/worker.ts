@@ -24,8 +24,10 @@ import { DEFAULT_SLOT_SIZE } from "../io/batch.js";
 import { adviseHugePages } from "../io/native.js";
 import { openRaw, RawIo } from "../io/rawsock.js";
 import { ReplayLink } from "../io/replay.js";
+import { openXdp, type XdpIo } from "../io/xdp.js";
 import { NEIGH_REACHABLE } from "../net/neigh.js";
 import { SECRET_ROTATE_MS } from "../synproxy.js";
+import { HandoffLink, HandoffRing, SteeredLink, SteerRoles } from "./handoff.js";
 import {
   CTR,
   destBase,
@@ -42,6 +44,7 @@ import {
   type WorkerMessage,
   writeKnobs,
 } from "./protocol.js";
+import { steerTablesOf } from "./steer.js";
 
 /** How lvsd's loop runs: rounds of batches per readable event, timers. */
 const ROUNDS_PER_WAKE = 64;
@@ -49,6 +52,8 @@ const TICK_MS = 200;
 const SWEEP_PER_TICK = 10_000;
 /** Run mode: poll the port for control messages every this many batches. */
 const POLL_EVERY = 8;
+/** UMEM chunks per AF_XDP link (its rx and tx rings' 2,048 each), as lvsd's single engine. */
+const XDP_LINK_CHUNKS = 4096;
 
 class Worker {
   readonly init: WorkerInit;
@@ -63,6 +68,11 @@ class Worker {
   stopped = false;
   private timer: NodeJS.Timeout | null = null;
   private secretTimer: NodeJS.Timeout | null = null;
+  /** AF_XDP with 2+ workers: the steering addresses, and the frames other workers hand over. */
+  readonly roles = new SteerRoles();
+  private rolesGen = -1;
+  readonly steered: SteeredLink[] = [];
+  handoff: HandoffLink | null = null;
 
   constructor(init: WorkerInit) {
     this.init = init;
@@ -78,6 +88,16 @@ class Worker {
     this.destCap = init.counters.destCap;
     this.destBase = destBase(this.svcCap);
     const opened: LinkBackend[] = [];
+    const nXdp = init.links.filter((l) => l.kind === "xdp").length;
+    let umemOwner: XdpIo | undefined;
+    // rings[w]: this worker's ring to worker w (handoff.ts)
+    const toRings =
+      init.handoff !== undefined
+        ? Array.from({ length: init.count }, (_, w) => {
+            const r = init.handoff![init.index * init.count + w];
+            return r ? new HandoffRing(r) : null;
+          })
+        : null;
     try {
       init.links.forEach((spec, l) => {
         let io: LinkBackend;
@@ -91,6 +111,25 @@ class Worker {
             DEFAULT_SLOT_SIZE,
             spec.capture,
           );
+        } else if (spec.kind === "xdp") {
+          // one socket per worker on its own queue, behind the host's XDP program; the worker's
+          // AF_XDP links share a UMEM so frames cross between them by descriptor
+          const o = {
+            ifname: spec.name,
+            queue: spec.queue,
+            program: { mapFd: spec.mapFd, xdpMode: spec.xdpMode, redirect: spec.redirect },
+          };
+          let x: XdpIo;
+          if (umemOwner === undefined) {
+            x = openXdp(nXdp > 1 ? { ...o, umemFrames: XDP_LINK_CHUNKS * nXdp } : o);
+            umemOwner = x;
+          } else x = openXdp({ ...o, share: umemOwner });
+          opened.push(x);
+          if (toRings !== null) {
+            const st = new SteeredLink(x, init.index, toRings, this.roles);
+            this.steered.push(st);
+            io = st;
+          } else io = x;
         } else {
           io = openRaw({
             ifname: spec.name,
@@ -98,7 +137,7 @@ class Worker {
             ...(spec.busyPoll !== undefined ? { busyPoll: spec.busyPoll } : {}),
           });
         }
-        opened.push(io);
+        if (spec.kind !== "xdp") opened.push(io); // (an AF_XDP socket is in `opened` already)
         e.net.addLink(spec.name, io.mac, init.net.addrs[l] ?? [], io.mtu);
         this.director.attach(io);
       });
@@ -106,12 +145,32 @@ class Worker {
       for (const io of opened) io.close();
       throw err;
     }
+    if (init.handoff !== undefined) {
+      const from: HandoffRing[] = [];
+      for (let w = 0; w < init.count; w++) {
+        const r = init.handoff[w * init.count + init.index];
+        if (w !== init.index && r) from.push(new HandoffRing(r));
+      }
+      // after the real links: the engine's Net has no link of this index, nothing egresses here
+      this.handoff = new HandoffLink(from);
+      this.director.attach(this.handoff);
+    }
     for (const r of init.net.routes) e.net.addRoute(r.net, r.prefix, r.via);
     for (const n of init.net.neighs) e.net.neigh.learn(n.addr, n.mac, 0, n.link, 0, true);
     for (const o of init.ops) this.replica.apply(o);
     this.setMarks(init.marks);
     writeKnobs(e, init.knobs);
+    this.steerRoles();
     this.publish();
+  }
+
+  /** AF_XDP steering: the table's VIPs, local addresses and NAT real servers, when they changed. */
+  private steerRoles(): void {
+    const t = this.engine.table;
+    if (this.steered.length === 0 || t.generation === this.rolesGen) return;
+    this.rolesGen = t.generation;
+    const s = steerTablesOf(t);
+    this.roles.set(s.laddrs, s.vips, s.natDests);
   }
 
   /** Write this worker's counters into its block (between batches). */
@@ -126,6 +185,19 @@ class Worker {
     c[CTR.CONNS] = e.ct.count;
     e.ct.countsInto(c, CTR.KINDS);
     c[CTR.REPLICA_FAILURES] = this.replica.failures;
+    const h = this.handoff;
+    if (h !== null) {
+      // the handoff link's row (lvsadm --links "handoff:wN"): frames from the other workers in,
+      // frames handed to them out, frames their full rings refused
+      let out = 0;
+      let lost = 0;
+      for (const st of this.steered) {
+        out += st.handedOff;
+        lost += st.handoffDrops;
+      }
+      h.stats.txPackets = out;
+      h.stats.rxDropped = lost;
+    }
     let tx = 0;
     for (let l = 0; l < d.links.length; l++) {
       const st = d.links[l]!.stats;
@@ -201,6 +273,7 @@ class Worker {
     switch (msg.type) {
       case "ops":
         for (const o of msg.ops) this.replica.apply(o);
+        this.steerRoles();
         this.counters[CTR.APPLIED] = msg.seq;
         this.publish();
         post({ type: "applied", seq: msg.seq });

@@ -131,13 +131,17 @@ Options:
   --max-conns N         Connection table size (default 1048576); with --workers, the
                         total, divided between the workers.
   --workers N           Run the data path in N worker threads (1..64; default: none, the
-                        main thread forwards), each with its own connection table and one
-                        AF_PACKET socket per link in a fanout group whose classic BPF
-                        program keeps both directions of a connection on one worker (the
-                        client's address and port; FULLNAT replies by local port, each
-                        worker owning the ports p with p % N = its index). raw= links only.
-                        The main thread keeps the tables and lvsadm; counters are summed.
-                        Not with VRRP instances, connection sync or --trace (docs/workers.md).
+                        main thread forwards), each with its own connection table. raw=
+                        links: one AF_PACKET socket per link and worker in a fanout group
+                        whose classic BPF program keeps both directions of a connection on
+                        one worker (the client's address and port; FULLNAT replies by local
+                        port, each worker owning the ports p with p % N = its index).
+                        xdp= links: worker i binds queue i of each interface (it needs N
+                        receive queues; without queue= or busy-poll=), behind one XDP
+                        program, and hands the frames another worker owns over to it by the
+                        same rules. The main thread keeps the tables and lvsadm; counters
+                        are summed. Not with tap= links, VRRP instances, connection sync or
+                        --trace (docs/workers.md).
   --restore FILE        Apply an ipvsadm -S style rule file at start.
   --sysctl NAME=VALUE   Set a net.ipv4.vs.* knob at start, as lvsadm --sysctl does
                         (repeatable), e.g. --sysctl sync_refresh_period=2.
@@ -416,11 +420,22 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
     );
   }
   if (out.workers > 0) {
-    const other = out.links.find((l) => l.kind !== "raw");
+    const other = out.links.find((l) => l.kind !== "raw" && l.kind !== "xdp");
     if (other)
       throw new LvsdArgError(
-        `--workers: link ${other.name} is ${other.kind}=; worker threads take raw= (AF_PACKET) links only`,
+        `--workers: link ${other.name} is ${other.kind}=; worker threads take raw= (AF_PACKET) and xdp= (AF_XDP) links`,
       );
+    for (const l of out.links) {
+      if (l.kind !== "xdp") continue;
+      if (l.queue !== undefined)
+        throw new LvsdArgError(
+          `--workers: link ${l.name} has queue=; with --workers worker i binds queue i of every xdp= link`,
+        );
+      if (l.busyPoll !== undefined)
+        throw new LvsdArgError(
+          `--workers: link ${l.name} has busy-poll=; busy polling of xdp= links needs the single-threaded data path`,
+        );
+    }
     if (out.maxConns < 16 * out.workers)
       throw new LvsdArgError(`--max-conns ${out.maxConns}: too small for ${out.workers} workers`);
   }

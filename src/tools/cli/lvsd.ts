@@ -10,7 +10,7 @@
  * errors, before the logger exists, are plain "lvsd: ..." lines.
  */
 
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { performance } from "node:perf_hooks";
 import { EngineControl } from "../../control/adapter.js";
@@ -47,7 +47,7 @@ import { IoError } from "../../datapath/io/link.js";
 import { adviseHugePages } from "../../datapath/io/native.js";
 import { openRaw } from "../../datapath/io/rawsock.js";
 import { openTap } from "../../datapath/io/tap.js";
-import { openXdp, XdpIo } from "../../datapath/io/xdp.js";
+import { attachXdpProgram, openXdp, XdpIo, type XdpProgramHandle } from "../../datapath/io/xdp.js";
 import { IP_VS_SYNC_GROUP } from "../../datapath/packet/ipvs-sync.js";
 import { VRRP_GROUP } from "../../datapath/packet/vrrp.js";
 import { steerProgram, steerTablesOf } from "../../datapath/workers/steer.js";
@@ -112,6 +112,20 @@ const RAW_GROUP_MACS: readonly Uint8Array[] = [groupMac(VRRP_GROUP), groupMac(IP
 
 /** UMEM chunks each AF_XDP link brings (its default rxFrames + txFrames). */
 const XDP_LINK_CHUNKS = 4096;
+/** Slots of each handoff ring between two workers (AF_XDP links, docs/workers.md). */
+const HANDOFF_SLOTS = 1024;
+
+/** Receive queues of an interface in this namespace (/sys/class/net/IF/queues/rx-*); 1 if unknown. */
+function rxQueues(ifname: string): number {
+  try {
+    return Math.max(
+      1,
+      readdirSync(`/sys/class/net/${ifname}/queues`).filter((q) => q.startsWith("rx-")).length,
+    );
+  } catch {
+    return 1;
+  }
+}
 
 /**
  * Start a director from parsed arguments, logging to `log` (default: daemonLogger). Throws
@@ -303,6 +317,8 @@ export async function startDaemon(
   target.rates = estimator;
   // with --workers: one row per link and worker, "NAME:wN" (docs/workers.md)
   let pool: WorkerPool | undefined;
+  // --workers with xdp= links: the XDP program of each, attached here (closed after the workers)
+  const xdpPrograms: XdpProgramHandle[] = [];
   target.linkStats = () =>
     pool === undefined
       ? director.links.map((io) => ({
@@ -310,13 +326,24 @@ export async function startDaemon(
           mac: bytesToMac(io.mac),
           ...io.stats,
         }))
-      : engine.net.links.flatMap((link, l) =>
-          Array.from({ length: pool!.count }, (_, w) => ({
-            name: `${link.name}:w${w}`,
-            mac: bytesToMac(link.mac),
-            ...pool!.linkStats(w, l),
-          })),
-        );
+      : [
+          ...engine.net.links.flatMap((link, l) =>
+            Array.from({ length: pool!.count }, (_, w) => ({
+              name: `${link.name}:w${w}`,
+              mac: bytesToMac(link.mac),
+              ...pool!.linkStats(w, l),
+            })),
+          ),
+          // xdp= links: each worker's handoff (RX: frames other workers handed it; TX: frames it
+          // handed them; RX-DROP: frames a full ring refused), docs/workers.md
+          ...(xdpPrograms.length > 0 && pool.count > 1
+            ? Array.from({ length: pool.count }, (_, w) => ({
+                name: `handoff:w${w}`,
+                mac: "00:00:00:00:00:00",
+                ...pool!.linkStats(w, engine.net.links.length),
+              }))
+            : []),
+        ];
   // generated frames outside a batch (ARP retries, gratuitous ARP): traced while a trace runs
   const sendTx = (): void => {
     director.sendTx(now());
@@ -433,7 +460,29 @@ export async function startDaemon(
     steerGen = engine.table.generation;
     const program = steerProgram(steerTablesOf(engine.table), nWorkers).bytes;
     const groupBase = (process.pid * 8) & 0xffff;
+    let programs: (XdpProgramHandle | undefined)[] = [];
     try {
+      // xdp= links: one XDP program per interface, here; worker i binds queue i behind it
+      programs = args.links.map((spec) => {
+        if (spec.kind !== "xdp") return undefined;
+        const queues = rxQueues(spec.name);
+        if (queues < nWorkers)
+          throw new LvsdArgError(
+            `${spec.name} has ${queues} receive queue(s) and each worker binds one: give it ${nWorkers} (ethtool -L ${spec.name} combined ${nWorkers}; a veth: numrxqueues/numtxqueues ${nWorkers} on both ends)`,
+          );
+        if (queues > nWorkers && !args.quiet)
+          log.warn(
+            { event: "workers.xdp_queues", ifname: spec.name, queues, workers: nWorkers },
+            `${spec.name} has ${queues} receive queues: frames arriving on queues ${nWorkers}..${queues - 1} go to the kernel`,
+          );
+        const h = attachXdpProgram({
+          ifname: spec.name,
+          queues,
+          ...(spec.redirect !== undefined ? { redirect: spec.redirect } : {}),
+        });
+        xdpPrograms.push(h);
+        return h;
+      });
       workers = await WorkerPool.start({
         count: nWorkers,
         engine,
@@ -445,17 +494,31 @@ export async function startDaemon(
           routes: args.routes,
           neighs: args.neighs.map((n) => ({ addr: n.addr, mac: n.mac, link: engine.net.route(n.addr) })),
         },
-        links: () =>
-          args.links.map((spec, l) => ({
-            kind: "raw" as const,
-            name: spec.name,
-            fanoutGroup: (groupBase + l) & 0xffff,
-            program,
-            ...(spec.busyPoll !== undefined ? { busyPoll: spec.busyPoll } : {}),
-          })),
+        links: (i) =>
+          args.links.map((spec, l) => {
+            const h = programs[l];
+            if (h !== undefined)
+              return {
+                kind: "xdp" as const,
+                name: spec.name,
+                queue: i,
+                mapFd: h.mapFd,
+                xdpMode: h.xdpMode,
+                redirect: h.redirect,
+              };
+            return {
+              kind: "raw" as const,
+              name: spec.name,
+              fanoutGroup: (groupBase + l) & 0xffff,
+              program,
+              ...(spec.busyPoll !== undefined ? { busyPoll: spec.busyPoll } : {}),
+            };
+          }),
+        ...(xdpPrograms.length > 0 ? { handoff: { slots: HANDOFF_SLOTS, slotSize: 2048 } } : {}),
       });
     } catch (err) {
       health.stop();
+      for (const h of xdpPrograms.splice(0)) h.close();
       throw new LvsdArgError(`--workers ${nWorkers}: ${(err as Error).message}`);
     }
     pool = workers;
@@ -468,7 +531,7 @@ export async function startDaemon(
     if (!args.quiet)
       log.info(
         { event: "workers.started", workers: nWorkers, links: args.links.map((l) => l.name) },
-        `${nWorkers} data-path worker thread(s) on ${args.links.map((l) => l.name).join(", ")} (AF_PACKET fanout)`,
+        `${nWorkers} data-path worker thread(s) on ${args.links.map((l) => `${l.name} (${l.kind === "xdp" ? `AF_XDP queues 0..${nWorkers - 1}, XDP ${xdpPrograms.find((h) => h.ifname === l.name)?.xdpMode}` : "AF_PACKET fanout"})`).join(", ")}`,
       );
   }
 
@@ -699,6 +762,7 @@ export async function startDaemon(
           log.info({ event: "link.closed", link: l, ifname: io.name }, `link ${l}: ${io.name} closed`);
       });
       await workers?.stop();
+      for (const h of xdpPrograms.splice(0)) h.close(); // after the workers' sockets
       restoreIngress();
       process.removeListener("exit", restoreIngress);
       await control.close();

@@ -76,6 +76,12 @@ export interface NatLabOptions {
   realServers?: RealServerMode;
   /** Extra options for both of lvsd's links (raw and xdp backends), e.g. "busy-poll=50". */
   linkOpts?: string;
+  /**
+   * TX and RX queues of the veth pairs lvsd binds to (raw and xdp backends; default 1): an xdp
+   * lvsd with `--workers N` binds queue i in worker i and needs N. The bridge side picks a
+   * frame's queue by flow hash.
+   */
+  queues?: number;
 }
 
 export type RealServerMode = "nat" | "dr" | "tun";
@@ -90,6 +96,7 @@ export class NatLab extends LabBase {
   readonly backend: LabBackend;
   private readonly extra: string[];
   private readonly linkOpts: string;
+  private readonly queues: number;
   private readonly rsRoute: boolean;
   private readonly mgmt: boolean;
   readonly realServers: RealServerMode;
@@ -102,6 +109,7 @@ export class NatLab extends LabBase {
     this.backend = opts.backend ?? "tap";
     this.extra = opts.lvsdArgs ?? [];
     this.linkOpts = opts.linkOpts !== undefined ? `,${opts.linkOpts}` : "";
+    this.queues = opts.queues ?? 1;
     this.mgmt = opts.mgmt ?? false;
     this.realServers = opts.realServers ?? "nat";
     this.rsRoute = this.realServers === "nat" && (opts.rsRoute ?? true);
@@ -287,7 +295,8 @@ export class NatLab extends LabBase {
   }
 
   private vethLocal(d: string, a: string, b: string, bridge: string): void {
-    ip("-n", d, "link", "add", a, "type", "veth", "peer", "name", b);
+    const q = this.queues > 1 ? ["numtxqueues", String(this.queues), "numrxqueues", String(this.queues)] : [];
+    ip("-n", d, "link", "add", a, ...q, "type", "veth", "peer", "name", b, ...q);
     ip("-n", d, "link", "set", b, "master", bridge, "up");
     sh("ip", ["netns", "exec", d, "sysctl", "-qw", `net.ipv6.conf.${a}.disable_ipv6=1`]);
     ip("-n", d, "link", "set", a, "up");

@@ -2,9 +2,12 @@
  * AF_XDP backend (src/datapath/io/xdp.ts, native/xdp.cc). The XDP program's instructions are
  * checked word for word against the eBPF encoding; the rest runs on a veth pair between two test
  * namespaces, as the AF_PACKET test does: "dir" holds va (our socket and program, no address),
- * "peer" holds vb with 198.18.2.1/24; the JS side plays 198.18.2.2 with va's MAC.
+ * "peer" holds vb with 198.18.2.1/24; the JS side plays 198.18.2.2 with va's MAC. One program
+ * for several sockets (attachXdpProgram) runs on a veth pair with two queues in namespaces of
+ * its own (qa/qb, 198.18.3.0/24).
  */
 import { spawn, spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,7 +15,12 @@ import { EGRESS_NONE, FrameBatch } from "../../../src/datapath/io/batch.js";
 import { IoError, IoErrorCode } from "../../../src/datapath/io/link.js";
 import { loadNative, nativeAvailable } from "../../../src/datapath/io/native.js";
 import { openRaw } from "../../../src/datapath/io/rawsock.js";
-import { openXdp, type XdpIo } from "../../../src/datapath/io/xdp.js";
+import {
+  attachXdpProgram,
+  openXdp,
+  type XdpIo,
+  type XdpProgramHandle,
+} from "../../../src/datapath/io/xdp.js";
 import { skipWithout } from "../../support/tools.js";
 import {
   answerInPlace,
@@ -56,6 +64,41 @@ describe("AF_XDP options", () => {
       expect(e.code).toBe(IoErrorCode.INVALID);
       expect(e.message).toMatch(msg);
     }
+  });
+
+  it("attachXdpProgram refuses bad options before touching the system", () => {
+    // A missing interface would be NO_DEVICE (or NATIVE_MISSING): INVALID means nothing was tried.
+    for (const [o, msg] of [
+      [{ queues: 0 }, /attach XDP program to lvsnone0: queues must be an integer in 1\.\.4096/],
+      [{ queues: 5000 }, /queues must be an integer in 1\.\.4096/],
+      [{ queues: 1.5 }, /queues must be an integer in 1\.\.4096/],
+      [{ queues: 2, redirect: "bogus" }, /redirect must be "all" or "mac"/],
+      [{ queues: 2, attach: "bogus" }, /attach must be "auto", "drv" or "skb"/],
+    ] as const) {
+      const e = caught(() => attachXdpProgram({ ifname: "lvsnone0", ...(o as { queues: number }) }));
+      expect(e.code).toBe(IoErrorCode.INVALID);
+      expect(e.message).toMatch(msg);
+    }
+    expect(caught(() => attachXdpProgram({ ifname: "", queues: 1 })).message).toMatch(
+      /ifname must be 1\.\.15 bytes/,
+    );
+  });
+
+  it("openXdp refuses a bad program reference or a redirect the program does not do", () => {
+    const bad = caught(() =>
+      openXdp({ ifname: "lvsnone0", program: { mapFd: -1, xdpMode: "drv", redirect: "all" } }),
+    );
+    expect(bad.code).toBe(IoErrorCode.INVALID);
+    expect(bad.message).toMatch(/program\.mapFd must be a file descriptor/);
+    const red = caught(() =>
+      openXdp({
+        ifname: "lvsnone0",
+        redirect: "mac",
+        program: { mapFd: 3, xdpMode: "drv", redirect: "all" },
+      }),
+    );
+    expect(red.code).toBe(IoErrorCode.INVALID);
+    expect(red.message).toMatch(/redirect is the program's \("all"\), not "mac"/);
   });
 });
 
@@ -550,3 +593,192 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP backend (root, network na
     expect(res.message).toMatch(/use --link raw=IFACE \(AF_PACKET\) or tap=NAME instead/);
   });
 });
+
+describe.skipIf(!canRun || !nativeAvailable())(
+  "one XDP program, a socket per queue (root, 2-queue veth)",
+  () => {
+    // "d" holds qa (two RX and two TX queues; our program and sockets), "p" holds qb with
+    // 198.18.3.1/24, whose two TX queues are picked by flow hash: UDP from many source ports
+    // reaches both of qa's RX queues.
+    const lab = new Lab("q");
+    const PEER = "198.18.3.1";
+    const OURS = "198.18.3.2";
+    let dir = "";
+    let peer = "";
+    let qa = "";
+    let qb = "";
+    const shown = () => lab.ip(dir, "-d", "link", "show", "dev", qa);
+    const progIds = () => Array.from(shown().matchAll(/prog\/xdp id (\d+)/g), (m) => m[1]);
+    const openFds = () => readdirSync("/proc/self/fd").length;
+
+    beforeAll(() => {
+      dir = lab.netns("d");
+      peer = lab.netns("p");
+      qa = lab.dev("qa");
+      qb = lab.dev("qb");
+      const two = ["numtxqueues", "2", "numrxqueues", "2"];
+      lab.ip(dir, "link", "add", qa, ...two, "type", "veth", "peer", "name", qb, ...two, "netns", peer);
+      lab.ip(dir, "link", "set", qa, "up");
+      lab.ip(peer, "addr", "add", `${PEER}/24`, "dev", qb);
+      lab.ip(peer, "link", "set", qb, "up");
+      const qaMac = linkInfo(lab, dir, qa).address;
+      lab.ip(peer, "neigh", "replace", OURS, "lladdr", qaMac, "dev", qb, "nud", "permanent");
+    });
+    afterAll(() => lab.cleanup());
+
+    /** `ports` UDP sockets (ephemeral source ports) in the peer namespace each send `each` datagrams "<port>-<i>". */
+    function sendFlows(ports: number, each: number): Promise<{ code: number; err: string }> {
+      const script = `const d=require("dgram");let left=${ports * each};
+for(let p=0;p<${ports};p++){const s=d.createSocket("udp4");s.bind(0,()=>{const port=s.address().port;let n=${each};
+for(let i=0;i<${each};i++)s.send(Buffer.from(port+"-"+i),9,${JSON.stringify(OURS)},()=>{if(--n===0)s.close();if(--left===0)process.exit(0);});});}`;
+      return lab.exec(peer, [process.execPath, "-e", script]);
+    }
+
+    describe("attached once, sockets on queue 0 and 1", () => {
+      let prog: XdpProgramHandle;
+      let s0: XdpIo;
+      let s1: XdpIo;
+      let firstId: string | undefined;
+      beforeAll(() => {
+        prog = attachXdpProgram({ ifname: qa, netns: dir, queues: 2 });
+        s0 = openXdp({ ifname: qa, netns: dir, queue: 0, program: prog });
+        s1 = openXdp({ ifname: qa, netns: dir, queue: 1, program: prog });
+      });
+      afterAll(() => {
+        s0.close();
+        s1.close();
+        prog.close();
+      });
+
+      it("attaches one program in driver mode; both sockets report it", () => {
+        expect(prog.xdpMode).toBe("drv");
+        expect(prog.queues).toBe(2);
+        expect(prog.ifname).toBe(qa);
+        expect(prog.redirect).toBe("all");
+        for (const [x, q] of [
+          [s0, 0],
+          [s1, 1],
+        ] as const) {
+          expect(x.queue).toBe(q);
+          expect(x.xdpMode).toBe("drv");
+          expect(x.redirect).toBe("all");
+          expect(x.umemShared).toBe(false); // a UMEM of its own each
+        }
+        const ids = progIds();
+        expect(ids).toHaveLength(1);
+        firstId = ids[0];
+      });
+
+      it("flows from 64 source ports spread over both queues: each socket gets its queue's, none lost", async () => {
+        const b0 = new FrameBatch(256);
+        const b1 = new FrameBatch(256);
+        const got: [string[], string[]] = [[], []];
+        const pattern = /^\d+-\d+$/; // (the peer's own IPv6 frames are redirected too: ignored)
+        const drain = () => {
+          for (const [k, x, b] of [
+            [0, s0, b0],
+            [1, s1, b1],
+          ] as const) {
+            b.reset();
+            x.recv(b, k);
+            for (let i = 0; i < b.count; i++) {
+              const p = udpPayload(b, i);
+              if (p !== undefined && pattern.test(p)) got[k].push(p);
+            }
+          }
+          b0.reset();
+          b1.reset();
+        };
+        const sending = sendFlows(64, 32);
+        const done = until(() => {
+          drain();
+          return got[0].length + got[1].length >= 2048;
+        }, 15_000);
+        const r = await sending;
+        expect(r.code, r.err).toBe(0);
+        expect(await done).toBe(true);
+        await new Promise((res) => setTimeout(res, 50));
+        drain(); // nothing more (no duplicates)
+        expect(got[0].length).toBeGreaterThan(0);
+        expect(got[1].length).toBeGreaterThan(0);
+        expect(got[0].length + got[1].length).toBe(2048);
+        const all = new Set([...got[0], ...got[1]]);
+        expect(all.size).toBe(2048);
+        // 64 flows of 32: each flow's datagrams all took one queue (its hash picks it).
+        const ports = new Map<string, Set<number>>();
+        for (const k of [0, 1] as const)
+          for (const p of got[k]) {
+            const port = p.split("-")[0]!;
+            const qs = ports.get(port) ?? new Set<number>();
+            qs.add(k);
+            ports.set(port, qs);
+          }
+        expect(ports.size).toBe(64);
+        for (const qs of ports.values()) expect(qs.size).toBe(1);
+        expect(s0.detail().kernelDrops + s1.detail().kernelDrops).toBe(0);
+        expect(progIds()).toEqual([firstId]);
+      });
+
+      it("a second program on the interface is refused (NO_XDP, nothing left open)", () => {
+        const before = openFds();
+        const e = caught(() => attachXdpProgram({ ifname: qa, netns: dir, queues: 2 }));
+        expect(openFds()).toBe(before);
+        expect(e.code).toBe(IoErrorCode.NO_XDP);
+        expect(e.message).toMatch(
+          /^attach XDP program to .* in netns .*: XDP program on \S+ \(the interface already has an XDP program\)/,
+        );
+        expect(e.message).toMatch(/use --link raw=IFACE \(AF_PACKET\) or tap=NAME instead/);
+        expect(progIds()).toEqual([firstId]);
+      });
+
+      it("closing the sockets leaves the program attached; closing the handle detaches it", () => {
+        s0.close();
+        s1.close();
+        expect(progIds()).toEqual([firstId]);
+        prog.close();
+        expect(prog.closed).toBe(true);
+        expect(shown()).not.toMatch(/prog\/xdp/);
+        prog.close(); // idempotent
+        const e = caught(() => openXdp({ ifname: qa, netns: dir, queue: 0, program: prog }));
+        expect(e.code).toBe(IoErrorCode.INVALID);
+        expect(e.message).toMatch(/the XDP program handle is closed/);
+      });
+    });
+
+    it("a socket on a queue the program's XSKMAP has no entry for is refused with the reason", () => {
+      const prog = attachXdpProgram({ ifname: qa, netns: dir, queues: 1, redirect: "mac" });
+      try {
+        const s0 = openXdp({ ifname: qa, netns: dir, queue: 0, program: prog });
+        try {
+          expect(s0.redirect).toBe("mac");
+          expect(s0.xdpMode).toBe(prog.xdpMode);
+          const before = openFds();
+          const e = caught(() => openXdp({ ifname: qa, netns: dir, queue: 1, program: prog }));
+          expect(openFds()).toBe(before);
+          expect(e.code).toBe(IoErrorCode.NO_XDP);
+          expect(e.message).toMatch(
+            /queue 1 \(the shared XSKMAP has fewer entries than queue \+ 1 = 2: attach the program with queues >= 2\): bpf\(BPF_MAP_UPDATE_ELEM, XSKMAP\) failed/,
+          );
+          expect(progIds()).toHaveLength(1);
+        } finally {
+          s0.close();
+        }
+      } finally {
+        prog.close();
+      }
+      expect(shown()).not.toMatch(/prog\/xdp/);
+      // The refused socket's queue is free again (the kernel releases it in a moment: openXdp retries).
+      const again = attachXdpProgram({ ifname: qa, netns: dir, queues: 2, attach: "skb" });
+      try {
+        expect(again.xdpMode).toBe("skb");
+        expect(shown()).toMatch(/xdpgeneric/);
+        const s1 = openXdp({ ifname: qa, netns: dir, queue: 1, program: again });
+        expect(s1.xdpMode).toBe("skb");
+        s1.close();
+      } finally {
+        again.close();
+      }
+      expect(shown()).not.toMatch(/xdpgeneric/);
+    });
+  },
+);

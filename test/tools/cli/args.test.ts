@@ -76,6 +76,7 @@ describe("lvsd arguments", () => {
   it("--workers N: worker threads on raw links; none by default", () => {
     expect(parseLvsdArgs(["--link", "raw=e0,addr=10.0.0.1/24"]).workers).toBe(0);
     expect(parseLvsdArgs(["--link", "raw=e0,addr=10.0.0.1/24", "--workers", "2"]).workers).toBe(2);
+    expect(parseLvsdArgs(["--link", "xdp=x0,addr=10.0.0.1/24", "--workers", "2"]).workers).toBe(2);
     expect(parseLvsdArgs(["--link", "raw=e0,addr=10.0.0.1/24", "--workers=4"]).workers).toBe(4);
   });
 
@@ -112,7 +113,11 @@ describe("lvsd arguments", () => {
     [["--link", "raw=e0,addr=10.0.0.1/24", "--workers", "65"], /must be 1..64/],
     [["--link", "raw=e0,addr=10.0.0.1/24", "--workers", "1.5"], /must be 1..64/],
     [["--link", "tap=t0,addr=10.0.0.1/24", "--workers", "2"], /link t0 is tap=; worker threads take raw=/],
-    [["--link", "xdp=x0,addr=10.0.0.1/24", "--workers", "2"], /link x0 is xdp=/],
+    [
+      ["--link", "xdp=x0,queue=1,addr=10.0.0.1/24", "--workers", "2"],
+      /link x0 has queue=; with --workers worker i binds queue i/,
+    ],
+    [["--link", "xdp=x0,busy-poll=50,addr=10.0.0.1/24", "--workers", "2"], /link x0 has busy-poll=/],
     [
       ["--link", "raw=e0,addr=10.0.0.1/24", "--workers", "8", "--max-conns", "100"],
       /too small for 8 workers/,
