@@ -482,6 +482,25 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
   if (e2.drops.reduce((a, b) => a + b, 0) !== 0)
     throw new Error(`SYNs dropped: ${JSON.stringify(dropCounts(e2.drops))}`);
   results.push({ name: "new connections (SYN -> schedule -> insert)", unit: "connections/s", ...cps });
+
+  // ---- SYN proxy: a SYN answered with a cookie SYN-ACK (what a SYN flood costs per SYN) ----
+  const e4 = setup(1 << 16);
+  e4.table.editService(
+    { proto: IPPROTO_TCP, addr: ipToU32(VIP), port: 80 },
+    { sched: "wrr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true },
+  );
+  const b4 = new Bench({ time: timeMs, warmupTime: 300 });
+  b4.add("SYN proxy: SYN -> cookie SYN-ACK", () => {
+    restoreSyn();
+    port = port === 65535 ? 1024 : port + 1;
+    const dv = synb.dv;
+    for (let i = 0; i < synb.count; i++) dv.setUint16(synb.off[i]! + 34, port);
+    e4.process(synb, 20);
+  });
+  await b4.run();
+  if (e4.tx.count !== BATCH || e4.ct.count !== 0)
+    throw new Error(`SYN proxy: ${e4.tx.count} SYN-ACKs and ${e4.ct.count} entries for ${BATCH} SYNs`);
+  results.push({ name: "SYN proxy: SYN -> cookie SYN-ACK", unit: "SYNs/s", ...pps(b4.tasks[0], BATCH) });
   results.push(...(await markClassifierBench(timeMs, synFrames)));
 
   // ---- conntrack lookup at 1M entries, and memory per connection ----

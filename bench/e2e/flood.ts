@@ -20,15 +20,22 @@
  *   connections to lvsd's control socket (Unix socket; holding them, sending partial requests),
  *   then the time `lvsadm -Ln` takes once they are gone.
  *
- * Usage: sudo node dist/bench/e2e/flood.js [--part flood,synproxy,listing,clients] [--seconds N]
+ * - `kernel` (not in the default set): the reference for `flood` and `synproxy` on the same
+ *   topology: no lvsd; the director namespace's kernel forwards with nftables DNAT (VIP:80 to the
+ *   first real server, VIP:8081 to both), its conntrack holding the flood's entries, and the
+ *   real servers' kernels answer the flood with SYN cookies (tcp_syncookies=1, Linux's
+ *   default). The same wrk before and during the same flood.
+ *
+ * Usage: sudo node dist/bench/e2e/flood.js [--part flood,synproxy,listing,clients,kernel] [--seconds N]
  *        [--flood-from host|client] [--backend tap|raw|xdp] [--link-opts OPTS] [--out FILE]. The flood comes from an attacker namespace of
  *        its own on the client's segment (default) or from the legitimate client's (`client`). Needs hping3, wrk, iperf3, nginx-light (apt-get install -y ...).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { type NatLab, VIP } from "../../src/tools/lab/natlab.js";
+import { NatLab, rsIp, VIP } from "../../src/tools/lab/natlab.js";
 import { canUseNetns, sh } from "../../src/tools/lab/netns.js";
+import { nginxConf } from "../../src/tools/lab/nginx.js";
 import {
   down,
   FAST_LVSADM,
@@ -204,6 +211,61 @@ async function floodPart(settings: readonly Setting[]): Promise<FloodRow[]> {
   return rows;
 }
 
+/**
+ * The kernel as the director (reference): forwarding + nftables DNAT in namespace "d", the real
+ * servers' SYN cookies; the same wrk and flood as floodPart. The "table" is d's conntrack count.
+ */
+async function kernelPart(): Promise<FloodRow> {
+  const prefix = `bk${process.pid % 1000}`;
+  const l = new NatLab({ prefix, servers: 2, backend: "kernel" });
+  await l.up();
+  try {
+    for (let k = 1; k <= 2; k++) {
+      const conf = nginxConf({ dir: `/tmp/${prefix}-ngx${k}`, name: `rs${k}`, port: 8081 });
+      l.topo.spawn(`r${k}`, "nginx", ["-c", conf, "-g", "daemon off;"]);
+      l.topo.exec(`r${k}`, "sysctl", ["-qw", "net.ipv4.tcp_syncookies=1"]);
+    }
+    // as lvsd's labs: replies to the flood's random sources go to a gateway nobody answers for
+    l.topo.exec("d", "ip", ["route", "add", "default", "via", "10.0.0.254"]);
+    const rules = `table ip ${prefix} {
+  chain pre {
+    type nat hook prerouting priority dstnat;
+    ip daddr ${VIP} tcp dport 80 dnat to ${rsIp(1)}:8081
+    ip daddr ${VIP} tcp dport 8081 dnat to numgen inc mod 2 map { 0 : ${rsIp(1)}, 1 : ${rsIp(2)} }
+  }
+}
+`;
+    const r = l.topo.exec("d", "nft", ["-f", "-"], rules);
+    if (r.code !== 0) throw new Error(`nft: ${r.stderr}`);
+    await sleep(500);
+    const conntrack = (): number =>
+      Number(l.topo.exec("d", "cat", ["/proc/sys/net/netfilter/nf_conntrack_count"]).stdout.trim()) || 0;
+    await wrkClose(l, 2);
+    const baselineRps = await wrkClose(l, SECONDS);
+    const f = flood(l, SECONDS + 5);
+    await sleep(4000);
+    const floodRps = await wrkClose(l, SECONDS);
+    const tableAtEnd = conntrack();
+    await f.done;
+    const row: FloodRow = {
+      setting: "kernel: nft DNAT + RS syncookies",
+      baselineRps,
+      floodRps,
+      ratio: baselineRps > 0 ? floodRps / baselineRps : 0,
+      rssBeforeMiB: 0,
+      rssMaxMiB: 0,
+      tableAtEnd,
+      dropPacket: 0,
+      cookiesSent: 0,
+      drops: {},
+    };
+    process.stderr.write(`flood kernel: ${JSON.stringify(row)}\n`);
+    return row;
+  } finally {
+    down(l, prefix);
+  }
+}
+
 interface ListingRow {
   entries: number;
   fillSeconds: number;
@@ -371,9 +433,12 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     seconds: SECONDS,
   };
-  for (const part of ["flood", "synproxy"] as const) {
+  for (const part of ["flood", "synproxy", "kernel"] as const) {
     if (!PARTS.includes(part)) continue;
-    const rows = await floodPart(part === "flood" ? SETTINGS : SYNPROXY_SETTINGS);
+    const rows =
+      part === "kernel"
+        ? [await kernelPart()]
+        : await floodPart(part === "flood" ? SETTINGS : SYNPROXY_SETTINGS);
     out[part] = rows;
     console.log(
       "SYN flood (hping3 --flood --rand-source), legitimate Connection: close req/s (wrk -t1 -c16)",
