@@ -31,8 +31,8 @@
  * Needs iperf3, wrk, nginx-light, nftables, haproxy (else its setup is skipped) and taskset.
  *
  * Usage: node dist/bench/e2e/nat.js [--seconds N] [--repeat N] [--no-pin]
- *          [--only tapcopy,tap,raw,xdp,xdp-busy,kernel,haproxy,fullnat,dr,tun,raw-w1,raw-w2,xdp-w1,xdp-w2] [--out FILE]
- * (raw-w1, raw-w2, xdp-w1 and xdp-w2, lvsd --workers 1 and 2, run only when --only names them)
+ *          [--only tapcopy,tap,raw,xdp,xdp-busy,kernel,haproxy,fullnat,dr,tun,raw-w1,raw-w2,xdp-w1,xdp-w2,xdp-w2-busy] [--out FILE]
+ * (raw-w1, raw-w2, xdp-w1, xdp-w2 and xdp-w2-busy, lvsd --workers 1 and 2, run only when --only names them)
  * --repeat N measures every setup N times, the order rotated each repeat, and prints the median
  * and range of each ratio (vs the kernel, HAProxy, tapcopy and lvsd on TAP, each taken within
  * its repeat), and the same for the CPU costs (the forwarder process's per UDP frame against
@@ -156,6 +156,14 @@ const SETUP_DEFS: readonly SetupDef[] = [
     name: "lvsd NAT on AF_XDP, --workers 2 (2 queues, handoff)",
     kind: "lvsd",
     lab: { backend: "xdp", queues: 2, lvsdArgs: ["--workers", "2"] },
+    method: "-m",
+    optIn: true,
+  },
+  {
+    id: "xdp-w2-busy",
+    name: "lvsd NAT on AF_XDP, --workers 2, busy-poll=1000",
+    kind: "lvsd",
+    lab: { backend: "xdp", queues: 2, linkOpts: "busy-poll=1000", lvsdArgs: ["--workers", "2"] },
     method: "-m",
     optIn: true,
   },

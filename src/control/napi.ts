@@ -52,7 +52,19 @@ export interface GovernedLink {
    * So far: frames received by lvsd, frames the kernel dropped for want of RX ring room, lvsd's
    * receive polls and those of them that brought at least BUSY_BUDGET frames.
    */
-  sample(): { frames: number; drops: number; polls: number; fullPolls: number };
+  sample(): {
+    frames: number;
+    drops: number;
+    polls: number;
+    fullPolls: number;
+    /**
+     * Worker threads: receive wake-ups whose first round brought a whole batch (lvsd's own
+     * loop calls `overloaded` instead), and whether the counters have stopped moving (the
+     * threads that poll are starved).
+     */
+    overloads?: number;
+    stale?: boolean;
+  };
 }
 
 interface LinkState {
@@ -65,6 +77,7 @@ interface LinkState {
   drops: number;
   polls: number;
   fullPolls: number;
+  overloads: number;
 }
 
 /** Read the two files of `ifname`: the values to restore. Throws NapiDeferError when missing. */
@@ -109,7 +122,18 @@ export class NapiGovernor {
         );
       }
       const s = link.sample();
-      return { link, dir, old, deferred: false, since: 0, ...s };
+      return {
+        link,
+        dir,
+        old,
+        deferred: false,
+        since: 0,
+        frames: s.frames,
+        drops: s.drops,
+        polls: s.polls,
+        fullPolls: s.fullPolls,
+        overloads: s.overloads ?? 0,
+      };
     });
   }
 
@@ -122,7 +146,9 @@ export class NapiGovernor {
   tick(now: number): void {
     if (this.stopped) return;
     for (const s of this.states) {
-      const { frames, drops, polls, fullPolls } = s.link.sample();
+      const { frames, drops, polls, fullPolls, stale, overloads = 0 } = s.link.sample();
+      const dOver = overloads - s.overloads;
+      s.overloads = overloads;
       const dFrames = frames - s.frames;
       const dDrops = drops - s.drops;
       const dPolls = polls - s.polls;
@@ -132,10 +158,13 @@ export class NapiGovernor {
       s.polls = polls;
       s.fullPolls = fullPolls;
       if (s.deferred) {
-        // calm: no polls at all (nothing arrived), or fewer than half brought a full budget
-        if (now - s.since >= HOLD_MS && (dPolls === 0 || dFull * 2 < dPolls)) this.set(s, false, now);
-      } else if (dDrops > 64 && dDrops * 100 > dFrames) {
-        // more than 1% of what arrived was lost at lvsd's RX ring: overloaded
+        // calm: no polls at all (nothing arrived), or fewer than half brought a full budget; not
+        // while the counters are stale (a starved worker stopped publishing its polls)
+        if (!stale && now - s.since >= HOLD_MS && (dPolls === 0 || dFull * 2 < dPolls))
+          this.set(s, false, now);
+      } else if (stale || dOver > 0 || (dDrops > 64 && dDrops * 100 > dFrames)) {
+        // more than 1% of what arrived was lost at lvsd's RX ring: overloaded; or the threads
+        // that poll have not published their counters for a while: starved, in livelock
         this.set(s, true, now);
       }
     }

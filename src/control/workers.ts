@@ -16,6 +16,7 @@
  * Control plane: allocates and awaits freely; never on the per-packet path.
  */
 import { existsSync } from "node:fs";
+import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Engine } from "../datapath/engine.js";
@@ -28,6 +29,10 @@ import {
   type HostMessage,
   KIND_SLOTS,
   LINK_BASE,
+  LINK_FULL_POLLS,
+  LINK_KERNEL_DROPS,
+  LINK_OVERLOADS,
+  LINK_POLLS,
   LINK_SLOTS,
   MAX_LINKS,
   newCounterBlock,
@@ -92,6 +97,9 @@ export function defaultWorkerUrl(): URL {
   const root = fileURLToPath(new URL("../../", import.meta.url));
   return pathToFileURL(`${root}dist/src/datapath/workers/worker.js`);
 }
+
+/** A worker whose counters have not moved for this long is starved (busySample's `stale`). */
+export const STALE_MS = 400;
 
 export class WorkerPoolError extends Error {
   override readonly name = "WorkerPoolError";
@@ -363,6 +371,43 @@ export class WorkerPool {
   block(i: number): Float64Array {
     return this.views[i]!;
   }
+
+  /**
+   * A busy-polling AF_XDP link's counters summed over the workers (their last publishes), for
+   * the NAPI governor (src/control/napi.ts): frames received, frames the kernel dropped at the
+   * RX rings, receive rounds and those that brought a whole budget.
+   */
+  busySample(l: number): {
+    frames: number;
+    drops: number;
+    polls: number;
+    fullPolls: number;
+    overloads: number;
+    stale: boolean;
+  } {
+    const r = { frames: 0, drops: 0, polls: 0, fullPolls: 0, overloads: 0, stale: false };
+    const now = performance.now();
+    for (let w = 0; w < this.views.length; w++) {
+      const c = this.views[w]!;
+      // a worker publishes at least every 200 ms (its timer); one that has not for STALE_MS is
+      // starved of CPU (receive livelock when the kernel's softirqs take it all)
+      const pubs = c[CTR.PUBLISHES]!;
+      if (pubs !== this.pubSeen[w]) {
+        this.pubSeen[w] = pubs;
+        this.pubAt[w] = now;
+      } else if (now - (this.pubAt[w] ?? now) > STALE_MS && !this.exited.has(w)) r.stale = true;
+      if (l >= MAX_LINKS) continue;
+      const o = LINK_BASE + l * LINK_SLOTS;
+      r.frames += c[o]!;
+      r.drops += c[o + LINK_KERNEL_DROPS]!;
+      r.polls += c[o + LINK_POLLS]!;
+      r.fullPolls += c[o + LINK_FULL_POLLS]!;
+      r.overloads += c[o + LINK_OVERLOADS]!;
+    }
+    return r;
+  }
+  private readonly pubSeen: number[] = [];
+  private readonly pubAt: number[] = [];
 
   /**
    * Link l's counters in worker w (as the worker's link reported them at its last publish; only

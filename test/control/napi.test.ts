@@ -93,6 +93,44 @@ describe("NapiGovernor", () => {
     expect(read("x0", "gro_flush_timeout")).toBe("0");
   });
 
+  it("switches on when the worker threads count a wake-up whose first round filled a batch", () => {
+    iface("x0");
+    let overloads = 0;
+    const g = new NapiGovernor(
+      [{ ifname: "x0", usecs: 500, sample: () => ({ ...counters, overloads }) }],
+      sysfs,
+    );
+    let t = 0;
+    g.tick((t += GOVERNOR_TICK_MS));
+    expect(g.deferred("x0")).toBe(false);
+    overloads = 1;
+    g.tick((t += GOVERNOR_TICK_MS));
+    expect(g.deferred("x0")).toBe(true);
+    expect(read("x0", "gro_flush_timeout")).toBe("500000");
+  });
+
+  it("treats stale counters (starved worker threads) as overload: on, and not off while they stay stale", () => {
+    iface("x0");
+    let stale = false;
+    const g = new NapiGovernor(
+      [{ ifname: "x0", usecs: 1000, sample: () => ({ ...counters, stale }) }],
+      sysfs,
+    );
+    let t = 0;
+    g.tick((t += GOVERNOR_TICK_MS));
+    expect(g.deferred("x0")).toBe(false);
+    stale = true; // no drops seen: the threads that would count them do not run
+    g.tick((t += GOVERNOR_TICK_MS));
+    expect(g.deferred("x0")).toBe(true);
+    // no polls counted, well past the hold time: "calm" would switch off, but the counters are stale
+    for (let k = 0; k < (3 * HOLD_MS) / GOVERNOR_TICK_MS; k++) g.tick((t += GOVERNOR_TICK_MS));
+    expect(g.deferred("x0")).toBe(true);
+    stale = false; // published again, nothing arriving: off
+    g.tick((t += GOVERNOR_TICK_MS));
+    expect(g.deferred("x0")).toBe(false);
+    expect(read("x0", "gro_flush_timeout")).toBe("0");
+  });
+
   it("switches on at once when a round comes back full, and restore() undoes it", () => {
     iface("x0", "1", "5000");
     iface("x1", "0", "0");

@@ -72,8 +72,19 @@ export const CTR = {
 /** Slots at CTR.KINDS: TCP_STATE_COUNT + 2 connection kinds, then 2 template states. */
 export const KIND_SLOTS = COUNT_SLOTS;
 
-/** Per link (the first MAX_LINKS): rxPackets, rxBytes, txPackets, txBytes, rxDropped, txDropped. */
-export const LINK_SLOTS = 6;
+/**
+ * Per link (the first MAX_LINKS): rxPackets, rxBytes, txPackets, txBytes, rxDropped, txDropped,
+ * then for a busy-polling AF_XDP link its receive rounds, the rounds that brought a whole busy
+ * poll's budget, the frames the kernel dropped at its RX ring, and the wake-ups whose first
+ * round filled a batch (the NAPI governor's inputs, src/control/napi.ts).
+ */
+export const LINK_SLOTS = 10;
+/** Offsets within a link's slots of the busy-poll counters. */
+export const LINK_POLLS = 6;
+export const LINK_FULL_POLLS = 7;
+export const LINK_KERNEL_DROPS = 8;
+/** Wake-ups whose first round brought a whole batch (lvsd's own loop calls the governor's `overloaded` then). */
+export const LINK_OVERLOADS = 9;
 export const MAX_LINKS = 8;
 export const LINK_BASE = CTR.DROPS + DROP_COUNT;
 /** Per service: conns, inPkts, outPkts, inBytes, outBytes. */
@@ -219,6 +230,9 @@ export type WorkerLinkSpec =
       mapFd: number;
       xdpMode: "drv" | "skb";
       redirect: "all" | "mac";
+      /** Preferred busy polling (µs) and its budget: the worker counts its rounds for the host's governor. */
+      busyPoll?: number;
+      busyBudget?: number;
     };
 
 export interface WorkerNet {

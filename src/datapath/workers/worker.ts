@@ -33,6 +33,10 @@ import {
   destBase,
   type HostMessage,
   LINK_BASE,
+  LINK_FULL_POLLS,
+  LINK_KERNEL_DROPS,
+  LINK_OVERLOADS,
+  LINK_POLLS,
   LINK_SLOTS,
   MAX_LINKS,
   PUBLISH_MS,
@@ -73,6 +77,12 @@ class Worker {
   private rolesGen = -1;
   readonly steered: SteeredLink[] = [];
   handoff: HandoffLink | null = null;
+  /** Per link: its busy poll's budget (0: not busy-polling), its AF_XDP socket, receive rounds, full ones. */
+  readonly busyBudget: number[] = [];
+  readonly xsk: (XdpIo | null)[] = [];
+  readonly polls: Float64Array;
+  readonly fullPolls: Float64Array;
+  readonly overloads: Float64Array;
 
   constructor(init: WorkerInit) {
     this.init = init;
@@ -87,6 +97,9 @@ class Worker {
     this.svcCap = init.counters.svcCap;
     this.destCap = init.counters.destCap;
     this.destBase = destBase(this.svcCap);
+    this.polls = new Float64Array(init.links.length);
+    this.fullPolls = new Float64Array(init.links.length);
+    this.overloads = new Float64Array(init.links.length);
     const opened: LinkBackend[] = [];
     const nXdp = init.links.filter((l) => l.kind === "xdp").length;
     let umemOwner: XdpIo | undefined;
@@ -118,6 +131,7 @@ class Worker {
             ifname: spec.name,
             queue: spec.queue,
             program: { mapFd: spec.mapFd, xdpMode: spec.xdpMode, redirect: spec.redirect },
+            ...(spec.busyPoll ? { busyPoll: spec.busyPoll, busyBudget: spec.busyBudget ?? 64 } : {}),
           };
           let x: XdpIo;
           if (umemOwner === undefined) {
@@ -125,6 +139,8 @@ class Worker {
             umemOwner = x;
           } else x = openXdp({ ...o, share: umemOwner });
           opened.push(x);
+          this.xsk[l] = x;
+          if (spec.busyPoll) this.busyBudget[l] = spec.busyBudget ?? 64;
           if (toRings !== null) {
             const st = new SteeredLink(x, init.index, toRings, this.roles);
             this.steered.push(st);
@@ -210,6 +226,12 @@ class Worker {
       c[o + 3] = st.txBytes;
       c[o + 4] = st.rxDropped;
       c[o + 5] = st.txDropped;
+      if ((this.busyBudget[l] ?? 0) > 0) {
+        c[o + LINK_POLLS] = this.polls[l]!;
+        c[o + LINK_FULL_POLLS] = this.fullPolls[l]!;
+        c[o + LINK_KERNEL_DROPS] = this.xsk[l]!.detail().kernelDrops;
+        c[o + LINK_OVERLOADS] = this.overloads[l]!;
+      }
     }
     c[CTR.TX_FRAMES] = tx;
     const drops = e.drops;
@@ -358,7 +380,24 @@ class Worker {
         // it throw anyway, the batch is dropped, the host logs it (rate-limited) and the worker
         // goes on with its state intact.
         try {
-          for (let r = 0; r < ROUNDS_PER_WAKE; r++) if (d.pumpLink(l, performance.now()) < cap) break;
+          const budget = this.busyBudget[l] ?? 0;
+          if (budget === 0) {
+            for (let r = 0; r < ROUNDS_PER_WAKE; r++) if (d.pumpLink(l, performance.now()) < cap) break;
+          } else {
+            // busy-poll=: each round polls the queue (as lvsd's own loop); the host's governor
+            // reads how many rounds there were and how many came back with a whole budget
+            for (let r = 0; r < ROUNDS_PER_WAKE; r++) {
+              const n = d.pumpLink(l, performance.now());
+              this.polls[l]!++;
+              if (n >= budget) this.fullPolls[l]!++;
+              if (n === cap && r === 0) {
+                // a whole batch was waiting: tell the governor now, not at the next publish
+                this.overloads[l]!++;
+                this.publish();
+              }
+              if (n === 0) break;
+            }
+          }
         } catch (err) {
           this.internalError(l, err);
         }

@@ -121,7 +121,8 @@ Options:
         and gro_flush_timeout (USECS) so that the kernel leaves that work to lvsd and
         drops the excess before spending CPU on it; they are put back when it keeps
         up again and at exit. Against receive livelock on a CPU lvsd shares with the
-        interface's softirq work; 1000 is a good start. Needs Linux 5.11+.
+        interface's softirq work; 1000 is a good start. Needs Linux 5.11+. With
+        --workers each worker busy-polls its own queue.
         Where XDP or AF_XDP is unavailable lvsd says so and exits: use raw= or tap=
         instead.
   --route default,via=IP | --route NET/PREFIX,via=IP
@@ -137,7 +138,7 @@ Options:
                         one worker (the client's address and port; FULLNAT replies by local
                         port, each worker owning the ports p with p % N = its index).
                         xdp= links: worker i binds queue i of each interface (it needs N
-                        receive queues; without queue= or busy-poll=), behind one XDP
+                        receive queues; without queue=), behind one XDP
                         program, and hands the frames another worker owns over to it by the
                         same rules. The main thread keeps the tables and lvsadm; counters
                         are summed. Not with tap= links, VRRP instances, connection sync or
@@ -430,10 +431,6 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
       if (l.queue !== undefined)
         throw new LvsdArgError(
           `--workers: link ${l.name} has queue=; with --workers worker i binds queue i of every xdp= link`,
-        );
-      if (l.busyPoll !== undefined)
-        throw new LvsdArgError(
-          `--workers: link ${l.name} has busy-poll=; busy polling of xdp= links needs the single-threaded data path`,
         );
     }
     if (out.maxConns < 16 * out.workers)

@@ -23,7 +23,14 @@ import { installLastResort } from "../../control/guard.js";
 import { HealthManager } from "../../control/health/manager.js";
 import { dropKernelIngress, KernelIngressError } from "../../control/kernel-ingress.js";
 import { HostNames } from "../../control/names.js";
-import { BUSY_BUDGET, GOVERNOR_TICK_MS, HOLD_MS, NapiDeferError, NapiGovernor } from "../../control/napi.js";
+import {
+  BUSY_BUDGET,
+  GOVERNOR_TICK_MS,
+  type GovernedLink,
+  HOLD_MS,
+  NapiDeferError,
+  NapiGovernor,
+} from "../../control/napi.js";
 import type { ObservedDaemon } from "../../control/observe/daemon.js";
 import { type HttpServer, HttpServerError, type Route, startHttpServer } from "../../control/observe/http.js";
 import {
@@ -167,6 +174,30 @@ export async function startDaemon(
     }
   };
   let napi: NapiGovernor | undefined;
+  /** The NAPI governor over `governed`, its ticks, and its restore at shutdown and exit. */
+  const startGovernor = (governed: GovernedLink[]): NapiGovernor => {
+    let gov: NapiGovernor;
+    try {
+      gov = new NapiGovernor(governed);
+    } catch (err) {
+      if (err instanceof NapiDeferError) throw new LvsdArgError(err.message);
+      throw err;
+    }
+    gov.onChange = (ifname, on) =>
+      log.info(
+        { event: "link.napi_defer", ifname, deferred: on },
+        on
+          ? `${ifname}: overloaded, the kernel now leaves its NAPI poll to lvsd (deferral on, for ${HOLD_MS} ms at least)`
+          : `${ifname}: NAPI deferral off`,
+      );
+    const ticks = setInterval(() => gov.tick(now()), GOVERNOR_TICK_MS).unref();
+    undoIngress.push(() => {
+      clearInterval(ticks);
+      gov.restore();
+    });
+    if (!process.listeners("exit").includes(restoreIngress)) process.once("exit", restoreIngress);
+    return gov;
+  };
   // per link: its index among the governed links (-1: none), its receive rounds and those that
   // brought at least a busy poll's budget
   const governedAs = args.links.map(() => -1);
@@ -284,28 +315,7 @@ export async function startDaemon(
         },
       ];
     });
-    if (governed.length > 0) {
-      try {
-        napi = new NapiGovernor(governed);
-      } catch (err) {
-        if (err instanceof NapiDeferError) throw new LvsdArgError(err.message);
-        throw err;
-      }
-      const gov = napi;
-      gov.onChange = (ifname, on) =>
-        log.info(
-          { event: "link.napi_defer", ifname, deferred: on },
-          on
-            ? `${ifname}: overloaded, the kernel now leaves its NAPI poll to lvsd (deferral on, for ${HOLD_MS} ms at least)`
-            : `${ifname}: NAPI deferral off`,
-        );
-      const ticks = setInterval(() => gov.tick(now()), GOVERNOR_TICK_MS).unref();
-      undoIngress.push(() => {
-        clearInterval(ticks);
-        gov.restore();
-      });
-      if (!process.listeners("exit").includes(restoreIngress)) process.once("exit", restoreIngress);
-    }
+    if (governed.length > 0) napi = startGovernor(governed);
   } catch (err) {
     for (const io of opened) io.close();
     restoreIngress();
@@ -483,6 +493,20 @@ export async function startDaemon(
         xdpPrograms.push(h);
         return h;
       });
+      // busy-poll= on xdp links: each worker busy-polls its queue; one governor per interface
+      // here, on the workers' summed counters (they publish every 50 ms)
+      const governedW = args.links.flatMap((spec, l) =>
+        spec.kind === "xdp" && spec.busyPoll
+          ? [
+              {
+                ifname: spec.name,
+                usecs: spec.busyPoll,
+                sample: () => workers?.busySample(l) ?? { frames: 0, drops: 0, polls: 0, fullPolls: 0 },
+              },
+            ]
+          : [],
+      );
+      if (governedW.length > 0) napi = startGovernor(governedW);
       workers = await WorkerPool.start({
         count: nWorkers,
         engine,
@@ -505,6 +529,7 @@ export async function startDaemon(
                 mapFd: h.mapFd,
                 xdpMode: h.xdpMode,
                 redirect: h.redirect,
+                ...(spec.busyPoll ? { busyPoll: spec.busyPoll, busyBudget: BUSY_BUDGET } : {}),
               };
             return {
               kind: "raw" as const,

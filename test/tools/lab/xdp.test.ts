@@ -105,86 +105,95 @@ describe.skipIf(!ok)("LVS-NAT through lvsd on AF_XDP", () => {
   });
 });
 
-describe.skipIf(!ok)("LVS-NAT through lvsd on AF_XDP with busy-poll=", () => {
-  // src/control/napi.ts: preferred busy polling, and NAPI deferral while the link is overloaded
-  const lab = new NatLab({
-    prefix: `xb${process.pid % 100000}`,
-    servers: 2,
-    backend: "xdp",
-    linkOpts: "busy-poll=1000",
-  });
-  const sys = (f: string): string =>
-    lab.topo.exec("d", "cat", [`/sys/class/net/${lab.topo.dev("x0")}/${f}`]).stdout.trim();
-  let before: [string, string];
-  /** hping3's UDP flood to VIP:53 from the client, on CPU 0, for `seconds` (bounded by timeout). */
-  const udpFlood = (seconds: number) => {
-    const p = lab.topo.spawn("c", "timeout", [
-      String(seconds),
-      ...["taskset", "-c", "0", "hping3", "--udp", "-p", "53", "-d", "18", "--flood", VIP],
-    ]);
-    return { p, ended: new Promise<void>((r) => p.once("exit", () => r())) };
-  };
-  beforeAll(async () => {
-    await lab.up();
-  }, 60_000);
-  afterAll(() => lab.down());
+// without workers, and with 2 (each busy-polls its own queue of the 2-queue veths; one
+// governor per interface in the main thread, on the workers' summed counters)
+for (const workers of [0, 2])
+  describe.skipIf(!ok)(
+    `LVS-NAT through lvsd on AF_XDP with busy-poll=${workers > 0 ? `, --workers ${workers}` : ""}`,
+    () => {
+      // src/control/napi.ts: preferred busy polling, and NAPI deferral while the link is overloaded
+      const lab = new NatLab({
+        prefix: `xb${workers}${process.pid % 100000}`,
+        servers: 2,
+        backend: "xdp",
+        linkOpts: "busy-poll=1000",
+        ...(workers > 0 ? { queues: workers, lvsdArgs: ["--workers", String(workers)] } : {}),
+      });
+      const sys = (f: string): string =>
+        lab.topo.exec("d", "cat", [`/sys/class/net/${lab.topo.dev("x0")}/${f}`]).stdout.trim();
+      let before: [string, string];
+      /** hping3's UDP flood to VIP:53 from the client, on CPU 0, for `seconds` (bounded by timeout). */
+      const udpFlood = (seconds: number) => {
+        const p = lab.topo.spawn("c", "timeout", [
+          String(seconds),
+          ...["taskset", "-c", "0", "hping3", "--udp", "-p", "53", "-d", "18", "--flood", VIP],
+        ]);
+        return { p, ended: new Promise<void>((r) => p.once("exit", () => r())) };
+      };
+      beforeAll(async () => {
+        await lab.up();
+      }, 60_000);
+      afterAll(() => lab.down());
 
-  it("moves 10 MB each way byte for byte with the receive work done in lvsd's polls", async () => {
-    before = [sys("napi_defer_hard_irqs"), sys("gro_flush_timeout")];
-    must(lab, "-A", "-t", `${VIP}:80`, "-s", "rr");
-    for (let k = 1; k <= 2; k++) must(lab, "-a", "-t", `${VIP}:80`, "-r", `${rsIp(k)}:80`, "-m");
-    transfers(lab);
-    // (a bulk transfer may fill a whole batch and switch the deferral on for a while)
-    await waitFor("no deferral", () => sys("gro_flush_timeout") === before[1], 5000);
-    // request/response traffic does not overload the link: no deferral is switched on
-    const answers = Array.from({ length: 20 }, () => lab.get(`http://${VIP}/`).trim());
-    expect(new Set(answers)).toEqual(new Set(["rs1", "rs2"]));
-    expect(sys("gro_flush_timeout")).toBe(before[1]);
-  });
+      it("moves 10 MB each way byte for byte with the receive work done in lvsd's polls", async () => {
+        before = [sys("napi_defer_hard_irqs"), sys("gro_flush_timeout")];
+        must(lab, "-A", "-t", `${VIP}:80`, "-s", "rr");
+        for (let k = 1; k <= 2; k++) must(lab, "-a", "-t", `${VIP}:80`, "-r", `${rsIp(k)}:80`, "-m");
+        transfers(lab);
+        // (a bulk transfer may fill a whole batch and switch the deferral on for a while; with
+        // workers the governor learns it from their counters, up to a publish and a tick later)
+        await new Promise((r) => setTimeout(r, 400));
+        await waitFor("no deferral", () => sys("gro_flush_timeout") === before[1], 5000);
+        // request/response traffic does not overload the link: no deferral is switched on
+        const answers = Array.from({ length: 20 }, () => lab.get(`http://${VIP}/`).trim());
+        expect(new Set(answers)).toEqual(new Set(["rs1", "rs2"]));
+        expect(sys("gro_flush_timeout")).toBe(before[1]);
+      });
 
-  it("defers the kernel's NAPI poll while flooded, and puts it back once lvsd keeps up and at exit", async (ctx) => {
-    skipWithout(ctx, "hping3", "socat", "taskset");
-    must(lab, "-A", "-u", `${VIP}:53`, "-s", "rr");
-    must(lab, "-a", "-u", `${VIP}:53`, "-r", `${rsIp(1)}:53`, "-m");
-    // lvsd and the flooder on one CPU: lvsd cannot keep up, whatever the machine
-    const pid = lab.lvsdPid!;
-    expect(lab.topo.exec("d", "taskset", ["-a", "-c", "-p", "0", String(pid)]).code).toBe(0);
-    const flood = udpFlood(3);
-    try {
-      await waitFor("the deferral to go on", () => sys("gro_flush_timeout") === "1000000", 3000);
-      expect(sys("napi_defer_hard_irqs")).toBe("2");
-    } finally {
-      await flood.ended;
-    }
-    await waitFor("the deferral to come off", () => sys("gro_flush_timeout") === before[1], 5000);
-    expect(sys("napi_defer_hard_irqs")).toBe(before[0]);
-    await waitFor(
-      "the log lines",
-      () => /"event":"link\.napi_defer".*"deferred":false/.test(lab.log()),
-      5000,
-    );
-    expect(lab.log()).toMatch(/"event":"link\.napi_defer","ifname":"[^"]+x0","deferred":true/);
-    // forwarding goes on (once the real server has worked off the flood's datagrams)
-    await waitFor(
-      "a UDP answer through the VIP",
-      () => lab.client("sh", ["-c", `printf hello | socat -t 1 - UDP4:${VIP}:53`]).stdout === "rs1:hello",
-      15_000,
-    );
-  }, 30_000);
+      it("defers the kernel's NAPI poll while flooded, and puts it back once lvsd keeps up and at exit", async (ctx) => {
+        skipWithout(ctx, "hping3", "socat", "taskset");
+        must(lab, "-A", "-u", `${VIP}:53`, "-s", "rr");
+        must(lab, "-a", "-u", `${VIP}:53`, "-r", `${rsIp(1)}:53`, "-m");
+        // lvsd and the flooder on one CPU: lvsd cannot keep up, whatever the machine
+        const pid = lab.lvsdPid!;
+        expect(lab.topo.exec("d", "taskset", ["-a", "-c", "-p", "0", String(pid)]).code).toBe(0);
+        const flood = udpFlood(3);
+        try {
+          await waitFor("the deferral to go on", () => sys("gro_flush_timeout") === "1000000", 3000);
+          expect(sys("napi_defer_hard_irqs")).toBe("2");
+        } finally {
+          await flood.ended;
+        }
+        await waitFor("the deferral to come off", () => sys("gro_flush_timeout") === before[1], 5000);
+        expect(sys("napi_defer_hard_irqs")).toBe(before[0]);
+        await waitFor(
+          "the log lines",
+          () => /"event":"link\.napi_defer".*"deferred":false/.test(lab.log()),
+          5000,
+        );
+        expect(lab.log()).toMatch(/"event":"link\.napi_defer","ifname":"[^"]+x0","deferred":true/);
+        // forwarding goes on (once the real server has worked off the flood's datagrams)
+        await waitFor(
+          "a UDP answer through the VIP",
+          () => lab.client("sh", ["-c", `printf hello | socat -t 1 - UDP4:${VIP}:53`]).stdout === "rs1:hello",
+          15_000,
+        );
+      }, 30_000);
 
-  it("puts the interface's NAPI settings back when it exits with the deferral on", async (ctx) => {
-    skipWithout(ctx, "hping3", "taskset");
-    const flood = udpFlood(4);
-    try {
-      await waitFor("the deferral to go on", () => sys("gro_flush_timeout") === "1000000", 3000);
-      await lab.stopLvsd();
-      expect([sys("napi_defer_hard_irqs"), sys("gro_flush_timeout")]).toEqual(before);
-    } finally {
-      flood.p.kill();
-      await flood.ended;
-    }
-  }, 30_000);
-});
+      it("puts the interface's NAPI settings back when it exits with the deferral on", async (ctx) => {
+        skipWithout(ctx, "hping3", "taskset");
+        const flood = udpFlood(4);
+        try {
+          await waitFor("the deferral to go on", () => sys("gro_flush_timeout") === "1000000", 3000);
+          await lab.stopLvsd();
+          expect([sys("napi_defer_hard_irqs"), sys("gro_flush_timeout")]).toEqual(before);
+        } finally {
+          flood.p.kill();
+          await flood.ended;
+        }
+      }, 30_000);
+    },
+  );
 
 describe.skipIf(!ok)("FULLNAT through lvsd on AF_XDP", () => {
   const lab = new NatLab({ prefix: `xf${process.pid % 100000}`, servers: 2, backend: "xdp", rsRoute: false });
