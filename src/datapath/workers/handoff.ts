@@ -25,7 +25,9 @@
  */
 import { EGRESS_NONE, type FrameBatch, HEADROOM, LINK_HANDED_OFF } from "../io/batch.js";
 import type { LinkIo, LinkStats } from "../io/link.js";
-import { steerWorker } from "./protocol.js";
+import { type HandoffRingSpec, steerWorker } from "./protocol.js";
+
+export type { HandoffRingSpec };
 
 /** Role bits of an address in SteerRoles. */
 export const ROLE_LADDR = 1;
@@ -140,13 +142,6 @@ const SLOT_HDR = 4;
 /** Size of the shared buffer of one ring of `slots` slots of `slotSize` bytes. */
 export function handoffRingBytes(slots: number, slotSize: number): number {
   return HDR_BYTES + slots * slotSize;
-}
-
-/** A ring's geometry, as the host creates it (slots: a power of two). */
-export interface HandoffRingSpec {
-  sab: SharedArrayBuffer;
-  slots: number;
-  slotSize: number;
 }
 
 export function newHandoffRing(slots: number, slotSize: number): HandoffRingSpec {

@@ -25,7 +25,6 @@ import { TCP_STATE_COUNT, TCP_TRANSITIONS_DOS } from "../conntrack/states.js";
 import { COUNT_SLOTS } from "../conntrack/table.js";
 import { DROP_COUNT } from "../drops.js";
 import type { Engine } from "../engine.js";
-import type { HandoffRingSpec } from "./handoff.js";
 
 /**
  * Which of `count` workers owns a flow whose client is `addr`:`port` (docs/workers.md): a
@@ -185,6 +184,13 @@ export function writeKnobs(e: Engine, k: readonly number[]): void {
     e.dropCounter = 0;
   }
   if (dos !== undefined) e.ct.setSecureTcp(dos === 1);
+}
+
+/** A handoff ring's geometry, as the host creates it (handoff.ts; slots: a power of two). */
+export interface HandoffRingSpec {
+  sab: SharedArrayBuffer;
+  slots: number;
+  slotSize: number;
 }
 
 /** A link as a worker opens it. */
