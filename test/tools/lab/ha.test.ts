@@ -66,7 +66,9 @@ describe.skipIf(!ok).each([
         say: (s) => out.push(s),
       });
       const ctx = `\n${out.join("\n")}`;
-      expect(r.establishedAtKill, ctx).toBe(46);
+      // the 6 downloads and 40 loops; a short "new" connection (10 a second) may be open too
+      expect(r.establishedAtKill, ctx).toBeGreaterThanOrEqual(46);
+      expect(r.establishedAtKill, ctx).toBeLessThanOrEqual(49);
       // takeover: the BACKUP's vrrp.transition to MASTER within 3 x advert_int + skew + 100 ms
       expect(r.takeoverMs, ctx).toBeDefined();
       expect(r.takeoverMs!, ctx).toBeGreaterThan(0);
