@@ -18,8 +18,9 @@
  * (`link[i] = LINK_HANDED_OFF`) so the engine skips it; the owner's HandoffLink reads the rings
  * addressed to it as if the frames had arrived on their links. A producer wakes an idle
  * consumer with Atomics.notify only when the ring was empty before its batch (the consumer
- * re-checks after publishing its read position, so no wake-up is lost); a full ring drops the
- * frame and counts it (`HandoffLink.stats.rxDropped` of the sender's SteeredLink).
+ * re-checks after publishing its read position, so no wake-up is lost); a full ring, or a frame
+ * longer than a batch slot holds (over 1,984 bytes with lvsd's 2,048-byte slots), drops the frame
+ * and counts it (`SteeredLink.handoffDrops`, the RX-DROP of the sender's `handoff:wN` row).
  *
  * Data path: nothing here allocates per frame; rings and tables are built by the control plane.
  */
@@ -160,6 +161,8 @@ export class HandoffRing {
   readonly slots: number;
   readonly slotSize: number;
   private readonly mask: number;
+  /** Consumer: frames longer than the batch's slots could hold, dropped. */
+  tooLong = 0;
   /** Producer: frames written since the last publish; its cached view of head. */
   private tail = 0;
   private headSeen = 0;
@@ -178,7 +181,8 @@ export class HandoffRing {
 
   /** Producer: copy a frame in (unpublished until `publish`). Returns 0 when the ring is full or the frame too long. */
   put(b: Uint8Array, off: number, len: number, link: number): number {
-    if (len > this.slotSize - SLOT_HDR) return 0;
+    // no longer than a batch slot of the ring's size takes behind its headroom
+    if (len > this.slotSize - HEADROOM) return 0;
     if (this.tail - this.headSeen >= this.slots) {
       this.headSeen = Atomics.load(this.hdr, H_HEAD);
       if (this.tail - this.headSeen >= this.slots) return 0;
@@ -189,27 +193,29 @@ export class HandoffRing {
     d[o + 1] = len & 0xff;
     d[o + 2] = link >>> 8;
     d[o + 3] = link & 0xff;
-    this.copy(d, this.data32, o + SLOT_HDR, b, off, len);
+    HandoffRing.copy(d, this.data32, o + SLOT_HDR, b, this.words(b), off, len);
     this.tail = (this.tail + 1) | 0;
     return 1;
   }
 
   /**
    * Copy `len` bytes from `src` at `sOff` to `dst` at `dOff` without allocating (a subarray
-   * would): by 32-bit words when both ends are aligned (up to 3 bytes past the end are copied
-   * too: a ring slot and a batch slot have that room), else by bytes.
+   * would): by 32-bit words (`dst32`/`src32`, views of the same memory, null when unaligned)
+   * when both ends are aligned (up to 3 bytes past the end are copied too: a ring slot and a
+   * batch slot have that room), else by bytes.
    */
-  private copy(
+  private static copy(
     dst: Uint8Array,
-    dst32: Int32Array,
+    dst32: Int32Array | null,
     dOff: number,
     src: Uint8Array,
+    src32: Int32Array | null,
     sOff: number,
     len: number,
   ): void {
-    const s32 = this.words(src);
     if (
-      s32 !== null &&
+      dst32 !== null &&
+      src32 !== null &&
       ((sOff | dOff) & 3) === 0 &&
       dOff + len + 3 <= dst.length &&
       sOff + len + 3 <= src.length
@@ -217,7 +223,7 @@ export class HandoffRing {
       const n = (len + 3) >>> 2;
       const so = sOff >>> 2;
       const dw = dOff >>> 2;
-      for (let k = 0; k < n; k++) dst32[dw + k] = s32[so + k]!;
+      for (let k = 0; k < n; k++) dst32[dw + k] = src32[so + k]!;
       return;
     }
     for (let k = 0; k < len; k++) dst[dOff + k] = src[sOff + k]!;
@@ -273,16 +279,12 @@ export class HandoffRing {
       const link = (d[o + 2]! << 8) | d[o + 3]!;
       head = (head + 1) | 0;
       const i = batch.count;
-      if (len > s - HEADROOM) continue; // a batch with smaller slots (not lvsd's): dropped
+      if (len > s - HEADROOM) {
+        this.tooLong++; // a batch with smaller slots than the ring's (not lvsd's): counted
+        continue;
+      }
       const at = i * s + HEADROOM;
-      const b32 = this.words(buf);
-      if (b32 !== null && (at & 3) === 0 && at + len + 3 <= buf.length) {
-        const n = (len + 3) >>> 2;
-        const so = (o + SLOT_HDR) >>> 2;
-        const dw = at >>> 2;
-        const d32 = this.data32;
-        for (let k = 0; k < n; k++) b32[dw + k] = d32[so + k]!;
-      } else for (let k = 0; k < len; k++) buf[at + k] = d[o + SLOT_HDR + k]!;
+      HandoffRing.copy(buf, this.words(buf), at, d, this.data32, o + SLOT_HDR, len);
       batch.off[i] = at;
       batch.len[i] = len;
       batch.link[i] = link;
@@ -429,6 +431,13 @@ export class HandoffLink implements LinkIo {
 
   send(_batch: FrameBatch, _linkId: number): number {
     return 0;
+  }
+
+  /** Frames dropped because the batch's slots could not hold them (HandoffRing.tooLong). */
+  tooLong(): number {
+    let n = 0;
+    for (const r of this.rings) n += r.tooLong;
+    return n;
   }
 
   /** Frames waiting in all rings. */

@@ -204,7 +204,7 @@ class Worker {
     const h = this.handoff;
     if (h !== null) {
       // the handoff link's row (lvsadm --links "handoff:wN"): frames from the other workers in,
-      // frames handed to them out, frames their full rings refused
+      // frames handed to them out, frames their full rings refused (or too long to hand over)
       let out = 0;
       let lost = 0;
       for (const st of this.steered) {
@@ -212,7 +212,7 @@ class Worker {
         lost += st.handoffDrops;
       }
       h.stats.txPackets = out;
-      h.stats.rxDropped = lost;
+      h.stats.rxDropped = lost + h.tooLong();
     }
     let tx = 0;
     for (let l = 0; l < d.links.length; l++) {

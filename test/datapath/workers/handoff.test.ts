@@ -182,7 +182,15 @@ describe("HandoffRing", () => {
     expect(cons.take(b2)).toBe(4);
     expect(b2.frame(3)).toEqual(frames[0]);
     expect(b2.link[3]).toBe(2);
-    expect(prod.put(new Uint8Array(2045), 0, 2045, 0)).toBe(0); // longer than a slot
+    // no longer than a batch slot of the ring's size holds behind its headroom (2048 - 64)
+    expect(prod.put(new Uint8Array(1985), 0, 1985, 0)).toBe(0);
+    expect(prod.put(new Uint8Array(1984).fill(9), 0, 1984, 0)).toBe(1);
+    prod.publish();
+    // a consumer batch with smaller slots drops it and counts it
+    const small = new FrameBatch(4, 256);
+    expect(cons.take(small)).toBe(0);
+    expect(cons.tooLong).toBe(1);
+    expect(cons.pending()).toBe(0);
   });
 
   it("wakes a consumer that sleeps on the sequence number, only when the ring was empty", async () => {
