@@ -519,7 +519,8 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP backend (root, network na
 
   it("detaches the program when the process dies (SIGKILL)", async () => {
     const mod = join(process.cwd(), "dist", "src", "datapath", "io", "xdp.js");
-    const script = `import(${JSON.stringify(mod)}).then(m=>{m.openXdp({ifname:${JSON.stringify(va)},netns:${JSON.stringify(dir)}});console.log("OPEN");setInterval(()=>{},1000);});`;
+    // The handle is kept in a global: unreferenced, a GC would run its destructor, which closes it.
+    const script = `import(${JSON.stringify(mod)}).then(m=>{globalThis.keep=m.openXdp({ifname:${JSON.stringify(va)},netns:${JSON.stringify(dir)}});console.log("OPEN");setInterval(()=>{},1000);});`;
     const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (d: Buffer) => {
