@@ -34,6 +34,7 @@ import { FragCache } from "./conntrack/frags.js";
 import { DIR_INPUT, DIR_OUTPUT, TcpState } from "./conntrack/states.js";
 import { CONN_F_ONE_PACKET, CONN_F_SYNPROXY, CONN_F_SYNPROXY_WAIT, ConnTable } from "./conntrack/table.js";
 import { DROP_COUNT, Drop } from "./drops.js";
+import { FAST_LOOKED, FastPath } from "./fastpath.js";
 import { ICMP_ANSWERED, Icmp } from "./icmp.js";
 import { EGRESS_NONE, type FrameBatch } from "./io/batch.js";
 import { ModeCall } from "./modes/context.js";
@@ -108,6 +109,9 @@ const QUEUED = -1;
 /** Per-frame result: the director answered or absorbed the frame itself. */
 const CONSUMED = -2;
 
+/** `l4`'s c0 when the connection has not been looked up yet (the fast path did not get that far). */
+const NOT_LOOKED = -2;
+
 /** Local ports tried per new FULLNAT connection when another service's connection holds one. */
 const LADDR_TRIES = 16;
 
@@ -157,6 +161,13 @@ export class Engine {
   sweepPerBatch: number;
   /** SYN proxy (synproxy.ts): cookies, the secret (the control plane rotates it), the stash. */
   readonly synproxy = new SynProxy();
+  /**
+   * The established-flow fast path (fastpath.ts): NAT frames of established connections go
+   * through it without the general path's parse and dispatch. Same results either way; off,
+   * every frame takes the general path (tests compare the two).
+   */
+  fastPath = true;
+  readonly fast: FastPath;
   private readonly v = new FrameView();
   /** Frames the SYN proxy writes into the transmit batch are parsed here. */
   private readonly sv = new FrameView();
@@ -177,6 +188,7 @@ export class Engine {
     this.resolver = new Resolver(this.net, table, this.txq, this.drops, opts.pendingMax ?? 64, this.owner);
     this.icmp = new Icmp(this.net, table, this.ct, this.txq, this.resolver, this.owner);
     this.mx = new ModeCall(this.net, this.icmp, this.ct, table);
+    this.fast = new FastPath(this.ct, table, this.net);
     this.sweepPerBatch = opts.sweepPerBatch ?? 256;
     this.ct.releaseHooks[FwdMethod.FULLNAT] = (t: ConnTable, c: number) => {
       const svc = table.services[t.svc[c]!];
@@ -205,6 +217,21 @@ export class Engine {
     for (let i = 0; i < batch.count; i++) {
       batch.egress[i] = EGRESS_NONE;
       if (batch.link[i]! < 0) continue; // LINK_HANDED_OFF: another worker's (workers/handoff.ts)
+      let c0 = NOT_LOOKED;
+      let dir0 = DIR_INPUT;
+      if (this.fastPath) {
+        const eg = this.fast.forward(batch, i, this.syncPort, this.sync);
+        if (eg >= 0) {
+          batch.egress[i] = eg;
+          this.egressMask |= 1 << eg;
+          this.forwarded++;
+          continue;
+        }
+        if (eg === FAST_LOOKED) {
+          c0 = this.fast.conn;
+          dir0 = this.fast.dir;
+        }
+      }
       const st = parseFrame(buf, dv, batch.off[i]!, batch.len[i]!, v);
       if (st !== 0) {
         this.drops[st]!++;
@@ -222,7 +249,7 @@ export class Engine {
       const p = v.proto;
       let r: number;
       if (v.dport === this.syncPort && p === IPPROTO_UDP && this.syncIn(v, batch.link[i]!)) r = CONSUMED;
-      else if (p === IPPROTO_TCP || p === IPPROTO_UDP) r = this.l4(v, batch, i);
+      else if (p === IPPROTO_TCP || p === IPPROTO_UDP) r = this.l4(v, batch, i, c0, dir0);
       else if (p === IPPROTO_ICMP) r = this.icmpIn(v, batch, i);
       else if (p === IPPROTO_VRRP) r = this.vrrpIn(v, batch.link[i]!);
       else r = Drop.PROTO;
@@ -250,7 +277,7 @@ export class Engine {
   }
 
   /** TCP/UDP: returns 0 when the frame was forwarded, else a drop reason. */
-  private l4(v: FrameView, batch: FrameBatch, i: number): number {
+  private l4(v: FrameView, batch: FrameBatch, i: number, c0: number, dir0: number): number {
     const ct = this.ct;
     const p = v.proto;
     if (v.laterFrag !== 0) {
@@ -258,11 +285,16 @@ export class Engine {
       if (c < 0 || !this.fragMatches(v, c, this.frags.lastDir)) return Drop.FRAGMENT;
       return this.xmit(v, batch, i, c, this.frags.lastDir);
     }
-    let dir = DIR_INPUT;
-    let c = ct.lookupIn(p, v.saddr | 0, v.sport, v.daddr | 0, v.dport);
-    if (c < 0) {
-      c = ct.lookupOut(p, v.saddr | 0, v.sport, v.daddr | 0, v.dport);
-      if (c >= 0) dir = DIR_OUTPUT;
+    let dir = dir0;
+    let c = c0;
+    if (c0 === NOT_LOOKED) {
+      // (The fast path, when it got this far, did these same lookups: c0 and dir0 are theirs.)
+      dir = DIR_INPUT;
+      c = ct.lookupIn(p, v.saddr | 0, v.sport, v.daddr | 0, v.dport);
+      if (c < 0) {
+        c = ct.lookupOut(p, v.saddr | 0, v.sport, v.daddr | 0, v.dport);
+        if (c >= 0) dir = DIR_OUTPUT;
+      }
     }
     if (c >= 0) {
       const d = this.table.dests[ct.dest[c]!];

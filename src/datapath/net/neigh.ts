@@ -60,6 +60,12 @@ export class NeighTable {
     return -1;
   }
 
+  /** Whether entry i still holds ip (as int32 or uint32) with a usable MAC (not NONE or INCOMPLETE). */
+  usable(i: number, ip: number): boolean {
+    const st = this.state[i]!;
+    return this.slot[i] === USED && this.keys[i] === ip >>> 0 && st !== NEIGH_NONE && st !== NEIGH_INCOMPLETE;
+  }
+
   /** Index of ip's entry, created (state NONE) if missing; -1 when the table is full. */
   findOrAdd(ip: number): number {
     ip >>>= 0;

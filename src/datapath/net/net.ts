@@ -73,6 +73,9 @@ export function prefixMask(prefix: number): number {
 export const L2_NO_ROUTE = -1;
 export const L2_NEIGH_MISS = -2;
 
+const HOP_CACHE_SIZE = 256;
+const HOP_CACHE_MASK = HOP_CACHE_SIZE - 1;
+
 export class Net {
   readonly links: Link[] = [];
   private routes: Route[] = [];
@@ -84,6 +87,15 @@ export class Net {
   minMtu = 65535;
   /** Learned neighbours older than this are re-probed by the resolver. */
   reachableMs = 30_000;
+  /**
+   * setL2's next-hop cache, direct-mapped by destination: the destination (int32), its next hop
+   * (int32), the neighbour entry and the egress link (-1: empty). Cleared when routes change;
+   * each hit re-checks that the neighbour entry still holds the next hop with a usable MAC.
+   */
+  private readonly hopKey = new Int32Array(HOP_CACHE_SIZE);
+  private readonly hopVia = new Int32Array(HOP_CACHE_SIZE);
+  private readonly hopNeigh = new Int32Array(HOP_CACHE_SIZE);
+  private readonly hopLink = new Int16Array(HOP_CACHE_SIZE).fill(-1);
 
   addLink(name: string, mac: Uint8Array, addrs: LinkAddr[], mtu = 1500): Link {
     const l = new Link(this.links.length, name, mac, addrs, mtu);
@@ -106,6 +118,7 @@ export class Net {
   }
 
   private addRouteRaw(r: Route): void {
+    this.hopLink.fill(-1); // routes changed: forget every cached route
     this.routes.push(r);
     this.routes.sort((a, b) => b.prefix - a.prefix);
   }
@@ -162,12 +175,30 @@ export class Net {
    * address to resolve).
    */
   setL2(buf: Uint8Array, base: number, daddr: number): number {
-    const link = this.route(daddr);
-    if (link < 0) return L2_NO_ROUTE;
-    const n = this.neigh.find(this.nextHop);
-    if (n < 0) return L2_NEIGH_MISS;
-    const st = this.neigh.state[n]!;
-    if (st === NEIGH_NONE || st === NEIGH_INCOMPLETE) return L2_NEIGH_MISS;
+    // The next-hop cache first: a hit skips the route walk and the neighbour hash, and is
+    // checked against the neighbour entry itself, so a changed or removed entry is a miss.
+    const k = (daddr ^ (daddr >>> 11)) & HOP_CACHE_MASK;
+    let link = this.hopLink[k]!;
+    let n: number;
+    if (
+      link >= 0 &&
+      this.hopKey[k] === (daddr | 0) &&
+      this.neigh.usable(this.hopNeigh[k]!, this.hopVia[k]!)
+    ) {
+      n = this.hopNeigh[k]!;
+      this.nextHop = this.hopVia[k]!;
+    } else {
+      link = this.route(daddr);
+      if (link < 0) return L2_NO_ROUTE;
+      n = this.neigh.find(this.nextHop);
+      if (n < 0) return L2_NEIGH_MISS;
+      const st = this.neigh.state[n]!;
+      if (st === NEIGH_NONE || st === NEIGH_INCOMPLETE) return L2_NEIGH_MISS;
+      this.hopKey[k] = daddr | 0;
+      this.hopVia[k] = this.nextHop;
+      this.hopNeigh[k] = n;
+      this.hopLink[k] = link;
+    }
     const macs = this.neigh.macs;
     const o = n * 6;
     buf[base] = macs[o]!;

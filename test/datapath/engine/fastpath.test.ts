@@ -1,0 +1,429 @@
+/**
+ * The established-flow fast path (src/datapath/fastpath.ts) must give exactly what the general
+ * path gives. Two engines built alike, one with the fast path off, get the same random traffic
+ * (handshakes, data, FINs and RSTs both ways, UDP, malformed and foreign frames, expiry, dests
+ * removed and re-added, neighbours lost and re-learned with a new MAC, secure_tcp); after every
+ * batch their frames, verdicts, generated frames, drop counters, connection table and service
+ * and dest counters must be equal, and the fast path must have taken a good share of the frames.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { TcpState } from "../../../src/datapath/conntrack/states.js";
+import { Drop } from "../../../src/datapath/drops.js";
+import type { Engine } from "../../../src/datapath/engine.js";
+import { FrameBatch } from "../../../src/datapath/io/batch.js";
+import { eth } from "../../../src/datapath/packet/build.js";
+import { csumAdd, csumFold16 } from "../../../src/datapath/packet/checksum.js";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from "../../../src/datapath/packet/view.js";
+import { ipToU32, macToBytes } from "../../../src/lib/addr.js";
+import { FwdMethod, SVC_F_ONEPACKET } from "../../../src/tables/model.js";
+import { addNatDest, addService, IN, IP, MAC, natEngine, OUT, tcpKey, udpKey } from "./helpers.js";
+
+const CLIENTS = ["10.0.0.7", "10.0.0.8", "198.51.100.9"];
+const RS = [IP.rs1, IP.rs2];
+const RS_MAC = [MAC.rs1, MAC.rs2];
+
+function build(fastPath: boolean, secureTcp: boolean, expireNodest: boolean, onePacket = false): Engine {
+  const e = natEngine({ maxConns: 256 });
+  e.fastPath = fastPath;
+  e.sysctl.expireNodestConn = expireNodest ? 1 : 0;
+  e.ct.setSecureTcp(secureTcp);
+  addService(e, tcpKey());
+  addNatDest(e, tcpKey(), IP.rs1, 80);
+  addNatDest(e, tcpKey(), IP.rs2, 8080);
+  e.table.addService(udpKey(), {
+    sched: "rr",
+    flags: onePacket ? SVC_F_ONEPACKET : 0,
+    timeout: 0,
+    netmask: 0xffffffff,
+  });
+  addNatDest(e, udpKey(), IP.rs1, 53);
+  addNatDest(e, udpKey(), IP.rs2, 5353);
+  // a DR service: its frames must never take the (NAT-only) fast path, and still match
+  addService(e, tcpKey(IP.vip, 443));
+  e.table.addDest(tcpKey(IP.vip, 443), {
+    addr: ipToU32(IP.rs1),
+    port: 443,
+    weight: 1,
+    fwd: FwdMethod.ROUTE,
+    uThreshold: 0,
+    lThreshold: 0,
+  });
+  return e;
+}
+
+type Ev =
+  | {
+      k: "frame";
+      up: boolean;
+      client: number;
+      cport: number;
+      rs: number;
+      udp: boolean;
+      dport: number;
+      flags: number;
+      data: number;
+      ttl: number;
+      bad: number;
+    }
+  | { k: "time"; ms: number }
+  | { k: "dest"; rs: number }
+  | { k: "neigh"; rs: number; mac: number }
+  | { k: "nodest" };
+
+const FLAGS = [
+  TCP_SYN,
+  TCP_ACK,
+  TCP_ACK | TCP_PSH,
+  TCP_FIN | TCP_ACK,
+  TCP_RST,
+  TCP_SYN | TCP_ACK,
+  0,
+  TCP_ACK | 0x20,
+];
+
+const evArb: fc.Arbitrary<Ev> = fc.oneof(
+  {
+    weight: 30,
+    arbitrary: fc.record({
+      k: fc.constant("frame" as const),
+      up: fc.boolean(),
+      client: fc.oneof(
+        { weight: 6, arbitrary: fc.constant(0) },
+        { weight: 1, arbitrary: fc.nat(CLIENTS.length - 1) },
+      ),
+      cport: fc.integer({ min: 40000, max: 40001 }),
+      rs: fc.nat(1),
+      udp: fc.boolean(),
+      dport: fc.constantFrom(80, 80, 80, 443, 53),
+      flags: fc.oneof(
+        { weight: 3, arbitrary: fc.constantFrom(...FLAGS, TCP_SYN) },
+        { weight: 4, arbitrary: fc.constantFrom(TCP_ACK, TCP_ACK | TCP_PSH) },
+      ),
+      data: fc.constantFrom(0, 1, 100, 1460, 1500),
+      ttl: fc.constantFrom(64, 64, 64, 64, 64, 64, 2, 1),
+      // 0: clean; 1 bad IP checksum; 2 foreign MAC; 3 IP options; 4 first fragment; 5 truncated;
+      // 6 VLAN; 7 UDP checksum 0; 8 a later fragment (of the first fragment, same IP id)
+      bad: fc.oneof(
+        { weight: 12, arbitrary: fc.constant(0) },
+        { weight: 3, arbitrary: fc.integer({ min: 1, max: 8 }) },
+      ),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant("time" as const),
+      ms: fc.constantFrom(10, 1000, 130_000, 1_000_000),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant("dest" as const), rs: fc.nat(1) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant("neigh" as const), rs: fc.nat(1), mac: fc.nat(2) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant("nodest" as const) }) },
+);
+
+function frameOf(e: Extract<Ev, { k: "frame" }>): { frame: Uint8Array; link: number } {
+  const client = CLIENTS[e.client]!;
+  const payload = new Uint8Array(e.data).fill(0x61);
+  const vport = e.udp ? 53 : e.dport;
+  const rport = e.udp ? (e.rs === 0 ? 53 : 5353) : vport === 443 ? 443 : e.rs === 0 ? 80 : 8080;
+  let b = eth({
+    src: e.up ? MAC.client : RS_MAC[e.rs]!,
+    dst: e.bad === 2 ? "02:00:00:00:00:99" : e.up ? MAC.dirOut : MAC.dirIn,
+  });
+  if (e.bad === 6) b = b.vlan(7);
+  const ip = {
+    src: e.up ? client : RS[e.rs]!,
+    dst: e.up ? IP.vip : client,
+    ttl: e.ttl,
+    id: 0x4242,
+    ...(e.bad === 3 ? { options: [1, 1, 1, 0] } : {}),
+    ...(e.bad === 4 ? { mf: true } : {}),
+    ...(e.bad === 8 ? { fragOff: 3 } : {}),
+  };
+  const sport = e.up ? e.cport : rport;
+  const dport = e.up ? vport : e.cport;
+  const f = (
+    e.udp
+      ? b.ipv4(ip).udp({ sport, dport, ...(e.bad === 7 ? { noCsum: true } : {}) })
+      : b.ipv4(ip).tcp({ sport, dport, seq: 1000, ack: 2000, flags: e.flags, window: 512 })
+  )
+    .payload(payload)
+    .build({ badIpCsum: e.bad === 1 });
+  return { frame: e.bad === 5 ? f.subarray(0, Math.max(20, f.length - 30)) : f, link: e.up ? OUT : IN };
+}
+
+/**
+ * A generated frame without its IP identification and header checksum: the identification
+ * counter is one per process (per thread in lvsd), so the two engines here draw different ones.
+ */
+function generated(f: Uint8Array): string {
+  const c = Uint8Array.from(f);
+  c.fill(0, 18, 20);
+  c.fill(0, 24, 26);
+  return Buffer.from(c).toString("hex");
+}
+
+/** Everything observable about an engine's tables and counters. */
+function state(e: Engine): unknown {
+  const ct = e.ct;
+  const conns: unknown[] = [];
+  for (let i = 0; i < ct.capacity; i++) {
+    if (ct.flags[i] === 0) continue;
+    conns.push([
+      i,
+      ct.flags[i],
+      ct.state[i],
+      ct.expiresAt(i),
+      ct.inPkts[i],
+      ct.daddr[i],
+      ct.dport[i],
+      ct.dest[i],
+    ]);
+  }
+  const svcs = e.table.services.map((s) =>
+    s ? [s.conns, s.inPkts, s.outPkts, s.inBytes, s.outBytes] : null,
+  );
+  const dests = e.table.dests.map((d) =>
+    d
+      ? [d.addr, d.conns, d.activeConns, d.inactConns, d.inPkts, d.outPkts, d.inBytes, d.outBytes, d.flags]
+      : null,
+  );
+  return {
+    conns,
+    svcs,
+    dests,
+    drops: [...e.drops],
+    kinds: [...ct.kindCounts],
+    embryonic: ct.embryonic,
+    forwarded: e.forwarded,
+    queued: e.queued,
+    count: ct.count,
+  };
+}
+
+function apply(e: Engine, ev: Ev, clock: { now: number }): void {
+  if (ev.k === "time") return;
+  if (ev.k === "nodest") {
+    e.sysctl.expireNodestConn ^= 1;
+    return;
+  }
+  if (ev.k === "dest") {
+    const key = tcpKey();
+    const svc = e.table.find(key)!;
+    const rip = ipToU32(RS[ev.rs]!);
+    const port = ev.rs === 0 ? 80 : 8080;
+    if (svc.dests.some((d) => d.addr === rip)) e.table.deleteDest(key, rip, port);
+    else addNatDest(e, key, RS[ev.rs]!, port);
+    return;
+  }
+  if (ev.k === "neigh") {
+    const rip = ipToU32(RS[ev.rs]!);
+    if (ev.mac === 0) e.net.neigh.remove(rip);
+    else e.net.neigh.learn(rip, macToBytes(`02:00:00:00:02:${ev.mac}${ev.rs}`), 0, IN, clock.now, true);
+  }
+}
+
+describe("the established-flow fast path", () => {
+  it("gives the general path's frames, verdicts, tables and counters on random traffic", () => {
+    let taken = 0;
+    let frames = 0;
+    fc.assert(
+      fc.property(
+        fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
+        fc.array(fc.array(evArb, { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 40 }),
+        (secure, expireNodest, onePacket, rounds) => {
+          const fastE = build(true, secure, expireNodest, onePacket);
+          const slowE = build(false, secure, expireNodest, onePacket);
+          const clock = { now: 1000 };
+          for (const round of rounds) {
+            const bf = new FrameBatch(16);
+            const bs = new FrameBatch(16);
+            for (const ev of round) {
+              if (ev.k === "time") clock.now += ev.ms;
+              if (ev.k !== "frame") {
+                apply(fastE, ev, clock);
+                apply(slowE, ev, clock);
+                continue;
+              }
+              const { frame, link } = frameOf(ev);
+              bf.push(frame, link);
+              bs.push(frame, link);
+            }
+            fastE.process(bf, clock.now);
+            slowE.process(bs, clock.now);
+            frames += bf.count;
+            for (let i = 0; i < bf.count; i++) {
+              expect(bf.egress[i]).toBe(bs.egress[i]);
+              expect(Buffer.from(bf.frame(i)).equals(Buffer.from(bs.frame(i)))).toBe(true);
+            }
+            expect(fastE.egressMask).toBe(slowE.egressMask);
+            expect(fastE.tx.count).toBe(slowE.tx.count);
+            for (let j = 0; j < fastE.tx.count; j++)
+              expect(generated(fastE.tx.frame(j))).toBe(generated(slowE.tx.frame(j)));
+            expect(state(fastE)).toEqual(state(slowE));
+          }
+          expect(slowE.fast.taken).toBe(0);
+          taken += fastE.fast.taken;
+        },
+      ),
+      { numRuns: 150 },
+    );
+    // the property is about the fast path only if it ran: a good share of the frames took it
+    expect(taken).toBeGreaterThan(frames / 20);
+  });
+
+  it("takes an established NAT flow's data both ways, and follows a neighbour's new MAC", () => {
+    const e = build(true, false, true);
+    e.table.deleteDest(tcpKey(), ipToU32(IP.rs2), 8080); // every connection to rs1
+    const up = (flags: number) =>
+      frameOf({
+        k: "frame",
+        up: true,
+        client: 0,
+        cport: 40000,
+        rs: 0,
+        udp: false,
+        dport: 80,
+        flags,
+        data: 10,
+        ttl: 64,
+        bad: 0,
+      });
+    const down = (flags: number) =>
+      frameOf({
+        k: "frame",
+        up: false,
+        client: 0,
+        cport: 40000,
+        rs: 0,
+        udp: false,
+        dport: 80,
+        flags,
+        data: 10,
+        ttl: 64,
+        bad: 0,
+      });
+    const one = (f: { frame: Uint8Array; link: number }) => {
+      const b = new FrameBatch(2);
+      b.push(f.frame, f.link);
+      e.process(b, 2000);
+      return { egress: b.egress[0], out: b.frame(0) };
+    };
+    expect(one(up(TCP_SYN)).egress).toBe(IN);
+    expect(one(down(TCP_SYN | TCP_ACK)).egress).toBe(OUT);
+    expect(e.fast.taken).toBe(0); // the handshake is the general path's
+    expect(one(up(TCP_ACK)).egress).toBe(IN); // SYN_RECV -> ESTABLISHED: general path too
+    expect(e.fast.taken).toBe(0);
+    const a = one(up(TCP_ACK | TCP_PSH));
+    expect(a.egress).toBe(IN);
+    expect(e.fast.taken).toBe(1);
+    expect(Buffer.from(a.out.subarray(0, 6)).equals(Buffer.from(macToBytes(MAC.rs1)))).toBe(true);
+    expect(one(down(TCP_ACK)).egress).toBe(OUT);
+    expect(e.fast.taken).toBe(2);
+    // the real server's MAC changes: the next frame goes to the new one (setL2's cache re-checks)
+    e.net.neigh.learn(ipToU32(IP.rs1), macToBytes("02:00:00:00:02:21"), 0, IN, 2000, true);
+    const b = one(up(TCP_ACK));
+    expect(Buffer.from(b.out.subarray(0, 6)).equals(Buffer.from(macToBytes("02:00:00:00:02:21")))).toBe(true);
+    // gone: the frame waits for ARP (general path), the director asks for it
+    e.net.neigh.remove(ipToU32(IP.rs1));
+    const before = e.queued;
+    expect(one(up(TCP_ACK)).egress).toBe(-1);
+    expect(e.queued).toBe(before + 1);
+    expect(e.fast.taken).toBe(3);
+    e.net.neigh.learn(ipToU32(IP.rs1), macToBytes(MAC.rs1), 0, IN, 2000, true);
+    expect(one(up(TCP_ACK)).egress).toBe(IN);
+    expect(e.fast.taken).toBe(4);
+    // the dest is removed: with expire_nodest_conn 0 the general path still forwards the flow's
+    // frames; set to 1, the next frame ends the connection (drop nodest_conn)
+    e.sysctl.expireNodestConn = 0;
+    e.table.deleteDest(tcpKey(), ipToU32(IP.rs1), 80);
+    expect(one(up(TCP_ACK)).egress).toBe(IN);
+    expect(e.fast.taken).toBe(4);
+    e.sysctl.expireNodestConn = 1;
+    expect(one(up(TCP_ACK)).egress).toBe(-1);
+    expect(e.drops[Drop.NODEST_CONN]).toBe(1);
+    expect(e.fast.taken).toBe(4);
+  });
+
+  it("a UDP checksum that the rewrite brings to zero is sent as 0xffff, as on the general path", () => {
+    const frame = (word: number) => {
+      const data = new Uint8Array(8);
+      data[0] = word >>> 8;
+      data[1] = word & 0xff;
+      return eth({ src: MAC.client, dst: MAC.dirOut })
+        .ipv4({ src: "10.0.0.7", dst: IP.vip, ttl: 64, id: 1 })
+        .udp({ sport: 40000, dport: 53 })
+        .payload(data)
+        .build();
+    };
+    const run = (e: Engine, f: Uint8Array) => {
+      const b = new FrameBatch(2);
+      b.push(f, OUT);
+      e.process(b, 2000);
+      return b.frame(0);
+    };
+    const mk = (fast: boolean) => {
+      const e = build(fast, false, true);
+      e.table.deleteDest(udpKey(), ipToU32(IP.rs2), 5353);
+      return e;
+    };
+    const fastE = mk(true);
+    const slowE = mk(false);
+    // With the payload word 0 the forwarded datagram carries checksum X; with the word X instead
+    // the rewrite's result is X - X = zero, which UDP must send as 0xffff (0 means "none").
+    const x = new DataView(run(slowE, frame(0)).buffer).getUint16(14 + 20 + 6);
+    run(fastE, frame(0));
+    const taken = fastE.fast.taken;
+    const a = run(fastE, frame(x));
+    const b = run(slowE, frame(x));
+    expect(fastE.fast.taken).toBe(taken + 1);
+    expect(new DataView(a.buffer, a.byteOffset).getUint16(14 + 20 + 6)).toBe(0xffff);
+    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
+    // and the datagram's checksum verifies
+    const ip = 14;
+    const pseudo = new Uint8Array(12);
+    pseudo.set(a.subarray(ip + 12, ip + 20), 0);
+    pseudo[9] = 17;
+    pseudo[10] = 0;
+    pseudo[11] = 16;
+    expect(csumFold16(csumAdd(a, ip + 20, 16, csumAdd(pseudo, 0, 12, 0)))).toBe(0xffff);
+  });
+
+  it("a connection to a martian source (say, from a sync peer) is dropped as martian, not forwarded", () => {
+    const e = build(true, false, true);
+    const d = e.table.find(tcpKey())!.dests[0]!;
+    const client = ipToU32("127.0.0.5");
+    const c = e.ct.create(
+      6,
+      client,
+      40000,
+      ipToU32(IP.vip),
+      80,
+      d.addr,
+      d.port,
+      client,
+      40000,
+      FwdMethod.MASQ,
+      false,
+      d,
+      0,
+      -1,
+    );
+    e.ct.setSynced(c, TcpState.ESTABLISHED, false, 1e9);
+    const b = new FrameBatch(2);
+    b.push(
+      eth({ src: MAC.client, dst: MAC.dirOut })
+        .ipv4({ src: "127.0.0.5", dst: IP.vip, ttl: 64, id: 1 })
+        .tcp({ sport: 40000, dport: 80, seq: 1, ack: 1, flags: TCP_ACK, window: 512 })
+        .build(),
+      OUT,
+    );
+    e.process(b, 2000);
+    expect(b.egress[0]).toBe(-1);
+    expect(e.drops[Drop.MARTIAN_SRC]).toBe(1);
+    expect(e.fast.taken).toBe(0);
+  });
+});
