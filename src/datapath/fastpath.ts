@@ -1,6 +1,7 @@
 /**
- * The established-flow fast path: a frame of a NAT connection that is already ESTABLISHED (TCP)
- * or known (UDP) is forwarded here straight from the frame bytes, without the general path's
+ * The established-flow fast path: a frame of a NAT connection (either way) or a DR connection
+ * (inbound) that is already ESTABLISHED (TCP) or known (UDP) is forwarded here straight from
+ * the frame bytes, without the general path's
  * FrameView, mode dispatch and per-layer calls. It does exactly what the general path does for
  * such a frame, in the same order, with the same checksum primitives, so the bytes, counters,
  * states and timers come out identical (test/datapath/fastpath.test.ts checks that against an
@@ -11,8 +12,8 @@
  * - IPv4 with a 20-byte header (no options), a good header checksum, a total length within the
  *   frame, not a fragment, TTL > 1, neither address martian (parse, admit, xmit);
  * - TCP with a sane data offset or UDP with a sane length, not to the sync port;
- * - a connection found by the same lookups (in, then out), forwarding by NAT, its dest
- *   available, none of the one-packet / SYN-proxy / no-output flags;
+ * - a connection found by the same lookups (in, then out), forwarding by NAT (or DR, inbound),
+ *   its dest available, none of the one-packet / SYN-proxy flags (nor no-output for NAT);
  * - TCP: the connection ESTABLISHED and the segment an ACK without SYN, FIN or RST, so the state
  *   stays ESTABLISHED in every transition table (normal and secure_tcp) and only the timer moves;
  * - no longer than the smallest link MTU (no MTU check needed) and a resolved next hop.
@@ -46,8 +47,9 @@ export const FAST_SLOW = -1;
 /** Looked up (`conn`, `dir`) but not the fast path's: run the general path from the connection. */
 export const FAST_LOOKED = -2;
 
-/** Connection flags that need the general path. */
+/** Connection flags that need the general path: NAT, and DR (whose entries are all no-output). */
 const SLOW_FLAGS = CONN_F_ONE_PACKET | CONN_F_SYNPROXY | CONN_F_SYNPROXY_WAIT | CONN_F_NOOUTPUT;
+const SLOW_FLAGS_DR = CONN_F_ONE_PACKET | CONN_F_SYNPROXY | CONN_F_SYNPROXY_WAIT;
 /** TCP flags that may change a connection's state (the fast path takes plain ACKs only). */
 const TCP_SYN_FIN_RST = 0x07;
 const TCP_ACK = 0x10;
@@ -132,7 +134,16 @@ export class FastPath {
     }
     this.conn = c;
     this.dir = dir;
-    if (c < 0 || ct.fwd[c] !== FwdMethod.MASQ || (ct.flags[c]! & SLOW_FLAGS) !== 0) return FAST_LOOKED;
+    if (c < 0) return FAST_LOOKED;
+    // NAT both ways; DR inbound (its replies bypass the director; its entries always carry the
+    // no-output flag, and ESTABLISHED + ACK stays ESTABLISHED in the input-only table too).
+    const fwd = ct.fwd[c]!;
+    const nat = fwd === FwdMethod.MASQ;
+    if (nat) {
+      if ((ct.flags[c]! & SLOW_FLAGS) !== 0) return FAST_LOOKED;
+    } else if (fwd !== FwdMethod.ROUTE || dir !== DIR_INPUT || (ct.flags[c]! & SLOW_FLAGS_DR) !== 0) {
+      return FAST_LOOKED;
+    }
     if (
       p === IPPROTO_TCP &&
       (ct.state[c] !== TcpState.ESTABLISHED || (flags & (TCP_SYN_FIN_RST | TCP_ACK)) !== TCP_ACK)
@@ -149,8 +160,10 @@ export class FastPath {
     if (out < 0) return FAST_LOOKED;
 
     // Committed: xmit's order (TTL, state and timer, counters, the mode's rewrite).
-    buf[ip + 8] = ttl - 1;
-    dv.setUint16(ip + 10, csumReplace16(dv.getUint16(ip + 10), (ttl << 8) | p, ((ttl - 1) << 8) | p));
+    if (nat) {
+      buf[ip + 8] = ttl - 1;
+      dv.setUint16(ip + 10, csumReplace16(dv.getUint16(ip + 10), (ttl << 8) | p, ((ttl - 1) << 8) | p));
+    }
     const now = clock.nowMs;
     if (p === IPPROTO_TCP) ct.setExpires(c, now + ct.tcpTimeoutMs[TcpState.ESTABLISHED]!);
     else ct.setExpires(c, now + ct.udpTimeoutMs);
@@ -168,6 +181,10 @@ export class FastPath {
       }
       d.inPkts++;
       d.inBytes += tot;
+      if (!nat) {
+        this.taken++;
+        return out; // DR: the packet goes on untouched, to the real server's MAC
+      }
       // NAT inbound: daddr -> the real server, dport -> its port (setDaddr, then setDport).
       const rip = ct.daddr[c]! | 0;
       const rport = ct.dport[c]!;

@@ -348,6 +348,39 @@ describe("the established-flow fast path", () => {
     expect(e.fast.taken).toBe(4);
   });
 
+  it("takes a DR flow's established inbound frames, untouched but for the MACs", () => {
+    const e = build(true, false, true);
+    const up = (flags: number) =>
+      frameOf({
+        k: "frame",
+        up: true,
+        client: 0,
+        cport: 40000,
+        rs: 0,
+        udp: false,
+        dport: 443,
+        flags,
+        data: 10,
+        ttl: 64,
+        bad: 0,
+      });
+    const one = (f: { frame: Uint8Array; link: number }) => {
+      const b = new FrameBatch(2);
+      b.push(f.frame, f.link);
+      e.process(b, 2000);
+      return { egress: b.egress[0], out: b.frame(0), sent: f.frame };
+    };
+    one(up(TCP_SYN));
+    one(up(TCP_ACK)); // SYN_RECV -> ESTABLISHED (input-only table)
+    expect(e.fast.taken).toBe(0);
+    const r = one(up(TCP_ACK | TCP_PSH));
+    expect(e.fast.taken).toBe(1);
+    expect(r.egress).toBe(IN);
+    expect(Buffer.from(r.out.subarray(0, 6)).equals(Buffer.from(macToBytes(MAC.rs1)))).toBe(true);
+    expect(Buffer.from(r.out.subarray(14)).equals(Buffer.from(r.sent.subarray(14)))).toBe(true);
+    expect(e.table.find(tcpKey(IP.vip, 443))!.inPkts).toBe(3);
+  });
+
   it("a UDP checksum that the rewrite brings to zero is sent as 0xffff, as on the general path", () => {
     const frame = (word: number) => {
       const data = new Uint8Array(8);
