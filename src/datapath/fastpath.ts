@@ -1,7 +1,7 @@
 /**
- * The established-flow fast path: a frame of a NAT connection (either way) or a DR connection
- * (inbound) that is already ESTABLISHED (TCP) or known (UDP) is forwarded here straight from
- * the frame bytes, without the general path's
+ * The established-flow fast path: a frame of a NAT or FULLNAT connection (either way; FULLNAT
+ * without the PROXY protocol) or of a DR connection (inbound) that is already ESTABLISHED (TCP)
+ * or known (UDP) is forwarded here straight from the frame bytes, without the general path's
  * FrameView, mode dispatch and per-layer calls. It does exactly what the general path does for
  * such a frame, in the same order, with the same checksum primitives, so the bytes, counters,
  * states and timers come out identical (test/datapath/fastpath.test.ts checks that against an
@@ -12,7 +12,8 @@
  * - IPv4 with a 20-byte header (no options), a good header checksum, a total length within the
  *   frame, not a fragment, TTL > 1, neither address martian (parse, admit, xmit);
  * - TCP with a sane data offset or UDP with a sane length, not to the sync port;
- * - a connection found by the same lookups (in, then out), forwarding by NAT (or DR, inbound),
+ * - a connection found by the same lookups (in, then out), forwarding by NAT, FULLNAT (no PROXY
+ *   protocol on its service) or DR (inbound),
  *   its dest available, none of the one-packet / SYN-proxy flags (nor no-output for NAT);
  * - TCP: the connection ESTABLISHED and the segment an ACK without SYN, FIN or RST, so the state
  *   stays ESTABLISHED in every transition table (normal and secure_tcp) and only the timer moves;
@@ -138,9 +139,14 @@ export class FastPath {
     // NAT both ways; DR inbound (its replies bypass the director; its entries always carry the
     // no-output flag, and ESTABLISHED + ACK stays ESTABLISHED in the input-only table too).
     const fwd = ct.fwd[c]!;
-    const nat = fwd === FwdMethod.MASQ;
-    if (nat) {
+    const nat = fwd !== FwdMethod.ROUTE; // NAT or FULLNAT: the director is an IP hop
+    if (fwd === FwdMethod.MASQ) {
       if ((ct.flags[c]! & SLOW_FLAGS) !== 0) return FAST_LOOKED;
+    } else if (fwd === FwdMethod.FULLNAT) {
+      // not with the PROXY protocol (its header insertion and sequence shifts are modes/fullnat.ts's)
+      const sv = this.table.services[ct.svc[c]!];
+      if ((ct.flags[c]! & SLOW_FLAGS) !== 0 || (sv !== null && sv !== undefined && sv.proxyProtocol !== 0))
+        return FAST_LOOKED;
     } else if (fwd !== FwdMethod.ROUTE || dir !== DIR_INPUT || (ct.flags[c]! & SLOW_FLAGS_DR) !== 0) {
       return FAST_LOOKED;
     }
@@ -155,7 +161,7 @@ export class FastPath {
     if (d === null || d === undefined || (d.flags & DEST_F_AVAILABLE) === 0) return FAST_LOOKED;
     // The next hop: the real server inbound, the client outbound. setL2 writes the MACs only
     // when it succeeds; a miss goes to the general path, which queues the frame for ARP.
-    const nh = dir === DIR_INPUT ? ct.daddr[c]! | 0 : daddr;
+    const nh = dir === DIR_INPUT ? ct.daddr[c]! | 0 : fwd === FwdMethod.FULLNAT ? ct.caddr[c]! | 0 : daddr;
     const out = net.setL2(buf, o, nh);
     if (out < 0) return FAST_LOOKED;
 
@@ -169,8 +175,7 @@ export class FastPath {
     else ct.setExpires(c, now + ct.udpTimeoutMs);
     const svc = table.services[ct.svc[c]!];
     const cko = p === IPPROTO_TCP ? l4 + 16 : l4 + 6;
-    let l4sum = dv.getUint16(cko);
-    const udpNone = p === IPPROTO_UDP && l4sum === 0;
+    const udp = p === IPPROTO_UDP;
     if (dir === DIR_INPUT) {
       const n = ct.inPkts[c]!;
       if (n !== 255) ct.inPkts[c] = n + 1;
@@ -181,23 +186,18 @@ export class FastPath {
       }
       d.inPkts++;
       d.inBytes += tot;
-      if (!nat) {
+      if (fwd === FwdMethod.ROUTE) {
         this.taken++;
         return out; // DR: the packet goes on untouched, to the real server's MAC
       }
-      // NAT inbound: daddr -> the real server, dport -> its port (setDaddr, then setDport).
-      const rip = ct.daddr[c]! | 0;
-      const rport = ct.dport[c]!;
-      dv.setInt32(ip + 16, rip);
-      dv.setUint16(ip + 10, csumReplace32(dv.getUint16(ip + 10), daddr, rip));
-      dv.setUint16(l4 + 2, rport);
-      if (!udpNone) {
-        l4sum = csumReplace32(l4sum, daddr, rip);
-        if (p === IPPROTO_UDP && l4sum === 0) l4sum = 0xffff;
-        l4sum = csumReplace16(l4sum, dport, rport);
-        if (p === IPPROTO_UDP && l4sum === 0) l4sum = 0xffff;
-        dv.setUint16(cko, l4sum);
+      // FULLNAT: the client's address and port become the local ones; then (NAT too) the
+      // destination becomes the real server's (the modes' setSaddr, setSport, setDaddr, setDport).
+      if (fwd === FwdMethod.FULLNAT) {
+        rewriteAddr(dv, ip, 12, cko, udp, ct.laddr[c]! | 0);
+        rewritePort(dv, l4, cko, udp, ct.lport[c]!);
       }
+      rewriteAddr(dv, ip, 16, cko, udp, ct.daddr[c]! | 0);
+      rewritePort(dv, l4 + 2, cko, udp, ct.dport[c]!);
     } else {
       if (svc) {
         svc.outPkts++;
@@ -205,21 +205,38 @@ export class FastPath {
       }
       d.outPkts++;
       d.outBytes += tot;
-      // NAT outbound: saddr -> the VIP, sport -> the virtual port (setSaddr, then setSport).
-      const vip = ct.vaddr[c]! | 0;
-      const vport = ct.vport[c]!;
-      dv.setInt32(ip + 12, vip);
-      dv.setUint16(ip + 10, csumReplace32(dv.getUint16(ip + 10), saddr, vip));
-      dv.setUint16(l4, vport);
-      if (!udpNone) {
-        l4sum = csumReplace32(l4sum, saddr, vip);
-        if (p === IPPROTO_UDP && l4sum === 0) l4sum = 0xffff;
-        l4sum = csumReplace16(l4sum, sport, vport);
-        if (p === IPPROTO_UDP && l4sum === 0) l4sum = 0xffff;
-        dv.setUint16(cko, l4sum);
+      // The source becomes the VIP and virtual port; FULLNAT: the destination the client's.
+      rewriteAddr(dv, ip, 12, cko, udp, ct.vaddr[c]! | 0);
+      rewritePort(dv, l4, cko, udp, ct.vport[c]!);
+      if (fwd === FwdMethod.FULLNAT) {
+        rewriteAddr(dv, ip, 16, cko, udp, ct.caddr[c]! | 0);
+        rewritePort(dv, l4 + 2, cko, udp, ct.cport[c]!);
       }
     }
     this.taken++;
     return out;
   }
+}
+
+/**
+ * The IPv4 address at ip+off (12: source, 16: destination) becomes `now` (int32), with the IP
+ * and TCP/UDP checksums updated as packet/rewrite.ts's setSaddr/setDaddr update them (a UDP
+ * checksum of 0 stays 0; one that comes out 0 is sent as 0xffff).
+ */
+function rewriteAddr(dv: DataView, ip: number, off: number, cko: number, udp: boolean, now: number): void {
+  const old = dv.getInt32(ip + off);
+  dv.setInt32(ip + off, now);
+  dv.setUint16(ip + 10, csumReplace32(dv.getUint16(ip + 10), old, now));
+  const sum = dv.getUint16(cko);
+  if (!udp) dv.setUint16(cko, csumReplace32(sum, old, now));
+  else if (sum !== 0) dv.setUint16(cko, csumReplace32(sum, old, now) || 0xffff);
+}
+
+/** The port at `at` becomes `now`, the TCP/UDP checksum updated as setSport/setDport do. */
+function rewritePort(dv: DataView, at: number, cko: number, udp: boolean, now: number): void {
+  const old = dv.getUint16(at);
+  dv.setUint16(at, now);
+  const sum = dv.getUint16(cko);
+  if (!udp) dv.setUint16(cko, csumReplace16(sum, old, now));
+  else if (sum !== 0) dv.setUint16(cko, csumReplace16(sum, old, now) || 0xffff);
 }

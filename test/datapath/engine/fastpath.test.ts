@@ -16,6 +16,9 @@ import { eth } from "../../../src/datapath/packet/build.js";
 import { csumAdd, csumFold16 } from "../../../src/datapath/packet/checksum.js";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from "../../../src/datapath/packet/view.js";
 import { ipToU32, macToBytes } from "../../../src/lib/addr.js";
+
+const ipToBytes = (a: string) => Uint8Array.from(a.split(".").map(Number));
+
 import { FwdMethod, SVC_F_ONEPACKET } from "../../../src/tables/model.js";
 import { addNatDest, addService, IN, IP, MAC, natEngine, OUT, tcpKey, udpKey } from "./helpers.js";
 
@@ -23,7 +26,16 @@ const CLIENTS = ["10.0.0.7", "10.0.0.8", "198.51.100.9"];
 const RS = [IP.rs1, IP.rs2];
 const RS_MAC = [MAC.rs1, MAC.rs2];
 
-function build(fastPath: boolean, secureTcp: boolean, expireNodest: boolean, onePacket = false): Engine {
+const LADDR = "192.168.10.200";
+const FULLNAT_PORT = 8000;
+
+function build(
+  fastPath: boolean,
+  secureTcp: boolean,
+  expireNodest: boolean,
+  onePacket = false,
+  proxy = 0,
+): Engine {
   const e = natEngine({ maxConns: 256 });
   e.fastPath = fastPath;
   e.sysctl.expireNodestConn = expireNodest ? 1 : 0;
@@ -46,6 +58,18 @@ function build(fastPath: boolean, secureTcp: boolean, expireNodest: boolean, one
     port: 443,
     weight: 1,
     fwd: FwdMethod.ROUTE,
+    uThreshold: 0,
+    lThreshold: 0,
+  });
+  // a FULLNAT service (with the PROXY protocol in some runs: then the fast path must leave it)
+  const fk = tcpKey(IP.vip, FULLNAT_PORT);
+  e.table.addService(fk, { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, proxyProtocol: proxy });
+  e.table.addLaddr(fk, ipToU32(LADDR));
+  e.table.addDest(fk, {
+    addr: ipToU32(IP.rs2),
+    port: FULLNAT_PORT,
+    weight: 1,
+    fwd: FwdMethod.FULLNAT,
     uThreshold: 0,
     lThreshold: 0,
   });
@@ -95,7 +119,7 @@ const evArb: fc.Arbitrary<Ev> = fc.oneof(
       cport: fc.integer({ min: 40000, max: 40001 }),
       rs: fc.nat(1),
       udp: fc.boolean(),
-      dport: fc.constantFrom(80, 80, 80, 443, 53),
+      dport: fc.constantFrom(80, 80, 80, 443, 53, FULLNAT_PORT, FULLNAT_PORT),
       flags: fc.oneof(
         { weight: 3, arbitrary: fc.constantFrom(...FLAGS, TCP_SYN) },
         { weight: 4, arbitrary: fc.constantFrom(TCP_ACK, TCP_ACK | TCP_PSH) },
@@ -122,11 +146,29 @@ const evArb: fc.Arbitrary<Ev> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ k: fc.constant("nodest" as const) }) },
 );
 
-function frameOf(e: Extract<Ev, { k: "frame" }>): { frame: Uint8Array; link: number } {
+/**
+ * The frame for event `e`. A FULLNAT reply goes to the local address and port that `en` gave the
+ * client's connection (the client's own port when it has none: a stray reply).
+ */
+function frameOf(e: Extract<Ev, { k: "frame" }>, en?: Engine): { frame: Uint8Array; link: number } {
   const client = CLIENTS[e.client]!;
   const payload = new Uint8Array(e.data).fill(0x61);
   const vport = e.udp ? 53 : e.dport;
-  const rport = e.udp ? (e.rs === 0 ? 53 : 5353) : vport === 443 ? 443 : e.rs === 0 ? 80 : 8080;
+  const fullnat = vport === FULLNAT_PORT;
+  const rport = e.udp ? (e.rs === 0 ? 53 : 5353) : vport === 443 || fullnat ? vport : e.rs === 0 ? 80 : 8080;
+  let lport = e.cport;
+  if (fullnat && !e.up && en !== undefined) {
+    // (a scan, not lookupIn: a lookup frees an expired entry it meets, and only in this engine)
+    const ct = en.ct;
+    for (let c = 0; c < ct.capacity; c++)
+      if (
+        ct.flags[c] !== 0 &&
+        ct.caddr[c] === ipToU32(client) &&
+        ct.cport[c] === e.cport &&
+        ct.vport[c] === vport
+      )
+        lport = ct.lport[c]!;
+  }
   let b = eth({
     src: e.up ? MAC.client : RS_MAC[e.rs]!,
     dst: e.bad === 2 ? "02:00:00:00:00:99" : e.up ? MAC.dirOut : MAC.dirIn,
@@ -134,7 +176,7 @@ function frameOf(e: Extract<Ev, { k: "frame" }>): { frame: Uint8Array; link: num
   if (e.bad === 6) b = b.vlan(7);
   const ip = {
     src: e.up ? client : RS[e.rs]!,
-    dst: e.up ? IP.vip : client,
+    dst: e.up ? IP.vip : fullnat ? LADDR : client,
     ttl: e.ttl,
     id: 0x4242,
     ...(e.bad === 3 ? { options: [1, 1, 1, 0] } : {}),
@@ -142,11 +184,18 @@ function frameOf(e: Extract<Ev, { k: "frame" }>): { frame: Uint8Array; link: num
     ...(e.bad === 8 ? { fragOff: 3 } : {}),
   };
   const sport = e.up ? e.cport : rport;
-  const dport = e.up ? vport : e.cport;
+  const dport = e.up ? vport : fullnat ? lport : e.cport;
   const f = (
     e.udp
       ? b.ipv4(ip).udp({ sport, dport, ...(e.bad === 7 ? { noCsum: true } : {}) })
-      : b.ipv4(ip).tcp({ sport, dport, seq: 1000, ack: 2000, flags: e.flags, window: 512 })
+      : b.ipv4(ip).tcp({
+          sport,
+          dport,
+          seq: (e.flags & TCP_SYN) !== 0 ? 1000 : 1001,
+          ack: 2001,
+          flags: e.flags,
+          window: 512,
+        })
   )
     .payload(payload)
     .build({ badIpCsum: e.bad === 1 });
@@ -233,10 +282,11 @@ describe("the established-flow fast path", () => {
         fc.boolean(),
         fc.boolean(),
         fc.boolean(),
+        fc.constantFrom(0, 0, 1, 2),
         fc.array(fc.array(evArb, { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 40 }),
-        (secure, expireNodest, onePacket, rounds) => {
-          const fastE = build(true, secure, expireNodest, onePacket);
-          const slowE = build(false, secure, expireNodest, onePacket);
+        (secure, expireNodest, onePacket, proxy, rounds) => {
+          const fastE = build(true, secure, expireNodest, onePacket, proxy);
+          const slowE = build(false, secure, expireNodest, onePacket, proxy);
           const clock = { now: 1000 };
           for (const round of rounds) {
             const bf = new FrameBatch(16);
@@ -248,7 +298,7 @@ describe("the established-flow fast path", () => {
                 apply(slowE, ev, clock);
                 continue;
               }
-              const { frame, link } = frameOf(ev);
+              const { frame, link } = frameOf(ev, slowE);
               bf.push(frame, link);
               bs.push(frame, link);
             }
@@ -380,6 +430,60 @@ describe("the established-flow fast path", () => {
     expect(Buffer.from(r.out.subarray(14)).equals(Buffer.from(r.sent.subarray(14)))).toBe(true);
     expect(e.table.find(tcpKey(IP.vip, 443))!.inPkts).toBe(3);
   });
+
+  it.each([0, 1])(
+    "takes a FULLNAT flow's established frames both ways, as the general path rewrites them (PROXY protocol %i: not taken)",
+    (proxy) => {
+      const fastE = build(true, false, true, false, proxy);
+      const slowE = build(false, false, true, false, proxy);
+      const ev = (up: boolean, flags: number) =>
+        ({
+          k: "frame",
+          up,
+          client: 0,
+          cport: 40000,
+          rs: 1,
+          udp: false,
+          dport: FULLNAT_PORT,
+          flags,
+          data: 10,
+          ttl: 64,
+          bad: 0,
+        }) as const;
+      const both = (up: boolean, flags: number) => {
+        const outs = [fastE, slowE].map((e) => {
+          const f = frameOf(ev(up, flags), slowE);
+          const b = new FrameBatch(2);
+          b.push(f.frame, f.link);
+          e.process(b, 2000);
+          return { egress: b.egress[0], out: Buffer.from(b.frame(0)) };
+        });
+        expect(outs[0]).toEqual(outs[1]);
+        return outs[0]!;
+      };
+      both(true, TCP_SYN);
+      both(false, TCP_SYN | TCP_ACK);
+      both(true, TCP_ACK);
+      expect(fastE.fast.taken).toBe(0);
+      const a = both(true, TCP_ACK | TCP_PSH);
+      expect(a.egress).toBe(IN);
+      if (proxy !== 0) {
+        // the header went in front of the first data, and no frame of the connection is the fast path's
+        expect(a.out.includes(Buffer.from("PROXY TCP4 10.0.0.7 10.0.0.100 40000 8000\r\n"))).toBe(true);
+        expect(both(false, TCP_ACK).egress).toBe(OUT);
+        expect(both(true, TCP_ACK | TCP_PSH).egress).toBe(IN);
+        expect(fastE.fast.taken).toBe(0);
+        return;
+      }
+      expect(fastE.fast.taken).toBe(1);
+      // to the real server from the local address
+      expect(a.out.subarray(14 + 12, 14 + 16).equals(Buffer.from(ipToBytes(LADDR)))).toBe(true);
+      const r = both(false, TCP_ACK);
+      expect(r.egress).toBe(OUT);
+      expect(fastE.fast.taken).toBe(2);
+      expect(r.out.subarray(14 + 16, 14 + 20).equals(Buffer.from(ipToBytes(CLIENTS[0]!)))).toBe(true);
+    },
+  );
 
   it("a UDP checksum that the rewrite brings to zero is sent as 0xffff, as on the general path", () => {
     const frame = (word: number) => {
