@@ -371,6 +371,17 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
     restoreIn();
     toy.process(inb);
   });
+  // the same engine and frames with the established-flow fast path off (src/datapath/fastpath.ts):
+  // what the general path alone does, in the same run
+  const eGen = setup(1 << 16);
+  eGen.fastPath = false;
+  const gen = establishedBatches(eGen, 4096);
+  const restoreGen = restorer(gen.inb);
+  let tGen = 10;
+  b1.add("NAT established, client->server, fast path off", () => {
+    restoreGen();
+    eGen.process(gen.inb, tGen++);
+  });
   await b1.run();
   const ref = pps(b1.tasks[0], BATCH);
   const inP = pps(b1.tasks[1], BATCH);
@@ -393,6 +404,22 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
     name: "NAT established client->server / toy NAT loop",
     unit: "ratio",
     value: inP.value / toyP.value,
+    samples: 1,
+  });
+  const genP = pps(b1.tasks[5], BATCH);
+  if (eGen.fast.taken !== 0 || e.fast.taken === 0 || eGen.drops.reduce((a, b) => a + b, 0) !== 0)
+    throw new Error("the fast path ran where it was off, or not where it was on");
+  results.push({ name: "NAT established client->server, fast path off", unit: "packets/s", ...genP });
+  results.push({
+    name: "NAT established client->server, fast path on / off",
+    unit: "ratio",
+    value: inP.value / genP.value,
+    samples: 1,
+  });
+  results.push({
+    name: "NAT established client->server, fast path off / toy NAT loop",
+    unit: "ratio",
+    value: genP.value / toyP.value,
     samples: 1,
   });
 
