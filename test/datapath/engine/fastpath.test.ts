@@ -273,6 +273,35 @@ function apply(e: Engine, ev: Ev, clock: { now: number }): void {
   }
 }
 
+type FrameEv = Extract<Ev, { k: "frame" }>;
+
+/** A frame of client 0's flow from port 40000: from the client (`up`) or from real server 1. */
+function flow(up: boolean, flags: number, over: Partial<FrameEv> = {}, en?: Engine) {
+  const ev: FrameEv = {
+    k: "frame",
+    up,
+    client: 0,
+    cport: 40000,
+    rs: 0,
+    udp: false,
+    dport: 80,
+    flags,
+    data: 10,
+    ttl: 64,
+    bad: 0,
+    ...over,
+  };
+  return frameOf(ev, en);
+}
+
+/** Run one frame through `e`: its egress, the bytes as forwarded, the bytes as sent. */
+function runOne(e: Engine, f: { frame: Uint8Array; link: number }) {
+  const b = new FrameBatch(2);
+  b.push(f.frame, f.link);
+  e.process(b, 2000);
+  return { egress: b.egress[0], out: b.frame(0), sent: f.frame };
+}
+
 describe("the established-flow fast path", () => {
   it("gives the general path's frames, verdicts, tables and counters on random traffic", () => {
     let taken = 0;
@@ -328,102 +357,48 @@ describe("the established-flow fast path", () => {
   it("takes an established NAT flow's data both ways, and follows a neighbour's new MAC", () => {
     const e = build(true, false, true);
     e.table.deleteDest(tcpKey(), ipToU32(IP.rs2), 8080); // every connection to rs1
-    const up = (flags: number) =>
-      frameOf({
-        k: "frame",
-        up: true,
-        client: 0,
-        cport: 40000,
-        rs: 0,
-        udp: false,
-        dport: 80,
-        flags,
-        data: 10,
-        ttl: 64,
-        bad: 0,
-      });
-    const down = (flags: number) =>
-      frameOf({
-        k: "frame",
-        up: false,
-        client: 0,
-        cport: 40000,
-        rs: 0,
-        udp: false,
-        dport: 80,
-        flags,
-        data: 10,
-        ttl: 64,
-        bad: 0,
-      });
-    const one = (f: { frame: Uint8Array; link: number }) => {
-      const b = new FrameBatch(2);
-      b.push(f.frame, f.link);
-      e.process(b, 2000);
-      return { egress: b.egress[0], out: b.frame(0) };
-    };
-    expect(one(up(TCP_SYN)).egress).toBe(IN);
-    expect(one(down(TCP_SYN | TCP_ACK)).egress).toBe(OUT);
+    expect(runOne(e, flow(true, TCP_SYN)).egress).toBe(IN);
+    expect(runOne(e, flow(false, TCP_SYN | TCP_ACK)).egress).toBe(OUT);
     expect(e.fast.taken).toBe(0); // the handshake is the general path's
-    expect(one(up(TCP_ACK)).egress).toBe(IN); // SYN_RECV -> ESTABLISHED: general path too
+    expect(runOne(e, flow(true, TCP_ACK)).egress).toBe(IN); // SYN_RECV -> ESTABLISHED: general path too
     expect(e.fast.taken).toBe(0);
-    const a = one(up(TCP_ACK | TCP_PSH));
+    const a = runOne(e, flow(true, TCP_ACK | TCP_PSH));
     expect(a.egress).toBe(IN);
     expect(e.fast.taken).toBe(1);
     expect(Buffer.from(a.out.subarray(0, 6)).equals(Buffer.from(macToBytes(MAC.rs1)))).toBe(true);
-    expect(one(down(TCP_ACK)).egress).toBe(OUT);
+    expect(runOne(e, flow(false, TCP_ACK)).egress).toBe(OUT);
     expect(e.fast.taken).toBe(2);
     // the real server's MAC changes: the next frame goes to the new one (setL2's cache re-checks)
     e.net.neigh.learn(ipToU32(IP.rs1), macToBytes("02:00:00:00:02:21"), 0, IN, 2000, true);
-    const b = one(up(TCP_ACK));
+    const b = runOne(e, flow(true, TCP_ACK));
     expect(Buffer.from(b.out.subarray(0, 6)).equals(Buffer.from(macToBytes("02:00:00:00:02:21")))).toBe(true);
     // gone: the frame waits for ARP (general path), the director asks for it
     e.net.neigh.remove(ipToU32(IP.rs1));
     const before = e.queued;
-    expect(one(up(TCP_ACK)).egress).toBe(-1);
+    expect(runOne(e, flow(true, TCP_ACK)).egress).toBe(-1);
     expect(e.queued).toBe(before + 1);
     expect(e.fast.taken).toBe(3);
     e.net.neigh.learn(ipToU32(IP.rs1), macToBytes(MAC.rs1), 0, IN, 2000, true);
-    expect(one(up(TCP_ACK)).egress).toBe(IN);
+    expect(runOne(e, flow(true, TCP_ACK)).egress).toBe(IN);
     expect(e.fast.taken).toBe(4);
     // the dest is removed: with expire_nodest_conn 0 the general path still forwards the flow's
     // frames; set to 1, the next frame ends the connection (drop nodest_conn)
     e.sysctl.expireNodestConn = 0;
     e.table.deleteDest(tcpKey(), ipToU32(IP.rs1), 80);
-    expect(one(up(TCP_ACK)).egress).toBe(IN);
+    expect(runOne(e, flow(true, TCP_ACK)).egress).toBe(IN);
     expect(e.fast.taken).toBe(4);
     e.sysctl.expireNodestConn = 1;
-    expect(one(up(TCP_ACK)).egress).toBe(-1);
+    expect(runOne(e, flow(true, TCP_ACK)).egress).toBe(-1);
     expect(e.drops[Drop.NODEST_CONN]).toBe(1);
     expect(e.fast.taken).toBe(4);
   });
 
   it("takes a DR flow's established inbound frames, untouched but for the MACs", () => {
     const e = build(true, false, true);
-    const up = (flags: number) =>
-      frameOf({
-        k: "frame",
-        up: true,
-        client: 0,
-        cport: 40000,
-        rs: 0,
-        udp: false,
-        dport: 443,
-        flags,
-        data: 10,
-        ttl: 64,
-        bad: 0,
-      });
-    const one = (f: { frame: Uint8Array; link: number }) => {
-      const b = new FrameBatch(2);
-      b.push(f.frame, f.link);
-      e.process(b, 2000);
-      return { egress: b.egress[0], out: b.frame(0), sent: f.frame };
-    };
-    one(up(TCP_SYN));
-    one(up(TCP_ACK)); // SYN_RECV -> ESTABLISHED (input-only table)
+    runOne(e, flow(true, TCP_SYN, { dport: 443 }));
+    runOne(e, flow(true, TCP_ACK, { dport: 443 })); // SYN_RECV -> ESTABLISHED (input-only table)
     expect(e.fast.taken).toBe(0);
-    const r = one(up(TCP_ACK | TCP_PSH));
+    const r = runOne(e, flow(true, TCP_ACK | TCP_PSH, { dport: 443 }));
     expect(e.fast.taken).toBe(1);
     expect(r.egress).toBe(IN);
     expect(Buffer.from(r.out.subarray(0, 6)).equals(Buffer.from(macToBytes(MAC.rs1)))).toBe(true);
@@ -436,27 +411,11 @@ describe("the established-flow fast path", () => {
     (proxy) => {
       const fastE = build(true, false, true, false, proxy);
       const slowE = build(false, false, true, false, proxy);
-      const ev = (up: boolean, flags: number) =>
-        ({
-          k: "frame",
-          up,
-          client: 0,
-          cport: 40000,
-          rs: 1,
-          udp: false,
-          dport: FULLNAT_PORT,
-          flags,
-          data: 10,
-          ttl: 64,
-          bad: 0,
-        }) as const;
       const both = (up: boolean, flags: number) => {
+        const f = flow(up, flags, { rs: 1, dport: FULLNAT_PORT }, slowE);
         const outs = [fastE, slowE].map((e) => {
-          const f = frameOf(ev(up, flags), slowE);
-          const b = new FrameBatch(2);
-          b.push(f.frame, f.link);
-          e.process(b, 2000);
-          return { egress: b.egress[0], out: Buffer.from(b.frame(0)) };
+          const r = runOne(e, f);
+          return { egress: r.egress, out: Buffer.from(r.out) };
         });
         expect(outs[0]).toEqual(outs[1]);
         return outs[0]!;
