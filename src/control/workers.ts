@@ -518,11 +518,14 @@ export class WorkerPool {
     }
     e.drops.fill(0);
     let fwd = 0;
+    let fast = 0;
     for (const c of this.views) {
       for (let r = 0; r < e.drops.length; r++) e.drops[r]! += c[CTR.DROPS + r]!;
       fwd += c[CTR.FORWARDED]!;
+      fast += c[CTR.FASTPATH]!;
     }
     e.forwarded = fwd;
+    e.fast.taken = fast;
   }
 
   private async terminate(): Promise<void> {

@@ -153,6 +153,9 @@ describe.skipIf(!built)("data-path workers, memory links", () => {
     }
     expect(two.engine.forwarded).toBe(one.engine.forwarded);
     expect(two.engine.forwarded).toBe(fl.length * 6);
+    // all but each flow's first datagram took the fast path (a known UDP flow), summed over workers
+    expect(one.engine.fast.taken).toBe(fl.length * 5);
+    expect(two.engine.fast.taken).toBe(fl.length * 5);
   });
 
   it("gives each worker its own FULLNAT local ports (port % workers = worker)", async () => {

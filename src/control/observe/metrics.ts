@@ -660,6 +660,11 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
     read: (sink) => sink.add(engine.forwarded + engine.resolver.released),
   });
   counter({
+    name: "lvs_fastpath_frames_total",
+    help: "Frames of established connections forwarded by the fast path (part of lvs_forwarded_frames_total).",
+    read: (sink) => sink.add(engine.fast.taken),
+  });
+  counter({
     name: "lvs_neigh_queued_frames_total",
     help: "Frames that waited for ARP resolution of their next hop.",
     read: (sink) => sink.add(engine.queued),

@@ -59,6 +59,8 @@ export const CTR = {
   REPLICA_FAILURES: 7,
   /** Frames the worker's links sent. */
   TX_FRAMES: 8,
+  /** Frames the established-flow fast path forwarded (part of FORWARDED; datapath/fastpath.ts). */
+  FASTPATH: 9,
   /**
    * The worker table's connections by kind (ConnTable.kindCounts: TCP states, UDP, ICMP), then
    * its templates by state (templateCounts: NONE, ASSURED): KIND_SLOTS slots.

@@ -197,6 +197,7 @@ class Worker {
     c[CTR.FRAMES] = d.frames;
     c[CTR.BATCHES] = d.batches;
     c[CTR.FORWARDED] = e.forwarded;
+    c[CTR.FASTPATH] = e.fast.taken;
     c[CTR.QUEUED] = e.queued;
     c[CTR.CONNS] = e.ct.count;
     e.ct.countsInto(c, CTR.KINDS);

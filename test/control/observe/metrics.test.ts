@@ -16,7 +16,7 @@ import { writeValue } from "../../../src/control/observe/textlines.js";
 import { TCP_STATE_NAMES } from "../../../src/datapath/conntrack/states.js";
 import { Director } from "../../../src/datapath/director.js";
 import { DROP_COUNT, DROP_NAMES } from "../../../src/datapath/drops.js";
-import { TCP_SYN } from "../../../src/datapath/packet/view.js";
+import { TCP_ACK, TCP_PSH, TCP_SYN } from "../../../src/datapath/packet/view.js";
 import { ipToU32 } from "../../../src/lib/addr.js";
 import { IPPROTO_TCP } from "../../../src/lib/proto.js";
 import { FwdMethod } from "../../../src/tables/model.js";
@@ -350,6 +350,19 @@ describe("GET /metrics", () => {
         remote_port: "80",
       },
     });
+  });
+
+  it("counts the frames the established-flow fast path forwarded", async () => {
+    // the rig's frames were all handshakes, new flows and drops: none was the fast path's
+    expect(sampleValue(m, "lvs_fastpath_frames_total")).toBe(0);
+    const registry = metricsRegistry(r.observed, { processMetrics: false });
+    const before = sampleValue(parseExposition(await registry.metrics()), "lvs_forwarded_frames_total");
+    // data on the :80 connection that completed its handshake: ESTABLISHED, so the fast path's
+    r.links[0]!.inject(clientTcp(80, 40000, TCP_ACK | TCP_PSH, 1001, 5001));
+    while (r.observed.director.pump(1300) > 0) {}
+    const after = parseExposition(await registry.metrics());
+    expect(sampleValue(after, "lvs_fastpath_frames_total")).toBe(1);
+    expect(sampleValue(after, "lvs_forwarded_frames_total")).toBe(before + 1);
   });
 });
 
