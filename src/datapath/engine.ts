@@ -162,8 +162,9 @@ export class Engine {
   /** SYN proxy (synproxy.ts): cookies, the secret (the control plane rotates it), the stash. */
   readonly synproxy = new SynProxy();
   /**
-   * The established-flow fast path (fastpath.ts): NAT frames of established connections go
-   * through it without the general path's parse and dispatch. Same results either way; off,
+   * The established-flow fast path (fastpath.ts): frames of established NAT and FULLNAT
+   * connections (both ways) and DR connections (inbound) go through it without the general
+   * path's parse and dispatch. Same results either way; off,
    * every frame takes the general path (tests compare the two).
    */
   fastPath = true;

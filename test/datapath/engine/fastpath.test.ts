@@ -445,6 +445,22 @@ describe("the established-flow fast path", () => {
     },
   );
 
+  it("setL2's next-hop cache forgets its routes when a route is added", () => {
+    const net = natEngine().net;
+    const buf = new Uint8Array(14);
+    const remote = ipToU32("198.51.100.9");
+    // via the default route: the router's MAC (and the entry is cached)
+    expect(net.setL2(buf, 0, remote)).toBe(OUT);
+    expect(Buffer.from(buf.subarray(0, 6)).equals(Buffer.from(macToBytes(MAC.router)))).toBe(true);
+    expect(net.setL2(buf, 0, remote)).toBe(OUT);
+    // a more specific route through a second router: the next frame goes to that router
+    net.neigh.learn(ipToU32("10.0.0.253"), macToBytes("02:00:00:00:00:fd"), 0, OUT, 0, true);
+    net.addRoute(ipToU32("198.51.100.0"), 24, ipToU32("10.0.0.253"));
+    expect(net.setL2(buf, 0, remote)).toBe(OUT);
+    expect(Buffer.from(buf.subarray(0, 6)).equals(Buffer.from(macToBytes("02:00:00:00:00:fd")))).toBe(true);
+    expect(net.nextHop >>> 0).toBe(ipToU32("10.0.0.253"));
+  });
+
   it("a UDP checksum that the rewrite brings to zero is sent as 0xffff, as on the general path", () => {
     const frame = (word: number) => {
       const data = new Uint8Array(8);
