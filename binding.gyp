@@ -10,7 +10,8 @@
         "native/rawsock.cc",
         "native/sys.cc",
         "native/tap.cc",
-        "native/xdp.cc"
+        "native/xdp.cc",
+        "native/xdpcopy.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -19,6 +19,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openXdp", Napi::Function::New(env, OpenXdp, "openXdp"));
   exports.Set("xdpProgram", Napi::Function::New(env, XdpProgramWords, "xdpProgram"));
   exports.Set("attachXdp", Napi::Function::New(env, AttachXdp, "attachXdp"));
+  exports.Set("xdpCopy", Napi::Function::New(env, XdpCopy, "xdpCopy"));
   InitSys(env, exports);
   // 2: openTun, the ipip filter, csumFixed/rxGso counters, sysctl/addr/ethtool/ipipGuard.
   // 3: netnsId. 4: peerCred. 5: openRaw joins group MACs in `macs` (PACKET_MR_MULTICAST).
@@ -30,7 +31,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // 9: openRaw fanoutGroup/fanoutProgram (PACKET_FANOUT_CBPF), Link.setFanoutProgram.
   // 10: openXdp busyPoll/busyBudget.
   // 11: attachXdp (one XDP program and XSKMAP for several sockets), openXdp option xskMapFd.
-  exports.Set("abiVersion", Napi::Number::New(env, 11));
+  // 12: xdpCopy (the benchmark's AF_XDP copier, native/xdpcopy.cc).
+  exports.Set("abiVersion", Napi::Number::New(env, 12));
   return exports;
 }
 

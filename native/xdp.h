@@ -144,5 +144,7 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info);
 Napi::Value AttachXdp(const Napi::CallbackInfo& info);
 // The program's instructions for a given map fd and MAC (tests compare them word for word).
 Napi::Value XdpProgramWords(const Napi::CallbackInfo& info);
+// xdpcopy.cc: copy frames between two AF_XDP links of one UMEM, in C++, for the benchmark.
+Napi::Value XdpCopy(const Napi::CallbackInfo& info);
 
 }  // namespace lvsio

@@ -4,6 +4,9 @@
  * servers), one after the other, in the same run, so the ratios compare on a shared, noisy
  * machine:
  *   - tapcopy: a C program that only copies frames between two TAPs (the TAP I/O ceiling);
+ *   - xdpcopy / xdpcopy-busy: the addon copying frames between the xdp setups' two veths over
+ *     AF_XDP, in C++ with nothing between the ring calls (src/tools/lab/xdpcopy.ts; the AF_XDP
+ *     I/O ceiling, without and with busy-poll=1000 as xdp and xdp-busy);
  *   - tap / raw / xdp: lvsd NAT on TAP devices / on AF_PACKET sockets (zero copy) / on AF_XDP
  *     sockets (the XDP program in driver mode on veth, copy mode); xdp-busy: the same with
  *     `busy-poll=1000` on both links (preferred busy polling, NAPI deferral);
@@ -31,10 +34,10 @@
  * Needs iperf3, wrk, nginx-light, nftables, haproxy (else its setup is skipped) and taskset.
  *
  * Usage: node dist/bench/e2e/nat.js [--seconds N] [--repeat N] [--no-pin]
- *          [--only tapcopy,tap,raw,xdp,xdp-busy,kernel,haproxy,fullnat,dr,tun,raw-w1,raw-w2,xdp-w1,xdp-w2,xdp-w2-busy] [--out FILE]
+ *          [--only tapcopy,xdpcopy,xdpcopy-busy,tap,raw,xdp,xdp-busy,kernel,haproxy,fullnat,dr,tun,raw-w1,raw-w2,xdp-w1,xdp-w2,xdp-w2-busy] [--out FILE]
  * (raw-w1, raw-w2, xdp-w1, xdp-w2 and xdp-w2-busy, lvsd --workers 1 and 2, run only when --only names them)
  * --repeat N measures every setup N times, the order rotated each repeat, and prints the median
- * and range of each ratio (vs the kernel, HAProxy, tapcopy and lvsd on TAP, each taken within
+ * and range of each ratio (vs the kernel, HAProxy, tapcopy, xdpcopy, xdpcopy-busy and lvsd on TAP, each taken within
  * its repeat), and the same for the CPU costs (the forwarder process's per UDP frame against
  * lvsd on TAP's and per request against HAProxy's; CPU 1's against the kernel's). Writes
  * bench/e2e-results.json (--out FILE: there instead); --report FILE [--out FILE2] prints a saved
@@ -71,6 +74,7 @@ import {
   TAPCOPY,
   TAPCOPY_PEER,
   VIP,
+  XDPCOPY,
 } from "../../src/tools/lab/natlab.js";
 import { canUseNetns, must, sh, waitFor } from "../../src/tools/lab/netns.js";
 import { nginxConf } from "../../src/tools/lab/nginx.js";
@@ -93,7 +97,7 @@ const secIdx = args.indexOf("--seconds");
 const SECONDS = secIdx >= 0 ? Number(args[secIdx + 1]) : args.includes("--observability") ? 10 : 4;
 
 /** What runs in the director namespace. */
-type SetupKind = "lvsd" | "kernel" | "haproxy" | "tapcopy";
+type SetupKind = "lvsd" | "kernel" | "haproxy" | "tapcopy" | "xdpcopy";
 
 /**
  * One setup of the comparison. Every setup is a NatLab (the same namespaces, bridges, client and
@@ -112,6 +116,13 @@ interface SetupDef {
 
 const SETUP_DEFS: readonly SetupDef[] = [
   { id: "tapcopy", name: "tapcopy (C, TAP<->TAP copy only)", kind: "tapcopy", lab: { backend: "tapcopy" } },
+  { id: "xdpcopy", name: "xdpcopy (C++, AF_XDP copy only)", kind: "xdpcopy", lab: { backend: "xdpcopy" } },
+  {
+    id: "xdpcopy-busy",
+    name: "xdpcopy (C++, AF_XDP copy only), busy-poll=1000",
+    kind: "xdpcopy",
+    lab: { backend: "xdpcopy", linkOpts: "busy-poll=1000" },
+  },
   { id: "tap", name: "lvsd NAT on TAP", kind: "lvsd", lab: { backend: "tap" }, method: "-m" },
   { id: "raw", name: "lvsd NAT on AF_PACKET", kind: "lvsd", lab: { backend: "raw" }, method: "-m" },
   { id: "xdp", name: "lvsd NAT on AF_XDP", kind: "lvsd", lab: { backend: "xdp" }, method: "-m" },
@@ -289,6 +300,18 @@ function tapWritten(lab: NatLab): number {
   return n;
 }
 
+/** Frames sent out of the director's veths x0/x1 (what xdpcopy's AF_XDP sockets transmitted). */
+function vethSent(lab: NatLab): number {
+  let n = 0;
+  for (const dev of [lab.topo.dev("x0"), lab.topo.dev("x1")]) {
+    const j = JSON.parse(
+      must("ip", ["-n", lab.topo.ns("d"), "-j", "-s", "link", "show", "dev", dev]),
+    ) as Array<{ stats64: { tx: { packets: number } } }>;
+    n += j[0]?.stats64.tx.packets ?? 0;
+  }
+  return n;
+}
+
 /** Run a command in the client namespace, on the generator's CPU. */
 function generate(lab: LabBase, cmd: string, cmdArgs: string[]): { stdout: string; stderr: string } {
   const full = PIN ? ["taskset", ["-c", String(GEN_CPU), cmd, ...cmdArgs]] : [cmd, cmdArgs];
@@ -374,6 +397,10 @@ async function prepare(
     );
     if (p.exitCode !== null) throw new Error(`haproxy exited: ${log}`);
     fwdPid = pidIn(lab, "haproxy");
+  } else if (def.kind === "xdpcopy") {
+    target = TAPCOPY_PEER;
+    fwdPid = pidIn(lab, XDPCOPY);
+    fwdPackets = () => vethSent(lab);
   } else {
     target = TAPCOPY_PEER;
     fwdPid = pidIn(lab, TAPCOPY);
@@ -473,7 +500,7 @@ const fwdCpuUsPerUnit = (s: Sample): number | null =>
 const machineUsPerUnit = (s: Sample): number | null => (s.count > 0 ? (s.machineCpu / s.count) * 1e6 : null);
 
 /** The references each setup is compared with, in the same repeat. */
-const REFERENCES = ["kernel", "haproxy", "tapcopy", "tap"] as const;
+const REFERENCES = ["kernel", "haproxy", "tapcopy", "xdpcopy", "xdpcopy-busy", "tap"] as const;
 
 interface RatioSeries {
   /** "tap UDP / kernel" */

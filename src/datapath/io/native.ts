@@ -204,6 +204,11 @@ export interface NativeAddon {
   attachXdp(o: NativeXdpAttachOptions): NativeXdpAttached;
   /** The XDP program's instructions (8 bytes each) for an XSKMAP fd, optionally with the MAC check. */
   xdpProgram(mapFd: number, mac?: Uint8Array): Uint8Array;
+  /**
+   * The benchmark's AF_XDP copier (native/xdpcopy.cc): for `ms`, every frame received on one
+   * link leaves by the other, by descriptor, in C++ (b opened with `share: a`). Blocks.
+   */
+  xdpCopy(a: NativeLink, b: NativeLink, ms: number, busy: boolean): NativeXdpCopyResult;
   /** Read /proc/sys/<path> in the namespace ("" = ours); write `value` if given. Returns the old value. */
   sysctl(netns: string, path: string, value?: string): string;
   ifIndex(netns: string, name: string): number;
@@ -235,6 +240,17 @@ export interface NativeAddon {
   adviseHugePages?(buf: ArrayBuffer): number;
 }
 
+/** What one xdpCopy call moved. */
+export interface NativeXdpCopyResult {
+  aToB: number;
+  bToA: number;
+  /** Receive rounds (each: both RX rings looked at once). */
+  rounds: number;
+  /** Rounds in which a link gave a whole batch (256 frames): the copier is behind. */
+  fullRounds: number;
+  txDropped: number;
+}
+
 /** Who is at the other end of a Unix socket (struct ucred). */
 export interface NativePeerCred {
   pid: number;
@@ -262,7 +278,7 @@ export const STAT = {
 } as const;
 export const STAT_COUNT = 15;
 
-const ADDON_ABI = 11;
+const ADDON_ABI = 12;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 

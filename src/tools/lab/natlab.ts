@@ -41,13 +41,16 @@ export function rsIp(k: number): string {
  * forwards with the kernel (addresses on the bridges, the VIP as a local /32, ip_forward on;
  * the caller adds nftables DNAT rules) — the end-to-end benchmark's reference. tapcopy: no
  * director; a C program copies frames between a TAP on each bridge, so both sides are one
- * Ethernet segment (the client reaches rs1 at 10.0.0.8 directly) — the TAP I/O ceiling.
+ * Ethernet segment (the client reaches rs1 at 10.0.0.8 directly) — the TAP I/O ceiling. xdpcopy:
+ * the same with xdpcopy (src/tools/lab/xdpcopy.ts) copying between the veths the xdp backend
+ * gives lvsd, over AF_XDP (linkOpts "busy-poll=N" passes --busy-poll N) — the AF_XDP I/O ceiling.
  */
-export type LabBackend = "tap" | "raw" | "xdp" | "kernel" | "tapcopy";
+export type LabBackend = "tap" | "raw" | "xdp" | "kernel" | "tapcopy" | "xdpcopy";
 
 export const TAPCOPY = join(ROOT, "build", "Release", "tapcopy");
 /** rs1's address on the client's subnet in the tapcopy topology. */
 export const TAPCOPY_PEER = "10.0.0.8";
+export const XDPCOPY = join(ROOT, "dist", "src", "tools", "lab", "xdpcopy.js");
 
 export interface NatLabOptions {
   prefix: string;
@@ -100,6 +103,9 @@ export class NatLab extends LabBase {
   private readonly rsRoute: boolean;
   private readonly mgmt: boolean;
   readonly realServers: RealServerMode;
+  /** backend xdpcopy: the copier, and what it printed on stdout (its counts, at exit). */
+  copier: ChildProcess | undefined;
+  copierOut = "";
   /** TUN decapsulators: stopped with SIGTERM so that they undo their set-up. */
   private readonly decaps: ChildProcess[] = [];
 
@@ -146,7 +152,7 @@ export class NatLab extends LabBase {
       ip("-n", r, "addr", "add", `${rsIp(k)}/24`, "dev", t.dev(`r${k}a`));
       if (this.rsRoute) ip("-n", r, "route", "add", "default", "via", DIRECTOR_IN);
       if (this.realServers !== "nat") this.prepareRealServer(k);
-      if (this.backend === "tapcopy" && k === 1)
+      if ((this.backend === "tapcopy" || this.backend === "xdpcopy") && k === 1)
         ip("-n", r, "addr", "add", `${TAPCOPY_PEER}/24`, "dev", t.dev("r1a"));
       t.spawn(`r${k}`, process.execPath, [
         PEER,
@@ -193,12 +199,42 @@ export class NatLab extends LabBase {
       // super-frames (TSO/GSO), which would not fit a batch slot.
       // AF_XDP frames carry no checksum state either: the senders must finish their TCP/UDP
       // checksums themselves (tx checksum offload off), or lvsd would forward partial ones.
-      const csum = this.backend === "xdp" ? { txCsum: false } : {};
+      const csum = this.backend === "raw" ? {} : { txCsum: false };
       disableOffloads(c, t.dev("ca"), csum);
       for (let k = 1; k <= this.servers; k++) disableOffloads(t.ns(`r${k}`), t.dev(`r${k}a`), csum);
       // veth pairs: lvsd binds to x0/x1, their peers y0/y1 sit on the bridges
       this.vethLocal(d, t.dev("x0"), t.dev("y0"), bo);
       this.vethLocal(d, t.dev("x1"), t.dev("y1"), bi);
+      if (this.backend === "xdpcopy") {
+        const busy = /busy-poll=(\d+)/.exec(this.linkOpts)?.[1];
+        const cp = t.spawn("d", process.execPath, [
+          XDPCOPY,
+          ...(busy !== undefined ? ["--busy-poll", busy] : []),
+          t.dev("x0"),
+          t.dev("x1"),
+        ]);
+        this.copier = cp;
+        let err = "";
+        cp.stderr?.on("data", (b: Buffer) => {
+          err += b.toString();
+        });
+        cp.stdout?.on("data", (b: Buffer) => {
+          this.copierOut += b.toString();
+        });
+        // up once both veths carry its XDP program
+        await waitFor(
+          "xdpcopy's XDP programs",
+          () =>
+            cp.exitCode !== null ||
+            [t.dev("x0"), t.dev("x1")].every((x) =>
+              /xdp/.test(t.exec("d", "ip", ["link", "show", x]).stdout),
+            ),
+          10_000,
+        );
+        if (cp.exitCode !== null) throw new Error(`xdpcopy exited (${cp.exitCode}): ${err.trim()}`);
+        await this.waitServers();
+        return;
+      }
       const kind = this.backend === "xdp" ? "xdp" : "raw";
       // x0/x1 are lvsd's alone: the namespace's own stack need not route and drop every frame
       // (kernel=drop, when nft is there; AF_XDP takes the frames from the stack anyway)

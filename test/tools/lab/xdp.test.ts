@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nativeAvailable } from "../../../src/datapath/io/native.js";
-import { NatLab, rsIp, VIP } from "../../../src/tools/lab/natlab.js";
+import { NatLab, rsIp, TAPCOPY_PEER, VIP, XDPCOPY } from "../../../src/tools/lab/natlab.js";
 import { canUseNetns, waitFor } from "../../../src/tools/lab/netns.js";
 import { pattern } from "../../../src/tools/lab/peer.js";
 import { REALSERVER, RoutedLab } from "../../../src/tools/lab/routedlab.js";
@@ -236,3 +236,54 @@ for (const mode of ["dr", "tun"] as const) {
     });
   });
 }
+
+describe.skipIf(!ok || !existsSync(XDPCOPY))(
+  "xdpcopy: the bench's AF_XDP copier (the AF_XDP I/O ceiling)",
+  () => {
+    // busy-poll=1000: the copier busy-polls and switches the veths' NAPI deferral as lvsd does
+    const lab = new NatLab({
+      prefix: `xc${process.pid % 100000}`,
+      servers: 1,
+      backend: "xdpcopy",
+      linkOpts: "busy-poll=1000",
+    });
+    beforeAll(async () => {
+      await lab.up();
+    }, 60_000);
+    afterAll(() => lab.down());
+
+    it("copies every frame both ways between the two veths: 10 MB down byte for byte, and counts it", async () => {
+      expect(xdpAttached(lab, lab.topo.dev("x0"))).toBe(true);
+      expect(xdpAttached(lab, lab.topo.dev("x1"))).toBe(true);
+      const down = lab.client(
+        "sh",
+        ["-c", `curl -s -m 60 http://${TAPCOPY_PEER}/bytes/${N} | sha256sum`],
+        undefined,
+        90_000,
+      );
+      expect(down.stdout.split(" ")[0]).toBe(WANT);
+      const cp = lab.copier!;
+      cp.kill("SIGTERM");
+      await waitFor("xdpcopy's exit", () => cp.exitCode !== null && lab.copierOut.includes("\n"), 10_000);
+      expect(cp.exitCode).toBe(0);
+      const counts = JSON.parse(lab.copierOut.trim()) as Record<string, number>;
+      // 10 MB in frames of at most 1514 bytes came from rs1 (bridge bi, veth x1) to the client
+      expect(counts.bToA).toBeGreaterThan(N / 1514);
+      expect(counts.aToB).toBeGreaterThan(0); // the client's ACKs and ARP
+      expect(counts.txDropped).toBe(0);
+      // its programs are gone, and the NAPI settings it may have changed are as they were
+      expect(xdpAttached(lab, lab.topo.dev("x0"))).toBe(false);
+      for (const dev of [lab.topo.dev("x0"), lab.topo.dev("x1")])
+        expect(lab.topo.exec("d", "cat", [`/sys/class/net/${dev}/gro_flush_timeout`]).stdout.trim()).toBe(
+          "0",
+        );
+    }, 120_000);
+
+    it("refuses bad arguments with a usage line and exit code 2", () => {
+      const r = lab.topo.exec("d", process.execPath, [XDPCOPY, "--busy-poll", "x", "a", "b"]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/--busy-poll needs an integer.*\nusage: xdpcopy/);
+      expect(lab.topo.exec("d", process.execPath, [XDPCOPY, "only-one"]).code).toBe(2);
+    });
+  },
+);
