@@ -1,0 +1,85 @@
+/**
+ * The in-process bench's reference loops (bench/toynat.ts): ToyNatChecked must do the engine's
+ * work on an established NAT flow — the same bytes out, and no frame forwarded that the engine's
+ * checks would refuse — or "NAT established / toy loop with the engine's checks" compares
+ * unlike things.
+ */
+import { describe, expect, it } from "vitest";
+import { establishedBatches, restorer, setup } from "../../bench/datapath.bench.js";
+import { ToyNat, ToyNatChecked } from "../../bench/toynat.js";
+import type { FrameBatch } from "../../src/datapath/io/batch.js";
+import { macToBytes } from "../../src/lib/addr.js";
+import { IPPROTO_TCP } from "../../src/lib/proto.js";
+
+function loops() {
+  const e = setup(1 << 12);
+  const { inb } = establishedBatches(e, 256);
+  const restore = restorer(inb);
+  const toy = new ToyNat(12, macToBytes("02:00:00:00:01:11"), macToBytes("02:00:00:00:01:01"), 1);
+  const toyC = new ToyNatChecked(12, macToBytes("02:00:00:00:00:01"), macToBytes("02:00:00:00:01:01"), 1, [
+    macToBytes("02:00:00:00:01:11"),
+    macToBytes("02:00:00:00:01:12"),
+  ]);
+  restore();
+  for (let i = 0; i < inb.count; i++) {
+    const o = inb.off[i]!;
+    const s = inb.dv.getUint32(o + 26);
+    const d = inb.dv.getUint32(o + 30);
+    const sport = inb.dv.getUint16(o + 34);
+    const dport = inb.dv.getUint16(o + 36);
+    const c = e.ct.lookupIn(IPPROTO_TCP, s, sport, d, dport);
+    const rip = e.ct.daddr[c]!;
+    toy.add(s, sport, d, dport, rip, e.ct.dport[c]!);
+    toyC.add(s, sport, d, dport, rip, e.ct.dport[c]!, (rip & 0xff) - 1);
+  }
+  return { e, inb, restore, toy, toyC };
+}
+
+function frames(b: FrameBatch): string[] {
+  return Array.from({ length: b.count }, (_, i) => {
+    const o = b.off[i]!;
+    return `${b.egress[i]}:${Buffer.from(b.buf.subarray(o, o + b.len[i]!)).toString("hex")}`;
+  });
+}
+
+describe("bench/toynat.ts reference loops", () => {
+  it("ToyNatChecked forwards an established batch to the same bytes as the engine", () => {
+    const { e, inb, restore, toyC } = loops();
+    restore();
+    e.process(inb, 10);
+    const engine = frames(inb);
+    restore();
+    inb.egress.fill(-1);
+    toyC.process(inb, 10);
+    expect(toyC.forwarded).toBe(inb.count);
+    expect(frames(inb)).toEqual(engine);
+    // and it counted them per service and per dest
+    expect(toyC.svcPkts).toBe(inb.count);
+  });
+
+  it("ToyNatChecked refuses what the engine's checks refuse; ToyNat forwards some of it", () => {
+    const { inb, restore, toy, toyC } = loops();
+    const o = inb.off[0]!;
+    const ip = o + 14;
+    const spoil: Array<[string, () => void]> = [
+      ["a foreign destination MAC", () => void (inb.buf[o + 5] = 0x99)],
+      ["a bad IPv4 header checksum", () => void (inb.buf[ip + 10] = inb.buf[ip + 10]! ^ 0xff)],
+      ["a SYN", () => void (inb.buf[ip + 20 + 13] = inb.buf[ip + 20 + 13]! | 0x02)],
+      ["a frame longer than the MTU", () => inb.dv.setUint16(ip + 2, 1600)],
+    ];
+    for (const [what, f] of spoil) {
+      restore();
+      f();
+      inb.egress.fill(-1);
+      toyC.process(inb, 10);
+      expect(inb.egress[0], what).toBe(-1);
+      expect(inb.egress[1], what).toBe(1); // the rest of the batch still goes
+    }
+    // the bare toy forwards the foreign-MAC frame: it checks less
+    restore();
+    inb.buf[o + 5] = 0x99;
+    inb.egress.fill(-1);
+    toy.process(inb);
+    expect(inb.egress[0]).toBe(1);
+  });
+});
