@@ -5,7 +5,6 @@
  * control plane would between batches — and must not trigger a single minor GC (as
  * test/datapath/engine/alloc.test.ts does for the engine alone).
  */
-import { constants, PerformanceObserver } from "node:perf_hooks";
 import { getHeapSpaceStatistics } from "node:v8";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Director } from "../../src/datapath/director.js";
@@ -16,18 +15,14 @@ import { eth } from "../../src/datapath/packet/build.js";
 import { TCP_ACK, TCP_PSH, TCP_SYN } from "../../src/datapath/packet/view.js";
 import { FrameTracer } from "../../src/datapath/trace.js";
 import { ipToU32, macToBytes } from "../../src/lib/addr.js";
+import { GcWatch, settle } from "../support/gc.js";
 import { addNatDest, addService, IN, IP, MAC, natEngine, OUT, tcpKey } from "./engine/helpers.js";
 
-let minorGcs = 0;
-const obs = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
-      minorGcs++;
-  }
+const gc = new GcWatch();
+beforeAll(() => {
+  gc.start();
 });
-beforeAll(() => obs.observe({ entryTypes: ["gc"] }));
-afterAll(() => obs.disconnect());
-const settle = () => new Promise((r) => setTimeout(r, 20));
+afterAll(() => gc.stop());
 
 const N_BATCHES = Number(process.env.ALLOC_BATCHES ?? 1200);
 const HALF = 128;
@@ -129,10 +124,7 @@ function rig(): { d: Director; e: Engine } {
 async function gcsDuring(work: () => void): Promise<number> {
   work(); // warm-up: optimize, and the tracer's views of the batch buffers are made
   await settle();
-  const before = minorGcs;
-  work();
-  await settle();
-  return minorGcs - before;
+  return (await gc.during(work)).minors;
 }
 
 describe("tracing allocates nothing", () => {
@@ -190,13 +182,13 @@ describe("tracing allocates nothing", () => {
       getHeapSpaceStatistics().find((x) => x.space_name === "new_space")!.space_used_size;
     work(); // warm-up: the views of the four memories are made
     await settle();
-    const gc0 = minorGcs;
-    const used0 = newSpace();
-    work();
-    const grown = newSpace() - used0;
-    await settle();
+    const { minors, value: grown } = await gc.during(() => {
+      const used0 = newSpace();
+      work();
+      return newSpace() - used0;
+    });
     expect(tr.captured).toBe(2 * N_BATCHES * HALF);
-    expect(minorGcs - gc0).toBe(0);
+    expect(minors).toBe(0);
     // Views remade per batch would be a few hundred bytes each, too few to fill the young
     // generation: its growth shows them (the sample itself costs a few hundred bytes).
     expect(grown).toBeLessThan(8192);

@@ -4,7 +4,6 @@
  * must not trigger a single minor GC. A scavenge only happens when the young generation fills,
  * and nothing else runs during the synchronous loop, so one means the loop allocated.
  */
-import { constants, PerformanceObserver } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Engine } from "../../../src/datapath/engine.js";
 import { FrameBatch } from "../../../src/datapath/io/batch.js";
@@ -20,18 +19,14 @@ import {
 import { SyncOut } from "../../../src/datapath/sync.js";
 import { ipToU32 } from "../../../src/lib/addr.js";
 import { FwdMethod } from "../../../src/tables/model.js";
+import { GcWatch, settle } from "../../support/gc.js";
 import { IN, IP, MAC, natEngine, OUT, tcpKey } from "./helpers.js";
 
-let minorGcs = 0;
-const obs = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
-      minorGcs++;
-  }
+const gc = new GcWatch();
+beforeAll(() => {
+  gc.start();
 });
-beforeAll(() => obs.observe({ entryTypes: ["gc"] }));
-afterAll(() => obs.disconnect());
-const settle = () => new Promise((r) => setTimeout(r, 20));
+afterAll(() => gc.stop());
 
 // Enough frames to fill the young generation many times over if anything allocated per frame.
 const N_BATCHES = Number(process.env.ALLOC_BATCHES ?? 1200); // x 256 frames
@@ -110,10 +105,7 @@ function established(e: Engine): { inb: ReturnType<typeof batchOf>; outb: Return
 async function gcsDuring(work: () => void): Promise<number> {
   work(); // warm-up: optimize, settle field representations
   await settle();
-  const before = minorGcs;
-  work();
-  await settle();
-  return minorGcs - before;
+  return (await gc.during(work)).minors;
 }
 
 describe("the per-packet path allocates nothing", () => {

@@ -6,7 +6,6 @@
  * the frames of a send() before it returns), so a scavenge means this loop allocated.
  * Root and network namespaces; skipped otherwise.
  */
-import { constants, PerformanceObserver } from "node:perf_hooks";
 import { getHeapSpaceStatistics } from "node:v8";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Director } from "../../../src/datapath/director.js";
@@ -17,18 +16,12 @@ import { eth } from "../../../src/datapath/packet/build.js";
 import { bytesToMac, ipToU32 } from "../../../src/lib/addr.js";
 import { IPPROTO_UDP } from "../../../src/lib/proto.js";
 import { FwdMethod } from "../../../src/tables/model.js";
+import { GcWatch, settle } from "../../support/gc.js";
 import { canRun, Lab, linkInfo, parseMac, SKIP_REASON } from "./lab.js";
 
 if (!canRun) console.warn(SKIP_REASON);
 
-let minorGcs = 0;
-const obs = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
-      minorGcs++;
-  }
-});
-const settle = () => new Promise((r) => setTimeout(r, 20));
+const gc = new GcWatch();
 
 const ROUNDS = 400; // x 256 frames
 
@@ -47,7 +40,7 @@ describe.skipIf(!canRun)("zero-copy AF_PACKET forwarding allocates nothing (root
   let a1: RawIo;
 
   beforeAll(() => {
-    obs.observe({ entryTypes: ["gc"] });
+    gc.start();
     const ns = lab.netns("n");
     for (const k of [0, 1]) {
       lab.ip(ns, "link", "add", lab.dev(`a${k}`), "type", "veth", "peer", "name", lab.dev(`b${k}`));
@@ -65,7 +58,7 @@ describe.skipIf(!canRun)("zero-copy AF_PACKET forwarding allocates nothing (root
     expect(bytesToMac(parseMac(linkInfo(lab, ns, lab.dev("b1")).address))).toBe(bytesToMac(sink.mac));
   });
   afterAll(() => {
-    obs.disconnect();
+    gc.stop();
     for (const l of open) l.close();
     lab.cleanup();
   });
@@ -115,14 +108,13 @@ describe.skipIf(!canRun)("zero-copy AF_PACKET forwarding allocates nothing (root
     };
     work(); // warm-up: optimize, create the connections
     await settle();
-    const before = minorGcs;
     const f0 = forwarded;
     const rx0 = a0.stats.rxPackets;
-    const used0 = newSpaceUsed();
-    work();
-    const grown = newSpaceUsed() - used0;
-    await settle();
-    const gcs = minorGcs - before;
+    const { minors: gcs, value: grown } = await gc.during(() => {
+      const used0 = newSpaceUsed();
+      work();
+      return newSpaceUsed() - used0;
+    });
     // The frames went the zero-copy way: a batch views a0's ring, the director's is released.
     expect(d.rx.memory === null).toBe(true);
     gen.send(out, 0);

@@ -9,7 +9,6 @@
  * means this loop allocated). A frame the engine builds itself (an ARP reply) is the one that
  * gets copied into a free UMEM chunk. Root and network namespaces; skipped otherwise.
  */
-import { constants, PerformanceObserver } from "node:perf_hooks";
 import { getHeapSpaceStatistics } from "node:v8";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Director } from "../../../src/datapath/director.js";
@@ -22,18 +21,12 @@ import { eth } from "../../../src/datapath/packet/build.js";
 import { bytesToMac, ipToU32 } from "../../../src/lib/addr.js";
 import { IPPROTO_UDP } from "../../../src/lib/proto.js";
 import { FwdMethod } from "../../../src/tables/model.js";
+import { GcWatch, settle } from "../../support/gc.js";
 import { canRun, Lab, SKIP_REASON } from "./lab.js";
 
 if (!canRun) console.warn(SKIP_REASON);
 
-let minorGcs = 0;
-const obs = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
-      minorGcs++;
-  }
-});
-const settle = () => new Promise((r) => setTimeout(r, 20));
+const gc = new GcWatch();
 
 const ROUNDS = 400; // x 256 frames
 const RS = "10.0.0.50";
@@ -53,7 +46,7 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP forwarding by descriptor 
   let d: Director;
 
   beforeAll(() => {
-    obs.observe({ entryTypes: ["gc"] });
+    gc.start();
     const ns = lab.netns("n");
     lab.ip(ns, "link", "add", lab.dev("a0"), "type", "veth", "peer", "name", lab.dev("b0"));
     lab.ip(ns, "link", "set", lab.dev("a0"), "up");
@@ -83,7 +76,7 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP forwarding by descriptor 
     d.attach(x);
   });
   afterAll(() => {
-    obs.disconnect();
+    gc.stop();
     x?.close();
     gen?.close();
     lab.cleanup();
@@ -126,7 +119,6 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP forwarding by descriptor 
     };
     work(); // warm-up: optimize, create the connections
     await settle();
-    const before = minorGcs;
     const f0 = forwarded;
     const t0 = ipip;
     const n0 = natted;
@@ -134,14 +126,15 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP forwarding by descriptor 
     // Twice, keeping the smaller growth: an allocation per frame or per batch shows in both
     // (≥ 16 bytes x 400 batches), a one-off (the statistics call itself, a late inline-cache
     // update) in one only; it took one CI run over the bound by 344 bytes.
-    let grown = Number.POSITIVE_INFINITY;
-    for (let k = 0; k < 2; k++) {
-      const used0 = newSpaceUsed();
-      work();
-      grown = Math.min(grown, newSpaceUsed() - used0);
-    }
-    await settle();
-    const gcs = minorGcs - before;
+    const { minors: gcs, value: grown } = await gc.during(() => {
+      let least = Number.POSITIVE_INFINITY;
+      for (let k = 0; k < 2; k++) {
+        const used0 = newSpaceUsed();
+        work();
+        least = Math.min(least, newSpaceUsed() - used0);
+      }
+      return least;
+    });
     const c1 = x.detail();
     const sent = c1.txPackets - c0.txPackets;
     expect(c1.rxPackets - c0.rxPackets).toBeGreaterThan(ROUNDS * 256 * 0.9);
@@ -211,7 +204,7 @@ describe.skipIf(!canRun || !nativeAvailable())(
     let ns = "";
 
     beforeAll(() => {
-      obs.observe({ entryTypes: ["gc"] });
+      gc.start();
       ns = lab.netns("n");
       for (const k of [0, 1]) {
         lab.ip(ns, "link", "add", lab.dev(`a${k}`), "type", "veth", "peer", "name", lab.dev(`b${k}`));
@@ -224,7 +217,7 @@ describe.skipIf(!canRun || !nativeAvailable())(
       sink = openRaw({ ifname: lab.dev("b1"), netns: ns });
     });
     afterAll(() => {
-      obs.disconnect();
+      gc.stop();
       x1?.close();
       x0?.close();
       gen?.close();
@@ -285,15 +278,14 @@ describe.skipIf(!canRun || !nativeAvailable())(
       };
       work(); // warm-up
       await settle();
-      const before = minorGcs;
       const f0 = forwarded;
       const c0 = x1.detail();
       const r0 = x0.detail();
-      const used0 = newSpaceUsed();
-      work();
-      const grown = newSpaceUsed() - used0;
-      await settle();
-      const gcs = minorGcs - before;
+      const { minors: gcs, value: grown } = await gc.during(() => {
+        const used0 = newSpaceUsed();
+        work();
+        return newSpaceUsed() - used0;
+      });
       const c1 = x1.detail();
       const r1 = x0.detail();
       const sent = c1.txPackets - c0.txPackets;

@@ -9,7 +9,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { constants, PerformanceObserver } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EGRESS_NONE, FrameBatch } from "../../../src/datapath/io/batch.js";
 import { IoError, IoErrorCode } from "../../../src/datapath/io/link.js";
@@ -21,6 +20,7 @@ import {
   type XdpIo,
   type XdpProgramHandle,
 } from "../../../src/datapath/io/xdp.js";
+import { GcWatch } from "../../support/gc.js";
 import { skipWithout } from "../../support/tools.js";
 import {
   answerInPlace,
@@ -377,12 +377,7 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP backend (root, network na
       // In process: an AF_PACKET socket on the peer's end generates, the AF_XDP link receives
       // each batch and sends it back (egress = its own link), the generator drains the returns.
       const gen = openRaw({ ifname: vb, netns: peer, macs: "all" });
-      let minorGcs = 0;
-      const obs = new PerformanceObserver((list) => {
-        for (const e of list.getEntries())
-          if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
-            minorGcs++;
-      });
+      const gc = new GcWatch();
       try {
         const out = new FrameBatch(200);
         for (let k = 0; k < 200; k++)
@@ -408,12 +403,14 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP backend (root, network na
         };
         for (let r = 0; r < 50; r++) round(); // warm-up: JIT, ring pages, free stacks
         await new Promise((res) => setTimeout(res, 20));
-        obs.observe({ entryTypes: ["gc"] });
+        gc.start();
         const before = x.detail();
-        let forwarded = 0;
         const deadline = Date.now() + 20_000;
-        for (let r = 0; r < 300 && Date.now() < deadline; r++) forwarded += round();
-        await new Promise((res) => setTimeout(res, 50));
+        const { minors, value: forwarded } = await gc.during(() => {
+          let n = 0;
+          for (let r = 0; r < 300 && Date.now() < deadline; r++) n += round();
+          return n;
+        });
         expect(forwarded).toBeGreaterThanOrEqual(60_000 * 0.95);
         const after = x.detail();
         expect(after.txPackets - before.txPackets).toBe(forwarded);
@@ -421,9 +418,9 @@ describe.skipIf(!canRun || !nativeAvailable())("AF_XDP backend (root, network na
         expect(after.txInPlace - before.txInPlace).toBe(forwarded);
         expect(after.txCopied - before.txCopied).toBe(0);
         expect(after.rxCopied - before.rxCopied).toBe(0);
-        expect(minorGcs).toBe(0);
+        expect(minors).toBe(0);
       } finally {
-        obs.disconnect();
+        gc.stop();
         gen.close();
       }
     });

@@ -21,7 +21,7 @@
  *
  * The dumps in the comments are `tcpdump -n -e -vv -XX`; the constants are the same bytes.
  */
-import { constants, PerformanceObserver } from "node:perf_hooks";
+
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseFrame } from "../../../src/datapath/packet/parse.js";
@@ -48,6 +48,7 @@ import {
   vrrpLen,
 } from "../../../src/datapath/packet/vrrp.js";
 import { ipToU32, macToBytes } from "../../../src/lib/addr.js";
+import { GcWatch, settle } from "../../support/gc.js";
 import { hex, place, toHex } from "./helpers.js";
 
 const MAC_K = macToBytes("02:00:00:00:12:01");
@@ -597,14 +598,7 @@ describe("properties", () => {
 
 describe("no allocation", () => {
   it("parseFrame + parseVrrp + emitVrrp, 200,000 times each, cause no minor GC", async () => {
-    let minorGcs = 0;
-    const obs = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) {
-        if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
-          minorGcs++;
-      }
-    });
-    obs.observe({ entryTypes: ["gc"] });
+    const gc = new GcWatch().start();
     const frames = Object.values(GOLDENS).map((w) => ({ p: place(w.frame), w, s: specFor(w) }));
     const f = new FrameView();
     const v = new VrrpView();
@@ -621,12 +615,10 @@ describe("no allocation", () => {
       return acc;
     };
     run(20_000); // warm up: let the JIT settle
-    await new Promise((r) => setTimeout(r, 20));
-    minorGcs = 0;
-    const acc = run(200_000);
-    await new Promise((r) => setTimeout(r, 20));
-    obs.disconnect();
+    await settle();
+    const { minors, value: acc } = await gc.during(() => run(200_000));
+    gc.stop();
     expect(acc).toBeGreaterThan(0);
-    expect(minorGcs).toBe(0);
+    expect(minors).toBe(0);
   });
 });

@@ -1,9 +1,9 @@
-import { constants, PerformanceObserver, performance } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clock } from "../../../src/datapath/clock.js";
 import { getScheduler, schedulerNames } from "../../../src/datapath/schedulers/index.js";
 import type { FlowInfo } from "../../../src/tables/model.js";
 import { SVC_F_SCHED1, SVC_F_SCHED2 } from "../../../src/tables/model.js";
+import { GcWatch, settle } from "../../support/gc.js";
 import { bound, flow, mkDest } from "./helpers.js";
 
 /**
@@ -19,29 +19,16 @@ const flows: FlowInfo[] = Array.from({ length: 4096 }, (_, i) =>
   flow((0xc6336400 + i * 7919) >>> 0, 1024 + (i % 50000), (0x0a000000 + (i % 1500)) >>> 0),
 );
 
-/** Start times (performance.now) of the minor GCs seen, and the count of the others. */
-const minorAt: number[] = [];
-let majorGcs = 0;
-const obs = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    const kind = (e as { detail?: { kind?: number } }).detail?.kind;
-    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) minorAt.push(e.startTime);
-    else majorGcs++;
-  }
-});
-/** Minor GCs that started between t0 and t1 (the loop), not in the test runner's work around it. */
-const minorsBetween = (t0: number, t1: number): number => minorAt.filter((t) => t >= t0 && t <= t1).length;
+const gc = new GcWatch();
 let saved = 0;
 beforeAll(() => {
-  obs.observe({ entryTypes: ["gc"] });
+  gc.start();
   saved = clock.nowMs;
 });
 afterAll(() => {
-  obs.disconnect();
+  gc.stop();
   clock.nowMs = saved;
 });
-
-const settle = () => new Promise((r) => setTimeout(r, 20));
 
 describe("select() allocates nothing", () => {
   for (const name of schedulerNames()) {
@@ -78,15 +65,14 @@ describe("select() allocates nothing", () => {
       let clean = 0;
       for (let rep = 0; rep < 4; rep++) {
         await settle();
-        const majorBefore = majorGcs;
-        const before = process.memoryUsage().heapUsed;
-        const t0 = performance.now();
-        run(N);
-        const t1 = performance.now();
-        const grown = process.memoryUsage().heapUsed - before;
-        await settle(); // deliver gc entries recorded during the loop
-        minor += minorsBetween(t0, t1);
-        if (majorGcs === majorBefore) {
+        const majorBefore = gc.majors;
+        const { minors, value: grown } = await gc.during(() => {
+          const before = process.memoryUsage().heapUsed;
+          run(N);
+          return process.memoryUsage().heapUsed - before;
+        });
+        minor += minors;
+        if (gc.majors === majorBefore) {
           clean++;
           least = Math.min(least, grown);
         }

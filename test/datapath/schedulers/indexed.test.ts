@@ -1,4 +1,3 @@
-import { constants, PerformanceObserver } from "node:perf_hooks";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Prng32 } from "../../../src/datapath/schedulers/common.js";
@@ -23,6 +22,7 @@ import {
   type Scheduler,
   type Service,
 } from "../../../src/tables/model.js";
+import { GcWatch, settle } from "../../support/gc.js";
 import { bound, flow, mkDest } from "./helpers.js";
 
 /**
@@ -231,18 +231,12 @@ describe("indexed selection equals the kernel's linear walk", () => {
 
 describe("the indexed path allocates nothing", () => {
   it("1e5 decisions with counter updates at 1,024 dests: no minor GC", async () => {
-    let minor = 0;
-    const obs = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) {
-        if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
-          minor++;
-      }
-    });
+    const gc = new GcWatch();
     const scheds: [string, (svc: Service) => Scheduler][] = [
       ...LEAST.map(([n, C]) => [n, (s: Service) => new C(s, 0)] as [string, (svc: Service) => Scheduler]),
       ["twos", (s) => new TwosScheduler(7, s, 0)],
     ];
-    obs.observe({ entryTypes: ["gc"] });
+    gc.start();
     try {
       for (const [name, make] of scheds) {
         const dests = Array.from({ length: 1024 }, (_, i) => mkDest({ weight: 1 + (i % 4), active: i % 5 }));
@@ -266,20 +260,20 @@ describe("the indexed path allocates nothing", () => {
         let leastMinor = Number.POSITIVE_INFINITY;
         let leastGrowth = Number.POSITIVE_INFINITY;
         for (let rep = 0; rep < 3; rep++) {
-          await new Promise((r) => setTimeout(r, 20));
-          const before = minor;
-          const heap = process.memoryUsage().heapUsed;
-          run(100_000);
-          const grown = process.memoryUsage().heapUsed - heap;
-          await new Promise((r) => setTimeout(r, 20));
-          leastMinor = Math.min(leastMinor, minor - before);
-          if (minor === before) leastGrowth = Math.min(leastGrowth, grown);
+          await settle();
+          const { minors, value: grown } = await gc.during(() => {
+            const heap = process.memoryUsage().heapUsed;
+            run(100_000);
+            return process.memoryUsage().heapUsed - heap;
+          });
+          leastMinor = Math.min(leastMinor, minors);
+          if (minors === 0) leastGrowth = Math.min(leastGrowth, grown);
         }
         expect(leastMinor, name).toBe(0);
         expect(leastGrowth, name).toBeLessThan(32 * 1024);
       }
     } finally {
-      obs.disconnect();
+      gc.stop();
     }
   });
 });

@@ -7,7 +7,7 @@
  * workers' steering (src/datapath/workers/handoff.ts): worker 0 of 2 hands frames over to worker
  * 1's ring and takes those worker 1 hands it.
  */
-import { constants, PerformanceObserver, performance } from "node:perf_hooks";
+import { performance } from "node:perf_hooks";
 import { MessageChannel, receiveMessageOnPort } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flows, masterEngine, reply, request, wire } from "../../../bench/workers-traffic.js";
@@ -23,16 +23,13 @@ import {
 } from "../../../src/datapath/workers/handoff.js";
 import { steerTablesOf } from "../../../src/datapath/workers/steer.js";
 import { ipToU32, macToBytes } from "../../../src/lib/addr.js";
+import { GcWatch, settle } from "../../support/gc.js";
 
-let minorGcs = 0;
-const obs = new PerformanceObserver((list) => {
-  for (const e of list.getEntries())
-    if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
-      minorGcs++;
+const gc = new GcWatch();
+beforeAll(() => {
+  gc.start();
 });
-beforeAll(() => obs.observe({ entryTypes: ["gc"] }));
-afterAll(() => obs.disconnect());
-const settle = () => new Promise((r) => setTimeout(r, 20));
+afterAll(() => gc.stop());
 
 /** The replies: what the real servers get, answered (one engine, sh: the same choice). */
 function natReplies(fl: ReturnType<typeof flows>): Uint8Array[] {
@@ -97,13 +94,11 @@ describe("data-path worker loop", () => {
     loop(200); // warm-up: code compiled, tables touched
     await settle();
     const before = e.forwarded;
-    minorGcs = 0;
-    loop(600); // 600 rounds x 2 batches x 256 frames
-    await settle();
+    const { minors } = await gc.during(() => loop(600)); // 600 rounds x 2 batches x 256 frames
     port1.close();
     port2.close();
     expect(e.forwarded - before).toBe(600 * 2 * 256);
-    expect(minorGcs).toBe(0);
+    expect(minors).toBe(0);
   });
 
   it("steers and hands frames over between two workers without allocating", async () => {
@@ -160,13 +155,11 @@ describe("data-path worker loop", () => {
     const before = e.forwarded;
     const taken = handoff.stats.rxPackets;
     const given = steered.handedOff;
-    minorGcs = 0;
-    loop(600);
-    await settle();
+    const { minors } = await gc.during(() => loop(600));
     expect(steered.handedOff - given).toBeGreaterThan(600 * 64);
     expect(handoff.stats.rxPackets - taken).toBeGreaterThan(600 * 64);
     expect(steered.handoffDrops + feeder.handoffDrops).toBe(0);
     expect(e.forwarded - before).toBeGreaterThan(600 * 256);
-    expect(minorGcs).toBe(0);
+    expect(minors).toBe(0);
   });
 });
