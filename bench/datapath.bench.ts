@@ -328,6 +328,26 @@ export async function markClassifierBench(timeMs: number, synFrames: Uint8Array[
 }
 
 /**
+ * For each client->server frame of `batch` (as it arrives), its flow and the engine's connection
+ * for it: client address and port, VIP and port, real server address and port.
+ */
+export function forEachFlow(
+  e: Engine,
+  batch: FrameBatch,
+  fn: (s: number, sport: number, d: number, dport: number, rip: number, rport: number) => void,
+): void {
+  for (let i = 0; i < batch.count; i++) {
+    const o = batch.off[i]!;
+    const s = batch.dv.getUint32(o + 26);
+    const d = batch.dv.getUint32(o + 30);
+    const sport = batch.dv.getUint16(o + 34);
+    const dport = batch.dv.getUint16(o + 36);
+    const c = e.ct.lookupIn(IPPROTO_TCP, s, sport, d, dport);
+    fn(s, sport, d, dport, e.ct.daddr[c]!, e.ct.dport[c]!);
+  }
+}
+
+/**
  * Run `a` and `b` on the same pristine batch and require the same frames out, byte for byte,
  * with the same egress: the two loops do the same work (or the comparison means nothing).
  */
@@ -380,15 +400,7 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
   // "NAT established >= 0.9x the toy loop" (issue 13); its flows are the engine's connections
   const toy = new ToyNat(16, new Uint8Array([2, 0, 0, 0, 1, 0x11]), new Uint8Array([2, 0, 0, 0, 1, 1]), 1);
   restoreIn(); // the frames as they arrive, not as a task left them
-  for (let i = 0; i < inb.count; i++) {
-    const o = inb.off[i]!;
-    const s = inb.dv.getUint32(o + 26);
-    const d = inb.dv.getUint32(o + 30);
-    const sport = inb.dv.getUint16(o + 34);
-    const dport = inb.dv.getUint16(o + 36);
-    const c = e.ct.lookupIn(IPPROTO_TCP, s, sport, d, dport);
-    toy.add(s, sport, d, dport, e.ct.daddr[c]!, e.ct.dport[c]!);
-  }
+  forEachFlow(e, inb, (s, sport, d, dport, rip, rport) => toy.add(s, sport, d, dport, rip, rport));
   b1.add("toy NAT loop, client->server (reference)", () => {
     restoreIn();
     toy.process(inb);
@@ -404,16 +416,10 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
     rsMacs,
   );
   restoreIn();
-  for (let i = 0; i < inb.count; i++) {
-    const o = inb.off[i]!;
-    const s = inb.dv.getUint32(o + 26);
-    const d = inb.dv.getUint32(o + 30);
-    const sport = inb.dv.getUint16(o + 34);
-    const dport = inb.dv.getUint16(o + 36);
-    const c = e.ct.lookupIn(IPPROTO_TCP, s, sport, d, dport);
-    const rip = e.ct.daddr[c]!;
-    toyC.add(s, sport, d, dport, rip, e.ct.dport[c]!, (rip & 0xff) - 1);
-  }
+  // dest k is 192.168.10.k (setup): its index in rsMacs is k - 1
+  forEachFlow(e, inb, (s, sport, d, dport, rip, rport) =>
+    toyC.add(s, sport, d, dport, rip, rport, (rip & 0xff) - 1),
+  );
   sameOutput(
     inb,
     restoreIn,

@@ -22,6 +22,47 @@ function csum16(sum: number, old: number, now: number): number {
   return ~s & 0xffff;
 }
 
+/**
+ * The TCP segment at ip (IPv4, 20-byte header) to destination d, ports word p, TTL ttl goes to
+ * rip:rport: daddr and TTL with the IP checksum, daddr (pseudo-header) and dport with the TCP
+ * checksum, all updated incrementally.
+ */
+function dnat(
+  buf: Uint8Array,
+  dv: DataView,
+  ip: number,
+  d: number,
+  p: number,
+  ttl: number,
+  rip: number,
+  rport: number,
+): void {
+  const tcp = ip + 20;
+  let ipSum = dv.getUint16(ip + 10);
+  let tcpSum = dv.getUint16(tcp + 16);
+  const dHi = d >>> 16;
+  const dLo = d & 0xffff;
+  const rHi = rip >>> 16;
+  const rLo = rip & 0xffff;
+  ipSum = csum16(csum16(ipSum, dHi, rHi), dLo, rLo);
+  ipSum = csum16(ipSum, (ttl << 8) | 6, ((ttl - 1) << 8) | 6);
+  tcpSum = csum16(csum16(tcpSum, dHi, rHi), dLo, rLo);
+  tcpSum = csum16(tcpSum, p & 0xffff, rport);
+  buf[ip + 8] = ttl - 1;
+  dv.setInt32(ip + 16, rip);
+  dv.setUint16(tcp + 2, rport);
+  dv.setUint16(ip + 10, ipSum);
+  dv.setUint16(tcp + 16, tcpSum);
+}
+
+/** The toys' hash of a flow's addresses and ports (both classes). */
+function flowHash(s: number, d: number, p: number): number {
+  let h = Math.imul(s ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ d ^ (h >>> 13), 0xc2b2ae35);
+  h = Math.imul(h ^ p ^ (h >>> 16), 0x27d4eb2f);
+  return h ^ (h >>> 15);
+}
+
 export class ToyNat {
   private readonly mask: number;
   /** Keys: saddr, daddr, (sport << 16 | dport); a slot is free while used[i] is 0 (linear probing). */
@@ -55,17 +96,10 @@ export class ToyNat {
     this.outLink = outLink;
   }
 
-  private static hash(s: number, d: number, p: number): number {
-    let h = Math.imul(s ^ 0x9e3779b9, 0x85ebca6b);
-    h = Math.imul(h ^ d ^ (h >>> 13), 0xc2b2ae35);
-    h = Math.imul(h ^ p ^ (h >>> 16), 0x27d4eb2f);
-    return h ^ (h >>> 15);
-  }
-
   /** Add a flow (control plane). */
   add(saddr: number, sport: number, daddr: number, dport: number, rip: number, rport: number): void {
     const p = (sport << 16) | dport;
-    let i = ToyNat.hash(saddr | 0, daddr | 0, p) & this.mask;
+    let i = flowHash(saddr | 0, daddr | 0, p) & this.mask;
     while (this.used[i] !== 0) i = (i + 1) & this.mask;
     this.used[i] = 1;
     this.ks[i] = saddr | 0;
@@ -94,7 +128,7 @@ export class ToyNat {
       const d = dv.getInt32(ip + 16);
       const tcp = ip + 20;
       const p = dv.getInt32(tcp);
-      let i = ToyNat.hash(s, d, p) & this.mask;
+      let i = flowHash(s, d, p) & this.mask;
       let hit = -1;
       while (this.used[i] !== 0) {
         if (this.ks[i] === s && this.kd[i] === d && this.kp[i] === p) {
@@ -108,22 +142,7 @@ export class ToyNat {
       this.bytes[hit]! += tot;
       const rip = this.rip[hit]!;
       const rport = this.rport[hit]!;
-      // IP: daddr and TTL; TCP: daddr (pseudo-header) and dport
-      let ipSum = dv.getUint16(ip + 10);
-      let tcpSum = dv.getUint16(tcp + 16);
-      const dHi = d >>> 16;
-      const dLo = d & 0xffff;
-      const rHi = rip >>> 16;
-      const rLo = rip & 0xffff;
-      ipSum = csum16(csum16(ipSum, dHi, rHi), dLo, rLo);
-      ipSum = csum16(ipSum, (ttl << 8) | buf[ip + 9]!, ((ttl - 1) << 8) | buf[ip + 9]!);
-      tcpSum = csum16(csum16(tcpSum, dHi, rHi), dLo, rLo);
-      tcpSum = csum16(tcpSum, p & 0xffff, rport);
-      buf[ip + 8] = ttl - 1;
-      dv.setInt32(ip + 16, rip);
-      dv.setUint16(tcp + 2, rport);
-      dv.setUint16(ip + 10, ipSum);
-      dv.setUint16(tcp + 16, tcpSum);
+      dnat(buf, dv, ip, d, p, ttl, rip, rport);
       buf.set(macs, o);
       b.egress[f] = this.outLink;
       this.forwarded++;
@@ -201,13 +220,6 @@ export class ToyNatChecked {
     this.outLink = outLink;
   }
 
-  private static hash(s: number, d: number, p: number): number {
-    let h = Math.imul(s ^ 0x9e3779b9, 0x85ebca6b);
-    h = Math.imul(h ^ d ^ (h >>> 13), 0xc2b2ae35);
-    h = Math.imul(h ^ p ^ (h >>> 16), 0x27d4eb2f);
-    return h ^ (h >>> 15);
-  }
-
   /** Add an ESTABLISHED flow to dest `dest` (control plane). */
   add(
     saddr: number,
@@ -219,7 +231,7 @@ export class ToyNatChecked {
     dest: number,
   ): void {
     const p = (sport << 16) | dport;
-    let i = ToyNatChecked.hash(saddr | 0, daddr | 0, p) & this.mask;
+    let i = flowHash(saddr | 0, daddr | 0, p) & this.mask;
     while (this.used[i] !== 0) i = (i + 1) & this.mask;
     this.used[i] = 1;
     this.ks[i] = saddr | 0;
@@ -269,7 +281,7 @@ export class ToyNatChecked {
       const tcp = ip + 20;
       if ((buf[tcp + 13]! & 0x17) !== 0x10) continue; // ACK, no SYN/FIN/RST
       const p = dv.getInt32(tcp);
-      let i = ToyNatChecked.hash(s, d, p) & this.mask;
+      let i = flowHash(s, d, p) & this.mask;
       let hit = -1;
       while (this.used[i] !== 0) {
         if (this.ks[i] === s && this.kd[i] === d && this.kp[i] === p) {
@@ -290,21 +302,7 @@ export class ToyNatChecked {
       this.destBytes[dst]! += tot;
       const rip = this.rip[hit]!;
       const rport = this.rport[hit]!;
-      let ipSum = dv.getUint16(ip + 10);
-      let tcpSum = dv.getUint16(tcp + 16);
-      const dHi = d >>> 16;
-      const dLo = d & 0xffff;
-      const rHi = rip >>> 16;
-      const rLo = rip & 0xffff;
-      ipSum = csum16(csum16(ipSum, dHi, rHi), dLo, rLo);
-      ipSum = csum16(ipSum, (ttl << 8) | 6, ((ttl - 1) << 8) | 6);
-      tcpSum = csum16(csum16(tcpSum, dHi, rHi), dLo, rLo);
-      tcpSum = csum16(tcpSum, p & 0xffff, rport);
-      buf[ip + 8] = ttl - 1;
-      dv.setInt32(ip + 16, rip);
-      dv.setUint16(tcp + 2, rport);
-      dv.setUint16(ip + 10, ipSum);
-      dv.setUint16(tcp + 16, tcpSum);
+      dnat(buf, dv, ip, d, p, ttl, rip, rport);
       const m = 6 * dst;
       for (let k = 0; k < 6; k++) {
         buf[o + k] = macs[m + k]!;

@@ -288,29 +288,22 @@ function pidIn(lab: LabBase, what: string): number {
   throw new Error(`no ${what} in ${lab.topo.ns("d")}`);
 }
 
-/** Frames the kernel received from user space on the director's TAPs (what tapcopy wrote). */
-function tapWritten(lab: NatLab): number {
+/** The packet counters `dir` of two of the director namespace's interfaces, summed. */
+function packetsOf(lab: NatLab, devs: [string, string], dir: "rx" | "tx"): number {
   let n = 0;
-  for (const dev of [lab.topo.dev("t0"), lab.topo.dev("t1")]) {
+  for (const dev of devs) {
     const j = JSON.parse(
-      must("ip", ["-n", lab.topo.ns("d"), "-j", "-s", "link", "show", "dev", dev]),
-    ) as Array<{ stats64: { rx: { packets: number } } }>;
-    n += j[0]?.stats64.rx.packets ?? 0;
+      must("ip", ["-n", lab.topo.ns("d"), "-j", "-s", "link", "show", "dev", lab.topo.dev(dev)]),
+    ) as Array<{ stats64: Record<"rx" | "tx", { packets: number }> }>;
+    n += j[0]?.stats64[dir].packets ?? 0;
   }
   return n;
 }
 
+/** Frames the kernel received from user space on the director's TAPs (what tapcopy wrote). */
+const tapWritten = (lab: NatLab): number => packetsOf(lab, ["t0", "t1"], "rx");
 /** Frames sent out of the director's veths x0/x1 (what xdpcopy's AF_XDP sockets transmitted). */
-function vethSent(lab: NatLab): number {
-  let n = 0;
-  for (const dev of [lab.topo.dev("x0"), lab.topo.dev("x1")]) {
-    const j = JSON.parse(
-      must("ip", ["-n", lab.topo.ns("d"), "-j", "-s", "link", "show", "dev", dev]),
-    ) as Array<{ stats64: { tx: { packets: number } } }>;
-    n += j[0]?.stats64.tx.packets ?? 0;
-  }
-  return n;
-}
+const vethSent = (lab: NatLab): number => packetsOf(lab, ["x0", "x1"], "tx");
 
 /** Run a command in the client namespace, on the generator's CPU. */
 function generate(lab: LabBase, cmd: string, cmdArgs: string[]): { stdout: string; stderr: string } {

@@ -5,11 +5,10 @@
  * unlike things.
  */
 import { describe, expect, it } from "vitest";
-import { establishedBatches, restorer, setup } from "../../bench/datapath.bench.js";
+import { establishedBatches, forEachFlow, restorer, setup } from "../../bench/datapath.bench.js";
 import { ToyNat, ToyNatChecked } from "../../bench/toynat.js";
 import type { FrameBatch } from "../../src/datapath/io/batch.js";
 import { macToBytes } from "../../src/lib/addr.js";
-import { IPPROTO_TCP } from "../../src/lib/proto.js";
 
 function loops() {
   const e = setup(1 << 12);
@@ -21,17 +20,10 @@ function loops() {
     macToBytes("02:00:00:00:01:12"),
   ]);
   restore();
-  for (let i = 0; i < inb.count; i++) {
-    const o = inb.off[i]!;
-    const s = inb.dv.getUint32(o + 26);
-    const d = inb.dv.getUint32(o + 30);
-    const sport = inb.dv.getUint16(o + 34);
-    const dport = inb.dv.getUint16(o + 36);
-    const c = e.ct.lookupIn(IPPROTO_TCP, s, sport, d, dport);
-    const rip = e.ct.daddr[c]!;
-    toy.add(s, sport, d, dport, rip, e.ct.dport[c]!);
-    toyC.add(s, sport, d, dport, rip, e.ct.dport[c]!, (rip & 0xff) - 1);
-  }
+  forEachFlow(e, inb, (s, sport, d, dport, rip, rport) => {
+    toy.add(s, sport, d, dport, rip, rport);
+    toyC.add(s, sport, d, dport, rip, rport, (rip & 0xff) - 1);
+  });
   return { e, inb, restore, toy, toyC };
 }
 
