@@ -471,7 +471,8 @@ async function measureSetup(def: SetupDef, index: number, repeat: number): Promi
     const close = wrk(["-H", "Connection: close"]);
     return { setup: def.id, repeat, udp, keepAlive, close };
   } finally {
-    lab?.down();
+    // current: a lab whose set-up threw (prepare never returned it) is removed too
+    (lab ?? current)?.down();
     current = undefined;
     sh("rm", ["-rf", `/tmp/${prefix}-ngx1`, `/tmp/${prefix}-ngx2`, `/tmp/${prefix}-haproxy`]);
   }
