@@ -348,6 +348,30 @@ export function forEachFlow(
 }
 
 /**
+ * Time three loops (the engine, the toy, the checked toy) in turn, 21 rounds of 400 calls each,
+ * and return the medians of each round's rate ratios: engine/toy, engine/checked toy, checked
+ * toy/toy. Interleaved rounds share a burst of another tenant's load between the loops.
+ */
+export function interleavedRatios(loops: [() => void, () => void, () => void]): [number, number, number] {
+  const rounds: number[][] = [];
+  for (let r = 0; r < 21; r++) {
+    rounds.push(
+      loops.map((f) => {
+        const t0 = process.hrtime.bigint();
+        for (let k = 0; k < 400; k++) f();
+        return Number(process.hrtime.bigint() - t0);
+      }),
+    );
+  }
+  const median = (xs: number[]): number => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
+  return [
+    median(rounds.map((t) => t[1]! / t[0]!)),
+    median(rounds.map((t) => t[2]! / t[0]!)),
+    median(rounds.map((t) => t[1]! / t[2]!)),
+  ];
+}
+
+/**
  * Run `a` and `b` on the same pristine batch and require the same frames out, byte for byte,
  * with the same egress: the two loops do the same work (or the comparison means nothing).
  */
@@ -477,10 +501,9 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
     ["NAT established client->server, fast path off / toy NAT loop", genP.value / toyP.value],
   ];
   for (const [name, value] of ratios) results.push({ name, unit: "ratio", value, samples: 1 });
-  // The same three loops timed in turn, 21 rounds of 400 batches each, and the median of each
-  // round's ratio: tinybench runs each task for its whole time in one stretch, so a burst of
-  // load from another tenant of a shared machine lands on one task; interleaved rounds share it.
-  const loops: Array<() => void> = [
+  // The same three loops timed in turn (interleavedRatios): tinybench runs each task for its
+  // whole time in one stretch, so a burst of load from another tenant lands on one task.
+  const [engToy, engChecked, checkedToy] = interleavedRatios([
     () => {
       restoreIn();
       e.process(inb, now++);
@@ -493,31 +516,14 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
       restoreIn();
       toyC.process(inb, now);
     },
-  ];
-  const rounds: number[][] = [];
-  for (let r = 0; r < 21; r++) {
-    rounds.push(
-      loops.map((f) => {
-        const t0 = process.hrtime.bigint();
-        for (let k = 0; k < 400; k++) f();
-        return Number(process.hrtime.bigint() - t0);
-      }),
-    );
-  }
-  const median = (xs: number[]): number => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
+  ]);
   const interleaved: [string, number][] = [
-    [
-      "NAT established client->server / toy NAT loop, interleaved (median of 21)",
-      median(rounds.map((t) => t[1]! / t[0]!)),
-    ],
+    ["NAT established client->server / toy NAT loop, interleaved (median of 21)", engToy],
     [
       "NAT established client->server / toy NAT loop with the engine's checks, interleaved (median of 21)",
-      median(rounds.map((t) => t[2]! / t[0]!)),
+      engChecked,
     ],
-    [
-      "toy NAT loop with the engine's checks / toy NAT loop, interleaved (median of 21)",
-      median(rounds.map((t) => t[1]! / t[2]!)),
-    ],
+    ["toy NAT loop with the engine's checks / toy NAT loop, interleaved (median of 21)", checkedToy],
   ];
   for (const [name, value] of interleaved) results.push({ name, unit: "ratio", value, samples: 21 });
 
