@@ -51,8 +51,15 @@ function main(argv: string[]): number {
   }
   // as lvsd opens its AF_XDP links (src/tools/cli/lvsd.ts): one UMEM of 4096 chunks per link
   const opts = busyPoll > 0 ? { busyPoll, busyBudget: 64 } : {};
-  const a = openXdp({ ifname: ifs[0]!, redirect: "all", umemFrames: 2 * 4096, ...opts });
-  const b = openXdp({ ifname: ifs[1]!, redirect: "all", share: a, ...opts });
+  let a: XdpIo;
+  let b: XdpIo;
+  try {
+    a = openXdp({ ifname: ifs[0]!, redirect: "all", umemFrames: 2 * 4096, ...opts });
+    b = openXdp({ ifname: ifs[1]!, redirect: "all", share: a, ...opts });
+  } catch (err) {
+    process.stderr.write(`xdpcopy: ${(err as Error).message}\n`);
+    return 1;
+  }
   const native = loadNative();
   const ha = XdpIo.nativeOf(a);
   const hb = XdpIo.nativeOf(b);

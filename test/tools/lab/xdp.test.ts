@@ -279,11 +279,16 @@ describe.skipIf(!ok || !existsSync(XDPCOPY))(
         );
     }, 120_000);
 
-    it("refuses bad arguments with a usage line and exit code 2", () => {
+    it("refuses bad arguments with a usage line (exit 2) and a missing interface with one line (exit 1)", () => {
       const r = lab.topo.exec("d", process.execPath, [XDPCOPY, "--busy-poll", "x", "a", "b"]);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/--busy-poll needs an integer.*\nusage: xdpcopy/);
       expect(lab.topo.exec("d", process.execPath, [XDPCOPY, "only-one"]).code).toBe(2);
+      // an interface that does not exist: one line naming it, exit 1, no stack trace
+      const none = lab.topo.exec("d", process.execPath, [XDPCOPY, "nosuchif0", "nosuchif1"]);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/^xdpcopy: .*nosuchif0/);
+      expect(none.stderr.trim().split("\n")).toHaveLength(1);
     });
   },
 );
