@@ -4,6 +4,7 @@
       "target_name": "lvs_io",
       "sources": [
         "native/addon.cc",
+        "native/bpf.cc",
         "native/common.cc",
         "native/csum.cc",
         "native/link.cc",

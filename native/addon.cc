@@ -20,6 +20,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("xdpProgram", Napi::Function::New(env, XdpProgramWords, "xdpProgram"));
   exports.Set("attachXdp", Napi::Function::New(env, AttachXdp, "attachXdp"));
   exports.Set("xdpCopy", Napi::Function::New(env, XdpCopy, "xdpCopy"));
+  exports.Set("bpfLoadXdp", Napi::Function::New(env, BpfLoadXdp, "bpfLoadXdp"));
+  exports.Set("bpfTestRun", Napi::Function::New(env, BpfTestRun, "bpfTestRun"));
+  exports.Set("bpfClose", Napi::Function::New(env, BpfClose, "bpfClose"));
   InitSys(env, exports);
   // 2: openTun, the ipip filter, csumFixed/rxGso counters, sysctl/addr/ethtool/ipipGuard.
   // 3: netnsId. 4: peerCred. 5: openRaw joins group MACs in `macs` (PACKET_MR_MULTICAST).
@@ -32,7 +35,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // 10: openXdp busyPoll/busyBudget.
   // 11: attachXdp (one XDP program and XSKMAP for several sockets), openXdp option xskMapFd.
   // 12: xdpCopy (the benchmark's AF_XDP copier, native/xdpcopy.cc).
-  exports.Set("abiVersion", Napi::Number::New(env, 12));
+  // 13: bpfLoadXdp, bpfTestRun, bpfClose (native/bpf.cc).
+  exports.Set("abiVersion", Napi::Number::New(env, 13));
   return exports;
 }
 

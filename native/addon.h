@@ -22,4 +22,9 @@ Napi::Value XdpProgramWords(const Napi::CallbackInfo& info);
 // sys.cc: host configuration in a namespace (sysctl, addresses, ethtool offloads, IPIP guard).
 void InitSys(Napi::Env env, Napi::Object exports);
 
+// bpf.cc: load a generated XDP program, run it on one frame (tests), close it.
+Napi::Value BpfLoadXdp(const Napi::CallbackInfo& info);
+Napi::Value BpfTestRun(const Napi::CallbackInfo& info);
+Napi::Value BpfClose(const Napi::CallbackInfo& info);
+
 }  // namespace lvsio

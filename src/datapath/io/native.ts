@@ -209,6 +209,11 @@ export interface NativeAddon {
    * link leaves by the other, by descriptor, in C++ (b opened with `share: a`). Blocks.
    */
   xdpCopy(a: NativeLink, b: NativeLink, ms: number, busy: boolean): NativeXdpCopyResult;
+  /** Load generated XDP instructions (src/datapath/io/bpf/asm.ts); returns the program's fd. */
+  bpfLoadXdp(insns: Uint8Array, name: string): number;
+  /** BPF_PROG_TEST_RUN: the program on `data`; `out` receives the frame after it. */
+  bpfTestRun(fd: number, data: Uint8Array, out: Uint8Array): { retval: number; size: number };
+  bpfClose(fd: number): void;
   /** Read /proc/sys/<path> in the namespace ("" = ours); write `value` if given. Returns the old value. */
   sysctl(netns: string, path: string, value?: string): string;
   ifIndex(netns: string, name: string): number;
@@ -278,7 +283,7 @@ export const STAT = {
 } as const;
 export const STAT_COUNT = 15;
 
-const ADDON_ABI = 12;
+const ADDON_ABI = 13;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 

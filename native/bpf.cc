@@ -1,0 +1,91 @@
+// Generic eBPF program loading and test runs, for programs generated in JavaScript
+// (src/datapath/io/bpf/): the groundwork of the XDP SYN-cookie responder (issue 14).
+//
+//   bpfLoadXdp(insns: Uint8Array, name: string) -> fd      BPF_PROG_LOAD (XDP); a refusal throws
+//                                                          with the end of the verifier's log
+//   bpfTestRun(fd, data: Uint8Array, out: Uint8Array) -> { retval, size }
+//                                                          BPF_PROG_TEST_RUN: the program on one
+//                                                          frame; `out` receives the frame after it
+//   bpfClose(fd)
+#include <linux/bpf.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "addon.h"
+#include "common.h"
+
+namespace lvsio {
+
+namespace {
+long BpfCall(int cmd, union bpf_attr* attr, unsigned size) { return syscall(__NR_bpf, cmd, attr, size); }
+}  // namespace
+
+Napi::Value BpfLoadXdp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsString())
+    throw Napi::TypeError::New(env, "bpfLoadXdp(insns: Uint8Array, name: string)");
+  Napi::Uint8Array insns = info[0].As<Napi::Uint8Array>();
+  if (insns.ByteLength() == 0 || insns.ByteLength() % 8 != 0 || insns.ByteLength() > 8 * 1000000)
+    throw Napi::RangeError::New(env, "bpfLoadXdp: insns must be a whole number of 8-byte instructions");
+  std::vector<uint8_t> copy(insns.Data(), insns.Data() + insns.ByteLength());  // 8-byte aligned
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  static const char kLicense[] = "Dual MIT/GPL";
+  std::vector<char> log(1 << 20, 0);
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.prog_type = BPF_PROG_TYPE_XDP;
+  a.insn_cnt = static_cast<uint32_t>(copy.size() / 8);
+  a.insns = reinterpret_cast<uint64_t>(copy.data());
+  a.license = reinterpret_cast<uint64_t>(kLicense);
+  a.expected_attach_type = BPF_XDP;
+  a.log_level = 1;
+  a.log_buf = reinterpret_cast<uint64_t>(log.data());
+  a.log_size = static_cast<uint32_t>(log.size());
+  strncpy(a.prog_name, name.c_str(), sizeof a.prog_name - 1);
+  const int fd = static_cast<int>(BpfCall(BPF_PROG_LOAD, &a, sizeof a));
+  if (fd < 0) {
+    const int err = errno;
+    std::string v(log.data());
+    if (v.size() > 1500) v = "..." + v.substr(v.size() - 1500);
+    ThrowErrno(env, "bpf-prog", "bpf(BPF_PROG_LOAD, XDP)", err, name + (v.empty() ? "" : " [verifier: " + v + "]"));
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value BpfTestRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsTypedArray() || !info[2].IsTypedArray())
+    throw Napi::TypeError::New(env, "bpfTestRun(fd, data: Uint8Array, out: Uint8Array)");
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
+  Napi::Uint8Array out = info[2].As<Napi::Uint8Array>();
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.test.prog_fd = static_cast<uint32_t>(fd);
+  a.test.data_in = reinterpret_cast<uint64_t>(data.Data());
+  a.test.data_size_in = static_cast<uint32_t>(data.ByteLength());
+  a.test.data_out = reinterpret_cast<uint64_t>(out.Data());
+  a.test.data_size_out = static_cast<uint32_t>(out.ByteLength());
+  a.test.repeat = 1;
+  if (BpfCall(BPF_PROG_TEST_RUN, &a, sizeof a) < 0)
+    ThrowErrno(env, "bpf-test", "bpf(BPF_PROG_TEST_RUN)", errno, "test run");
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("retval", Napi::Number::New(env, a.test.retval));
+  r.Set("size", Napi::Number::New(env, a.test.data_size_out));
+  return r;
+}
+
+Napi::Value BpfClose(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0 && info[0].IsNumber()) {
+    const int fd = info[0].As<Napi::Number>().Int32Value();
+    if (fd > 2) close(fd);
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace lvsio
