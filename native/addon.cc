@@ -23,6 +23,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bpfLoadXdp", Napi::Function::New(env, BpfLoadXdp, "bpfLoadXdp"));
   exports.Set("bpfTestRun", Napi::Function::New(env, BpfTestRun, "bpfTestRun"));
   exports.Set("bpfClose", Napi::Function::New(env, BpfClose, "bpfClose"));
+  exports.Set("bpfMapCreate", Napi::Function::New(env, BpfMapCreate, "bpfMapCreate"));
+  exports.Set("bpfMapUpdate", Napi::Function::New(env, BpfMapUpdate, "bpfMapUpdate"));
   InitSys(env, exports);
   // 2: openTun, the ipip filter, csumFixed/rxGso counters, sysctl/addr/ethtool/ipipGuard.
   // 3: netnsId. 4: peerCred. 5: openRaw joins group MACs in `macs` (PACKET_MR_MULTICAST).

@@ -26,5 +26,7 @@ void InitSys(Napi::Env env, Napi::Object exports);
 Napi::Value BpfLoadXdp(const Napi::CallbackInfo& info);
 Napi::Value BpfTestRun(const Napi::CallbackInfo& info);
 Napi::Value BpfClose(const Napi::CallbackInfo& info);
+Napi::Value BpfMapCreate(const Napi::CallbackInfo& info);
+Napi::Value BpfMapUpdate(const Napi::CallbackInfo& info);
 
 }  // namespace lvsio

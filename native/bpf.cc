@@ -6,6 +6,8 @@
 //   bpfTestRun(fd, data: Uint8Array, out: Uint8Array) -> { retval, size }
 //                                                          BPF_PROG_TEST_RUN: the program on one
 //                                                          frame; `out` receives the frame after it
+//   bpfMapCreate(type, keySize, valueSize, maxEntries, name) -> fd
+//   bpfMapUpdate(fd, key: Uint8Array, value: Uint8Array)    BPF_MAP_UPDATE_ELEM (BPF_ANY)
 //   bpfClose(fd)
 #include <linux/bpf.h>
 #include <sys/syscall.h>
@@ -78,6 +80,40 @@ Napi::Value BpfTestRun(const Napi::CallbackInfo& info) {
   r.Set("retval", Napi::Number::New(env, a.test.retval));
   r.Set("size", Napi::Number::New(env, a.test.data_size_out));
   return r;
+}
+
+Napi::Value BpfMapCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[4].IsString())
+    throw Napi::TypeError::New(env, "bpfMapCreate(type, keySize, valueSize, maxEntries, name)");
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.map_type = info[0].As<Napi::Number>().Uint32Value();
+  a.key_size = info[1].As<Napi::Number>().Uint32Value();
+  a.value_size = info[2].As<Napi::Number>().Uint32Value();
+  a.max_entries = info[3].As<Napi::Number>().Uint32Value();
+  std::string name = info[4].As<Napi::String>().Utf8Value();
+  strncpy(a.map_name, name.c_str(), sizeof a.map_name - 1);
+  const int fd = static_cast<int>(BpfCall(BPF_MAP_CREATE, &a, sizeof a));
+  if (fd < 0) ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_CREATE)", errno, name);
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value BpfMapUpdate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsTypedArray() || !info[2].IsTypedArray())
+    throw Napi::TypeError::New(env, "bpfMapUpdate(fd, key: Uint8Array, value: Uint8Array)");
+  Napi::Uint8Array key = info[1].As<Napi::Uint8Array>();
+  Napi::Uint8Array value = info[2].As<Napi::Uint8Array>();
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.map_fd = info[0].As<Napi::Number>().Uint32Value();
+  a.key = reinterpret_cast<uint64_t>(key.Data());
+  a.value = reinterpret_cast<uint64_t>(value.Data());
+  a.flags = BPF_ANY;
+  if (BpfCall(BPF_MAP_UPDATE_ELEM, &a, sizeof a) < 0)
+    ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_UPDATE_ELEM)", errno, "map update");
+  return env.Undefined();
 }
 
 Napi::Value BpfClose(const Napi::CallbackInfo& info) {

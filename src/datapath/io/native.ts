@@ -214,6 +214,8 @@ export interface NativeAddon {
   /** BPF_PROG_TEST_RUN: the program on `data`; `out` receives the frame after it. */
   bpfTestRun(fd: number, data: Uint8Array, out: Uint8Array): { retval: number; size: number };
   bpfClose(fd: number): void;
+  bpfMapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, name: string): number;
+  bpfMapUpdate(fd: number, key: Uint8Array, value: Uint8Array): void;
   /** Read /proc/sys/<path> in the namespace ("" = ours); write `value` if given. Returns the old value. */
   sysctl(netns: string, path: string, value?: string): string;
   ifIndex(netns: string, name: string): number;

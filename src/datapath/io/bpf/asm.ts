@@ -39,8 +39,15 @@ export const BPF_JGT = 0x20;
 export const BPF_JGE = 0x30;
 export const BPF_JSET = 0x40;
 export const BPF_JNE = 0x50;
+export const BPF_JLT = 0xa0;
 export const BPF_CALL = 0x80;
 export const BPF_EXIT = 0x90;
+
+export const BPF_FUNC_map_lookup_elem = 1;
+export const BPF_FUNC_xdp_adjust_tail = 65;
+export const BPF_FUNC_xdp_get_buff_len = 188;
+export const BPF_MAP_TYPE_HASH = 1;
+export const BPF_MAP_TYPE_ARRAY = 2;
 
 export const XDP_ABORTED = 0;
 export const XDP_DROP = 1;
@@ -130,6 +137,9 @@ export class Asm {
   mov64i(dst: Reg, imm: number): this {
     return this.raw(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm | 0);
   }
+  add64(dst: Reg, src: Reg): this {
+    return this.raw(BPF_ALU64 | BPF_ADD | BPF_X, dst, src, 0, 0);
+  }
   add64i(dst: Reg, imm: number): this {
     return this.raw(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm | 0);
   }
@@ -154,10 +164,24 @@ export class Asm {
     this.insns.push({ code: BPF_JMP | op | BPF_X, dst, src, off: 0, imm: 0, label });
     return this;
   }
+  /** if (dst OP imm) goto label; 64-bit compare (a pointer against 0: NULL). */
+  ji(op: number, dst: Reg, imm: number, label: string): this {
+    this.insns.push({ code: BPF_JMP | op | BPF_K, dst, src: 0, off: 0, imm: imm | 0, label });
+    return this;
+  }
+  /** if (dst OP src) goto label; 32-bit compare. */
+  j32x(op: number, dst: Reg, src: Reg, label: string): this {
+    this.insns.push({ code: BPF_JMP32 | op | BPF_X, dst, src, off: 0, imm: 0, label });
+    return this;
+  }
   /** if (dst OP imm) goto label; 32-bit compare. */
   j32i(op: number, dst: Reg, imm: number, label: string): this {
     this.insns.push({ code: BPF_JMP32 | op | BPF_K, dst, src: 0, off: 0, imm: imm | 0, label });
     return this;
+  }
+  /** dst = the map with descriptor fd (BPF_LD_IMM64 with BPF_PSEUDO_MAP_FD: two slots). */
+  ldMapFd(dst: Reg, fd: number): this {
+    return this.raw(BPF_LD | BPF_DW | BPF_IMM, dst, 1, 0, fd).raw(0, 0, 0, 0, 0);
   }
   call(helper: number): this {
     return this.raw(BPF_JMP | BPF_CALL, 0, 0, 0, helper);
