@@ -348,6 +348,54 @@ export function forEachFlow(
 }
 
 /**
+ * The two reference loops (bench/toynat.ts) for the engine's established client->server batch
+ * `inb`: ToyNat and ToyNatChecked with the engine's flows (dest k is 192.168.10.k, so its
+ * index among the real servers' MACs is k - 1). `restore` puts the batch back as it arrived.
+ */
+export function toyReferences(
+  e: Engine,
+  inb: FrameBatch,
+  restore: () => void,
+): { toy: ToyNat; toyC: ToyNatChecked } {
+  const toy = new ToyNat(16, macToBytes("02:00:00:00:01:11"), macToBytes("02:00:00:00:01:01"), 1);
+  const toyC = new ToyNatChecked(16, macToBytes("02:00:00:00:00:01"), macToBytes("02:00:00:00:01:01"), 1, [
+    macToBytes("02:00:00:00:01:11"),
+    macToBytes("02:00:00:00:01:12"),
+  ]);
+  restore(); // the frames as they arrive, not as a task left them
+  forEachFlow(e, inb, (s, sport, d, dport, rip, rport) => {
+    toy.add(s, sport, d, dport, rip, rport);
+    toyC.add(s, sport, d, dport, rip, rport, (rip & 0xff) - 1);
+  });
+  return { toy, toyC };
+}
+
+/** The engine, the toy and the checked toy, each restoring and processing the batch once. */
+export function toyLoops(
+  e: Engine,
+  inb: FrameBatch,
+  restore: () => void,
+  toy: ToyNat,
+  toyC: ToyNatChecked,
+  tick: () => number,
+): [() => void, () => void, () => void] {
+  return [
+    () => {
+      restore();
+      e.process(inb, tick());
+    },
+    () => {
+      restore();
+      toy.process(inb);
+    },
+    () => {
+      restore();
+      toyC.process(inb, tick());
+    },
+  ];
+}
+
+/**
  * Time three loops (the engine, the toy, the checked toy) in turn, 21 rounds of 400 calls each,
  * and return the medians of each round's rate ratios: engine/toy, engine/checked toy, checked
  * toy/toy. Interleaved rounds share a burst of another tenant's load between the loops.
@@ -421,29 +469,14 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
     e.process(outb, now++);
   });
   // the toy NAT loop (bench/toynat.ts) on the same client->server frames: the reference for
-  // "NAT established >= 0.9x the toy loop" (issue 13); its flows are the engine's connections
-  const toy = new ToyNat(16, new Uint8Array([2, 0, 0, 0, 1, 0x11]), new Uint8Array([2, 0, 0, 0, 1, 1]), 1);
-  restoreIn(); // the frames as they arrive, not as a task left them
-  forEachFlow(e, inb, (s, sport, d, dport, rip, rport) => toy.add(s, sport, d, dport, rip, rport));
+  // "NAT established >= 0.9x the toy loop" (issue 13); its flows are the engine's connections.
+  // And the toy with the per-frame work the engine's fast path must do and the toy leaves out
+  // (ToyNatChecked): its output must be the engine's, byte for byte.
+  const { toy, toyC } = toyReferences(e, inb, restoreIn);
   b1.add("toy NAT loop, client->server (reference)", () => {
     restoreIn();
     toy.process(inb);
   });
-  // the toy with the per-frame work the engine's fast path must do and the toy leaves out
-  // (bench/toynat.ts ToyNatChecked); its output must be the engine's, byte for byte
-  const rsMacs = [1, 2].map((k) => macToBytes(`02:00:00:00:01:1${k}`));
-  const toyC = new ToyNatChecked(
-    16,
-    macToBytes("02:00:00:00:00:01"),
-    macToBytes("02:00:00:00:01:01"),
-    1,
-    rsMacs,
-  );
-  restoreIn();
-  // dest k is 192.168.10.k (setup): its index in rsMacs is k - 1
-  forEachFlow(e, inb, (s, sport, d, dport, rip, rport) =>
-    toyC.add(s, sport, d, dport, rip, rport, (rip & 0xff) - 1),
-  );
   sameOutput(
     inb,
     restoreIn,
@@ -503,20 +536,9 @@ export async function runDatapathBench(timeMs = 1500): Promise<BenchResult[]> {
   for (const [name, value] of ratios) results.push({ name, unit: "ratio", value, samples: 1 });
   // The same three loops timed in turn (interleavedRatios): tinybench runs each task for its
   // whole time in one stretch, so a burst of load from another tenant lands on one task.
-  const [engToy, engChecked, checkedToy] = interleavedRatios([
-    () => {
-      restoreIn();
-      e.process(inb, now++);
-    },
-    () => {
-      restoreIn();
-      toy.process(inb);
-    },
-    () => {
-      restoreIn();
-      toyC.process(inb, now);
-    },
-  ]);
+  const [engToy, engChecked, checkedToy] = interleavedRatios(
+    toyLoops(e, inb, restoreIn, toy, toyC, () => now++),
+  );
   const interleaved: [string, number][] = [
     ["NAT established client->server / toy NAT loop, interleaved (median of 21)", engToy],
     [

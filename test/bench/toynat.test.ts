@@ -5,26 +5,14 @@
  * unlike things.
  */
 import { describe, expect, it } from "vitest";
-import { establishedBatches, forEachFlow, restorer, setup } from "../../bench/datapath.bench.js";
-import { ToyNat, ToyNatChecked } from "../../bench/toynat.js";
+import { establishedBatches, restorer, setup, toyReferences } from "../../bench/datapath.bench.js";
 import type { FrameBatch } from "../../src/datapath/io/batch.js";
-import { macToBytes } from "../../src/lib/addr.js";
 
 function loops() {
   const e = setup(1 << 12);
   const { inb } = establishedBatches(e, 256);
   const restore = restorer(inb);
-  const toy = new ToyNat(12, macToBytes("02:00:00:00:01:11"), macToBytes("02:00:00:00:01:01"), 1);
-  const toyC = new ToyNatChecked(12, macToBytes("02:00:00:00:00:01"), macToBytes("02:00:00:00:01:01"), 1, [
-    macToBytes("02:00:00:00:01:11"),
-    macToBytes("02:00:00:00:01:12"),
-  ]);
-  restore();
-  forEachFlow(e, inb, (s, sport, d, dport, rip, rport) => {
-    toy.add(s, sport, d, dport, rip, rport);
-    toyC.add(s, sport, d, dport, rip, rport, (rip & 0xff) - 1);
-  });
-  return { e, inb, restore, toy, toyC };
+  return { e, inb, restore, ...toyReferences(e, inb, restore) };
 }
 
 function frames(b: FrameBatch): string[] {
