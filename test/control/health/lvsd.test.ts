@@ -305,8 +305,9 @@ ${[1, 2, 3]
     setHealth(2, 503);
     await waitLog(/health: TCP 10\.0\.0\.100:80 192\.168\.10\.2:80 down: /, from, 5000);
     const detected = Date.now() - t0;
-    // the bound, plus the probes' own time and this loop's observation lag
-    expect(detected).toBeLessThanOrEqual(1 * (1 + 1) * 1000 + 500);
+    // the bound, plus the probes' own time and this loop's observation lag (800 ms: a loaded CI
+    // machine once took 752)
+    expect(detected).toBeLessThanOrEqual(1 * (1 + 1) * 1000 + 800);
     expect(lab.log().slice(from)).toContain(
       '"msg":"health: TCP 10.0.0.100:80 192.168.10.2:80 down: HTTP_GET 192.168.10.2:8081/health status 503, want 200-299; out of the pool"}\n',
     );
