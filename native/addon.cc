@@ -25,6 +25,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bpfClose", Napi::Function::New(env, BpfClose, "bpfClose"));
   exports.Set("bpfMapCreate", Napi::Function::New(env, BpfMapCreate, "bpfMapCreate"));
   exports.Set("bpfMapUpdate", Napi::Function::New(env, BpfMapUpdate, "bpfMapUpdate"));
+  exports.Set("bpfMapDelete", Napi::Function::New(env, BpfMapDelete, "bpfMapDelete"));
+  exports.Set("bpfMapLookup", Napi::Function::New(env, BpfMapLookup, "bpfMapLookup"));
+  exports.Set("bpfAttachXdp", Napi::Function::New(env, BpfAttachXdp, "bpfAttachXdp"));
   InitSys(env, exports);
   // 2: openTun, the ipip filter, csumFixed/rxGso counters, sysctl/addr/ethtool/ipipGuard.
   // 3: netnsId. 4: peerCred. 5: openRaw joins group MACs in `macs` (PACKET_MR_MULTICAST).
@@ -38,7 +41,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // 11: attachXdp (one XDP program and XSKMAP for several sockets), openXdp option xskMapFd.
   // 12: xdpCopy (the benchmark's AF_XDP copier, native/xdpcopy.cc).
   // 13: bpfLoadXdp, bpfTestRun, bpfClose (native/bpf.cc).
-  exports.Set("abiVersion", Napi::Number::New(env, 13));
+  exports.Set("abiVersion", Napi::Number::New(env, 14));
   return exports;
 }
 

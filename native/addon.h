@@ -28,5 +28,8 @@ Napi::Value BpfTestRun(const Napi::CallbackInfo& info);
 Napi::Value BpfClose(const Napi::CallbackInfo& info);
 Napi::Value BpfMapCreate(const Napi::CallbackInfo& info);
 Napi::Value BpfMapUpdate(const Napi::CallbackInfo& info);
+Napi::Value BpfMapDelete(const Napi::CallbackInfo& info);
+Napi::Value BpfMapLookup(const Napi::CallbackInfo& info);
+Napi::Value BpfAttachXdp(const Napi::CallbackInfo& info);
 
 }  // namespace lvsio

@@ -8,9 +8,15 @@
 //                                                          frame; `out` receives the frame after it
 //   bpfMapCreate(type, keySize, valueSize, maxEntries, name) -> fd
 //   bpfMapUpdate(fd, key: Uint8Array, value: Uint8Array)    BPF_MAP_UPDATE_ELEM (BPF_ANY)
+//   bpfMapDelete(fd, key: Uint8Array) -> boolean          BPF_MAP_DELETE_ELEM (false: no such key)
+//   bpfMapLookup(fd, key, value: Uint8Array) -> boolean    BPF_MAP_LOOKUP_ELEM into `value`
+//   bpfAttachXdp(progFd, ifname, attach) -> { fd, driverMode }
+//                                                          the program on the interface by a
+//                                                          bpf_link ("auto" | "drv" | "skb")
 //   bpfClose(fd)
 #include <linux/bpf.h>
 #include <sys/syscall.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +26,7 @@
 
 #include "addon.h"
 #include "common.h"
+#include "xdp.h"
 
 namespace lvsio {
 
@@ -92,6 +99,7 @@ Napi::Value BpfMapCreate(const Napi::CallbackInfo& info) {
   a.key_size = info[1].As<Napi::Number>().Uint32Value();
   a.value_size = info[2].As<Napi::Number>().Uint32Value();
   a.max_entries = info[3].As<Napi::Number>().Uint32Value();
+  if (info.Length() > 5 && info[5].IsNumber()) a.map_flags = info[5].As<Napi::Number>().Uint32Value();
   std::string name = info[4].As<Napi::String>().Utf8Value();
   strncpy(a.map_name, name.c_str(), sizeof a.map_name - 1);
   const int fd = static_cast<int>(BpfCall(BPF_MAP_CREATE, &a, sizeof a));
@@ -114,6 +122,59 @@ Napi::Value BpfMapUpdate(const Napi::CallbackInfo& info) {
   if (BpfCall(BPF_MAP_UPDATE_ELEM, &a, sizeof a) < 0)
     ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_UPDATE_ELEM)", errno, "map update");
   return env.Undefined();
+}
+
+Napi::Value BpfMapDelete(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsTypedArray())
+    throw Napi::TypeError::New(env, "bpfMapDelete(fd, key: Uint8Array)");
+  Napi::Uint8Array key = info[1].As<Napi::Uint8Array>();
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.map_fd = info[0].As<Napi::Number>().Uint32Value();
+  a.key = reinterpret_cast<uint64_t>(key.Data());
+  if (BpfCall(BPF_MAP_DELETE_ELEM, &a, sizeof a) < 0) {
+    if (errno == ENOENT) return Napi::Boolean::New(env, false);
+    ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_DELETE_ELEM)", errno, "map delete");
+  }
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value BpfMapLookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsTypedArray() || !info[2].IsTypedArray())
+    throw Napi::TypeError::New(env, "bpfMapLookup(fd, key: Uint8Array, value: Uint8Array)");
+  Napi::Uint8Array key = info[1].As<Napi::Uint8Array>();
+  Napi::Uint8Array value = info[2].As<Napi::Uint8Array>();
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.map_fd = info[0].As<Napi::Number>().Uint32Value();
+  a.key = reinterpret_cast<uint64_t>(key.Data());
+  a.value = reinterpret_cast<uint64_t>(value.Data());
+  if (BpfCall(BPF_MAP_LOOKUP_ELEM, &a, sizeof a) < 0) {
+    if (errno == ENOENT) return Napi::Boolean::New(env, false);
+    ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_LOOKUP_ELEM)", errno, "map lookup");
+  }
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value BpfAttachXdp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsString())
+    throw Napi::TypeError::New(env, "bpfAttachXdp(progFd, ifname, attach: 'auto' | 'drv' | 'skb')");
+  const int prog = info[0].As<Napi::Number>().Int32Value();
+  const std::string ifname = info[1].As<Napi::String>().Utf8Value();
+  const std::string attach = info[2].As<Napi::String>().Utf8Value();
+  if (attach != "auto" && attach != "drv" && attach != "skb")
+    throw Napi::TypeError::New(env, "bpfAttachXdp: attach must be auto, drv or skb");
+  const unsigned ifindex = if_nametoindex(ifname.c_str());
+  if (ifindex == 0) ThrowErrno(env, "ifindex", "if_nametoindex", errno, ifname);
+  bool drv = false;
+  const int fd = AttachXdpLink(env, prog, static_cast<int>(ifindex), attach, ifname, &drv);
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("fd", Napi::Number::New(env, fd));
+  r.Set("driverMode", Napi::Boolean::New(env, drv));
+  return r;
 }
 
 Napi::Value BpfClose(const Napi::CallbackInfo& info) {

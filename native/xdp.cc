@@ -476,6 +476,8 @@ int LoadXdpProgram(Napi::Env env, int mapFd, const uint8_t* mac, const std::stri
   return fd;
 }
 
+}  // namespace
+
 // Attach the program to the interface with a bpf_link, which detaches it when the descriptor
 // closes, also when the process dies. attach "auto": driver mode, generic (skb) mode where the
 // driver has no XDP; "drv" / "skb": only that mode. *driverMode says which one it got.
@@ -513,7 +515,6 @@ int AttachXdpLink(Napi::Env env, int progFd, int ifindex, const std::string& att
   return fd;
 }
 
-}  // namespace
 
 Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

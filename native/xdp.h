@@ -144,6 +144,11 @@ Napi::Value OpenXdp(const Napi::CallbackInfo& info);
 Napi::Value AttachXdp(const Napi::CallbackInfo& info);
 // The program's instructions for a given map fd and MAC (tests compare them word for word).
 Napi::Value XdpProgramWords(const Napi::CallbackInfo& info);
+// Attach an XDP program to an interface with a bpf_link (detached when its descriptor closes,
+// also when the process dies). attach "auto": driver mode, else generic (skb) mode where the
+// driver has no XDP; "drv" / "skb": only that mode. *driverMode says which one it got.
+int AttachXdpLink(Napi::Env env, int progFd, int ifindex, const std::string& attach, const std::string& what,
+                  bool* driverMode);
 // xdpcopy.cc: copy frames between two AF_XDP links of one UMEM, in C++, for the benchmark.
 Napi::Value XdpCopy(const Napi::CallbackInfo& info);
 

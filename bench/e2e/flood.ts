@@ -10,7 +10,9 @@
  *   (largest sample, /proc every 250 ms) and the table size at the flood's end.
  * - `synproxy`: the same measurement with the SYN proxy on (`lvsadm -E ... --synproxy`) for both
  *   the flooded service (VIP:80) and wrk's (VIP:8081), no other defence: the flood's SYNs are
- *   answered with cookies and leave no entry; wrk's connections go through the proxy too.
+ *   answered with cookies and leave no entry; wrk's connections go through the proxy too. With
+ *   `--backend raw --link-opts synproxy-xdp=auto` the SYNs are answered by the XDP responder
+ *   (the "in XDP" column) and lvsd sees only the ACKs.
  * - `listing`: lvsd with the default table (1,048,576 entries; `embryonic_share=100`, so that the
  *   flood's embryonic entries may fill it) filled by a flood (until about 1 M entries or 40 s;
  *   they live 60 s), then UDP packets/s through the VIP (iperf3 -u) without and during
@@ -28,7 +30,10 @@
  *
  * Usage: sudo node dist/bench/e2e/flood.js [--part flood,synproxy,listing,clients,kernel] [--seconds N]
  *        [--flood-from host|client] [--backend tap|raw|xdp] [--link-opts OPTS] [--out FILE]. The flood comes from an attacker namespace of
- *        its own on the client's segment (default) or from the legitimate client's (`client`). Needs hping3, wrk, iperf3, nginx-light (apt-get install -y ...).
+ *        its own on the client's segment (default), which also answers for the default gateway
+ *        (10.0.0.254) that the replies to the flood's random sources go to, so that they are
+ *        sent and land there as on the way to the internet; or from the legitimate client's
+ *        (`client`: the replies to the gateway stay unresolved). Needs hping3, wrk, iperf3, nginx-light (apt-get install -y ...).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -80,7 +85,12 @@ if (FLOOD_FROM !== "host" && FLOOD_FROM !== "client") {
 /** hping3 SYN flood from random sources for `seconds` (timeout sends SIGINT). */
 function flood(l: NatLab, seconds: number): { done: Promise<void>; p: ChildProcess } {
   const role = FLOOD_FROM === "host" ? "a" : "c";
-  if (role === "a" && !l.topo.hasNs("a")) l.addOutsideHost("a", "10.0.0.66", true);
+  if (role === "a" && !l.topo.hasNs("a")) {
+    l.addOutsideHost("a", "10.0.0.66", true);
+    // the attacker's namespace also answers for the gateway the replies to the flood's random
+    // sources go to (as a router would): the backscatter is sent, and lands there
+    l.topo.exec("a", "ip", ["addr", "add", "10.0.0.254/24", "dev", l.topo.dev("aa")]);
+  }
   const p = l.topo.spawn(role, "timeout", [
     "-s",
     "INT",
@@ -134,6 +144,8 @@ interface FloodRow {
   dropPacket: number;
   /** SYN proxy: SYN-ACKs with a cookie lvsd sent (lvsadm --synproxy-stats). */
   cookiesSent: number;
+  /** SYN proxy with synproxy-xdp= links: SYN-ACKs the XDP responder sent. */
+  xdpCookiesSent: number;
   /** lvsadm --drops at the end (the non-zero reasons). */
   drops: Record<string, number>;
 }
@@ -180,7 +192,9 @@ async function floodPart(settings: readonly Setting[]): Promise<FloodRow[]> {
       const rssMaxMiB = sampler.stop();
       const tableAtEnd = tableSize(l);
       const m = /^drop_packet\s+(\d+)$/m.exec(l.lvsadm("--drops").stdout);
-      const cs = /^cookies_sent\s+(\d+)$/m.exec(l.lvsadm("--synproxy-stats").stdout);
+      const stats = l.lvsadm("--synproxy-stats").stdout;
+      const cs = /^cookies_sent\s+(\d+)$/m.exec(stats);
+      const xs = /^xdp_cookies_sent\s+(\d+)$/m.exec(stats);
       rows.push({
         setting: name,
         baselineRps,
@@ -191,6 +205,7 @@ async function floodPart(settings: readonly Setting[]): Promise<FloodRow[]> {
         tableAtEnd,
         dropPacket: m ? Number(m[1]) : 0,
         cookiesSent: cs ? Number(cs[1]) : 0,
+        xdpCookiesSent: xs ? Number(xs[1]) : 0,
         drops: Object.fromEntries(
           l
             .lvsadm("--drops")
@@ -257,6 +272,7 @@ async function kernelPart(): Promise<FloodRow> {
       tableAtEnd,
       dropPacket: 0,
       cookiesSent: 0,
+      xdpCookiesSent: 0,
       drops: {},
     };
     process.stderr.write(`flood kernel: ${JSON.stringify(row)}\n`);
@@ -444,11 +460,11 @@ async function main(): Promise<void> {
       "SYN flood (hping3 --flood --rand-source), legitimate Connection: close req/s (wrk -t1 -c16)",
     );
     console.log(
-      "setting                       before    during  during/before  RSS before/max MiB  table at end  drop_packet  cookies sent",
+      "setting                       before    during  during/before  RSS before/max MiB  table at end  drop_packet  cookies sent  in XDP",
     );
     for (const r of rows)
       console.log(
-        `${r.setting.padEnd(28)} ${r.baselineRps.toFixed(0).padStart(8)} ${r.floodRps.toFixed(0).padStart(9)} ${r.ratio.toFixed(3).padStart(14)} ${`${r.rssBeforeMiB.toFixed(0)}/${r.rssMaxMiB.toFixed(0)}`.padStart(19)} ${String(r.tableAtEnd).padStart(13)} ${String(r.dropPacket).padStart(12)} ${String(r.cookiesSent).padStart(13)}`,
+        `${r.setting.padEnd(28)} ${r.baselineRps.toFixed(0).padStart(8)} ${r.floodRps.toFixed(0).padStart(9)} ${r.ratio.toFixed(3).padStart(14)} ${`${r.rssBeforeMiB.toFixed(0)}/${r.rssMaxMiB.toFixed(0)}`.padStart(19)} ${String(r.tableAtEnd).padStart(13)} ${String(r.dropPacket).padStart(12)} ${String(r.cookiesSent).padStart(13)} ${String(r.xdpCookiesSent).padStart(8)}`,
       );
   }
   if (PARTS.includes("listing")) {

@@ -318,6 +318,18 @@ export class Engine {
         // conn_reuse_mode: a new SYN on a closing entry starts a new connection.
         ct.free(c);
         c = -1;
+      } else if (
+        dir === DIR_INPUT &&
+        p === IPPROTO_TCP &&
+        (v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_ACK &&
+        this.sysctl.connReuseMode !== 0 &&
+        this.reusable(c) &&
+        this.cookieAckOnReuse(v, c)
+      ) {
+        // The same for a SYN-proxy service, whose SYN lvsd did not see (the XDP responder
+        // answered it): the ACK proving our cookie is the new connection's first packet.
+        ct.free(c);
+        c = -1;
       }
     }
     if (c >= 0 && (ct.flags[c]! & CONN_F_SYNPROXY_WAIT) !== 0 && v.l4Off >= 0) {
@@ -465,6 +477,15 @@ export class Engine {
   }
 
   /** Entry states in which a new SYN from the client is a new connection (conn_reuse_mode). */
+  /** Whether entry c's service is a SYN-proxy service and the ACK in v proves one of our cookies. */
+  private cookieAckOnReuse(v: FrameView, c: number): boolean {
+    const svc = this.table.services[this.ct.svc[c]!];
+    if (svc === null || svc === undefined || (svc.flags & SVC_F_SYNPROXY) === 0) return false;
+    const isn = (tcpSeq(v) - 1) | 0;
+    const cookie = (tcpAck(v) - 1) | 0;
+    return this.synproxy.check(v.saddr | 0, v.daddr | 0, v.sport, v.dport, isn, cookie, clock.nowMs) >= 0;
+  }
+
   private reusable(c: number): boolean {
     const s = this.ct.state[c]!;
     return (

@@ -123,6 +123,8 @@ export class SynProxy {
   cookiesValid = 0;
   handshakes = 0;
   serverResets = 0;
+  /** SYN-ACKs the XDP responder sent (src/datapath/synresponder.ts copies its count here). */
+  xdpCookiesSent = 0;
 
   constructor(k0 = (Math.random() * 0x100000000) >>> 0, k1 = (Math.random() * 0x100000000) >>> 0) {
     this.k0 = k0 | 0;
@@ -136,7 +138,16 @@ export class SynProxy {
       ["cookies_valid", this.cookiesValid],
       ["handshakes", this.handshakes],
       ["server_resets", this.serverResets],
+      ["xdp_cookies_sent", this.xdpCookiesSent],
     ];
+  }
+
+  /** The secret in force (the XDP responder's map gets a copy). */
+  get key0(): number {
+    return this.k0;
+  }
+  get key1(): number {
+    return this.k1;
   }
 
   /** Put a new secret in force; the old one keeps validating cookies until the next rotation. */

@@ -214,8 +214,28 @@ export interface NativeAddon {
   /** BPF_PROG_TEST_RUN: the program on `data`; `out` receives the frame after it. */
   bpfTestRun(fd: number, data: Uint8Array, out: Uint8Array): { retval: number; size: number };
   bpfClose(fd: number): void;
-  bpfMapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, name: string): number;
+  bpfMapCreate(
+    type: number,
+    keySize: number,
+    valueSize: number,
+    maxEntries: number,
+    name: string,
+    flags?: number,
+  ): number;
   bpfMapUpdate(fd: number, key: Uint8Array, value: Uint8Array): void;
+  /** False when the key was not there. */
+  bpfMapDelete(fd: number, key: Uint8Array): boolean;
+  /** Copies the value into `value`; false when the key is not there. */
+  bpfMapLookup(fd: number, key: Uint8Array, value: Uint8Array): boolean;
+  /**
+   * Attach XDP program `progFd` to interface `ifname` by a bpf_link ("auto": driver mode, else
+   * generic; "drv"/"skb": only that one); closing `fd` detaches it. Throws (stage "xdp-attach").
+   */
+  bpfAttachXdp(
+    progFd: number,
+    ifname: string,
+    attach: "auto" | "drv" | "skb",
+  ): { fd: number; driverMode: boolean };
   /** Read /proc/sys/<path> in the namespace ("" = ours); write `value` if given. Returns the old value. */
   sysctl(netns: string, path: string, value?: string): string;
   ifIndex(netns: string, name: string): number;
@@ -285,7 +305,7 @@ export const STAT = {
 } as const;
 export const STAT_COUNT = 15;
 
-const ADDON_ABI = 13;
+const ADDON_ABI = 14;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 

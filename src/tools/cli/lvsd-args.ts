@@ -21,6 +21,8 @@ export interface LinkSpec {
   mac?: Uint8Array;
   /** raw and xdp links: SO_BUSY_POLL in µs (with SO_PREFER_BUSY_POLL); absent = off. */
   busyPoll?: number;
+  /** raw links: answer SYNs to --synproxy services in XDP (src/datapath/synresponder.ts), in this mode. */
+  synproxyXdp?: "auto" | "drv" | "skb";
   /** raw links: "drop" keeps the host's own stack from the frames on the interface (kernel-ingress.ts). */
   kernel?: "pass" | "drop";
   addrs: { addr: number; prefix: number }[];
@@ -90,6 +92,7 @@ Options:
   --link tap=NAME[,bridge=BR][,mtu=N][,mac=MAC],addr=IP/PREFIX[,addr=IP/PREFIX...]
         Create (or attach to) TAP device NAME, optionally enslaved to bridge BR.
   --link raw=IFNAME,addr=IP/PREFIX[,addr=...][,busy-poll=USECS][,kernel=pass|drop]
+        [,synproxy-xdp=auto|drv|skb]
         Attach to an existing interface with an AF_PACKET socket (PACKET_MMAP rings:
         frames are rewritten where the kernel put them and written once into the TX
         ring, qdisc bypassed). busy-poll=USECS turns on busy polling (SO_BUSY_POLL with
@@ -105,6 +108,12 @@ Options:
         policy drop (needs nft), which lvsd's socket sees the frames before; lvsd
         deletes it when it exits. Without it the kernel also routes and drops every
         frame lvsd forwards, which can cost as much CPU as forwarding it. Default pass.
+        synproxy-xdp= (off by default) attaches an XDP program (built in) that answers
+        SYNs to --synproxy services with lvsd's own cookie SYN-ACK in the kernel's
+        receive path, so that a SYN flood never reaches lvsd; the client's ACK still
+        comes to lvsd, which checks the cookie. drv: driver (native) XDP; skb: generic
+        XDP; auto: generic on veth (whose native XDP_TX needs NAPI on the peer), else
+        driver mode where the driver has it. Not with --workers (docs/security.md).
   --link xdp=IFNAME[,queue=N][,redirect=all|mac][,busy-poll=USECS],addr=IP/PREFIX[,addr=...]
         Attach to an existing interface with an AF_XDP socket on queue N (default 0) and
         an XDP program (built in, no clang/libbpf) that redirects that queue's frames to
@@ -260,6 +269,12 @@ function parseLink(spec: string): LinkSpec {
         link.busyPoll = n;
         break;
       }
+      case "synproxy-xdp":
+        if (kind !== "raw") throw new LvsdArgError(`--link ${name}: synproxy-xdp= applies to raw links only`);
+        if (val !== "auto" && val !== "drv" && val !== "skb")
+          throw new LvsdArgError(`--link ${name}: synproxy-xdp must be auto, drv or skb`);
+        link.synproxyXdp = val;
+        break;
       case "kernel":
         if (kind !== "raw") throw new LvsdArgError(`--link ${name}: kernel= applies to raw links only`);
         if (val !== "pass" && val !== "drop")
@@ -268,7 +283,7 @@ function parseLink(spec: string): LinkSpec {
         break;
       default:
         throw new LvsdArgError(
-          `--link ${name}: unknown key '${k}' (expected addr, bridge, mtu, mac, queue, redirect, busy-poll, kernel)`,
+          `--link ${name}: unknown key '${k}' (expected addr, bridge, mtu, mac, queue, redirect, busy-poll, kernel, synproxy-xdp)`,
         );
     }
   }
@@ -427,6 +442,10 @@ export function parseLvsdArgs(argv: readonly string[]): LvsdArgs {
         `--workers: link ${other.name} is ${other.kind}=; worker threads take raw= (AF_PACKET) and xdp= (AF_XDP) links`,
       );
     for (const l of out.links) {
+      if (l.synproxyXdp !== undefined)
+        throw new LvsdArgError(
+          `--workers: link ${l.name} has synproxy-xdp=; the XDP SYN responder needs the one secret of a single data path`,
+        );
       if (l.kind !== "xdp") continue;
       if (l.queue !== undefined)
         throw new LvsdArgError(

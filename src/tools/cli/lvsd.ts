@@ -10,6 +10,7 @@
  * errors, before the logger exists, are plain "lvsd: ..." lines.
  */
 
+import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -51,12 +52,13 @@ import { Director, type LinkBackend } from "../../datapath/director.js";
 import { DROP_NAMES } from "../../datapath/drops.js";
 import { Engine } from "../../datapath/engine.js";
 import { IoError } from "../../datapath/io/link.js";
-import { adviseHugePages } from "../../datapath/io/native.js";
+import { adviseHugePages, loadNative } from "../../datapath/io/native.js";
 import { openRaw } from "../../datapath/io/rawsock.js";
 import { openTap } from "../../datapath/io/tap.js";
 import { attachXdpProgram, openXdp, XdpIo, type XdpProgramHandle } from "../../datapath/io/xdp.js";
 import { IP_VS_SYNC_GROUP } from "../../datapath/packet/ipvs-sync.js";
 import { VRRP_GROUP } from "../../datapath/packet/vrrp.js";
+import { SYNC_MS, SynResponder, type XdpAttach } from "../../datapath/synresponder.js";
 import { steerProgram, steerTablesOf } from "../../datapath/workers/steer.js";
 import { bytesToMac, u32ToIp } from "../../lib/addr.js";
 import { type LinkSpec, LVSD_USAGE, LvsdArgError, type LvsdArgs, parseLvsdArgs } from "./lvsd-args.js";
@@ -151,6 +153,11 @@ export async function startDaemon(
   if (nWorkers === 0) adviseHugePages(engine.ct.buffers());
   const director = new Director(engine);
   const opened: LinkBackend[] = [];
+  // synproxy-xdp= on raw links: the XDP SYN-cookie responders, their maps kept in the tick
+  const responders: SynResponder[] = [];
+  const closeResponders = (): void => {
+    for (const r of responders.splice(0)) r.close();
+  };
   const now = (): number => performance.now();
   // AF_XDP links share one UMEM (the first one's, sized for all of them), so a frame forwarded
   // from one to another leaves by descriptor, without a copy (docs/xdp.md).
@@ -246,8 +253,28 @@ export async function startDaemon(
                 ...(spec.busyPoll !== undefined ? { busyPoll: spec.busyPoll } : {}),
               });
       opened.push(io);
-      engine.net.addLink(spec.name, io.mac, spec.addrs, io.mtu);
+      const link = engine.net.addLink(spec.name, io.mac, spec.addrs, io.mtu);
       director.attach(io);
+      if (spec.synproxyXdp !== undefined) {
+        const attach: XdpAttach = spec.synproxyXdp === "auto" && isVeth(spec.name) ? "skb" : spec.synproxyXdp;
+        let r: SynResponder;
+        try {
+          r = new SynResponder(loadNative(), engine, link.id, spec.name, attach);
+        } catch (err) {
+          throw new LvsdArgError(`--link ${spec.name}: synproxy-xdp: ${(err as Error).message}`);
+        }
+        responders.push(r);
+        if (!args.quiet)
+          log.info(
+            {
+              event: "synproxy.xdp",
+              link: link.id,
+              ifname: spec.name,
+              xdpMode: r.driverMode ? "drv" : "skb",
+            },
+            `link ${link.id}: ${spec.name}: SYN-proxy SYNs answered in XDP (${r.driverMode ? "driver" : "generic"} mode)`,
+          );
+      }
       if (!args.quiet) {
         const addrs = spec.addrs.map((a) => `${u32ToIp(a.addr)}/${a.prefix}`);
         const br = spec.bridge ? ` bridge ${spec.bridge}` : "";
@@ -317,6 +344,7 @@ export async function startDaemon(
     });
     if (governed.length > 0) napi = startGovernor(governed);
   } catch (err) {
+    closeResponders();
     for (const io of opened) io.close();
     restoreIngress();
     throw err;
@@ -697,6 +725,7 @@ export async function startDaemon(
     });
   });
 
+  let respondersSynced = 0;
   const timer = setInterval(() => {
     const t = now();
     if (workers !== undefined) {
@@ -705,6 +734,19 @@ export async function startDaemon(
       workers.collect();
     }
     engine.maintain(t);
+    if (responders.length > 0 && t - respondersSynced >= SYNC_MS) {
+      respondersSynced = t;
+      for (const r of responders) {
+        try {
+          r.sync();
+        } catch (err) {
+          log.warn(
+            { event: "synproxy.xdp_sync_failed", error: (err as Error).message },
+            `synproxy-xdp: updating the XDP maps failed: ${(err as Error).message}`,
+          );
+        }
+      }
+    }
     sendTx();
     engine.ct.sweep(SWEEP_PER_TICK);
     estimator.tick(t);
@@ -780,6 +822,7 @@ export async function startDaemon(
       trace.close(); // a running lvsadm --trace: its file completed and closed
       clearInterval(timer);
       clearInterval(watchTimer);
+      closeResponders(); // the XDP programs off the interfaces before lvsd's sockets close
       director.links.forEach((io, l) => {
         io.onReadable(null);
         io.close();
@@ -794,6 +837,12 @@ export async function startDaemon(
       await http?.close();
     },
   };
+}
+
+/** Whether interface `name` is a veth (its native XDP_TX drops frames unless the peer has NAPI). */
+function isVeth(name: string): boolean {
+  const r = spawnSync("ip", ["-d", "-o", "link", "show", "dev", name], { encoding: "utf8" });
+  return r.status === 0 && /\bveth\b/.test(r.stdout);
 }
 
 /** "error 5 (EIO)" for link.error; the number alone when Node does not know its name. */

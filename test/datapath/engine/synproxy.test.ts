@@ -189,10 +189,37 @@ describe("SYN proxy: the handshake and the splice", () => {
       expect(e.synproxy.handshakes).toBe(1);
       expect(e.synproxy.cookiesValid).toBe(1);
       expect(run_(["--synproxy-stats"], new EngineControl(e)).stdout).toBe(
-        "cookies_sent                 1\ncookies_valid                1\nhandshakes                   1\nserver_resets                0\n",
+        "cookies_sent                 1\ncookies_valid                1\nhandshakes                   1\nserver_resets                0\nxdp_cookies_sent             0\n",
       );
     },
   );
+
+  it("an ACK proving a cookie on a closing entry of its tuple starts a new connection (its SYN was answered in XDP)", () => {
+    const e = spEngine();
+    const now = 7_000_000;
+    const cookie = tcpSeq(parse(run(e, fromClient(TCP_SYN, 1000, 0, "", 1460), OUT, now).generated[0]![1]));
+    expect(run(e, fromClient(TCP_ACK, 1001, cookie + 1), OUT, now + 1).egress).toBe(IN);
+    run(e, fromRs(IP.client, TCP_SYN | TCP_ACK, 40000, 777, 1001, "", 1400), IN, now + 1);
+    expect(e.synproxy.handshakes).toBe(1);
+    const c = e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 40000, ipToU32(IP.vip), 80);
+    expect(c).toBeGreaterThanOrEqual(0);
+    // the old connection ended (TIME_WAIT); the client reuses its port with ISN 5000, and the
+    // SYN never reached the engine: only the ACK with the cookie the responder computed comes
+    e.ct.state[c] = TcpState.TIME_WAIT;
+    const forged = run(e, fromClient(TCP_ACK, 5001, 12345), OUT, now + 2);
+    expect(forged.egress).toBe(IN); // no cookie: it belongs to the old entry, forwarded as it is
+    expect(parse(forged.out).tcpFlags).toBe(TCP_ACK);
+    const c2 = e.synproxy.make(ipToU32(IP.client) | 0, ipToU32(IP.vip) | 0, 40000, 80, 5000, 3, now + 3);
+    const ack = run(e, fromClient(TCP_ACK, 5001, (c2 + 1) >>> 0), OUT, now + 3);
+    expect(ack.egress).toBe(IN);
+    const syn = parse(ack.out);
+    expect(syn.tcpFlags).toBe(TCP_SYN);
+    expect(tcpSeq(syn)).toBe(5000);
+    expect(e.synproxy.cookiesValid).toBe(2);
+    const n = e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 40000, ipToU32(IP.vip), 80);
+    expect(e.ct.state[n]).not.toBe(TcpState.TIME_WAIT);
+    expect(e.ct.count).toBe(1);
+  });
 
   it("an RST from the server becomes an RST to the client at the cookie's next sequence number", () => {
     const e = spEngine();

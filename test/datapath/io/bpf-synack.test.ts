@@ -1,20 +1,23 @@
 /**
- * The XDP SYN-cookie responder's program (src/datapath/io/bpf/synack.ts, work in progress) makes
- * the engine's cookie SYN-ACK byte for byte: the kernel runs it (BPF_PROG_TEST_RUN) on SYNs from
- * random clients, and its frame must be what SynProxy.make + writeSynAck write for the same SYN,
- * secret and time counter (IP id 0, to the SYN's source MAC); everything it must leave to lvsd
- * goes on (XDP_PASS) untouched. Needs root and the built addon.
+ * The XDP SYN-cookie responder's program (src/datapath/io/bpf/synack.ts, its maps made and kept
+ * by SynAckMaps in src/datapath/synresponder.ts) makes the engine's cookie SYN-ACK byte for byte:
+ * the kernel runs it (BPF_PROG_TEST_RUN) on SYNs from random clients, and its frame must be what
+ * SynProxy.make + writeSynAck write for the same SYN, secret and time counter (IP id 0, to the
+ * route's next hop: the SYN's source MAC on a connected route, the gateway's MAC on a route via
+ * one); everything it must leave to lvsd goes on (XDP_PASS) untouched, including SYNs whose
+ * source routes out of another link or not at all. Needs root and the built addon.
  */
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, XDP_PASS, XDP_TX } from "../../../src/datapath/io/bpf/asm.js";
-import { SYNACK_CONFIG_BYTES, synAckProgram } from "../../../src/datapath/io/bpf/synack.js";
+import { XDP_DROP, XDP_PASS, XDP_TX } from "../../../src/datapath/io/bpf/asm.js";
+import { ROUTE_ELSEWHERE, ROUTE_VIA_MAC, ROUTE_VIA_SENDER } from "../../../src/datapath/io/bpf/synack.js";
 import { loadNative, nativeAvailable } from "../../../src/datapath/io/native.js";
 import { eth } from "../../../src/datapath/packet/build.js";
 import { ipv4HeaderChecksum } from "../../../src/datapath/packet/checksum.js";
 import { parseFrame } from "../../../src/datapath/packet/parse.js";
 import { FrameView, TCP_ACK, TCP_SYN } from "../../../src/datapath/packet/view.js";
 import { COOKIE_PERIOD_MS, mssIndex, SynProxy } from "../../../src/datapath/synproxy.js";
+import { SynAckMaps } from "../../../src/datapath/synresponder.js";
 import { ipToU32, macToBytes } from "../../../src/lib/addr.js";
 
 const root = process.getuid?.() === 0;
@@ -25,6 +28,13 @@ const K0 = 0x01234567;
 const K1 = 0x89abcdef | 0;
 const COUNT = 42;
 const MSS = 1460;
+const GW = macToBytes("02:00:00:00:00:99");
+/** The routes the program sees: default through this link, one via a gateway, one elsewhere. */
+const ROUTES: [number, number, number, Uint8Array | undefined][] = [
+  [ipToU32("198.18.0.0"), 15, ROUTE_VIA_MAC, GW],
+  [ipToU32("198.51.100.0"), 24, ROUTE_ELSEWHERE, undefined],
+  [0, 0, ROUTE_VIA_SENDER, undefined],
+];
 
 interface Syn {
   src: string;
@@ -51,8 +61,8 @@ function synFrame(s: Syn): Uint8Array {
     .build();
 }
 
-/** What the engine sends for this SYN: SynProxy.make + writeSynAck, IP id 0, back to the SYN's source. */
-function expected(frame: Uint8Array): Uint8Array {
+/** What the engine sends for this SYN: SynProxy.make + writeSynAck, IP id 0, to `to` (default: the SYN's source). */
+function expected(frame: Uint8Array, to: Uint8Array = CLIENT): Uint8Array {
   const v = new FrameView();
   const dv = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   expect(parseFrame(frame, dv, 0, frame.length, v)).toBe(0);
@@ -69,7 +79,7 @@ function expected(frame: Uint8Array): Uint8Array {
   );
   const out = new Uint8Array(58);
   expect(sp.writeSynAck(out, 0, v, cookie, MSS)).toBe(58);
-  out.set(CLIENT, 0);
+  out.set(to, 0);
   out.set(OUR, 6);
   out[18] = 0;
   out[19] = 0;
@@ -83,49 +93,42 @@ function expected(frame: Uint8Array): Uint8Array {
 
 describe.skipIf(!root || !nativeAvailable())("the XDP SYN-cookie responder's program", () => {
   const native = nativeAvailable() ? loadNative() : undefined;
-  let cfg = -1;
-  let svcs = -1;
-  let prog = -1;
+  let maps: SynAckMaps | undefined;
   beforeAll(() => {
-    const n = native!;
-    cfg = n.bpfMapCreate(BPF_MAP_TYPE_ARRAY, 4, SYNACK_CONFIG_BYTES, 1, "lvs_sp_cfg");
-    svcs = n.bpfMapCreate(BPF_MAP_TYPE_HASH, 8, 4, 64, "lvs_sp_svcs");
-    const c = new Uint8Array(SYNACK_CONFIG_BYTES);
-    const cdv = new DataView(c.buffer);
-    cdv.setInt32(0, K0, true);
-    cdv.setInt32(4, K1, true);
-    cdv.setUint32(8, COUNT, true);
-    cdv.setUint32(12, MSS, true);
-    c.set(OUR, 16);
-    n.bpfMapUpdate(cfg, new Uint8Array(4), c);
-    const key = new Uint8Array(8);
-    new DataView(key.buffer).setUint32(0, ipToU32(VIP));
-    new DataView(key.buffer).setUint16(4, 80);
-    n.bpfMapUpdate(svcs, key, new Uint8Array(4).fill(1));
-    prog = n.bpfLoadXdp(synAckProgram(cfg, svcs), "lvs_synack");
+    maps = new SynAckMaps(native!);
+    maps.setConfig(K0, K1, COUNT, MSS, OUR);
+    maps.setServices([[ipToU32(VIP), 80]]);
+    maps.setRoutes(ROUTES);
   });
-  afterAll(() => {
-    for (const fd of [prog, svcs, cfg]) if (fd > 2) native!.bpfClose(fd);
-  });
+  afterAll(() => maps?.close());
 
   const run = (frame: Uint8Array): { retval: number; out: Uint8Array } => {
     const out = new Uint8Array(256);
-    const r = native!.bpfTestRun(prog, frame, out);
+    const r = native!.bpfTestRun(maps!.prog, frame, out);
     return { retval: r.retval, out: out.subarray(0, r.size) };
   };
 
   it("answers a SYN to a SYN-proxy service with the engine's cookie SYN-ACK, byte for byte", () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 223 }).filter((x) => x !== 127),
+        fc.integer({ min: 1, max: 223 }).filter((x) => x !== 127 && x !== 198),
         fc.integer({ min: 0, max: 0xffffff }),
         fc.integer({ min: 1, max: 65535 }),
         fc.integer({ min: 0, max: 0xffffffff }),
         fc.integer({ min: 0, max: 65535 }),
-        fc.boolean(),
-        (a, rest, sport, seq, mss, bare) => {
+        fc.constantFrom("options", "mss only", "none"),
+        (a, rest, sport, seq, mss, opts) => {
           const src = `${a}.${(rest >>> 16) & 0xff}.${(rest >>> 8) & 0xff}.${rest & 0xff}`;
-          const frame = synFrame({ src, sport, dport: 80, seq, mss, ...(bare ? { extra: [] } : {}) });
+          const frame = synFrame({
+            src,
+            sport,
+            dport: 80,
+            seq,
+            // "none": a bare 20-byte TCP header (hping3's SYNs), a 54-byte frame the program grows
+            mss: opts === "none" ? (undefined as unknown as number) : mss,
+            ...(opts !== "options" ? { extra: [] } : {}),
+          });
+          if (opts === "none") expect(frame.length).toBe(54);
           const r = run(frame);
           expect(r.retval).toBe(XDP_TX);
           expect(Buffer.from(r.out).toString("hex")).toBe(Buffer.from(expected(frame)).toString("hex"));
@@ -136,14 +139,13 @@ describe.skipIf(!root || !nativeAvailable())("the XDP SYN-cookie responder's pro
   });
 
   it("passes what the engine must see, untouched", () => {
-    const base: Syn = { src: "198.51.100.7", sport: 40000, dport: 80, seq: 1, mss: 1460 };
+    const base: Syn = { src: "203.0.113.7", sport: 40000, dport: 80, seq: 1, mss: 1460 };
     const cases: Array<[string, Uint8Array]> = [
       ["another port (no SYN proxy there)", synFrame({ ...base, dport: 81 })],
       ["an ACK", synFrame({ ...base, flags: TCP_ACK })],
       ["a SYN-ACK", synFrame({ ...base, flags: TCP_SYN | TCP_ACK })],
       ["another MAC", synFrame({ ...base, dstMac: macToBytes("02:00:00:00:00:99") })],
-      ["a martian source", synFrame({ ...base, src: "127.0.0.1" })],
-      ["a multicast source", synFrame({ ...base, src: "224.0.0.5" })],
+      ["a source routed out of another link", synFrame({ ...base, src: "198.51.100.7" })],
       [
         "options without the MSS first",
         synFrame({ ...base, mss: undefined as unknown as number, extra: [1, 1, 1, 1] }),
@@ -160,5 +162,58 @@ describe.skipIf(!root || !nativeAvailable())("the XDP SYN-cookie responder's pro
       expect(r.retval, what).toBe(XDP_PASS);
       expect(Buffer.from(r.out).toString("hex"), what).toBe(Buffer.from(f).toString("hex"));
     }
+  });
+
+  it("answers a source routed via a gateway to the gateway's MAC, and counts what it sent", () => {
+    const before = maps!.sent();
+    const f = synFrame({ src: "198.19.4.5", sport: 1234, dport: 80, seq: 7, mss: 1460 });
+    const r = run(f);
+    expect(r.retval).toBe(XDP_TX);
+    expect(Buffer.from(r.out).toString("hex")).toBe(Buffer.from(expected(f, GW)).toString("hex"));
+    run(synFrame({ src: "203.0.113.9", sport: 1, dport: 80, seq: 1, mss: 1460 }));
+    run(synFrame({ src: "203.0.113.9", sport: 1, dport: 81, seq: 1, mss: 1460 })); // passed: not counted
+    expect(maps!.sent() - before).toBe(2);
+  });
+
+  it("follows its maps: a service or route taken out, a new secret", () => {
+    const f = synFrame({ src: "203.0.113.9", sport: 5, dport: 80, seq: 99, mss: 1400 });
+    try {
+      maps!.setRoutes(ROUTES.filter(([, prefix]) => prefix !== 0)); // no route back: lvsd decides
+      expect(run(f).retval).toBe(XDP_PASS);
+      maps!.setRoutes(ROUTES);
+      maps!.setServices([]);
+      expect(run(f).retval).toBe(XDP_PASS);
+      maps!.setServices([[ipToU32(VIP), 80]]);
+      maps!.setConfig(K0 ^ 1, K1, COUNT, MSS, OUR);
+      const r = run(f);
+      expect(r.retval).toBe(XDP_TX);
+      expect(Buffer.from(r.out).toString("hex")).not.toBe(Buffer.from(expected(f)).toString("hex"));
+    } finally {
+      maps!.setConfig(K0, K1, COUNT, MSS, OUR);
+      maps!.setRoutes(ROUTES);
+      maps!.setServices([[ipToU32(VIP), 80]]);
+    }
+    expect(Buffer.from(run(f).out).toString("hex")).toBe(Buffer.from(expected(f)).toString("hex"));
+  });
+
+  it("drops a martian source and counts it (the engine would drop it as martian_src)", () => {
+    const before = maps!.martians();
+    for (const src of ["127.0.0.1", "0.1.2.3", "224.0.0.5", "240.1.1.1", "255.255.255.255"]) {
+      // to a SYN-proxy service or not: the engine drops a martian source before any lookup
+      for (const dport of [80, 81]) {
+        const r = run(synFrame({ src, sport: 40000, dport, seq: 1, mss: 1460 }));
+        expect(r.retval, `${src}:${dport}`).toBe(XDP_DROP);
+      }
+    }
+    expect(maps!.martians() - before).toBe(10);
+    // a martian destination is left to lvsd
+    const f = synFrame({ src: "203.0.113.7", sport: 40000, dport: 80, seq: 1, mss: 1460 });
+    f[30] = 127;
+    f[24] = 0;
+    f[25] = 0;
+    const sum = ipv4HeaderChecksum(f, 14, 20);
+    f[24] = sum >>> 8;
+    f[25] = sum & 0xff;
+    expect(run(f).retval).toBe(XDP_PASS);
   });
 });

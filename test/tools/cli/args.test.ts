@@ -14,7 +14,7 @@ describe("lvsd arguments", () => {
     const a = parseLvsdArgs([
       "--link",
       "tap=lvs0,bridge=br-out,addr=10.0.0.1/24,addr=10.0.1.1/24",
-      "--link=raw=eth1,addr=192.168.10.254/24,mtu=1400,busy-poll=50,kernel=drop",
+      "--link=raw=eth1,addr=192.168.10.254/24,mtu=1400,busy-poll=50,kernel=drop,synproxy-xdp=skb",
       "--route",
       "default,via=10.0.0.254",
       "--route",
@@ -30,7 +30,15 @@ describe("lvsd arguments", () => {
       { addr: ipToU32("10.0.0.1"), prefix: 24 },
       { addr: ipToU32("10.0.1.1"), prefix: 24 },
     ]);
-    expect(a.links[1]).toMatchObject({ kind: "raw", name: "eth1", mtu: 1400, busyPoll: 50, kernel: "drop" });
+    expect(a.links[1]).toMatchObject({
+      kind: "raw",
+      name: "eth1",
+      mtu: 1400,
+      busyPoll: 50,
+      kernel: "drop",
+      synproxyXdp: "skb",
+    });
+    expect(a.links[0]!.synproxyXdp).toBeUndefined(); // off unless asked for
     expect(a.links[0]!.kernel).toBeUndefined(); // the host's stack keeps its frames unless asked
     expect(a.links[0]!.busyPoll).toBeUndefined(); // off unless asked for
     expect(a.routes).toEqual([
@@ -106,6 +114,13 @@ describe("lvsd arguments", () => {
     [["--link", "raw=e0,busy-poll=,addr=10.0.0.1/24"], /busy-poll must be 0..1000000/],
     [["--link", "tap=t0,kernel=drop,addr=10.0.0.1/24"], /kernel= applies to raw links only/],
     [["--link", "raw=e0,kernel=yes,addr=10.0.0.1/24"], /kernel must be pass or drop/],
+    [["--link", "tap=t0,synproxy-xdp=auto,addr=10.0.0.1/24"], /synproxy-xdp= applies to raw links only/],
+    [["--link", "xdp=x0,synproxy-xdp=auto,addr=10.0.0.1/24"], /synproxy-xdp= applies to raw links only/],
+    [["--link", "raw=e0,synproxy-xdp=on,addr=10.0.0.1/24"], /synproxy-xdp must be auto, drv or skb/],
+    [
+      ["--link", "raw=e0,synproxy-xdp=auto,addr=10.0.0.1/24", "--workers", "2"],
+      /link e0 has synproxy-xdp=; the XDP SYN responder needs the one secret/,
+    ],
     [["--link", "tap=waytoolongname0123,addr=10.0.0.1/24"], /not a valid interface name/],
     [["--link", "tap=t0,color=red,addr=10.0.0.1/24"], /unknown key 'color'/],
     [["--link", "tap=t0,addr=10.0.0.1/24", "--link", "tap=t0,addr=10.0.1.1/24"], /given twice/],

@@ -48,6 +48,10 @@ export const BPF_FUNC_xdp_adjust_tail = 65;
 export const BPF_FUNC_xdp_get_buff_len = 188;
 export const BPF_MAP_TYPE_HASH = 1;
 export const BPF_MAP_TYPE_ARRAY = 2;
+export const BPF_MAP_TYPE_LPM_TRIE = 11;
+/** Map flag: allocate entries on insertion (an LPM trie must have it). */
+export const BPF_F_NO_PREALLOC = 1;
+export const BPF_ATOMIC = 0xc0;
 
 export const XDP_ABORTED = 0;
 export const XDP_DROP = 1;
@@ -152,6 +156,11 @@ export class Asm {
   /** *(size *)(dst + off) = src. */
   stx(size: 1 | 2 | 4 | 8, dst: Reg, off: number, src: Reg): this {
     return this.raw(BPF_STX | BPF_MEM | sizeCode(size), dst, src, off, 0);
+  }
+
+  /** *(u64 *)(dst + off) += src, atomically (BPF_ATOMIC BPF_ADD; a counter shared by CPUs). */
+  atomicAdd64(dst: Reg, off: number, src: Reg): this {
+    return this.raw(BPF_STX | BPF_ATOMIC | BPF_DW, dst, src, off, BPF_ADD);
   }
 
   // jumps (to labels)

@@ -1,6 +1,6 @@
 /**
- * The XDP SYN-cookie responder's program (issue 14; work in progress, not used by lvsd yet): a
- * SYN to a SYN-proxy service is turned, in the driver, into the cookie SYN-ACK that the engine's
+ * The XDP SYN-cookie responder's program (issue 14; attached by lvsd on raw= links with
+ * synproxy-xdp=, src/datapath/synresponder.ts keeps its maps): a SYN to a SYN-proxy service is turned, in the driver, into the cookie SYN-ACK that the engine's
  * SYN proxy would send (src/datapath/synproxy.ts: the same cookie, the same 58-byte frame) and
  * sent back with XDP_TX; everything else goes on (XDP_PASS) to lvsd, which checks the client's
  * ACK against the same secret as now.
@@ -8,14 +8,22 @@
  * Maps (made by the caller):
  * - config (ARRAY, one 24-byte entry): k0, k1 (the secret, u32), the cookie time counter (u32),
  *   the MSS the SYN-ACK offers (u32), our MAC (6 bytes), 2 bytes of padding;
- * - services (HASH, 8-byte key): the VIP and port as on the wire (4 + 2 bytes), 2 zero bytes.
+ * - services (HASH, 8-byte key): the VIP and port as on the wire (4 + 2 bytes), 2 zero bytes;
+ * - routes (LPM_TRIE, key u32 prefix length + 4 address bytes as on the wire; 8-byte value): the
+ *   director's routes as seen from the link the program is on: the next hop's MAC (6 bytes) and
+ *   a kind byte: ROUTE_VIA_SENDER (a connected subnet of this link: the reply goes to the SYN's
+ *   source MAC), ROUTE_VIA_MAC (via a gateway on this link whose MAC is known: to that MAC),
+ *   ROUTE_ELSEWHERE (another link, or a gateway not resolved yet: lvsd answers);
+ * - stats (ARRAY of u64): SYN-ACKs sent (STAT_SENT), frames dropped for a martian source
+ *   (STAT_MARTIAN).
  *
  * It answers only what the engine would answer the same way, and passes the rest: Ethernet II to
  * our MAC; IPv4 without options, not a fragment, a good header checksum, total length within
- * the frame, no martian address; TCP with SYN and neither ACK nor RST, the MSS option first
- * among the options; a service in the map. Not yet: VRRP ownership, mark rules, rp_filter, the
- * reply's next hop by route (it answers to the SYN's source MAC), connections already in lvsd's
- * table, counters.
+ * the frame, no martian address (a martian source is dropped: XDP_DROP, counted); TCP with SYN and neither ACK nor RST, with no options (MSS 536,
+ * as the engine assumes then) or the MSS option first among them; a service in the map (the caller keeps there only services the engine
+ * would answer: VIPs it owns, no mark rules); a route back to the source through this link (as
+ * the engine's rp_filter and routing would have it). A SYN whose tuple has an entry in lvsd's
+ * table is answered all the same (the engine lets the cookie's ACK replace a closing entry).
  */
 
 import {
@@ -29,13 +37,22 @@ import {
   BPF_JLT,
   BPF_JNE,
   type Reg,
+  XDP_DROP,
   XDP_PASS,
   XDP_TX,
 } from "./asm.js";
 import { emitKeyedHash } from "./hsiphash.js";
 
 export const SYNACK_CONFIG_BYTES = 24;
+export const ROUTE_VIA_SENDER = 0;
+export const ROUTE_VIA_MAC = 1;
+export const ROUTE_ELSEWHERE = 2;
+/** The stats map's keys: SYN-ACKs sent, frames dropped for a martian source. */
+export const STAT_SENT = 0;
+export const STAT_MARTIAN = 1;
+export const STAT_KEYS = 2;
 const FRAME = 58; // Ethernet 14 + IPv4 20 + TCP 24 (the MSS option)
+const MIN_FRAME = 54; // a SYN without options
 const H1_WORD = 0x10000;
 
 /** Sum the `n` big-endian 16-bit words at r7 + off into `acc` (with `tmp`). */
@@ -52,7 +69,12 @@ function finish(a: Asm, acc: Reg, tmp: Reg): void {
   a.xor32i(acc, 0xffff).be(acc, 16);
 }
 
-export function synAckProgram(configFd: number, servicesFd: number): Uint8Array {
+export function synAckProgram(
+  configFd: number,
+  servicesFd: number,
+  routesFd: number,
+  statsFd: number,
+): Uint8Array {
   const a = new Asm();
   // r6 = ctx, r7 = data, r8 = data_end, r9 = the config entry
   a.mov64(6, 1);
@@ -61,7 +83,7 @@ export function synAckProgram(configFd: number, servicesFd: number): Uint8Array 
   a.ji(BPF_JEQ, 0, 0, "pass_null");
   a.mov64(9, 0);
   a.ldx(4, 7, 6, 0).ldx(4, 8, 6, 4);
-  a.mov64(2, 7).add64i(2, FRAME).jx(BPF_JGT, 2, 8, "pass");
+  a.mov64(2, 7).add64i(2, MIN_FRAME).jx(BPF_JGT, 2, 8, "pass");
   // our MAC
   a.ldx(4, 2, 7, 0).ldx(4, 3, 9, 16).j32x(BPF_JNE, 2, 3, "pass");
   a.ldx(2, 2, 7, 4).ldx(2, 3, 9, 20).j32x(BPF_JNE, 2, 3, "pass");
@@ -70,11 +92,16 @@ export function synAckProgram(configFd: number, servicesFd: number): Uint8Array 
   a.ldx(1, 2, 7, 14).j32i(BPF_JNE, 2, 0x45, "pass");
   a.ldx(2, 2, 7, 20).and32i(2, 0xff3f).j32i(BPF_JNE, 2, 0, "pass");
   a.ldx(1, 2, 7, 23).j32i(BPF_JNE, 2, 6, "pass");
-  // SYN without ACK or RST (the engine's SYN-proxy test); data offset >= 6, the MSS option first
+  // SYN without ACK or RST (the engine's SYN-proxy test); no options (the engine's MSS is then
+  // 536), or the MSS option first; the client's MSS at fp-72
   a.ldx(1, 2, 7, 47).and32i(2, 0x16).j32i(BPF_JNE, 2, 0x02, "pass");
-  a.ldx(1, 2, 7, 46).rsh32i(2, 4).j32i(BPF_JLT, 2, 6, "pass");
+  a.ldx(1, 2, 7, 46).rsh32i(2, 4).j32i(BPF_JLT, 2, 5, "pass");
+  a.mov32i(3, 536).j32i(BPF_JEQ, 2, 5, "mss_in");
+  a.mov64(3, 7).add64i(3, FRAME).jx(BPF_JGT, 3, 8, "pass");
   a.ldx(1, 3, 7, 54).j32i(BPF_JNE, 3, 2, "pass");
   a.ldx(1, 3, 7, 55).j32i(BPF_JNE, 3, 4, "pass");
+  a.ldx(2, 3, 7, 56).be(3, 16);
+  a.label("mss_in").stx(4, 10, -72, 3);
   // total length: at least the headers, within the frame
   a.ldx(2, 3, 7, 16).be(3, 16);
   a.lsh32i(2, 2).add32i(2, 20).j32x(BPF_JGT, 2, 3, "pass");
@@ -84,23 +111,30 @@ export function synAckProgram(configFd: number, servicesFd: number): Uint8Array 
   sumWords(a, 2, 3, 14, 10);
   for (let k = 0; k < 2; k++) a.mov32(3, 2).rsh32i(3, 16).and32i(2, 0xffff).add32(2, 3);
   a.j32i(BPF_JNE, 2, 0xffff, "pass");
-  // no martian source or destination (first octet 0, 127, 224 and up)
-  for (const off of [26, 30]) {
-    a.ldx(1, 2, 7, off)
-      .j32i(BPF_JEQ, 2, 0, "pass")
-      .j32i(BPF_JEQ, 2, 127, "pass")
-      .j32i(BPF_JGE, 2, 224, "pass");
-  }
+  // no martian destination (first octet 0, 127, 224 and up: lvsd decides); a martian source is
+  // dropped here and counted (the engine drops it too, as martian_src: under a flood from
+  // random sources, about one SYN in seven)
+  a.ldx(1, 2, 7, 30).j32i(BPF_JEQ, 2, 0, "pass").j32i(BPF_JEQ, 2, 127, "pass").j32i(BPF_JGE, 2, 224, "pass");
+  a.ldx(1, 2, 7, 26)
+    .j32i(BPF_JEQ, 2, 0, "martian")
+    .j32i(BPF_JEQ, 2, 127, "martian")
+    .j32i(BPF_JGE, 2, 224, "martian");
   // a SYN-proxy service: key VIP, port, 0 at fp-16
   a.ldx(4, 2, 7, 30).stx(4, 10, -16, 2).ldx(2, 2, 7, 36).stx(2, 10, -12, 2).mov32i(2, 0).stx(2, 10, -10, 2);
   a.ldMapFd(1, servicesFd).mov64(2, 10).add64i(2, -16).call(BPF_FUNC_map_lookup_elem);
   a.ji(BPF_JEQ, 0, 0, "pass_null");
+  // the route back to the source (key: length 32, the source at fp-56); its value kept at fp-64
+  a.mov32i(2, 32).stx(4, 10, -56, 2).ldx(4, 2, 7, 26).stx(4, 10, -52, 2);
+  a.ldMapFd(1, routesFd).mov64(2, 10).add64i(2, -56).call(BPF_FUNC_map_lookup_elem);
+  a.ji(BPF_JEQ, 0, 0, "pass_null");
+  a.ldx(8, 2, 0, 0).stx(8, 10, -64, 2);
+  a.ldx(1, 2, 10, -58).j32i(BPF_JGE, 2, ROUTE_ELSEWHERE, "pass");
   // the hash's inputs at fp-32..-20 (saddr, daddr, ports, word), the ISN at fp-36, the MSS index at fp-40
   a.ldx(4, 2, 7, 26).be(2, 32).stx(4, 10, -32, 2);
   a.ldx(4, 2, 7, 30).be(2, 32).stx(4, 10, -28, 2);
   a.ldx(2, 2, 7, 34).be(2, 16).lsh32i(2, 16).ldx(2, 3, 7, 36).be(3, 16).or32(2, 3).stx(4, 10, -24, 2);
   a.ldx(4, 2, 7, 38).be(2, 32).stx(4, 10, -36, 2);
-  a.ldx(2, 2, 7, 56).be(2, 16);
+  a.ldx(4, 2, 10, -72);
   a.mov32i(3, 3).j32i(BPF_JGE, 2, 1460, "mss");
   a.mov32i(3, 2).j32i(BPF_JGE, 2, 1440, "mss");
   a.mov32i(3, 1).j32i(BPF_JGE, 2, 1300, "mss");
@@ -139,8 +173,11 @@ export function synAckProgram(configFd: number, servicesFd: number): Uint8Array 
   a.ji(BPF_JNE, 0, 0, "pass_null");
   a.ldx(4, 7, 6, 0).ldx(4, 8, 6, 4);
   a.mov64(2, 7).add64i(2, FRAME).jx(BPF_JGT, 2, 8, "pass_null");
-  // Ethernet: back to the sender, from our MAC
-  a.ldx(4, 2, 7, 6).stx(4, 7, 0, 2).ldx(2, 2, 7, 10).stx(2, 7, 4, 2);
+  // Ethernet: to the route's next hop (the sender, or the gateway's MAC), from our MAC
+  a.ldx(1, 2, 10, -58).j32i(BPF_JEQ, 2, ROUTE_VIA_SENDER, "to_sender");
+  a.ldx(4, 2, 10, -64).stx(4, 7, 0, 2).ldx(2, 2, 10, -60).stx(2, 7, 4, 2).ja("to_done");
+  a.label("to_sender").ldx(4, 2, 7, 6).stx(4, 7, 0, 2).ldx(2, 2, 7, 10).stx(2, 7, 4, 2);
+  a.label("to_done");
   a.ldx(4, 2, 9, 16).stx(4, 7, 6, 2).ldx(2, 2, 9, 20).stx(2, 7, 10, 2);
   // IPv4: tos 0, length 44, id 0, DF, TTL 64, addresses swapped
   a.mov32i(2, 0).stx(1, 7, 15, 2).stx(2, 7, 18, 2).stx(2, 7, 24, 2);
@@ -168,8 +205,18 @@ export function synAckProgram(configFd: number, servicesFd: number): Uint8Array 
   sumWords(a, 2, 3, 34, 12);
   finish(a, 2, 3);
   a.stx(2, 7, 50, 2);
-  a.ret(XDP_TX);
+  // count it (the key at fp-4: the hash used that slot)
+  a.mov32i(2, STAT_SENT).stx(4, 10, -4, 2);
+  a.ldMapFd(1, statsFd).mov64(2, 10).add64i(2, -4).call(BPF_FUNC_map_lookup_elem);
+  a.ji(BPF_JEQ, 0, 0, "tx");
+  a.mov64i(1, 1).atomicAdd64(0, 0, 1);
+  a.label("tx").ret(XDP_TX);
   a.label("pass").label("pass_null");
   a.ret(XDP_PASS);
+  a.label("martian").mov32i(2, STAT_MARTIAN).stx(4, 10, -4, 2);
+  a.ldMapFd(1, statsFd).mov64(2, 10).add64i(2, -4).call(BPF_FUNC_map_lookup_elem);
+  a.ji(BPF_JEQ, 0, 0, "drop");
+  a.mov64i(1, 1).atomicAdd64(0, 0, 1);
+  a.label("drop").ret(XDP_DROP);
   return a.bytes();
 }

@@ -1,0 +1,284 @@
+/**
+ * The XDP SYN-cookie responder on a raw= link (`--link raw=IF,...,synproxy-xdp=auto|drv|skb`,
+ * docs/security.md): the program of src/datapath/io/bpf/synack.ts attached to the interface,
+ * answering SYNs to SYN-proxy services in the driver with the engine's own cookie SYN-ACK, so
+ * that a SYN flood never reaches lvsd's socket. The client's ACK comes to lvsd, which checks the
+ * cookie with the same secret and goes on as when it sent the SYN-ACK itself.
+ *
+ * `sync` (every SYNC_MS, not per packet) keeps the program's maps true to the engine:
+ * - config: the secret in force (SynProxy.key0/key1: rotations reach the map within SYNC_MS,
+ *   and the engine still accepts the previous secret), the cookie time counter, the MSS the
+ *   engine offers (min(smallest MTU - 40, 1460)), the link's MAC;
+ * - services: the TCP services with --synproxy and a port, whose VIP this director owns (VRRP:
+ *   not a BACKUP's VIPs), and none while firewall-mark rules exist (a marked SYN may belong to
+ *   a fwmark service: lvsd decides);
+ * - routes: lvsd's routes as this link sees them (ROUTE_VIA_SENDER for its connected subnets,
+ *   ROUTE_VIA_MAC with the gateway's MAC from the neighbour table, ROUTE_ELSEWHERE for routes
+ *   out of other links and gateways not resolved yet). A SYN whose source routes elsewhere (the
+ *   engine's rp_filter, or a reply that leaves by another link) goes to lvsd;
+ * - stats: the program's SYN-ACK count, added to SynProxy.xdpCookiesSent (lvsadm
+ *   --synproxy-stats: xdp_cookies_sent), and the martian sources it dropped, added to the
+ *   engine's martian_src drops (lvsadm --drops).
+ */
+import { IPPROTO_TCP } from "../lib/proto.js";
+import { SVC_F_SYNPROXY } from "../tables/model.js";
+import { clock } from "./clock.js";
+import { Drop } from "./drops.js";
+import type { Engine } from "./engine.js";
+import {
+  BPF_F_NO_PREALLOC,
+  BPF_MAP_TYPE_ARRAY,
+  BPF_MAP_TYPE_HASH,
+  BPF_MAP_TYPE_LPM_TRIE,
+} from "./io/bpf/asm.js";
+import {
+  ROUTE_ELSEWHERE,
+  ROUTE_VIA_MAC,
+  ROUTE_VIA_SENDER,
+  STAT_KEYS,
+  STAT_MARTIAN,
+  STAT_SENT,
+  SYNACK_CONFIG_BYTES,
+  synAckProgram,
+} from "./io/bpf/synack.js";
+import type { NativeAddon } from "./io/native.js";
+import { NEIGH_INCOMPLETE, NEIGH_NONE } from "./net/neigh.js";
+import { SynProxy } from "./synproxy.js";
+
+/** How often the maps are brought up to date. */
+export const SYNC_MS = 250;
+const MAX_SERVICES = 4096;
+const MAX_ROUTES = 1024;
+
+export type XdpAttach = "auto" | "drv" | "skb";
+
+type Bpf = Pick<
+  NativeAddon,
+  | "bpfMapCreate"
+  | "bpfMapUpdate"
+  | "bpfMapDelete"
+  | "bpfMapLookup"
+  | "bpfLoadXdp"
+  | "bpfAttachXdp"
+  | "bpfClose"
+>;
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+
+/** The program and its four maps (not attached: `SynResponder` attaches it; tests run it). */
+export class SynAckMaps {
+  readonly config: number;
+  readonly services: number;
+  readonly routes: number;
+  readonly stats: number;
+  readonly prog: number;
+  /** What each map holds now: key (hex) -> [key, value]. */
+  private readonly applied = new Map<string, Map<string, [Uint8Array, Uint8Array]>>([
+    ["services", new Map()],
+    ["routes", new Map()],
+  ]);
+  private readonly cfg = new Uint8Array(SYNACK_CONFIG_BYTES);
+  private readonly key0 = new Uint8Array(4);
+  private readonly count = new Uint8Array(8);
+
+  constructor(private readonly bpf: Bpf) {
+    const fds: number[] = [];
+    try {
+      this.config = bpf.bpfMapCreate(BPF_MAP_TYPE_ARRAY, 4, SYNACK_CONFIG_BYTES, 1, "lvs_sp_cfg");
+      fds.push(this.config);
+      this.services = bpf.bpfMapCreate(BPF_MAP_TYPE_HASH, 8, 4, MAX_SERVICES, "lvs_sp_svcs");
+      fds.push(this.services);
+      this.routes = bpf.bpfMapCreate(
+        BPF_MAP_TYPE_LPM_TRIE,
+        8,
+        8,
+        MAX_ROUTES,
+        "lvs_sp_routes",
+        BPF_F_NO_PREALLOC,
+      );
+      fds.push(this.routes);
+      this.stats = bpf.bpfMapCreate(BPF_MAP_TYPE_ARRAY, 4, 8, STAT_KEYS, "lvs_sp_stats");
+      fds.push(this.stats);
+      this.prog = bpf.bpfLoadXdp(
+        synAckProgram(this.config, this.services, this.routes, this.stats),
+        "lvs_synack",
+      );
+    } catch (err) {
+      for (const fd of fds) bpf.bpfClose(fd);
+      throw err;
+    }
+  }
+
+  /** The config entry: secret, cookie counter, the MSS offered, our MAC. */
+  setConfig(k0: number, k1: number, counter: number, mss: number, mac: Uint8Array): void {
+    const dv = new DataView(this.cfg.buffer);
+    dv.setInt32(0, k0 | 0, true);
+    dv.setInt32(4, k1 | 0, true);
+    dv.setUint32(8, counter >>> 0, true);
+    dv.setUint32(12, mss >>> 0, true);
+    this.cfg.set(mac.subarray(0, 6), 16);
+    this.bpf.bpfMapUpdate(this.config, this.key0, this.cfg);
+  }
+
+  /** The SYN-proxy services, as [VIP, port] (uint32, host order). */
+  setServices(list: readonly (readonly [number, number])[]): void {
+    const want = new Map<string, Uint8Array>();
+    for (const [vip, port] of list) {
+      const k = new Uint8Array(8);
+      const dv = new DataView(k.buffer);
+      dv.setUint32(0, vip >>> 0);
+      dv.setUint16(4, port);
+      want.set(hex(k), k);
+    }
+    this.apply("services", this.services, want, () => new Uint8Array(4).fill(1));
+  }
+
+  /**
+   * The routes as the link sees them: [net, prefix, kind, MAC or undefined]. An earlier entry of
+   * the same prefix wins (as the engine's route walk).
+   */
+  setRoutes(list: readonly (readonly [number, number, number, Uint8Array | undefined])[]): void {
+    const want = new Map<string, Uint8Array>();
+    const values = new Map<string, Uint8Array>();
+    for (const [net, prefix, kind, mac] of list) {
+      const k = new Uint8Array(8);
+      const dv = new DataView(k.buffer);
+      dv.setUint32(0, prefix, true);
+      dv.setUint32(4, net >>> 0);
+      const h = hex(k);
+      if (want.has(h)) continue;
+      const v = new Uint8Array(8);
+      if (mac !== undefined) v.set(mac.subarray(0, 6), 0);
+      v[6] = kind;
+      want.set(h, k);
+      values.set(h, v);
+    }
+    this.apply("routes", this.routes, want, (h) => values.get(h)!);
+  }
+
+  private apply(
+    which: string,
+    fd: number,
+    want: Map<string, Uint8Array>,
+    value: (h: string) => Uint8Array,
+  ): void {
+    const have = this.applied.get(which)!;
+    for (const [h, [k]] of have) {
+      if (want.has(h)) continue;
+      this.bpf.bpfMapDelete(fd, k);
+      have.delete(h);
+    }
+    for (const [h, k] of want) {
+      const v = value(h);
+      const old = have.get(h);
+      if (old !== undefined && hex(old[1]) === hex(v)) continue;
+      this.bpf.bpfMapUpdate(fd, k, v);
+      have.set(h, [k, v]);
+    }
+  }
+
+  /** SYN-ACKs the program has sent. */
+  sent(): number {
+    return this.stat(STAT_SENT);
+  }
+
+  /** Frames the program dropped for a martian source. */
+  martians(): number {
+    return this.stat(STAT_MARTIAN);
+  }
+
+  private stat(k: number): number {
+    const key = new Uint8Array(4);
+    new DataView(key.buffer).setUint32(0, k, true);
+    if (!this.bpf.bpfMapLookup(this.stats, key, this.count)) return 0;
+    return Number(new DataView(this.count.buffer).getBigUint64(0, true));
+  }
+
+  close(): void {
+    for (const fd of [this.prog, this.stats, this.routes, this.services, this.config]) this.bpf.bpfClose(fd);
+  }
+}
+
+/** The responder attached to link `link` (engine.net.links index) of interface `ifname`. */
+export class SynResponder {
+  readonly maps: SynAckMaps;
+  /** Whether the program runs in the driver (native XDP) or generic (skb) mode. */
+  readonly driverMode: boolean;
+  private readonly linkFd: number;
+  /** The program's counts at the last sync. */
+  private lastSent = 0;
+  private lastMartians = 0;
+
+  constructor(
+    private readonly bpf: Bpf,
+    private readonly engine: Engine,
+    private readonly link: number,
+    ifname: string,
+    attach: XdpAttach,
+  ) {
+    this.maps = new SynAckMaps(bpf);
+    try {
+      this.sync();
+      const r = bpf.bpfAttachXdp(this.maps.prog, ifname, attach);
+      this.linkFd = r.fd;
+      this.driverMode = r.driverMode;
+    } catch (err) {
+      this.maps.close();
+      throw err;
+    }
+  }
+
+  /** Bring the maps up to date with the engine (control-plane cadence, SYNC_MS). */
+  sync(): void {
+    const e = this.engine;
+    const net = e.net;
+    const sp = e.synproxy;
+    const mtu = net.minMtu - 40;
+    this.maps.setConfig(
+      sp.key0,
+      sp.key1,
+      SynProxy.counter(clock.nowMs),
+      mtu < 1460 ? mtu : 1460,
+      net.links[this.link]!.mac,
+    );
+    const svcs: [number, number][] = [];
+    if (e.marks.program.count === 0) {
+      for (const s of e.table.services) {
+        if (s === null || s.proto !== IPPROTO_TCP || s.fwmark !== 0 || s.port === 0) continue;
+        if ((s.flags & SVC_F_SYNPROXY) === 0) continue;
+        if (e.owner.count !== 0 && e.owner.disowned(s.addr)) continue;
+        svcs.push([s.addr, s.port]);
+      }
+    }
+    this.maps.setServices(svcs);
+    const routes: [number, number, number, Uint8Array | undefined][] = [];
+    for (const r of net.listRoutes()) {
+      let kind = ROUTE_ELSEWHERE;
+      let mac: Uint8Array | undefined;
+      if (r.link === this.link) {
+        if (r.via === 0) kind = ROUTE_VIA_SENDER;
+        else {
+          const n = net.neigh.find(r.via | 0);
+          const st = n >= 0 ? net.neigh.state[n]! : NEIGH_NONE;
+          if (st !== NEIGH_NONE && st !== NEIGH_INCOMPLETE) {
+            kind = ROUTE_VIA_MAC;
+            mac = net.neigh.macs.subarray(n * 6, n * 6 + 6);
+          }
+        }
+      }
+      routes.push([r.net, r.prefix, kind, mac]);
+    }
+    this.maps.setRoutes(routes);
+    const n = this.maps.sent();
+    sp.xdpCookiesSent += n - this.lastSent;
+    this.lastSent = n;
+    const m = this.maps.martians();
+    e.drops[Drop.MARTIAN_SRC]! += m - this.lastMartians;
+    this.lastMartians = m;
+  }
+
+  close(): void {
+    this.bpf.bpfClose(this.linkFd);
+    this.maps.close();
+  }
+}
