@@ -209,17 +209,20 @@ export class SynResponder {
   private lastSent = 0;
   private lastMartians = 0;
 
+  /**
+   * `attach` puts the program (its fd) on the interface and returns the bpf_link's fd (lvsd:
+   * `bpfAttachXdp(prog, ifname, mode)`; tests that run the program themselves attach nothing).
+   */
   constructor(
     private readonly bpf: Bpf,
     private readonly engine: Engine,
     private readonly link: number,
-    ifname: string,
-    attach: XdpAttach,
+    attach: (prog: number) => { fd: number; driverMode: boolean },
   ) {
     this.maps = new SynAckMaps(bpf);
     try {
       this.sync();
-      const r = bpf.bpfAttachXdp(this.maps.prog, ifname, attach);
+      const r = attach(this.maps.prog);
       this.linkFd = r.fd;
       this.driverMode = r.driverMode;
     } catch (err) {

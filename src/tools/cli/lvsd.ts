@@ -259,7 +259,10 @@ export async function startDaemon(
         const attach: XdpAttach = spec.synproxyXdp === "auto" && isVeth(spec.name) ? "skb" : spec.synproxyXdp;
         let r: SynResponder;
         try {
-          r = new SynResponder(loadNative(), engine, link.id, spec.name, attach);
+          const native = loadNative();
+          r = new SynResponder(native, engine, link.id, (prog) =>
+            native.bpfAttachXdp(prog, spec.name, attach),
+          );
         } catch (err) {
           throw new LvsdArgError(`--link ${spec.name}: synproxy-xdp: ${(err as Error).message}`);
         }
