@@ -19,24 +19,9 @@ import { SynResponder } from "../../src/datapath/synresponder.js";
 import { ipToU32, macToBytes } from "../../src/lib/addr.js";
 import { IPPROTO_UDP } from "../../src/lib/proto.js";
 import { MarkTarget } from "../../src/tables/marks.js";
-import { FwdMethod } from "../../src/tables/model.js";
-import { IN, IP, MAC, natEngine, OUT, run, tcpKey } from "./engine/helpers.js";
+import { IN, IP, MAC, OUT, run, synProxyEngine, tcpKey } from "./engine/helpers.js";
 
 const root = process.getuid?.() === 0;
-
-function spEngine(): Engine {
-  const e = natEngine();
-  e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
-  e.table.addDest(tcpKey(), {
-    addr: ipToU32(IP.rs1),
-    port: 8080,
-    weight: 1,
-    fwd: FwdMethod.MASQ,
-    uThreshold: 0,
-    lThreshold: 0,
-  });
-  return e;
-}
 
 const syn = (src: string, sport = 40000, dport = 80, dst = IP.vip, from = MAC.client) =>
   eth({ src: from, dst: MAC.dirOut })
@@ -49,7 +34,7 @@ describe.skipIf(!root || !nativeAvailable())("the XDP SYN responder's maps follo
   let e: Engine;
   let r: SynResponder;
   beforeAll(() => {
-    e = spEngine();
+    e = synProxyEngine();
     r = new SynResponder(native!, e, OUT, () => ({ fd: -1, driverMode: false }));
   });
   afterAll(() => r?.close());

@@ -267,6 +267,11 @@ export async function startDaemon(
           throw new LvsdArgError(`--link ${spec.name}: synproxy-xdp: ${(err as Error).message}`);
         }
         responders.push(r);
+        if (r.driverMode && isVeth(spec.name))
+          log.warn(
+            { event: "synproxy.xdp_veth_native", link: link.id, ifname: spec.name },
+            `link ${link.id}: ${spec.name} is a veth in driver-mode XDP: its SYN-ACKs (XDP_TX) reach the peer only if the peer has NAPI (an XDP program or GRO on it); otherwise they are dropped (xdp_tx_errors in ethtool -S)`,
+          );
         if (!args.quiet)
           log.info(
             {

@@ -34,23 +34,12 @@ import { COOKIE_PERIOD_MS, keyedHash, SYNACK_WINDOW, SynProxy } from "../../../s
 import { ipToU32 } from "../../../src/lib/addr.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../../../src/lib/proto.js";
 import { FwdMethod } from "../../../src/tables/model.js";
-import { hex, IN, IP, MAC, natEngine, OUT, run, tcpKey } from "./helpers.js";
+import { hex, IN, IP, MAC, natEngine, OUT, run, synProxyEngine, tcpKey } from "./helpers.js";
 
 const LADDR = "192.168.10.200";
 
 function spEngine(fwd: FwdMethod = FwdMethod.MASQ): Engine {
-  const e = natEngine();
-  e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
-  if (fwd === FwdMethod.FULLNAT) e.table.addLaddr(tcpKey(), ipToU32(LADDR));
-  e.table.addDest(tcpKey(), {
-    addr: ipToU32(IP.rs1),
-    port: 8080,
-    weight: 1,
-    fwd,
-    uThreshold: 0,
-    lThreshold: 0,
-  });
-  return e;
+  return synProxyEngine(fwd, LADDR);
 }
 
 /** Parse a frame, checking the IP checksum (parseFrame) and the TCP checksum by full recompute. */

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nativeAvailable } from "../../../src/datapath/io/native.js";
 import { NatLab, rsIp, VIP } from "../../../src/tools/lab/natlab.js";
 import { canUseNetns } from "../../../src/tools/lab/netns.js";
+import { dropCount, synFlood } from "../../support/lab.js";
 import { haveTools } from "../../support/tools.js";
 
 const privileged = canUseNetns() && nativeAvailable();
@@ -68,32 +69,17 @@ describe.skipIf(!ok)("SYN flood against lvsd with drop_entry and drop_packet", (
     return m ? Number(m[1]) : -1;
   };
   const entries = (): number => Math.max(0, lab.lvsadm("-Lnc").stdout.trim().split("\n").length - 2);
-  const dropped = (reason: string): number => {
-    const m = new RegExp(`^${reason}\\s+(\\d+)$`, "m").exec(lab.lvsadm("--drops").stdout);
-    return m ? Number(m[1]) : 0;
-  };
+  const dropped = (reason: string): number => dropCount(lab, reason);
   const httpOk = (): boolean =>
     /^rs[12]/.test(lab.client("curl", ["-s", "-m", "3", `http://${VIP}/`]).stdout);
 
   /** hping3 from random sources to the VIP for `seconds` (SIGINT from timeout ends it). */
   const startFlood = (seconds: number): Promise<void> => {
-    flood = lab.topo.spawn("c", "timeout", [
-      "-s",
-      "INT",
-      String(seconds),
-      "hping3",
-      "-q",
-      "-S",
-      "-p",
-      "80",
-      "--rand-source",
-      // 10,000 SYNs a second (more than the table holds in a second): the table fills at once,
-      // and lvsd keeps CPU to spare on a busy test machine, so what is measured is the defence
-      "-i",
-      "u100",
-      VIP,
-    ]);
-    return new Promise<void>((resolve) => flood!.once("exit", () => resolve()));
+    // 10,000 SYNs a second (more than the table holds in a second): the table fills at once,
+    // and lvsd keeps CPU to spare on a busy test machine, so what is measured is the defence
+    const f = synFlood(lab.topo, "c", VIP, seconds);
+    flood = f.p;
+    return f.done;
   };
 
   it("drop_entry and drop_packet switch themselves on, drop and count, and clear the flood's entries", async () => {

@@ -20,6 +20,7 @@ import { CLIENT_IP as CLIENT, NatLab, rsIp, VIP } from "../../../src/tools/lab/n
 import { canUseNetns } from "../../../src/tools/lab/netns.js";
 import { nginxConf } from "../../../src/tools/lab/nginx.js";
 import { pattern } from "../../../src/tools/lab/peer.js";
+import { dropCount, mustLvsadm, synFlood, tableClients } from "../../support/lab.js";
 import { haveTools } from "../../support/tools.js";
 
 const privileged = canUseNetns() && nativeAvailable();
@@ -43,25 +44,11 @@ describe.skipIf(!ok)("SYN proxy answered in XDP (raw links, synproxy-xdp=auto)",
   const bigFile = `/tmp/${prefix}-big.bin`;
   const want = createHash("sha256").update(pattern(BIG)).digest("hex");
 
-  const must = (...args: string[]) => {
-    const r = lab.lvsadm(...args);
-    expect(r.stderr, `lvsadm ${args.join(" ")}`).toBe("");
-    expect(r.code).toBe(0);
-    return r.stdout;
-  };
+  const must = (...args: string[]) => mustLvsadm(lab, ...args);
   const stat = (name: string): number =>
     Number(new RegExp(`^${name}\\s+(\\d+)$`, "m").exec(must("--synproxy-stats"))?.[1] ?? Number.NaN);
-  const dropped = (reason: string): number => {
-    const m = new RegExp(`^${reason}\\s+(\\d+)$`, "m").exec(lab.lvsadm("--drops").stdout);
-    return m ? Number(m[1]) : 0;
-  };
-  const clients = (): string[] =>
-    lab
-      .lvsadm("-Lnc")
-      .stdout.trim()
-      .split("\n")
-      .slice(2)
-      .map((l) => l.trim().split(/\s+/)[3]?.split(":")[0] ?? "");
+  const dropped = (reason: string): number => dropCount(lab, reason);
+  const clients = (): string[] => tableClients(lab);
   /** The maps follow the engine every 250 ms. */
   const settle = () => new Promise((r) => setTimeout(r, 700));
   const xdpOn = (dev: string): string =>
@@ -125,21 +112,7 @@ describe.skipIf(!ok)("SYN proxy answered in XDP (raw links, synproxy-xdp=auto)",
     const xdp0 = stat("xdp_cookies_sent");
     const lvsd0 = stat("cookies_sent");
     const martian0 = dropped("martian_src");
-    const flood = lab.topo.spawn("a", "timeout", [
-      "-s",
-      "INT",
-      "4",
-      "hping3",
-      "-q",
-      "-S",
-      "-p",
-      "80",
-      "--rand-source",
-      "-i",
-      "u100",
-      VIP,
-    ]);
-    const done = new Promise<void>((resolve) => flood.once("exit", () => resolve()));
+    const { done } = synFlood(lab.topo, "a", VIP, 4);
     const started = Date.now();
     let asked = 0;
     let served = 0;

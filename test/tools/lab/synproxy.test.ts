@@ -18,6 +18,7 @@ import { CLIENT_IP as CLIENT, NatLab, rsIp, VIP } from "../../../src/tools/lab/n
 import { canUseNetns } from "../../../src/tools/lab/netns.js";
 import { nginxConf } from "../../../src/tools/lab/nginx.js";
 import { pattern } from "../../../src/tools/lab/peer.js";
+import { dropCount, mustLvsadm, synFlood, tableClients } from "../../support/lab.js";
 import { haveTools } from "../../support/tools.js";
 
 const privileged = canUseNetns() && nativeAvailable();
@@ -42,24 +43,10 @@ describe.skipIf(!ok)("SYN proxy through lvsd", () => {
   const want = createHash("sha256").update(pattern(BIG)).digest("hex");
   let flood: ChildProcess | undefined;
 
-  const must = (...args: string[]) => {
-    const r = lab.lvsadm(...args);
-    expect(r.stderr, `lvsadm ${args.join(" ")}`).toBe("");
-    expect(r.code).toBe(0);
-    return r.stdout;
-  };
-  const dropped = (reason: string): number => {
-    const m = new RegExp(`^${reason}\\s+(\\d+)$`, "m").exec(lab.lvsadm("--drops").stdout);
-    return m ? Number(m[1]) : 0;
-  };
+  const must = (...args: string[]) => mustLvsadm(lab, ...args);
+  const dropped = (reason: string): number => dropCount(lab, reason);
   /** Client addresses of the connection table's entries. */
-  const clients = (): string[] =>
-    lab
-      .lvsadm("-Lnc")
-      .stdout.trim()
-      .split("\n")
-      .slice(2)
-      .map((l) => l.trim().split(/\s+/)[3]?.split(":")[0] ?? "");
+  const clients = (): string[] => tableClients(lab);
   const sha = (port: number): string =>
     lab
       .client("sh", ["-c", `curl -s -m 20 http://${VIP}:${port}/big | sha256sum`], undefined, 30_000)
@@ -113,21 +100,9 @@ describe.skipIf(!ok)("SYN proxy through lvsd", () => {
 
   it("keeps no entry of a SYN flood from random sources, and serves curl throughout", async () => {
     const before = clients().length;
-    flood = lab.topo.spawn("c", "timeout", [
-      "-s",
-      "INT",
-      String(FLOOD_SECONDS),
-      "hping3",
-      "-q",
-      "-S",
-      "-p",
-      "80",
-      "--rand-source",
-      "-i",
-      "u100",
-      VIP,
-    ]);
-    const done = new Promise<void>((resolve) => flood!.once("exit", () => resolve()));
+    const f = synFlood(lab.topo, "c", VIP, FLOOD_SECONDS);
+    flood = f.p;
+    const done = f.done;
     const started = Date.now();
     let asked = 0;
     let served = 0;

@@ -164,7 +164,12 @@ for (const workers of [0, 2])
         } finally {
           await flood.ended;
         }
-        await waitFor("the deferral to come off", () => sys("gro_flush_timeout") === before[1], 5000);
+        // (the two files are written one after the other: wait for both)
+        await waitFor(
+          "the deferral to come off",
+          () => sys("gro_flush_timeout") === before[1] && sys("napi_defer_hard_irqs") === before[0],
+          5000,
+        );
         expect(sys("napi_defer_hard_irqs")).toBe(before[0]);
         await waitFor(
           "the log lines",
