@@ -1,6 +1,6 @@
 /**
- * The XDP SYN-cookie responder on a raw= link (`--link raw=IF,...,synproxy-xdp=auto|drv|skb`,
- * docs/security.md): the program of src/datapath/io/bpf/synack.ts attached to the interface,
+ * The XDP SYN-cookie responder on a raw= or xdp= link (`--link raw=IF,...,synproxy-xdp=auto|drv|skb`,
+ * docs/security.md; on an xdp= link the program also redirects the rest to lvsd's AF_XDP socket): the program of src/datapath/io/bpf/synack.ts attached to the interface,
  * answering SYNs to SYN-proxy services in the driver with the engine's own cookie SYN-ACK, so
  * that a SYN flood never reaches lvsd's socket. The client's ACK comes to lvsd, which checks the
  * cookie with the same secret and goes on as when it sent the SYN-ACK itself.
@@ -81,7 +81,11 @@ export class SynAckMaps {
   private readonly key0 = new Uint8Array(4);
   private readonly count = new Uint8Array(8);
 
-  constructor(private readonly bpf: Bpf) {
+  /** `xskMapFd`: the program hands the rest to that XSKMAP's sockets (an xdp= link); the maps own it. */
+  constructor(
+    private readonly bpf: Bpf,
+    private readonly xskMapFd?: number,
+  ) {
     const fds: number[] = [];
     try {
       this.config = bpf.bpfMapCreate(BPF_MAP_TYPE_ARRAY, 4, SYNACK_CONFIG_BYTES, 1, "lvs_sp_cfg");
@@ -100,7 +104,7 @@ export class SynAckMaps {
       this.stats = bpf.bpfMapCreate(BPF_MAP_TYPE_ARRAY, 4, 8, STAT_KEYS, "lvs_sp_stats");
       fds.push(this.stats);
       this.prog = bpf.bpfLoadXdp(
-        synAckProgram(this.config, this.services, this.routes, this.stats),
+        synAckProgram(this.config, this.services, this.routes, this.stats, xskMapFd),
         "lvs_synack",
       );
     } catch (err) {
@@ -196,6 +200,7 @@ export class SynAckMaps {
 
   close(): void {
     for (const fd of [this.prog, this.stats, this.routes, this.services, this.config]) this.bpf.bpfClose(fd);
+    if (this.xskMapFd !== undefined) this.bpf.bpfClose(this.xskMapFd);
   }
 }
 
@@ -218,8 +223,9 @@ export class SynResponder {
     private readonly engine: Engine,
     private readonly link: number,
     attach: (prog: number) => { fd: number; driverMode: boolean },
+    xskMapFd?: number,
   ) {
-    this.maps = new SynAckMaps(bpf);
+    this.maps = new SynAckMaps(bpf, xskMapFd);
     try {
       this.sync();
       const r = attach(this.maps.prog);
@@ -236,6 +242,9 @@ export class SynResponder {
     const e = this.engine;
     const net = e.net;
     const sp = e.synproxy;
+    // an xdp= link's responder is made before its socket, and its link entry after: until then
+    // the program's MAC matches nothing and every frame goes on to the socket
+    if (net.links[this.link] === undefined) return;
     const mtu = net.minMtu - 40;
     this.maps.setConfig(
       sp.key0,

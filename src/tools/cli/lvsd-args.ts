@@ -21,7 +21,7 @@ export interface LinkSpec {
   mac?: Uint8Array;
   /** raw and xdp links: SO_BUSY_POLL in µs (with SO_PREFER_BUSY_POLL); absent = off. */
   busyPoll?: number;
-  /** raw links: answer SYNs to --synproxy services in XDP (src/datapath/synresponder.ts), in this mode. */
+  /** raw and xdp links: answer SYNs to --synproxy services in XDP (src/datapath/synresponder.ts), in this mode. */
   synproxyXdp?: "auto" | "drv" | "skb";
   /** raw links: "drop" keeps the host's own stack from the frames on the interface (kernel-ingress.ts). */
   kernel?: "pass" | "drop";
@@ -114,7 +114,10 @@ Options:
         comes to lvsd, which checks the cookie. drv: driver (native) XDP; skb: generic
         XDP; auto: generic on veth (whose native XDP_TX needs NAPI on the peer), else
         driver mode where the driver has it. Not with --workers (docs/security.md).
-  --link xdp=IFNAME[,queue=N][,redirect=all|mac][,busy-poll=USECS],addr=IP/PREFIX[,addr=...]
+        On an xdp= link (with redirect=all) the same program also hands every other
+        frame to lvsd's AF_XDP socket, in the mode synproxy-xdp= names.
+  --link xdp=IFNAME[,queue=N][,redirect=all|mac][,busy-poll=USECS][,synproxy-xdp=auto|drv|skb],
+        addr=IP/PREFIX[,addr=...]
         Attach to an existing interface with an AF_XDP socket on queue N (default 0) and
         an XDP program (built in, no clang/libbpf) that redirects that queue's frames to
         it: every frame with redirect=all (default: the interface is lvsd's alone), or
@@ -270,7 +273,8 @@ function parseLink(spec: string): LinkSpec {
         break;
       }
       case "synproxy-xdp":
-        if (kind !== "raw") throw new LvsdArgError(`--link ${name}: synproxy-xdp= applies to raw links only`);
+        if (kind === "tap")
+          throw new LvsdArgError(`--link ${name}: synproxy-xdp= applies to raw and xdp links only`);
         if (val !== "auto" && val !== "drv" && val !== "skb")
           throw new LvsdArgError(`--link ${name}: synproxy-xdp must be auto, drv or skb`);
         link.synproxyXdp = val;
@@ -287,6 +291,10 @@ function parseLink(spec: string): LinkSpec {
         );
     }
   }
+  if (link.synproxyXdp !== undefined && kind === "xdp" && link.redirect === "mac")
+    throw new LvsdArgError(
+      `--link ${name}: synproxy-xdp= takes redirect=all (its program hands the rest to lvsd's socket)`,
+    );
   if (link.addrs.length === 0)
     throw new LvsdArgError(`--link ${name}: at least one addr=IP/PREFIX is required`);
   return link;

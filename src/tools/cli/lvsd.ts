@@ -51,11 +51,18 @@ import { WorkerPool } from "../../control/workers.js";
 import { Director, type LinkBackend } from "../../datapath/director.js";
 import { DROP_NAMES } from "../../datapath/drops.js";
 import { Engine } from "../../datapath/engine.js";
+import { BPF_MAP_TYPE_XSKMAP } from "../../datapath/io/bpf/asm.js";
 import { IoError } from "../../datapath/io/link.js";
 import { adviseHugePages, loadNative } from "../../datapath/io/native.js";
 import { openRaw } from "../../datapath/io/rawsock.js";
 import { openTap } from "../../datapath/io/tap.js";
-import { attachXdpProgram, openXdp, XdpIo, type XdpProgramHandle } from "../../datapath/io/xdp.js";
+import {
+  attachXdpProgram,
+  openXdp,
+  XdpIo,
+  type XdpProgramHandle,
+  type XdpProgramRef,
+} from "../../datapath/io/xdp.js";
 import { IP_VS_SYNC_GROUP } from "../../datapath/packet/ipvs-sync.js";
 import { VRRP_GROUP } from "../../datapath/packet/vrrp.js";
 import { SYNC_MS, SynResponder, type XdpAttach } from "../../datapath/synresponder.js";
@@ -158,17 +165,60 @@ export async function startDaemon(
   const closeResponders = (): void => {
     for (const r of responders.splice(0)) r.close();
   };
+  const responderMode = (spec: LinkSpec): XdpAttach =>
+    spec.synproxyXdp === "auto" && isVeth(spec.name) ? "skb" : spec.synproxyXdp!;
+  /**
+   * The XDP SYN responder for link `spec`, to be engine link `id`, attached to the interface. On
+   * an xdp= link its program hands the rest to the XSKMAP `xsk`, which lvsd's socket then joins.
+   */
+  const startResponder = (spec: LinkSpec, id: number, xsk?: number): SynResponder => {
+    const attach = responderMode(spec);
+    let r: SynResponder;
+    try {
+      const native = loadNative();
+      r = new SynResponder(native, engine, id, (prog) => native.bpfAttachXdp(prog, spec.name, attach), xsk);
+    } catch (err) {
+      throw new LvsdArgError(`--link ${spec.name}: synproxy-xdp: ${(err as Error).message}`);
+    }
+    responders.push(r);
+    if (r.driverMode && isVeth(spec.name))
+      log.warn(
+        { event: "synproxy.xdp_veth_native", link: id, ifname: spec.name },
+        `link ${id}: ${spec.name} is a veth in driver-mode XDP: its SYN-ACKs (XDP_TX) reach the peer only if the peer has NAPI (an XDP program or GRO on it); otherwise they are dropped (xdp_tx_errors in ethtool -S)`,
+      );
+    if (!args.quiet)
+      log.info(
+        { event: "synproxy.xdp", link: id, ifname: spec.name, xdpMode: r.driverMode ? "drv" : "skb" },
+        `link ${id}: ${spec.name}: SYN-proxy SYNs answered in XDP (${r.driverMode ? "driver" : "generic"} mode)`,
+      );
+    return r;
+  };
+  /** synproxy-xdp= on an xdp= link: the XSKMAP and the responder's program on it, as openXdp takes them. */
+  const responderProgram = (spec: LinkSpec): XdpProgramRef => {
+    let xsk: number;
+    try {
+      xsk = loadNative().bpfMapCreate(BPF_MAP_TYPE_XSKMAP, 4, 4, (spec.queue ?? 0) + 1, "lvs_sp_xsks");
+    } catch (err) {
+      throw new LvsdArgError(`--link ${spec.name}: synproxy-xdp: ${(err as Error).message}`);
+    }
+    // (the link gets the next engine index: links are added in order)
+    const r = startResponder(spec, engine.net.links.length, xsk);
+    return { mapFd: xsk, xdpMode: r.driverMode ? "drv" : "skb", redirect: "all" };
+  };
   const now = (): number => performance.now();
   // AF_XDP links share one UMEM (the first one's, sized for all of them), so a frame forwarded
   // from one to another leaves by descriptor, without a copy (docs/xdp.md).
   const xdpLinks = args.links.filter((l) => l.kind === "xdp").length;
   let umemOwner: XdpIo | undefined;
   const openXdpLink = (spec: LinkSpec): XdpIo => {
+    // synproxy-xdp=: the responder's program, which hands the rest to the socket's XSKMAP
+    const program = spec.synproxyXdp !== undefined ? responderProgram(spec) : undefined;
     const o = {
       ifname: spec.name,
       ...(spec.queue !== undefined ? { queue: spec.queue } : {}),
       ...(spec.redirect !== undefined ? { redirect: spec.redirect } : {}),
       ...(spec.busyPoll ? { busyPoll: spec.busyPoll, busyBudget: BUSY_BUDGET } : {}),
+      ...(program !== undefined ? { program } : {}),
     };
     if (umemOwner === undefined) {
       umemOwner = openXdp(xdpLinks > 1 ? { ...o, umemFrames: XDP_LINK_CHUNKS * xdpLinks } : o);
@@ -255,34 +305,7 @@ export async function startDaemon(
       opened.push(io);
       const link = engine.net.addLink(spec.name, io.mac, spec.addrs, io.mtu);
       director.attach(io);
-      if (spec.synproxyXdp !== undefined) {
-        const attach: XdpAttach = spec.synproxyXdp === "auto" && isVeth(spec.name) ? "skb" : spec.synproxyXdp;
-        let r: SynResponder;
-        try {
-          const native = loadNative();
-          r = new SynResponder(native, engine, link.id, (prog) =>
-            native.bpfAttachXdp(prog, spec.name, attach),
-          );
-        } catch (err) {
-          throw new LvsdArgError(`--link ${spec.name}: synproxy-xdp: ${(err as Error).message}`);
-        }
-        responders.push(r);
-        if (r.driverMode && isVeth(spec.name))
-          log.warn(
-            { event: "synproxy.xdp_veth_native", link: link.id, ifname: spec.name },
-            `link ${link.id}: ${spec.name} is a veth in driver-mode XDP: its SYN-ACKs (XDP_TX) reach the peer only if the peer has NAPI (an XDP program or GRO on it); otherwise they are dropped (xdp_tx_errors in ethtool -S)`,
-          );
-        if (!args.quiet)
-          log.info(
-            {
-              event: "synproxy.xdp",
-              link: link.id,
-              ifname: spec.name,
-              xdpMode: r.driverMode ? "drv" : "skb",
-            },
-            `link ${link.id}: ${spec.name}: SYN-proxy SYNs answered in XDP (${r.driverMode ? "driver" : "generic"} mode)`,
-          );
-      }
+      if (spec.synproxyXdp !== undefined && spec.kind === "raw") startResponder(spec, link.id);
       if (!args.quiet) {
         const addrs = spec.addrs.map((a) => `${u32ToIp(a.addr)}/${a.prefix}`);
         const br = spec.bridge ? ` bridge ${spec.bridge}` : "";

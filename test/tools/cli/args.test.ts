@@ -54,7 +54,7 @@ describe("lvsd arguments", () => {
       "--link",
       "xdp=eth2,queue=3,redirect=mac,addr=10.0.0.1/24",
       "--link",
-      "xdp=eth3,addr=192.168.10.254/24,busy-poll=1000",
+      "xdp=eth3,addr=192.168.10.254/24,busy-poll=1000,synproxy-xdp=auto",
     ]);
     expect(a.links[0]).toMatchObject({ kind: "xdp", name: "eth2", queue: 3, redirect: "mac" });
     expect(a.links[0]!.busyPoll).toBeUndefined();
@@ -63,6 +63,7 @@ describe("lvsd arguments", () => {
     expect(a.links[1]).toMatchObject({ kind: "xdp", name: "eth3" });
     expect(a.links[1]!.queue).toBeUndefined();
     expect(a.links[1]!.redirect).toBeUndefined();
+    expect(a.links[1]!.synproxyXdp).toBe("auto");
     expect(LVSD_USAGE).toContain("--link xdp=IFNAME[,queue=N][,redirect=all|mac][,busy-poll=USECS]");
   });
 
@@ -114,8 +115,14 @@ describe("lvsd arguments", () => {
     [["--link", "raw=e0,busy-poll=,addr=10.0.0.1/24"], /busy-poll must be 0..1000000/],
     [["--link", "tap=t0,kernel=drop,addr=10.0.0.1/24"], /kernel= applies to raw links only/],
     [["--link", "raw=e0,kernel=yes,addr=10.0.0.1/24"], /kernel must be pass or drop/],
-    [["--link", "tap=t0,synproxy-xdp=auto,addr=10.0.0.1/24"], /synproxy-xdp= applies to raw links only/],
-    [["--link", "xdp=x0,synproxy-xdp=auto,addr=10.0.0.1/24"], /synproxy-xdp= applies to raw links only/],
+    [
+      ["--link", "tap=t0,synproxy-xdp=auto,addr=10.0.0.1/24"],
+      /synproxy-xdp= applies to raw and xdp links only/,
+    ],
+    [
+      ["--link", "xdp=x0,redirect=mac,synproxy-xdp=auto,addr=10.0.0.1/24"],
+      /synproxy-xdp= takes redirect=all/,
+    ],
     [["--link", "raw=e0,synproxy-xdp=on,addr=10.0.0.1/24"], /synproxy-xdp must be auto, drv or skb/],
     [
       ["--link", "raw=e0,synproxy-xdp=auto,addr=10.0.0.1/24", "--workers", "2"],

@@ -1,7 +1,8 @@
 /**
  * The SYN proxy's XDP responder end to end (`--link raw=...,synproxy-xdp=auto`, docs/security.md):
  * lvsd on AF_PACKET links in the NAT lab, the XDP program on its interfaces (generic mode on
- * veth). The client's SYN is answered in the kernel's receive path (xdp_cookies_sent, not
+ * veth); then the same on AF_XDP links (`xdp=...,synproxy-xdp=auto`), where the program also
+ * hands every frame it does not answer to lvsd's AF_XDP socket. The client's SYN is answered in the kernel's receive path (xdp_cookies_sent, not
  * cookies_sent), its ACK proves the cookie to lvsd, and curl's 300 KB download arrives byte for
  * byte. A client port reused at once (the old connection still in lvsd's table, closing) gets
  * a new connection: its SYN never reaches lvsd, the ACK with the cookie replaces the entry. An
@@ -31,12 +32,15 @@ const ok = privileged && haveTools("the SYN proxy XDP lab test", "hping3", "curl
 const BIG = 300 * 1024;
 const GATEWAY = "10.0.0.254";
 
-describe.skipIf(!ok)("SYN proxy answered in XDP (raw links, synproxy-xdp=auto)", () => {
-  const prefix = `spx${process.pid % 100000}`;
+describe.skipIf(!ok).each([
+  ["raw", "AF_PACKET"],
+  ["xdp", "AF_XDP: the same program hands the rest to lvsd's socket"],
+] as const)("SYN proxy answered in XDP (%s links, synproxy-xdp=auto; %s)", (backend, _what) => {
+  const prefix = `sx${backend[0]}${process.pid % 100000}`;
   const lab = new NatLab({
     prefix,
     servers: 2,
-    backend: "raw",
+    backend,
     linkOpts: "synproxy-xdp=auto",
     lvsdArgs: ["--max-conns", "8192", "--route", `default,via=${GATEWAY}`],
   });

@@ -44,11 +44,13 @@ export const BPF_CALL = 0x80;
 export const BPF_EXIT = 0x90;
 
 export const BPF_FUNC_map_lookup_elem = 1;
+export const BPF_FUNC_redirect_map = 51;
 export const BPF_FUNC_xdp_adjust_tail = 65;
 export const BPF_FUNC_xdp_get_buff_len = 188;
 export const BPF_MAP_TYPE_HASH = 1;
 export const BPF_MAP_TYPE_ARRAY = 2;
 export const BPF_MAP_TYPE_LPM_TRIE = 11;
+export const BPF_MAP_TYPE_XSKMAP = 17;
 /** Map flag: allocate entries on insertion (an LPM trie must have it). */
 export const BPF_F_NO_PREALLOC = 1;
 export const BPF_ATOMIC = 0xc0;

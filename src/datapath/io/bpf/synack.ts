@@ -29,6 +29,7 @@
 import {
   Asm,
   BPF_FUNC_map_lookup_elem,
+  BPF_FUNC_redirect_map,
   BPF_FUNC_xdp_adjust_tail,
   BPF_FUNC_xdp_get_buff_len,
   BPF_JEQ,
@@ -69,11 +70,17 @@ function finish(a: Asm, acc: Reg, tmp: Reg): void {
   a.xor32i(acc, 0xffff).be(acc, 16);
 }
 
+/**
+ * `xskMapFd`: on an AF_XDP link (`--link xdp=...,synproxy-xdp=`), what is not answered or dropped
+ * goes to the AF_XDP socket of its receive queue (bpf_redirect_map on that XSKMAP, keyed by
+ * rx_queue_index; XDP_PASS when the queue has no socket), as lvsd's own redirect=all program.
+ */
 export function synAckProgram(
   configFd: number,
   servicesFd: number,
   routesFd: number,
   statsFd: number,
+  xskMapFd?: number,
 ): Uint8Array {
   const a = new Asm();
   // r6 = ctx, r7 = data, r8 = data_end, r9 = the config entry
@@ -212,7 +219,11 @@ export function synAckProgram(
   a.mov64i(1, 1).atomicAdd64(0, 0, 1);
   a.label("tx").ret(XDP_TX);
   a.label("pass").label("pass_null");
-  a.ret(XDP_PASS);
+  if (xskMapFd === undefined) a.ret(XDP_PASS);
+  else {
+    a.ldx(4, 2, 6, 16); // ctx->rx_queue_index
+    a.ldMapFd(1, xskMapFd).mov64i(3, XDP_PASS).call(BPF_FUNC_redirect_map).exit();
+  }
   a.label("martian").mov32i(2, STAT_MARTIAN).stx(4, 10, -4, 2);
   a.ldMapFd(1, statsFd).mov64(2, 10).add64i(2, -4).call(BPF_FUNC_map_lookup_elem);
   a.ji(BPF_JEQ, 0, 0, "drop");
