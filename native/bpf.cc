@@ -32,6 +32,17 @@ namespace lvsio {
 
 namespace {
 long BpfCall(int cmd, union bpf_attr* attr, unsigned size) { return syscall(__NR_bpf, cmd, attr, size); }
+
+// BPF_MAP_{UPDATE,DELETE,LOOKUP}_ELEM on map `fd` (value may be null); errno is the call's.
+long MapElem(int cmd, uint32_t fd, const void* key, void* value, uint64_t flags) {
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.map_fd = fd;
+  a.key = reinterpret_cast<uint64_t>(key);
+  a.value = reinterpret_cast<uint64_t>(value);
+  a.flags = flags;
+  return BpfCall(cmd, &a, sizeof a);
+}
 }  // namespace
 
 Napi::Value BpfLoadXdp(const Napi::CallbackInfo& info) {
@@ -113,13 +124,7 @@ Napi::Value BpfMapUpdate(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "bpfMapUpdate(fd, key: Uint8Array, value: Uint8Array)");
   Napi::Uint8Array key = info[1].As<Napi::Uint8Array>();
   Napi::Uint8Array value = info[2].As<Napi::Uint8Array>();
-  union bpf_attr a;
-  memset(&a, 0, sizeof a);
-  a.map_fd = info[0].As<Napi::Number>().Uint32Value();
-  a.key = reinterpret_cast<uint64_t>(key.Data());
-  a.value = reinterpret_cast<uint64_t>(value.Data());
-  a.flags = BPF_ANY;
-  if (BpfCall(BPF_MAP_UPDATE_ELEM, &a, sizeof a) < 0)
+  if (MapElem(BPF_MAP_UPDATE_ELEM, info[0].As<Napi::Number>().Uint32Value(), key.Data(), value.Data(), BPF_ANY) < 0)
     ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_UPDATE_ELEM)", errno, "map update");
   return env.Undefined();
 }
@@ -129,11 +134,7 @@ Napi::Value BpfMapDelete(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsTypedArray())
     throw Napi::TypeError::New(env, "bpfMapDelete(fd, key: Uint8Array)");
   Napi::Uint8Array key = info[1].As<Napi::Uint8Array>();
-  union bpf_attr a;
-  memset(&a, 0, sizeof a);
-  a.map_fd = info[0].As<Napi::Number>().Uint32Value();
-  a.key = reinterpret_cast<uint64_t>(key.Data());
-  if (BpfCall(BPF_MAP_DELETE_ELEM, &a, sizeof a) < 0) {
+  if (MapElem(BPF_MAP_DELETE_ELEM, info[0].As<Napi::Number>().Uint32Value(), key.Data(), nullptr, 0) < 0) {
     if (errno == ENOENT) return Napi::Boolean::New(env, false);
     ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_DELETE_ELEM)", errno, "map delete");
   }
@@ -146,12 +147,7 @@ Napi::Value BpfMapLookup(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "bpfMapLookup(fd, key: Uint8Array, value: Uint8Array)");
   Napi::Uint8Array key = info[1].As<Napi::Uint8Array>();
   Napi::Uint8Array value = info[2].As<Napi::Uint8Array>();
-  union bpf_attr a;
-  memset(&a, 0, sizeof a);
-  a.map_fd = info[0].As<Napi::Number>().Uint32Value();
-  a.key = reinterpret_cast<uint64_t>(key.Data());
-  a.value = reinterpret_cast<uint64_t>(value.Data());
-  if (BpfCall(BPF_MAP_LOOKUP_ELEM, &a, sizeof a) < 0) {
+  if (MapElem(BPF_MAP_LOOKUP_ELEM, info[0].As<Napi::Number>().Uint32Value(), key.Data(), value.Data(), 0) < 0) {
     if (errno == ENOENT) return Napi::Boolean::New(env, false);
     ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_LOOKUP_ELEM)", errno, "map lookup");
   }

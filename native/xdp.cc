@@ -515,7 +515,6 @@ int AttachXdpLink(Napi::Env env, int progFd, int ifindex, const std::string& att
   return fd;
 }
 
-
 Napi::Value OpenXdp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "openXdp(options)");

@@ -311,23 +311,10 @@ export class Engine {
       } else if (
         dir === DIR_INPUT &&
         p === IPPROTO_TCP &&
-        (v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN &&
         this.sysctl.connReuseMode !== 0 &&
-        this.reusable(c)
+        this.startsNewConn(v, c)
       ) {
-        // conn_reuse_mode: a new SYN on a closing entry starts a new connection.
-        ct.free(c);
-        c = -1;
-      } else if (
-        dir === DIR_INPUT &&
-        p === IPPROTO_TCP &&
-        (v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_ACK &&
-        this.sysctl.connReuseMode !== 0 &&
-        this.reusable(c) &&
-        this.cookieAckOnReuse(v, c)
-      ) {
-        // The same for a SYN-proxy service, whose SYN lvsd did not see (the XDP responder
-        // answered it): the ACK proving our cookie is the new connection's first packet.
+        // conn_reuse_mode: a new connection on a closing entry replaces it.
         ct.free(c);
         c = -1;
       }
@@ -476,9 +463,15 @@ export class Engine {
     return Drop.TOO_BIG;
   }
 
-  /** Entry states in which a new SYN from the client is a new connection (conn_reuse_mode). */
-  /** Whether entry c's service is a SYN-proxy service and the ACK in v proves one of our cookies. */
-  private cookieAckOnReuse(v: FrameView, c: number): boolean {
+  /**
+   * conn_reuse_mode: whether the client's segment in v starts a new connection on closing entry
+   * c. A SYN does; so does, on a SYN-proxy service, an ACK that proves one of our cookies (its
+   * SYN was answered by the XDP responder, synresponder.ts, and never reached lvsd).
+   */
+  private startsNewConn(v: FrameView, c: number): boolean {
+    const f = v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST);
+    if ((f !== TCP_SYN && f !== TCP_ACK) || !this.reusable(c)) return false;
+    if (f === TCP_SYN) return true;
     const svc = this.table.services[this.ct.svc[c]!];
     if (svc === null || svc === undefined || (svc.flags & SVC_F_SYNPROXY) === 0) return false;
     const isn = (tcpSeq(v) - 1) | 0;
@@ -486,6 +479,7 @@ export class Engine {
     return this.synproxy.check(v.saddr | 0, v.daddr | 0, v.sport, v.dport, isn, cookie, clock.nowMs) >= 0;
   }
 
+  /** Entry states in which a new SYN from the client is a new connection (conn_reuse_mode). */
   private reusable(c: number): boolean {
     const s = this.ct.state[c]!;
     return (

@@ -1,9 +1,11 @@
 /**
  * The XDP SYN-cookie responder on a raw= or xdp= link (`--link raw=IF,...,synproxy-xdp=auto|drv|skb`,
- * docs/security.md; on an xdp= link the program also redirects the rest to lvsd's AF_XDP socket): the program of src/datapath/io/bpf/synack.ts attached to the interface,
+ * docs/security.md): the program of src/datapath/io/bpf/synack.ts attached to the interface,
  * answering SYNs to SYN-proxy services in the driver with the engine's own cookie SYN-ACK, so
  * that a SYN flood never reaches lvsd's socket. The client's ACK comes to lvsd, which checks the
- * cookie with the same secret and goes on as when it sent the SYN-ACK itself.
+ * cookie with the same secret and goes on as when it sent the SYN-ACK itself. On an xdp= link
+ * the program also hands every frame it does not answer or drop to lvsd's AF_XDP socket.
+ * Control-plane cadence, not per packet: this file allocates freely.
  *
  * `sync` (every SYNC_MS, not per packet) keeps the program's maps true to the engine:
  * - config: the secret in force (SynProxy.key0/key1: rotations reach the map within SYNC_MS,
@@ -63,7 +65,13 @@ type Bpf = Pick<
   | "bpfClose"
 >;
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+/** A map entry as written. */
+interface Entry {
+  key: Uint8Array;
+  value: Uint8Array;
+}
+/** The services map's value: presence is what counts. */
+const SERVICE_VALUE = new Uint8Array([1, 0, 0, 0]);
 
 /** The program and its four maps (not attached: `SynResponder` attaches it; tests run it). */
 export class SynAckMaps {
@@ -72,13 +80,12 @@ export class SynAckMaps {
   readonly routes: number;
   readonly stats: number;
   readonly prog: number;
-  /** What each map holds now: key (hex) -> [key, value]. */
-  private readonly applied = new Map<string, Map<string, [Uint8Array, Uint8Array]>>([
-    ["services", new Map()],
-    ["routes", new Map()],
-  ]);
+  /** What the services and routes maps hold now (keys and values as written). */
+  private readonly haveServices = new Map<string, Entry>();
+  private readonly haveRoutes = new Map<string, Entry>();
   private readonly cfg = new Uint8Array(SYNACK_CONFIG_BYTES);
   private readonly key0 = new Uint8Array(4);
+  private readonly statKey = new Uint8Array(4);
   private readonly count = new Uint8Array(8);
 
   /** `xskMapFd`: the program hands the rest to that XSKMAP's sockets (an xdp= link); the maps own it. */
@@ -126,15 +133,15 @@ export class SynAckMaps {
 
   /** The SYN-proxy services, as [VIP, port] (uint32, host order). */
   setServices(list: readonly (readonly [number, number])[]): void {
-    const want = new Map<string, Uint8Array>();
+    const want: Entry[] = [];
     for (const [vip, port] of list) {
-      const k = new Uint8Array(8);
-      const dv = new DataView(k.buffer);
+      const key = new Uint8Array(8);
+      const dv = new DataView(key.buffer);
       dv.setUint32(0, vip >>> 0);
       dv.setUint16(4, port);
-      want.set(hex(k), k);
+      want.push({ key, value: SERVICE_VALUE });
     }
-    this.apply("services", this.services, want, () => new Uint8Array(4).fill(1));
+    this.mirror(this.services, this.haveServices, want);
   }
 
   /**
@@ -142,42 +149,37 @@ export class SynAckMaps {
    * the same prefix wins (as the engine's route walk).
    */
   setRoutes(list: readonly (readonly [number, number, number, Uint8Array | undefined])[]): void {
-    const want = new Map<string, Uint8Array>();
-    const values = new Map<string, Uint8Array>();
+    const want: Entry[] = [];
     for (const [net, prefix, kind, mac] of list) {
-      const k = new Uint8Array(8);
-      const dv = new DataView(k.buffer);
+      const key = new Uint8Array(8);
+      const dv = new DataView(key.buffer);
       dv.setUint32(0, prefix, true);
       dv.setUint32(4, net >>> 0);
-      const h = hex(k);
-      if (want.has(h)) continue;
-      const v = new Uint8Array(8);
-      if (mac !== undefined) v.set(mac.subarray(0, 6), 0);
-      v[6] = kind;
-      want.set(h, k);
-      values.set(h, v);
+      const value = new Uint8Array(8);
+      if (mac !== undefined) value.set(mac.subarray(0, 6), 0);
+      value[6] = kind;
+      want.push({ key, value });
     }
-    this.apply("routes", this.routes, want, (h) => values.get(h)!);
+    this.mirror(this.routes, this.haveRoutes, want);
   }
 
-  private apply(
-    which: string,
-    fd: number,
-    want: Map<string, Uint8Array>,
-    value: (h: string) => Uint8Array,
-  ): void {
-    const have = this.applied.get(which)!;
-    for (const [h, [k]] of have) {
-      if (want.has(h)) continue;
-      this.bpf.bpfMapDelete(fd, k);
+  /** Make map `fd` hold `want` (the first of equal keys wins): delete, then write what changed. */
+  private mirror(fd: number, have: Map<string, Entry>, want: readonly Entry[]): void {
+    const next = new Map<string, Entry>();
+    for (const e of want) {
+      const h = Buffer.from(e.key).toString("hex");
+      if (!next.has(h)) next.set(h, e);
+    }
+    for (const [h, e] of have) {
+      if (next.has(h)) continue;
+      this.bpf.bpfMapDelete(fd, e.key);
       have.delete(h);
     }
-    for (const [h, k] of want) {
-      const v = value(h);
+    for (const [h, e] of next) {
       const old = have.get(h);
-      if (old !== undefined && hex(old[1]) === hex(v)) continue;
-      this.bpf.bpfMapUpdate(fd, k, v);
-      have.set(h, [k, v]);
+      if (old !== undefined && Buffer.compare(old.value, e.value) === 0) continue;
+      this.bpf.bpfMapUpdate(fd, e.key, e.value);
+      have.set(h, e);
     }
   }
 
@@ -192,9 +194,8 @@ export class SynAckMaps {
   }
 
   private stat(k: number): number {
-    const key = new Uint8Array(4);
-    new DataView(key.buffer).setUint32(0, k, true);
-    if (!this.bpf.bpfMapLookup(this.stats, key, this.count)) return 0;
+    new DataView(this.statKey.buffer).setUint32(0, k, true);
+    if (!this.bpf.bpfMapLookup(this.stats, this.statKey, this.count)) return 0;
     return Number(new DataView(this.count.buffer).getBigUint64(0, true));
   }
 
@@ -204,7 +205,7 @@ export class SynAckMaps {
   }
 }
 
-/** The responder attached to link `link` (engine.net.links index) of interface `ifname`. */
+/** The responder for engine link `link` (engine.net.links index), attached by `attach`. */
 export class SynResponder {
   readonly maps: SynAckMaps;
   /** Whether the program runs in the driver (native XDP) or generic (skb) mode. */

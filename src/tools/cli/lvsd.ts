@@ -165,14 +165,13 @@ export async function startDaemon(
   const closeResponders = (): void => {
     for (const r of responders.splice(0)) r.close();
   };
-  const responderMode = (spec: LinkSpec): XdpAttach =>
-    spec.synproxyXdp === "auto" && isVeth(spec.name) ? "skb" : spec.synproxyXdp!;
   /**
    * The XDP SYN responder for link `spec`, to be engine link `id`, attached to the interface. On
    * an xdp= link its program hands the rest to the XSKMAP `xsk`, which lvsd's socket then joins.
    */
   const startResponder = (spec: LinkSpec, id: number, xsk?: number): SynResponder => {
-    const attach = responderMode(spec);
+    const veth = isVeth(spec.name);
+    const attach: XdpAttach = spec.synproxyXdp === "auto" && veth ? "skb" : spec.synproxyXdp!;
     let r: SynResponder;
     try {
       const native = loadNative();
@@ -181,7 +180,7 @@ export async function startDaemon(
       throw new LvsdArgError(`--link ${spec.name}: synproxy-xdp: ${(err as Error).message}`);
     }
     responders.push(r);
-    if (r.driverMode && isVeth(spec.name))
+    if (r.driverMode && veth)
       log.warn(
         { event: "synproxy.xdp_veth_native", link: id, ifname: spec.name },
         `link ${id}: ${spec.name} is a veth in driver-mode XDP: its SYN-ACKs (XDP_TX) reach the peer only if the peer has NAPI (an XDP program or GRO on it); otherwise they are dropped (xdp_tx_errors in ethtool -S)`,
