@@ -204,7 +204,8 @@ Options:
   --get-laddr                         list the service's FULLNAT local addresses
   --drops                             the data path's drop counters by reason (lvs-ts)
   --synproxy-stats                    the SYN proxy's counters: cookies sent and proven,
-                                      handshakes with real servers, their RSTs (lvs-ts)
+                                      handshakes with real servers, their RSTs,
+                                      their stale connections reset (lvs-ts)
   --links                             per-link frame, byte and drop counters (lvs-ts)
   --sync                              connection sync counters: sent, received, placed (lvs-ts)
   --sysctl [name[=value]]             list or set net.ipv4.vs.* knobs, e.g.

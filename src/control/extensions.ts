@@ -10,7 +10,8 @@
  *   --get-laddr -t|-u VIP:PORT   FULLNAT local addresses of a service (DPVS's commands).
  *   --drops                      the data path's drop counters by reason (non-zero ones).
  *   --synproxy-stats             the SYN proxy's counters (cookies sent and proven, handshakes
- *                                with real servers done, RSTs from them).
+ *                                with real servers done, RSTs from them, their stale connections
+ *                                reset).
  *   --links                      per-link frame and byte counters, with drops.
  *   --sync                       connection sync counters (sent, received, placed, refused).
  *   --sysctl [NAME[=VALUE]]      list or set run-time knobs (net.ipv4.vs.* names; sysctl.ts).

@@ -69,6 +69,7 @@ import {
   SYNPROXY_MSS,
   SynProxy,
   setTcpFlags,
+  writeReflected,
 } from "./synproxy.js";
 import { TxQueue } from "./txqueue.js";
 
@@ -706,6 +707,8 @@ export class Engine {
       setTcpFlags(v, TCP_RST | TCP_ACK);
       return this.xmit(v, batch, i, c, DIR_OUTPUT);
     }
+    if ((f & (TCP_SYN | TCP_ACK)) === TCP_ACK && tcpAck(v) !== clientNext)
+      return this.synProxyStale(v, s, (clientNext - 1) | 0);
     if ((f & (TCP_SYN | TCP_ACK)) !== (TCP_SYN | TCP_ACK) || tcpAck(v) !== clientNext)
       return Drop.SYNPROXY_BAD_SYNACK;
     ct.tcpTransition(c, DIR_OUTPUT, f);
@@ -719,6 +722,39 @@ export class Engine {
       p += 2 + n;
     }
     sp.stashFree(s);
+    return CONSUMED;
+  }
+
+  /**
+   * The real server answered the director's SYN with an ACK that does not acknowledge it: it
+   * still holds an older connection on the tuple (its challenge ACK, RFC 5961 4.2, or the ACK of
+   * a TIME-WAIT socket). As a client in SYN-SENT does (RFC 793): a reset <SEQ=SEG.ACK><CTL=RST>
+   * back to it, which ends that connection; then, once per handshake, the SYN again at once
+   * (later ones wait for the usual resend). `isn` is the client's ISN, `s` the stash buffer.
+   */
+  private synProxyStale(v: FrameView, s: number, isn: number): number {
+    const sp = this.synproxy;
+    const tx = this.tx;
+    const j = this.txq.slot();
+    if (j < 0) return CONSUMED; // counted as tx_full
+    this.resolver.sendRouted(
+      j,
+      writeReflected(tx.buf, tx.off[j]!, v, tcpAck(v) | 0, 0, TCP_RST, 0, 0),
+      v.saddr,
+    );
+    sp.staleServerConns++;
+    if (sp.stashReset[s] !== 0) return CONSUMED;
+    const k = this.txq.slot();
+    if (k < 0) return CONSUMED;
+    sp.stashReset[s] = 1;
+    sp.stashSynAt[s] = clock.nowMs;
+    // the window of the client's ACK (the first stashed packet), as the first SYN had
+    const o = s * STASH_BYTES + 2;
+    const st = sp.stash;
+    const t = o + (st[o]! & 0x0f) * 4;
+    const window = (st[t + 14]! << 8) | st[t + 15]!;
+    const len = writeReflected(tx.buf, tx.off[k]!, v, isn, 0, TCP_SYN, window, sp.stashMss[s]!);
+    this.resolver.sendRouted(k, len, v.saddr);
     return CONSUMED;
   }
 

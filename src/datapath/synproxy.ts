@@ -116,6 +116,8 @@ export class SynProxy {
   readonly stashSynAt = new Float64Array(STASH_SLOTS);
   /** The MSS the SYN to the real server carries (from the cookie), per buffer. */
   readonly stashMss = new Uint16Array(STASH_SLOTS);
+  /** Whether the SYN for each buffer's connection already went again after a reset (below). */
+  readonly stashReset = new Uint8Array(STASH_SLOTS);
   private hand = 0;
 
   /** Counters (lvsadm --synproxy-stats / metrics): cookies sent, ACKs that proved one, handshakes done, server RSTs. */
@@ -123,6 +125,11 @@ export class SynProxy {
   cookiesValid = 0;
   handshakes = 0;
   serverResets = 0;
+  /**
+   * Real servers that answered the SYN with an ACK for an older connection on the same tuple
+   * (RFC 5961's challenge ACK, or a TIME-WAIT socket's ACK): each got an RST (RFC 793, SYN-SENT).
+   */
+  staleServerConns = 0;
   /** SYN-ACKs the XDP responder sent (src/datapath/synresponder.ts copies its count here). */
   xdpCookiesSent = 0;
 
@@ -138,6 +145,7 @@ export class SynProxy {
       ["cookies_valid", this.cookiesValid],
       ["handshakes", this.handshakes],
       ["server_resets", this.serverResets],
+      ["stale_server_conns", this.staleServerConns],
       ["xdp_cookies_sent", this.xdpCookiesSent],
     ];
   }
@@ -236,6 +244,7 @@ export class SynProxy {
       if (this.stashOwner[s]! >= 0 && inUse(s)) continue;
       this.stashOwner[s] = c;
       this.stashUsed[s] = 0;
+      this.stashReset[s] = 0;
       return s;
     }
     return -1;
@@ -267,39 +276,62 @@ export class SynProxy {
    * left to the caller's routing; the EtherType is set). Returns the frame length.
    */
   writeSynAck(out: Uint8Array, off: number, v: FrameView, cookie: number, mss: number): number {
-    const len = ETH_HLEN + IP_HLEN + SYN_TCP_HLEN;
-    if (off + len > out.length) return 0;
-    const saddr = v.daddr;
-    const daddr = v.saddr;
-    put16(out, off + 12, ETH_P_IP);
-    const ip = off + ETH_HLEN;
-    out[ip] = 0x45;
-    out[ip + 1] = 0;
-    put16(out, ip + 2, IP_HLEN + SYN_TCP_HLEN);
-    put16(out, ip + 4, nextIpId());
-    put16(out, ip + 6, 0x4000);
-    out[ip + 8] = EMIT_TTL;
-    out[ip + 9] = IPPROTO_TCP;
-    put16(out, ip + 10, 0);
-    put32(out, ip + 12, saddr);
-    put32(out, ip + 16, daddr);
-    put16(out, ip + 10, ipv4HeaderChecksum(out, ip, IP_HLEN));
-    const t = ip + IP_HLEN;
-    put16(out, t, v.dport);
-    put16(out, t + 2, v.sport);
-    put32(out, t + 4, cookie);
-    put32(out, t + 8, (v.dv.getUint32(v.l4Off + 4) + 1) >>> 0);
-    out[t + 12] = (SYN_TCP_HLEN / 4) << 4;
-    out[t + 13] = TCP_SYN | TCP_ACK;
-    put16(out, t + 14, SYNACK_WINDOW);
-    put16(out, t + 16, 0);
-    put16(out, t + 18, 0);
-    out[t + 20] = 2; // MSS
+    const ack = (v.dv.getUint32(v.l4Off + 4) + 1) | 0;
+    return writeReflected(out, off, v, cookie, ack, TCP_SYN | TCP_ACK, SYNACK_WINDOW, mss);
+  }
+}
+
+/**
+ * Write a TCP segment back to the sender of the one in `v` (addresses and ports swapped) at
+ * out[off..]: sequence and acknowledgment numbers, flags and window as given, one option (MSS
+ * `mss`) unless `mss` is 0, no payload. Ethernet addresses are left to the caller's routing (the
+ * EtherType is set). Returns the frame length, 0 when it does not fit.
+ */
+export function writeReflected(
+  out: Uint8Array,
+  off: number,
+  v: FrameView,
+  seq: number,
+  ack: number,
+  flags: number,
+  window: number,
+  mss: number,
+): number {
+  const tcpLen = mss !== 0 ? SYN_TCP_HLEN : 20;
+  const len = ETH_HLEN + IP_HLEN + tcpLen;
+  if (off + len > out.length) return 0;
+  const saddr = v.daddr;
+  const daddr = v.saddr;
+  put16(out, off + 12, ETH_P_IP);
+  const ip = off + ETH_HLEN;
+  out[ip] = 0x45;
+  out[ip + 1] = 0;
+  put16(out, ip + 2, IP_HLEN + tcpLen);
+  put16(out, ip + 4, nextIpId());
+  put16(out, ip + 6, 0x4000);
+  out[ip + 8] = EMIT_TTL;
+  out[ip + 9] = IPPROTO_TCP;
+  put16(out, ip + 10, 0);
+  put32(out, ip + 12, saddr);
+  put32(out, ip + 16, daddr);
+  put16(out, ip + 10, ipv4HeaderChecksum(out, ip, IP_HLEN));
+  const t = ip + IP_HLEN;
+  put16(out, t, v.dport);
+  put16(out, t + 2, v.sport);
+  put32(out, t + 4, seq >>> 0);
+  put32(out, t + 8, ack >>> 0);
+  out[t + 12] = (tcpLen / 4) << 4;
+  out[t + 13] = flags;
+  put16(out, t + 14, window);
+  put16(out, t + 16, 0);
+  put16(out, t + 18, 0);
+  if (mss !== 0) {
+    out[t + 20] = 2;
     out[t + 21] = 4;
     put16(out, t + 22, mss);
-    put16(out, t + 16, tcpUdpChecksum(out, saddr, daddr, IPPROTO_TCP, t, SYN_TCP_HLEN, t + 16));
-    return len;
   }
+  put16(out, t + 16, tcpUdpChecksum(out, saddr, daddr, IPPROTO_TCP, t, tcpLen, t + 16));
+  return len;
 }
 
 /**

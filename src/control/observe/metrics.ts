@@ -611,7 +611,7 @@ export function metricsRegistry(o: ObservedDaemon, opts: MetricsOptions = {}): R
   const spSets = engine.synproxy.counterRows().map(([event]) => new LabelSet({ event }, true));
   counter({
     name: "lvs_synproxy_total",
-    help: "SYN proxy events (lvsadm --synproxy-stats): cookies_sent (SYN-ACKs with a cookie), cookies_valid (ACKs that proved one), handshakes (real servers' SYN-ACKs spliced), server_resets, xdp_cookies_sent (SYN-ACKs the XDP responder of synproxy-xdp= links sent).",
+    help: "SYN proxy events (lvsadm --synproxy-stats): cookies_sent (SYN-ACKs with a cookie), cookies_valid (ACKs that proved one), handshakes (real servers' SYN-ACKs spliced), server_resets, stale_server_conns (real servers' older connections on the tuple, reset), xdp_cookies_sent (SYN-ACKs the XDP responder of synproxy-xdp= links sent).",
     labelNames: ["event"],
     read: (sink) => {
       const rows = engine.synproxy.counterRows();

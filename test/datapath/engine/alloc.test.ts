@@ -14,6 +14,7 @@ import {
   ICMP_PORT_UNREACH,
   TCP_ACK,
   TCP_PSH,
+  TCP_RST,
   TCP_SYN,
 } from "../../../src/datapath/packet/view.js";
 import { SyncOut } from "../../../src/datapath/sync.js";
@@ -249,6 +250,57 @@ describe("the per-packet path allocates nothing", () => {
     expect(e.ct.count).toBe(0);
     expect(e.synproxy.cookiesSent).toBe(2 * batches * 128);
     expect(e.tx.count).toBe(128);
+    expect(gcs).toBe(0);
+  });
+
+  it("SYN proxy: servers answering the SYN with an older connection's ACK get resets", async () => {
+    const e = natEngine({ sweepPerBatch: 64 });
+    e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
+    e.table.addDest(tcpKey(), {
+      addr: ipToU32(IP.rs1),
+      port: 80,
+      weight: 1,
+      fwd: FwdMethod.MASQ,
+      uThreshold: 0,
+      lThreshold: 0,
+    });
+    const one = new FrameBatch(1);
+    const challenges: Uint8Array[] = [];
+    for (let k = 0; k < 256; k++) {
+      const sport = 30000 + k;
+      const c2s = (flags: number, seq: number, ack: number) =>
+        eth({ src: MAC.client, dst: MAC.dirOut })
+          .ipv4({ src: IP.client, dst: IP.vip })
+          .tcp({ sport, dport: 80, seq, ack, flags, mss: 1460 })
+          .build();
+      one.reset();
+      one.push(c2s(TCP_SYN, 0, 0), OUT);
+      e.process(one, 1);
+      const sa = e.tx.frame(0);
+      const cookie = new DataView(sa.buffer, sa.byteOffset).getUint32(14 + 20 + 4);
+      one.reset();
+      one.push(c2s(TCP_ACK, 1, cookie + 1), OUT);
+      e.process(one, 1);
+      challenges.push(
+        eth({ src: MAC.rs1, dst: MAC.dirIn })
+          .ipv4({ src: IP.rs1, dst: IP.client })
+          .tcp({ sport: 80, dport: sport, seq: 5000, ack: 123456 + k, flags: TCP_ACK })
+          .build(),
+      );
+    }
+    const { b, restore } = batchOf(challenges, IN);
+    const batches = Math.min(N_BATCHES, 1500);
+    const gcs = await gcsDuring(() => {
+      for (let k = 0; k < batches; k++) {
+        restore();
+        e.process(b, 2 + k);
+      }
+    });
+    // run twice (warm-up); the first batch's 256 resets and 256 SYNs overflow the TX queue
+    expect(e.synproxy.staleServerConns).toBeGreaterThanOrEqual(2 * (batches - 1) * 256);
+    // a batch now: the resets alone (each SYN went again once)
+    expect(e.tx.count).toBe(256);
+    for (let j = 0; j < 256; j++) expect(e.tx.frame(j)[14 + 20 + 13]).toBe(TCP_RST);
     expect(gcs).toBe(0);
   });
 

@@ -178,7 +178,7 @@ describe("SYN proxy: the handshake and the splice", () => {
       expect(e.synproxy.handshakes).toBe(1);
       expect(e.synproxy.cookiesValid).toBe(1);
       expect(run_(["--synproxy-stats"], new EngineControl(e)).stdout).toBe(
-        "cookies_sent                 1\ncookies_valid                1\nhandshakes                   1\nserver_resets                0\nxdp_cookies_sent             0\n",
+        "cookies_sent                 1\ncookies_valid                1\nhandshakes                   1\nserver_resets                0\nstale_server_conns           0\nxdp_cookies_sent             0\n",
       );
     },
   );
@@ -227,6 +227,69 @@ describe("SYN proxy: the handshake and the splice", () => {
     for (const i of e.ct.slots()) c = i;
     expect(e.ct.state[c]).toBe(TcpState.CLOSE);
   });
+
+  it.each([
+    ["NAT", FwdMethod.MASQ],
+    ["FULLNAT", FwdMethod.FULLNAT],
+  ] as const)(
+    "%s: a server still holding an older connection on the tuple answers the SYN with an ACK: an RST at that ACK's number ends it, the SYN goes again (once), the handshake completes",
+    (_n, fwd) => {
+      const e = spEngine(fwd);
+      const now = 9_000_000;
+      const cookie = tcpSeq(parse(run(e, fromClient(TCP_SYN, 3000, 0, "", 1460), OUT, now).generated[0]![1]));
+      const s = parse(run(e, fromClient(TCP_ACK, 3001, cookie + 1), OUT, now + 1).out);
+      const req = "GET / HTTP/1.0\r\n\r\n";
+      expect(run(e, fromClient(TCP_ACK | TCP_PSH, 3001, cookie + 1, req), OUT, now + 2).egress).toBe(-1);
+      const toRs = [s.saddr, s.sport, ipToU32(IP.rs1), 8080];
+      // the server's challenge ACK (RFC 5961): its own sequence space of the old connection
+      const challenge = fromRs(
+        fwd === FwdMethod.FULLNAT ? LADDR : IP.client,
+        TCP_ACK,
+        s.sport,
+        55555,
+        424242,
+      );
+      const first = run(e, challenge, IN, now + 3);
+      expect(first.egress).toBe(-1);
+      expect(first.generated.map(([l]) => l)).toEqual([IN, IN]);
+      const rst = parse(first.generated[0]![1]);
+      expect([rst.saddr, rst.sport, rst.daddr, rst.dport]).toEqual(toRs);
+      expect(rst.tcpFlags).toBe(TCP_RST);
+      expect(tcpSeq(rst)).toBe(424242);
+      expect(rst.ipTotalLen).toBe(40);
+      const again = parse(first.generated[1]![1]);
+      expect([again.saddr, again.sport, again.daddr, again.dport]).toEqual(toRs);
+      expect(again.tcpFlags).toBe(TCP_SYN);
+      expect(tcpSeq(again)).toBe(3000);
+      expect(again.mss).toBe(1460);
+      expect(tcpWindow(again)).toBe(29200);
+      // a second one: the RST only (no SYN storm against a server that keeps answering so)
+      const second = run(e, challenge, IN, now + 4);
+      expect(second.generated).toHaveLength(1);
+      expect(parse(second.generated[0]![1]).tcpFlags).toBe(TCP_RST);
+      expect(e.synproxy.staleServerConns).toBe(2);
+      expect(e.drops[Drop.SYNPROXY_BAD_SYNACK] ?? 0).toBe(0);
+      // the old connection gone, the server answers the SYN: spliced, the request relayed
+      const sa = run(
+        e,
+        fromRs(
+          fwd === FwdMethod.FULLNAT ? LADDR : IP.client,
+          TCP_SYN | TCP_ACK,
+          s.sport,
+          777,
+          3001,
+          "",
+          1400,
+        ),
+        IN,
+        now + 5,
+      );
+      expect(sa.egress).toBe(-1);
+      expect(e.synproxy.handshakes).toBe(1);
+      const relayed = sa.generated.map(([, f]) => parse(f));
+      expect(relayed.some((r) => payloadOf(r) === req && tcpAck(r) === 778)).toBe(true);
+    },
+  );
 
   it("a SYN-ACK that does not acknowledge the client's ISN is dropped and counted", () => {
     const e = spEngine();

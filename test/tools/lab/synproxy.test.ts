@@ -5,8 +5,10 @@
  * server's sequence numbers shifted by the director all the way), and uploads one (the
  * acknowledgements shifted). Then hping3 floods the VIP with SYNs from random sources (10,000 a
  * second for 5 s, as test/tools/lab/flood.test.ts): the connection table holds no entry of
- * the flood, and curl's requests are served throughout. Needs root, the native addon, nginx,
- * hping3 and curl; skipped with a message otherwise. Run `npx tsc -p tsconfig.json` first: the
+ * the flood, and curl's requests are served throughout. Last, a real server that still holds an
+ * older connection on the client's tuple (the client lost it silently, lvsd's entry expired):
+ * the new connection from the same port is served (the server's challenge ACK gets an RST).
+ * Needs root, the native addon, nginx, hping3, curl, nft and ss; skipped with a message otherwise. Run `npx tsc -p tsconfig.json` first: the
  * lab runs dist/.
  */
 import type { ChildProcess } from "node:child_process";
@@ -24,7 +26,8 @@ import { haveTools } from "../../support/tools.js";
 const privileged = canUseNetns() && nativeAvailable();
 if (!privileged)
   console.warn("skipping the SYN proxy lab test: needs root, the ip tool and the native addon");
-const ok = privileged && haveTools("the SYN proxy lab test", "hping3", "curl", "nginx", "timeout");
+const ok =
+  privileged && haveTools("the SYN proxy lab test", "hping3", "curl", "nginx", "timeout", "nft", "ss");
 
 const BIG = 300 * 1024;
 const LADDR = "192.168.10.200";
@@ -121,5 +124,51 @@ describe.skipIf(!ok)("SYN proxy through lvsd", () => {
     expect(clients().length).toBeLessThanOrEqual(before + asked);
     expect(asked).toBeGreaterThan(1);
     expect(served).toBe(asked);
+  }, 60_000);
+
+  it("serves a client port that a real server still holds an older connection on (the server's challenge ACK gets an RST)", async () => {
+    const PORT = 45123;
+    // one real server, so that the new connection meets the old one there
+    must("-A", "-t", `${VIP}:83`, "-s", "rr", "--synproxy");
+    must("-a", "-t", `${VIP}:83`, "-r", `${rsIp(1)}:8090`, "-m");
+    const held = (): string =>
+      lab.topo.exec("r1", "ss", ["-Htn", "state", "established", "dst", `${CLIENT}:${PORT}`]).stdout.trim();
+    // 1. a connection from port PORT that nginx holds open (a request cut off in its headers),
+    // with lvsd's TCP timeout at 2 s (the timeout an entry gets when its state changes)
+    must("--set", "2", "0", "0");
+    const holder = lab.topo.spawn("c", process.execPath, [
+      "-e",
+      `const s = require("net").connect({ host: "${VIP}", port: 83, localPort: ${PORT} }, () => s.write("GET / HTTP/1.1\\r\\nHost: x\\r\\n")); setTimeout(() => {}, 60000);`,
+    ]);
+    const table = `${prefix}cl`;
+    try {
+      const until = Date.now() + 5000;
+      while (held() === "" && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      expect(held()).not.toBe("");
+      // 2. the client loses it without a word: its RST is dropped on the way out
+      const nft = (cmd: string) => expect(lab.topo.exec("c", "nft", [cmd]).code).toBe(0);
+      nft(`add table ip ${table}`);
+      nft(`add chain ip ${table} out { type filter hook output priority 0; }`);
+      nft(`add rule ip ${table} out tcp sport ${PORT} drop`);
+      expect(lab.topo.exec("c", "ss", ["-K", "-tn", "src", `${CLIENT}:${PORT}`]).code).toBe(0);
+      holder.kill("SIGKILL");
+      // 3. lvsd's entry expires (TCP timeout 2 s); nginx still holds the connection
+      const entry = (): boolean => must("-Lnc").includes(`${CLIENT}:${PORT} `);
+      const gone = Date.now() + 10_000;
+      while (entry() && Date.now() < gone) await new Promise((r) => setTimeout(r, 250));
+      expect(entry()).toBe(false);
+      expect(held()).not.toBe("");
+      lab.topo.exec("c", "nft", ["delete", "table", "ip", table]);
+      const staleBefore = Number(/^stale_server_conns\s+(\d+)$/m.exec(must("--synproxy-stats"))?.[1]);
+      // 4. a new connection from the same port: served
+      const r = lab.client("curl", ["-s", "-m", "5", "--local-port", String(PORT), `http://${VIP}:83/`]);
+      expect(r.stdout.trim()).toBe("ngx1");
+      const stale = Number(/^stale_server_conns\s+(\d+)$/m.exec(must("--synproxy-stats"))?.[1]);
+      expect(stale).toBeGreaterThan(staleBefore);
+    } finally {
+      holder.kill("SIGKILL");
+      lab.topo.exec("c", "nft", ["delete", "table", "ip", table]);
+      must("--set", "900", "0", "0");
+    }
   }, 60_000);
 });
