@@ -13,6 +13,10 @@
  *   answered with cookies and leave no entry; wrk's connections go through the proxy too. With
  *   `--backend raw --link-opts synproxy-xdp=auto` the SYNs are answered by the XDP responder
  *   (the "in XDP" column) and lvsd sees only the ACKs.
+ *   In both parts and in `kernel`, where the CPU went during each wrk run: the machine's idle
+ *   share (/proc/stat), lvsd's CPU (utime + stime of all its threads, in % of one CPU) and the
+ *   machine's busy CPU per legitimate request before the flood (µs): when the baseline already
+ *   keeps the machine busy, the flood's generator on the same CPUs takes its share from it.
  * - `listing`: lvsd with the default table (1,048,576 entries; `embryonic_share=100`, so that the
  *   flood's embryonic entries may fill it) filled by a flood (until about 1 M entries or 40 s;
  *   they live 60 s), then UDP packets/s through the VIP (iperf3 -u) without and during
@@ -36,7 +40,7 @@
  *        (`client`: the replies to the gateway stay unresolved). Needs hping3, wrk, iperf3, nginx-light (apt-get install -y ...).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { NatLab, rsIp, VIP } from "../../src/tools/lab/natlab.js";
 import { canUseNetns, sh } from "../../src/tools/lab/netns.js";
@@ -52,6 +56,7 @@ import {
   tableSize,
   udpPpsAsync,
 } from "./measure.js";
+import { machineTicks, statCpuTicks } from "./stats.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string): string | undefined => {
@@ -107,6 +112,66 @@ function flood(l: NatLab, seconds: number): { done: Promise<void>; p: ChildProce
   return { p, done: new Promise((resolve) => p.once("exit", () => resolve())) };
 }
 
+const HZ = Number(sh("getconf", ["CLK_TCK"]).stdout.trim()) || 100;
+const readText = (f: string): string => {
+  try {
+    return readFileSync(f, "utf8");
+  } catch {
+    return "";
+  }
+};
+
+/** Where the CPU went while one wrk run lasted. */
+interface CpuUse {
+  /** The whole machine's idle share, in % of all its CPUs. */
+  idlePct: number;
+  /** The process's CPU (utime + stime, all its threads), in % of one CPU; NaN without a process. */
+  procPct: number;
+  /** The whole machine's busy CPU seconds. */
+  busySeconds: number;
+}
+
+/** Start counting the machine's CPU (and `pid`'s); stop() gives the use since the start. */
+function cpuWindow(pid?: number): { stop(): CpuUse } {
+  const ticks = (): { busy: number; total: number; proc: number } => ({
+    ...machineTicks(readText("/proc/stat")),
+    proc: pid === undefined ? Number.NaN : statCpuTicks(readText(`/proc/${pid}/stat`)),
+  });
+  const t0 = ticks();
+  const w0 = performance.now();
+  return {
+    stop(): CpuUse {
+      const t1 = ticks();
+      const wall = (performance.now() - w0) / 1000;
+      const total = t1.total - t0.total;
+      return {
+        idlePct: total > 0 ? (100 * (total - (t1.busy - t0.busy))) / total : Number.NaN,
+        procPct: wall > 0 ? (100 * (t1.proc - t0.proc)) / HZ / wall : Number.NaN,
+        busySeconds: (t1.busy - t0.busy) / HZ,
+      };
+    },
+  };
+}
+
+/** wrk with `Connection: close` for `seconds`, counting the CPU meanwhile (`pid`: lvsd's). */
+async function wrkCloseCpu(l: NatLab, seconds: number, pid?: number): Promise<{ rps: number; cpu: CpuUse }> {
+  const w = cpuWindow(pid);
+  const rps = await wrkClose(l, seconds);
+  return { rps, cpu: w.stop() };
+}
+
+/** The CPU columns of a row, from the runs before and during the flood. */
+function cpuColumns(before: { rps: number; cpu: CpuUse }, during: CpuUse, seconds: number) {
+  return {
+    idleBeforePct: before.cpu.idlePct,
+    idleDuringPct: during.idlePct,
+    lvsdCpuBeforePct: before.cpu.procPct,
+    lvsdCpuDuringPct: during.procPct,
+    cpuUsPerRequestBefore:
+      before.rps > 0 ? (1e6 * before.cpu.busySeconds) / (before.rps * seconds) : Number.NaN,
+  };
+}
+
 /** wrk with `Connection: close` for `seconds`, in the background; resolves to req/s. */
 function wrkClose(l: NatLab, seconds: number): Promise<number> {
   return new Promise((resolve) => {
@@ -148,6 +213,14 @@ interface FloodRow {
   xdpCookiesSent: number;
   /** lvsadm --drops at the end (the non-zero reasons). */
   drops: Record<string, number>;
+  /** The machine's idle share (% of all CPUs) during the run before the flood and during it. */
+  idleBeforePct: number;
+  idleDuringPct: number;
+  /** lvsd's CPU (% of one CPU, all its threads) in the same two runs; NaN for the kernel. */
+  lvsdCpuBeforePct: number;
+  lvsdCpuDuringPct: number;
+  /** The whole machine's busy CPU per legitimate request before the flood, in µs. */
+  cpuUsPerRequestBefore: number;
 }
 
 /** A defence setting: its name, lvsd arguments, lvsadm commands after the lab is up. */
@@ -182,12 +255,14 @@ async function floodPart(settings: readonly Setting[]): Promise<FloodRow[]> {
       }
       const pid = lvsdPid(l);
       await wrkClose(l, 2); // warm-up: nginx and the lab's caches (the first run is slower)
-      const baselineRps = await wrkClose(l, SECONDS);
+      const before = await wrkCloseCpu(l, SECONDS, pid);
+      const baselineRps = before.rps;
       const rssBeforeMiB = rssMiB(pid);
       const sampler = rssSampler(pid);
       const f = flood(l, SECONDS + 5);
       await sleep(4000);
-      const floodRps = await wrkClose(l, SECONDS);
+      const during = await wrkCloseCpu(l, SECONDS, pid);
+      const floodRps = during.rps;
       await f.done;
       const rssMaxMiB = sampler.stop();
       const tableAtEnd = tableSize(l);
@@ -217,6 +292,7 @@ async function floodPart(settings: readonly Setting[]): Promise<FloodRow[]> {
               return [k ?? "", Number(n)];
             }),
         ),
+        ...cpuColumns(before, during.cpu, SECONDS),
       });
       process.stderr.write(`flood ${name}: ${JSON.stringify(rows.at(-1))}\n`);
     } finally {
@@ -256,10 +332,12 @@ async function kernelPart(): Promise<FloodRow> {
     const conntrack = (): number =>
       Number(l.topo.exec("d", "cat", ["/proc/sys/net/netfilter/nf_conntrack_count"]).stdout.trim()) || 0;
     await wrkClose(l, 2);
-    const baselineRps = await wrkClose(l, SECONDS);
+    const before = await wrkCloseCpu(l, SECONDS);
+    const baselineRps = before.rps;
     const f = flood(l, SECONDS + 5);
     await sleep(4000);
-    const floodRps = await wrkClose(l, SECONDS);
+    const during = await wrkCloseCpu(l, SECONDS);
+    const floodRps = during.rps;
     const tableAtEnd = conntrack();
     await f.done;
     const row: FloodRow = {
@@ -274,6 +352,7 @@ async function kernelPart(): Promise<FloodRow> {
       cookiesSent: 0,
       xdpCookiesSent: 0,
       drops: {},
+      ...cpuColumns(before, during.cpu, SECONDS),
     };
     process.stderr.write(`flood kernel: ${JSON.stringify(row)}\n`);
     return row;
@@ -460,11 +539,13 @@ async function main(): Promise<void> {
       "SYN flood (hping3 --flood --rand-source), legitimate Connection: close req/s (wrk -t1 -c16)",
     );
     console.log(
-      "setting                       before    during  during/before  RSS before/max MiB  table at end  drop_packet  cookies sent  in XDP",
+      "setting                       before    during  during/before  RSS before/max MiB  table at end  drop_packet  cookies sent  in XDP  idle % before/during  lvsd CPU % before/during  CPU µs/req before",
     );
+    const pair = (a: number, b: number): string =>
+      Number.isFinite(a) ? `${a.toFixed(0)}/${b.toFixed(0)}` : "-";
     for (const r of rows)
       console.log(
-        `${r.setting.padEnd(28)} ${r.baselineRps.toFixed(0).padStart(8)} ${r.floodRps.toFixed(0).padStart(9)} ${r.ratio.toFixed(3).padStart(14)} ${`${r.rssBeforeMiB.toFixed(0)}/${r.rssMaxMiB.toFixed(0)}`.padStart(19)} ${String(r.tableAtEnd).padStart(13)} ${String(r.dropPacket).padStart(12)} ${String(r.cookiesSent).padStart(13)} ${String(r.xdpCookiesSent).padStart(8)}`,
+        `${r.setting.padEnd(28)} ${r.baselineRps.toFixed(0).padStart(8)} ${r.floodRps.toFixed(0).padStart(9)} ${r.ratio.toFixed(3).padStart(14)} ${`${r.rssBeforeMiB.toFixed(0)}/${r.rssMaxMiB.toFixed(0)}`.padStart(19)} ${String(r.tableAtEnd).padStart(13)} ${String(r.dropPacket).padStart(12)} ${String(r.cookiesSent).padStart(13)} ${String(r.xdpCookiesSent).padStart(8)} ${pair(r.idleBeforePct, r.idleDuringPct).padStart(21)} ${pair(r.lvsdCpuBeforePct, r.lvsdCpuDuringPct).padStart(25)} ${r.cpuUsPerRequestBefore.toFixed(0).padStart(18)}`,
       );
   }
   if (PARTS.includes("listing")) {
