@@ -73,6 +73,14 @@ import {
 } from "./synproxy.js";
 import { TxQueue } from "./txqueue.js";
 
+/**
+ * conn_reuse_mode on SYN-proxy services: an ACK whose ack - 1 lies less than this past the
+ * entry's own cookie belongs to the entry's connection. A new connection's cookie lies past the
+ * old one by the difference of the client's ISNs (the same hash, counter and MSS) or anywhere:
+ * Linux's ISN for a tuple grows by one every 64 ns, so a port reused 1 µs later is past it.
+ */
+const OWN_ACK_SPAN = 16;
+
 export interface EngineOptions {
   /** Maximum connections + templates (default 1 << 20). */
   maxConns?: number;
@@ -477,6 +485,11 @@ export class Engine {
     if (svc === null || svc === undefined || (svc.flags & SVC_F_SYNPROXY) === 0) return false;
     const isn = (tcpSeq(v) - 1) | 0;
     const cookie = (tcpAck(v) - 1) | 0;
+    // Segments of the entry's own connection can pass too: the ISN is added into the cookie,
+    // so seq and ack both n past the old ISN and cookie prove the old cookie again — the
+    // client's last ACK after FINs both ways and no data (n = 2), a late copy of its
+    // handshake ACK (n = 1). They acknowledge less than OWN_ACK_SPAN past the entry's cookie.
+    if ((cookie - this.ct.isn[c]!) >>> 0 < OWN_ACK_SPAN) return false;
     return this.synproxy.check(v.saddr | 0, v.daddr | 0, v.sport, v.dport, isn, cookie, clock.nowMs) >= 0;
   }
 
@@ -707,7 +720,7 @@ export class Engine {
       setTcpFlags(v, TCP_RST | TCP_ACK);
       return this.xmit(v, batch, i, c, DIR_OUTPUT);
     }
-    if ((f & (TCP_SYN | TCP_ACK)) === TCP_ACK && tcpAck(v) !== clientNext)
+    if ((f & TCP_ACK) !== 0 && tcpAck(v) !== clientNext)
       return this.synProxyStale(v, s, (clientNext - 1) | 0);
     if ((f & (TCP_SYN | TCP_ACK)) !== (TCP_SYN | TCP_ACK) || tcpAck(v) !== clientNext)
       return Drop.SYNPROXY_BAD_SYNACK;

@@ -210,6 +210,31 @@ describe("SYN proxy: the handshake and the splice", () => {
     expect(e.ct.count).toBe(1);
   });
 
+  it("the client's last ACK of a connection closed with no data is its own, not a new connection's", () => {
+    const e = spEngine();
+    const now = 8_000_000;
+    const cookie = tcpSeq(parse(run(e, fromClient(TCP_SYN, 2000, 0, "", 1460), OUT, now).generated[0]![1]));
+    run(e, fromClient(TCP_ACK, 2001, cookie + 1), OUT, now + 1);
+    run(e, fromRs(IP.client, TCP_SYN | TCP_ACK, 40000, 900, 2001, "", 1400), IN, now + 1);
+    // the client closes at once, the server too, the client acknowledges the server's FIN
+    expect(run(e, fromClient(TCP_FIN | TCP_ACK, 2001, cookie + 1), OUT, now + 2).egress).toBe(IN);
+    expect(run(e, fromRs(IP.client, TCP_FIN | TCP_ACK, 40000, 901, 2002), IN, now + 2).egress).toBe(OUT);
+    const c = e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 40000, ipToU32(IP.vip), 80);
+    expect(e.ct.state[c]).toBe(TcpState.TIME_WAIT);
+    // seq and ack both one past the FINs: this ACK also proves the cookie (ISN + 1, cookie + 1)
+    expect(
+      e.synproxy.check(ipToU32(IP.client) | 0, ipToU32(IP.vip) | 0, 40000, 80, 2001, cookie + 1, now + 3),
+    ).toBeGreaterThanOrEqual(0);
+    const last = run(e, fromClient(TCP_ACK, 2002, cookie + 2), OUT, now + 3);
+    expect(last.egress).toBe(IN);
+    const fwd = parse(last.out);
+    expect(fwd.tcpFlags).toBe(TCP_ACK); // passed on to the server as it is, not turned into a SYN
+    expect(tcpAck(fwd)).toBe(902);
+    expect(e.synproxy.cookiesValid).toBe(1);
+    expect(e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 40000, ipToU32(IP.vip), 80)).toBe(c);
+    expect(e.ct.state[c]).toBe(TcpState.TIME_WAIT);
+  });
+
   it("an RST from the server becomes an RST to the client at the cookie's next sequence number", () => {
     const e = spEngine();
     const sa = parse(run(e, fromClient(TCP_SYN, 7000, 0, "", 1460), OUT).generated[0]![1]);
@@ -291,13 +316,20 @@ describe("SYN proxy: the handshake and the splice", () => {
     },
   );
 
-  it("a SYN-ACK that does not acknowledge the client's ISN is dropped and counted", () => {
+  it("a SYN-ACK that does not acknowledge the client's ISN gets an RST at its ack; a segment with no ACK is dropped and counted", () => {
     const e = spEngine();
     const cookie = tcpSeq(parse(run(e, fromClient(TCP_SYN, 7000, 0), OUT).generated[0]![1]));
     const s = parse(run(e, fromClient(TCP_ACK, 7001, cookie + 1), OUT).out);
     expect(s.mss).toBe(536); // no MSS from the client: the smallest of the table
     const bad = run(e, fromRs(IP.client, TCP_SYN | TCP_ACK, s.sport, 1, 12345), IN);
     expect(bad.egress).toBe(-1);
+    const rst = parse(bad.generated[0]![1]);
+    expect([rst.tcpFlags, tcpSeq(rst)]).toEqual([TCP_RST, 12345]);
+    expect(parse(bad.generated[1]![1]).tcpFlags).toBe(TCP_SYN);
+    expect(e.synproxy.staleServerConns).toBe(1);
+    const noAck = run(e, fromRs(IP.client, TCP_SYN, s.sport, 1, 0), IN);
+    expect(noAck.egress).toBe(-1);
+    expect(noAck.generated).toHaveLength(0);
     expect(e.drops[Drop.SYNPROXY_BAD_SYNACK]).toBe(1);
   });
 });
