@@ -71,7 +71,10 @@ export const Drop = {
    * stash while the real server's SYN-ACK is awaited.
    */
   SYNPROXY_STASH_FULL: P + 25,
-  /** SYN proxy: the real server's answer to the director's SYN is neither a SYN-ACK acknowledging it nor an RST. */
+  /**
+   * SYN proxy: the real server's answer to the director's SYN has no ACK and no RST, or acknowledges
+   * the SYN without SYN (one with an ACK of something else gets a reset: staleServerConns).
+   */
   SYNPROXY_BAD_SYNACK: P + 26,
   /**
    * A new TCP connection refused because embryonic entries are at their bound
