@@ -33,7 +33,7 @@
  *   default). The same wrk before and during the same flood.
  *
  * Usage: sudo node dist/bench/e2e/flood.js [--part flood,synproxy,listing,clients,kernel] [--seconds N]
- *        [--flood-from host|client] [--backend tap|raw|xdp] [--link-opts OPTS] [--out FILE]. The flood comes from an attacker namespace of
+ *        [--flood-from host|client] [--backend tap|raw|xdp] [--link-opts OPTS] [--attacker-cpu 0|1] [--out FILE]. The flood comes from an attacker namespace of
  *        its own on the client's segment (default), which also answers for the default gateway
  *        (10.0.0.254) that the replies to the flood's random sources go to, so that they are
  *        sent and land there as on the way to the internet; or from the legitimate client's
@@ -82,6 +82,34 @@ if (!["tap", "raw", "xdp"].includes(BACKEND)) {
   process.exit(2);
 }
 const LINK_OPTS = arg("--link-opts");
+/**
+ * `--attacker-cpu N` (0 or 1): hping3 runs on CPU N (taskset), and everything else of the lab —
+ * lvsd or the kernel's forwarding, nginx, wrk, and the receive work of every namespace but the
+ * attacker's (RPS) — on the other CPU: the attacker as a machine of its own, the director with
+ * one CPU that takes the flood's reception. Default: no pinning, all share both CPUs.
+ */
+const ATTACKER_CPU = arg("--attacker-cpu");
+if (ATTACKER_CPU !== undefined && (!["0", "1"].includes(ATTACKER_CPU) || cpus().length < 2)) {
+  process.stderr.write("--attacker-cpu must be 0 or 1, on a machine with two CPUs or more\n");
+  process.exit(2);
+}
+/** The CPU of everything but the attacker (with --attacker-cpu). */
+const LAB_CPU = ATTACKER_CPU === "0" ? "1" : "0";
+
+/** With --attacker-cpu: pin the lab's processes and its receive work (RPS) to LAB_CPU. */
+function pinLab(l: NatLab): void {
+  if (ATTACKER_CPU === undefined) return;
+  const mask = (1 << Number(LAB_CPU)).toString(16);
+  for (const role of ["c", "d", "r1", "r2"]) {
+    for (const pid of sh("ip", ["netns", "pids", l.topo.ns(role)])
+      .stdout.split(/\s+/)
+      .filter(Boolean))
+      sh("taskset", ["-a", "-c", "-p", LAB_CPU, pid]);
+    const rps = `for q in /sys/class/net/*/queues/rx-*; do echo ${mask} > $q/rps_cpus; done`;
+    const r = l.topo.exec(role, "sh", ["-c", rps]);
+    if (r.code !== 0) throw new Error(`RPS in ${role}: ${r.stderr}`);
+  }
+}
 if (FLOOD_FROM !== "host" && FLOOD_FROM !== "client") {
   process.stderr.write("--flood-from must be host or client\n");
   process.exit(2);
@@ -96,7 +124,8 @@ function flood(l: NatLab, seconds: number): { done: Promise<void>; p: ChildProce
     // sources go to (as a router would): the backscatter is sent, and lands there
     l.topo.exec("a", "ip", ["addr", "add", "10.0.0.254/24", "dev", l.topo.dev("aa")]);
   }
-  const p = l.topo.spawn(role, "timeout", [
+  const p = l.topo.spawn(role, ATTACKER_CPU !== undefined ? "taskset" : "timeout", [
+    ...(ATTACKER_CPU !== undefined ? ["-c", ATTACKER_CPU, "timeout"] : []),
     "-s",
     "INT",
     String(seconds),
@@ -179,6 +208,7 @@ function wrkClose(l: NatLab, seconds: number): Promise<number> {
       "netns",
       "exec",
       l.topo.ns("c"),
+      ...(ATTACKER_CPU !== undefined ? ["taskset", "-c", LAB_CPU] : []),
       "wrk",
       "-t1",
       "-c16",
@@ -254,6 +284,7 @@ async function floodPart(settings: readonly Setting[]): Promise<FloodRow[]> {
         if (r.code !== 0) throw new Error(`lvsadm ${c.join(" ")}: ${r.stderr}`);
       }
       const pid = lvsdPid(l);
+      pinLab(l);
       await wrkClose(l, 2); // warm-up: nginx and the lab's caches (the first run is slower)
       const before = await wrkCloseCpu(l, SECONDS, pid);
       const baselineRps = before.rps;
@@ -329,6 +360,7 @@ async function kernelPart(): Promise<FloodRow> {
     const r = l.topo.exec("d", "nft", ["-f", "-"], rules);
     if (r.code !== 0) throw new Error(`nft: ${r.stderr}`);
     await sleep(500);
+    pinLab(l);
     const conntrack = (): number =>
       Number(l.topo.exec("d", "cat", ["/proc/sys/net/netfilter/nf_conntrack_count"]).stdout.trim()) || 0;
     await wrkClose(l, 2);
