@@ -642,7 +642,7 @@ export class Engine {
       const mtu = this.net.minMtu - 40;
       const tx = this.tx;
       const len = sp.writeSynAck(tx.buf, tx.off[j]!, v, cookie, mtu < 1460 ? mtu : 1460);
-      this.resolver.sendRouted(j, len, v.saddr);
+      this.resolver.sendRouted(j, len, v.saddr | 0);
       sp.cookiesSent++;
       return CONSUMED;
     }
@@ -750,11 +750,8 @@ export class Engine {
     const tx = this.tx;
     const j = this.txq.slot();
     if (j < 0) return CONSUMED; // counted as tx_full
-    this.resolver.sendRouted(
-      j,
-      writeReflected(tx.buf, tx.off[j]!, v, tcpAck(v) | 0, 0, TCP_RST, 0, 0),
-      v.saddr,
-    );
+    const rst = writeReflected(tx.buf, tx.off[j]!, v, tcpAck(v) | 0, 0, TCP_RST, 0, 0);
+    this.resolver.sendRouted(j, rst, v.saddr | 0);
     sp.staleServerConns++;
     if (sp.stashReset[s] !== 0) return CONSUMED;
     const k = this.txq.slot();
@@ -767,7 +764,7 @@ export class Engine {
     const t = o + (st[o]! & 0x0f) * 4;
     const window = (st[t + 14]! << 8) | st[t + 15]!;
     const len = writeReflected(tx.buf, tx.off[k]!, v, isn, 0, TCP_SYN, window, sp.stashMss[s]!);
-    this.resolver.sendRouted(k, len, v.saddr);
+    this.resolver.sendRouted(k, len, v.saddr | 0);
     return CONSUMED;
   }
 

@@ -173,7 +173,7 @@ export class Icmp {
     const from = src !== 0 ? src : l.primaryAddr();
     const tx = txq.batch;
     const len = emitIcmpError(tx.buf, tx.off[j]!, l.mac, 0, l.mac, 0, from, v.saddr, type, code, mtu, v);
-    this.resolver.sendRouted(j, len, v.saddr);
+    this.resolver.sendRouted(j, len, v.saddr | 0);
   }
 
   private echoReply(v: FrameView): void {
@@ -184,6 +184,6 @@ export class Icmp {
     if (link < 0) return;
     const tx = txq.batch;
     const len = emitIcmpEchoReply(tx.buf, tx.off[j]!, v, this.net.links[link]!.mac, 0);
-    this.resolver.sendRouted(j, len, v.saddr);
+    this.resolver.sendRouted(j, len, v.saddr | 0);
   }
 }

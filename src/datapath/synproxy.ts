@@ -31,7 +31,7 @@
  */
 import { IPPROTO_TCP } from "../lib/proto.js";
 import { csumReplace16, ipv4HeaderChecksum, tcpUdpChecksum } from "./packet/checksum.js";
-import { EMIT_TTL, nextIpId, put16, put32 } from "./packet/emit.js";
+import { EMIT_TTL, put16, put32, writeIpHeader } from "./packet/emit.js";
 import { ETH_HLEN, ETH_P_IP, type FrameView, TCP_ACK, TCP_SYN } from "./packet/view.js";
 
 /** The MSS values a cookie can encode (its index is 2 bits), as Linux's msstab for IPv4. */
@@ -300,26 +300,16 @@ export function writeReflected(
   const tcpLen = mss !== 0 ? SYN_TCP_HLEN : 20;
   const len = ETH_HLEN + IP_HLEN + tcpLen;
   if (off + len > out.length) return 0;
-  const saddr = v.daddr;
-  const daddr = v.saddr;
+  const saddr = v.daddr | 0;
+  const daddr = v.saddr | 0;
   put16(out, off + 12, ETH_P_IP);
   const ip = off + ETH_HLEN;
-  out[ip] = 0x45;
-  out[ip + 1] = 0;
-  put16(out, ip + 2, IP_HLEN + tcpLen);
-  put16(out, ip + 4, nextIpId());
-  put16(out, ip + 6, 0x4000);
-  out[ip + 8] = EMIT_TTL;
-  out[ip + 9] = IPPROTO_TCP;
-  put16(out, ip + 10, 0);
-  put32(out, ip + 12, saddr);
-  put32(out, ip + 16, daddr);
-  put16(out, ip + 10, ipv4HeaderChecksum(out, ip, IP_HLEN));
+  writeIpHeader(out, ip, 0, IP_HLEN + tcpLen, IPPROTO_TCP, saddr, daddr, EMIT_TTL, 0x4000);
   const t = ip + IP_HLEN;
   put16(out, t, v.dport);
   put16(out, t + 2, v.sport);
-  put32(out, t + 4, seq >>> 0);
-  put32(out, t + 8, ack >>> 0);
+  put32(out, t + 4, seq);
+  put32(out, t + 8, ack);
   out[t + 12] = (tcpLen / 4) << 4;
   out[t + 13] = flags;
   put16(out, t + 14, window);

@@ -180,8 +180,11 @@ export function emitGratuitousArp(
   return writeArp(out, off, 1, 0xffff, 0xffffffff, mh, ml, myIp >>> 0, 0, 0, myIp >>> 0);
 }
 
-/** Write an IPv4 header without options at `o` and its checksum. */
-function writeIpHeader(
+/**
+ * Write an IPv4 header without options at `o` and its checksum: the next IP id, TTL `ttl`, the
+ * flags and fragment offset word `frag` (0x4000: DF).
+ */
+export function writeIpHeader(
   out: Uint8Array,
   o: number,
   tos: number,
@@ -189,13 +192,15 @@ function writeIpHeader(
   proto: number,
   saddr: number,
   daddr: number,
+  ttl = EMIT_TTL,
+  frag = 0,
 ): void {
   out[o] = 0x45;
   out[o + 1] = tos;
   put16(out, o + 2, totalLen);
   put16(out, o + 4, nextIpId());
-  put16(out, o + 6, 0);
-  out[o + 8] = EMIT_TTL;
+  put16(out, o + 6, frag);
+  out[o + 8] = ttl;
   out[o + 9] = proto;
   put32(out, o + 12, saddr);
   put32(out, o + 16, daddr);
@@ -334,17 +339,7 @@ export function emitUdp(
   putMac(out, off + 6, macHi(srcMac, srcMacOff), macLo(srcMac, srcMacOff));
   put16(out, off + 12, ETH_P_IP);
   const ip = off + ETH_HLEN;
-  out[ip] = 0x45;
-  out[ip + 1] = 0;
-  put16(out, ip + 2, IP_HLEN + 8 + plen);
-  put16(out, ip + 4, nextIpId());
-  put16(out, ip + 6, 0);
-  out[ip + 8] = ttl;
-  out[ip + 9] = IPPROTO_UDP;
-  put16(out, ip + 10, 0);
-  put32(out, ip + 12, saddr);
-  put32(out, ip + 16, daddr);
-  put16(out, ip + 10, ipv4HeaderChecksum(out, ip, IP_HLEN));
+  writeIpHeader(out, ip, 0, IP_HLEN + 8 + plen, IPPROTO_UDP, saddr, daddr, ttl);
   const u = ip + IP_HLEN;
   put16(out, u, sport);
   put16(out, u + 2, dport);

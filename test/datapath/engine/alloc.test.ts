@@ -214,16 +214,7 @@ describe("the per-packet path allocates nothing", () => {
 
   it("SYN proxy: cookie SYN-ACKs for SYNs, forged ACKs refused", async () => {
     const batches = Math.min(N_BATCHES, 1500);
-    const e = natEngine({ sweepPerBatch: 64 });
-    e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
-    e.table.addDest(tcpKey(), {
-      addr: ipToU32(IP.rs1),
-      port: 80,
-      weight: 1,
-      fwd: FwdMethod.MASQ,
-      uThreshold: 0,
-      lThreshold: 0,
-    });
+    const e = synProxyNatEngine();
     const frames: Uint8Array[] = [];
     for (let k = 0; k < 256; k++) {
       frames.push(
@@ -254,16 +245,7 @@ describe("the per-packet path allocates nothing", () => {
   });
 
   it("SYN proxy: servers answering the SYN with an older connection's ACK get resets", async () => {
-    const e = natEngine({ sweepPerBatch: 64 });
-    e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
-    e.table.addDest(tcpKey(), {
-      addr: ipToU32(IP.rs1),
-      port: 80,
-      weight: 1,
-      fwd: FwdMethod.MASQ,
-      uThreshold: 0,
-      lThreshold: 0,
-    });
+    const e = synProxyNatEngine();
     const one = new FrameBatch(1);
     const challenges: Uint8Array[] = [];
     for (let k = 0; k < 256; k++) {
@@ -382,12 +364,8 @@ describe("the per-packet path allocates nothing", () => {
   });
 });
 
-/**
- * 256 SYN-proxied NAT flows after their handshakes: client->server and server->client
- * segments, and ICMP errors about them from the client's side (quoting a server->client
- * segment) and from the server's side (quoting a client->server segment).
- */
-function synProxyFlows() {
+/** A NAT engine with VIP:80 behind the SYN proxy and one real server, rs1:80. */
+function synProxyNatEngine(): Engine {
   const e = natEngine({ sweepPerBatch: 64 });
   e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
   e.table.addDest(tcpKey(), {
@@ -398,6 +376,16 @@ function synProxyFlows() {
     uThreshold: 0,
     lThreshold: 0,
   });
+  return e;
+}
+
+/**
+ * 256 SYN-proxied NAT flows after their handshakes: client->server and server->client
+ * segments, and ICMP errors about them from the client's side (quoting a server->client
+ * segment) and from the server's side (quoting a client->server segment).
+ */
+function synProxyFlows() {
+  const e = synProxyNatEngine();
   const one = new FrameBatch(1);
   const send = (f: Uint8Array, link: number) => {
     one.reset();
