@@ -27,6 +27,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bpfMapUpdate", Napi::Function::New(env, BpfMapUpdate, "bpfMapUpdate"));
   exports.Set("bpfMapDelete", Napi::Function::New(env, BpfMapDelete, "bpfMapDelete"));
   exports.Set("bpfMapLookup", Napi::Function::New(env, BpfMapLookup, "bpfMapLookup"));
+  exports.Set("bpfMapMmap", Napi::Function::New(env, BpfMapMmap, "bpfMapMmap"));
   exports.Set("bpfAttachXdp", Napi::Function::New(env, BpfAttachXdp, "bpfAttachXdp"));
   InitSys(env, exports);
   // 2: openTun, the ipip filter, csumFixed/rxGso counters, sysctl/addr/ethtool/ipipGuard.
@@ -41,7 +42,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // 11: attachXdp (one XDP program and XSKMAP for several sockets), openXdp option xskMapFd.
   // 12: xdpCopy (the benchmark's AF_XDP copier, native/xdpcopy.cc).
   // 13: bpfLoadXdp, bpfTestRun, bpfClose (native/bpf.cc).
-  exports.Set("abiVersion", Napi::Number::New(env, 14));
+  exports.Set("abiVersion", Napi::Number::New(env, 15));
   return exports;
 }
 

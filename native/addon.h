@@ -30,6 +30,7 @@ Napi::Value BpfMapCreate(const Napi::CallbackInfo& info);
 Napi::Value BpfMapUpdate(const Napi::CallbackInfo& info);
 Napi::Value BpfMapDelete(const Napi::CallbackInfo& info);
 Napi::Value BpfMapLookup(const Napi::CallbackInfo& info);
+Napi::Value BpfMapMmap(const Napi::CallbackInfo& info);
 Napi::Value BpfAttachXdp(const Napi::CallbackInfo& info);
 
 }  // namespace lvsio

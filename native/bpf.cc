@@ -10,11 +10,14 @@
 //   bpfMapUpdate(fd, key: Uint8Array, value: Uint8Array)    BPF_MAP_UPDATE_ELEM (BPF_ANY)
 //   bpfMapDelete(fd, key: Uint8Array) -> boolean          BPF_MAP_DELETE_ELEM (false: no such key)
 //   bpfMapLookup(fd, key, value: Uint8Array) -> boolean    BPF_MAP_LOOKUP_ELEM into `value`
+//   bpfMapMmap(fd, bytes) -> ArrayBuffer                   the values of a BPF_F_MMAPABLE array,
+//                                                          mapped shared (unmapped when collected)
 //   bpfAttachXdp(progFd, ifname, attach) -> { fd, driverMode }
 //                                                          the program on the interface by a
 //                                                          bpf_link ("auto" | "drv" | "skb")
 //   bpfClose(fd)
 #include <linux/bpf.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <net/if.h>
 #include <unistd.h>
@@ -152,6 +155,19 @@ Napi::Value BpfMapLookup(const Napi::CallbackInfo& info) {
     ThrowErrno(env, "bpf-map", "bpf(BPF_MAP_LOOKUP_ELEM)", errno, "map lookup");
   }
   return Napi::Boolean::New(env, true);
+}
+
+Napi::Value BpfMapMmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
+    throw Napi::TypeError::New(env, "bpfMapMmap(fd, bytes)");
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  const int64_t bytes = info[1].As<Napi::Number>().Int64Value();
+  if (bytes <= 0 || bytes > (int64_t{1} << 30)) throw Napi::RangeError::New(env, "bpfMapMmap: bytes must be in 1..2^30");
+  void* p = mmap(nullptr, static_cast<size_t>(bytes), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) ThrowErrno(env, "bpf-map", "mmap", errno, "map values");
+  const size_t len = static_cast<size_t>(bytes);
+  return Napi::ArrayBuffer::New(env, p, len, [len](Napi::Env, void* data) { munmap(data, len); });
 }
 
 Napi::Value BpfAttachXdp(const Napi::CallbackInfo& info) {

@@ -673,6 +673,7 @@ export class Engine {
     ct.isn[c] = cookie;
     ct.seqDelta[c] = s;
     ct.flags[c]! |= CONN_F_SYNPROXY_WAIT;
+    ct.hold(c);
     return this.xmit(v, batch, i, c, DIR_INPUT);
   }
 

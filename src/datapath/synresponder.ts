@@ -21,13 +21,21 @@
  * - stats: the program's SYN-ACK count, added to SynProxy.xdpCookiesSent (lvsadm
  *   --synproxy-stats: xdp_cookies_sent), and the martian sources it dropped, added to the
  *   engine's martian_src drops (lvsadm --drops).
+ * One more map needs no sync: `held` (HeldMap), an array that lvsd and every responder program
+ * share, mapped into lvsd's memory, where the connection table counts its SYN-proxy entries by
+ * client tuple as they come and go (conntrack/held.ts): the program leaves a SYN whose tuple lvsd
+ * holds to lvsd, which handles it as the kernel would (a SYN on an established entry goes to its
+ * real server, whose challenge ACK lets the client reset it).
  */
 import { IPPROTO_TCP } from "../lib/proto.js";
 import { SVC_F_SYNPROXY } from "../tables/model.js";
 import { clock } from "./clock.js";
+import { HELD_SLOTS } from "./conntrack/held.js";
+import { CONN_F_SYNPROXY, CONN_F_SYNPROXY_WAIT } from "./conntrack/table.js";
 import { Drop } from "./drops.js";
 import type { Engine } from "./engine.js";
 import {
+  BPF_F_MMAPABLE,
   BPF_F_NO_PREALLOC,
   BPF_MAP_TYPE_ARRAY,
   BPF_MAP_TYPE_HASH,
@@ -60,6 +68,7 @@ type Bpf = Pick<
   | "bpfMapUpdate"
   | "bpfMapDelete"
   | "bpfMapLookup"
+  | "bpfMapMmap"
   | "bpfLoadXdp"
   | "bpfAttachXdp"
   | "bpfClose"
@@ -72,6 +81,42 @@ interface Entry {
 }
 /** The services map's value: presence is what counts. */
 const SERVICE_VALUE = new Uint8Array([1, 0, 0, 0]);
+
+/**
+ * The held-tuples array (conntrack/held.ts) of an engine: one BPF array map of HELD_SLOTS bytes
+ * (8-byte values), mapped into lvsd's memory as the connection table's `held`, shared by every
+ * responder program of the engine. Made on first use; it lives as long as the process.
+ */
+export class HeldMap {
+  private static readonly made = new WeakMap<Engine, HeldMap>();
+  readonly fd: number;
+  readonly bytes: Uint8Array;
+
+  private constructor(bpf: Bpf, engine: Engine) {
+    this.fd = bpf.bpfMapCreate(BPF_MAP_TYPE_ARRAY, 4, 8, HELD_SLOTS / 8, "lvs_sp_held", BPF_F_MMAPABLE);
+    try {
+      this.bytes = new Uint8Array(bpf.bpfMapMmap(this.fd, HELD_SLOTS));
+    } catch (err) {
+      bpf.bpfClose(this.fd);
+      throw err;
+    }
+    const ct = engine.ct;
+    ct.held = this.bytes;
+    // what the table holds already
+    for (const i of ct.slots())
+      if ((ct.flags[i]! & (CONN_F_SYNPROXY | CONN_F_SYNPROXY_WAIT)) !== 0) ct.hold(i);
+  }
+
+  /** The engine's array, made (and its table's SYN-proxy entries counted in it) on first use. */
+  static of(bpf: Bpf, engine: Engine): HeldMap {
+    let h = HeldMap.made.get(engine);
+    if (h === undefined) {
+      h = new HeldMap(bpf, engine);
+      HeldMap.made.set(engine, h);
+    }
+    return h;
+  }
+}
 
 /** The program and its four maps (not attached: `SynResponder` attaches it; tests run it). */
 export class SynAckMaps {
@@ -88,10 +133,14 @@ export class SynAckMaps {
   private readonly statKey = new Uint8Array(4);
   private readonly count = new Uint8Array(8);
 
-  /** `xskMapFd`: the program hands the rest to that XSKMAP's sockets (an xdp= link); the maps own it. */
+  /**
+   * `xskMapFd`: the program hands the rest to that XSKMAP's sockets (an xdp= link); the maps own
+   * it. `heldFd`: the held-tuples array (HeldMap; not owned).
+   */
   constructor(
     private readonly bpf: Bpf,
     private readonly xskMapFd?: number,
+    heldFd?: number,
   ) {
     const fds: number[] = [];
     try {
@@ -111,7 +160,7 @@ export class SynAckMaps {
       this.stats = bpf.bpfMapCreate(BPF_MAP_TYPE_ARRAY, 4, 8, STAT_KEYS, "lvs_sp_stats");
       fds.push(this.stats);
       this.prog = bpf.bpfLoadXdp(
-        synAckProgram(this.config, this.services, this.routes, this.stats, xskMapFd),
+        synAckProgram(this.config, this.services, this.routes, this.stats, xskMapFd, heldFd),
         "lvs_synack",
       );
     } catch (err) {
@@ -226,7 +275,7 @@ export class SynResponder {
     attach: (prog: number) => { fd: number; driverMode: boolean },
     xskMapFd?: number,
   ) {
-    this.maps = new SynAckMaps(bpf, xskMapFd);
+    this.maps = new SynAckMaps(bpf, xskMapFd, HeldMap.of(bpf, engine).fd);
     try {
       this.sync();
       const r = attach(this.maps.prog);

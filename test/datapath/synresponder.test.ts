@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clock } from "../../src/datapath/clock.js";
+import { heldIndex } from "../../src/datapath/conntrack/held.js";
 import { Drop } from "../../src/datapath/drops.js";
 import type { Engine } from "../../src/datapath/engine.js";
 import { XDP_DROP, XDP_PASS, XDP_TX } from "../../src/datapath/io/bpf/asm.js";
@@ -17,7 +18,7 @@ import { parseFrame, tcpAck, tcpSeq } from "../../src/datapath/packet/parse.js";
 import { FrameView, TCP_ACK, TCP_SYN } from "../../src/datapath/packet/view.js";
 import { SynResponder } from "../../src/datapath/synresponder.js";
 import { ipToU32, macToBytes } from "../../src/lib/addr.js";
-import { IPPROTO_UDP } from "../../src/lib/proto.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../../src/lib/proto.js";
 import { MarkTarget } from "../../src/tables/marks.js";
 import { IN, IP, MAC, OUT, run, synProxyEngine, tcpKey } from "./engine/helpers.js";
 
@@ -65,6 +66,18 @@ describe.skipIf(!root || !nativeAvailable())("the XDP SYN responder's maps follo
     const fwd = run(e, ack, OUT, clock.nowMs);
     expect(fwd.egress).toBe(IN);
     expect(e.synproxy.cookiesValid).toBe(1);
+  });
+
+  it("leaves to lvsd a SYN on a tuple lvsd holds an entry for (the kernel's way), and answers it again once the entry is gone", () => {
+    const c = e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 40000, ipToU32(IP.vip), 80);
+    expect(c).toBeGreaterThanOrEqual(0);
+    const k = heldIndex(ipToU32(IP.client) | 0, ipToU32(IP.vip) | 0, 40000, 80);
+    expect(e.ct.held![k]).toBe(1);
+    expect(xdp(syn(IP.client)).retval).toBe(XDP_PASS);
+    expect(xdp(syn(IP.client, 40001)).retval).toBe(XDP_TX);
+    e.ct.free(c);
+    expect(e.ct.held![k]).toBe(0);
+    expect(xdp(syn(IP.client)).retval).toBe(XDP_TX);
   });
 
   it("answers a remote client via the gateway's MAC, once the engine has it; none without", () => {

@@ -58,3 +58,38 @@ export function synFlood(
   ]);
   return { p, done: new Promise<void>((resolve) => p.once("exit", () => resolve())) };
 }
+
+/**
+ * A connection from the client namespace's port `localPort` to `host:port` that the real server
+ * in namespace `rsRole` (nginx) keeps open — a request cut off in its headers — and that the
+ * client then loses without a word: its socket killed (`ss -K`) while nft drops its RST on the
+ * way out. The real server (and lvsd) still hold it. `held()`: whether the real server does.
+ * Needs nft and ss.
+ */
+export async function silentlyLostConnection(
+  topo: Topology,
+  o: { client: string; host: string; port: number; localPort: number; rsRole: string; table: string },
+): Promise<{ held: () => boolean }> {
+  const held = (): boolean =>
+    topo
+      .exec(o.rsRole, "ss", ["-Htn", "state", "established", "dst", `${o.client}:${o.localPort}`])
+      .stdout.trim() !== "";
+  const holder = topo.spawn("c", process.execPath, [
+    "-e",
+    `const s = require("net").connect({ host: "${o.host}", port: ${o.port}, localPort: ${o.localPort} }, () => s.write("GET / HTTP/1.1\\r\\nHost: x\\r\\n")); setTimeout(() => {}, 60000);`,
+  ]);
+  try {
+    const until = Date.now() + 5000;
+    while (!held() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    expect(held()).toBe(true);
+    const nft = (cmd: string) => expect(topo.exec("c", "nft", [cmd]).code).toBe(0);
+    nft(`add table ip ${o.table}`);
+    nft(`add chain ip ${o.table} out { type filter hook output priority 0; }`);
+    nft(`add rule ip ${o.table} out tcp sport ${o.localPort} drop`);
+    expect(topo.exec("c", "ss", ["-K", "-tn", "src", `${o.client}:${o.localPort}`]).code).toBe(0);
+  } finally {
+    holder.kill("SIGKILL");
+    topo.exec("c", "nft", ["delete", "table", "ip", o.table]);
+  }
+  return { held };
+}

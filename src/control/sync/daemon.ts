@@ -499,6 +499,7 @@ export class SyncDaemon implements SyncSink {
     // A connection of ours still waiting for its server's SYN-ACK (seqDelta a stash buffer)
     // gives up the wait: the stash buffer is free once the flag is gone (engine.stashInUse).
     ct.flags[i] = (ct.flags[i]! & ~CONN_F_SYNPROXY_WAIT) | CONN_F_SYNPROXY;
+    ct.hold(i);
     ct.isn[i] = sp.cookie;
     ct.seqDelta[i] = sp.seqDelta;
     this.counters.seqApplied++;

@@ -31,6 +31,7 @@ import {
   SVC_F_ONEPACKET,
 } from "../../tables/model.js";
 import { clock } from "../clock.js";
+import { heldIndex } from "./held.js";
 import {
   DIR_INPUT_ONLY,
   DIR_OUTPUT,
@@ -71,6 +72,8 @@ export const ONE_PACKET_TIMEOUT_MS = 1000;
 export const CONN_F_SYNPROXY = 0x100;
 /** SYN proxy: the SYN went to the real server and its SYN-ACK is awaited; `seqDelta` is the stash buffer. */
 export const CONN_F_SYNPROXY_WAIT = 0x200;
+/** Counted in `held` (conntrack/held.ts) until freed: the XDP responder leaves its tuple's SYNs to lvsd. */
+export const CONN_F_HELD = 0x400;
 
 /** TCP states of a connection whose handshake is not complete (the embryonic-entry bound counts them). */
 export const TCP_STATE_EMBRYONIC: readonly boolean[] = [
@@ -741,9 +744,30 @@ export class ConnTable {
   }
 
   /** Remove slot i: unhash, unbind from its dest and template, run the release hook. */
+  /**
+   * The XDP SYN-cookie responder's shared slot counts (conntrack/held.ts), when one is attached:
+   * SYN-proxy entries count there from hold() until free().
+   */
+  held: Uint8Array | null = null;
+
+  /** Count entry i in `held` (a SYN-proxy entry; once; nothing without a responder). */
+  hold(i: number): void {
+    const h = this.held;
+    if (h === null || (this.flags[i]! & CONN_F_HELD) !== 0) return;
+    const k = heldIndex(this.caddr[i]! | 0, this.vaddr[i]! | 0, this.cport[i]!, this.vport[i]!);
+    const n = h[k]!;
+    if (n !== 255) h[k] = n + 1;
+    this.flags[i]! |= CONN_F_HELD;
+  }
+
   free(i: number): void {
     const f = this.flags[i]!;
     if ((f & CONN_F_USED) === 0) return;
+    if ((f & CONN_F_HELD) !== 0 && this.held !== null) {
+      const k = heldIndex(this.caddr[i]! | 0, this.vaddr[i]! | 0, this.cport[i]!, this.vport[i]!);
+      const n = this.held[k]!;
+      if (n !== 0 && n !== 255) this.held[k] = n - 1;
+    }
     if ((f & CONN_F_HASHED_IN) !== 0) this.unhashIn(i);
     if ((f & CONN_F_HASHED_OUT) !== 0) this.unhashOut(i);
     this.uncount(i);

@@ -227,6 +227,8 @@ export interface NativeAddon {
   bpfMapDelete(fd: number, key: Uint8Array): boolean;
   /** Copies the value into `value`; false when the key is not there. */
   bpfMapLookup(fd: number, key: Uint8Array, value: Uint8Array): boolean;
+  /** The values of a BPF_F_MMAPABLE array map, `bytes` long, mapped shared (unmapped when collected). */
+  bpfMapMmap(fd: number, bytes: number): ArrayBuffer;
   /**
    * Attach XDP program `progFd` to interface `ifname` by a bpf_link ("auto": driver mode, else
    * generic; "drv"/"skb": only that one); closing `fd` detaches it. Throws (stage "xdp-attach").
@@ -305,7 +307,7 @@ export const STAT = {
 } as const;
 export const STAT_COUNT = 15;
 
-const ADDON_ABI = 14;
+const ADDON_ABI = 15;
 const here = dirname(fileURLToPath(import.meta.url));
 let cached: NativeAddon | undefined;
 

@@ -25,6 +25,7 @@ import {
   synProxyFromSeq,
   synProxySeq,
 } from "../../../src/control/sync/wire.js";
+import { HELD_SLOTS, heldIndex } from "../../../src/datapath/conntrack/held.js";
 import { TcpState } from "../../../src/datapath/conntrack/states.js";
 import { CONN_F_INACTIVE, CONN_F_SYNPROXY } from "../../../src/datapath/conntrack/table.js";
 import type { Engine } from "../../../src/datapath/engine.js";
@@ -634,6 +635,8 @@ describe("SYN-proxied connections survive failover (the offset in the SEQ option
     const m = side(spSetup(fwd));
     const b = side(spSetup(fwd));
     const c = side(spSetup(fwd));
+    // b with an XDP SYN responder: its SYN-proxied entries count in the held array
+    b.e.ct.held = new Uint8Array(HELD_SLOTS);
     m.d.start("master", { mcastIfn: "out0", syncid: 4 });
     b.d.start("backup", { mcastIfn: "out0", syncid: 4 });
     const srvIsn = 123456789;
@@ -661,6 +664,7 @@ describe("SYN-proxied connections survive failover (the offset in the SEQ option
     );
     expect(b.e.ct.flags[bc]! & CONN_F_SYNPROXY).toBe(CONN_F_SYNPROXY);
     expect(b.e.ct.seqDelta[bc]).toBe((srvIsn - cookie) >>> 0);
+    expect(b.e.ct.held[heldIndex(ipToU32(IP.client) | 0, ipToU32(IP.vip) | 0, 41000, 80)]).toBe(1);
     // b takes over and syncs onward to a restarted director c, which can forward it too
     b.d.stop("backup");
     b.d.start("master", { mcastIfn: "out0", syncid: 4 });

@@ -7,7 +7,9 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { EngineControl } from "../../../src/control/adapter.js";
 import { run as run_ } from "../../../src/control/commands.js";
+import { HELD_SLOTS, heldIndex } from "../../../src/datapath/conntrack/held.js";
 import { TcpState } from "../../../src/datapath/conntrack/states.js";
+import { CONN_F_SYNPROXY, CONN_F_SYNPROXY_WAIT } from "../../../src/datapath/conntrack/table.js";
 import { Drop } from "../../../src/datapath/drops.js";
 import type { Engine } from "../../../src/datapath/engine.js";
 import { eth, ipv4 } from "../../../src/datapath/packet/build.js";
@@ -233,6 +235,26 @@ describe("SYN proxy: the handshake and the splice", () => {
     expect(e.synproxy.cookiesValid).toBe(1);
     expect(e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 40000, ipToU32(IP.vip), 80)).toBe(c);
     expect(e.ct.state[c]).toBe(TcpState.TIME_WAIT);
+  });
+
+  it("counts its connections in the XDP responder's held array from the client's ACK until the entry goes (also after the server's RST); 255 stays", () => {
+    const e = spEngine();
+    e.ct.held = new Uint8Array(HELD_SLOTS);
+    const k = heldIndex(ipToU32(IP.client) | 0, ipToU32(IP.vip) | 0, 40000, 80);
+    const cookie = tcpSeq(parse(run(e, fromClient(TCP_SYN, 6000, 0), OUT).generated[0]![1]));
+    expect(e.ct.held[k]).toBe(0); // the SYN leaves no entry
+    const s = parse(run(e, fromClient(TCP_ACK, 6001, cookie + 1), OUT).out);
+    expect(e.ct.held[k]).toBe(1);
+    run(e, fromRs(IP.client, TCP_RST | TCP_ACK, s.sport, 0, 6001), IN);
+    const c = e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 40000, ipToU32(IP.vip), 80);
+    expect(e.ct.flags[c]! & (CONN_F_SYNPROXY | CONN_F_SYNPROXY_WAIT)).toBe(0);
+    expect(e.ct.held[k]).toBe(1);
+    e.ct.free(c);
+    expect(e.ct.held[k]).toBe(0);
+    e.ct.held[k] = 255;
+    run(e, fromClient(TCP_ACK, 6001, cookie + 1), OUT);
+    e.ct.free(e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 40000, ipToU32(IP.vip), 80));
+    expect(e.ct.held[k]).toBe(255);
   });
 
   it("an RST from the server becomes an RST to the client at the cookie's next sequence number", () => {

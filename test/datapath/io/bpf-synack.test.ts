@@ -9,7 +9,14 @@
  */
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { XDP_DROP, XDP_PASS, XDP_TX } from "../../../src/datapath/io/bpf/asm.js";
+import { HELD_SLOTS, heldIndex } from "../../../src/datapath/conntrack/held.js";
+import {
+  BPF_F_MMAPABLE,
+  BPF_MAP_TYPE_ARRAY,
+  XDP_DROP,
+  XDP_PASS,
+  XDP_TX,
+} from "../../../src/datapath/io/bpf/asm.js";
 import { ROUTE_ELSEWHERE, ROUTE_VIA_MAC, ROUTE_VIA_SENDER } from "../../../src/datapath/io/bpf/synack.js";
 import { loadNative, nativeAvailable } from "../../../src/datapath/io/native.js";
 import { eth } from "../../../src/datapath/packet/build.js";
@@ -215,5 +222,47 @@ describe.skipIf(!root || !nativeAvailable())("the XDP SYN-cookie responder's pro
     const f = synFrame({ src: "203.0.113.7", sport: 40000, dport: 80, seq: 1, mss: 1460 });
     f[30] = 127;
     expect(run(refreshIpChecksum(f)).retval).toBe(XDP_PASS);
+  });
+});
+
+describe.skipIf(!root || !nativeAvailable())("the responder's held tuples (conntrack/held.ts)", () => {
+  const native = nativeAvailable() ? loadNative() : undefined;
+  let maps: SynAckMaps | undefined;
+  let heldFd = -1;
+  let held: Uint8Array;
+  beforeAll(() => {
+    heldFd = native!.bpfMapCreate(BPF_MAP_TYPE_ARRAY, 4, 8, HELD_SLOTS / 8, "t_held", BPF_F_MMAPABLE);
+    held = new Uint8Array(native!.bpfMapMmap(heldFd, HELD_SLOTS));
+    maps = new SynAckMaps(native!, undefined, heldFd);
+    maps.setConfig(K0, K1, COUNT, MSS, OUR);
+    maps.setServices([[ipToU32(VIP), 80]]);
+    maps.setRoutes(ROUTES);
+  });
+  afterAll(() => {
+    maps?.close();
+    if (heldFd >= 0) native!.bpfClose(heldFd);
+  });
+
+  it("passes a SYN whose slot lvsd counts (the slot the program computes is heldIndex's), answers it when 0 (property)", () => {
+    const retval = (f: Uint8Array) => native!.bpfTestRun(maps!.prog, f, new Uint8Array(256)).retval;
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 223 }).filter((a) => a !== 127),
+        fc.integer({ min: 0, max: 0xffffff }),
+        fc.integer({ min: 1, max: 65535 }),
+        fc.integer({ min: 1, max: 255 }),
+        (a, rest, sport, count) => {
+          const src = `${a}.${rest >>> 16}.${(rest >>> 8) & 0xff}.${rest & 0xff}`;
+          const f = synFrame({ src, sport, dport: 80, seq: 7, mss: 1460 });
+          const k = heldIndex(ipToU32(src) | 0, ipToU32(VIP) | 0, sport, 80);
+          held[k] = count;
+          const heldRet = retval(f);
+          held[k] = 0;
+          expect(heldRet).toBe(XDP_PASS);
+          expect(retval(f)).toBe(XDP_TX);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });

@@ -9,6 +9,10 @@
  * hping3 flood from random sources (an attacker namespace that also answers for the default
  * gateway, where the SYN-ACKs to the random sources go) is answered in XDP, leaves nothing in
  * the table, its martian sources are dropped there and counted, and curl is served throughout.
+ * A client that lost an established connection without a word and connects again from the same
+ * port: its SYN goes to lvsd (the tuple is held), which passes it to the real server as the
+ * kernel would; the server's challenge ACK makes the client reset the old connection, and its
+ * next SYN is served.
  * When lvsd stops, the program is gone from the interfaces. Needs root, the native addon, nginx,
  * hping3 and curl; skipped with a message otherwise. Run `npx tsc -p tsconfig.json` first: the
  * lab runs dist/.
@@ -21,13 +25,14 @@ import { CLIENT_IP as CLIENT, NatLab, rsIp, VIP } from "../../../src/tools/lab/n
 import { canUseNetns } from "../../../src/tools/lab/netns.js";
 import { nginxConf } from "../../../src/tools/lab/nginx.js";
 import { pattern } from "../../../src/tools/lab/peer.js";
-import { dropCount, mustLvsadm, synFlood, tableClients } from "../../support/lab.js";
+import { dropCount, mustLvsadm, silentlyLostConnection, synFlood, tableClients } from "../../support/lab.js";
 import { haveTools } from "../../support/tools.js";
 
 const privileged = canUseNetns() && nativeAvailable();
 if (!privileged)
   console.warn("skipping the SYN proxy XDP lab test: needs root, the ip tool and the native addon");
-const ok = privileged && haveTools("the SYN proxy XDP lab test", "hping3", "curl", "nginx", "timeout");
+const ok =
+  privileged && haveTools("the SYN proxy XDP lab test", "hping3", "curl", "nginx", "timeout", "nft", "ss");
 
 const BIG = 300 * 1024;
 const GATEWAY = "10.0.0.254";
@@ -136,6 +141,33 @@ describe.skipIf(!ok).each([
     expect(foreign).toBe(0);
     expect(asked).toBeGreaterThan(1);
     expect(served).toBe(asked);
+  }, 60_000);
+
+  it("leaves a SYN on an established connection's tuple to lvsd: a client that lost it silently is served again from the same port", async () => {
+    const PORT = 45200;
+    must("-A", "-t", `${VIP}:83`, "-s", "rr", "--synproxy");
+    must("-a", "-t", `${VIP}:83`, "-r", `${rsIp(1)}:8090`, "-m");
+    await settle();
+    const { held } = await silentlyLostConnection(lab.topo, {
+      client: CLIENT,
+      host: VIP,
+      port: 83,
+      localPort: PORT,
+      rsRole: "r1",
+      table: `${prefix}cl`,
+    });
+    expect(must("-Lnc")).toMatch(new RegExp(`ESTABLISHED +${CLIENT.replaceAll(".", "\\.")}:${PORT} `));
+    expect(held()).toBe(true);
+    const inXdp = stat("xdp_cookies_sent");
+    const r = lab.client(
+      "curl",
+      ["-s", "-m", "8", "--local-port", String(PORT), `http://${VIP}:83/`],
+      undefined,
+      15_000,
+    );
+    expect(r.stdout.trim()).toBe("ngx1");
+    expect(held()).toBe(false); // the old connection was reset
+    expect(stat("xdp_cookies_sent")).toBe(inXdp); // every SYN of the port went to lvsd
   }, 60_000);
 
   it("takes the program off the interfaces when lvsd stops", async () => {

@@ -52,6 +52,8 @@ export const BPF_MAP_TYPE_ARRAY = 2;
 export const BPF_MAP_TYPE_LPM_TRIE = 11;
 export const BPF_MAP_TYPE_XSKMAP = 17;
 /** Map flag: allocate entries on insertion (an LPM trie must have it). */
+/** BPF_MAP_CREATE flag: an array whose values can be mmap()ed. */
+export const BPF_F_MMAPABLE = 1 << 10;
 export const BPF_F_NO_PREALLOC = 1;
 export const BPF_ATOMIC = 0xc0;
 
@@ -114,6 +116,9 @@ export class Asm {
   }
   or32(dst: Reg, src: Reg): this {
     return this.raw(BPF_ALU | BPF_OR | BPF_X, dst, src, 0, 0);
+  }
+  mul32i(dst: Reg, imm: number): this {
+    return this.raw(BPF_ALU | BPF_MUL | BPF_K, dst, 0, 0, imm | 0);
   }
   and32i(dst: Reg, imm: number): this {
     return this.raw(BPF_ALU | BPF_AND | BPF_K, dst, 0, 0, imm | 0);

@@ -15,7 +15,9 @@
  *   source MAC), ROUTE_VIA_MAC (via a gateway on this link whose MAC is known: to that MAC),
  *   ROUTE_ELSEWHERE (another link, or a gateway not resolved yet: lvsd answers);
  * - stats (ARRAY of u64): SYN-ACKs sent (STAT_SENT), frames dropped for a martian source
- *   (STAT_MARTIAN).
+ *   (STAT_MARTIAN);
+ * - held (optional; ARRAY of 8-byte values, HELD_SLOTS / 8 of them): the tuples lvsd holds entries
+ *   for (below).
  *
  * It answers only what the engine would answer the same way, and passes the rest: Ethernet II to
  * our MAC; IPv4 without options, not a fragment, a good header checksum, total length within
@@ -23,9 +25,13 @@
  * as the engine assumes then) or the MSS option first among them; a service in the map (the caller keeps there only services the engine
  * would answer: VIPs it owns, no mark rules); a route back to the source through this link (as
  * the engine's rp_filter and routing would have it). A SYN whose tuple has an entry in lvsd's
- * table is answered all the same (the engine lets the cookie's ACK replace a closing entry).
+ * table is answered all the same (the engine lets the cookie's ACK replace a closing entry),
+ * unless the caller gives `heldFd`: then a SYN whose tuple counts in that array (its byte at
+ * conntrack/held.ts heldIndex: an array map of 8-byte values, the slot's element slot >> 3, its
+ * byte slot & 7) goes to lvsd, which handles it as the kernel would.
  */
 
+import { HELD_BITS, HELD_M1, HELD_M2, HELD_M3, HELD_SEED } from "../../conntrack/held.js";
 import {
   Asm,
   BPF_FUNC_map_lookup_elem,
@@ -81,6 +87,7 @@ export function synAckProgram(
   routesFd: number,
   statsFd: number,
   xskMapFd?: number,
+  heldFd?: number,
 ): Uint8Array {
   const a = new Asm();
   // r6 = ctx, r7 = data, r8 = data_end, r9 = the config entry
@@ -141,6 +148,23 @@ export function synAckProgram(
   a.ldx(4, 2, 7, 30).be(2, 32).stx(4, 10, -28, 2);
   a.ldx(2, 2, 7, 34).be(2, 16).lsh32i(2, 16).ldx(2, 3, 7, 36).be(3, 16).or32(2, 3).stx(4, 10, -24, 2);
   a.ldx(4, 2, 7, 38).be(2, 32).stx(4, 10, -36, 2);
+  if (heldFd !== undefined) {
+    // a tuple lvsd holds an entry for goes to lvsd: its slot (conntrack/held.ts heldIndex) from
+    // the words at fp-32..-24, the array element slot >> 3 (key at fp-8), the byte slot & 7
+    a.ldx(4, 2, 10, -32).xor32i(2, HELD_SEED).mul32i(2, HELD_M1);
+    a.ldx(4, 3, 10, -28).xor32(3, 2).mov32(4, 2).rsh32i(4, 15).xor32(3, 4).mul32i(3, HELD_M2);
+    a.ldx(4, 2, 10, -24).xor32(2, 3).mov32(4, 3).rsh32i(4, 13).xor32(2, 4).mul32i(2, HELD_M3);
+    a.mov32(4, 2)
+      .rsh32i(4, 16)
+      .xor32(2, 4)
+      .rsh32i(2, 32 - HELD_BITS);
+    a.mov32(3, 2).and32i(3, 7).stx(4, 10, -76, 3);
+    a.rsh32i(2, 3).stx(4, 10, -8, 2);
+    a.ldMapFd(1, heldFd).mov64(2, 10).add64i(2, -8).call(BPF_FUNC_map_lookup_elem);
+    a.ji(BPF_JEQ, 0, 0, "unheld");
+    a.ldx(4, 3, 10, -76).and32i(3, 7).add64(0, 3).ldx(1, 2, 0, 0).j32i(BPF_JNE, 2, 0, "pass");
+    a.label("unheld");
+  }
   a.ldx(4, 2, 10, -72);
   a.mov32i(3, 3).j32i(BPF_JGE, 2, 1460, "mss");
   a.mov32i(3, 2).j32i(BPF_JGE, 2, 1440, "mss");
