@@ -1,6 +1,7 @@
 /** What the lab tests ask lvsd and run against it, shared (lvsadm through the lab, hping3). */
 import type { ChildProcess } from "node:child_process";
 import { expect } from "vitest";
+import { CLIENT_IP, VIP } from "../../src/tools/lab/natlab.js";
 import type { ExecResult, Topology } from "../../src/tools/lab/netns.js";
 
 interface HasLvsadm {
@@ -64,12 +65,13 @@ export function synFlood(
  * in namespace `rsRole` (nginx) keeps open — a request cut off in its headers — and that the
  * client then loses without a word: its socket killed (`ss -K`) while nft drops its RST on the
  * way out. The real server (and lvsd) still hold it. `held()`: whether the real server does.
- * Needs nft and ss.
+ * Defaults: the NAT lab's client address, its VIP, real server r1. Needs nft and ss.
  */
 export async function silentlyLostConnection(
   topo: Topology,
-  o: { client: string; host: string; port: number; localPort: number; rsRole: string; table: string },
+  opts: { port: number; localPort: number; table: string; client?: string; host?: string; rsRole?: string },
 ): Promise<{ held: () => boolean }> {
+  const o = { client: CLIENT_IP, host: VIP, rsRole: "r1", ...opts };
   const held = (): boolean =>
     topo
       .exec(o.rsRole, "ss", ["-Htn", "state", "established", "dst", `${o.client}:${o.localPort}`])

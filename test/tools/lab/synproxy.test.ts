@@ -136,11 +136,8 @@ describe.skipIf(!ok)("SYN proxy through lvsd", () => {
     must("--set", "2", "0", "0");
     try {
       const { held } = await silentlyLostConnection(lab.topo, {
-        client: CLIENT,
-        host: VIP,
         port: 83,
         localPort: PORT,
-        rsRole: "r1",
         table: `${prefix}cl`,
       });
       // 3. lvsd's entry expires; nginx still holds the connection
