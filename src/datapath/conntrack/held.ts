@@ -1,10 +1,11 @@
 /**
  * The tuples the XDP SYN-cookie responder must leave to lvsd (src/datapath/synresponder.ts): a
  * byte per slot of a 2^HELD_BITS array that lvsd and the XDP program share (a BPF_F_MMAPABLE
- * array map). The connection table counts its SYN-proxy entries there by client tuple
- * (ConnTable.hold, and free); the program passes a SYN whose slot is not 0 on to lvsd, which
- * handles it as the kernel would (a SYN on an established entry goes to its real server; on a
- * closing one it starts a new connection). A count that reached 255 stays there.
+ * array map). The connection table counts its SYN-proxy entries there by client tuple from
+ * ConnTable.hold until they close (TIME_WAIT, CLOSE: then a new connection's cookie ACK replaces
+ * them, conn_reuse_mode) or go; the program passes a SYN whose slot is not 0 on to lvsd, which
+ * handles it as the kernel would (a SYN on an established entry goes to its real server, whose
+ * challenge ACK makes the client reset it). A count that reached 255 stays there.
  *
  * The slot: a 32-bit multiply-xorshift mix of the client address, the VIP and the two ports,
  * the numbers as they read in network order, which synack.ts computes the same way.

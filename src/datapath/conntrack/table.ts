@@ -746,9 +746,19 @@ export class ConnTable {
   /** Remove slot i: unhash, unbind from its dest and template, run the release hook. */
   /**
    * The XDP SYN-cookie responder's shared slot counts (conntrack/held.ts), when one is attached:
-   * SYN-proxy entries count there from hold() until free().
+   * SYN-proxy entries count there from hold() until they close (TIME_WAIT, CLOSE) or are freed.
    */
   held: Uint8Array | null = null;
+
+  /** Take entry i's count out of `held` (it was counted). */
+  private unhold(i: number): void {
+    this.flags[i]! &= ~CONN_F_HELD;
+    const h = this.held;
+    if (h === null) return;
+    const k = heldIndex(this.caddr[i]! | 0, this.vaddr[i]! | 0, this.cport[i]!, this.vport[i]!);
+    const n = h[k]!;
+    if (n !== 0 && n !== 255) h[k] = n - 1;
+  }
 
   /** Count entry i in `held` (a SYN-proxy entry; once; nothing without a responder). */
   hold(i: number): void {
@@ -763,11 +773,7 @@ export class ConnTable {
   free(i: number): void {
     const f = this.flags[i]!;
     if ((f & CONN_F_USED) === 0) return;
-    if ((f & CONN_F_HELD) !== 0 && this.held !== null) {
-      const k = heldIndex(this.caddr[i]! | 0, this.vaddr[i]! | 0, this.cport[i]!, this.vport[i]!);
-      const n = this.held[k]!;
-      if (n !== 0 && n !== 255) this.held[k] = n - 1;
-    }
+    if ((f & CONN_F_HELD) !== 0) this.unhold(i);
     if ((f & CONN_F_HASHED_IN) !== 0) this.unhashIn(i);
     if ((f & CONN_F_HASHED_OUT) !== 0) this.unhashOut(i);
     this.uncount(i);
@@ -872,6 +878,10 @@ export class ConnTable {
       this.kindCounts[old]!--;
       this.kindCounts[ns]!++;
       this.state[i] = ns;
+      // closing: a new connection's cookie ACK replaces the entry (conn_reuse_mode), so the XDP
+      // responder may answer the tuple's SYNs again
+      if ((ns === TcpState.TIME_WAIT || ns === TcpState.CLOSE) && (this.flags[i]! & CONN_F_HELD) !== 0)
+        this.unhold(i);
     }
     this.recF[(i << 3) + R_EXP] = clock.nowMs + this.tcpTimeoutMs[ns]!;
   }

@@ -9,7 +9,6 @@ import { EngineControl } from "../../../src/control/adapter.js";
 import { run as run_ } from "../../../src/control/commands.js";
 import { HELD_SLOTS, heldIndex } from "../../../src/datapath/conntrack/held.js";
 import { TcpState } from "../../../src/datapath/conntrack/states.js";
-import { CONN_F_SYNPROXY, CONN_F_SYNPROXY_WAIT } from "../../../src/datapath/conntrack/table.js";
 import { Drop } from "../../../src/datapath/drops.js";
 import type { Engine } from "../../../src/datapath/engine.js";
 import { eth, ipv4 } from "../../../src/datapath/packet/build.js";
@@ -237,24 +236,57 @@ describe("SYN proxy: the handshake and the splice", () => {
     expect(e.ct.state[c]).toBe(TcpState.TIME_WAIT);
   });
 
-  it("counts its connections in the XDP responder's held array from the client's ACK until the entry goes (also after the server's RST); 255 stays", () => {
+  it("counts its connections in the XDP responder's held array from the client's ACK until they close or go; 255 stays", () => {
     const e = spEngine();
-    e.ct.held = new Uint8Array(HELD_SLOTS);
-    const k = heldIndex(ipToU32(IP.client) | 0, ipToU32(IP.vip) | 0, 40000, 80);
-    const cookie = tcpSeq(parse(run(e, fromClient(TCP_SYN, 6000, 0), OUT).generated[0]![1]));
-    expect(e.ct.held[k]).toBe(0); // the SYN leaves no entry
-    const s = parse(run(e, fromClient(TCP_ACK, 6001, cookie + 1), OUT).out);
-    expect(e.ct.held[k]).toBe(1);
-    run(e, fromRs(IP.client, TCP_RST | TCP_ACK, s.sport, 0, 6001), IN);
-    const c = e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 40000, ipToU32(IP.vip), 80);
-    expect(e.ct.flags[c]! & (CONN_F_SYNPROXY | CONN_F_SYNPROXY_WAIT)).toBe(0);
-    expect(e.ct.held[k]).toBe(1);
-    e.ct.free(c);
-    expect(e.ct.held[k]).toBe(0);
-    e.ct.held[k] = 255;
-    run(e, fromClient(TCP_ACK, 6001, cookie + 1), OUT);
-    e.ct.free(e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), 40000, ipToU32(IP.vip), 80));
-    expect(e.ct.held[k]).toBe(255);
+    const held = new Uint8Array(HELD_SLOTS);
+    e.ct.held = held;
+    const slot = (sport: number) => heldIndex(ipToU32(IP.client) | 0, ipToU32(IP.vip) | 0, sport, 80);
+    const entry = (sport: number) =>
+      e.ct.lookupIn(IPPROTO_TCP, ipToU32(IP.client), sport, ipToU32(IP.vip), 80);
+    const open = (sport: number): { cookie: number; lport: number } => {
+      const sa = run(e, fromClient(TCP_SYN, 6000, 0, "", undefined, sport), OUT).generated[0]![1];
+      const cookie = tcpSeq(parse(sa));
+      expect(held[slot(sport)]).toBe(0); // the SYN leaves no entry
+      const s = parse(run(e, fromClient(TCP_ACK, 6001, cookie + 1, "", undefined, sport), OUT).out);
+      expect(held[slot(sport)]).toBe(1);
+      return { cookie, lport: s.sport };
+    };
+    // spliced and established: held; closed with FINs both ways: TIME_WAIT, no longer held
+    const a = open(41001);
+    run(e, fromRs(IP.client, TCP_SYN | TCP_ACK, a.lport, 900, 6001, "", 1400), IN);
+    expect(e.synproxy.handshakes).toBe(1);
+    expect(held[slot(41001)]).toBe(1);
+    run(e, fromClient(TCP_FIN | TCP_ACK, 6001, a.cookie + 1, "", undefined, 41001), OUT);
+    run(e, fromRs(IP.client, TCP_FIN | TCP_ACK, a.lport, 901, 6002), IN);
+    expect(e.ct.state[entry(41001)]).toBe(TcpState.TIME_WAIT);
+    expect(held[slot(41001)]).toBe(0);
+    e.ct.free(entry(41001));
+    expect(held[slot(41001)]).toBe(0); // taken out once
+    // the server's RST: CLOSE, no longer held
+    const b = open(41002);
+    run(e, fromRs(IP.client, TCP_RST | TCP_ACK, b.lport, 0, 6001), IN);
+    expect(e.ct.state[entry(41002)]).toBe(TcpState.CLOSE);
+    expect(held[slot(41002)]).toBe(0);
+    // a pending one that goes (expiry, eviction): no longer held
+    open(41003);
+    e.ct.free(entry(41003));
+    expect(held[slot(41003)]).toBe(0);
+    // a slot at 255 stays there
+    held[slot(41004)] = 255;
+    run(
+      e,
+      fromClient(
+        TCP_ACK,
+        6001,
+        tcpSeq(parse(run(e, fromClient(TCP_SYN, 6000, 0, "", undefined, 41004), OUT).generated[0]![1])) + 1,
+        "",
+        undefined,
+        41004,
+      ),
+      OUT,
+    );
+    e.ct.free(entry(41004));
+    expect(held[slot(41004)]).toBe(255);
   });
 
   it("an RST from the server becomes an RST to the client at the cookie's next sequence number", () => {
