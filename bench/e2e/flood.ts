@@ -45,6 +45,7 @@ import { cpus } from "node:os";
 import { NatLab, rsIp, VIP } from "../../src/tools/lab/natlab.js";
 import { canUseNetns, sh } from "../../src/tools/lab/netns.js";
 import { nginxConf } from "../../src/tools/lab/nginx.js";
+import { synFloodArgs } from "../../src/tools/lab/synflood.js";
 import {
   down,
   FAST_LVSADM,
@@ -126,17 +127,7 @@ function flood(l: NatLab, seconds: number): { done: Promise<void>; p: ChildProce
   }
   const p = l.topo.spawn(role, ATTACKER_CPU !== undefined ? "taskset" : "timeout", [
     ...(ATTACKER_CPU !== undefined ? ["-c", ATTACKER_CPU, "timeout"] : []),
-    "-s",
-    "INT",
-    String(seconds),
-    "hping3",
-    "-q",
-    "-S",
-    "-p",
-    "80",
-    "--rand-source",
-    "--flood",
-    VIP,
+    ...synFloodArgs(VIP, seconds, "flood"),
   ]);
   return { p, done: new Promise((resolve) => p.once("exit", () => resolve())) };
 }

@@ -22,6 +22,7 @@
  * replays (after a `-F PREROUTING` line, so restoring twice does not double them).
  */
 import {
+  emptyMarkRule,
   type MarkRule,
   MarkRuleError,
   type MarkTable,
@@ -334,27 +335,6 @@ function parseMarkOption(opt: MarkOpt, arg: string): { value: number; mask: numb
   return bad();
 }
 
-function emptyRule(): MarkRule {
-  return {
-    src: 0,
-    srcMask: 0,
-    srcNeg: false,
-    dst: 0,
-    dstMask: 0,
-    dstNeg: false,
-    proto: 0,
-    protoNeg: false,
-    iface: "",
-    ifaceNeg: false,
-    ports: [],
-    target: MarkTarget.NONE,
-    value: 0,
-    mask: 0,
-    pkts: 0,
-    bytes: 0,
-  };
-}
-
 /** A multiport match being built (`-m multiport` then its one option). */
 interface MultiState {
   which?: PortWhich;
@@ -381,7 +361,7 @@ function parse(argv: readonly string[], services: ServicesDb): IptParsed {
   let policyTarget: string | undefined;
   let invert = false;
   const seen = new Set<string>();
-  const rule = emptyRule();
+  const rule = emptyMarkRule();
   const fmt: ListOptions = { verbose: false, numeric: false, exact: false, lineNumbers: false };
   let zero = false;
   let outIface = false;

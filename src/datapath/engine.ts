@@ -688,11 +688,7 @@ export class Engine {
     if (!sp.stashPut(s, v)) return Drop.SYNPROXY_STASH_FULL;
     if (clock.nowMs - sp.stashSynAt[s]! < SYN_RESEND_MS) return CONSUMED;
     sp.stashSynAt[s] = clock.nowMs;
-    // The client's ISN: the first stashed packet's seq - 1.
-    const o = s * STASH_BYTES + 2;
-    const st = sp.stash;
-    const t = o + (st[o]! & 0x0f) * 4;
-    const isn = (((st[t + 4]! << 24) | (st[t + 5]! << 16) | (st[t + 6]! << 8) | st[t + 7]!) - 1) | 0;
+    const isn = (sp.stashSeq(s) - 1) | 0;
     if (!rewriteAsSyn(v, isn, tcpWindow(v), sp.stashMss[s]!, batch.room(i) - v.len)) return Drop.MODE_FAILED;
     return this.xmit(v, batch, i, c, DIR_INPUT);
   }
@@ -706,10 +702,7 @@ export class Engine {
     const ct = this.ct;
     const sp = this.synproxy;
     const s = ct.seqDelta[c]!;
-    const o = s * STASH_BYTES + 2;
-    const st = sp.stash;
-    const t = o + (st[o]! & 0x0f) * 4;
-    const clientNext = ((st[t + 4]! << 24) | (st[t + 5]! << 16) | (st[t + 6]! << 8) | st[t + 7]!) >>> 0;
+    const clientNext = sp.stashSeq(s) >>> 0;
     const f = v.tcpFlags;
     if ((f & TCP_RST) !== 0) {
       sp.serverResets++;
@@ -721,14 +714,13 @@ export class Engine {
       setTcpFlags(v, TCP_RST | TCP_ACK);
       return this.xmit(v, batch, i, c, DIR_OUTPUT);
     }
-    if ((f & TCP_ACK) !== 0 && tcpAck(v) !== clientNext)
-      return this.synProxyStale(v, s, (clientNext - 1) | 0);
-    if ((f & (TCP_SYN | TCP_ACK)) !== (TCP_SYN | TCP_ACK) || tcpAck(v) !== clientNext)
-      return Drop.SYNPROXY_BAD_SYNACK;
+    if ((f & TCP_ACK) !== 0 && tcpAck(v) !== clientNext) return this.synProxyStale(v, s);
+    if ((f & TCP_SYN) === 0 || (f & TCP_ACK) === 0) return Drop.SYNPROXY_BAD_SYNACK;
     ct.tcpTransition(c, DIR_OUTPUT, f);
     ct.seqDelta[c] = (tcpSeq(v) - ct.isn[c]!) >>> 0;
     ct.flags[c] = (ct.flags[c]! & ~CONN_F_SYNPROXY_WAIT) | CONN_F_SYNPROXY;
     sp.handshakes++;
+    const st = sp.stash;
     const end = s * STASH_BYTES + sp.stashUsed[s]!;
     for (let p = s * STASH_BYTES; p < end; ) {
       const n = (st[p]! << 8) | st[p + 1]!;
@@ -744,9 +736,9 @@ export class Engine {
    * still holds an older connection on the tuple (its challenge ACK, RFC 5961 4.2, or the ACK of
    * a TIME-WAIT socket). As a client in SYN-SENT does (RFC 793): a reset <SEQ=SEG.ACK><CTL=RST>
    * back to it, which ends that connection; then, once per handshake, the SYN again at once
-   * (later ones wait for the usual resend). `isn` is the client's ISN, `s` the stash buffer.
+   * (later ones wait for the usual resend). `s`: the connection's stash buffer.
    */
-  private synProxyStale(v: FrameView, s: number, isn: number): number {
+  private synProxyStale(v: FrameView, s: number): number {
     const sp = this.synproxy;
     const tx = this.tx;
     const j = this.txq.slot();
@@ -759,12 +751,9 @@ export class Engine {
     if (k < 0) return CONSUMED;
     sp.stashReset[s] = 1;
     sp.stashSynAt[s] = clock.nowMs;
-    // the window of the client's ACK (the first stashed packet), as the first SYN had
-    const o = s * STASH_BYTES + 2;
-    const st = sp.stash;
-    const t = o + (st[o]! & 0x0f) * 4;
-    const window = (st[t + 14]! << 8) | st[t + 15]!;
-    const len = writeReflected(tx.buf, tx.off[k]!, v, isn, 0, TCP_SYN, window, sp.stashMss[s]!);
+    // the client's ISN, window and MSS, as the first SYN had them
+    const isn = (sp.stashSeq(s) - 1) | 0;
+    const len = writeReflected(tx.buf, tx.off[k]!, v, isn, 0, TCP_SYN, sp.stashWindow(s), sp.stashMss[s]!);
     this.resolver.sendRouted(k, len, v.saddr | 0);
     return CONSUMED;
   }

@@ -255,6 +255,25 @@ export class SynProxy {
     this.stashUsed[s] = 0;
   }
 
+  /** The offset in `stash` of the TCP header of buffer s's first packet (the client's ACK). */
+  private stashTcp(s: number): number {
+    const o = s * STASH_BYTES + 2;
+    return o + (this.stash[o]! & 0x0f) * 4;
+  }
+
+  /** The sequence number of buffer s's first packet: the client's ISN + 1 (int32). */
+  stashSeq(s: number): number {
+    const st = this.stash;
+    const t = this.stashTcp(s);
+    return (st[t + 4]! << 24) | (st[t + 5]! << 16) | (st[t + 6]! << 8) | st[t + 7]!;
+  }
+
+  /** The window of buffer s's first packet (what the SYN to the real server offers). */
+  stashWindow(s: number): number {
+    const t = this.stashTcp(s) + 14;
+    return (this.stash[t]! << 8) | this.stash[t + 1]!;
+  }
+
   /** Append the IP packet of `v` to buffer s as [length u16][packet]. False when it does not fit. */
   stashPut(s: number, v: FrameView): boolean {
     const used = this.stashUsed[s]!;

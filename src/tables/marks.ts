@@ -80,6 +80,28 @@ export interface MarkRule {
   bytes: number;
 }
 
+/** A rule that matches every packet and has no target yet (what `-A` starts from). */
+export function emptyMarkRule(): MarkRule {
+  return {
+    src: 0,
+    srcMask: 0,
+    srcNeg: false,
+    dst: 0,
+    dstMask: 0,
+    dstNeg: false,
+    proto: 0,
+    protoNeg: false,
+    iface: "",
+    ifaceNeg: false,
+    ports: [],
+    target: MarkTarget.NONE,
+    value: 0,
+    mask: 0,
+    pkts: 0,
+    bytes: 0,
+  };
+}
+
 /** Whether link name `name` matches an -i value (iptables: a trailing "+" is a prefix match). */
 export function ifaceMatches(pattern: string, name: string): boolean {
   if (pattern.endsWith("+")) return name.startsWith(pattern.slice(0, -1));

@@ -39,8 +39,8 @@ import { TCP_ACK } from "../../src/datapath/packet/view.js";
 import { CTR, SVC_BASE, SVC_SLOTS, steerWorker } from "../../src/datapath/workers/protocol.js";
 import { ipToU32 } from "../../src/lib/addr.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../../src/lib/proto.js";
-import { MarkTarget } from "../../src/tables/marks.js";
 import { FwdMethod } from "../../src/tables/model.js";
+import { markRule } from "../support/marks.js";
 
 const built = existsSync(fileURLToPath(defaultWorkerUrl()));
 const pools: WorkerPool[] = [];
@@ -285,24 +285,7 @@ describe.skipIf(!built)("data-path workers, memory links", () => {
     const engine = masterEngine();
     const pool = await startPool(engine, 2, [[], []]);
     const markVip = ipToU32("10.0.0.120");
-    engine.marks.append({
-      src: 0,
-      srcMask: 0,
-      srcNeg: false,
-      dst: markVip,
-      dstMask: 0xffffffff,
-      dstNeg: false,
-      proto: IPPROTO_UDP,
-      protoNeg: false,
-      iface: "",
-      ifaceNeg: false,
-      ports: [],
-      target: MarkTarget.MARK,
-      value: 7,
-      mask: 0xffffffff,
-      pkts: 0,
-      bytes: 0,
-    });
+    engine.marks.append(markRule({ dst: markVip, dstMask: 0xffffffff, proto: IPPROTO_UDP, value: 7 }));
     const key = { proto: 0, addr: 0, port: 0, fwmark: 7 };
     engine.table.addService(key, { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff });
     engine.table.addDest(key, {

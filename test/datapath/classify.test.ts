@@ -19,30 +19,11 @@ import {
   type PortMatch,
   PortWhich,
 } from "../../src/tables/marks.js";
+import { markRule } from "../support/marks.js";
 
 const LINKS = ["eth0", "eth1", "lvs0"];
 
-function rule(o: Partial<MarkRule>): MarkRule {
-  return {
-    src: 0,
-    srcMask: 0,
-    srcNeg: false,
-    dst: 0,
-    dstMask: 0,
-    dstNeg: false,
-    proto: 0,
-    protoNeg: false,
-    iface: "",
-    ifaceNeg: false,
-    ports: [],
-    target: MarkTarget.MARK,
-    value: 1,
-    mask: 0xffffffff,
-    pkts: 0,
-    bytes: 0,
-    ...o,
-  };
-}
+const rule = markRule;
 
 function pkt(o: Partial<MarkInput> = {}): MarkInput {
   return { saddr: 0x0a000007, daddr: 0xc0a800dc, proto: 6, sport: 40000, dport: 80, ipTotalLen: 60, ...o };

@@ -19,7 +19,7 @@ import { FrameView, TCP_ACK, TCP_SYN } from "../../src/datapath/packet/view.js";
 import { SynResponder } from "../../src/datapath/synresponder.js";
 import { ipToU32, macToBytes } from "../../src/lib/addr.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../../src/lib/proto.js";
-import { MarkTarget } from "../../src/tables/marks.js";
+import { markRule } from "../support/marks.js";
 import { IN, IP, MAC, OUT, run, synProxyEngine, tcpKey } from "./engine/helpers.js";
 
 const root = process.getuid?.() === 0;
@@ -124,24 +124,7 @@ describe.skipIf(!root || !nativeAvailable())("the XDP SYN responder's maps follo
     e.owner.own(ipToU32(IP.vip));
     r.sync();
     expect(xdp(syn(IP.client)).retval).toBe(XDP_TX);
-    e.marks.append({
-      src: 0,
-      srcMask: 0,
-      srcNeg: false,
-      dst: ipToU32(IP.vip),
-      dstMask: 0xffffffff,
-      dstNeg: false,
-      proto: IPPROTO_UDP,
-      protoNeg: false,
-      iface: "",
-      ifaceNeg: false,
-      ports: [],
-      target: MarkTarget.MARK,
-      value: 7,
-      mask: 0xffffffff,
-      pkts: 0,
-      bytes: 0,
-    });
+    e.marks.append(markRule({ dst: ipToU32(IP.vip), dstMask: 0xffffffff, proto: IPPROTO_UDP, value: 7 }));
     r.sync();
     expect(xdp(syn(IP.client)).retval).toBe(XDP_PASS);
     e.marks.flush();

@@ -3,6 +3,7 @@ import type { ChildProcess } from "node:child_process";
 import { expect } from "vitest";
 import { CLIENT_IP, VIP } from "../../src/tools/lab/natlab.js";
 import type { ExecResult, Topology } from "../../src/tools/lab/netns.js";
+import { synFloodArgs } from "../../src/tools/lab/synflood.js";
 
 interface HasLvsadm {
   lvsadm(...args: string[]): ExecResult;
@@ -43,20 +44,7 @@ export function synFlood(
   seconds: number,
   interval = "u100",
 ): { p: ChildProcess; done: Promise<void> } {
-  const p = topo.spawn(role, "timeout", [
-    "-s",
-    "INT",
-    String(seconds),
-    "hping3",
-    "-q",
-    "-S",
-    "-p",
-    "80",
-    "--rand-source",
-    "-i",
-    interval,
-    vip,
-  ]);
+  const p = topo.spawn(role, "timeout", synFloodArgs(vip, seconds, interval));
   return { p, done: new Promise<void>((resolve) => p.once("exit", () => resolve())) };
 }
 

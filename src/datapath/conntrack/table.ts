@@ -72,7 +72,7 @@ export const ONE_PACKET_TIMEOUT_MS = 1000;
 export const CONN_F_SYNPROXY = 0x100;
 /** SYN proxy: the SYN went to the real server and its SYN-ACK is awaited; `seqDelta` is the stash buffer. */
 export const CONN_F_SYNPROXY_WAIT = 0x200;
-/** Counted in `held` (conntrack/held.ts) until freed: the XDP responder leaves its tuple's SYNs to lvsd. */
+/** Counted in `held` (conntrack/held.ts) until closed or freed: the XDP responder leaves its tuple's SYNs to lvsd. */
 export const CONN_F_HELD = 0x400;
 
 /** TCP states of a connection whose handshake is not complete (the embryonic-entry bound counts them). */
@@ -743,7 +743,6 @@ export class ConnTable {
     x[hole] = 0;
   }
 
-  /** Remove slot i: unhash, unbind from its dest and template, run the release hook. */
   /**
    * The XDP SYN-cookie responder's shared slot counts (conntrack/held.ts), when one is attached:
    * SYN-proxy entries count there from hold() until they close (TIME_WAIT, CLOSE) or are freed.
@@ -770,6 +769,7 @@ export class ConnTable {
     this.flags[i]! |= CONN_F_HELD;
   }
 
+  /** Remove slot i: unhash, unbind from its dest and template, run the release hook. */
   free(i: number): void {
     const f = this.flags[i]!;
     if ((f & CONN_F_USED) === 0) return;

@@ -38,6 +38,7 @@ import { FwdMethod, SVC_F_ONEPACKET } from "../../../src/tables/model.js";
 import {
   addNatDest,
   addService,
+  addSynProxyService,
   hex,
   IN,
   IP,
@@ -501,18 +502,7 @@ describe("the backup builds what the master had", () => {
 
 describe("SYN-proxied connections survive failover (the offset in the SEQ option)", () => {
   const LADDR = "192.168.10.200";
-  const spSetup = (fwd: FwdMethod) => (e: Engine) => {
-    e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
-    if (fwd === FwdMethod.FULLNAT) e.table.addLaddr(tcpKey(), ipToU32(LADDR));
-    e.table.addDest(tcpKey(), {
-      addr: ipToU32(IP.rs1),
-      port: 8080,
-      weight: 1,
-      fwd,
-      uThreshold: 0,
-      lThreshold: 0,
-    });
-  };
+  const spSetup = (fwd: FwdMethod) => (e: Engine) => addSynProxyService(e, fwd, LADDR);
   const cl = (sport: number, flags: number, seq: number, ack: number, data: string | Uint8Array = "") =>
     eth({ src: MAC.client, dst: MAC.dirOut })
       .ipv4({ src: IP.client, dst: IP.vip })

@@ -21,7 +21,7 @@ import { SyncOut } from "../../../src/datapath/sync.js";
 import { ipToU32 } from "../../../src/lib/addr.js";
 import { FwdMethod } from "../../../src/tables/model.js";
 import { GcWatch, settle } from "../../support/gc.js";
-import { IN, IP, MAC, natEngine, OUT, tcpKey } from "./helpers.js";
+import { addSynProxyService, IN, IP, MAC, natEngine, OUT, tcpKey } from "./helpers.js";
 
 const gc = new GcWatch();
 beforeAll(() => {
@@ -367,15 +367,7 @@ describe("the per-packet path allocates nothing", () => {
 /** A NAT engine with VIP:80 behind the SYN proxy and one real server, rs1:80. */
 function synProxyNatEngine(): Engine {
   const e = natEngine({ sweepPerBatch: 64 });
-  e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
-  e.table.addDest(tcpKey(), {
-    addr: ipToU32(IP.rs1),
-    port: 80,
-    weight: 1,
-    fwd: FwdMethod.MASQ,
-    uThreshold: 0,
-    lThreshold: 0,
-  });
+  addSynProxyService(e, FwdMethod.MASQ, undefined, 80);
   return e;
 }
 

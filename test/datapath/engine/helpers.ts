@@ -97,18 +97,21 @@ export function hex(b: Uint8Array): string {
   return Buffer.from(b).toString("hex");
 }
 
-/** natEngine with the TCP service VIP:80 behind the SYN proxy, one real server rs1:8080 (`fwd`; FULLNAT gets `laddr`). */
-export function synProxyEngine(fwd: FwdMethod = FwdMethod.MASQ, laddr = "192.168.10.200"): Engine {
-  const e = natEngine();
+/** The TCP service VIP:80 behind the SYN proxy, one real server rs1:`port` (`fwd`; FULLNAT gets `laddr`). */
+export function addSynProxyService(
+  e: Engine,
+  fwd: FwdMethod = FwdMethod.MASQ,
+  laddr = "192.168.10.200",
+  port = 8080,
+): void {
   e.table.addService(tcpKey(), { sched: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, synProxy: true });
   if (fwd === FwdMethod.FULLNAT) e.table.addLaddr(tcpKey(), ipToU32(laddr));
-  e.table.addDest(tcpKey(), {
-    addr: ipToU32(IP.rs1),
-    port: 8080,
-    weight: 1,
-    fwd,
-    uThreshold: 0,
-    lThreshold: 0,
-  });
+  e.table.addDest(tcpKey(), { addr: ipToU32(IP.rs1), port, weight: 1, fwd, uThreshold: 0, lThreshold: 0 });
+}
+
+/** natEngine with addSynProxyService. */
+export function synProxyEngine(fwd: FwdMethod = FwdMethod.MASQ, laddr = "192.168.10.200"): Engine {
+  const e = natEngine();
+  addSynProxyService(e, fwd, laddr);
   return e;
 }

@@ -52,9 +52,9 @@ export const BPF_MAP_TYPE_ARRAY = 2;
 export const BPF_MAP_TYPE_LPM_TRIE = 11;
 export const BPF_MAP_TYPE_XSKMAP = 17;
 /** Map flag: allocate entries on insertion (an LPM trie must have it). */
-/** BPF_MAP_CREATE flag: an array whose values can be mmap()ed. */
-export const BPF_F_MMAPABLE = 1 << 10;
 export const BPF_F_NO_PREALLOC = 1;
+/** Map flag: an array whose values can be mmap()ed. */
+export const BPF_F_MMAPABLE = 1 << 10;
 export const BPF_ATOMIC = 0xc0;
 
 export const XDP_ABORTED = 0;
